@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(env::var_os("CARGO_FEATURE_SERVER").is_some())
         .build_transport(env::var_os("CARGO_FEATURE_TRANSPORT").is_some())
+        // `bytes` fields as `bytes::Bytes`: chunks pass through without copies.
+        .bytes(".")
         .compile_fds(fds)?;
     Ok(())
 }

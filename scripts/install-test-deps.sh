@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what Coffer's end-to-end tests need, if missing (idempotent):
+#   - garage 2.5.0 (real S3 server used by tests/src/garage.rs), via `cargo install`
+#     (about 7-17 minutes on 2 cores the first time; the binary lands in ~/.cargo/bin);
+#   - the AWS CLI (`aws`), via pip.
+# Set GARAGE_BIN to use a garage binary elsewhere.
+set -euo pipefail
+
+GARAGE_VERSION=2.5.0
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$PATH:$CARGO_BIN"
+
+garage_version_ok() {
+    local bin="$1"
+    [ -x "$bin" ] || return 1
+    # `garage --version` prints e.g. "garage cargo:2.5.0 [features: ...]" or "garage v2.5.0".
+    "$bin" --version 2>/dev/null | head -n 1 | grep -Eq "(^|[^0-9.])v?${GARAGE_VERSION//./\\.}([^0-9.]|$)"
+}
+
+# Candidates in the order tests/src/garage.rs looks: $GARAGE_BIN, garage on PATH, ~/.cargo/bin/garage.
+garage_candidates() {
+    if [ -n "${GARAGE_BIN:-}" ]; then echo "$GARAGE_BIN"; fi
+    if command -v garage >/dev/null 2>&1; then command -v garage; fi
+    echo "$CARGO_BIN/garage"
+}
+
+found=""
+while IFS= read -r bin; do
+    if garage_version_ok "$bin"; then
+        found="$bin"
+        break
+    elif [ -x "$bin" ]; then
+        echo "garage at $bin is $("$bin" --version 2>/dev/null | head -n 1 || echo 'of unknown version'), want $GARAGE_VERSION"
+    fi
+done < <(garage_candidates)
+
+if [ -n "$found" ]; then
+    echo "garage: $("$found" --version 2>/dev/null | head -n 1) at $found"
+else
+    echo "garage $GARAGE_VERSION not found: cargo install garage@$GARAGE_VERSION --locked (takes several minutes)"
+    cargo install "garage@$GARAGE_VERSION" --locked
+    garage_version_ok "$CARGO_BIN/garage" || {
+        echo "error: $CARGO_BIN/garage does not report version $GARAGE_VERSION after install" >&2
+        exit 1
+    }
+    echo "garage: $("$CARGO_BIN/garage" --version | head -n 1) at $CARGO_BIN/garage"
+    if [ -n "${GARAGE_BIN:-}" ] && [ "$GARAGE_BIN" != "$CARGO_BIN/garage" ]; then
+        echo "note: GARAGE_BIN=$GARAGE_BIN is not $GARAGE_VERSION; unset it to use $CARGO_BIN/garage" >&2
+    fi
+fi
+
+if aws --version >/dev/null 2>&1; then
+    echo "aws: $(aws --version 2>&1 | head -n 1)"
+else
+    echo "aws CLI not found: installing awscli with pip"
+    if command -v pip >/dev/null 2>&1; then
+        pip install --quiet awscli
+    else
+        python3 -m pip install --quiet awscli
+    fi
+    hash -r
+    aws --version
+fi

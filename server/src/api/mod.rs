@@ -1,0 +1,35 @@
+//! The network edge: one axum router serving native gRPC, grpc-web,
+//! gRPC health and reflection, and plain HTTP routes on a single port.
+//!
+//! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
+//! - [`status`]: the one place domain errors become gRPC statuses.
+
+pub mod grpc;
+pub mod status;
+
+use crate::files::Files;
+use axum::routing::get;
+use coffer_proto::pb::file_storage_server::FileStorageServer;
+
+/// Largest gRPC message accepted: a full chunk plus framing.
+pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
+
+/// Builds the router for every route the server answers.
+pub async fn router(files: Files) -> anyhow::Result<axum::Router> {
+    let api = grpc::FileStorageApi::new(files);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<FileStorageServer<grpc::FileStorageApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let file_storage = FileStorageServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let grpc = tonic::service::Routes::new(file_storage)
+        .add_service(health_service)
+        .add_service(reflection)
+        .into_axum_router()
+        .layer(tonic_web::GrpcWebLayer::new());
+    Ok(grpc.route("/healthz", get(|| async { "ok\n" })))
+}

@@ -1,0 +1,164 @@
+//! Server configuration: flags, environment and `.env`, accepting the
+//! tutorial's variable names (`MINIO_ENDPOINT_1..N`, `MINIO_ACCESS_KEY`,
+//! `MINIO_SECRET_KEY`, `PORT`).
+//!
+//! Only the binary reads configuration; it turns [`Config`] into the plain
+//! structs the libraries take.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// coffer-server: Coffer's metadata and replication server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "coffer-server", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "COFFER_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port for gRPC, grpc-web and HTTP (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    pub port: u16,
+    /// Where SQLite metadata (and the embedded default nodes) live.
+    #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
+    pub data_dir: PathBuf,
+    /// Storage nodes: S3 endpoints (`host:port` or a URL) or local
+    /// directories (`dir:PATH`), comma-separated. Added to
+    /// `MINIO_ENDPOINT_1..N`. With none, three local directories under the
+    /// data dir are used.
+    #[arg(long = "node", env = "COFFER_NODES", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// S3 access key for every node (per node: `MINIO_ACCESS_KEY_<i>`).
+    #[arg(long, env = "MINIO_ACCESS_KEY", default_value = "")]
+    pub access_key: String,
+    /// S3 secret key for every node (per node: `MINIO_SECRET_KEY_<i>`).
+    #[arg(long, env = "MINIO_SECRET_KEY", default_value = "", hide_env_values = true)]
+    pub secret_key: String,
+    /// S3 region.
+    #[arg(long, env = "MINIO_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Bucket on every S3 node (created if missing).
+    #[arg(long, env = "COFFER_BUCKET", default_value = "files")]
+    pub bucket: String,
+    /// Copies of each chunk (default: min(3, nodes)).
+    #[arg(long, env = "COFFER_REPLICATION")]
+    pub replication: Option<usize>,
+    /// Copies that must be written before an upload succeeds (default: a
+    /// majority of the replication factor).
+    #[arg(long, env = "COFFER_WRITE_QUORUM")]
+    pub write_quorum: Option<usize>,
+    /// Longest one request to one storage node may take, in milliseconds.
+    #[arg(long, env = "COFFER_NODE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub node_timeout_ms: u64,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// One storage node as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSpec {
+    Local { id: String, dir: PathBuf },
+    S3 { id: String, endpoint: String, access_key: String, secret_key: String },
+}
+
+impl Config {
+    /// How long a node may take to answer.
+    pub fn node_timeout(&self) -> Duration {
+        Duration::from_millis(self.node_timeout_ms.max(1))
+    }
+
+    /// The storage nodes: `--node`/`COFFER_NODES`, then
+    /// `MINIO_ENDPOINT_1..N` from `env`; or, if there are none, the embedded
+    /// default of three local directories under the data dir.
+    pub fn node_specs(&self, env: impl Fn(&str) -> Option<String>) -> Vec<NodeSpec> {
+        let mut raw: Vec<(String, Option<usize>)> =
+            self.nodes.iter().filter(|n| !n.trim().is_empty()).map(|n| (n.trim().to_string(), None)).collect();
+        for i in 1.. {
+            match env(&format!("MINIO_ENDPOINT_{i}")) {
+                Some(e) if !e.trim().is_empty() => raw.push((e.trim().to_string(), Some(i))),
+                _ => break,
+            }
+        }
+        if raw.is_empty() {
+            return (1..=3)
+                .map(|i| NodeSpec::Local {
+                    id: format!("local-{i}"),
+                    dir: self.data_dir.join("nodes").join(format!("node{i}")),
+                })
+                .collect();
+        }
+        raw.into_iter()
+            .map(|(spec, index)| {
+                if let Some(dir) = spec.strip_prefix("dir:") {
+                    return NodeSpec::Local { id: format!("dir:{dir}"), dir: PathBuf::from(dir) };
+                }
+                let endpoint =
+                    if spec.contains("://") { spec.trim_end_matches('/').to_string() } else { format!("http://{spec}") };
+                let per_node = |name: &str| index.and_then(|i| env(&format!("{name}_{i}")));
+                NodeSpec::S3 {
+                    id: endpoint.clone(),
+                    endpoint,
+                    access_key: per_node("MINIO_ACCESS_KEY").unwrap_or_else(|| self.access_key.clone()),
+                    secret_key: per_node("MINIO_SECRET_KEY").unwrap_or_else(|| self.secret_key.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("coffer-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = parse(&[]);
+        assert_eq!((c.host.as_str(), c.bucket.as_str()), ("0.0.0.0", "files"));
+        let nodes = c.node_specs(|_| None);
+        assert_eq!(nodes.len(), 3);
+        assert!(matches!(&nodes[0], NodeSpec::Local { id, .. } if id == "local-1"));
+    }
+
+    #[test]
+    fn tutorial_endpoints_become_s3_nodes() {
+        let env: HashMap<&str, &str> = [
+            ("MINIO_ENDPOINT_1", "localhost:9001"),
+            ("MINIO_ENDPOINT_2", "https://s3.example.com/"),
+            ("MINIO_SECRET_KEY_2", "other"),
+            ("MINIO_ENDPOINT_4", "ignored:1"),
+        ]
+        .into();
+        let c = parse(&["--access-key", "ak", "--secret-key", "sk"]);
+        let nodes = c.node_specs(|k| env.get(k).map(|v| v.to_string()));
+        assert_eq!(
+            nodes,
+            vec![
+                NodeSpec::S3 {
+                    id: "http://localhost:9001".into(),
+                    endpoint: "http://localhost:9001".into(),
+                    access_key: "ak".into(),
+                    secret_key: "sk".into()
+                },
+                NodeSpec::S3 {
+                    id: "https://s3.example.com".into(),
+                    endpoint: "https://s3.example.com".into(),
+                    access_key: "ak".into(),
+                    secret_key: "other".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn node_flags_accept_directories() {
+        let c = parse(&["--node", "dir:/tmp/a,dir:/tmp/b"]);
+        let nodes = c.node_specs(|_| None);
+        assert_eq!(nodes[1], NodeSpec::Local { id: "dir:/tmp/b".into(), dir: "/tmp/b".into() });
+    }
+}

@@ -1,0 +1,487 @@
+//! The domain: uploads, downloads, versions, restore and delete, on top of
+//! the metadata store and the cluster. No tonic or S3 types here.
+//!
+//! Two ways in for uploads, one commit path:
+//! - [`StreamUpload`]: the server cuts an incoming byte stream into chunks
+//!   (the seed's `UploadFile`);
+//! - upload sessions ([`Files::start_upload`], [`Files::put_chunk`],
+//!   [`Files::finish_upload`]): the client cuts and hashes, and sends only
+//!   the chunks the cluster lacks.
+//!
+//! Either way a version is committed in one metadata transaction after
+//! every chunk is stored on at least W nodes; before that nothing of the
+//! upload is visible.
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::meta::{self, chunks::HealthCounts, ChunkRef, Meta, MetaError, OwnerId, VersionRow};
+use bytes::Bytes;
+use coffer_proto::chunking::{chunk_id, is_chunk_id, Chunker, MAX_CHUNK};
+use coffer_proto::paths::{self, PathError};
+use futures::{Stream, StreamExt};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+/// Tuning of the domain layer.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// Chunks of one streamed upload being stored at once.
+    pub upload_parallelism: usize,
+    /// Chunks of one download fetched ahead of the one being sent.
+    pub read_ahead: usize,
+    /// How long an upload session stays open.
+    pub session_ttl: Duration,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { upload_parallelism: 4, read_ahead: 4, session_ttl: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// Why a file operation failed. Mapped to gRPC statuses in `api::status`.
+#[derive(Debug, Error)]
+pub enum FileError {
+    #[error("invalid file name: {0}")]
+    InvalidPath(#[from] PathError),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("file {0:?} not found")]
+    NotFound(String),
+    #[error("file {path:?} has no version {version}")]
+    VersionNotFound { path: String, version: u64 },
+    #[error("upload session {0:?} not found or expired")]
+    SessionNotFound(String),
+    #[error("{missing} chunk(s) of the upload are not stored yet; send them with PutChunk")]
+    ChunksMissing { missing: usize },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<MetaError> for FileError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::MissingChunks(missing) => FileError::ChunksMissing { missing },
+            other => FileError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ClusterError> for FileError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Config(msg) => FileError::Internal(msg),
+            other => FileError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// One version of one file, with how well it is replicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    pub path: String,
+    pub number: u64,
+    pub size: u64,
+    /// BLAKE3 of the whole content, hex.
+    pub hash: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// The file is deleted (this version remains restorable).
+    pub deleted: bool,
+    pub chunk_count: u32,
+    pub health: HealthCounts,
+    pub replication: u32,
+}
+
+/// What a client declares when it opens an upload session.
+#[derive(Debug, Clone)]
+pub struct UploadPlan {
+    pub path: String,
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
+    pub hash: String,
+}
+
+/// An open upload session, as returned to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStatus {
+    pub id: String,
+    /// Chunk ids the cluster still lacks, each once, in file order.
+    pub missing: Vec<String>,
+    pub expires_at: String,
+}
+
+/// The file service. Cheap to clone.
+#[derive(Clone)]
+pub struct Files {
+    meta: Meta,
+    cluster: Arc<Cluster>,
+    cfg: FilesConfig,
+}
+
+const UPLOADER: &str = "default";
+
+impl Files {
+    pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
+        Self { meta, cluster, cfg }
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Starts a streamed upload; the name is given at the end.
+    pub fn begin_stream(&self, owner: OwnerId) -> StreamUpload {
+        StreamUpload {
+            files: self.clone(),
+            owner,
+            chunker: Chunker::new(),
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            chunks: Vec::new(),
+            inflight: VecDeque::new(),
+        }
+    }
+
+    /// Stores one chunk unless it is stored already (dedup).
+    async fn store_chunk(&self, data: Bytes) -> Result<ChunkRef, FileError> {
+        let id = chunk_id(&data);
+        let size = data.len() as u32;
+        let known = {
+            let id = id.clone();
+            self.meta.call(move |c| meta::chunks::is_stored(c, &id)).await?
+        };
+        if !known {
+            let acked = self.cluster.write_chunk(&id, data).await?;
+            let id = id.clone();
+            self.meta
+                .call(move |c| meta::chunks::record_chunk(c, &id, size, &acked, &meta::now_rfc3339()))
+                .await?;
+        }
+        Ok(ChunkRef { id, size })
+    }
+
+    async fn with_health(&self, row: VersionRow) -> Result<FileVersion, FileError> {
+        let r = self.cluster.config().replication;
+        let (file_id, number) = (row.file_id, row.number);
+        let health = self.meta.call(move |c| meta::chunks::version_health(c, file_id, number, r)).await?;
+        Ok(FileVersion {
+            path: row.path,
+            number: row.number,
+            size: row.size,
+            hash: row.hash,
+            created_at: row.created_at,
+            deleted: row.deleted,
+            chunk_count: row.chunk_count,
+            health,
+            replication: r as u32,
+        })
+    }
+
+    async fn find(&self, owner: OwnerId, path: &str, version: Option<u64>) -> Result<VersionRow, FileError> {
+        let path = paths::normalize(path)?;
+        let p = path.clone();
+        let row = self.meta.call(move |c| meta::files::version(c, owner, &p, version)).await?;
+        match (row, version) {
+            (Some(row), Some(_)) => Ok(row),
+            (Some(row), None) if !row.deleted => Ok(row),
+            (Some(_), None) => Err(FileError::NotFound(path)),
+            (None, Some(v)) => {
+                let p = path.clone();
+                let exists = self.meta.call(move |c| meta::files::version(c, owner, &p, None)).await?.is_some();
+                Err(if exists { FileError::VersionNotFound { path, version: v } } else { FileError::NotFound(path) })
+            }
+            (None, None) => Err(FileError::NotFound(path)),
+        }
+    }
+
+    /// Metadata of version `version` (latest live one if `None`).
+    pub async fn metadata(&self, owner: OwnerId, path: &str, version: Option<u64>) -> Result<FileVersion, FileError> {
+        let row = self.find(owner, path, version).await?;
+        self.with_health(row).await
+    }
+
+    /// Opens a version for reading: its metadata and ordered chunk list.
+    pub async fn open(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
+        let row = self.find(owner, path, version).await?;
+        let (file_id, number) = (row.file_id, row.number);
+        let chunks = self.meta.call(move |c| meta::files::version_chunks(c, file_id, number)).await?;
+        Ok((self.with_health(row).await?, chunks))
+    }
+
+    /// The contents of `chunks`, in order, verified, a few fetched ahead.
+    pub fn read_chunks(&self, chunks: Vec<ChunkRef>) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
+        let cluster = self.cluster.clone();
+        futures::stream::iter(chunks)
+            .map(move |c| {
+                let cluster = cluster.clone();
+                async move { cluster.read_chunk(&c.id).await.map_err(FileError::from) }
+            })
+            .buffered(self.cfg.read_ahead.max(1))
+    }
+
+    /// A page of live files under `prefix`, and the token of the next page
+    /// (empty on the last one).
+    pub async fn list(
+        &self,
+        owner: OwnerId,
+        prefix: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, String), FileError> {
+        let prefix = paths::normalize_prefix(prefix)?;
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let after = page_token.to_string();
+        let rows = self
+            .meta
+            .call(move |c| meta::files::list_files(c, owner, &prefix, &after, limit + 1))
+            .await?;
+        let more = rows.len() > limit as usize;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().take(limit as usize) {
+            out.push(self.with_health(row).await?);
+        }
+        let next = if more { out.last().map(|v| v.path.clone()).unwrap_or_default() } else { String::new() };
+        Ok((out, next))
+    }
+
+    /// Every version of a file, newest first.
+    pub async fn versions(&self, owner: OwnerId, path: &str) -> Result<Vec<FileVersion>, FileError> {
+        let path = paths::normalize(path)?;
+        let p = path.clone();
+        let rows = self.meta.call(move |c| meta::files::list_versions(c, owner, &p)).await?;
+        if rows.is_empty() {
+            return Err(FileError::NotFound(path));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.with_health(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// Makes version `number` the newest again, as a new version.
+    pub async fn restore(&self, owner: OwnerId, path: &str, number: u64) -> Result<FileVersion, FileError> {
+        let row = self.find(owner, path, Some(number)).await?;
+        let p = row.path.clone();
+        let restored = self
+            .meta
+            .call(move |c| meta::files::restore_version(c, owner, &p, number, UPLOADER, &meta::now_rfc3339()))
+            .await?
+            .ok_or_else(|| FileError::VersionNotFound { path: row.path.clone(), version: number })?;
+        self.with_health(restored).await
+    }
+
+    /// Deletes a file (its versions stay restorable); returns its latest
+    /// version number.
+    pub async fn delete(&self, owner: OwnerId, path: &str) -> Result<u64, FileError> {
+        let path = paths::normalize(path)?;
+        let p = path.clone();
+        self.meta
+            .call(move |c| meta::files::delete_file(c, owner, &p, &meta::now_rfc3339()))
+            .await?
+            .ok_or(FileError::NotFound(path))
+    }
+
+    /// Opens an upload session for `plan` and says which chunks to send.
+    pub async fn start_upload(&self, owner: OwnerId, plan: UploadPlan) -> Result<SessionStatus, FileError> {
+        let path = paths::normalize(&plan.path)?;
+        validate_plan(&plan)?;
+        let now = time::OffsetDateTime::now_utc();
+        let session = meta::sessions::SessionRow {
+            id: format!("{:032x}", rand::random::<u128>()),
+            owner,
+            path,
+            size: plan.size,
+            hash: plan.hash,
+            expires_at: meta::rfc3339(now + self.cfg.session_ttl),
+            chunks: plan.chunks,
+        };
+        let s = session.clone();
+        let missing = self
+            .meta
+            .call(move |c| {
+                let now = meta::rfc3339(now);
+                meta::sessions::delete_expired(c, &now)?;
+                meta::sessions::create(c, &s, &now)?;
+                meta::chunks::unknown(c, s.chunks.iter().map(|ch| ch.id.as_str()))
+            })
+            .await?;
+        Ok(SessionStatus { id: session.id, missing, expires_at: session.expires_at })
+    }
+
+    async fn session(&self, owner: OwnerId, id: &str) -> Result<meta::sessions::SessionRow, FileError> {
+        let i = id.to_string();
+        self.meta
+            .call(move |c| meta::sessions::get(c, &i, owner, &meta::now_rfc3339()))
+            .await?
+            .ok_or_else(|| FileError::SessionNotFound(id.to_string()))
+    }
+
+    async fn missing_of(&self, s: &meta::sessions::SessionRow) -> Result<Vec<String>, FileError> {
+        let ids: Vec<String> = s.chunks.iter().map(|c| c.id.clone()).collect();
+        Ok(self.meta.call(move |c| meta::chunks::unknown(c, ids.iter().map(String::as_str))).await?)
+    }
+
+    /// What an open session still lacks (resume after a dropped connection).
+    pub async fn resume_upload(&self, owner: OwnerId, id: &str) -> Result<SessionStatus, FileError> {
+        let s = self.session(owner, id).await?;
+        let missing = self.missing_of(&s).await?;
+        Ok(SessionStatus { id: s.id, missing, expires_at: s.expires_at })
+    }
+
+    /// Stores one chunk of a session after checking it is one of the
+    /// session's and that its bytes hash to its id. Returns how many of the
+    /// session's chunks are still missing.
+    pub async fn put_chunk(&self, owner: OwnerId, id: &str, chunk: &str, data: Bytes) -> Result<usize, FileError> {
+        let s = self.session(owner, id).await?;
+        let Some(declared) = s.chunks.iter().find(|c| c.id == chunk) else {
+            return Err(FileError::InvalidArgument(format!("chunk {chunk:?} is not part of upload {id}")));
+        };
+        if data.len() != declared.size as usize {
+            return Err(FileError::InvalidArgument(format!(
+                "chunk {chunk} has {} bytes; the upload declared {}",
+                data.len(),
+                declared.size
+            )));
+        }
+        if chunk_id(&data) != chunk {
+            return Err(FileError::InvalidArgument(format!(
+                "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
+            )));
+        }
+        self.store_chunk(data).await?;
+        Ok(self.missing_of(&s).await?.len())
+    }
+
+    /// Commits a session whose chunks are all stored as a new version.
+    pub async fn finish_upload(&self, owner: OwnerId, id: &str) -> Result<FileVersion, FileError> {
+        let s = self.session(owner, id).await?;
+        let row = self.meta.call(move |c| meta::sessions::finish(c, &s, UPLOADER, &meta::now_rfc3339())).await?;
+        self.with_health(row).await
+    }
+}
+
+fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
+    let bad = |m: String| Err(FileError::InvalidArgument(m));
+    if !is_chunk_id(&plan.hash) {
+        return bad("contentHash must be the BLAKE3 of the content: 64 lowercase hex digits".into());
+    }
+    let mut total = 0u64;
+    for (i, c) in plan.chunks.iter().enumerate() {
+        if !is_chunk_id(&c.id) {
+            return bad(format!("chunk {i}: id must be 64 lowercase hex digits (BLAKE3)"));
+        }
+        if c.size == 0 || c.size as usize > MAX_CHUNK {
+            return bad(format!("chunk {i}: size {} is outside 1..={MAX_CHUNK}", c.size));
+        }
+        total += c.size as u64;
+    }
+    if total != plan.size {
+        return bad(format!("chunk sizes add up to {total} bytes, but the file size is {}", plan.size));
+    }
+    Ok(())
+}
+
+/// A streamed upload: bytes in, chunks stored as they are cut (a few at a
+/// time), one version committed by [`StreamUpload::finish`]. Dropping it
+/// commits nothing.
+pub struct StreamUpload {
+    files: Files,
+    owner: OwnerId,
+    chunker: Chunker,
+    hasher: blake3::Hasher,
+    size: u64,
+    chunks: Vec<ChunkRef>,
+    inflight: VecDeque<JoinHandle<Result<ChunkRef, FileError>>>,
+}
+
+impl StreamUpload {
+    /// Adds the next bytes of the file.
+    pub async fn push(&mut self, data: &[u8]) -> Result<(), FileError> {
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        for chunk in self.chunker.push(data) {
+            self.submit(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, chunk: Bytes) -> Result<(), FileError> {
+        while self.inflight.len() >= self.files.cfg.upload_parallelism.max(1) {
+            self.collect_one().await?;
+        }
+        let files = self.files.clone();
+        self.inflight.push_back(tokio::spawn(async move { files.store_chunk(chunk).await }));
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<(), FileError> {
+        if let Some(handle) = self.inflight.pop_front() {
+            let chunk = handle.await.map_err(|e| FileError::Internal(e.to_string()))??;
+            self.chunks.push(chunk);
+        }
+        Ok(())
+    }
+
+    /// Bytes received so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Stores the rest and commits the file as a new version of `path`.
+    pub async fn finish(mut self, path: &str) -> Result<FileVersion, FileError> {
+        let path = paths::normalize(path)?;
+        let chunker = std::mem::take(&mut self.chunker);
+        for chunk in chunker.finish() {
+            self.submit(chunk).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.collect_one().await?;
+        }
+        let hash = self.hasher.finalize().to_hex().to_string();
+        let (owner, size, chunks) = (self.owner, self.size, std::mem::take(&mut self.chunks));
+        let row = self
+            .files
+            .meta
+            .call(move |c| {
+                meta::files::commit_version(
+                    c,
+                    &meta::files::NewVersion {
+                        owner,
+                        path: &path,
+                        size,
+                        hash: &hash,
+                        chunks: &chunks,
+                        uploader: UPLOADER,
+                        restored_from: None,
+                        now: &meta::now_rfc3339(),
+                    },
+                )
+            })
+            .await?;
+        self.files.with_health(row).await
+    }
+}
+
+impl Drop for StreamUpload {
+    fn drop(&mut self) {
+        // An abandoned upload stops storing; what it stored is unreferenced
+        // and left to garbage collection.
+        for h in &self.inflight {
+            h.abort();
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `coffer-server`: Coffer's server as a library; the `coffer-server`
+//! binary (`main.rs`) only wires these parts together.
+//!
+//! - [`store`]: the [`store::BlobStore`] trait and its backends (local
+//!   directory, S3), plus a fault-injecting decorator.
+//! - [`cluster`]: placement, quorum writes, verified reads, node health.
+//! - [`meta`]: the SQLite metadata store.
+//! - [`files`]: the domain — uploads, downloads, versions, sessions.
+//! - [`api`]: gRPC / grpc-web / HTTP on one port.
+//! - [`workers`]: background tasks.
+//! - [`config`]: flags and environment, read by the binary only.
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod files;
+pub mod meta;
+pub mod store;
+pub mod workers;

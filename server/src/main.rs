@@ -1,0 +1,120 @@
+//! The `coffer-server` binary: configuration -> stores -> metadata ->
+//! cluster -> services -> listener -> workers -> graceful shutdown.
+
+use anyhow::Context;
+use clap::Parser;
+use coffer_server::cluster::{Cluster, ClusterConfig};
+use coffer_server::config::{Config, NodeSpec};
+use coffer_server::files::{Files, FilesConfig};
+use coffer_server::meta::Meta;
+use coffer_server::store::{local::LocalStore, s3::S3Config, s3::S3Store, BlobStore};
+use coffer_server::{api, workers};
+use std::io::Write;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // A missing .env is normal; a malformed one is worth saying.
+    if let Err(e) = dotenvy::dotenv() {
+        if !e.not_found() {
+            eprintln!("warning: ignoring .env: {e}");
+        }
+    }
+    let cfg = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    let nodes = build_nodes(&cfg).await?;
+    let meta = Meta::open(&cfg.data_dir.join("coffer.db")).context("cannot open the metadata database")?;
+
+    let mut cluster_cfg = ClusterConfig::for_nodes(nodes.len());
+    if let Some(r) = cfg.replication {
+        cluster_cfg.replication = r;
+        cluster_cfg.write_quorum = r / 2 + 1;
+    }
+    if let Some(w) = cfg.write_quorum {
+        cluster_cfg.write_quorum = w;
+    }
+    cluster_cfg.node_timeout = cfg.node_timeout();
+    let (cluster, replica_events) = Cluster::new(nodes, cluster_cfg.clone())?;
+    let files = Files::new(meta.clone(), Arc::new(cluster), FilesConfig::default());
+
+    let cancel = CancellationToken::new();
+    let recorder = tokio::spawn(workers::replica_log::run(meta.clone(), replica_events, cancel.clone()));
+
+    let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        replication = cluster_cfg.replication,
+        write_quorum = cluster_cfg.write_quorum,
+        data_dir = %cfg.data_dir.display(),
+        "coffer-server ready"
+    );
+    // A line on stdout for scripts and tests that start us on port 0.
+    println!("coffer-server listening on http://{addr}");
+    std::io::stdout().flush().ok();
+
+    let router = api::router(files).await?;
+    let shutdown = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        shutdown.cancel();
+    });
+    axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await?;
+    cancel.cancel();
+    recorder.await.ok();
+    Ok(())
+}
+
+async fn build_nodes(cfg: &Config) -> anyhow::Result<Vec<(String, Arc<dyn BlobStore>)>> {
+    let mut nodes: Vec<(String, Arc<dyn BlobStore>)> = Vec::new();
+    for spec in cfg.node_specs(|k| std::env::var(k).ok()) {
+        let (id, store): (String, Arc<dyn BlobStore>) = match spec {
+            NodeSpec::Local { id, dir } => (id.clone(), Arc::new(LocalStore::new(id, dir))),
+            NodeSpec::S3 { id, endpoint, access_key, secret_key } => {
+                let s3 = S3Store::new(&S3Config {
+                    name: id.clone(),
+                    endpoint,
+                    region: cfg.region.clone(),
+                    bucket: cfg.bucket.clone(),
+                    access_key,
+                    secret_key,
+                    timeout: cfg.node_timeout(),
+                });
+                (id, Arc::new(s3))
+            }
+        };
+        // A node that is down at start-up may come back; say so and go on.
+        if let Err(e) = store.ensure_ready().await {
+            tracing::warn!(node = %id, error = %e, "storage node not ready");
+        }
+        nodes.push((id, store));
+    }
+    Ok(nodes)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.ok();
+}

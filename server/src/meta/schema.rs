@@ -1,0 +1,102 @@
+//! Schema migrations, applied in order and tracked by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version forward. Never edit a released
+/// entry; append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE owners (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+INSERT INTO owners (id, name) VALUES (1, 'default');
+
+CREATE TABLE files (
+    id         INTEGER PRIMARY KEY,
+    owner_id   INTEGER NOT NULL REFERENCES owners(id),
+    path       TEXT NOT NULL,
+    deleted_at TEXT,
+    UNIQUE (owner_id, path)
+);
+
+CREATE TABLE chunks (
+    id         TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE versions (
+    file_id    INTEGER NOT NULL REFERENCES files(id),
+    number     INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    uploader   TEXT NOT NULL,
+    restored_from INTEGER,
+    PRIMARY KEY (file_id, number)
+) WITHOUT ROWID;
+
+CREATE TABLE version_chunks (
+    file_id  INTEGER NOT NULL,
+    number   INTEGER NOT NULL,
+    idx      INTEGER NOT NULL,
+    chunk_id TEXT NOT NULL REFERENCES chunks(id),
+    PRIMARY KEY (file_id, number, idx),
+    FOREIGN KEY (file_id, number) REFERENCES versions(file_id, number)
+) WITHOUT ROWID;
+CREATE INDEX version_chunks_by_chunk ON version_chunks(chunk_id);
+
+CREATE TABLE replicas (
+    chunk_id   TEXT NOT NULL,
+    node       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('ok', 'missing', 'corrupt')),
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (chunk_id, node)
+) WITHOUT ROWID;
+CREATE INDEX replicas_needing_repair ON replicas(state) WHERE state <> 'ok';
+
+CREATE TABLE upload_sessions (
+    id         TEXT PRIMARY KEY,
+    owner_id   INTEGER NOT NULL REFERENCES owners(id),
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE session_chunks (
+    session_id TEXT NOT NULL REFERENCES upload_sessions(id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    chunk_id   TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (session_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX session_chunks_by_chunk ON session_chunks(chunk_id);
+"#];
+
+/// Brings the database up to the newest schema.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        migrate(&mut c).unwrap();
+        let v: usize = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+    }
+}

@@ -1,0 +1,162 @@
+//! A storage node that is a directory on this machine.
+//!
+//! Objects are files named by their key below the root. A put writes a
+//! temporary file, syncs it and renames it into place, so a crash never
+//! leaves a torn object under a real key.
+
+use super::{BlobStore, ObjectInfo, StoreError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A directory-backed [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    name: String,
+    root: Arc<PathBuf>,
+}
+
+const TMP_DIR: &str = ".tmp";
+
+impl LocalStore {
+    pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+        Self { name: name.into(), root: Arc::new(root.into()) }
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let ok = !key.is_empty()
+            && !key.starts_with('/')
+            && key.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && s != TMP_DIR)
+            && !key.contains('\0');
+        if !ok {
+            return Err(StoreError::InvalidKey { store: self.name.clone(), key: key.to_string() });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn other(&self, e: std::io::Error) -> StoreError {
+        StoreError::Other { store: self.name.clone(), source: Box::new(e) }
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalStore) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| StoreError::Other { store: self.name.clone(), source: Box::new(e) })?
+    }
+}
+
+fn write_atomically(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile_in(tmp_dir)?;
+    tmp.1.write_all(data)?;
+    tmp.1.sync_all()?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(&tmp.0, path)?;
+    if let Some(parent) = path.parent() {
+        // Make the rename itself durable.
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{:032x}", rand::random::<u128>()));
+    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    Ok((path, file))
+}
+
+fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let Ok(rel) = path.strip_prefix(root) else { continue };
+        let Some(key) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else {
+            continue;
+        };
+        if key == TMP_DIR {
+            continue;
+        }
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            // Descend only where keys below can still match the prefix.
+            let as_dir = format!("{key}/");
+            if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                walk(root, &path, prefix, out)?;
+            }
+        } else if ty.is_file() && key.starts_with(prefix) {
+            out.push(ObjectInfo { key, size: entry.metadata()?.len() });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BlobStore for LocalStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ensure_ready(&self) -> Result<(), StoreError> {
+        self.blocking(|s| {
+            std::fs::create_dir_all(s.root.join(TMP_DIR)).map_err(|e| s.other(e))?;
+            // Temporary files left by a crash are garbage.
+            if let Ok(entries) = std::fs::read_dir(s.root.join(TMP_DIR)) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        self.blocking(move |s| write_atomically(&s.root.join(TMP_DIR), &path, &data).map_err(|e| s.other(e)))
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        self.blocking(move |s| match std::fs::read(&path) {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound { store: s.name.clone(), key }),
+            Err(e) => Err(s.other(e)),
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        self.blocking(move |s| match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(s.other(e)),
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let prefix = prefix.to_string();
+        self.blocking(move |s| {
+            let mut out = Vec::new();
+            walk(&s.root, &s.root, &prefix, &mut out).map_err(|e| s.other(e))?;
+            Ok(out)
+        })
+        .await
+    }
+}

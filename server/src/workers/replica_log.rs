@@ -1,0 +1,37 @@
+//! Records replica outcomes reported by the cluster (background writes that
+//! finished or failed, missing or corrupt copies found by reads) in the
+//! metadata store, in batches. These rows are what repair works from.
+
+use crate::cluster::ReplicaEvent;
+use crate::meta::{self, Meta};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+const BATCH: usize = 512;
+
+/// Drains `events` into `meta` until cancelled, then records what is left.
+pub async fn run(meta: Meta, mut events: UnboundedReceiver<ReplicaEvent>, cancel: CancellationToken) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let got = tokio::select! {
+            n = events.recv_many(&mut batch, BATCH) => n,
+            _ = cancel.cancelled() => {
+                while let Ok(e) = events.try_recv() {
+                    batch.push(e);
+                }
+                0
+            }
+        };
+        if !batch.is_empty() {
+            let events = std::mem::take(&mut batch);
+            let n = events.len();
+            if let Err(e) = meta.call(move |c| meta::chunks::record_replicas(c, &events, &meta::now_rfc3339())).await {
+                tracing::error!(error = %e, lost = n, "could not record replica outcomes");
+            }
+        }
+        if got == 0 {
+            // Cancelled, or every sender is gone.
+            return;
+        }
+    }
+}
