@@ -1,0 +1,101 @@
+//! Deterministic test content and helpers that move it through the API.
+
+use bytes::Bytes;
+use coffer_proto::pb::{file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse};
+use tonic::transport::Channel;
+
+/// Bytes per message when streaming uploads.
+pub const MESSAGE: usize = 1024 * 1024;
+
+/// `len` pseudo-random bytes from `seed` (xorshift; incompressible and
+/// without repeats that would dedup).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let take = (len - out.len()).min(8);
+        out.extend_from_slice(&x.to_le_bytes()[..take]);
+    }
+    out
+}
+
+/// A large pattern as a sequence of `MESSAGE`-sized blocks, generated
+/// lazily so the test never holds the whole file.
+pub fn pattern_blocks(len: u64, seed: u64) -> impl Iterator<Item = Bytes> + Send + 'static {
+    let blocks = len.div_ceil(MESSAGE as u64);
+    (0..blocks).map(move |i| {
+        let this = (len - i * MESSAGE as u64).min(MESSAGE as u64) as usize;
+        Bytes::from(pattern(this, seed.wrapping_add(i.wrapping_mul(7919))))
+    })
+}
+
+/// BLAKE3 (hex) and length of what `blocks` yields.
+pub fn hash_blocks(blocks: impl Iterator<Item = Bytes>) -> (u64, String) {
+    let mut h = blake3::Hasher::new();
+    let mut n = 0;
+    for b in blocks {
+        n += b.len() as u64;
+        h.update(&b);
+    }
+    (n, h.finalize().to_hex().to_string())
+}
+
+/// Uploads `blocks` to `name` through `UploadFile`, the name in the first
+/// message only (an empty file is one empty message carrying the name).
+pub async fn upload(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    blocks: impl Iterator<Item = Bytes> + Send + 'static,
+) -> Result<UploadResponse, tonic::Status> {
+    let mut blocks = blocks.peekable();
+    let first = FileRequest { file_data: blocks.next().unwrap_or_default(), file_name: name.to_string() };
+    let rest = blocks.map(|b| FileRequest { file_data: b, file_name: String::new() });
+    let msgs = std::iter::once(first).chain(rest);
+    client.upload_file(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
+}
+
+/// Uploads `data` in one go.
+pub async fn upload_bytes(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    data: &[u8],
+) -> Result<UploadResponse, tonic::Status> {
+    let blocks: Vec<Bytes> = data.chunks(MESSAGE).map(Bytes::copy_from_slice).collect();
+    upload(client, name, blocks.into_iter()).await
+}
+
+/// Downloads version `version` (0 = latest) whole.
+pub async fn download(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    version: u64,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut stream =
+        client.download_file(FileDownloadRequest { file_name: name.to_string(), version }).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(msg) = stream.message().await? {
+        out.extend_from_slice(&msg.file_data);
+    }
+    Ok(out)
+}
+
+/// Downloads and returns only the length and BLAKE3 (hex) of the content,
+/// for files too large to hold.
+pub async fn download_hash(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    version: u64,
+) -> Result<(u64, String), tonic::Status> {
+    let mut stream =
+        client.download_file(FileDownloadRequest { file_name: name.to_string(), version }).await?.into_inner();
+    let mut h = blake3::Hasher::new();
+    let mut n = 0;
+    while let Some(msg) = stream.message().await? {
+        n += msg.file_data.len() as u64;
+        h.update(&msg.file_data);
+    }
+    Ok((n, h.finalize().to_hex().to_string()))
+}

@@ -1,0 +1,195 @@
+//! Starts the real `coffer-server` binary on an ephemeral loopback port and
+//! connects clients to it.
+
+use crate::garage::GarageNode;
+use coffer_proto::pb::file_storage_client::FileStorageClient;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+/// Path of the `coffer-server` binary: `$COFFER_SERVER_BIN`, else the one
+/// next to this test's build output, built first if needed.
+pub fn server_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("COFFER_SERVER_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<test-binary> -> target/<profile>/coffer-server
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let bin = profile_dir.join("coffer-server");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "coffer-server", "--bin", "coffer-server"]);
+        if release {
+            cmd.arg("--release");
+        }
+        // Cheap when up to date; makes a bare `cargo test` work too.
+        let status = cmd.current_dir(workspace_root()).status().expect("run cargo build");
+        assert!(status.success(), "building coffer-server failed");
+        bin
+    })
+    .clone()
+}
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOpts {
+    /// Extra environment, e.g. `MINIO_ENDPOINT_1` or `COFFER_WRITE_QUORUM`.
+    pub env: Vec<(String, String)>,
+}
+
+impl ServerOpts {
+    /// A server on the embedded default (local directory nodes).
+    pub fn embedded() -> Self {
+        Self::default()
+    }
+
+    /// A server on the given Garage nodes, configured through the tutorial's
+    /// variables (`MINIO_ENDPOINT_i`, per-node keys), with a short node
+    /// time-out so failure tests stay quick.
+    pub fn on_garage(nodes: &[GarageNode]) -> Self {
+        let mut env = vec![
+            ("MINIO_REGION".to_string(), nodes[0].region().to_string()),
+            ("COFFER_BUCKET".to_string(), nodes[0].bucket().to_string()),
+            ("COFFER_NODE_TIMEOUT_MS".to_string(), "3000".to_string()),
+        ];
+        for (i, n) in nodes.iter().enumerate() {
+            let i = i + 1;
+            env.push((format!("MINIO_ENDPOINT_{i}"), n.endpoint()));
+            env.push((format!("MINIO_ACCESS_KEY_{i}"), n.access_key().to_string()));
+            env.push((format!("MINIO_SECRET_KEY_{i}"), n.secret_key().to_string()));
+        }
+        Self { env }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A running `coffer-server`. Killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    opts: ServerOpts,
+    data_dir: PathBuf,
+    addr: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server with a fresh data dir.
+    pub async fn start(opts: ServerOpts) -> anyhow::Result<Server> {
+        let tmp = tempfile::Builder::new().prefix("coffer-server-").tempdir()?;
+        let data_dir = tmp.path().to_path_buf();
+        let mut s = Server { child: None, opts, data_dir, addr: String::new(), _tmp: Some(tmp) };
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
+        let mut cmd = Command::new(server_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MINIO_") || k.starts_with("COFFER_") || k == "PORT" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("PORT", "0")
+            .env("COFFER_HOST", "127.0.0.1")
+            .env("COFFER_DATA_DIR", &self.data_dir)
+            .env("RUST_LOG", "info")
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line.strip_prefix("coffer-server listening on ") {
+                    return Ok(addr.trim().to_string());
+                }
+            }
+            anyhow::bail!("coffer-server exited before listening")
+        })
+        .await;
+        let addr = match addr {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => anyhow::bail!("{e}; log:\n{}", self.log_tail()),
+            Err(_) => anyhow::bail!("coffer-server did not start in time; log:\n{}", self.log_tail()),
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.addr = addr;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("server.log")
+    }
+
+    /// The last lines the server logged.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// A client of the full (extended) API.
+    pub async fn client(&self) -> FileStorageClient<Channel> {
+        FileStorageClient::new(self.channel().await)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// A client generated from the tutorial's original proto, default limits.
+    pub async fn seed_client(&self) -> crate::seed::file_storage_client::FileStorageClient<Channel> {
+        crate::seed::file_storage_client::FileStorageClient::new(self.channel().await)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr.clone()).expect("valid address").connect().await.expect("connect to server")
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.start_kill().ok();
+            c.wait().await.ok();
+        }
+    }
+
+    /// Starts the server again on the same data dir (after [`Server::kill`]).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+}
