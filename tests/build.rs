@@ -4,6 +4,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=seed/storage.proto");
     let fds = protox::compile(["storage.proto"], ["seed"])?;
-    tonic_prost_build::configure().build_server(false).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_fds(fds)?;
     Ok(())
 }

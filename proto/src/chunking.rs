@@ -23,7 +23,9 @@ pub fn chunk_id(data: &[u8]) -> String {
 
 /// Whether `s` has the form of a chunk id (64 lowercase hex digits).
 pub fn is_chunk_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Chunk boundaries of a whole buffer, as `(offset, length)` pairs.
@@ -59,7 +61,9 @@ impl Chunker {
         self.buf.extend_from_slice(data);
         let mut out = Vec::new();
         while self.buf.len() >= MAX_CHUNK {
-            let len = cutter(&self.buf).next().map_or(self.buf.len(), |c| c.length);
+            let len = cutter(&self.buf)
+                .next()
+                .map_or(self.buf.len(), |c| c.length);
             out.push(self.buf.split_to(len).freeze());
         }
         out
@@ -99,8 +103,17 @@ mod tests {
     #[test]
     fn streaming_cuts_match_whole_content_cuts() {
         let data = pseudo_random(11 * 1024 * 1024 + 3, 7);
-        let whole: Vec<&[u8]> = chunk_spans(&data).iter().map(|&(o, l)| &data[o..o + l]).collect();
-        for piece in [1usize, 1000, 64 * 1024, 3 * 1024 * 1024 + 5, 9 * 1024 * 1024] {
+        let whole: Vec<&[u8]> = chunk_spans(&data)
+            .iter()
+            .map(|&(o, l)| &data[o..o + l])
+            .collect();
+        for piece in [
+            1usize,
+            1000,
+            64 * 1024,
+            3 * 1024 * 1024 + 5,
+            9 * 1024 * 1024,
+        ] {
             let mut c = Chunker::new();
             let mut got = Vec::new();
             for part in data.chunks(piece) {
@@ -133,7 +146,10 @@ mod tests {
         let mid = data.len() / 2;
         edited.splice(mid..mid, pseudo_random(1024, 99));
         let ids = |d: &[u8]| -> std::collections::HashSet<String> {
-            chunk_spans(d).iter().map(|&(o, l)| chunk_id(&d[o..o + l])).collect()
+            chunk_spans(d)
+                .iter()
+                .map(|&(o, l)| chunk_id(&d[o..o + l]))
+                .collect()
         };
         let (before, after) = (ids(&data), ids(&edited));
         assert!(after.difference(&before).count() <= 3);

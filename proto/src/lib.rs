@@ -20,4 +20,5 @@ pub mod pb {
 }
 
 /// The encoded `FileDescriptorSet` of `storage.proto`, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/storage_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/storage_descriptor.bin"));

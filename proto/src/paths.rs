@@ -68,7 +68,10 @@ mod tests {
     fn normal_form_strips_redundant_slashes() {
         assert_eq!(normalize("/a//b/c.txt/").unwrap(), "a/b/c.txt");
         assert_eq!(normalize("report.pdf").unwrap(), "report.pdf");
-        assert_eq!(normalize("dir/ünïcode 名前.txt").unwrap(), "dir/ünïcode 名前.txt");
+        assert_eq!(
+            normalize("dir/ünïcode 名前.txt").unwrap(),
+            "dir/ünïcode 名前.txt"
+        );
     }
 
     #[test]
@@ -82,7 +85,10 @@ mod tests {
         assert_eq!(normalize("a\nb"), Err(PathError::ControlCharacter(10)));
         assert_eq!(normalize("a\u{7f}"), Err(PathError::ControlCharacter(0x7f)));
         let long = "x".repeat(MAX_PATH_BYTES + 1);
-        assert_eq!(normalize(&long), Err(PathError::TooLong(MAX_PATH_BYTES + 1)));
+        assert_eq!(
+            normalize(&long),
+            Err(PathError::TooLong(MAX_PATH_BYTES + 1))
+        );
         assert!(normalize(&"x".repeat(MAX_PATH_BYTES)).is_ok());
     }
 

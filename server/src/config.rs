@@ -32,7 +32,12 @@ pub struct Config {
     #[arg(long, env = "MINIO_ACCESS_KEY", default_value = "")]
     pub access_key: String,
     /// S3 secret key for every node (per node: `MINIO_SECRET_KEY_<i>`).
-    #[arg(long, env = "MINIO_SECRET_KEY", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MINIO_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub secret_key: String,
     /// S3 region.
     #[arg(long, env = "MINIO_REGION", default_value = "us-east-1")]
@@ -58,8 +63,16 @@ pub struct Config {
 /// One storage node as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeSpec {
-    Local { id: String, dir: PathBuf },
-    S3 { id: String, endpoint: String, access_key: String, secret_key: String },
+    Local {
+        id: String,
+        dir: PathBuf,
+    },
+    S3 {
+        id: String,
+        endpoint: String,
+        access_key: String,
+        secret_key: String,
+    },
 }
 
 impl Config {
@@ -72,8 +85,12 @@ impl Config {
     /// `MINIO_ENDPOINT_1..N` from `env`; or, if there are none, the embedded
     /// default of three local directories under the data dir.
     pub fn node_specs(&self, env: impl Fn(&str) -> Option<String>) -> Vec<NodeSpec> {
-        let mut raw: Vec<(String, Option<usize>)> =
-            self.nodes.iter().filter(|n| !n.trim().is_empty()).map(|n| (n.trim().to_string(), None)).collect();
+        let mut raw: Vec<(String, Option<usize>)> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| (n.trim().to_string(), None))
+            .collect();
         for i in 1.. {
             match env(&format!("MINIO_ENDPOINT_{i}")) {
                 Some(e) if !e.trim().is_empty() => raw.push((e.trim().to_string(), Some(i))),
@@ -91,16 +108,24 @@ impl Config {
         raw.into_iter()
             .map(|(spec, index)| {
                 if let Some(dir) = spec.strip_prefix("dir:") {
-                    return NodeSpec::Local { id: format!("dir:{dir}"), dir: PathBuf::from(dir) };
+                    return NodeSpec::Local {
+                        id: format!("dir:{dir}"),
+                        dir: PathBuf::from(dir),
+                    };
                 }
-                let endpoint =
-                    if spec.contains("://") { spec.trim_end_matches('/').to_string() } else { format!("http://{spec}") };
+                let endpoint = if spec.contains("://") {
+                    spec.trim_end_matches('/').to_string()
+                } else {
+                    format!("http://{spec}")
+                };
                 let per_node = |name: &str| index.and_then(|i| env(&format!("{name}_{i}")));
                 NodeSpec::S3 {
                     id: endpoint.clone(),
                     endpoint,
-                    access_key: per_node("MINIO_ACCESS_KEY").unwrap_or_else(|| self.access_key.clone()),
-                    secret_key: per_node("MINIO_SECRET_KEY").unwrap_or_else(|| self.secret_key.clone()),
+                    access_key: per_node("MINIO_ACCESS_KEY")
+                        .unwrap_or_else(|| self.access_key.clone()),
+                    secret_key: per_node("MINIO_SECRET_KEY")
+                        .unwrap_or_else(|| self.secret_key.clone()),
                 }
             })
             .collect()
@@ -113,7 +138,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn parse(args: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("coffer-server").chain(args.iter().copied())).unwrap()
+        Config::try_parse_from(std::iter::once("coffer-server").chain(args.iter().copied()))
+            .unwrap()
     }
 
     #[test]
@@ -159,6 +185,12 @@ mod tests {
     fn node_flags_accept_directories() {
         let c = parse(&["--node", "dir:/tmp/a,dir:/tmp/b"]);
         let nodes = c.node_specs(|_| None);
-        assert_eq!(nodes[1], NodeSpec::Local { id: "dir:/tmp/b".into(), dir: "/tmp/b".into() });
+        assert_eq!(
+            nodes[1],
+            NodeSpec::Local {
+                id: "dir:/tmp/b".into(),
+                dir: "/tmp/b".into()
+            }
+        );
     }
 }

@@ -37,7 +37,11 @@ pub struct FilesConfig {
 
 impl Default for FilesConfig {
     fn default() -> Self {
-        Self { upload_parallelism: 4, read_ahead: 4, session_ttl: Duration::from_secs(24 * 3600) }
+        Self {
+            upload_parallelism: 4,
+            read_ahead: 4,
+            session_ttl: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -153,13 +157,17 @@ impl Files {
         let size = data.len() as u32;
         let known = {
             let id = id.clone();
-            self.meta.call(move |c| meta::chunks::is_stored(c, &id)).await?
+            self.meta
+                .call(move |c| meta::chunks::is_stored(c, &id))
+                .await?
         };
         if !known {
             let acked = self.cluster.write_chunk(&id, data).await?;
             let id = id.clone();
             self.meta
-                .call(move |c| meta::chunks::record_chunk(c, &id, size, &acked, &meta::now_rfc3339()))
+                .call(move |c| {
+                    meta::chunks::record_chunk(c, &id, size, &acked, &meta::now_rfc3339())
+                })
                 .await?;
         }
         Ok(ChunkRef { id, size })
@@ -168,7 +176,10 @@ impl Files {
     async fn with_health(&self, row: VersionRow) -> Result<FileVersion, FileError> {
         let r = self.cluster.config().replication;
         let (file_id, number) = (row.file_id, row.number);
-        let health = self.meta.call(move |c| meta::chunks::version_health(c, file_id, number, r)).await?;
+        let health = self
+            .meta
+            .call(move |c| meta::chunks::version_health(c, file_id, number, r))
+            .await?;
         Ok(FileVersion {
             path: row.path,
             number: row.number,
@@ -182,25 +193,46 @@ impl Files {
         })
     }
 
-    async fn find(&self, owner: OwnerId, path: &str, version: Option<u64>) -> Result<VersionRow, FileError> {
+    async fn find(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<VersionRow, FileError> {
         let path = paths::normalize(path)?;
         let p = path.clone();
-        let row = self.meta.call(move |c| meta::files::version(c, owner, &p, version)).await?;
+        let row = self
+            .meta
+            .call(move |c| meta::files::version(c, owner, &p, version))
+            .await?;
         match (row, version) {
             (Some(row), Some(_)) => Ok(row),
             (Some(row), None) if !row.deleted => Ok(row),
             (Some(_), None) => Err(FileError::NotFound(path)),
             (None, Some(v)) => {
                 let p = path.clone();
-                let exists = self.meta.call(move |c| meta::files::version(c, owner, &p, None)).await?.is_some();
-                Err(if exists { FileError::VersionNotFound { path, version: v } } else { FileError::NotFound(path) })
+                let exists = self
+                    .meta
+                    .call(move |c| meta::files::version(c, owner, &p, None))
+                    .await?
+                    .is_some();
+                Err(if exists {
+                    FileError::VersionNotFound { path, version: v }
+                } else {
+                    FileError::NotFound(path)
+                })
             }
             (None, None) => Err(FileError::NotFound(path)),
         }
     }
 
     /// Metadata of version `version` (latest live one if `None`).
-    pub async fn metadata(&self, owner: OwnerId, path: &str, version: Option<u64>) -> Result<FileVersion, FileError> {
+    pub async fn metadata(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<FileVersion, FileError> {
         let row = self.find(owner, path, version).await?;
         self.with_health(row).await
     }
@@ -214,12 +246,18 @@ impl Files {
     ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
         let row = self.find(owner, path, version).await?;
         let (file_id, number) = (row.file_id, row.number);
-        let chunks = self.meta.call(move |c| meta::files::version_chunks(c, file_id, number)).await?;
+        let chunks = self
+            .meta
+            .call(move |c| meta::files::version_chunks(c, file_id, number))
+            .await?;
         Ok((self.with_health(row).await?, chunks))
     }
 
     /// The contents of `chunks`, in order, verified, a few fetched ahead.
-    pub fn read_chunks(&self, chunks: Vec<ChunkRef>) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
+    pub fn read_chunks(
+        &self,
+        chunks: Vec<ChunkRef>,
+    ) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
         let cluster = self.cluster.clone();
         futures::stream::iter(chunks)
             .map(move |c| {
@@ -253,15 +291,26 @@ impl Files {
         for row in rows.into_iter().take(limit as usize) {
             out.push(self.with_health(row).await?);
         }
-        let next = if more { out.last().map(|v| v.path.clone()).unwrap_or_default() } else { String::new() };
+        let next = if more {
+            out.last().map(|v| v.path.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok((out, next))
     }
 
     /// Every version of a file, newest first.
-    pub async fn versions(&self, owner: OwnerId, path: &str) -> Result<Vec<FileVersion>, FileError> {
+    pub async fn versions(
+        &self,
+        owner: OwnerId,
+        path: &str,
+    ) -> Result<Vec<FileVersion>, FileError> {
         let path = paths::normalize(path)?;
         let p = path.clone();
-        let rows = self.meta.call(move |c| meta::files::list_versions(c, owner, &p)).await?;
+        let rows = self
+            .meta
+            .call(move |c| meta::files::list_versions(c, owner, &p))
+            .await?;
         if rows.is_empty() {
             return Err(FileError::NotFound(path));
         }
@@ -273,14 +322,24 @@ impl Files {
     }
 
     /// Makes version `number` the newest again, as a new version.
-    pub async fn restore(&self, owner: OwnerId, path: &str, number: u64) -> Result<FileVersion, FileError> {
+    pub async fn restore(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        number: u64,
+    ) -> Result<FileVersion, FileError> {
         let row = self.find(owner, path, Some(number)).await?;
         let p = row.path.clone();
         let restored = self
             .meta
-            .call(move |c| meta::files::restore_version(c, owner, &p, number, UPLOADER, &meta::now_rfc3339()))
+            .call(move |c| {
+                meta::files::restore_version(c, owner, &p, number, UPLOADER, &meta::now_rfc3339())
+            })
             .await?
-            .ok_or_else(|| FileError::VersionNotFound { path: row.path.clone(), version: number })?;
+            .ok_or_else(|| FileError::VersionNotFound {
+                path: row.path.clone(),
+                version: number,
+            })?;
         self.with_health(restored).await
     }
 
@@ -296,7 +355,11 @@ impl Files {
     }
 
     /// Opens an upload session for `plan` and says which chunks to send.
-    pub async fn start_upload(&self, owner: OwnerId, plan: UploadPlan) -> Result<SessionStatus, FileError> {
+    pub async fn start_upload(
+        &self,
+        owner: OwnerId,
+        plan: UploadPlan,
+    ) -> Result<SessionStatus, FileError> {
         let path = paths::normalize(&plan.path)?;
         validate_plan(&plan)?;
         let now = time::OffsetDateTime::now_utc();
@@ -319,10 +382,18 @@ impl Files {
                 meta::chunks::unknown(c, s.chunks.iter().map(|ch| ch.id.as_str()))
             })
             .await?;
-        Ok(SessionStatus { id: session.id, missing, expires_at: session.expires_at })
+        Ok(SessionStatus {
+            id: session.id,
+            missing,
+            expires_at: session.expires_at,
+        })
     }
 
-    async fn session(&self, owner: OwnerId, id: &str) -> Result<meta::sessions::SessionRow, FileError> {
+    async fn session(
+        &self,
+        owner: OwnerId,
+        id: &str,
+    ) -> Result<meta::sessions::SessionRow, FileError> {
         let i = id.to_string();
         self.meta
             .call(move |c| meta::sessions::get(c, &i, owner, &meta::now_rfc3339()))
@@ -332,23 +403,42 @@ impl Files {
 
     async fn missing_of(&self, s: &meta::sessions::SessionRow) -> Result<Vec<String>, FileError> {
         let ids: Vec<String> = s.chunks.iter().map(|c| c.id.clone()).collect();
-        Ok(self.meta.call(move |c| meta::chunks::unknown(c, ids.iter().map(String::as_str))).await?)
+        Ok(self
+            .meta
+            .call(move |c| meta::chunks::unknown(c, ids.iter().map(String::as_str)))
+            .await?)
     }
 
     /// What an open session still lacks (resume after a dropped connection).
-    pub async fn resume_upload(&self, owner: OwnerId, id: &str) -> Result<SessionStatus, FileError> {
+    pub async fn resume_upload(
+        &self,
+        owner: OwnerId,
+        id: &str,
+    ) -> Result<SessionStatus, FileError> {
         let s = self.session(owner, id).await?;
         let missing = self.missing_of(&s).await?;
-        Ok(SessionStatus { id: s.id, missing, expires_at: s.expires_at })
+        Ok(SessionStatus {
+            id: s.id,
+            missing,
+            expires_at: s.expires_at,
+        })
     }
 
     /// Stores one chunk of a session after checking it is one of the
     /// session's and that its bytes hash to its id. Returns how many of the
     /// session's chunks are still missing.
-    pub async fn put_chunk(&self, owner: OwnerId, id: &str, chunk: &str, data: Bytes) -> Result<usize, FileError> {
+    pub async fn put_chunk(
+        &self,
+        owner: OwnerId,
+        id: &str,
+        chunk: &str,
+        data: Bytes,
+    ) -> Result<usize, FileError> {
         let s = self.session(owner, id).await?;
         let Some(declared) = s.chunks.iter().find(|c| c.id == chunk) else {
-            return Err(FileError::InvalidArgument(format!("chunk {chunk:?} is not part of upload {id}")));
+            return Err(FileError::InvalidArgument(format!(
+                "chunk {chunk:?} is not part of upload {id}"
+            )));
         };
         if data.len() != declared.size as usize {
             return Err(FileError::InvalidArgument(format!(
@@ -369,7 +459,10 @@ impl Files {
     /// Commits a session whose chunks are all stored as a new version.
     pub async fn finish_upload(&self, owner: OwnerId, id: &str) -> Result<FileVersion, FileError> {
         let s = self.session(owner, id).await?;
-        let row = self.meta.call(move |c| meta::sessions::finish(c, &s, UPLOADER, &meta::now_rfc3339())).await?;
+        let row = self
+            .meta
+            .call(move |c| meta::sessions::finish(c, &s, UPLOADER, &meta::now_rfc3339()))
+            .await?;
         self.with_health(row).await
     }
 }
@@ -377,20 +470,30 @@ impl Files {
 fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
     let bad = |m: String| Err(FileError::InvalidArgument(m));
     if !is_chunk_id(&plan.hash) {
-        return bad("contentHash must be the BLAKE3 of the content: 64 lowercase hex digits".into());
+        return bad(
+            "contentHash must be the BLAKE3 of the content: 64 lowercase hex digits".into(),
+        );
     }
     let mut total = 0u64;
     for (i, c) in plan.chunks.iter().enumerate() {
         if !is_chunk_id(&c.id) {
-            return bad(format!("chunk {i}: id must be 64 lowercase hex digits (BLAKE3)"));
+            return bad(format!(
+                "chunk {i}: id must be 64 lowercase hex digits (BLAKE3)"
+            ));
         }
         if c.size == 0 || c.size as usize > MAX_CHUNK {
-            return bad(format!("chunk {i}: size {} is outside 1..={MAX_CHUNK}", c.size));
+            return bad(format!(
+                "chunk {i}: size {} is outside 1..={MAX_CHUNK}",
+                c.size
+            ));
         }
         total += c.size as u64;
     }
     if total != plan.size {
-        return bad(format!("chunk sizes add up to {total} bytes, but the file size is {}", plan.size));
+        return bad(format!(
+            "chunk sizes add up to {total} bytes, but the file size is {}",
+            plan.size
+        ));
     }
     Ok(())
 }
@@ -424,13 +527,16 @@ impl StreamUpload {
             self.collect_one().await?;
         }
         let files = self.files.clone();
-        self.inflight.push_back(tokio::spawn(async move { files.store_chunk(chunk).await }));
+        self.inflight
+            .push_back(tokio::spawn(async move { files.store_chunk(chunk).await }));
         Ok(())
     }
 
     async fn collect_one(&mut self) -> Result<(), FileError> {
         if let Some(handle) = self.inflight.pop_front() {
-            let chunk = handle.await.map_err(|e| FileError::Internal(e.to_string()))??;
+            let chunk = handle
+                .await
+                .map_err(|e| FileError::Internal(e.to_string()))??;
             self.chunks.push(chunk);
         }
         Ok(())

@@ -23,14 +23,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let cfg = Config::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
 
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let nodes = build_nodes(&cfg).await?;
-    let meta = Meta::open(&cfg.data_dir.join("coffer.db")).context("cannot open the metadata database")?;
+    let meta =
+        Meta::open(&cfg.data_dir.join("coffer.db")).context("cannot open the metadata database")?;
 
     let mut cluster_cfg = ClusterConfig::for_nodes(nodes.len());
     if let Some(r) = cfg.replication {
@@ -45,7 +48,11 @@ async fn main() -> anyhow::Result<()> {
     let files = Files::new(meta.clone(), Arc::new(cluster), FilesConfig::default());
 
     let cancel = CancellationToken::new();
-    let recorder = tokio::spawn(workers::replica_log::run(meta.clone(), replica_events, cancel.clone()));
+    let recorder = tokio::spawn(workers::replica_log::run(
+        meta.clone(),
+        replica_events,
+        cancel.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
@@ -82,7 +89,12 @@ async fn build_nodes(cfg: &Config) -> anyhow::Result<Vec<(String, Arc<dyn BlobSt
     for spec in cfg.node_specs(|k| std::env::var(k).ok()) {
         let (id, store): (String, Arc<dyn BlobStore>) = match spec {
             NodeSpec::Local { id, dir } => (id.clone(), Arc::new(LocalStore::new(id, dir))),
-            NodeSpec::S3 { id, endpoint, access_key, secret_key } => {
+            NodeSpec::S3 {
+                id,
+                endpoint,
+                access_key,
+                secret_key,
+            } => {
                 let s3 = S3Store::new(&S3Config {
                     name: id.clone(),
                     endpoint,

@@ -1,7 +1,9 @@
 //! Deterministic test content and helpers that move it through the API.
 
 use bytes::Bytes;
-use coffer_proto::pb::{file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse};
+use coffer_proto::pb::{
+    file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse,
+};
 use tonic::transport::Channel;
 
 /// Bytes per message when streaming uploads.
@@ -51,10 +53,19 @@ pub async fn upload(
     blocks: impl Iterator<Item = Bytes> + Send + 'static,
 ) -> Result<UploadResponse, tonic::Status> {
     let mut blocks = blocks.peekable();
-    let first = FileRequest { file_data: blocks.next().unwrap_or_default(), file_name: name.to_string() };
-    let rest = blocks.map(|b| FileRequest { file_data: b, file_name: String::new() });
+    let first = FileRequest {
+        file_data: blocks.next().unwrap_or_default(),
+        file_name: name.to_string(),
+    };
+    let rest = blocks.map(|b| FileRequest {
+        file_data: b,
+        file_name: String::new(),
+    });
     let msgs = std::iter::once(first).chain(rest);
-    client.upload_file(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
+    client
+        .upload_file(tokio_stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
 }
 
 /// Uploads `data` in one go.
@@ -73,8 +84,13 @@ pub async fn download(
     name: &str,
     version: u64,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let mut stream =
-        client.download_file(FileDownloadRequest { file_name: name.to_string(), version }).await?.into_inner();
+    let mut stream = client
+        .download_file(FileDownloadRequest {
+            file_name: name.to_string(),
+            version,
+        })
+        .await?
+        .into_inner();
     let mut out = Vec::new();
     while let Some(msg) = stream.message().await? {
         out.extend_from_slice(&msg.file_data);
@@ -89,8 +105,13 @@ pub async fn download_hash(
     name: &str,
     version: u64,
 ) -> Result<(u64, String), tonic::Status> {
-    let mut stream =
-        client.download_file(FileDownloadRequest { file_name: name.to_string(), version }).await?.into_inner();
+    let mut stream = client
+        .download_file(FileDownloadRequest {
+            file_name: name.to_string(),
+            version,
+        })
+        .await?
+        .into_inner();
     let mut h = blake3::Hasher::new();
     let mut n = 0;
     while let Some(msg) = stream.message().await? {

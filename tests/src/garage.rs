@@ -97,6 +97,10 @@ fn send_signal(pid: u32, sig: libc::c_int) {
 /// One single-node Garage server process and everything it owns.
 ///
 /// Dropping it kills the process (SIGCONT then SIGKILL, then reaps it) and deletes its directory.
+///
+/// The server is also started with `PR_SET_PDEATHSIG = SIGKILL`, so it dies if the thread that
+/// started it exits (e.g. the test process is killed). Start nodes from async code on a runtime
+/// that outlives them, not from a short-lived thread.
 pub struct GarageNode {
     /// Holds `garage.toml`, `meta/`, `data/` and `garage.log`; deleted on drop.
     dir: tempfile::TempDir,
@@ -269,7 +273,13 @@ api_bind_addr = "127.0.0.1:{admin}"
     async fn wait_for_rpc(&mut self, started: Instant) -> anyhow::Result<String> {
         loop {
             self.check_alive()?;
-            match self.cli(&["node", "id", "-q"]).await {
+            // `node id` can answer from the key file before the daemon
+            // listens; `status` needs the daemon's RPC.
+            let probe = match self.cli(&["status"]).await {
+                Ok(_) => self.cli(&["node", "id", "-q"]).await,
+                Err(e) => Err(e),
+            };
+            match probe {
                 Ok(out) => {
                     let full = out.trim();
                     let id = full.split('@').next().unwrap_or(full).to_string();
@@ -301,6 +311,9 @@ api_bind_addr = "127.0.0.1:{admin}"
             KEY_NAME,
         ])
         .await?;
+        // Lets the S3 store's "create the bucket if missing" path be tested.
+        self.cli(&["key", "allow", "--create-bucket", KEY_NAME])
+            .await?;
         self.cli(&["bucket", "create", BUCKET]).await?;
         self.cli(&[
             "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_NAME,

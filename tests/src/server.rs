@@ -24,12 +24,22 @@ pub fn server_bin() -> PathBuf {
         let bin = profile_dir.join("coffer-server");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "coffer-server", "--bin", "coffer-server"]);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "coffer-server",
+            "--bin",
+            "coffer-server",
+        ]);
         if release {
             cmd.arg("--release");
         }
         // Cheap when up to date; makes a bare `cargo test` work too.
-        let status = cmd.current_dir(workspace_root()).status().expect("run cargo build");
+        let status = cmd
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build");
         assert!(status.success(), "building coffer-server failed");
         bin
     })
@@ -38,7 +48,10 @@ pub fn server_bin() -> PathBuf {
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// How to start a server.
@@ -90,15 +103,26 @@ pub struct Server {
 impl Server {
     /// Starts a server with a fresh data dir.
     pub async fn start(opts: ServerOpts) -> anyhow::Result<Server> {
-        let tmp = tempfile::Builder::new().prefix("coffer-server-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("coffer-server-")
+            .tempdir()?;
         let data_dir = tmp.path().to_path_buf();
-        let mut s = Server { child: None, opts, data_dir, addr: String::new(), _tmp: Some(tmp) };
+        let mut s = Server {
+            child: None,
+            opts,
+            data_dir,
+            addr: String::new(),
+            _tmp: Some(tmp),
+        };
         s.spawn().await?;
         Ok(s)
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         let mut cmd = Command::new(server_bin());
         for (k, _) in std::env::vars() {
             if k.starts_with("MINIO_") || k.starts_with("COFFER_") || k == "PORT" {
@@ -130,7 +154,10 @@ impl Server {
         let addr = match addr {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => anyhow::bail!("{e}; log:\n{}", self.log_tail()),
-            Err(_) => anyhow::bail!("coffer-server did not start in time; log:\n{}", self.log_tail()),
+            Err(_) => anyhow::bail!(
+                "coffer-server did not start in time; log:\n{}",
+                self.log_tail()
+            ),
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -171,12 +198,18 @@ impl Server {
     }
 
     /// A client generated from the tutorial's original proto, default limits.
-    pub async fn seed_client(&self) -> crate::seed::file_storage_client::FileStorageClient<Channel> {
+    pub async fn seed_client(
+        &self,
+    ) -> crate::seed::file_storage_client::FileStorageClient<Channel> {
         crate::seed::file_storage_client::FileStorageClient::new(self.channel().await)
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.addr.clone()).expect("valid address").connect().await.expect("connect to server")
+        Channel::from_shared(self.addr.clone())
+            .expect("valid address")
+            .connect()
+            .await
+            .expect("connect to server")
     }
 
     /// SIGKILL: no shutdown, no flush.

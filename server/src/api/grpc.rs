@@ -55,17 +55,18 @@ fn metadata(v: &FileVersion) -> MetadataResponse {
 /// The file name from the `filename` request header, if any.
 fn header_name<T>(req: &Request<T>) -> Result<Option<String>, Status> {
     if let Some(v) = req.metadata().get_bin("filename-bin") {
-        let bytes = v.to_bytes().map_err(|_| Status::invalid_argument("filename-bin header is not valid base64"))?;
+        let bytes = v
+            .to_bytes()
+            .map_err(|_| Status::invalid_argument("filename-bin header is not valid base64"))?;
         let name = String::from_utf8(bytes.to_vec())
             .map_err(|_| Status::invalid_argument("filename-bin header is not UTF-8"))?;
         return Ok(Some(name));
     }
     match req.metadata().get("filename") {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.to_string()))
-            .map_err(|_| Status::invalid_argument("filename header is not visible ASCII; use filename-bin")),
+        Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| {
+            Status::invalid_argument("filename header is not visible ASCII; use filename-bin")
+        }),
     }
 }
 
@@ -73,7 +74,10 @@ type FrameStream = Pin<Box<dyn Stream<Item = Result<FileResponse, Status>> + Sen
 
 #[tonic::async_trait]
 impl FileStorage for FileStorageApi {
-    async fn upload_file(&self, req: Request<Streaming<FileRequest>>) -> Result<Response<UploadResponse>, Status> {
+    async fn upload_file(
+        &self,
+        req: Request<Streaming<FileRequest>>,
+    ) -> Result<Response<UploadResponse>, Status> {
         let owner = self.owner(&req);
         let mut name = header_name(&req)?;
         if let Some(n) = &name {
@@ -84,17 +88,23 @@ impl FileStorage for FileStorageApi {
         while let Some(msg) = stream.message().await? {
             if name.is_none() && !msg.file_name.is_empty() {
                 // Checked before any byte of the file is stored.
-                coffer_proto::paths::normalize(&msg.file_name).map_err(crate::files::FileError::from)?;
+                coffer_proto::paths::normalize(&msg.file_name)
+                    .map_err(crate::files::FileError::from)?;
                 name = Some(msg.file_name);
             }
             upload.push(&msg.file_data).await?;
         }
         let name = name.ok_or_else(|| {
-            Status::invalid_argument("no file name: set fileName in the messages or a filename header")
+            Status::invalid_argument(
+                "no file name: set fileName in the messages or a filename header",
+            )
         })?;
         let v = upload.finish(&name).await?;
         Ok(Response::new(UploadResponse {
-            message: format!("File {} uploaded successfully as version {}", v.path, v.number),
+            message: format!(
+                "File {} uploaded successfully as version {}",
+                v.path, v.number
+            ),
             version: v.number,
             size: v.size,
             content_hash: v.hash,
@@ -109,12 +119,19 @@ impl FileStorage for FileStorageApi {
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
-        let (v, chunks) = self.files.open(owner, &r.file_name, version_arg(r.version)).await?;
+        let (v, chunks) = self
+            .files
+            .open(owner, &r.file_name, version_arg(r.version))
+            .await?;
         let frames = self.files.read_chunks(chunks).flat_map(|chunk| {
             let frames: Vec<Result<FileResponse, Status>> = match chunk {
                 Ok(bytes) => (0..bytes.len())
                     .step_by(DOWNLOAD_FRAME)
-                    .map(|at| Ok(FileResponse { file_data: bytes.slice(at..(at + DOWNLOAD_FRAME).min(bytes.len())) }))
+                    .map(|at| {
+                        Ok(FileResponse {
+                            file_data: bytes.slice(at..(at + DOWNLOAD_FRAME).min(bytes.len())),
+                        })
+                    })
                     .collect(),
                 Err(e) => vec![Err(Status::from(e))],
             };
@@ -130,27 +147,53 @@ impl FileStorage for FileStorageApi {
         Ok(resp)
     }
 
-    async fn get_metadata(&self, req: Request<FileMetadataRequest>) -> Result<Response<MetadataResponse>, Status> {
+    async fn get_metadata(
+        &self,
+        req: Request<FileMetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
-        let v = self.files.metadata(owner, &r.file_name, version_arg(r.version)).await?;
+        let v = self
+            .files
+            .metadata(owner, &r.file_name, version_arg(r.version))
+            .await?;
         Ok(Response::new(metadata(&v)))
     }
 
-    async fn list_files(&self, req: Request<ListFilesRequest>) -> Result<Response<ListFilesResponse>, Status> {
+    async fn list_files(
+        &self,
+        req: Request<ListFilesRequest>,
+    ) -> Result<Response<ListFilesResponse>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
-        let (files, next) = self.files.list(owner, &r.prefix, &r.page_token, r.page_size).await?;
-        Ok(Response::new(ListFilesResponse { files: files.iter().map(metadata).collect(), next_page_token: next }))
+        let (files, next) = self
+            .files
+            .list(owner, &r.prefix, &r.page_token, r.page_size)
+            .await?;
+        Ok(Response::new(ListFilesResponse {
+            files: files.iter().map(metadata).collect(),
+            next_page_token: next,
+        }))
     }
 
-    async fn list_versions(&self, req: Request<ListVersionsRequest>) -> Result<Response<ListVersionsResponse>, Status> {
+    async fn list_versions(
+        &self,
+        req: Request<ListVersionsRequest>,
+    ) -> Result<Response<ListVersionsResponse>, Status> {
         let owner = self.owner(&req);
-        let versions = self.files.versions(owner, &req.into_inner().file_name).await?;
-        Ok(Response::new(ListVersionsResponse { versions: versions.iter().map(metadata).collect() }))
+        let versions = self
+            .files
+            .versions(owner, &req.into_inner().file_name)
+            .await?;
+        Ok(Response::new(ListVersionsResponse {
+            versions: versions.iter().map(metadata).collect(),
+        }))
     }
 
-    async fn restore_version(&self, req: Request<RestoreVersionRequest>) -> Result<Response<MetadataResponse>, Status> {
+    async fn restore_version(
+        &self,
+        req: Request<RestoreVersionRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
         if r.version == 0 {
@@ -160,20 +203,38 @@ impl FileStorage for FileStorageApi {
         Ok(Response::new(metadata(&v)))
     }
 
-    async fn delete_file(&self, req: Request<DeleteFileRequest>) -> Result<Response<DeleteFileResponse>, Status> {
+    async fn delete_file(
+        &self,
+        req: Request<DeleteFileRequest>,
+    ) -> Result<Response<DeleteFileResponse>, Status> {
         let owner = self.owner(&req);
-        let latest = self.files.delete(owner, &req.into_inner().file_name).await?;
-        Ok(Response::new(DeleteFileResponse { latest_version: latest }))
+        let latest = self
+            .files
+            .delete(owner, &req.into_inner().file_name)
+            .await?;
+        Ok(Response::new(DeleteFileResponse {
+            latest_version: latest,
+        }))
     }
 
-    async fn start_upload(&self, req: Request<StartUploadRequest>) -> Result<Response<StartUploadResponse>, Status> {
+    async fn start_upload(
+        &self,
+        req: Request<StartUploadRequest>,
+    ) -> Result<Response<StartUploadResponse>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
         let status = if r.upload_id.is_empty() {
             let plan = UploadPlan {
                 path: r.file_name,
                 size: r.size,
-                chunks: r.chunks.into_iter().map(|c| ChunkRef { id: c.id, size: c.size }).collect(),
+                chunks: r
+                    .chunks
+                    .into_iter()
+                    .map(|c| ChunkRef {
+                        id: c.id,
+                        size: c.size,
+                    })
+                    .collect(),
                 hash: r.content_hash,
             };
             self.files.start_upload(owner, plan).await?
@@ -187,16 +248,30 @@ impl FileStorage for FileStorageApi {
         }))
     }
 
-    async fn put_chunk(&self, req: Request<PutChunkRequest>) -> Result<Response<PutChunkResponse>, Status> {
+    async fn put_chunk(
+        &self,
+        req: Request<PutChunkRequest>,
+    ) -> Result<Response<PutChunkResponse>, Status> {
         let owner = self.owner(&req);
         let r = req.into_inner();
-        let remaining = self.files.put_chunk(owner, &r.upload_id, &r.chunk_id, r.data).await?;
-        Ok(Response::new(PutChunkResponse { remaining: remaining as u32 }))
+        let remaining = self
+            .files
+            .put_chunk(owner, &r.upload_id, &r.chunk_id, r.data)
+            .await?;
+        Ok(Response::new(PutChunkResponse {
+            remaining: remaining as u32,
+        }))
     }
 
-    async fn finish_upload(&self, req: Request<FinishUploadRequest>) -> Result<Response<MetadataResponse>, Status> {
+    async fn finish_upload(
+        &self,
+        req: Request<FinishUploadRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
         let owner = self.owner(&req);
-        let v = self.files.finish_upload(owner, &req.into_inner().upload_id).await?;
+        let v = self
+            .files
+            .finish_upload(owner, &req.into_inner().upload_id)
+            .await?;
         Ok(Response::new(metadata(&v)))
     }
 }

@@ -18,7 +18,9 @@ pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 
 pub async fn router(files: Files) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files);
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<FileStorageServer<grpc::FileStorageApi>>().await;
+    health
+        .set_serving::<FileStorageServer<grpc::FileStorageApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

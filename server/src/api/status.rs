@@ -7,10 +7,12 @@ impl From<FileError> for Status {
     fn from(e: FileError) -> Self {
         let msg = e.to_string();
         match e {
-            FileError::InvalidPath(_) | FileError::InvalidArgument(_) => Status::invalid_argument(msg),
-            FileError::NotFound(_) | FileError::VersionNotFound { .. } | FileError::SessionNotFound(_) => {
-                Status::not_found(msg)
+            FileError::InvalidPath(_) | FileError::InvalidArgument(_) => {
+                Status::invalid_argument(msg)
             }
+            FileError::NotFound(_)
+            | FileError::VersionNotFound { .. }
+            | FileError::SessionNotFound(_) => Status::not_found(msg),
             FileError::ChunksMissing { .. } => Status::failed_precondition(msg),
             FileError::Unavailable(_) => Status::unavailable(msg),
             FileError::Internal(_) => {
@@ -29,12 +31,27 @@ mod tests {
     #[test]
     fn each_error_gets_its_code() {
         let cases = [
-            (FileError::InvalidArgument("x".into()), Code::InvalidArgument),
-            (FileError::InvalidPath(coffer_proto::paths::PathError::Empty), Code::InvalidArgument),
+            (
+                FileError::InvalidArgument("x".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                FileError::InvalidPath(coffer_proto::paths::PathError::Empty),
+                Code::InvalidArgument,
+            ),
             (FileError::NotFound("a".into()), Code::NotFound),
-            (FileError::VersionNotFound { path: "a".into(), version: 2 }, Code::NotFound),
+            (
+                FileError::VersionNotFound {
+                    path: "a".into(),
+                    version: 2,
+                },
+                Code::NotFound,
+            ),
             (FileError::SessionNotFound("s".into()), Code::NotFound),
-            (FileError::ChunksMissing { missing: 1 }, Code::FailedPrecondition),
+            (
+                FileError::ChunksMissing { missing: 1 },
+                Code::FailedPrecondition,
+            ),
             (FileError::Unavailable("down".into()), Code::Unavailable),
             (FileError::Internal("bug".into()), Code::Internal),
         ];

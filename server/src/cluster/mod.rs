@@ -98,7 +98,11 @@ pub enum ClusterError {
     /// Fewer than W nodes took the chunk; the write did not succeed (some
     /// copies may exist; they are harmless, being content-addressed).
     #[error("write quorum not reached: {acked} of {needed} required copies written ({detail})")]
-    QuorumNotReached { acked: usize, needed: usize, detail: String },
+    QuorumNotReached {
+        acked: usize,
+        needed: usize,
+        detail: String,
+    },
     /// No node returned a copy that matches the chunk id.
     #[error("chunk {id} is unavailable: no replica could be read and verified ({detail})")]
     ChunkUnavailable { id: String, detail: String },
@@ -142,9 +146,22 @@ impl Cluster {
         let (tx, rx) = mpsc::unbounded_channel();
         let nodes = nodes
             .into_iter()
-            .map(|(id, store)| Arc::new(Node { id, store, health: NodeHealth::default() }))
+            .map(|(id, store)| {
+                Arc::new(Node {
+                    id,
+                    store,
+                    health: NodeHealth::default(),
+                })
+            })
             .collect();
-        Ok((Self { nodes, cfg, events: tx }, rx))
+        Ok((
+            Self {
+                nodes,
+                cfg,
+                events: tx,
+            },
+            rx,
+        ))
     }
 
     pub fn config(&self) -> &ClusterConfig {
@@ -159,13 +176,20 @@ impl Cluster {
     /// chunk's home.
     pub fn placement(&self, chunk_id: &str) -> Vec<Arc<Node>> {
         let ids: Vec<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
-        placement::rank(chunk_id, &ids).into_iter().map(|i| self.nodes[i].clone()).collect()
+        placement::rank(chunk_id, &ids)
+            .into_iter()
+            .map(|i| self.nodes[i].clone())
+            .collect()
     }
 
     fn emit(&self, chunk_id: &str, node: &str, state: ReplicaState) {
         // The receiver lives as long as the server; if it is gone we are
         // shutting down and the outcome no longer matters.
-        let _ = self.events.send(ReplicaEvent { chunk_id: chunk_id.to_string(), node: node.to_string(), state });
+        let _ = self.events.send(ReplicaEvent {
+            chunk_id: chunk_id.to_string(),
+            node: node.to_string(),
+            state,
+        });
     }
 
     /// Writes chunk `id` (whose bytes are `data`) to R nodes and returns the
@@ -197,11 +221,21 @@ impl Cluster {
         let (tx, mut rx) = mpsc::channel(r.max(1));
         for node in targets {
             node.health.pending_writes.fetch_add(1, Ordering::Relaxed);
-            let (key, data, tx, events, cfg) =
-                (key.clone(), data.clone(), tx.clone(), self.events.clone(), self.cfg.clone());
+            let (key, data, tx, events, cfg) = (
+                key.clone(),
+                data.clone(),
+                tx.clone(),
+                self.events.clone(),
+                self.cfg.clone(),
+            );
             let chunk_id = id.to_string();
             tokio::spawn(async move {
-                let result = match tokio::time::timeout(cfg.node_timeout, node.store.put(&key, data)).await {
+                let result = match tokio::time::timeout(
+                    cfg.node_timeout,
+                    node.store.put(&key, data),
+                )
+                .await
+                {
                     Ok(r) => r,
                     Err(_) => Err(timeout_error(&node.id, cfg.node_timeout)),
                 };
@@ -217,9 +251,15 @@ impl Cluster {
                         ReplicaState::Missing
                     }
                 };
-                let _ = events.send(ReplicaEvent { chunk_id, node: node.id.clone(), state });
+                let _ = events.send(ReplicaEvent {
+                    chunk_id,
+                    node: node.id.clone(),
+                    state,
+                });
                 // The waiter may have returned already; that is fine.
-                let _ = tx.send((node.id.clone(), result.map_err(|e| e.to_string()))).await;
+                let _ = tx
+                    .send((node.id.clone(), result.map_err(|e| e.to_string())))
+                    .await;
             });
         }
         drop(tx);
@@ -254,16 +294,21 @@ impl Cluster {
     pub async fn read_chunk(&self, id: &str) -> Result<Bytes, ClusterError> {
         let key = chunk_key(id);
         let r = self.cfg.replication;
-        let mut order: Vec<(bool, Arc<Node>)> =
-            self.placement(id).into_iter().enumerate().map(|(rank, n)| (rank < r, n)).collect();
+        let mut order: Vec<(bool, Arc<Node>)> = self
+            .placement(id)
+            .into_iter()
+            .enumerate()
+            .map(|(rank, n)| (rank < r, n))
+            .collect();
         // Stable: keeps preference order within each group.
         order.sort_by_key(|(home, n)| (!home, n.health.is_down()));
         let mut problems = Vec::new();
         for (home, node) in order {
-            let result = match tokio::time::timeout(self.cfg.node_timeout, node.store.get(&key)).await {
-                Ok(r) => r,
-                Err(_) => Err(timeout_error(&node.id, self.cfg.node_timeout)),
-            };
+            let result =
+                match tokio::time::timeout(self.cfg.node_timeout, node.store.get(&key)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(timeout_error(&node.id, self.cfg.node_timeout)),
+                };
             match result {
                 Ok(data) => {
                     node.health.record_success();
@@ -290,7 +335,10 @@ impl Cluster {
                 }
             }
         }
-        Err(ClusterError::ChunkUnavailable { id: id.to_string(), detail: problems.join("; ") })
+        Err(ClusterError::ChunkUnavailable {
+            id: id.to_string(),
+            detail: problems.join("; "),
+        })
     }
 }
 
@@ -299,7 +347,10 @@ fn verify(id: &str, data: &[u8]) -> bool {
 }
 
 fn timeout_error(node: &str, after: Duration) -> StoreError {
-    StoreError::Unavailable { store: node.to_string(), source: format!("no answer within {after:?}").into() }
+    StoreError::Unavailable {
+        store: node.to_string(),
+        source: format!("no answer within {after:?}").into(),
+    }
 }
 
 #[cfg(test)]
@@ -321,14 +372,22 @@ mod tests {
         let mut faulty = Vec::new();
         let mut nodes: Vec<(String, Arc<dyn BlobStore>)> = Vec::new();
         for i in 0..n {
-            let local = Arc::new(LocalStore::new(format!("n{i}"), dir.path().join(format!("n{i}"))));
+            let local = Arc::new(LocalStore::new(
+                format!("n{i}"),
+                dir.path().join(format!("n{i}")),
+            ));
             local.ensure_ready().await.unwrap();
             let f = Arc::new(FaultyStore::new(local));
             faulty.push(f.clone());
             nodes.push((format!("n{i}"), f));
         }
         let (cluster, events) = Cluster::new(nodes, ClusterConfig::for_nodes(n)).unwrap();
-        Fixture { _dir: dir, faulty, cluster, events }
+        Fixture {
+            _dir: dir,
+            faulty,
+            cluster,
+            events,
+        }
     }
 
     async fn copies(f: &Fixture, id: &str) -> usize {
@@ -370,7 +429,10 @@ mod tests {
         let id = chunk_id(&data);
         f.cluster.write_chunk(&id, data.clone()).await.unwrap();
         let events = settle(&mut f, 3).await;
-        let missing: Vec<_> = events.iter().filter(|e| e.state == ReplicaState::Missing).collect();
+        let missing: Vec<_> = events
+            .iter()
+            .filter(|e| e.state == ReplicaState::Missing)
+            .collect();
         assert_eq!(missing.len(), 1);
         assert_eq!(missing[0].node, "n1");
         assert_eq!(f.cluster.read_chunk(&id).await.unwrap(), data);
@@ -382,8 +444,22 @@ mod tests {
         f.faulty[0].set_down(true);
         f.faulty[2].set_down(true);
         let data = Bytes::from_static(b"abc");
-        let err = f.cluster.write_chunk(&chunk_id(&data), data).await.unwrap_err();
-        assert!(matches!(err, ClusterError::QuorumNotReached { acked: 1, needed: 2, .. }), "{err}");
+        let err = f
+            .cluster
+            .write_chunk(&chunk_id(&data), data)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClusterError::QuorumNotReached {
+                    acked: 1,
+                    needed: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -398,11 +474,21 @@ mod tests {
         f.faulty[idx].set_corrupt_reads(true);
         assert_eq!(f.cluster.read_chunk(&id).await.unwrap(), data);
         let ev = f.events.recv().await.unwrap();
-        assert_eq!(ev, ReplicaEvent { chunk_id: id.clone(), node: first, state: ReplicaState::Corrupt });
+        assert_eq!(
+            ev,
+            ReplicaEvent {
+                chunk_id: id.clone(),
+                node: first,
+                state: ReplicaState::Corrupt
+            }
+        );
         for s in &f.faulty {
             s.set_corrupt_reads(true);
         }
-        assert!(matches!(f.cluster.read_chunk(&id).await, Err(ClusterError::ChunkUnavailable { .. })));
+        assert!(matches!(
+            f.cluster.read_chunk(&id).await,
+            Err(ClusterError::ChunkUnavailable { .. })
+        ));
     }
 
     #[test]
@@ -416,7 +502,10 @@ mod tests {
         let mut cfg = ClusterConfig::for_nodes(1);
         cfg.write_quorum = 2;
         assert!(Cluster::new(one(), cfg).is_err());
-        let two = vec![("a".to_string(), store.clone()), ("a".to_string(), store.clone())];
+        let two = vec![
+            ("a".to_string(), store.clone()),
+            ("a".to_string(), store.clone()),
+        ];
         assert!(Cluster::new(two, ClusterConfig::for_nodes(2)).is_err());
         let five = ClusterConfig::for_nodes(5);
         assert_eq!((five.replication, five.write_quorum), (3, 2));

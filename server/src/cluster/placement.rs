@@ -29,7 +29,9 @@ mod tests {
     use super::*;
 
     fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| coffer_proto::chunking::chunk_id(&i.to_le_bytes())).collect()
+        (0..n)
+            .map(|i| coffer_proto::chunking::chunk_id(&i.to_le_bytes()))
+            .collect()
     }
 
     #[test]
@@ -66,8 +68,18 @@ mod tests {
             let before: Vec<&str> = rank(id, &three)[..2].iter().map(|&i| three[i]).collect();
             let after: Vec<&str> = rank(id, &four)[..2].iter().map(|&i| four[i]).collect();
             // Relative order of the old nodes never changes.
-            let old_order: Vec<&str> = rank(id, &four).iter().map(|&i| four[i]).filter(|n| *n != "n4").collect();
-            assert_eq!(old_order, rank(id, &three).iter().map(|&i| three[i]).collect::<Vec<_>>());
+            let old_order: Vec<&str> = rank(id, &four)
+                .iter()
+                .map(|&i| four[i])
+                .filter(|n| *n != "n4")
+                .collect();
+            assert_eq!(
+                old_order,
+                rank(id, &three)
+                    .iter()
+                    .map(|&i| three[i])
+                    .collect::<Vec<_>>()
+            );
             if before != after {
                 moved += 1;
             }

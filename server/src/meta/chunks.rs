@@ -6,7 +6,13 @@ use rusqlite::{params, Connection};
 use std::collections::HashSet;
 
 /// Records a chunk stored on (at least) `nodes`.
-pub fn record_chunk(c: &Connection, id: &str, size: u32, nodes: &[String], now: &str) -> Result<(), MetaError> {
+pub fn record_chunk(
+    c: &Connection,
+    id: &str,
+    size: u32,
+    nodes: &[String],
+    now: &str,
+) -> Result<(), MetaError> {
     c.execute(
         "INSERT INTO chunks (id, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
         params![id, size, now],
@@ -22,7 +28,11 @@ pub fn record_chunk(c: &Connection, id: &str, size: u32, nodes: &[String], now: 
 }
 
 /// Records replica outcomes, in one transaction.
-pub fn record_replicas(c: &mut Connection, events: &[ReplicaEvent], now: &str) -> Result<(), MetaError> {
+pub fn record_replicas(
+    c: &mut Connection,
+    events: &[ReplicaEvent],
+    now: &str,
+) -> Result<(), MetaError> {
     let tx = c.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
@@ -38,7 +48,10 @@ pub fn record_replicas(c: &mut Connection, events: &[ReplicaEvent], now: &str) -
 }
 
 /// Which of `ids` are not recorded as stored (each once, in first-seen order).
-pub fn unknown<'a>(c: &Connection, ids: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, MetaError> {
+pub fn unknown<'a>(
+    c: &Connection,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, MetaError> {
     let mut stmt = c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -52,7 +65,8 @@ pub fn unknown<'a>(c: &Connection, ids: impl IntoIterator<Item = &'a str>) -> Re
 
 /// Whether chunk `id` is recorded as stored.
 pub fn is_stored(c: &Connection, id: &str) -> Result<bool, MetaError> {
-    Ok(c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?.exists([id])?)
+    Ok(c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?
+        .exists([id])?)
 }
 
 /// Replica counts of a version's distinct chunks.
@@ -66,7 +80,12 @@ pub struct HealthCounts {
 
 /// How well version `number` of file `file_id` is replicated, against a
 /// target of `r` good copies per chunk.
-pub fn version_health(c: &Connection, file_id: i64, number: u64, r: usize) -> Result<HealthCounts, MetaError> {
+pub fn version_health(
+    c: &Connection,
+    file_id: i64,
+    number: u64,
+    r: usize,
+) -> Result<HealthCounts, MetaError> {
     let mut stmt = c.prepare_cached(
         "SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = vc.chunk_id AND r.state = 'ok')
          FROM (SELECT DISTINCT chunk_id FROM version_chunks WHERE file_id = ?1 AND number = ?2) vc",

@@ -23,7 +23,12 @@ fn version_row(r: &Row<'_>) -> rusqlite::Result<VersionRow> {
 
 /// Version `number` of a file, or its latest when `number` is `None`.
 /// Deleted files are returned too, flagged.
-pub fn version(c: &Connection, owner: OwnerId, path: &str, number: Option<u64>) -> Result<Option<VersionRow>, MetaError> {
+pub fn version(
+    c: &Connection,
+    owner: OwnerId,
+    path: &str,
+    number: Option<u64>,
+) -> Result<Option<VersionRow>, MetaError> {
     let row = match number {
         Some(n) => c
             .query_row(
@@ -44,18 +49,33 @@ pub fn version(c: &Connection, owner: OwnerId, path: &str, number: Option<u64>) 
 }
 
 /// The ordered chunk list of a version.
-pub fn version_chunks(c: &Connection, file_id: i64, number: u64) -> Result<Vec<ChunkRef>, MetaError> {
+pub fn version_chunks(
+    c: &Connection,
+    file_id: i64,
+    number: u64,
+) -> Result<Vec<ChunkRef>, MetaError> {
     let mut stmt = c.prepare_cached(
         "SELECT vc.chunk_id, c.size FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
          WHERE vc.file_id = ?1 AND vc.number = ?2 ORDER BY vc.idx",
     )?;
-    let rows = stmt.query_map(params![file_id, number as i64], |r| Ok(ChunkRef { id: r.get(0)?, size: r.get(1)? }))?;
+    let rows = stmt.query_map(params![file_id, number as i64], |r| {
+        Ok(ChunkRef {
+            id: r.get(0)?,
+            size: r.get(1)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The latest versions of live files whose path starts with `prefix` and
 /// sorts after `after`, in path order, at most `limit`.
-pub fn list_files(c: &Connection, owner: OwnerId, prefix: &str, after: &str, limit: u32) -> Result<Vec<VersionRow>, MetaError> {
+pub fn list_files(
+    c: &Connection,
+    owner: OwnerId,
+    prefix: &str,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<VersionRow>, MetaError> {
     let mut stmt = c.prepare_cached(&format!(
         "{SELECT_VERSION}
          WHERE f.owner_id = ?1 AND f.deleted_at IS NULL
@@ -68,9 +88,14 @@ pub fn list_files(c: &Connection, owner: OwnerId, prefix: &str, after: &str, lim
 }
 
 /// Every version of a file, newest first.
-pub fn list_versions(c: &Connection, owner: OwnerId, path: &str) -> Result<Vec<VersionRow>, MetaError> {
-    let mut stmt =
-        c.prepare_cached(&format!("{SELECT_VERSION} WHERE f.owner_id = ?1 AND f.path = ?2 ORDER BY v.number DESC"))?;
+pub fn list_versions(
+    c: &Connection,
+    owner: OwnerId,
+    path: &str,
+) -> Result<Vec<VersionRow>, MetaError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{SELECT_VERSION} WHERE f.owner_id = ?1 AND f.path = ?2 ORDER BY v.number DESC"
+    ))?;
     let rows = stmt.query_map(params![owner, path], version_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -110,15 +135,27 @@ pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<Versio
         params![v.owner, v.path],
         |r| r.get(0),
     )?;
-    let number: i64 =
-        tx.query_row("SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE file_id = ?1", [file_id], |r| r.get(0))?;
+    let number: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE file_id = ?1",
+        [file_id],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "INSERT INTO versions (file_id, number, size, hash, created_at, uploader, restored_from)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![file_id, number, v.size as i64, v.hash, v.now, v.uploader, v.restored_from.map(|n| n as i64)],
+        params![
+            file_id,
+            number,
+            v.size as i64,
+            v.hash,
+            v.now,
+            v.uploader,
+            v.restored_from.map(|n| n as i64)
+        ],
     )?;
-    let mut stmt =
-        tx.prepare_cached("INSERT INTO version_chunks (file_id, number, idx, chunk_id) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO version_chunks (file_id, number, idx, chunk_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for (idx, chunk) in v.chunks.iter().enumerate() {
         stmt.execute(params![file_id, number, idx as i64, chunk.id])?;
     }
@@ -168,7 +205,12 @@ pub fn restore_version(
 
 /// Marks a live file deleted; its versions stay. Returns the latest version
 /// number, or `None` if there is no live file at `path`.
-pub fn delete_file(c: &Connection, owner: OwnerId, path: &str, now: &str) -> Result<Option<u64>, MetaError> {
+pub fn delete_file(
+    c: &Connection,
+    owner: OwnerId,
+    path: &str,
+    now: &str,
+) -> Result<Option<u64>, MetaError> {
     let changed = c.execute(
         "UPDATE files SET deleted_at = ?3 WHERE owner_id = ?1 AND path = ?2 AND deleted_at IS NULL",
         params![owner, path, now],
@@ -206,25 +248,38 @@ mod tests {
     #[test]
     fn versions_number_up_and_restore_appends() {
         with_conn(|c| {
-            let a = ChunkRef { id: "a".repeat(64), size: 3 };
-            let b = ChunkRef { id: "b".repeat(64), size: 5 };
+            let a = ChunkRef {
+                id: "a".repeat(64),
+                size: 3,
+            };
+            let b = ChunkRef {
+                id: "b".repeat(64),
+                size: 5,
+            };
             chunks::record_chunk(c, &a.id, a.size, &[], "t").unwrap();
             chunks::record_chunk(c, &b.id, b.size, &[], "t").unwrap();
             let v1 = commit_version(c, &new_version("x", std::slice::from_ref(&a))).unwrap();
             let v2 = commit_version(c, &new_version("x", &[a.clone(), b.clone()])).unwrap();
             assert_eq!((v1.number, v2.number), (1, 2));
-            let v3 = restore_version(c, DEFAULT_OWNER, "x", 1, "test", "t").unwrap().unwrap();
+            let v3 = restore_version(c, DEFAULT_OWNER, "x", 1, "test", "t")
+                .unwrap()
+                .unwrap();
             assert_eq!((v3.number, v3.size), (3, 3));
             assert_eq!(version_chunks(c, v3.file_id, 3).unwrap(), vec![a.clone()]);
             assert_eq!(list_versions(c, DEFAULT_OWNER, "x").unwrap().len(), 3);
-            assert!(restore_version(c, DEFAULT_OWNER, "x", 9, "test", "t").unwrap().is_none());
+            assert!(restore_version(c, DEFAULT_OWNER, "x", 9, "test", "t")
+                .unwrap()
+                .is_none());
         })
     }
 
     #[test]
     fn a_version_with_unstored_chunks_is_refused_whole() {
         with_conn(|c| {
-            let ghost = ChunkRef { id: "c".repeat(64), size: 1 };
+            let ghost = ChunkRef {
+                id: "c".repeat(64),
+                size: 1,
+            };
             let err = commit_version(c, &new_version("y", &[ghost])).unwrap_err();
             assert!(matches!(err, MetaError::MissingChunks(1)));
             assert!(version(c, DEFAULT_OWNER, "y", None).unwrap().is_none());
@@ -238,11 +293,22 @@ mod tests {
             commit_version(c, &new_version("d/two", &[])).unwrap();
             commit_version(c, &new_version("e", &[])).unwrap();
             assert_eq!(list_files(c, DEFAULT_OWNER, "d/", "", 10).unwrap().len(), 2);
-            assert_eq!(delete_file(c, DEFAULT_OWNER, "d/one", "t").unwrap(), Some(1));
+            assert_eq!(
+                delete_file(c, DEFAULT_OWNER, "d/one", "t").unwrap(),
+                Some(1)
+            );
             assert_eq!(delete_file(c, DEFAULT_OWNER, "d/one", "t").unwrap(), None);
             let live = list_files(c, DEFAULT_OWNER, "", "", 10).unwrap();
-            assert_eq!(live.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(), ["d/two", "e"]);
-            assert!(version(c, DEFAULT_OWNER, "d/one", None).unwrap().unwrap().deleted);
+            assert_eq!(
+                live.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
+                ["d/two", "e"]
+            );
+            assert!(
+                version(c, DEFAULT_OWNER, "d/one", None)
+                    .unwrap()
+                    .unwrap()
+                    .deleted
+            );
             restore_version(c, DEFAULT_OWNER, "d/one", 1, "test", "t").unwrap();
             assert_eq!(list_files(c, DEFAULT_OWNER, "", "", 10).unwrap().len(), 3);
             // Paging.

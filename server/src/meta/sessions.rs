@@ -22,11 +22,20 @@ pub fn create(c: &mut Connection, s: &SessionRow, now: &str) -> Result<(), MetaE
     tx.execute(
         "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![s.id, s.owner, s.path, s.size as i64, s.hash, now, s.expires_at],
+        params![
+            s.id,
+            s.owner,
+            s.path,
+            s.size as i64,
+            s.hash,
+            now,
+            s.expires_at
+        ],
     )?;
     {
-        let mut stmt =
-            tx.prepare_cached("INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for (i, ch) in s.chunks.iter().enumerate() {
             stmt.execute(params![s.id, i as i64, ch.id, ch.size])?;
         }
@@ -36,27 +45,59 @@ pub fn create(c: &mut Connection, s: &SessionRow, now: &str) -> Result<(), MetaE
 }
 
 /// The session `id` of `owner`, if it exists and has not expired at `now`.
-pub fn get(c: &Connection, id: &str, owner: OwnerId, now: &str) -> Result<Option<SessionRow>, MetaError> {
+pub fn get(
+    c: &Connection,
+    id: &str,
+    owner: OwnerId,
+    now: &str,
+) -> Result<Option<SessionRow>, MetaError> {
     let head = c
         .query_row(
             "SELECT path, size, hash, expires_at FROM upload_sessions
              WHERE id = ?1 AND owner_id = ?2 AND expires_at > ?3",
             params![id, owner, now],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
         )
         .optional()?;
     let Some((path, size, hash, expires_at)) = head else {
         return Ok(None);
     };
-    let mut stmt = c.prepare_cached("SELECT chunk_id, size FROM session_chunks WHERE session_id = ?1 ORDER BY idx")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT chunk_id, size FROM session_chunks WHERE session_id = ?1 ORDER BY idx",
+    )?;
     let chunks = stmt
-        .query_map([id], |r| Ok(ChunkRef { id: r.get(0)?, size: r.get(1)? }))?
+        .query_map([id], |r| {
+            Ok(ChunkRef {
+                id: r.get(0)?,
+                size: r.get(1)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
-    Ok(Some(SessionRow { id: id.to_string(), owner, path, size: size as u64, hash, expires_at, chunks }))
+    Ok(Some(SessionRow {
+        id: id.to_string(),
+        owner,
+        path,
+        size: size as u64,
+        hash,
+        expires_at,
+        chunks,
+    }))
 }
 
 /// Commits the session as a new version and closes it, in one transaction.
-pub fn finish(c: &mut Connection, s: &SessionRow, uploader: &str, now: &str) -> Result<VersionRow, MetaError> {
+pub fn finish(
+    c: &mut Connection,
+    s: &SessionRow,
+    uploader: &str,
+    now: &str,
+) -> Result<VersionRow, MetaError> {
     let tx = c.transaction()?;
     let row = insert_version(
         &tx,

@@ -18,7 +18,11 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn BlobStore>) -> Self {
-        Self { inner, down: AtomicBool::new(false), corrupt_reads: AtomicBool::new(false) }
+        Self {
+            inner,
+            down: AtomicBool::new(false),
+            corrupt_reads: AtomicBool::new(false),
+        }
     }
 
     pub fn set_down(&self, down: bool) {

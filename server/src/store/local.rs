@@ -22,22 +22,33 @@ const TMP_DIR: &str = ".tmp";
 
 impl LocalStore {
     pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
-        Self { name: name.into(), root: Arc::new(root.into()) }
+        Self {
+            name: name.into(),
+            root: Arc::new(root.into()),
+        }
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         let ok = !key.is_empty()
             && !key.starts_with('/')
-            && key.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && s != TMP_DIR)
+            && key
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && s != TMP_DIR)
             && !key.contains('\0');
         if !ok {
-            return Err(StoreError::InvalidKey { store: self.name.clone(), key: key.to_string() });
+            return Err(StoreError::InvalidKey {
+                store: self.name.clone(),
+                key: key.to_string(),
+            });
         }
         Ok(self.root.join(key))
     }
 
     fn other(&self, e: std::io::Error) -> StoreError {
-        StoreError::Other { store: self.name.clone(), source: Box::new(e) }
+        StoreError::Other {
+            store: self.name.clone(),
+            source: Box::new(e),
+        }
     }
 
     async fn blocking<R: Send + 'static>(
@@ -47,7 +58,10 @@ impl LocalStore {
         let this = self.clone();
         tokio::task::spawn_blocking(move || f(&this))
             .await
-            .map_err(|e| StoreError::Other { store: self.name.clone(), source: Box::new(e) })?
+            .map_err(|e| StoreError::Other {
+                store: self.name.clone(),
+                source: Box::new(e),
+            })?
     }
 }
 
@@ -69,7 +83,10 @@ fn write_atomically(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{:032x}", rand::random::<u128>()));
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     Ok((path, file))
 }
 
@@ -82,8 +99,13 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> std
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
-        let Ok(rel) = path.strip_prefix(root) else { continue };
-        let Some(key) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let Some(key) = rel
+            .to_str()
+            .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
             continue;
         };
         if key == TMP_DIR {
@@ -97,7 +119,10 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> std
                 walk(root, &path, prefix, out)?;
             }
         } else if ty.is_file() && key.starts_with(prefix) {
-            out.push(ObjectInfo { key, size: entry.metadata()?.len() });
+            out.push(ObjectInfo {
+                key,
+                size: entry.metadata()?.len(),
+            });
         }
     }
     Ok(())
@@ -125,8 +150,10 @@ impl BlobStore for LocalStore {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
-        self.blocking(move |s| write_atomically(&s.root.join(TMP_DIR), &path, &data).map_err(|e| s.other(e)))
-            .await
+        self.blocking(move |s| {
+            write_atomically(&s.root.join(TMP_DIR), &path, &data).map_err(|e| s.other(e))
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -134,7 +161,10 @@ impl BlobStore for LocalStore {
         let key = key.to_string();
         self.blocking(move |s| match std::fs::read(&path) {
             Ok(data) => Ok(Bytes::from(data)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound { store: s.name.clone(), key }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound {
+                store: s.name.clone(),
+                key,
+            }),
             Err(e) => Err(s.other(e)),
         })
         .await

@@ -48,7 +48,13 @@ impl S3Store {
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&cfg.endpoint)
             .region(Region::new(cfg.region.clone()))
-            .credentials_provider(Credentials::new(&cfg.access_key, &cfg.secret_key, None, None, "coffer"))
+            .credentials_provider(Credentials::new(
+                &cfg.access_key,
+                &cfg.secret_key,
+                None,
+                None,
+                "coffer",
+            ))
             .force_path_style(true)
             // Chunks are verified end to end with BLAKE3; skip the SDK's
             // extra CRCs, which not every S3 server understands.
@@ -79,16 +85,32 @@ impl S3Store {
         let store = self.name.clone();
         let status = err.raw_response().map(|r| r.status().as_u16());
         match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                StoreError::Unavailable { store, source: Box::new(err) }
-            }
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => StoreError::Unavailable {
+                store,
+                source: Box::new(err),
+            },
             SdkError::ServiceError(se)
-                if status == Some(404) || matches!(se.err().code(), Some("NoSuchKey" | "NotFound" | "NoSuchBucket")) =>
+                if status == Some(404)
+                    || matches!(
+                        se.err().code(),
+                        Some("NoSuchKey" | "NotFound" | "NoSuchBucket")
+                    ) =>
             {
-                StoreError::NotFound { store, key: key.to_string() }
+                StoreError::NotFound {
+                    store,
+                    key: key.to_string(),
+                }
             }
-            _ if status.is_some_and(|s| s >= 500 || s == 429) => StoreError::Unavailable { store, source: Box::new(err) },
-            _ => StoreError::Other { store, source: Box::new(err) },
+            _ if status.is_some_and(|s| s >= 500 || s == 429) => StoreError::Unavailable {
+                store,
+                source: Box::new(err),
+            },
+            _ => StoreError::Other {
+                store,
+                source: Box::new(err),
+            },
         }
     }
 }
@@ -117,7 +139,14 @@ impl BlobStore for S3Store {
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.classify(&self.bucket, e)),
         }
     }
@@ -149,12 +178,22 @@ impl BlobStore for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Unavailable { store: self.name.clone(), source: Box::new(e) })?;
+            .map_err(|e| StoreError::Unavailable {
+                store: self.name.clone(),
+                source: Box::new(e),
+            })?;
         Ok(body.into_bytes())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match self.classify(key, e) {
                 StoreError::NotFound { .. } => Ok(()),
@@ -176,7 +215,10 @@ impl BlobStore for S3Store {
             let page = page.map_err(|e| self.classify(prefix, e))?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
-                    out.push(ObjectInfo { key: key.to_string(), size: obj.size().unwrap_or(0).max(0) as u64 });
+                    out.push(ObjectInfo {
+                        key: key.to_string(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                    });
                 }
             }
         }

@@ -10,7 +10,11 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 512;
 
 /// Drains `events` into `meta` until cancelled, then records what is left.
-pub async fn run(meta: Meta, mut events: UnboundedReceiver<ReplicaEvent>, cancel: CancellationToken) {
+pub async fn run(
+    meta: Meta,
+    mut events: UnboundedReceiver<ReplicaEvent>,
+    cancel: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let got = tokio::select! {
@@ -25,7 +29,10 @@ pub async fn run(meta: Meta, mut events: UnboundedReceiver<ReplicaEvent>, cancel
         if !batch.is_empty() {
             let events = std::mem::take(&mut batch);
             let n = events.len();
-            if let Err(e) = meta.call(move |c| meta::chunks::record_replicas(c, &events, &meta::now_rfc3339())).await {
+            if let Err(e) = meta
+                .call(move |c| meta::chunks::record_replicas(c, &events, &meta::now_rfc3339()))
+                .await
+            {
                 tracing::error!(error = %e, lost = n, "could not record replica outcomes");
             }
         }

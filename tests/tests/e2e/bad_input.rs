@@ -4,7 +4,9 @@
 use crate::local_chunk_objects;
 use bytes::Bytes;
 use coffer_proto::pb::{FileMetadataRequest, FileRequest, ListFilesRequest};
-use coffer_tests::data::{download, download_hash, hash_blocks, pattern, pattern_blocks, upload, upload_bytes};
+use coffer_tests::data::{
+    download, download_hash, hash_blocks, pattern, pattern_blocks, upload, upload_bytes,
+};
 use coffer_tests::server::{Server, ServerOpts};
 use tonic::Code;
 
@@ -13,23 +15,49 @@ async fn hostile_names_are_rejected_and_store_nothing() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
     let long = "a/".repeat(600);
-    let names = ["", "/", "..", "a/../b", "./x", "a\0b", "tab\tname", "new\nline", "esc\u{1b}[31m", long.as_str()];
+    let names = [
+        "",
+        "/",
+        "..",
+        "a/../b",
+        "./x",
+        "a\0b",
+        "tab\tname",
+        "new\nline",
+        "esc\u{1b}[31m",
+        long.as_str(),
+    ];
     let data = pattern(2 * 1024 * 1024, 3);
     for name in names {
         let err = upload_bytes(&mut c, name, &data).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{name:?}: {err:?}");
         let err = c
-            .get_metadata(FileMetadataRequest { file_name: name.into(), version: 0 })
+            .get_metadata(FileMetadataRequest {
+                file_name: name.into(),
+                version: 0,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{name:?}");
     }
-    assert!(local_chunk_objects(server.data_dir()).iter().all(|n| n.is_empty()), "chunks were stored");
-    let listed = c.list_files(ListFilesRequest::default()).await.unwrap().into_inner();
+    assert!(
+        local_chunk_objects(server.data_dir())
+            .iter()
+            .all(|n| n.is_empty()),
+        "chunks were stored"
+    );
+    let listed = c
+        .list_files(ListFilesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(listed.files.is_empty());
 
     // No name at all.
-    let msgs = vec![FileRequest { file_data: Bytes::from_static(b"x"), file_name: String::new() }];
+    let msgs = vec![FileRequest {
+        file_data: Bytes::from_static(b"x"),
+        file_name: String::new(),
+    }];
     let err = c.upload_file(tokio_stream::iter(msgs)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
@@ -41,7 +69,10 @@ async fn missing_files_are_not_found() {
     let err = download(&mut c, "no/such/file", 0).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = c
-        .get_metadata(FileMetadataRequest { file_name: "no/such/file".into(), version: 0 })
+        .get_metadata(FileMetadataRequest {
+            file_name: "no/such/file".into(),
+            version: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -52,11 +83,25 @@ async fn missing_files_are_not_found() {
 async fn oversized_messages_are_refused_and_store_nothing() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
-    let msgs = vec![FileRequest { file_data: Bytes::from(vec![1u8; 12 * 1024 * 1024]), file_name: "huge.bin".into() }];
+    let msgs = vec![FileRequest {
+        file_data: Bytes::from(vec![1u8; 12 * 1024 * 1024]),
+        file_name: "huge.bin".into(),
+    }];
     let err = c.upload_file(tokio_stream::iter(msgs)).await.unwrap_err();
-    assert!(matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted), "{err:?}");
-    assert!(local_chunk_objects(server.data_dir()).iter().all(|n| n.is_empty()));
-    let err = c.get_metadata(FileMetadataRequest { file_name: "huge.bin".into(), version: 0 }).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{err:?}"
+    );
+    assert!(local_chunk_objects(server.data_dir())
+        .iter()
+        .all(|n| n.is_empty()));
+    let err = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "huge.bin".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -65,7 +110,12 @@ async fn sigkill_mid_upload_leaves_no_partial_version_and_restart_serves_everyth
     let mut server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
     let committed: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| (format!("kept/{i}.bin"), pattern(1024 * 1024 * i + 11, 500 + i as u64)))
+        .map(|i| {
+            (
+                format!("kept/{i}.bin"),
+                pattern(1024 * 1024 * i + 11, 500 + i as u64),
+            )
+        })
         .collect();
     for (name, data) in &committed {
         upload_bytes(&mut c, name, data).await.unwrap();
@@ -77,8 +127,14 @@ async fn sigkill_mid_upload_leaves_no_partial_version_and_restart_serves_everyth
     // Start a big second version and kill the server once chunks land.
     let before = local_chunk_objects(server.data_dir())[0].len();
     let mut c2 = server.client().await;
-    let uploading =
-        tokio::spawn(async move { upload(&mut c2, "kept/victim.bin", pattern_blocks(400 * 1024 * 1024, 9)).await });
+    let uploading = tokio::spawn(async move {
+        upload(
+            &mut c2,
+            "kept/victim.bin",
+            pattern_blocks(400 * 1024 * 1024, 9),
+        )
+        .await
+    });
     let mut waited = 0;
     while local_chunk_objects(server.data_dir())[0].len() < before + 3 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -86,12 +142,18 @@ async fn sigkill_mid_upload_leaves_no_partial_version_and_restart_serves_everyth
         assert!(waited < 2400, "upload made no progress");
     }
     server.kill().await;
-    assert!(uploading.await.unwrap().is_err(), "the interrupted upload must not report success");
+    assert!(
+        uploading.await.unwrap().is_err(),
+        "the interrupted upload must not report success"
+    );
 
     server.restart().await.unwrap();
     let mut c = server.client().await;
     let md = c
-        .get_metadata(FileMetadataRequest { file_name: "kept/victim.bin".into(), version: 0 })
+        .get_metadata(FileMetadataRequest {
+            file_name: "kept/victim.bin".into(),
+            version: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -102,6 +164,15 @@ async fn sigkill_mid_upload_leaves_no_partial_version_and_restart_serves_everyth
     }
     // And the server takes new uploads on the same data dir.
     let (len, hash) = hash_blocks(pattern_blocks(9 * 1024 * 1024, 10));
-    upload(&mut c, "after-restart.bin", pattern_blocks(9 * 1024 * 1024, 10)).await.unwrap();
-    assert_eq!(download_hash(&mut c, "after-restart.bin", 0).await.unwrap(), (len, hash));
+    upload(
+        &mut c,
+        "after-restart.bin",
+        pattern_blocks(9 * 1024 * 1024, 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        download_hash(&mut c, "after-restart.bin", 0).await.unwrap(),
+        (len, hash)
+    );
 }

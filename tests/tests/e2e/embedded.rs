@@ -2,14 +2,20 @@
 //! data dir): round trips of every size class.
 
 use crate::local_chunk_objects;
-use coffer_tests::data::{download, download_hash, hash_blocks, pattern, pattern_blocks, upload, upload_bytes};
+use coffer_tests::data::{
+    download, download_hash, hash_blocks, pattern, pattern_blocks, upload, upload_bytes,
+};
 use coffer_tests::server::{Server, ServerOpts};
 
 #[tokio::test]
 async fn small_files_round_trip_byte_identical() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
-    for (name, len) in [("empty.bin", 0usize), ("one.bin", 1), ("five-mib-plus-three.bin", 5 * 1024 * 1024 + 3)] {
+    for (name, len) in [
+        ("empty.bin", 0usize),
+        ("one.bin", 1),
+        ("five-mib-plus-three.bin", 5 * 1024 * 1024 + 3),
+    ] {
         let data = pattern(len, len as u64);
         let resp = upload_bytes(&mut c, name, &data).await.unwrap();
         assert_eq!((resp.version, resp.size), (1, len as u64), "{name}");
@@ -20,7 +26,10 @@ async fn small_files_round_trip_byte_identical() {
     // Every chunk landed on all three local nodes.
     let nodes = local_chunk_objects(server.data_dir());
     assert!(!nodes[0].is_empty());
-    assert!(nodes.iter().all(|n| n == &nodes[0]), "nodes disagree: {nodes:?}");
+    assert!(
+        nodes.iter().all(|n| n == &nodes[0]),
+        "nodes disagree: {nodes:?}"
+    );
     assert!(server.data_dir().join("coffer.db").exists());
 }
 
@@ -30,8 +39,13 @@ async fn a_300_mib_file_round_trips_byte_identical() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
     let (len, hash) = hash_blocks(pattern_blocks(LEN, 42));
-    let resp = upload(&mut c, "big/300mib.bin", pattern_blocks(LEN, 42)).await.unwrap();
-    assert_eq!((resp.size, resp.content_hash.as_str()), (len, hash.as_str()));
+    let resp = upload(&mut c, "big/300mib.bin", pattern_blocks(LEN, 42))
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.size, resp.content_hash.as_str()),
+        (len, hash.as_str())
+    );
     let (got_len, got_hash) = download_hash(&mut c, "big/300mib.bin", 0).await.unwrap();
     assert_eq!((got_len, got_hash), (len, hash));
 }

@@ -3,7 +3,9 @@
 //! helpers live in the `coffer-tests` library.
 
 mod bad_input;
+mod conformance;
 mod embedded;
+mod harness;
 mod replication;
 mod seed;
 mod sessions;
@@ -25,7 +27,9 @@ pub fn local_chunk_objects(data_dir: &Path) -> Vec<Vec<String>> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -19,13 +19,22 @@ async fn tutorial_client_uploads_downloads_and_reads_metadata() {
     // fileName in every message, as the tutorial's client sends it.
     let msgs: Vec<FileRequest> = data
         .chunks(64 * 1024)
-        .map(|b| FileRequest { file_data: b.to_vec(), file_name: "notes/tutorial.txt".into() })
+        .map(|b| FileRequest {
+            file_data: b.to_vec(),
+            file_name: "notes/tutorial.txt".into(),
+        })
         .collect();
-    let resp = c.upload_file(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let resp = c
+        .upload_file(tokio_stream::iter(msgs))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!resp.message.is_empty());
 
     let mut stream = c
-        .download_file(FileDownloadRequest { file_name: "notes/tutorial.txt".into() })
+        .download_file(FileDownloadRequest {
+            file_name: "notes/tutorial.txt".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -35,27 +44,52 @@ async fn tutorial_client_uploads_downloads_and_reads_metadata() {
     }
     assert!(back == data, "downloaded bytes differ");
 
-    let md = c.get_metadata(FileMetadataRequest { file_name: "notes/tutorial.txt".into() }).await.unwrap().into_inner();
+    let md = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "notes/tutorial.txt".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(md.file_name, "notes/tutorial.txt");
     assert_eq!(md.version, "1");
     assert!(is_rfc3339(&md.upload_time), "{}", md.upload_time);
 
     // Second upload: only a `filename` header names the file.
-    let msgs = vec![FileRequest { file_data: b"second".to_vec(), file_name: String::new() }];
+    let msgs = vec![FileRequest {
+        file_data: b"second".to_vec(),
+        file_name: String::new(),
+    }];
     let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-    req.metadata_mut().insert("filename", MetadataValue::from_static("notes/tutorial.txt"));
+    req.metadata_mut()
+        .insert("filename", MetadataValue::from_static("notes/tutorial.txt"));
     c.upload_file(req).await.unwrap();
-    let md = c.get_metadata(FileMetadataRequest { file_name: "notes/tutorial.txt".into() }).await.unwrap().into_inner();
+    let md = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "notes/tutorial.txt".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(md.version, "2");
     assert!(is_rfc3339(&md.upload_time));
 
     // A header-only upload of a new file.
-    let msgs = vec![FileRequest { file_data: b"by header".to_vec(), file_name: String::new() }];
+    let msgs = vec![FileRequest {
+        file_data: b"by header".to_vec(),
+        file_name: String::new(),
+    }];
     let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-    req.metadata_mut().insert("filename", MetadataValue::from_static("header-only.txt"));
+    req.metadata_mut()
+        .insert("filename", MetadataValue::from_static("header-only.txt"));
     c.upload_file(req).await.unwrap();
-    let mut stream =
-        c.download_file(FileDownloadRequest { file_name: "header-only.txt".into() }).await.unwrap().into_inner();
+    let mut stream = c
+        .download_file(FileDownloadRequest {
+            file_name: "header-only.txt".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let m = stream.message().await.unwrap().unwrap();
     assert_eq!(m.file_data, b"by header");
 }

@@ -22,7 +22,10 @@ fn plan(name: &str, data: &[u8]) -> Plan {
     for (off, len) in chunk_spans(data) {
         let bytes = Bytes::copy_from_slice(&data[off..off + len]);
         let id = chunk_id(&bytes);
-        refs.push(ChunkRef { id: id.clone(), size: len as u32 });
+        refs.push(ChunkRef {
+            id: id.clone(),
+            size: len as u32,
+        });
         chunks.insert(id, bytes);
     }
     Plan {
@@ -37,8 +40,19 @@ fn plan(name: &str, data: &[u8]) -> Plan {
     }
 }
 
-async fn put(c: &mut FileStorageClient<Channel>, upload: &str, id: &str, data: Bytes) -> Result<u32, tonic::Status> {
-    let r = c.put_chunk(PutChunkRequest { upload_id: upload.into(), chunk_id: id.into(), data }).await?;
+async fn put(
+    c: &mut FileStorageClient<Channel>,
+    upload: &str,
+    id: &str,
+    data: Bytes,
+) -> Result<u32, tonic::Status> {
+    let r = c
+        .put_chunk(PutChunkRequest {
+            upload_id: upload.into(),
+            chunk_id: id.into(),
+            data,
+        })
+        .await?;
     Ok(r.into_inner().remaining)
 }
 
@@ -51,65 +65,139 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes() {
     let data = pattern(12 * 1024 * 1024 + 5, 77);
     let p = plan("session/big.bin", &data);
     let prefix_len: usize = chunk_spans(&data).iter().take(2).map(|s| s.1).sum();
-    upload_bytes(&mut c, "session/prefix.bin", &data[..prefix_len]).await.unwrap();
-    let stored_ids: Vec<String> = p.request.chunks.iter().take(2).map(|c| c.id.clone()).collect();
+    upload_bytes(&mut c, "session/prefix.bin", &data[..prefix_len])
+        .await
+        .unwrap();
+    let stored_ids: Vec<String> = p
+        .request
+        .chunks
+        .iter()
+        .take(2)
+        .map(|c| c.id.clone())
+        .collect();
 
-    let start = c.start_upload(p.request.clone()).await.unwrap().into_inner();
+    let start = c
+        .start_upload(p.request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let all: Vec<String> = p.request.chunks.iter().map(|c| c.id.clone()).collect();
-    let expect_missing: Vec<String> = all.iter().filter(|id| !stored_ids.contains(id)).cloned().collect();
+    let expect_missing: Vec<String> = all
+        .iter()
+        .filter(|id| !stored_ids.contains(id))
+        .cloned()
+        .collect();
     assert!(!stored_ids.is_empty() && !expect_missing.is_empty());
-    assert_eq!(start.missing_chunks, expect_missing, "StartUpload must report exactly the absent chunks");
+    assert_eq!(
+        start.missing_chunks, expect_missing,
+        "StartUpload must report exactly the absent chunks"
+    );
 
     // Wrong bytes for a chunk id: INVALID_ARGUMENT, nothing stored.
     let before = local_chunk_objects(server.data_dir());
     let victim = &expect_missing[0];
     let mut garbage = p.chunks[victim].to_vec();
     garbage[0] ^= 0xff;
-    let err = put(&mut c, &start.upload_id, victim, Bytes::from(garbage)).await.unwrap_err();
+    let err = put(&mut c, &start.upload_id, victim, Bytes::from(garbage))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    let err = put(&mut c, &start.upload_id, victim, Bytes::from_static(b"short")).await.unwrap_err();
+    let err = put(
+        &mut c,
+        &start.upload_id,
+        victim,
+        Bytes::from_static(b"short"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let stranger = chunk_id(b"not in this upload");
-    let err = put(&mut c, &start.upload_id, &stranger, Bytes::from_static(b"not in this upload")).await.unwrap_err();
+    let err = put(
+        &mut c,
+        &start.upload_id,
+        &stranger,
+        Bytes::from_static(b"not in this upload"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(local_chunk_objects(server.data_dir()), before);
 
     // Send half, then "lose the connection".
     let half = expect_missing.len() / 2;
     for id in &expect_missing[..half] {
-        put(&mut c, &start.upload_id, id, p.chunks[id].clone()).await.unwrap();
+        put(&mut c, &start.upload_id, id, p.chunks[id].clone())
+            .await
+            .unwrap();
     }
     // Finishing now fails cleanly and commits nothing.
-    let err = c.finish_upload(FinishUploadRequest { upload_id: start.upload_id.clone() }).await.unwrap_err();
+    let err = c
+        .finish_upload(FinishUploadRequest {
+            upload_id: start.upload_id.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert_eq!(download(&mut c, "session/big.bin", 0).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        download(&mut c, "session/big.bin", 0)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
 
     // Resume on a new connection: only the rest is asked for.
     let mut c2 = server.client().await;
     let resumed = c2
-        .start_upload(StartUploadRequest { upload_id: start.upload_id.clone(), ..Default::default() })
+        .start_upload(StartUploadRequest {
+            upload_id: start.upload_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(resumed.missing_chunks, expect_missing[half..].to_vec());
     let mut remaining = u32::MAX;
     for id in &resumed.missing_chunks {
-        remaining = put(&mut c2, &start.upload_id, id, p.chunks[id].clone()).await.unwrap();
+        remaining = put(&mut c2, &start.upload_id, id, p.chunks[id].clone())
+            .await
+            .unwrap();
     }
     assert_eq!(remaining, 0);
-    let md = c2.finish_upload(FinishUploadRequest { upload_id: start.upload_id.clone() }).await.unwrap().into_inner();
+    let md = c2
+        .finish_upload(FinishUploadRequest {
+            upload_id: start.upload_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((md.version.as_str(), md.size), ("1", data.len() as u64));
     assert_eq!(md.content_hash, p.request.content_hash);
     assert!(download(&mut c2, "session/big.bin", 0).await.unwrap() == data);
 
     // The session is closed: finishing again is NOT_FOUND.
-    let err = c2.finish_upload(FinishUploadRequest { upload_id: start.upload_id }).await.unwrap_err();
+    let err = c2
+        .finish_upload(FinishUploadRequest {
+            upload_id: start.upload_id,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     // An identical second upload needs no chunk at all.
-    let again = c2.start_upload(p.request.clone()).await.unwrap().into_inner();
+    let again = c2
+        .start_upload(p.request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(again.missing_chunks.is_empty());
-    let md = c2.finish_upload(FinishUploadRequest { upload_id: again.upload_id }).await.unwrap().into_inner();
+    let md = c2
+        .finish_upload(FinishUploadRequest {
+            upload_id: again.upload_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(md.version, "2");
 }
 
@@ -140,7 +228,11 @@ async fn malformed_session_plans_are_refused() {
         assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
     }
     let err = c
-        .put_chunk(PutChunkRequest { upload_id: "nope".into(), chunk_id: chunk_id(b"x"), data: Bytes::from_static(b"x") })
+        .put_chunk(PutChunkRequest {
+            upload_id: "nope".into(),
+            chunk_id: chunk_id(b"x"),
+            data: Bytes::from_static(b"x"),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

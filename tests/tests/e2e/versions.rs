@@ -2,7 +2,8 @@
 
 use crate::local_chunk_objects;
 use coffer_proto::pb::{
-    DeleteFileRequest, FileMetadataRequest, ListFilesRequest, ListVersionsRequest, RestoreVersionRequest,
+    DeleteFileRequest, FileMetadataRequest, ListFilesRequest, ListVersionsRequest,
+    RestoreVersionRequest,
 };
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::server::{Server, ServerOpts};
@@ -12,71 +13,142 @@ use tonic::Code;
 async fn versions_restore_delete_and_dedup() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
-    let contents: Vec<Vec<u8>> = (0..3).map(|i| pattern(2 * 1024 * 1024 + i, 100 + i as u64)).collect();
+    let contents: Vec<Vec<u8>> = (0..3)
+        .map(|i| pattern(2 * 1024 * 1024 + i, 100 + i as u64))
+        .collect();
     for (i, data) in contents.iter().enumerate() {
         let r = upload_bytes(&mut c, "docs/plan.txt", data).await.unwrap();
         assert_eq!(r.version, i as u64 + 1);
     }
     let versions = c
-        .list_versions(ListVersionsRequest { file_name: "docs/plan.txt".into() })
+        .list_versions(ListVersionsRequest {
+            file_name: "docs/plan.txt".into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .versions;
-    assert_eq!(versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["3", "2", "1"]);
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>(),
+        ["3", "2", "1"]
+    );
     for (i, data) in contents.iter().enumerate() {
-        assert!(download(&mut c, "docs/plan.txt", i as u64 + 1).await.unwrap() == *data);
+        assert!(
+            download(&mut c, "docs/plan.txt", i as u64 + 1)
+                .await
+                .unwrap()
+                == *data
+        );
     }
 
     // Restore 1 -> version 4 with version 1's bytes.
     let objects_before = local_chunk_objects(server.data_dir());
     let r = c
-        .restore_version(RestoreVersionRequest { file_name: "docs/plan.txt".into(), version: 1 })
+        .restore_version(RestoreVersionRequest {
+            file_name: "docs/plan.txt".into(),
+            version: 1,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.version, "4");
     assert!(download(&mut c, "docs/plan.txt", 0).await.unwrap() == contents[0]);
-    assert_eq!(local_chunk_objects(server.data_dir()), objects_before, "restore stored new chunks");
+    assert_eq!(
+        local_chunk_objects(server.data_dir()),
+        objects_before,
+        "restore stored new chunks"
+    );
 
     // Delete hides it; metadata and download say NOT_FOUND; restore brings it back.
-    upload_bytes(&mut c, "docs/other.txt", b"keep me").await.unwrap();
-    c.delete_file(DeleteFileRequest { file_name: "docs/plan.txt".into() }).await.unwrap();
-    let listed = c.list_files(ListFilesRequest { prefix: "docs/".into(), ..Default::default() }).await.unwrap();
-    let names: Vec<String> = listed.into_inner().files.into_iter().map(|f| f.file_name).collect();
+    upload_bytes(&mut c, "docs/other.txt", b"keep me")
+        .await
+        .unwrap();
+    c.delete_file(DeleteFileRequest {
+        file_name: "docs/plan.txt".into(),
+    })
+    .await
+    .unwrap();
+    let listed = c
+        .list_files(ListFilesRequest {
+            prefix: "docs/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<String> = listed
+        .into_inner()
+        .files
+        .into_iter()
+        .map(|f| f.file_name)
+        .collect();
     assert_eq!(names, ["docs/other.txt"]);
     let err = c
-        .get_metadata(FileMetadataRequest { file_name: "docs/plan.txt".into(), version: 0 })
+        .get_metadata(FileMetadataRequest {
+            file_name: "docs/plan.txt".into(),
+            version: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(download(&mut c, "docs/plan.txt", 0).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        download(&mut c, "docs/plan.txt", 0)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
     let r = c
-        .restore_version(RestoreVersionRequest { file_name: "docs/plan.txt".into(), version: 2 })
+        .restore_version(RestoreVersionRequest {
+            file_name: "docs/plan.txt".into(),
+            version: 2,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.version, "5");
     assert!(download(&mut c, "docs/plan.txt", 0).await.unwrap() == contents[1]);
-    let listed = c.list_files(ListFilesRequest { prefix: "docs/".into(), ..Default::default() }).await.unwrap();
+    let listed = c
+        .list_files(ListFilesRequest {
+            prefix: "docs/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(listed.into_inner().files.len(), 2);
 
     // Identical content again, under another name: no new chunk objects.
     let before = local_chunk_objects(server.data_dir());
-    upload_bytes(&mut c, "copy-of-plan.txt", &contents[2]).await.unwrap();
-    assert_eq!(local_chunk_objects(server.data_dir()), before, "dedup failed");
+    upload_bytes(&mut c, "copy-of-plan.txt", &contents[2])
+        .await
+        .unwrap();
+    assert_eq!(
+        local_chunk_objects(server.data_dir()),
+        before,
+        "dedup failed"
+    );
     // And new content does add objects (the check above can fail).
-    upload_bytes(&mut c, "fresh.txt", &pattern(300_000, 9)).await.unwrap();
+    upload_bytes(&mut c, "fresh.txt", &pattern(300_000, 9))
+        .await
+        .unwrap();
     assert_ne!(local_chunk_objects(server.data_dir()), before);
 
     // Missing versions.
     let err = c
-        .get_metadata(FileMetadataRequest { file_name: "docs/plan.txt".into(), version: 99 })
+        .get_metadata(FileMetadataRequest {
+            file_name: "docs/plan.txt".into(),
+            version: 99,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = c
-        .restore_version(RestoreVersionRequest { file_name: "nope.txt".into(), version: 1 })
+        .restore_version(RestoreVersionRequest {
+            file_name: "nope.txt".into(),
+            version: 1,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -87,13 +159,23 @@ async fn listing_pages_through_every_file_once() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
     for i in 0..25 {
-        upload_bytes(&mut c, &format!("many/f{i:02}.txt"), format!("file {i}").as_bytes()).await.unwrap();
+        upload_bytes(
+            &mut c,
+            &format!("many/f{i:02}.txt"),
+            format!("file {i}").as_bytes(),
+        )
+        .await
+        .unwrap();
     }
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
         let page = c
-            .list_files(ListFilesRequest { prefix: "many".into(), page_size: 10, page_token: token.clone() })
+            .list_files(ListFilesRequest {
+                prefix: "many".into(),
+                page_size: 10,
+                page_token: token.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
