@@ -57,6 +57,9 @@ pub fn workspace_root() -> PathBuf {
 /// How to start a server.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOpts {
+    /// Program and arguments to run instead of the `coffer-server` binary
+    /// (e.g. the README's run script).
+    pub command: Option<Vec<String>>,
     /// Extra environment, e.g. `MINIO_ENDPOINT_1` or `COFFER_WRITE_QUORUM`.
     pub env: Vec<(String, String)>,
 }
@@ -82,7 +85,7 @@ impl ServerOpts {
             env.push((format!("MINIO_ACCESS_KEY_{i}"), n.access_key().to_string()));
             env.push((format!("MINIO_SECRET_KEY_{i}"), n.secret_key().to_string()));
         }
-        Self { env }
+        Self { command: None, env }
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -123,7 +126,14 @@ impl Server {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let mut cmd = Command::new(server_bin());
+        let mut cmd = match &self.opts.command {
+            Some(argv) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+            None => Command::new(server_bin()),
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("MINIO_") || k.starts_with("COFFER_") || k == "PORT" {
                 cmd.env_remove(k);
@@ -142,7 +152,8 @@ impl Server {
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        // Generous: a custom command may build first.
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(1800), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(addr) = line.strip_prefix("coffer-server listening on ") {
                     return Ok(addr.trim().to_string());

@@ -49,3 +49,26 @@ async fn a_300_mib_file_round_trips_byte_identical() {
     let (got_len, got_hash) = download_hash(&mut c, "big/300mib.bin", 0).await.unwrap();
     assert_eq!((got_len, got_hash), (len, hash));
 }
+
+/// The README's run command (`bash scripts/run.sh`) builds the server and
+/// starts it on the embedded default: local nodes and SQLite in the data dir.
+#[tokio::test]
+async fn readme_run_command_serves_on_the_embedded_default() {
+    let script = coffer_tests::server::workspace_root().join("scripts/run.sh");
+    let opts = ServerOpts {
+        command: Some(vec!["bash".into(), script.to_string_lossy().into_owned()]),
+        // The test build's profile: no second, release-mode build in CI.
+        env: vec![("COFFER_RUN_PROFILE".into(), "dev".into())],
+    };
+    let server = Server::start(opts).await.unwrap();
+    let mut c = server.client().await;
+    let data = pattern(2 * 1024 * 1024 + 9, 31);
+    upload_bytes(&mut c, "readme.bin", &data).await.unwrap();
+    assert!(download(&mut c, "readme.bin", 0).await.unwrap() == data);
+    assert!(server.data_dir().join("coffer.db").is_file());
+    let nodes = local_chunk_objects(server.data_dir());
+    assert!(
+        nodes.iter().all(|n| !n.is_empty()),
+        "every local node holds chunks: {nodes:?}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod conformance;
+mod deploy;
 mod embedded;
 mod harness;
 mod replication;

@@ -1,0 +1,141 @@
+//! Static checks of docker-compose.yml and the Kubernetes manifests: they
+//! parse, and their names, ports and variables match what the server reads.
+
+use clap::CommandFactory;
+use coffer_server::config::Config;
+use coffer_tests::server::workspace_root;
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// Every environment variable coffer-server reads.
+fn known_var(name: &str) -> bool {
+    let from_flags = Config::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .any(|e| e == name);
+    let indexed = ["MINIO_ENDPOINT_", "MINIO_ACCESS_KEY_", "MINIO_SECRET_KEY_"]
+        .iter()
+        .any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|i| i.parse::<u32>().is_ok())
+        });
+    from_flags || indexed
+}
+
+fn load(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(workspace_root().join(path)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let mut v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{path}: {e}"));
+            v.apply_merge().unwrap();
+            v
+        })
+        .collect()
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+#[test]
+fn compose_file_wires_three_minio_nodes_to_the_server() {
+    let docs = load("docker-compose.yml");
+    let services = docs[0]["services"].as_mapping().unwrap();
+    let coffer = &docs[0]["services"]["coffer"];
+    let env: BTreeMap<String, String> = coffer["environment"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (s(k), s(v)))
+        .collect();
+    for name in env.keys() {
+        assert!(
+            known_var(name),
+            "docker-compose sets {name}, which coffer-server does not read"
+        );
+    }
+    for i in 1..=3 {
+        let endpoint = &env[&format!("MINIO_ENDPOINT_{i}")];
+        let (host, port) = endpoint.split_once(':').unwrap();
+        assert!(services.contains_key(host), "{endpoint} names no service");
+        assert_eq!(port, "9000");
+        let svc = &docs[0]["services"][host];
+        assert!(s(&svc["image"]).starts_with("minio/minio"));
+        assert!(svc["command"].as_str().unwrap().contains("server /data"));
+    }
+    let port = &env["PORT"];
+    let ports: Vec<String> = coffer["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    assert!(ports.contains(&format!("{port}:{port}")), "{ports:?}");
+    assert_eq!(port, "5000");
+    let dockerfile = s(&coffer["build"]["dockerfile"]);
+    assert!(
+        workspace_root().join(&dockerfile).is_file(),
+        "{dockerfile} missing"
+    );
+}
+
+#[test]
+fn kubernetes_manifests_agree_with_each_other_and_the_server() {
+    let mut docs = load("deploy/k8s/minio.yaml");
+    docs.extend(load("deploy/k8s/coffer.yaml"));
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == Value::from(kind) && d["metadata"]["name"] == Value::from(name))
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let minio = find("StatefulSet", "minio");
+    let minio_svc = find("Service", "minio");
+    assert_eq!(s(&minio["spec"]["serviceName"]), "minio");
+    let replicas: usize = s(&minio["spec"]["replicas"]).parse().unwrap();
+    let secret = find("Secret", "coffer-s3");
+
+    let coffer = find("StatefulSet", "coffer");
+    let container = &coffer["spec"]["template"]["spec"]["containers"][0];
+    let mut env = BTreeMap::new();
+    for e in container["env"].as_sequence().unwrap() {
+        let name = s(&e["name"]);
+        assert!(
+            known_var(&name),
+            "coffer.yaml sets {name}, which coffer-server does not read"
+        );
+        if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert!(
+                secret["stringData"].get(key).is_some(),
+                "secret lacks {key}"
+            );
+        }
+        env.insert(name, e.get("value").map(s).unwrap_or_default());
+    }
+    for i in 1..=replicas {
+        let endpoint = &env[&format!("MINIO_ENDPOINT_{i}")];
+        assert_eq!(
+            endpoint,
+            &format!(
+                "minio-{}.minio:{}",
+                i - 1,
+                s(&minio_svc["spec"]["ports"][0]["port"])
+            )
+        );
+    }
+    let port = &env["PORT"];
+    assert_eq!(&s(&container["ports"][0]["containerPort"]), port);
+    assert_eq!(
+        &s(&find("Service", "coffer")["spec"]["ports"][0]["targetPort"]),
+        port
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"],
+        Value::from("/healthz")
+    );
+}
