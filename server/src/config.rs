@@ -55,6 +55,33 @@ pub struct Config {
     /// Longest one request to one storage node may take, in milliseconds.
     #[arg(long, env = "COFFER_NODE_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_timeout_ms: u64,
+    /// How often node health is probed, in milliseconds.
+    #[arg(long, env = "COFFER_PROBE_INTERVAL_MS", default_value_t = 2_000)]
+    pub probe_interval_ms: u64,
+    /// How often repair runs anti-entropy, in seconds.
+    #[arg(long, env = "COFFER_REPAIR_INTERVAL_SECS", default_value_t = 60)]
+    pub repair_interval_secs: u64,
+    /// How often scrub re-reads every replica, in seconds.
+    #[arg(long, env = "COFFER_SCRUB_INTERVAL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub scrub_interval_secs: u64,
+    /// Scrub read rate limit in MiB/s (0: unlimited).
+    #[arg(long, env = "COFFER_SCRUB_RATE_MIB", default_value_t = 50)]
+    pub scrub_rate_mib: u64,
+    /// How often gc runs, in seconds.
+    #[arg(long, env = "COFFER_GC_INTERVAL_SECS", default_value_t = 3600)]
+    pub gc_interval_secs: u64,
+    /// Unreferenced chunks younger than this many seconds are kept.
+    #[arg(long, env = "COFFER_GC_GRACE_SECS", default_value_t = 3600)]
+    pub gc_grace_secs: u64,
+    /// Keep at most this many versions per file (default: all).
+    #[arg(long, env = "COFFER_KEEP_VERSIONS")]
+    pub keep_versions: Option<u32>,
+    /// Keep versions younger than this many days even beyond --keep-versions.
+    #[arg(long, env = "COFFER_KEEP_DAYS")]
+    pub keep_days: Option<u64>,
+    /// Purge deleted files (and their versions) after this many seconds.
+    #[arg(long, env = "COFFER_DELETED_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
+    pub deleted_retention_secs: u64,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

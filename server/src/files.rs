@@ -158,7 +158,7 @@ impl Files {
         let known = {
             let id = id.clone();
             self.meta
-                .call(move |c| meta::chunks::is_stored(c, &id))
+                .call(move |c| meta::chunks::touch_if_stored(c, &id, &meta::now_rfc3339()))
                 .await?
         };
         if !known {

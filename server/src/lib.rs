@@ -15,5 +15,6 @@ pub mod cluster;
 pub mod config;
 pub mod files;
 pub mod meta;
+pub mod status;
 pub mod store;
 pub mod workers;

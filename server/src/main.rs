@@ -7,10 +7,13 @@ use coffer_server::cluster::{Cluster, ClusterConfig};
 use coffer_server::config::{Config, NodeSpec};
 use coffer_server::files::{Files, FilesConfig};
 use coffer_server::meta::Meta;
+use coffer_server::status::Ops;
 use coffer_server::store::{local::LocalStore, s3::S3Config, s3::S3Store, BlobStore};
+use coffer_server::workers::Workers;
 use coffer_server::{api, workers};
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -53,6 +56,12 @@ async fn main() -> anyhow::Result<()> {
         replica_events,
         cancel.clone(),
     ));
+    let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &cancel);
+    let ops = Ops {
+        meta: meta.clone(),
+        cluster: files.cluster().clone(),
+        workers: worker_set,
+    };
 
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
@@ -69,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     println!("coffer-server listening on http://{addr}");
     std::io::stdout().flush().ok();
 
-    let router = api::router(files).await?;
+    let router = api::router(files, ops).await?;
     let shutdown = cancel.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -80,8 +89,67 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .await?;
     cancel.cancel();
+    for task in worker_tasks {
+        task.await.ok();
+    }
     recorder.await.ok();
     Ok(())
+}
+
+fn start_workers(
+    cfg: &Config,
+    meta: &Meta,
+    cluster: &Arc<Cluster>,
+    cancel: &CancellationToken,
+) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
+    use workers::{gc, probe, repair, runner, scrub};
+    let secs = Duration::from_secs;
+    let mut set = Workers::default();
+    let mut tasks = Vec::new();
+    let mut add = |(handle, task)| {
+        set.add(handle);
+        tasks.push(task);
+    };
+    add(runner::spawn(
+        probe::Probe {
+            cluster: cluster.clone(),
+        },
+        Duration::from_millis(cfg.probe_interval_ms.max(100)),
+        cancel.clone(),
+    ));
+    add(runner::spawn(
+        repair::Repair {
+            meta: meta.clone(),
+            cluster: cluster.clone(),
+        },
+        secs(cfg.repair_interval_secs.max(1)),
+        cancel.clone(),
+    ));
+    add(runner::spawn(
+        scrub::Scrub {
+            meta: meta.clone(),
+            cluster: cluster.clone(),
+            bytes_per_sec: cfg.scrub_rate_mib * 1024 * 1024,
+        },
+        secs(cfg.scrub_interval_secs.max(1)),
+        cancel.clone(),
+    ));
+    let gc_cfg = gc::GcConfig {
+        grace: secs(cfg.gc_grace_secs),
+        keep_versions: cfg.keep_versions,
+        keep_younger_than: cfg.keep_days.map(|d| secs(d * 24 * 3600)),
+        deleted_retention: Some(secs(cfg.deleted_retention_secs)),
+    };
+    add(runner::spawn(
+        gc::Gc {
+            meta: meta.clone(),
+            cluster: cluster.clone(),
+            cfg: gc_cfg,
+        },
+        secs(cfg.gc_interval_secs.max(1)),
+        cancel.clone(),
+    ));
+    (set, tasks)
 }
 
 async fn build_nodes(cfg: &Config) -> anyhow::Result<Vec<(String, Arc<dyn BlobStore>)>> {

@@ -18,9 +18,13 @@ pub fn server_bin() -> PathBuf {
         if let Ok(p) = std::env::var("COFFER_SERVER_BIN") {
             return PathBuf::from(p);
         }
-        // target/<profile>/deps/<test-binary> -> target/<profile>/coffer-server
+        // target/<profile>/deps/<test-binary> or target/<profile>/<bin>
+        // -> target/<profile>/coffer-server
         let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let mut profile_dir = exe.parent().expect("target dir");
+        if profile_dir.file_name().is_some_and(|n| n == "deps") {
+            profile_dir = profile_dir.parent().expect("target dir");
+        }
         let bin = profile_dir.join("coffer-server");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = std::process::Command::new(env!("CARGO"));
@@ -208,6 +212,29 @@ impl Server {
             .max_encoding_message_size(64 * 1024 * 1024)
     }
 
+    /// A client of the operator API.
+    pub async fn admin(&self) -> coffer_proto::pb::coffer_admin_client::CofferAdminClient<Channel> {
+        coffer_proto::pb::coffer_admin_client::CofferAdminClient::new(self.channel().await)
+    }
+
+    /// Runs a pass of worker `name` and waits for it; returns its report
+    /// (`failed: …` if the pass failed).
+    pub async fn run_worker(&self, name: &str) -> String {
+        let s = self
+            .admin()
+            .await
+            .run_worker(coffer_proto::pb::RunWorkerRequest {
+                name: name.into(),
+                wait: true,
+            })
+            .await
+            .expect("run worker")
+            .into_inner()
+            .status
+            .expect("status");
+        s.last_report
+    }
+
     /// A client generated from the tutorial's original proto, default limits.
     pub async fn seed_client(
         &self,
@@ -229,6 +256,13 @@ impl Server {
             c.start_kill().ok();
             c.wait().await.ok();
         }
+    }
+
+    /// Restarts on the same data dir with new options (e.g. more nodes).
+    pub async fn restart_with(&mut self, opts: ServerOpts) -> anyhow::Result<()> {
+        self.kill().await;
+        self.opts = opts;
+        self.spawn().await
     }
 
     /// Starts the server again on the same data dir (after [`Server::kill`]).

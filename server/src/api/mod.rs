@@ -2,20 +2,26 @@
 //! gRPC health and reflection, and plain HTTP routes on a single port.
 //!
 //! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
+//! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
+//! - `/metrics`: Prometheus text; `/healthz`: liveness.
 
+pub mod admin;
 pub mod grpc;
 pub mod status;
 
 use crate::files::Files;
+use crate::status::Ops;
+use axum::http::StatusCode;
 use axum::routing::get;
+use coffer_proto::pb::coffer_admin_server::CofferAdminServer;
 use coffer_proto::pb::file_storage_server::FileStorageServer;
 
 /// Largest gRPC message accepted: a full chunk plus framing.
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
 
 /// Builds the router for every route the server answers.
-pub async fn router(files: Files) -> anyhow::Result<axum::Router> {
+pub async fn router(files: Files, ops: Ops) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -29,9 +35,21 @@ pub async fn router(files: Files) -> anyhow::Result<axum::Router> {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let grpc = tonic::service::Routes::new(file_storage)
+        .add_service(CofferAdminServer::new(admin::AdminApi::new(ops.clone())))
         .add_service(health_service)
         .add_service(reflection)
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());
-    Ok(grpc.route("/healthz", get(|| async { "ok\n" })))
+    let metrics = move || {
+        let ops = ops.clone();
+        async move {
+            match ops.report().await {
+                Ok(r) => (StatusCode::OK, crate::status::prometheus(&r)),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
+    };
+    Ok(grpc
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics)))
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct NodeHealth {
     down_until: Mutex<Option<Instant>>,
     failures: AtomicU64,
+    latency_ms: AtomicU64,
     /// Writes queued or running against this node right now.
     pub(crate) pending_writes: AtomicUsize,
 }
@@ -31,6 +32,17 @@ impl NodeHealth {
     pub fn record_failure(&self, backoff: Duration) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self.down_until.lock().expect("health lock") = Some(Instant::now() + backoff);
+    }
+
+    /// Records the round trip of the last successful probe.
+    pub fn record_latency(&self, latency: Duration) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Round trip of the last successful probe, in milliseconds.
+    pub fn latency_ms(&self) -> u64 {
+        self.latency_ms.load(Ordering::Relaxed)
     }
 
     /// Failed requests since start.

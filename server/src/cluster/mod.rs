@@ -182,6 +182,84 @@ impl Cluster {
             .collect()
     }
 
+    /// The node with id `id`, if it is configured.
+    pub fn node(&self, id: &str) -> Option<Arc<Node>> {
+        self.nodes.iter().find(|n| n.id == id).cloned()
+    }
+
+    /// The R nodes a chunk should live on.
+    pub fn home(&self, chunk_id: &str) -> Vec<Arc<Node>> {
+        let mut p = self.placement(chunk_id);
+        p.truncate(self.cfg.replication);
+        p
+    }
+
+    /// Reports a replica outcome learned outside the cluster's own reads
+    /// and writes (by repair, scrub or gc), in order with the cluster's.
+    pub fn report(&self, chunk_id: &str, node: &str, state: ReplicaState) {
+        self.emit(chunk_id, node, state);
+    }
+
+    async fn on_node<T>(
+        &self,
+        node: &Node,
+        limit: Duration,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = match tokio::time::timeout(limit, op).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_error(&node.id, limit)),
+        };
+        match &result {
+            Ok(_) | Err(StoreError::NotFound { .. }) => node.health.record_success(),
+            Err(e) if e.is_retryable() => node.health.record_failure(self.cfg.down_backoff),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Reads chunk `id` from one node, unverified.
+    pub async fn get_from(&self, node: &Node, id: &str) -> Result<Bytes, StoreError> {
+        self.on_node(node, self.cfg.node_timeout, node.store.get(&chunk_key(id)))
+            .await
+    }
+
+    /// Writes chunk `id` to one node.
+    pub async fn put_on(&self, node: &Node, id: &str, data: Bytes) -> Result<(), StoreError> {
+        self.on_node(
+            node,
+            self.cfg.node_timeout,
+            node.store.put(&chunk_key(id), data),
+        )
+        .await
+    }
+
+    /// Deletes chunk `id` from one node.
+    pub async fn delete_from(&self, node: &Node, id: &str) -> Result<(), StoreError> {
+        self.on_node(
+            node,
+            self.cfg.node_timeout,
+            node.store.delete(&chunk_key(id)),
+        )
+        .await
+    }
+
+    /// The ids of every chunk object on a node (other objects are ignored).
+    pub async fn list_chunks(
+        &self,
+        node: &Node,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        // A listing walks the whole bucket: allow it more time than one object.
+        let objects = self
+            .on_node(node, self.cfg.node_timeout * 30, node.store.list("chunks/"))
+            .await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| crate::store::chunk_id_of_key(&o.key))
+            .map(str::to_string)
+            .collect())
+    }
+
     fn emit(&self, chunk_id: &str, node: &str, state: ReplicaState) {
         // The receiver lives as long as the server; if it is gone we are
         // shutting down and the outcome no longer matters.

@@ -63,10 +63,68 @@ pub fn unknown<'a>(
     Ok(out)
 }
 
-/// Whether chunk `id` is recorded as stored.
-pub fn is_stored(c: &Connection, id: &str) -> Result<bool, MetaError> {
-    Ok(c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?
-        .exists([id])?)
+/// Whether chunk `id` is recorded as stored. A hit refreshes the chunk's
+/// age, so gc's grace period protects a chunk that an upload is about to
+/// reference again.
+pub fn touch_if_stored(c: &Connection, id: &str, now: &str) -> Result<bool, MetaError> {
+    Ok(
+        c.prepare_cached("UPDATE chunks SET created_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?
+            > 0,
+    )
+}
+
+/// Every stored chunk with its size, in id order.
+pub fn all(c: &mut Connection) -> Result<Vec<(String, u32)>, MetaError> {
+    let mut stmt = c.prepare_cached("SELECT id, size FROM chunks ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Replicas recorded as missing or corrupt, of chunks that are stored.
+pub fn needing_repair(c: &Connection, limit: u32) -> Result<Vec<(String, String)>, MetaError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.chunk_id, r.node FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+         WHERE r.state <> 'ok' LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forgets that `node` holds `chunk` (its copy was removed on purpose).
+pub fn forget_replica(c: &Connection, chunk: &str, node: &str) -> Result<(), MetaError> {
+    c.execute(
+        "DELETE FROM replicas WHERE chunk_id = ?1 AND node = ?2",
+        params![chunk, node],
+    )?;
+    Ok(())
+}
+
+/// Good copies and their bytes, per node.
+pub fn node_usage(c: &Connection) -> Result<Vec<(String, u64, u64)>, MetaError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.node, COUNT(*), COALESCE(SUM(c.size), 0) FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+         WHERE r.state = 'ok' GROUP BY r.node",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// (stored chunks, chunks with fewer than `r` good copies).
+pub fn replication_counts(c: &Connection, r: usize) -> Result<(u64, u64), MetaError> {
+    Ok(c.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(good < ?1), 0) FROM (
+             SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') AS good
+             FROM chunks c)",
+        [r as i64],
+        |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+    )?)
 }
 
 /// Replica counts of a version's distinct chunks.

@@ -12,6 +12,7 @@
 
 pub mod chunks;
 pub mod files;
+pub mod gc;
 pub mod schema;
 pub mod sessions;
 

@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema one version forward. Never edit a released
 /// entry; append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE owners (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -73,7 +74,19 @@ CREATE TABLE session_chunks (
     PRIMARY KEY (session_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX session_chunks_by_chunk ON session_chunks(chunk_id);
-"#];
+"#,
+    r#"
+-- Objects found on a node that no chunk row names: deleted by gc once they
+-- have stayed unclaimed for the grace period.
+CREATE TABLE gc_orphans (
+    node       TEXT NOT NULL,
+    chunk_id   TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (node, chunk_id)
+) WITHOUT ROWID;
+CREATE INDEX files_deleted ON files(deleted_at) WHERE deleted_at IS NOT NULL;
+"#,
+];
 
 /// Brings the database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

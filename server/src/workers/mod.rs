@@ -1,6 +1,39 @@
 //! Background workers. Each takes a cancellation token and finishes its
-//! current step before it stops.
+//! current step before it stops; each reports its status through a
+//! [`runner::WorkerHandle`].
 //!
 //! - [`replica_log`]: records every replica outcome the cluster reports.
+//! - [`probe`]: node health probes.
+//! - [`repair`]: hints and anti-entropy, back to R copies on home nodes.
+//! - [`scrub`]: re-reads and verifies replicas, replaces bad ones.
+//! - [`gc`]: retention, purge of deleted files, unreferenced chunks.
 
+pub mod gc;
+pub mod probe;
+pub mod repair;
 pub mod replica_log;
+pub mod runner;
+pub mod scrub;
+
+use runner::WorkerHandle;
+use std::sync::Arc;
+
+/// The running workers, by name.
+#[derive(Clone, Default)]
+pub struct Workers {
+    handles: Vec<Arc<WorkerHandle>>,
+}
+
+impl Workers {
+    pub fn add(&mut self, handle: Arc<WorkerHandle>) {
+        self.handles.push(handle);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<WorkerHandle>> {
+        self.handles.iter().find(|h| h.status().name == name)
+    }
+
+    pub fn all(&self) -> &[Arc<WorkerHandle>] {
+        &self.handles
+    }
+}

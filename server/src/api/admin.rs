@@ -1,0 +1,91 @@
+//! The `CofferAdmin` gRPC service: cluster status and "run a worker now".
+
+use crate::status::Ops;
+use crate::workers::runner::WorkerStatus as Status_;
+use coffer_proto::pb::coffer_admin_server::CofferAdmin;
+use coffer_proto::pb::*;
+use tonic::{Request, Response, Status};
+
+pub struct AdminApi {
+    ops: Ops,
+}
+
+impl AdminApi {
+    pub fn new(ops: Ops) -> Self {
+        Self { ops }
+    }
+}
+
+fn worker(s: &Status_) -> WorkerStatus {
+    WorkerStatus {
+        name: s.name.clone(),
+        state: if s.running { "running" } else { "idle" }.into(),
+        passes: s.passes,
+        last_pass_started: s.last_pass_started.clone(),
+        last_pass_finished: s.last_pass_finished.clone(),
+        last_report: s.last_report.clone(),
+        errors: s.errors,
+        last_error: s.last_error.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl CofferAdmin for AdminApi {
+    async fn cluster_status(
+        &self,
+        _req: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let r = self
+            .ops
+            .report()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ClusterStatusResponse {
+            nodes: r
+                .nodes
+                .iter()
+                .map(|n| NodeStatus {
+                    id: n.id.clone(),
+                    up: n.up,
+                    latency_ms: n.latency_ms,
+                    chunks: n.chunks,
+                    bytes: n.bytes,
+                    failures: n.failures,
+                })
+                .collect(),
+            replication_factor: r.replication as u32,
+            write_quorum: r.write_quorum as u32,
+            chunks: r.chunks,
+            under_replicated_chunks: r.under_replicated,
+            workers: r.workers.iter().map(worker).collect(),
+        }))
+    }
+
+    async fn run_worker(
+        &self,
+        req: Request<RunWorkerRequest>,
+    ) -> Result<Response<RunWorkerResponse>, Status> {
+        let r = req.into_inner();
+        let Some(handle) = self.ops.workers.get(&r.name) else {
+            let names: Vec<String> = self
+                .ops
+                .workers
+                .all()
+                .iter()
+                .map(|w| w.status().name)
+                .collect();
+            return Err(Status::not_found(format!(
+                "no worker {:?}; workers: {}",
+                r.name,
+                names.join(", ")
+            )));
+        };
+        let status = handle
+            .run_now(r.wait)
+            .await
+            .ok_or_else(|| Status::unavailable("the server is shutting down"))?;
+        Ok(Response::new(RunWorkerResponse {
+            status: Some(worker(&status)),
+        }))
+    }
+}

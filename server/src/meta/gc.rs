@@ -1,0 +1,139 @@
+//! Queries for garbage collection: version retention, purging deleted
+//! files, and finding chunks nothing references any more.
+
+use super::MetaError;
+use rusqlite::{params, Connection};
+
+/// What versions to keep. The newest version of a live file is always kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many versions per file (`None`: all).
+    pub keep_last: Option<u32>,
+    /// Keep versions created after this RFC 3339 time even beyond
+    /// `keep_last` (`None`: no age rule).
+    pub keep_newer_than: Option<String>,
+    /// Files deleted before this RFC 3339 time are purged with all their
+    /// versions (`None`: deleted files are kept).
+    pub purge_deleted_before: Option<String>,
+}
+
+/// Applies `retention`; returns how many versions were removed.
+pub fn apply_retention(c: &mut Connection, retention: &Retention) -> Result<usize, MetaError> {
+    let tx = c.transaction()?;
+    let mut removed = 0;
+    if let Some(cutoff) = &retention.purge_deleted_before {
+        tx.execute(
+            "DELETE FROM version_chunks WHERE file_id IN (SELECT id FROM files WHERE deleted_at < ?1)",
+            [cutoff],
+        )?;
+        removed += tx.execute(
+            "DELETE FROM versions WHERE file_id IN (SELECT id FROM files WHERE deleted_at < ?1)",
+            [cutoff],
+        )?;
+        tx.execute("DELETE FROM files WHERE deleted_at < ?1", [cutoff])?;
+    }
+    if let Some(keep) = retention.keep_last {
+        // Versions ranked past `keep` (newest first), never the newest,
+        // and not protected by the age rule.
+        let doomed = "SELECT file_id, number FROM (
+                SELECT file_id, number, created_at,
+                       ROW_NUMBER() OVER (PARTITION BY file_id ORDER BY number DESC) AS rank
+                FROM versions)
+             WHERE rank > MAX(?1, 1) AND (?2 IS NULL OR created_at < ?2)";
+        tx.execute(
+            &format!("DELETE FROM version_chunks WHERE (file_id, number) IN ({doomed})"),
+            params![keep, retention.keep_newer_than],
+        )?;
+        removed += tx.execute(
+            &format!("DELETE FROM versions WHERE (file_id, number) IN ({doomed})"),
+            params![keep, retention.keep_newer_than],
+        )?;
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// Chunks created before `cutoff` that no version and no open upload
+/// session references, at most `limit`.
+pub fn unreferenced_chunks(
+    c: &Connection,
+    cutoff: &str,
+    limit: u32,
+) -> Result<Vec<String>, MetaError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id FROM chunks c WHERE created_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
+           AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
+         LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![cutoff, limit], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forgets chunk `id` if it is still unreferenced and older than `cutoff`,
+/// in one transaction; returns whether it did. After this, an upload that
+/// names the chunk must store it again (its commit checks, so a race with
+/// gc fails cleanly instead of committing a missing chunk).
+pub fn forget_chunk_if_unreferenced(
+    c: &mut Connection,
+    id: &str,
+    cutoff: &str,
+) -> Result<bool, MetaError> {
+    let tx = c.transaction()?;
+    let n = tx.execute(
+        "DELETE FROM chunks WHERE id = ?1 AND created_at < ?2
+           AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = ?1)
+           AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = ?1)",
+        params![id, cutoff],
+    )?;
+    if n > 0 {
+        tx.execute("DELETE FROM replicas WHERE chunk_id = ?1", [id])?;
+    }
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+/// Notes objects on `node` that no chunk row names; returns those first
+/// seen before `cutoff` (safe to delete), and forgets notes about objects
+/// that are no longer orphans.
+pub fn note_orphans(
+    c: &mut Connection,
+    node: &str,
+    found: &[String],
+    now: &str,
+    cutoff: &str,
+) -> Result<Vec<String>, MetaError> {
+    let tx = c.transaction()?;
+    let mut ripe = Vec::new();
+    {
+        let mut known = tx.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
+        let mut note = tx.prepare_cached(
+            "INSERT INTO gc_orphans (node, chunk_id, first_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (node, chunk_id) DO UPDATE SET first_seen = first_seen RETURNING first_seen",
+        )?;
+        for id in found {
+            if known.exists([id])? {
+                continue;
+            }
+            let first_seen: String = note.query_row(params![node, id, now], |r| r.get(0))?;
+            if first_seen.as_str() < cutoff {
+                ripe.push(id.clone());
+            }
+        }
+    }
+    tx.execute(
+        "DELETE FROM gc_orphans WHERE node = ?1 AND chunk_id IN (SELECT id FROM chunks)",
+        [node],
+    )?;
+    tx.commit()?;
+    Ok(ripe)
+}
+
+/// Forgets the note about an orphan that was deleted.
+pub fn forget_orphan(c: &Connection, node: &str, id: &str) -> Result<(), MetaError> {
+    c.execute(
+        "DELETE FROM gc_orphans WHERE node = ?1 AND chunk_id = ?2",
+        params![node, id],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! What operators see: every node's health and usage, replication state and
+//! worker status, gathered once for the admin RPC, the CLI and `/metrics`.
+
+use crate::cluster::Cluster;
+use crate::meta::{self, Meta, MetaError};
+use crate::workers::{runner::WorkerStatus, Workers};
+use std::sync::Arc;
+
+/// The handles an operator's questions need. Cheap to clone.
+#[derive(Clone)]
+pub struct Ops {
+    pub meta: Meta,
+    pub cluster: Arc<Cluster>,
+    pub workers: Workers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    pub id: String,
+    pub up: bool,
+    pub latency_ms: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterReport {
+    pub nodes: Vec<NodeReport>,
+    pub replication: usize,
+    pub write_quorum: usize,
+    pub chunks: u64,
+    pub under_replicated: u64,
+    pub workers: Vec<WorkerStatus>,
+}
+
+impl Ops {
+    pub async fn report(&self) -> Result<ClusterReport, MetaError> {
+        let r = self.cluster.config().replication;
+        let (usage, (chunks, under_replicated)) = self
+            .meta
+            .call(move |c| {
+                Ok((
+                    meta::chunks::node_usage(c)?,
+                    meta::chunks::replication_counts(c, r)?,
+                ))
+            })
+            .await?;
+        let nodes = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| {
+                let (chunks, bytes) = usage
+                    .iter()
+                    .find(|u| u.0 == n.id)
+                    .map_or((0, 0), |u| (u.1, u.2));
+                NodeReport {
+                    id: n.id.clone(),
+                    up: !n.health.is_down(),
+                    latency_ms: n.health.latency_ms(),
+                    chunks,
+                    bytes,
+                    failures: n.health.failures(),
+                }
+            })
+            .collect();
+        Ok(ClusterReport {
+            nodes,
+            replication: r,
+            write_quorum: self.cluster.config().write_quorum,
+            chunks,
+            under_replicated,
+            workers: self.workers.all().iter().map(|w| w.status()).collect(),
+        })
+    }
+}
+
+/// `report` in the Prometheus text exposition format.
+pub fn prometheus(report: &ClusterReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let node = |id: &str| {
+        format!(
+            "{{node=\"{}\"}}",
+            id.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    };
+    let nodes = &report.nodes;
+    metric(
+        "coffer_node_up",
+        "Whether the node answers (1) or is marked down (0).",
+        "gauge",
+        nodes.iter().map(|n| (node(&n.id), n.up as u64)).collect(),
+    );
+    metric(
+        "coffer_node_latency_ms",
+        "Round trip of the last health probe.",
+        "gauge",
+        nodes.iter().map(|n| (node(&n.id), n.latency_ms)).collect(),
+    );
+    metric(
+        "coffer_node_chunks",
+        "Good chunk copies recorded on the node.",
+        "gauge",
+        nodes.iter().map(|n| (node(&n.id), n.chunks)).collect(),
+    );
+    metric(
+        "coffer_node_bytes",
+        "Bytes of good chunk copies on the node.",
+        "gauge",
+        nodes.iter().map(|n| (node(&n.id), n.bytes)).collect(),
+    );
+    metric(
+        "coffer_node_failures_total",
+        "Failed requests to the node since start.",
+        "counter",
+        nodes.iter().map(|n| (node(&n.id), n.failures)).collect(),
+    );
+    metric(
+        "coffer_chunks",
+        "Distinct chunks stored.",
+        "gauge",
+        vec![(String::new(), report.chunks)],
+    );
+    metric(
+        "coffer_under_replicated_chunks",
+        "Chunks with fewer than R good copies.",
+        "gauge",
+        vec![(String::new(), report.under_replicated)],
+    );
+    let worker = |n: &str| format!("{{worker=\"{n}\"}}");
+    metric(
+        "coffer_worker_passes_total",
+        "Completed passes of each background worker.",
+        "counter",
+        report
+            .workers
+            .iter()
+            .map(|w| (worker(&w.name), w.passes))
+            .collect(),
+    );
+    metric(
+        "coffer_worker_errors_total",
+        "Failed passes of each background worker.",
+        "counter",
+        report
+            .workers
+            .iter()
+            .map(|w| (worker(&w.name), w.errors))
+            .collect(),
+    );
+    metric(
+        "coffer_worker_running",
+        "Whether the worker is in a pass.",
+        "gauge",
+        report
+            .workers
+            .iter()
+            .map(|w| (worker(&w.name), w.running as u64))
+            .collect(),
+    );
+    out
+}

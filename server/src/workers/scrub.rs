@@ -1,0 +1,85 @@
+//! Scrub: re-reads every home replica of every chunk at a bounded rate,
+//! verifies BLAKE3, and replaces a corrupt or missing copy from a verified
+//! one. Finds bitrot before a read needs the copy.
+
+use super::repair::restore_copy;
+use super::runner::Worker;
+use crate::cluster::{Cluster, ReplicaState};
+use crate::meta::{self, Meta};
+use crate::store::StoreError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct Scrub {
+    pub meta: Meta,
+    pub cluster: Arc<Cluster>,
+    /// Bytes read per second at most (0: unlimited).
+    pub bytes_per_sec: u64,
+}
+
+impl Worker for Scrub {
+    fn name(&self) -> &'static str {
+        "scrub"
+    }
+
+    async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
+        let chunks = self
+            .meta
+            .call(meta::chunks::all)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut checked, mut corrupt, mut missing, mut fixed, mut errors) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut last_error = String::new();
+        for (id, _) in chunks {
+            for node in self.cluster.home(&id) {
+                if cancel.is_cancelled() {
+                    return Ok(format!("cancelled after {checked} replicas"));
+                }
+                if node.health.is_down() {
+                    continue;
+                }
+                let bad = match self.cluster.get_from(&node, &id).await {
+                    Ok(data) => {
+                        checked += 1;
+                        if self.bytes_per_sec > 0 {
+                            let secs = data.len() as f64 / self.bytes_per_sec as f64;
+                            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                        }
+                        if blake3::hash(&data).to_hex().as_str() == id {
+                            continue;
+                        }
+                        corrupt += 1;
+                        ReplicaState::Corrupt
+                    }
+                    Err(StoreError::NotFound { .. }) => {
+                        missing += 1;
+                        ReplicaState::Missing
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        last_error = e.to_string();
+                        continue;
+                    }
+                };
+                tracing::warn!(node = %node.id, chunk = %id, state = bad.as_str(), "scrub found a bad replica");
+                self.cluster.report(&id, &node.id, bad);
+                match restore_copy(&self.cluster, &id, &node).await {
+                    Ok(()) => fixed += 1,
+                    Err(e) => {
+                        errors += 1;
+                        last_error = e;
+                    }
+                }
+            }
+        }
+        let report = format!(
+            "checked {checked} replicas: {corrupt} corrupt, {missing} missing, {fixed} replaced, {errors} errors"
+        );
+        if errors > 0 {
+            return Err(format!("{report}; last error: {last_error}"));
+        }
+        Ok(report)
+    }
+}

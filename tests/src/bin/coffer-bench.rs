@@ -1,0 +1,187 @@
+//! `coffer-bench`: throughput and memory of Coffer against a baseline
+//! measured in the same run.
+//!
+//! Starts three real Garage nodes and `coffer-server` on them (R=3, W=2),
+//! then for one file of `--size-mib` MiB:
+//! - uploads and downloads it through Coffer's `UploadFile`/`DownloadFile`;
+//! - uploads and downloads it with `aws s3 cp` to a single Garage node;
+//!
+//! and prints both throughputs, their ratios and the server's peak RSS.
+//! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use coffer_proto::pb::FileDownloadRequest;
+use coffer_tests::data::{pattern_blocks, upload};
+use coffer_tests::garage::start_cluster;
+use coffer_tests::server::{Server, ServerOpts};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn file_blocks(path: &Path) -> impl Iterator<Item = Bytes> + Send + 'static {
+    let mut f = std::fs::File::open(path).expect("open bench file");
+    std::iter::from_fn(move || {
+        let mut buf = vec![0u8; coffer_tests::data::MESSAGE];
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..]).expect("read bench file") {
+                0 => break,
+                k => n += k,
+            }
+        }
+        (n > 0).then(|| {
+            buf.truncate(n);
+            Bytes::from(buf)
+        })
+    })
+}
+
+fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let out = std::process::Command::new("aws")
+        .args(["--endpoint-url", &node.endpoint(), "--only-show-errors"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", node.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", node.secret_key())
+        .env("AWS_DEFAULT_REGION", node.region())
+        .env("AWS_CONFIG_FILE", cfg)
+        .output()
+        .context("running aws (install it with: pip install awscli)")?;
+    if !out.status.success() {
+        bail!(
+            "aws {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let size_mib = arg("--size-mib", 1024);
+    let size = size_mib * 1024 * 1024;
+    let work = tempfile::tempdir()?;
+    let src = work.path().join("bench.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
+        for b in pattern_blocks(size, 2024) {
+            f.write_all(&b)?;
+        }
+        f.flush()?;
+    }
+    let cfg = work.path().join("aws-config");
+    std::fs::write(&cfg, "[default]\ns3 =\n    addressing_style = path\n")?;
+
+    let nodes = start_cluster(3).await?;
+    let server =
+        Server::start(ServerOpts::on_garage(&nodes).with("COFFER_NODE_TIMEOUT_MS", "30000"))
+            .await?;
+    let pid = server.pid().context("server pid")?;
+    let idle_rss = peak_rss_mib(pid);
+    let mut client = server.client().await;
+
+    // Baseline: one S3 node, one copy.
+    let bucket_key = format!("s3://{}/baseline/bench.bin", nodes[0].bucket());
+    let s3_up = aws(
+        &nodes[0],
+        &cfg,
+        &["s3", "cp", src.to_str().unwrap(), &bucket_key],
+    )?;
+    let s3_down = aws(
+        &nodes[0],
+        &cfg,
+        &[
+            "s3",
+            "cp",
+            &bucket_key,
+            work.path().join("s3-back.bin").to_str().unwrap(),
+        ],
+    )?;
+
+    // Coffer: three nodes, three copies.
+    let start = Instant::now();
+    let resp = upload(&mut client, "bench/bench.bin", file_blocks(&src)).await?;
+    let coffer_up = start.elapsed().as_secs_f64();
+    let rss_after_upload = peak_rss_mib(pid);
+    let start = Instant::now();
+    let mut stream = client
+        .download_file(FileDownloadRequest {
+            file_name: "bench/bench.bin".into(),
+            version: 0,
+        })
+        .await?
+        .into_inner();
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(work.path().join("coffer-back.bin"))?);
+    let mut hasher = blake3::Hasher::new();
+    while let Some(m) = stream.message().await? {
+        hasher.update(&m.file_data);
+        out.write_all(&m.file_data)?;
+    }
+    out.flush()?;
+    let coffer_down = start.elapsed().as_secs_f64();
+    let rss_after_download = peak_rss_mib(pid);
+    if hasher.finalize().to_hex().as_str() != resp.content_hash {
+        bail!("downloaded bytes differ from the upload");
+    }
+
+    let mibps = |secs: f64| size_mib as f64 / secs;
+    println!("coffer-bench: {size_mib} MiB file, 3 Garage nodes (R=3, W=2) vs aws s3 cp to 1 Garage node");
+    println!("{:<34} {:>10} {:>12}", "", "seconds", "MiB/s");
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "aws s3 cp upload (1 node)",
+        s3_up,
+        mibps(s3_up)
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "coffer UploadFile (3 replicas)",
+        coffer_up,
+        mibps(coffer_up)
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "aws s3 cp download (1 node)",
+        s3_down,
+        mibps(s3_down)
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "coffer DownloadFile",
+        coffer_down,
+        mibps(coffer_down)
+    );
+    println!(
+        "upload ratio   (coffer / aws s3 cp): {:.2}",
+        s3_up / coffer_up
+    );
+    println!(
+        "download ratio (coffer / aws s3 cp): {:.2}",
+        s3_down / coffer_down
+    );
+    println!(
+        "server peak RSS: {idle_rss:.1} MiB idle, {rss_after_upload:.1} MiB after upload, \
+         {rss_after_download:.1} MiB after download (goal: < 200 MiB)"
+    );
+    Ok(())
+}
