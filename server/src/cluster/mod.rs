@@ -517,6 +517,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_down_home_node_hands_its_copy_to_the_next_node_and_leaves_a_hint() {
+        let mut f = fixture(4).await;
+        let data = Bytes::from_static(b"sloppy");
+        let id = chunk_id(&data);
+        let order = f.cluster.placement(&id);
+        let (down, fallback) = (order[0].clone(), order[3].clone());
+        down.health.record_failure(Duration::from_secs(3600));
+        f.cluster.write_chunk(&id, data.clone()).await.unwrap();
+        let events = settle(&mut f, 4).await;
+        assert!(events.contains(&ReplicaEvent {
+            chunk_id: id.clone(),
+            node: down.id.clone(),
+            state: ReplicaState::Missing
+        }));
+        assert!(events.contains(&ReplicaEvent {
+            chunk_id: id.clone(),
+            node: fallback.id.clone(),
+            state: ReplicaState::Ok
+        }));
+        assert!(
+            fallback.store.get(&chunk_key(&id)).await.is_ok(),
+            "the fallback node holds a copy"
+        );
+        assert!(
+            down.store.get(&chunk_key(&id)).await.is_err(),
+            "the down node was skipped"
+        );
+        assert_eq!(copies(&f, &id).await, 3);
+    }
+
+    #[tokio::test]
     async fn too_few_nodes_fail_the_write_as_unavailable() {
         let f = fixture(3).await;
         f.faulty[0].set_down(true);

@@ -137,3 +137,124 @@ pub fn forget_orphan(c: &Connection, node: &str, id: &str) -> Result<(), MetaErr
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::files::{commit_version, delete_file, list_versions, NewVersion};
+    use super::super::{chunks, Meta, DEFAULT_OWNER};
+    use super::*;
+
+    fn setup(c: &mut Connection) {
+        chunks::record_chunk(c, &"a".repeat(64), 1, &[], "2026-01-01T00:00:00.000Z").unwrap();
+        chunks::record_chunk(c, &"b".repeat(64), 1, &[], "2026-01-01T00:00:00.000Z").unwrap();
+        for (path, chunk, at) in [
+            ("f", "a", "2026-01-01T00:00:00.000Z"),
+            ("f", "a", "2026-01-02T00:00:00.000Z"),
+            ("f", "a", "2026-01-03T00:00:00.000Z"),
+            ("g", "b", "2026-01-01T00:00:00.000Z"),
+        ] {
+            let refs = [super::super::ChunkRef {
+                id: chunk.repeat(64),
+                size: 1,
+            }];
+            commit_version(
+                c,
+                &NewVersion {
+                    owner: DEFAULT_OWNER,
+                    path,
+                    size: 1,
+                    hash: "h",
+                    chunks: &refs,
+                    uploader: "t",
+                    restored_from: None,
+                    now: at,
+                },
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn keep_last_trims_old_versions_but_the_age_rule_protects_young_ones() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        setup(&mut c);
+        let keep_young = Retention {
+            keep_last: Some(1),
+            keep_newer_than: Some("2026-01-01T12:00:00.000Z".into()),
+            purge_deleted_before: None,
+        };
+        assert_eq!(apply_retention(&mut c, &keep_young).unwrap(), 1);
+        assert_eq!(list_versions(&c, DEFAULT_OWNER, "f").unwrap().len(), 2);
+        let keep_one = Retention {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(apply_retention(&mut c, &keep_one).unwrap(), 1);
+        let left = list_versions(&c, DEFAULT_OWNER, "f").unwrap();
+        assert_eq!(left.iter().map(|v| v.number).collect::<Vec<_>>(), [3]);
+        // keep_last 0 still keeps the newest version.
+        let zero = Retention {
+            keep_last: Some(0),
+            ..Default::default()
+        };
+        apply_retention(&mut c, &zero).unwrap();
+        assert_eq!(list_versions(&c, DEFAULT_OWNER, "f").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn deleted_files_are_purged_and_their_chunks_become_collectable() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        setup(&mut c);
+        delete_file(&c, DEFAULT_OWNER, "g", "2026-02-01T00:00:00.000Z").unwrap();
+        let late = "2026-03-01T00:00:00.000Z";
+        assert!(unreferenced_chunks(&c, late, 10).unwrap().is_empty());
+        let purge = Retention {
+            purge_deleted_before: Some(late.into()),
+            ..Default::default()
+        };
+        assert_eq!(apply_retention(&mut c, &purge).unwrap(), 1);
+        assert!(list_versions(&c, DEFAULT_OWNER, "g").unwrap().is_empty());
+        assert_eq!(
+            unreferenced_chunks(&c, late, 10).unwrap(),
+            vec!["b".repeat(64)]
+        );
+        // Too young for the cutoff: kept.
+        assert!(
+            !forget_chunk_if_unreferenced(&mut c, &"b".repeat(64), "2025-01-01T00:00:00.000Z")
+                .unwrap()
+        );
+        assert!(forget_chunk_if_unreferenced(&mut c, &"b".repeat(64), late).unwrap());
+        // A referenced chunk is never forgotten.
+        assert!(!forget_chunk_if_unreferenced(&mut c, &"a".repeat(64), late).unwrap());
+    }
+
+    #[test]
+    fn orphans_ripen_only_after_being_seen_before_the_cutoff() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        setup(&mut c);
+        let found = vec!["a".repeat(64), "c".repeat(64)];
+        let first = note_orphans(
+            &mut c,
+            "n1",
+            &found,
+            "2026-01-05T00:00:00.000Z",
+            "2026-01-04T00:00:00.000Z",
+        );
+        assert!(first.unwrap().is_empty(), "a fresh orphan is not ripe");
+        let later = note_orphans(
+            &mut c,
+            "n1",
+            &found,
+            "2026-01-09T00:00:00.000Z",
+            "2026-01-06T00:00:00.000Z",
+        );
+        assert_eq!(
+            later.unwrap(),
+            vec!["c".repeat(64)],
+            "a known chunk is never an orphan"
+        );
+    }
+}
