@@ -82,6 +82,9 @@ pub struct Config {
     /// Purge deleted files (and their versions) after this many seconds.
     #[arg(long, env = "COFFER_DELETED_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
     pub deleted_retention_secs: u64,
+    /// The built web app to serve at `/` (Trunk's output).
+    #[arg(long, env = "COFFER_WEB_DIR", default_value = "dist")]
+    pub web_dir: PathBuf,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         workers: worker_set,
     };
 
+    let router = api::router(files, ops, &cfg.web_dir).await?;
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;
@@ -78,7 +79,6 @@ async fn main() -> anyhow::Result<()> {
     println!("coffer-server listening on http://{addr}");
     std::io::stdout().flush().ok();
 
-    let router = api::router(files, ops).await?;
     let shutdown = cancel.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -4,11 +4,13 @@
 //! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
 //! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
+//! - [`web`]: the built web app at `/`.
 //! - `/metrics`: Prometheus text; `/healthz`: liveness.
 
 pub mod admin;
 pub mod grpc;
 pub mod status;
+pub mod web;
 
 use crate::files::Files;
 use crate::status::Ops;
@@ -21,7 +23,12 @@ use coffer_proto::pb::file_storage_server::FileStorageServer;
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
 
 /// Builds the router for every route the server answers.
-pub async fn router(files: Files, ops: Ops) -> anyhow::Result<axum::Router> {
+/// `web_dir` holds the built web app (Trunk's `dist/`).
+pub async fn router(
+    files: Files,
+    ops: Ops,
+    web_dir: &std::path::Path,
+) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -51,5 +58,8 @@ pub async fn router(files: Files, ops: Ops) -> anyhow::Result<axum::Router> {
     };
     Ok(grpc
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics)))
+        .route("/metrics", get(metrics))
+        // tonic's router already answers unknown gRPC paths; replace that
+        // fallback with the web app.
+        .fallback_service(web::routes(web_dir)))
 }

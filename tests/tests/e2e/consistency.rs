@@ -185,7 +185,8 @@ async fn a_node_replaced_by_an_empty_one_is_rebuilt() {
             .all(|n| n.up && n.chunks as usize == keys.len()),
         "{status:?}"
     );
-    let metrics = reqwest_free_get(server.addr(), "/metrics").await;
+    let (code, _, metrics) = coffer_tests::server::http_get(server.addr(), "/metrics").await;
+    assert_eq!(code, 200);
     assert!(
         metrics.contains("coffer_under_replicated_chunks 0"),
         "{metrics}"
@@ -195,22 +196,6 @@ async fn a_node_replaced_by_an_empty_one_is_rebuilt() {
         keys.len(),
         took.as_secs_f64()
     );
-}
-
-/// A plain HTTP/1.1 GET on loopback, without an HTTP client dependency.
-async fn reqwest_free_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = addr.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
 }
 
 #[tokio::test]
@@ -405,7 +390,7 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
 }
 
 #[tokio::test]
-async fn adding_a_fourth_node_rebalances_to_the_new_placement() {
+async fn adding_a_fourth_node_rebalances_and_removing_one_rebuilds() {
     let nodes = start_cluster(4).await.unwrap();
     let mut server = Server::start(opts(&nodes[..3])).await.unwrap();
     let mut c = server.client().await;
@@ -451,4 +436,20 @@ async fn adding_a_fourth_node_rebalances_to_the_new_placement() {
         "RELIABILITY add-node: {moved} of {} chunks moved to the new node",
         ids.len()
     );
+
+    // Removing a node (the first) rebuilds its copies on the others.
+    server.restart_with(opts(&nodes[1..])).await.unwrap();
+    repair_until_complete(&server, &nodes[1..], &keys).await;
+    let mut c = server.client().await;
+    for (name, data) in &files {
+        assert!(download(&mut c, name, 0).await.unwrap() == *data, "{name}");
+    }
+    let status = server
+        .admin()
+        .await
+        .cluster_status(ClusterStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.nodes.len(), 3);
 }

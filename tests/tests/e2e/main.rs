@@ -12,6 +12,7 @@ mod replication;
 mod seed;
 mod sessions;
 mod versions;
+mod web;
 
 use std::path::Path;
 

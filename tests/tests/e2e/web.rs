@@ -1,0 +1,82 @@
+//! The built web app is served at `/` on the API's port, with caching
+//! fit for Trunk's hashed assets, and a clear message when it is not built.
+
+use coffer_tests::server::{http_get, Server, ServerOpts};
+
+#[tokio::test]
+async fn the_web_app_is_served_with_sensible_caching() {
+    let dist = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dist.path().join("index.html"),
+        "<!doctype html><title>Coffer</title>",
+    )
+    .unwrap();
+    std::fs::write(
+        dist.path().join("coffer-web-0123456789abcdef.js"),
+        "console.log(1)",
+    )
+    .unwrap();
+    std::fs::write(
+        dist.path().join("coffer-web-0123456789abcdef_bg.wasm"),
+        b"\0asm",
+    )
+    .unwrap();
+    let opts = ServerOpts::embedded().with("COFFER_WEB_DIR", dist.path().to_str().unwrap());
+    let server = Server::start(opts).await.unwrap();
+
+    let (code, head, body) = http_get(server.addr(), "/").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("<title>Coffer</title>"));
+    assert!(
+        head.to_lowercase().contains("cache-control: no-cache"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase().contains("content-type: text/html"),
+        "{head}"
+    );
+
+    let (code, head, _) = http_get(server.addr(), "/coffer-web-0123456789abcdef.js").await;
+    assert_eq!(code, 200);
+    assert!(head.contains("immutable"), "{head}");
+    assert!(head.to_lowercase().contains("javascript"), "{head}");
+    let (_, head, _) = http_get(server.addr(), "/coffer-web-0123456789abcdef_bg.wasm").await;
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/wasm"),
+        "{head}"
+    );
+
+    // Client-side routes fall back to the app.
+    let (code, _, body) = http_get(server.addr(), "/files/docs").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("<title>Coffer</title>"));
+    // The API still answers on the same port.
+    assert_eq!(http_get(server.addr(), "/healthz").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_missing_web_build_is_explained() {
+    let opts = ServerOpts::embedded().with("COFFER_WEB_DIR", "/nonexistent/dist");
+    let server = Server::start(opts).await.unwrap();
+    let (code, _, body) = http_get(server.addr(), "/").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("not built"), "{body}");
+}
+
+#[tokio::test]
+async fn unknown_grpc_methods_are_unimplemented_not_the_web_app() {
+    let dist = tempfile::tempdir().unwrap();
+    std::fs::write(dist.path().join("index.html"), "<!doctype html>").unwrap();
+    let opts = ServerOpts::embedded().with("COFFER_WEB_DIR", dist.path().to_str().unwrap());
+    let server = Server::start(opts).await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/NoSuchService/Nothing");
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let err = grpc
+        .unary(tonic::Request::new(()), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+}
