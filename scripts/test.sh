@@ -11,4 +11,7 @@ bash scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p coffer-server --bin coffer-server
+# The client SDK also builds for the browser (grpc-web over wasm32).
+rustup target add wasm32-unknown-unknown
+cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-features --features wasm
 cargo test --workspace

@@ -1,10 +1,12 @@
 //! `coffer-tests`: shared harness for Coffer's end-to-end tests.
 //!
+//! - [`cli`]: runs the real `coffer` command-line client.
 //! - [`garage`]: starts real single-node Garage S3 servers on loopback.
 //! - [`server`]: starts the real `coffer-server` binary and connects clients.
 //! - [`data`]: deterministic test content and upload/download helpers.
 //! - [`seed`]: a client generated from the tutorial's original proto.
 
+pub mod cli;
 pub mod data;
 pub mod garage;
 pub mod server;

@@ -1,0 +1,101 @@
+//! The command line: global flags and one subcommand per action.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Coffer's command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, about)]
+pub struct Args {
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "COFFER_SERVER",
+        default_value = "http://localhost:5000"
+    )]
+    pub server: String,
+    /// Bearer token sent with every request.
+    #[arg(long, global = true, env = "COFFER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a file or a whole directory (only changed chunks are sent;
+    /// an interrupted upload resumes when run again).
+    Put {
+        local: PathBuf,
+        /// Remote name (default: the local file or directory name).
+        remote: Option<String>,
+        /// Send at most this many bytes per second.
+        #[arg(long, value_name = "BYTES_PER_SEC")]
+        limit_rate: Option<u64>,
+    },
+    /// Download a file (or every file under a remote folder).
+    Get {
+        remote: String,
+        /// Where to write (default: the remote's last name segment, here).
+        local: Option<PathBuf>,
+        /// A version number instead of the latest.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List files: size, version, upload time, name.
+    Ls { prefix: Option<String> },
+    /// Show one file's metadata and replication health.
+    Stat {
+        remote: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List every version of a file, newest first.
+    Versions { remote: String },
+    /// Make an old version the newest again.
+    Restore { remote: String, version: u64 },
+    /// Delete a file (its versions stay restorable).
+    Rm { remote: String },
+    /// Server health and the cluster: nodes, replication, workers.
+    Status,
+    /// Operator actions.
+    Admin {
+        #[command(subcommand)]
+        action: Admin,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Admin {
+    /// Start a pass of a background worker now.
+    Run {
+        worker: Worker,
+        /// Return when the pass has finished, with its report.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Worker {
+    Repair,
+    Scrub,
+    Gc,
+}
+
+impl Worker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Worker::Repair => "repair",
+            Worker::Scrub => "scrub",
+            Worker::Gc => "gc",
+        }
+    }
+}

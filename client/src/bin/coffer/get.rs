@@ -1,0 +1,94 @@
+//! `coffer get`: download a file, or every file under a remote folder.
+//! Each file appears only once complete and verified.
+
+use crate::bars::Bar;
+use crate::output::{human, meta_json};
+use crate::Ctx;
+use anyhow::{bail, Context};
+use coffer_client::native::files::download_file;
+use coffer_client::{normalize_name, ClientError};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub async fn run(
+    ctx: &Ctx,
+    remote: &str,
+    local: Option<&Path>,
+    version: Option<u64>,
+) -> anyhow::Result<()> {
+    let remote = normalize_name(remote)?;
+    let base = remote
+        .rsplit('/')
+        .next()
+        .expect("a normal name has a segment");
+    match ctx.coffer.stat(&remote, version.unwrap_or(0)).await {
+        Ok(_) => {
+            let dest = match local {
+                Some(p) if p.is_dir() => p.join(base),
+                Some(p) => p.to_path_buf(),
+                None => PathBuf::from(base),
+            };
+            let m = get_file(ctx, &remote, version.unwrap_or(0), &dest).await?;
+            let mut doc = meta_json(&m);
+            doc["local"] = json!(dest.to_string_lossy());
+            ctx.out.emit(doc, || {
+                format!(
+                    "get {} (version {}, {}) -> {}",
+                    m.file_name,
+                    m.version_number,
+                    human(m.size),
+                    dest.display()
+                )
+            });
+            Ok(())
+        }
+        Err(ClientError::NotFound(msg)) if version.is_none() => {
+            // Perhaps a folder: fetch everything under it.
+            let files = ctx.coffer.list(&format!("{remote}/")).await?;
+            if files.is_empty() {
+                bail!("{msg}");
+            }
+            let root = local.map_or_else(|| PathBuf::from(base), Path::to_path_buf);
+            let mut docs = Vec::new();
+            let mut total = 0;
+            for f in &files {
+                let rel = &f.file_name[remote.len() + 1..];
+                let dest = root.join(rel);
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let m = get_file(ctx, &f.file_name, f.version_number, &dest).await?;
+                total += m.size;
+                let mut doc = meta_json(&m);
+                doc["local"] = json!(dest.to_string_lossy());
+                docs.push(doc);
+            }
+            let doc = json!({ "name": remote, "files": docs, "bytes_total": total });
+            ctx.out.emit(doc, || {
+                format!(
+                    "get {remote}/ ({} files, {}) -> {}",
+                    files.len(),
+                    human(total),
+                    root.display()
+                )
+            });
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn get_file(
+    ctx: &Ctx,
+    remote: &str,
+    version: u64,
+    dest: &Path,
+) -> anyhow::Result<coffer_client::Metadata> {
+    let bar = Bar::new(remote, ctx.out.quiet);
+    let m = download_file(&ctx.coffer, remote, version, dest, &bar)
+        .await
+        .with_context(|| format!("downloading {remote}"))?;
+    bar.done();
+    Ok(m)
+}

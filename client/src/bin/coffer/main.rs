@@ -1,0 +1,78 @@
+//! `coffer`: the command-line client. Parses the command, runs it, and on
+//! any failure prints one line to stderr and exits non-zero.
+
+mod args;
+mod bars;
+mod get;
+mod info;
+mod output;
+mod put;
+mod resume;
+mod status;
+
+use args::{Admin, Args, Command};
+use clap::Parser;
+use coffer_client::native::connect;
+use coffer_client::Coffer;
+use std::process::ExitCode;
+use tonic::transport::Channel;
+
+/// What every command needs: the connection and the output settings.
+pub struct Ctx {
+    pub coffer: Coffer<Channel>,
+    pub server: String,
+    pub out: output::Output,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!(
+                "coffer: error: {}",
+                msg.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let out = output::Output {
+        json: args.json,
+        quiet: args.quiet || args.json,
+    };
+    let mut coffer = connect(&args.server).await?;
+    if let Some(token) = args.token.as_deref() {
+        coffer.login(token)?;
+    }
+    let ctx = Ctx {
+        coffer,
+        server: args.server,
+        out,
+    };
+    match args.command {
+        Command::Put {
+            local,
+            remote,
+            limit_rate,
+        } => put::run(&ctx, &local, remote.as_deref(), limit_rate).await,
+        Command::Get {
+            remote,
+            local,
+            version,
+        } => get::run(&ctx, &remote, local.as_deref(), version).await,
+        Command::Ls { prefix } => info::ls(&ctx, prefix.as_deref().unwrap_or("")).await,
+        Command::Stat { remote, version } => info::stat(&ctx, &remote, version).await,
+        Command::Versions { remote } => info::versions(&ctx, &remote).await,
+        Command::Restore { remote, version } => info::restore(&ctx, &remote, version).await,
+        Command::Rm { remote } => info::rm(&ctx, &remote).await,
+        Command::Status => status::status(&ctx).await,
+        Command::Admin {
+            action: Admin::Run { worker, wait },
+        } => status::run_worker(&ctx, worker.name(), wait).await,
+    }
+}

@@ -1,0 +1,108 @@
+//! `coffer status` (server health and the cluster view) and
+//! `coffer admin run` (start a background worker).
+
+use crate::output::human;
+use crate::Ctx;
+use coffer_client::pb::WorkerStatus;
+use serde_json::{json, Value};
+
+pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
+    let healthy = ctx.coffer.health().await?;
+    let c = ctx.coffer.cluster_status().await?;
+    let doc = json!({
+        "server": ctx.server,
+        "healthy": healthy,
+        "replication_factor": c.replication_factor,
+        "write_quorum": c.write_quorum,
+        "chunks": c.chunks,
+        "under_replicated_chunks": c.under_replicated_chunks,
+        "nodes": c.nodes.iter().map(|n| json!({
+            "id": n.id,
+            "up": n.up,
+            "latency_ms": n.latency_ms,
+            "chunks": n.chunks,
+            "bytes": n.bytes,
+            "failures": n.failures,
+        })).collect::<Vec<_>>(),
+        "workers": c.workers.iter().map(worker_json).collect::<Vec<_>>(),
+    });
+    ctx.out.emit(doc, || {
+        let mut lines = vec![
+            format!(
+                "server {}: {}",
+                ctx.server,
+                if healthy { "serving" } else { "NOT serving" }
+            ),
+            format!(
+                "replication: R={} W={}; {} chunks, {} under-replicated",
+                c.replication_factor, c.write_quorum, c.chunks, c.under_replicated_chunks
+            ),
+            "nodes:".into(),
+        ];
+        for n in &c.nodes {
+            lines.push(format!(
+                "  {:<24} {:<4} {:>6} ms {:>10} chunks {:>10}  {} failures",
+                n.id,
+                if n.up { "up" } else { "DOWN" },
+                n.latency_ms,
+                n.chunks,
+                human(n.bytes),
+                n.failures
+            ));
+        }
+        lines.push("workers:".into());
+        lines.extend(c.workers.iter().map(worker_line));
+        lines.join("\n")
+    });
+    if !healthy {
+        anyhow::bail!("the server at {} reports it is not serving", ctx.server);
+    }
+    Ok(())
+}
+
+pub async fn run_worker(ctx: &Ctx, name: &str, wait: bool) -> anyhow::Result<()> {
+    let s = ctx.coffer.run_worker(name, wait).await?;
+    ctx.out.emit(worker_json(&s), || {
+        if wait {
+            worker_line(&s)
+        } else {
+            format!("started a {name} pass")
+        }
+    });
+    if wait && s.last_report.starts_with("failed") {
+        anyhow::bail!("the {name} pass failed: {}", s.last_report);
+    }
+    Ok(())
+}
+
+fn worker_json(w: &WorkerStatus) -> Value {
+    json!({
+        "name": w.name,
+        "state": w.state,
+        "passes": w.passes,
+        "last_pass_started": w.last_pass_started,
+        "last_pass_finished": w.last_pass_finished,
+        "last_report": w.last_report,
+        "errors": w.errors,
+        "last_error": w.last_error,
+    })
+}
+
+fn worker_line(w: &WorkerStatus) -> String {
+    let mut s = format!(
+        "  {:<8} {:<8} {} passes, {} errors; last: {}",
+        w.name,
+        w.state,
+        w.passes,
+        w.errors,
+        if w.last_report.is_empty() {
+            "-"
+        } else {
+            &w.last_report
+        }
+    );
+    if !w.last_error.is_empty() {
+        s.push_str(&format!(" (last error: {})", w.last_error));
+    }
+    s
+}

@@ -1,0 +1,189 @@
+//! [`Coffer`]: the SDK's client, generic over the tonic transport, with
+//! the simple calls (listing, metadata, versions, restore, delete, admin).
+
+use crate::error::ClientError;
+use crate::Metadata;
+use coffer_proto::paths;
+use coffer_proto::pb::{
+    coffer_admin_client::CofferAdminClient, file_storage_client::FileStorageClient,
+    ClusterStatusRequest, ClusterStatusResponse, DeleteFileRequest, FileMetadataRequest,
+    ListFilesRequest, ListVersionsRequest, RestoreVersionRequest, RunWorkerRequest, WorkerStatus,
+};
+use tonic::codegen::{Body, Bytes, StdError};
+use tonic::metadata::MetadataValue;
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+
+/// Largest message the client accepts or sends: a chunk plus headroom.
+pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
+
+/// A tonic transport the SDK can run on: tonic's native `Channel`, the
+/// browser's grpc-web client, or anything else with the same shape.
+pub trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<StdError>,
+        ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+    > + Clone
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<StdError>,
+            ResponseBody: Body<Data = Bytes, Error: Into<StdError> + Send> + Send + 'static,
+        > + Clone
+{
+}
+
+/// A Coffer client on transport `T`. Cheap to clone; clones share the
+/// transport.
+#[derive(Debug, Clone)]
+pub struct Coffer<T> {
+    pub(crate) files: FileStorageClient<T>,
+    admin: CofferAdminClient<T>,
+    health: HealthClient<T>,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl<T: Transport> Coffer<T> {
+    /// A client over an already built transport.
+    pub fn new(transport: T) -> Self {
+        let files = FileStorageClient::new(transport.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Coffer {
+            files,
+            admin: CofferAdminClient::new(transport.clone()),
+            health: HealthClient::new(transport),
+            token: None,
+        }
+    }
+
+    /// Logs in with a bearer token: every later request carries
+    /// `authorization: Bearer <token>`.
+    pub fn login(&mut self, token: &str) -> Result<(), ClientError> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::Protocol("the token is not valid header text".into()))?;
+        self.token = Some(value);
+        Ok(())
+    }
+
+    /// Forgets the bearer token.
+    pub fn logout(&mut self) {
+        self.token = None;
+    }
+
+    /// Wraps a message in a request carrying the token, if any.
+    pub(crate) fn request<M>(&self, msg: M) -> tonic::Request<M> {
+        let mut req = tonic::Request::new(msg);
+        if let Some(t) = &self.token {
+            req.metadata_mut().insert("authorization", t.clone());
+        }
+        req
+    }
+
+    /// Metadata of `name` at `version` (0: the latest).
+    pub async fn stat(&self, name: &str, version: u64) -> Result<Metadata, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(FileMetadataRequest { file_name, version });
+        Ok(self.files.clone().get_metadata(req).await?.into_inner())
+    }
+
+    /// Every live file under `prefix`, in path order (all pages).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Metadata>, ClientError> {
+        let prefix =
+            paths::normalize_prefix(prefix).map_err(|source| ClientError::InvalidName {
+                name: prefix.to_string(),
+                source,
+            })?;
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = self.request(ListFilesRequest {
+                prefix: prefix.clone(),
+                page_size: 1000,
+                page_token,
+            });
+            let page = self.files.clone().list_files(req).await?.into_inner();
+            out.extend(page.files);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Every version of `name`, newest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<Metadata>, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(ListVersionsRequest { file_name });
+        Ok(self
+            .files
+            .clone()
+            .list_versions(req)
+            .await?
+            .into_inner()
+            .versions)
+    }
+
+    /// Makes `version` of `name` the newest again; returns the new version.
+    pub async fn restore(&self, name: &str, version: u64) -> Result<Metadata, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(RestoreVersionRequest { file_name, version });
+        Ok(self.files.clone().restore_version(req).await?.into_inner())
+    }
+
+    /// Deletes `name` (restorable); returns its latest version number.
+    pub async fn delete(&self, name: &str) -> Result<u64, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(DeleteFileRequest { file_name });
+        Ok(self
+            .files
+            .clone()
+            .delete_file(req)
+            .await?
+            .into_inner()
+            .latest_version)
+    }
+
+    /// Whether the server reports itself serving (gRPC health protocol).
+    pub async fn health(&self) -> Result<bool, ClientError> {
+        let req = self.request(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        });
+        let r = self.health.clone().check(req).await?.into_inner();
+        Ok(r.status == ServingStatus::Serving as i32)
+    }
+
+    /// The cluster as the server sees it: nodes, replication, workers.
+    pub async fn cluster_status(&self) -> Result<ClusterStatusResponse, ClientError> {
+        let req = self.request(ClusterStatusRequest {});
+        Ok(self.admin.clone().cluster_status(req).await?.into_inner())
+    }
+
+    /// Starts a pass of worker `name` ("repair", "scrub", "gc"); with
+    /// `wait`, returns once a pass started after this call has finished.
+    pub async fn run_worker(&self, name: &str, wait: bool) -> Result<WorkerStatus, ClientError> {
+        let req = self.request(RunWorkerRequest {
+            name: name.to_string(),
+            wait,
+        });
+        self.admin
+            .clone()
+            .run_worker(req)
+            .await?
+            .into_inner()
+            .status
+            .ok_or_else(|| ClientError::Protocol("RunWorker answered without a status".into()))
+    }
+}
+
+/// Validates a remote file name locally, before any request.
+pub fn normalize(name: &str) -> Result<String, ClientError> {
+    paths::normalize(name).map_err(|source| ClientError::InvalidName {
+        name: name.to_string(),
+        source,
+    })
+}

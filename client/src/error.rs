@@ -1,0 +1,86 @@
+//! The SDK's typed errors.
+
+use thiserror::Error;
+use tonic::Code;
+
+/// Why an SDK call failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// A file name or prefix that Coffer would reject.
+    #[error("invalid remote name {name:?}: {source}")]
+    InvalidName {
+        name: String,
+        source: coffer_proto::paths::PathError,
+    },
+    /// The file (or that version of it) does not exist; the server's words.
+    #[error("{0}")]
+    NotFound(String),
+    /// The server could not be reached.
+    #[error("cannot reach the server at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The server answered with an error.
+    #[error("server error ({code:?}): {message}")]
+    Server { code: Code, message: String },
+    /// Downloaded bytes did not hash to the version's content hash.
+    #[error("download of {name} is corrupt: expected BLAKE3 {expected}, got {actual}")]
+    HashMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    /// The server broke the protocol (e.g. asked for a chunk the file lacks).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Reading or writing local data failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ClientError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether this is a "does not exist" answer.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::NotFound(_))
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        match s.code() {
+            Code::NotFound => ClientError::NotFound(s.message().to_string()),
+            code => ClientError::Server {
+                code,
+                message: one_line(&source_chain(&s)),
+            },
+        }
+    }
+}
+
+/// The status message followed by its causes, e.g. the transport's reason.
+fn source_chain(s: &tonic::Status) -> String {
+    let mut out = s.message().to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,163 @@
+//! Local files: planning an upload from a file, reading its chunks back
+//! (optionally at a limited rate), and downloads that appear only once
+//! complete and verified.
+
+use crate::upload::{ChunkSource, Planner, UploadPlan};
+use crate::{ClientError, Coffer, Metadata, Observer, Transport};
+use bytes::Bytes;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Bytes read at a time while planning.
+const READ_BLOCK: usize = 1024 * 1024;
+
+/// Reads `path` once, chunking and hashing it.
+pub async fn plan_file(path: &Path) -> Result<UploadPlan, ClientError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let fail = |e| ClientError::io(format!("cannot read {}", path.display()), e);
+        let mut f = std::fs::File::open(&path).map_err(fail)?;
+        let mut planner = Planner::new();
+        let mut buf = vec![0u8; READ_BLOCK];
+        loop {
+            let n = f.read(&mut buf).map_err(fail)?;
+            if n == 0 {
+                return Ok(planner.finish());
+            }
+            planner.push(&buf[..n]);
+        }
+    })
+    .await
+    .map_err(|e| ClientError::io("planning the upload", std::io::Error::other(e)))?
+}
+
+/// The chunks of a local file, read back when they are sent.
+#[derive(Debug)]
+pub struct FileSource {
+    path: PathBuf,
+    limit: Option<RateLimit>,
+}
+
+impl FileSource {
+    pub fn new(path: &Path) -> Self {
+        FileSource {
+            path: path.to_path_buf(),
+            limit: None,
+        }
+    }
+
+    /// Hands out at most `bytes_per_sec` bytes per second (a bandwidth cap).
+    pub fn with_rate_limit(mut self, bytes_per_sec: u64) -> Self {
+        self.limit = Some(RateLimit {
+            bytes_per_sec: bytes_per_sec.max(1),
+            state: Mutex::new((Instant::now(), 0)),
+        });
+        self
+    }
+}
+
+impl ChunkSource for FileSource {
+    async fn read(&self, offset: u64, len: u32) -> Result<Bytes, ClientError> {
+        if let Some(l) = &self.limit {
+            tokio::time::sleep_until(l.grant(len as u64).into()).await;
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let fail = |e| ClientError::io(format!("cannot read {}", path.display()), e);
+            let mut f = std::fs::File::open(&path).map_err(fail)?;
+            f.seek(SeekFrom::Start(offset)).map_err(fail)?;
+            let mut buf = vec![0u8; len as usize];
+            f.read_exact(&mut buf).map_err(fail)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(|e| ClientError::io("reading a chunk", std::io::Error::other(e)))?
+    }
+}
+
+/// A token bucket without burst: the n-th byte is due n / rate seconds
+/// after the first read.
+#[derive(Debug)]
+struct RateLimit {
+    bytes_per_sec: u64,
+    /// When the first read happened, and bytes granted since.
+    state: Mutex<(Instant, u64)>,
+}
+
+impl RateLimit {
+    /// Grants `bytes` and returns when they may be used.
+    fn grant(&self, bytes: u64) -> Instant {
+        let mut s = self.state.lock().expect("rate limit lock");
+        let due = s.0 + Duration::from_secs_f64(s.1 as f64 / self.bytes_per_sec as f64);
+        s.1 += bytes;
+        due
+    }
+}
+
+/// Downloads `version` of `name` (0: the latest) to `dest`. The bytes go to
+/// a temporary file next to `dest`, renamed over it only after their BLAKE3
+/// matches the version's content hash; on any failure nothing is left.
+pub async fn download_file<T: Transport>(
+    coffer: &Coffer<T>,
+    name: &str,
+    version: u64,
+    dest: &Path,
+    observer: &dyn Observer,
+) -> Result<Metadata, ClientError> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".coffer-")
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .map_err(|e| ClientError::io(format!("cannot write in {}", dir.display()), e))?;
+    let mut out = std::io::BufWriter::new(tmp);
+    let meta = coffer
+        .download_to(name, version, &mut out, observer)
+        .await?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| ClientError::io("writing the download", e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ClientError::io("writing the download", e))?;
+    tmp.persist(dest)
+        .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_spaces_grants_by_size() {
+        let l = RateLimit {
+            bytes_per_sec: 1000,
+            state: Mutex::new((Instant::now(), 0)),
+        };
+        let start = l.state.lock().unwrap().0;
+        assert_eq!(l.grant(500), start);
+        assert_eq!(l.grant(500), start + Duration::from_millis(500));
+        assert_eq!(l.grant(1), start + Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn file_plan_and_source_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let plan = plan_file(&path).await.unwrap();
+        assert_eq!(plan, UploadPlan::of(&data));
+        let src = FileSource::new(&path);
+        for c in &plan.chunks {
+            let got = src.read(c.offset, c.size).await.unwrap();
+            assert_eq!(coffer_proto::chunking::chunk_id(&got), c.id);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The `coffer` command-line client against the real server: round trips,
+//! the metadata commands, delta uploads, resuming an interrupted upload,
+//! and failures that leave nothing half-written.
+
+use crate::local_chunk_objects;
+use coffer_tests::cli::Cli;
+use coffer_tests::data::pattern;
+use coffer_tests::server::{Server, ServerOpts};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const MIB: usize = 1024 * 1024;
+
+async fn setup() -> (Server, Cli, tempfile::TempDir) {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let cli = Cli::new(server.addr());
+    let work = tempfile::Builder::new()
+        .prefix("coffer-cli-")
+        .tempdir()
+        .unwrap();
+    (server, cli, work)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every file under `dir`, relative path -> content.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(dir, dir, &mut out);
+    out
+}
+
+/// Distinct chunk ids on the embedded nodes, with their sizes.
+fn stored_chunks(server: &Server) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (i, keys) in local_chunk_objects(server.data_dir()).iter().enumerate() {
+        let root = server.data_dir().join(format!("nodes/node{}", i + 1));
+        for k in keys {
+            let id = k.rsplit('/').next().unwrap().to_string();
+            if let Ok(m) = std::fs::metadata(root.join(k)) {
+                out.insert(id, m.len());
+            }
+        }
+    }
+    out
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+#[tokio::test]
+async fn cli_put_and_get_round_trip_files_and_a_directory_tree() {
+    let (_server, cli, work) = setup().await;
+    let dir = work.path();
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    for (name, len) in [("empty", 0), ("one", 1), ("multi", 9 * MIB + 3)] {
+        let data = pattern(len, len as u64 + 1);
+        let local = dir.join(name);
+        std::fs::write(&local, &data).unwrap();
+        let remote = format!("rt/{name}.bin");
+        let put = cli.json(&["put", s(&local), &remote]).await;
+        assert_eq!(u(&put, "version"), 1, "{put}");
+        assert_eq!(u(&put, "bytes_total"), len as u64);
+        assert_eq!(u(&put, "bytes_sent"), len as u64);
+        assert_eq!(u(&put, "chunks_sent"), u(&put, "chunks_total"));
+        if len > 8 * MIB {
+            assert!(u(&put, "chunks_total") > 2, "{put}");
+        }
+        let got = out.join(format!("{name}.bin"));
+        let get = cli.json(&["get", &remote, s(&got)]).await;
+        assert_eq!(u(&get, "size"), len as u64);
+        assert_eq!(std::fs::read(&got).unwrap(), data, "{name} differs");
+    }
+
+    // A tree of 200 small files in nested folders.
+    let src = dir.join("tree");
+    for i in 0..200 {
+        let p = src.join(format!("d{}/sub{}/f{i}.txt", i % 7, i % 3));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, pattern(i * 37 % 5000, i as u64)).unwrap();
+    }
+    let put = cli.json(&["put", s(&src), "backup/tree"]).await;
+    assert_eq!(put["files"].as_array().unwrap().len(), 200);
+    let listed = cli.json(&["ls", "backup/tree/"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 200);
+    let back = dir.join("tree-back");
+    let get = cli.json(&["get", "backup/tree", s(&back)]).await;
+    assert_eq!(get["files"].as_array().unwrap().len(), 200);
+    assert_eq!(tree(&back), tree(&src));
+    // No temporary files are left next to the downloads.
+    assert!(tree(&out)
+        .keys()
+        .all(|k| !k.to_string_lossy().contains(".part")));
+}
+
+#[tokio::test]
+async fn cli_metadata_commands_list_stat_version_restore_and_delete() {
+    let (_server, cli, work) = setup().await;
+    let dir = work.path();
+    let (v1, v2) = (pattern(3000, 1), pattern(5000, 2));
+    let local = dir.join("notes.txt");
+    std::fs::write(&local, &v1).unwrap();
+    cli.json(&["put", s(&local), "docs/notes.txt"]).await;
+    std::fs::write(&local, &v2).unwrap();
+    let put = cli.json(&["put", s(&local), "docs/notes.txt"]).await;
+    assert_eq!(u(&put, "version"), 2);
+
+    // ls: a long listing, and JSON with size, version and time.
+    let ls = cli.run(&["ls", "docs/"]).await;
+    assert!(ls.ok, "{}", ls.stderr);
+    let line = ls
+        .stdout
+        .lines()
+        .find(|l| l.contains("docs/notes.txt"))
+        .unwrap();
+    assert!(line.contains("4.9 KiB") && line.contains("v2"), "{line}");
+    let ls = cli.json(&["ls"]).await;
+    let files = ls.as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["name"], "docs/notes.txt");
+    assert_eq!(u(&files[0], "size"), 5000);
+    assert_eq!(u(&files[0], "version"), 2);
+    assert!(files[0]["upload_time"].as_str().unwrap().contains('T'));
+
+    // stat
+    let st = cli.json(&["stat", "docs/notes.txt"]).await;
+    assert_eq!(u(&st, "version"), 2);
+    assert_eq!(st["content_hash"], blake3::hash(&v2).to_hex().as_str());
+    let st1 = cli
+        .json(&["stat", "docs/notes.txt", "--version", "1"])
+        .await;
+    assert_eq!(u(&st1, "size"), 3000);
+    let text = cli.run(&["stat", "docs/notes.txt"]).await;
+    assert!(text.stdout.contains("version:      2"), "{}", text.stdout);
+
+    // versions, newest first
+    let vs = cli.json(&["versions", "docs/notes.txt"]).await;
+    let nums: Vec<u64> = vs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| u(v, "version"))
+        .collect();
+    assert_eq!(nums, vec![2, 1]);
+
+    // restore makes version 1 the newest, as version 3
+    let r = cli.json(&["restore", "docs/notes.txt", "1"]).await;
+    assert_eq!(u(&r, "version"), 3);
+    let got = dir.join("got.txt");
+    cli.json(&["get", "docs/notes.txt", s(&got)]).await;
+    assert_eq!(std::fs::read(&got).unwrap(), v1);
+    let old = dir.join("old.txt");
+    cli.json(&["get", "docs/notes.txt", s(&old), "--version", "2"])
+        .await;
+    assert_eq!(std::fs::read(&old).unwrap(), v2);
+
+    // rm hides the file; restore brings it back
+    let rm = cli.json(&["rm", "docs/notes.txt"]).await;
+    assert_eq!(u(&rm, "latest_version"), 3);
+    assert!(cli.json(&["ls"]).await.as_array().unwrap().is_empty());
+    let gone = cli
+        .run(&["get", "docs/notes.txt", s(&dir.join("gone"))])
+        .await;
+    assert!(!gone.ok);
+    assert!(!dir.join("gone").exists());
+    let r = cli.json(&["restore", "docs/notes.txt", "2"]).await;
+    assert_eq!(u(&r, "version"), 4);
+    assert_eq!(cli.json(&["ls"]).await.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn cli_status_shows_nodes_and_workers_and_runs_a_worker() {
+    let (_server, cli, _work) = setup().await;
+    let st = cli.json(&["status"]).await;
+    assert_eq!(st["healthy"], true);
+    let nodes = st["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert!(nodes
+        .iter()
+        .all(|n| n["up"] == true && n["chunks"].is_u64()));
+    assert!(st["under_replicated_chunks"].is_u64());
+    let workers: Vec<&str> = st["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    for w in ["repair", "scrub", "gc"] {
+        assert!(workers.contains(&w), "{workers:?}");
+    }
+    let text = cli.run(&["status"]).await;
+    assert!(text.ok && text.stdout.contains("up"), "{}", text.stdout);
+
+    let run = cli.json(&["admin", "run", "repair", "--wait"]).await;
+    assert_eq!(run["name"], "repair");
+    assert!(u(&run, "passes") >= 1, "{run}");
+}
+
+#[tokio::test]
+async fn cli_delta_upload_sends_only_the_changed_chunks() {
+    let (server, cli, work) = setup().await;
+    let local = work.path().join("big.bin");
+    let mut data = pattern(64 * MIB, 64);
+    std::fs::write(&local, &data).unwrap();
+    let first = cli.json(&["put", s(&local), "big.bin"]).await;
+    assert_eq!(u(&first, "bytes_sent"), 64 * MIB as u64);
+    let before = stored_chunks(&server);
+
+    let mid = data.len() / 2;
+    data.splice(mid..mid, pattern(1024, 999));
+    std::fs::write(&local, &data).unwrap();
+    let second = cli.json(&["put", s(&local), "big.bin"]).await;
+    assert_eq!(u(&second, "version"), 2);
+    assert_eq!(u(&second, "bytes_total"), data.len() as u64);
+    let (sent, chunks) = (u(&second, "bytes_sent"), u(&second, "chunks_sent"));
+    assert!((1..=3).contains(&chunks), "{second}");
+    assert!(sent <= 3 * 4 * MIB as u64, "{second}");
+
+    let after = stored_chunks(&server);
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(new.len() as u64, chunks, "new chunk objects on the nodes");
+
+    let got = work.path().join("got.bin");
+    cli.json(&["get", "big.bin", s(&got)]).await;
+    assert!(std::fs::read(&got).unwrap() == data, "round trip differs");
+}
+
+#[tokio::test]
+async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
+    let (server, cli, work) = setup().await;
+    let size = 64 * MIB;
+    let local = work.path().join("resume.bin");
+    let data = pattern(size, 4242);
+    std::fs::write(&local, &data).unwrap();
+
+    // A slow put (16 MiB/s), killed once a quarter of the file is stored.
+    let mut child = cli.spawn(&["put", s(&local), "resume.bin", "--limit-rate", "16777216"]);
+    let mut polls = 0;
+    loop {
+        let stored: u64 = stored_chunks(&server).values().sum();
+        if stored >= size as u64 / 4 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("put ended ({status}) before it could be interrupted");
+        }
+        polls += 1;
+        assert!(polls < 6000, "the put stored nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    let records = std::fs::read_dir(cli.state_dir().join("uploads"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 1, "the killed put left a resume record");
+    assert!(
+        cli.json(&["ls"]).await.as_array().unwrap().is_empty(),
+        "nothing is committed by the killed run"
+    );
+    let sent_before_kill: u64 = stored_chunks(&server).values().sum();
+    assert!(sent_before_kill < size as u64, "interrupted halfway");
+
+    let again = cli.json(&["put", s(&local), "resume.bin"]).await;
+    assert_eq!(again["resumed"], true, "{again}");
+    assert_eq!(u(&again, "version"), 1);
+    let sent_after = u(&again, "bytes_sent");
+    assert!(sent_after < size as u64, "{again}");
+    let total = sent_before_kill + sent_after;
+    assert!(
+        (total as f64) < 1.2 * size as f64,
+        "sent {total} bytes in all for a {size}-byte file"
+    );
+    let records = std::fs::read_dir(cli.state_dir().join("uploads"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 0, "the record is gone once committed");
+
+    let got = work.path().join("got.bin");
+    cli.json(&["get", "resume.bin", s(&got)]).await;
+    assert!(std::fs::read(&got).unwrap() == data, "round trip differs");
+}
+
+/// One line on stderr, non-zero exit.
+fn assert_one_line_failure(run: &coffer_tests::cli::Run, needle: &str) {
+    assert!(!run.ok, "expected a failure, got: {}", run.stdout);
+    let line = run.stderr.trim_end();
+    assert!(!line.is_empty() && !line.contains('\n'), "stderr: {line:?}");
+    assert!(line.starts_with("coffer: error:"), "stderr: {line:?}");
+    assert!(line.contains(needle), "stderr {line:?} lacks {needle:?}");
+}
+
+#[tokio::test]
+async fn cli_failures_print_one_line_and_leave_nothing_half_written() {
+    let (_server, cli, work) = setup().await;
+    let dir = work.path().join("dl");
+    std::fs::create_dir(&dir).unwrap();
+    let local = work.path().join("a.txt");
+    std::fs::write(&local, b"hello").unwrap();
+
+    // Server unreachable (a port nothing listens on).
+    let dead = Cli::new("http://127.0.0.1:1");
+    let r = dead.run(&["get", "a.txt", s(&dir.join("a.txt"))]).await;
+    assert_one_line_failure(&r, "cannot reach the server");
+    let r = dead.run(&["put", s(&local), "a.txt"]).await;
+    assert_one_line_failure(&r, "cannot reach the server");
+
+    // Missing remote file.
+    let r = cli.run(&["get", "no/such.txt", s(&dir.join("x"))]).await;
+    assert_one_line_failure(&r, "not found");
+    let r = cli.run(&["stat", "no/such.txt"]).await;
+    assert_one_line_failure(&r, "not found");
+
+    // Unreadable local file: missing, and (unless root) without permission.
+    let r = cli
+        .run(&["put", s(&work.path().join("missing")), "m"])
+        .await;
+    assert_one_line_failure(&r, "cannot read");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = work.path().join("locked.txt");
+        std::fs::write(&locked, b"secret").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        if std::fs::read(&locked).is_err() {
+            let r = cli.run(&["put", s(&locked), "locked.txt"]).await;
+            assert_one_line_failure(&r, "cannot read");
+        }
+    }
+
+    // Bad remote names, rejected before anything is sent.
+    let r = cli.run(&["put", s(&local), "a/../b"]).await;
+    assert_one_line_failure(&r, "invalid remote name");
+    let r = cli.run(&["get", "a/../b", s(&dir.join("b"))]).await;
+    assert_one_line_failure(&r, "invalid remote name");
+
+    assert!(cli.json(&["ls"]).await.as_array().unwrap().is_empty());
+    assert!(
+        tree(&dir).is_empty(),
+        "files left behind: {:?}",
+        tree(&dir).keys()
+    );
+}
