@@ -39,7 +39,7 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             upload_parallelism: 4,
-            read_ahead: 4,
+            read_ahead: 6,
             session_ttl: Duration::from_secs(24 * 3600),
         }
     }
@@ -261,8 +261,18 @@ impl Files {
         let cluster = self.cluster.clone();
         futures::stream::iter(chunks)
             .map(move |c| {
-                let cluster = cluster.clone();
-                async move { cluster.read_chunk(&c.id).await.map_err(FileError::from) }
+                // A task per chunk: fetches and BLAKE3 checks of the chunks
+                // read ahead run on every core, not on the response's task.
+                let read = tokio::spawn({
+                    let cluster = cluster.clone();
+                    async move { cluster.read_chunk(&c.id).await }
+                });
+                async move {
+                    match read.await {
+                        Ok(r) => r.map_err(FileError::from),
+                        Err(e) => Err(FileError::Internal(e.to_string())),
+                    }
+                }
             })
             .buffered(self.cfg.read_ahead.max(1))
     }
