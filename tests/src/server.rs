@@ -272,8 +272,14 @@ impl Server {
     }
 }
 
-/// A plain HTTP/1.1 GET on loopback: (status, raw head, body).
+/// A plain HTTP/1.1 GET on loopback: (status, raw head, body as text).
 pub async fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    let (status, head, body) = http_get_bytes(addr, path).await;
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, raw head, body).
+pub async fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = addr.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
@@ -281,12 +287,23 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String, String) {
     s.write_all(req.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    (status, head, if chunked { dechunk(&body) } else { body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
 }

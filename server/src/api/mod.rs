@@ -4,11 +4,13 @@
 //! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
 //! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
+//! - [`http`]: `GET /download/<path>`, file downloads over plain HTTP.
 //! - [`web`]: the built web app at `/`.
 //! - `/metrics`: Prometheus text; `/healthz`: liveness.
 
 pub mod admin;
 pub mod grpc;
+pub mod http;
 pub mod status;
 pub mod web;
 
@@ -29,7 +31,7 @@ pub async fn router(
     ops: Ops,
     web_dir: &std::path::Path,
 ) -> anyhow::Result<axum::Router> {
-    let api = grpc::FileStorageApi::new(files);
+    let api = grpc::FileStorageApi::new(files.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<FileStorageServer<grpc::FileStorageApi>>()
@@ -59,6 +61,7 @@ pub async fn router(
     Ok(grpc
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/download/{*path}", get(http::download).with_state(files))
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
         .fallback_service(web::routes(web_dir)))

@@ -1,7 +1,23 @@
-//! The one mapping from domain errors to gRPC statuses.
+//! The one mapping from domain errors to gRPC statuses and HTTP codes.
 
 use crate::files::FileError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use tonic::Status;
+
+/// A domain error as an HTTP response: the gRPC code's HTTP equivalent and
+/// the message as text.
+pub fn http_error(e: FileError) -> Response {
+    let status = Status::from(e);
+    let code = match status.code() {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, format!("{}\n", status.message())).into_response()
+}
 
 impl From<FileError> for Status {
     fn from(e: FileError) -> Self {
