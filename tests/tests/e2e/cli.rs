@@ -237,6 +237,7 @@ async fn cli_delta_upload_sends_only_the_changed_chunks() {
     assert!((1..=3).contains(&chunks), "{second}");
     assert!(sent <= 3 * 4 * MIB as u64, "{second}");
 
+    println!("delta upload: sent {sent} bytes in {chunks} chunks");
     let after = stored_chunks(&server);
     let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     assert_eq!(new.len() as u64, chunks, "new chunk objects on the nodes");
@@ -288,6 +289,7 @@ async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
     let sent_after = u(&again, "bytes_sent");
     assert!(sent_after < size as u64, "{again}");
     let total = sent_before_kill + sent_after;
+    println!("resume: {sent_before_kill} bytes stored before the kill, {sent_after} sent after");
     assert!(
         (total as f64) < 1.2 * size as f64,
         "sent {total} bytes in all for a {size}-byte file"
