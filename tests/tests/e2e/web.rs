@@ -89,21 +89,47 @@ async fn files_download_over_plain_http_by_version() {
     let mut c = server.client().await;
     let v1 = pattern(5 * 1024 * 1024 + 3, 1);
     let v2 = pattern(1234, 2);
-    upload_bytes(&mut c, "docs/my report ü.bin", &v1).await.unwrap();
-    upload_bytes(&mut c, "docs/my report ü.bin", &v2).await.unwrap();
+    upload_bytes(&mut c, "docs/my report ü.bin", &v1)
+        .await
+        .unwrap();
+    upload_bytes(&mut c, "docs/my report ü.bin", &v2)
+        .await
+        .unwrap();
 
     let url = "/download/docs/my%20report%20%C3%BC.bin";
     let (code, head, body) = http_get_bytes(server.addr(), url).await;
     assert_eq!(code, 200, "{head}");
     assert!(body == v2, "latest version differs");
     let lower = head.to_lowercase();
-    assert!(lower.contains("content-disposition: attachment; filename*=utf-8''my%20report%20%c3%bc.bin"), "{head}");
-    assert!(lower.contains(&format!("content-length: {}", v2.len())), "{head}");
+    assert!(
+        lower
+            .contains("content-disposition: attachment; filename*=utf-8''my%20report%20%c3%bc.bin"),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!("content-length: {}", v2.len())),
+        "{head}"
+    );
     let (code, _, body) = http_get_bytes(server.addr(), &format!("{url}?version=1")).await;
     assert_eq!(code, 200);
     assert!(body == v1, "version 1 differs");
 
-    assert_eq!(http_get_bytes(server.addr(), "/download/docs/missing.bin").await.0, 404);
-    assert_eq!(http_get_bytes(server.addr(), &format!("{url}?version=9")).await.0, 404);
-    assert_eq!(http_get_bytes(server.addr(), "/download/a/%2E%2E/b").await.0, 400);
+    assert_eq!(
+        http_get_bytes(server.addr(), "/download/docs/missing.bin")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        http_get_bytes(server.addr(), &format!("{url}?version=9"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        http_get_bytes(server.addr(), "/download/a/%2E%2E/b")
+            .await
+            .0,
+        400
+    );
 }
