@@ -86,6 +86,11 @@ CREATE TABLE gc_orphans (
 ) WITHOUT ROWID;
 CREATE INDEX files_deleted ON files(deleted_at) WHERE deleted_at IS NOT NULL;
 "#,
+    r#"
+-- A finished session stays until it expires, remembering what it
+-- committed, so FinishUpload can be retried.
+ALTER TABLE upload_sessions ADD COLUMN committed_version INTEGER;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -91,7 +91,9 @@ pub fn get(
     }))
 }
 
-/// Commits the session as a new version and closes it, in one transaction.
+/// Commits the session as a new version, in one transaction, and marks it
+/// committed. Finishing a committed session again returns the version it
+/// committed, so a client whose answer was lost can safely retry.
 pub fn finish(
     c: &mut Connection,
     s: &SessionRow,
@@ -99,6 +101,19 @@ pub fn finish(
     now: &str,
 ) -> Result<VersionRow, MetaError> {
     let tx = c.transaction()?;
+    let committed: Option<i64> = tx
+        .query_row(
+            "SELECT committed_version FROM upload_sessions WHERE id = ?1",
+            [&s.id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let Some(number) = committed {
+        if let Some(row) = super::files::version(&tx, s.owner, &s.path, Some(number as u64))? {
+            return Ok(row);
+        }
+    }
     let row = insert_version(
         &tx,
         &NewVersion {
@@ -112,7 +127,10 @@ pub fn finish(
             now,
         },
     )?;
-    tx.execute("DELETE FROM upload_sessions WHERE id = ?1", [&s.id])?;
+    tx.execute(
+        "UPDATE upload_sessions SET committed_version = ?2 WHERE id = ?1",
+        params![s.id, row.number as i64],
+    )?;
     tx.commit()?;
     Ok(row)
 }

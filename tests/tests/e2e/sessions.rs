@@ -175,14 +175,25 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes() {
     assert_eq!(md.content_hash, p.request.content_hash);
     assert!(download(&mut c2, "session/big.bin", 0).await.unwrap() == data);
 
-    // The session is closed: finishing again is NOT_FOUND.
-    let err = c2
+    // Finishing again (a retry after a lost answer) returns the same
+    // version and commits nothing new.
+    let again = c2
         .finish_upload(FinishUploadRequest {
-            upload_id: start.upload_id,
+            upload_id: start.upload_id.clone(),
         })
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.version, "1");
+    let versions = c2
+        .list_versions(coffer_proto::pb::ListVersionsRequest {
+            file_name: "session/big.bin".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(versions.len(), 1);
 
     // An identical second upload needs no chunk at all.
     let again = c2
