@@ -61,3 +61,15 @@ else
     hash -r
     aws --version
 fi
+
+# Browser tests: Debian's Chromium (Playwright's own browser download does
+# not work here) driven by playwright-core from npm.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing chromium (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+fi
+if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
+    (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
+fi

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Builds Coffer and starts it on the embedded default: three local-directory
-# storage nodes and SQLite under ./coffer-data, listening on port 5000.
-# Arguments are passed to coffer-server (see `coffer-server --help`); the
+# Builds Coffer (the web app with Trunk, then the server) and starts it on
+# the embedded default: three local-directory storage nodes and SQLite
+# under ./coffer-data; web app, gRPC and grpc-web on http://localhost:5000.
+# Arguments go to coffer-server (see `coffer-server --help`); the
 # environment and a .env file configure it too (MINIO_ENDPOINT_1..N, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+
+# COFFER_SKIP_WEB_BUILD=1 serves whatever dist/ holds (tests use it to run
+# this script while the browser test reads dist/).
+if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
+  bash scripts/install-web-deps.sh
+  trunk build --release --offline
+fi
 profile="${COFFER_RUN_PROFILE:-release}"
 cargo build --profile "$profile" -p coffer-server --bin coffer-server
 case "$profile" in

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Coffer's whole test command: installs what the tests need when missing
-# (Garage, the AWS CLI), then checks formatting and lints and runs every
-# test (unit tests, the BlobStore conformance suite on local and Garage
-# nodes, and the end-to-end suite against the real server binary).
+# (Garage, the AWS CLI, Chromium and playwright-core, Trunk and
+# wasm-bindgen-cli), builds the web app, then checks formatting and lints
+# and runs every test (unit tests, the BlobStore conformance suite on local
+# and Garage nodes, the end-to-end suite against the real server binary,
+# and the browser test in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 
 bash scripts/install-test-deps.sh
+bash scripts/install-web-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p coffer-server --bin coffer-server
 # The client SDK also builds for the browser (grpc-web over wasm32).
 rustup target add wasm32-unknown-unknown
 cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-features --features wasm
+# The web app: built exactly as the README's run command builds it, and
+# linted for the only target it has.
+trunk build --release --offline
+(cd web && cargo clippy --target wasm32-unknown-unknown -- -D warnings && cargo fmt -- --check)
 cargo test --workspace

@@ -6,7 +6,11 @@
 //! - uploads and downloads it through Coffer's `UploadFile`/`DownloadFile`;
 //! - uploads and downloads it with `aws s3 cp` to a single Garage node;
 //!
-//! and prints both throughputs, their ratios and the server's peak RSS.
+//! - uploads and downloads another file of the same size with the `coffer`
+//!   CLI (chunked sessions), then re-uploads it after inserting 1 KiB in
+//!   its middle (a delta upload);
+//!
+//! and prints the throughputs, their ratios and the server's peak RSS.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -144,6 +148,48 @@ async fn main() -> anyhow::Result<()> {
         bail!("downloaded bytes differ from the upload");
     }
 
+    // The CLI, on different content (the same bytes would all dedup).
+    let cli_src = work.path().join("cli.bin");
+    let edited = work.path().join("cli-edited.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&cli_src)?);
+        let mut g = std::io::BufWriter::new(std::fs::File::create(&edited)?);
+        let mut at = 0u64;
+        for b in pattern_blocks(size, 4048) {
+            f.write_all(&b)?;
+            if at <= size / 2 && size / 2 < at + b.len() as u64 {
+                let cut = (size / 2 - at) as usize;
+                g.write_all(&b[..cut])?;
+                g.write_all(&coffer_tests::data::pattern(1024, 99))?;
+                g.write_all(&b[cut..])?;
+            } else {
+                g.write_all(&b)?;
+            }
+            at += b.len() as u64;
+        }
+        f.flush()?;
+        g.flush()?;
+    }
+    let cli = coffer_tests::cli::cli_bin();
+    let state = work.path().join("cli-state");
+    let run_cli = |args: &[&str]| -> anyhow::Result<(f64, String)> {
+        let start = Instant::now();
+        let out = std::process::Command::new(&cli)
+            .args(["--server", server.addr(), "--quiet", "--json"])
+            .args(args)
+            .env("COFFER_STATE_DIR", &state)
+            .output()?;
+        if !out.status.success() {
+            bail!("coffer {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((start.elapsed().as_secs_f64(), String::from_utf8_lossy(&out.stdout).into_owned()))
+    };
+    let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
+    let back = work.path().join("cli-back.bin");
+    let (cli_down, _) = run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?;
+    let (cli_delta, delta_json) = run_cli(&["put", edited.to_str().unwrap(), "bench/cli.bin"])?;
+    let rss_after_cli = peak_rss_mib(pid);
+
     let mibps = |secs: f64| size_mib as f64 / secs;
     println!("coffer-bench: {size_mib} MiB file, 3 Garage nodes (R=3, W=2) vs aws s3 cp to 1 Garage node");
     println!("{:<34} {:>10} {:>12}", "", "seconds", "MiB/s");
@@ -179,6 +225,14 @@ async fn main() -> anyhow::Result<()> {
         "download ratio (coffer / aws s3 cp): {:.2}",
         s3_down / coffer_down
     );
+    println!("{:<34} {:>10.2} {:>12.1}", "coffer put (CLI, 3 replicas)", cli_up, mibps(cli_up));
+    println!("{:<34} {:>10.2} {:>12.1}", "coffer get (CLI)", cli_down, mibps(cli_down));
+    println!("{:<34} {:>10.2}", "coffer put after a 1 KiB insert", cli_delta);
+    println!("CLI upload ratio   (coffer put / aws s3 cp): {:.2}", s3_up / cli_up);
+    println!("CLI download ratio (coffer get / aws s3 cp): {:.2}", s3_down / cli_down);
+    println!("delta re-upload time / first upload time: {:.3}", cli_delta / cli_up);
+    println!("delta summary: {}", delta_json.trim());
+    println!("server peak RSS after the CLI runs: {rss_after_cli:.1} MiB");
     println!(
         "server peak RSS: {idle_rss:.1} MiB idle, {rss_after_upload:.1} MiB after upload, \
          {rss_after_download:.1} MiB after download (goal: < 200 MiB)"

@@ -58,7 +58,12 @@ async fn readme_run_command_serves_on_the_embedded_default() {
     let opts = ServerOpts {
         command: Some(vec!["bash".into(), script.to_string_lossy().into_owned()]),
         // The test build's profile: no second, release-mode build in CI.
-        env: vec![("COFFER_RUN_PROFILE".into(), "dev".into())],
+        // COFFER_SKIP_WEB_BUILD: the test command has built dist/ already,
+        // and the browser test reads it meanwhile.
+        env: vec![
+            ("COFFER_RUN_PROFILE".into(), "dev".into()),
+            ("COFFER_SKIP_WEB_BUILD".into(), "1".into()),
+        ],
     };
     let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;

@@ -3,6 +3,7 @@
 //! helpers live in the `coffer-tests` library.
 
 mod bad_input;
+mod browser;
 mod cli;
 mod conformance;
 mod consistency;

@@ -1,0 +1,185 @@
+// Drives Coffer's web app in real headless Chromium (Debian's, through
+// playwright-core), and speaks grpc-web to the same server with a
+// hand-framed client that shares no code with Coffer.
+//
+// Environment: COFFER_URL (the server), WORK_DIR (files written here for the
+// calling test to compare), SCREENSHOT_DIR, CHROMIUM (default
+// /usr/bin/chromium). Exits non-zero on the first failed check.
+import { chromium } from 'playwright-core';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const base = process.env.COFFER_URL;
+const work = process.env.WORK_DIR;
+const shots = process.env.SCREENSHOT_DIR;
+fs.mkdirSync(shots, { recursive: true });
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+const files = {
+  alpha: crypto.randomBytes(3 * 1024 * 1024 + 5),
+  beta1: crypto.randomBytes(1000),
+  beta2: crypto.randomBytes(2000),
+  gamma: crypto.randomBytes(700 * 1024),
+};
+for (const [k, v] of Object.entries(files)) fs.writeFileSync(path.join(work, k), v);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+    '--no-first-run', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.on('console', (m) => console.log(`[page] ${m.text()}`));
+page.on('pageerror', (e) => console.log(`[page error] ${e}`));
+
+const row = (name) => `[data-testid=file-row][data-name="${name}"]`;
+async function uploaded(name) {
+  const sel = `[data-testid=upload-item][data-name="${name}"]`;
+  await page.waitForFunction((s) => {
+    const items = [...document.querySelectorAll(s)];
+    const last = items[items.length - 1];
+    return last && ['done', 'failed', 'cancelled'].includes(last.dataset.stage);
+  }, sel, { timeout: 180000 });
+  const stage = await page.$$eval(sel, (els) => els[els.length - 1].dataset.stage);
+  check(stage === 'done', `${name} uploaded (stage ${stage})`);
+}
+async function download(selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  return fs.readFileSync(await dl.path());
+}
+
+try {
+  await page.goto(base);
+  await page.waitForSelector('[data-testid=dropzone]');
+  // A file uploaded by the native gRPC client in the same run is listed.
+  await page.waitForSelector('[data-testid=folder-row] >> text=native', { timeout: 30000 });
+  check(true, 'the native client\'s upload is listed (folder native/)');
+  await page.screenshot({ path: path.join(shots, 'empty-and-folder.png') });
+
+  // Two files by a real drop event carrying a DataTransfer.
+  const dt = await page.evaluateHandle(({ a, b }) => {
+    const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes(a)], 'alpha.bin'));
+    dt.items.add(new File([bytes(b)], 'beta.txt'));
+    return dt;
+  }, { a: files.alpha.toString('base64'), b: files.beta1.toString('base64') });
+  await page.dispatchEvent('[data-testid=dropzone]', 'dragover', { dataTransfer: dt });
+  await page.dispatchEvent('[data-testid=dropzone]', 'drop', { dataTransfer: dt });
+  await uploaded('alpha.bin');
+  await uploaded('beta.txt');
+
+  // One by the file picker.
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'gamma.dat', mimeType: 'application/octet-stream', buffer: files.gamma });
+  await uploaded('gamma.dat');
+
+  for (const [name, data] of [['alpha.bin', files.alpha], ['beta.txt', files.beta1], ['gamma.dat', files.gamma]]) {
+    await page.waitForSelector(row(name));
+    const size = await page.getAttribute(row(name), 'data-size');
+    check(Number(size) === data.length, `${name} listed with size ${data.length}`);
+  }
+  await page.screenshot({ path: path.join(shots, 'files.png') });
+
+  const got = await download(`${row('alpha.bin')} [data-testid=download]`);
+  check(got.equals(files.alpha), 'downloaded alpha.bin is byte-identical');
+
+  // A changed version, then restore version 1 from the history view.
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'beta.txt', mimeType: 'text/plain', buffer: files.beta2 });
+  await page.waitForSelector(`${row('beta.txt')}[data-version="2"]`);
+  check(true, 'beta.txt is at version 2');
+  await page.click(`${row('beta.txt')} [data-testid=history]`);
+  await page.waitForSelector('[data-testid=history-panel] [data-testid=version-row][data-version="2"]');
+  await page.screenshot({ path: path.join(shots, 'history.png') });
+  await page.click('[data-testid=version-row][data-version="1"] [data-testid=restore]');
+  await page.waitForSelector(`${row('beta.txt')}[data-version="3"]`);
+  const restored = await download(`${row('beta.txt')} [data-testid=download]`);
+  check(restored.equals(files.beta1), 'version 3 of beta.txt has version 1\'s bytes');
+
+  // Delete, then undo.
+  await page.click(`${row('gamma.dat')} [data-testid=delete]`);
+  await page.waitForSelector(row('gamma.dat'), { state: 'detached' });
+  await page.waitForSelector('[data-testid=undo-bar]');
+  await page.screenshot({ path: path.join(shots, 'deleted.png') });
+  check(true, 'gamma.dat is gone from the listing');
+  await page.click('[data-testid=undo]');
+  await page.waitForSelector(`${row('gamma.dat')}[data-version="2"]`);
+  check(true, 'undo brought gamma.dat back as version 2');
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: path.join(shots, 'phone.png'), fullPage: true });
+} catch (e) {
+  await page.screenshot({ path: path.join(shots, 'failure.png'), fullPage: true }).catch(() => {});
+  console.error(String(e));
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
+
+// ---- an independent grpc-web client: hand-framed protobuf over fetch ----
+function varint(n) {
+  const out = [];
+  while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); }
+  out.push(n);
+  return Buffer.from(out);
+}
+function field(num, bytes) { return Buffer.concat([varint((num << 3) | 2), varint(bytes.length), bytes]); }
+function frame(msg) {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
+}
+async function grpcWeb(method, msg) {
+  const res = await fetch(`${base}/FileStorage/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', accept: 'application/grpc-web+proto' },
+    body: frame(msg),
+  });
+  check(res.status === 200, `grpc-web ${method} answers HTTP 200`);
+  const buf = Buffer.from(await res.arrayBuffer());
+  const messages = [];
+  let trailers = '';
+  for (let i = 0; i < buf.length;) {
+    const flag = buf[i];
+    const len = buf.readUInt32BE(i + 1);
+    const body = buf.subarray(i + 5, i + 5 + len);
+    if (flag & 0x80) trailers += body.toString(); else messages.push(body);
+    i += 5 + len;
+  }
+  const status = (res.headers.get('grpc-status') ?? /grpc-status:\s*(\d+)/i.exec(trailers)?.[1]);
+  check(String(status) === '0', `grpc-web ${method} status OK (${trailers.trim()})`);
+  return messages;
+}
+function fields(msg) {
+  const out = {};
+  for (let i = 0; i < msg.length;) {
+    let key = 0, shift = 0, b;
+    do { b = msg[i++]; key += (b & 127) * 2 ** shift; shift += 7; } while (b & 128);
+    const [num, type] = [Math.floor(key / 8), key & 7];
+    if (type === 2) {
+      let len = 0; shift = 0;
+      do { b = msg[i++]; len += (b & 127) * 2 ** shift; shift += 7; } while (b & 128);
+      (out[num] ??= []).push(msg.subarray(i, i + len));
+      i += len;
+    } else if (type === 0) {
+      do { b = msg[i++]; } while (b & 128);
+    } else {
+      throw new Error(`unexpected wire type ${type}`);
+    }
+  }
+  return out;
+}
+const [meta] = await grpcWeb('GetMetadata', field(1, Buffer.from('alpha.bin')));
+const m = fields(meta);
+check(m[1][0].toString() === 'alpha.bin' && m[3][0].toString() === '1', 'hand-framed GetMetadata: alpha.bin version 1');
+const parts = await grpcWeb('DownloadFile', field(1, Buffer.from('alpha.bin')));
+const whole = Buffer.concat(parts.map((p) => Buffer.concat(fields(p)[1] ?? [])));
+check(whole.equals(files.alpha), 'hand-framed DownloadFile returns alpha.bin byte-identical');
+console.log('browser tests passed');

@@ -1,0 +1,88 @@
+//! The web app in real headless Chromium (Debian's, driven by
+//! playwright-core) against the real server on three Garage nodes, with a
+//! native gRPC client and a hand-framed grpc-web client on the same port in
+//! the same run. The browser steps live in `tests/browser/ui.mjs`;
+//! screenshots land in `target/browser-screenshots/`.
+
+use coffer_proto::pb::FileMetadataRequest;
+use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::garage::start_cluster;
+use coffer_tests::server::{workspace_root, Server, ServerOpts};
+
+#[tokio::test]
+async fn browser_and_native_clients_share_one_port() {
+    let root = workspace_root();
+    let dist = root.join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "the web app is not built: `bash scripts/test.sh` builds it (trunk build --release --offline)"
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is missing: `bash scripts/test.sh` installs it (npm ci in tests/browser)"
+    );
+    let nodes = start_cluster(3).await.unwrap();
+    let opts = ServerOpts::on_garage(&nodes).with("COFFER_WEB_DIR", dist.to_str().unwrap());
+    let server = Server::start(opts).await.unwrap();
+
+    // The native client first: the browser must list what it stored.
+    let mut c = server.client().await;
+    let native = pattern(2 * 1024 * 1024 + 1, 77);
+    upload_bytes(&mut c, "native/from-grpc.bin", &native)
+        .await
+        .unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let shots = root.join("target/browser-screenshots");
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/ui.mjs"))
+        .env("COFFER_URL", server.addr())
+        .env("WORK_DIR", work.path())
+        .env("SCREENSHOT_DIR", &shots)
+        .output()
+        .await
+        .expect("run node");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser steps failed; server log:\n{}",
+        server.log_tail()
+    );
+
+    // The native client on the same port sees what the browser did.
+    let alpha = std::fs::read(work.path().join("alpha")).unwrap();
+    assert!(
+        download(&mut c, "alpha.bin", 0).await.unwrap() == alpha,
+        "alpha.bin differs"
+    );
+    let beta = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "beta.txt".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(beta.version, "3");
+    assert!(
+        download(&mut c, "beta.txt", 0).await.unwrap()
+            == std::fs::read(work.path().join("beta1")).unwrap()
+    );
+    let gamma = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "gamma.dat".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        gamma.version, "2",
+        "undo restores the deleted file as a new version"
+    );
+    for shot in ["files.png", "history.png", "deleted.png", "phone.png"] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
+    }
+}

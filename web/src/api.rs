@@ -1,0 +1,69 @@
+//! The SDK client for this origin, files read in slices, and formatting.
+
+use bytes::Bytes;
+use coffer_client::{web::WebTransport, ChunkSource, ClientError, Coffer};
+
+/// A client of the server that served this page.
+pub fn client() -> Coffer<WebTransport> {
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default();
+    coffer_client::web::connect(&origin)
+}
+
+/// Bytes read from a dropped file at a time, so large files never sit
+/// whole in memory.
+pub const SLICE: u64 = 4 * 1024 * 1024;
+
+/// Reads `[start, end)` of a browser file.
+pub async fn read_slice(blob: &gloo_file::Blob, start: u64, end: u64) -> Result<Vec<u8>, String> {
+    let part = blob.slice(start, end);
+    gloo_file::futures::read_as_bytes(&part)
+        .await
+        .map_err(|e| format!("cannot read the file: {e}"))
+}
+
+/// A browser file as the SDK's source of chunk bytes.
+pub struct BlobSource(pub gloo_file::Blob);
+
+impl ChunkSource for BlobSource {
+    async fn read(&self, offset: u64, len: u32) -> Result<Bytes, ClientError> {
+        let bytes = read_slice(&self.0, offset, offset + len as u64)
+            .await
+            .map_err(ClientError::Protocol)?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `2026-11-24T16:01:02.123Z` -> `2026-11-24 16:01`.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .get(..16)
+        .map(|s| s.replace('T', " "))
+        .unwrap_or_else(|| rfc3339.to_string())
+}
+
+/// The HTTP download link of a version.
+pub fn download_href(path: &str, version: u64) -> String {
+    let encoded: Vec<String> = path
+        .split('/')
+        .map(|s| String::from(js_sys::encode_uri_component(s)))
+        .collect();
+    format!("/download/{}?version={version}", encoded.join("/"))
+}

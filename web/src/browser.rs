@@ -1,0 +1,302 @@
+//! The file browser: folders from `/` in paths, sorting, paging, replica
+//! health, downloads of any version, version history with restore, and
+//! delete with undo.
+
+use crate::api;
+use crate::Banner;
+use coffer_client::Metadata;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+const PAGE: usize = 50;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Name,
+    Size,
+    Time,
+}
+
+/// One row: a folder under the current one, or a file in it.
+#[derive(Clone, PartialEq)]
+enum Entry {
+    Folder(String),
+    File(Metadata),
+}
+
+fn entries(files: &[Metadata], folder: &str, sort: SortBy, descending: bool) -> Vec<Entry> {
+    let mut folders = std::collections::BTreeSet::new();
+    let mut here = Vec::new();
+    for f in files {
+        let Some(rest) = f.file_name.strip_prefix(folder) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            Some((sub, _)) => {
+                folders.insert(sub.to_string());
+            }
+            None => here.push(f.clone()),
+        }
+    }
+    here.sort_by(|a, b| {
+        let o = match sort {
+            SortBy::Name => a.file_name.cmp(&b.file_name),
+            SortBy::Size => a.size.cmp(&b.size),
+            SortBy::Time => a.upload_time.cmp(&b.upload_time),
+        };
+        if descending {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    folders
+        .into_iter()
+        .map(Entry::Folder)
+        .chain(here.into_iter().map(Entry::File))
+        .collect()
+}
+
+fn health(m: &Metadata) -> (String, &'static str) {
+    match &m.replica_health {
+        Some(h) if h.chunks == 0 || h.fully_replicated == h.chunks => ("healthy".into(), "ok"),
+        Some(h) if h.unavailable > 0 => (format!("{} chunks unavailable", h.unavailable), "bad"),
+        Some(h) => (
+            format!(
+                "{} of {} chunks under-replicated",
+                h.under_replicated, h.chunks
+            ),
+            "warn",
+        ),
+        None => ("unknown".into(), "warn"),
+    }
+}
+
+#[component]
+pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
+    let banner = expect_context::<Banner>();
+    let files = RwSignal::new(Vec::<Metadata>::new());
+    let loading = RwSignal::new(true);
+    let folder = RwSignal::new(String::new());
+    let sort = RwSignal::new((SortBy::Name, false));
+    let page = RwSignal::new(0usize);
+    let history = RwSignal::new(None::<(String, Vec<Metadata>)>);
+    let undo = RwSignal::new(None::<(String, u64)>);
+
+    Effect::new(move |_| {
+        refresh.track();
+        spawn_local(async move {
+            match api::client().list("").await {
+                Ok(list) => {
+                    files.set(list);
+                    loading.set(false);
+                }
+                Err(e) => banner.0.set(Some(format!("Cannot list files: {e}"))),
+            }
+        });
+    });
+
+    let rows = Memo::new(move |_| {
+        let (by, desc) = sort.get();
+        entries(&files.get(), &folder.get(), by, desc)
+    });
+    let pages = move || rows.get().len().div_ceil(PAGE).max(1);
+    let visible = move || {
+        let p = page.get().min(pages() - 1);
+        rows.get()
+            .into_iter()
+            .skip(p * PAGE)
+            .take(PAGE)
+            .collect::<Vec<_>>()
+    };
+
+    let sort_by = move |by: SortBy| {
+        sort.update(|s| *s = if s.0 == by { (by, !s.1) } else { (by, false) });
+        page.set(0);
+    };
+    let open_history = move |name: String| {
+        spawn_local(async move {
+            match api::client().versions(&name).await {
+                Ok(v) => history.set(Some((name, v))),
+                Err(e) => banner
+                    .0
+                    .set(Some(format!("Cannot load versions of {name}: {e}"))),
+            }
+        });
+    };
+    let restore = move |name: String, version: u64| {
+        spawn_local(async move {
+            match api::client().restore(&name, version).await {
+                Ok(_) => {
+                    undo.set(None);
+                    refresh.update(|n| *n += 1);
+                    if history.get_untracked().is_some_and(|(h, _)| h == name) {
+                        open_history(name);
+                    }
+                }
+                Err(e) => banner.0.set(Some(format!("Cannot restore {name}: {e}"))),
+            }
+        });
+    };
+    let delete = move |name: String| {
+        spawn_local(async move {
+            match api::client().delete(&name).await {
+                Ok(latest) => {
+                    undo.set(Some((name, latest)));
+                    history.set(None);
+                    refresh.update(|n| *n += 1);
+                }
+                Err(e) => banner.0.set(Some(format!("Cannot delete {name}: {e}"))),
+            }
+        });
+    };
+
+    let crumbs = move || {
+        let f = folder.get();
+        let mut out = vec![("All files".to_string(), String::new())];
+        let mut acc = String::new();
+        for seg in f.split('/').filter(|s| !s.is_empty()) {
+            acc.push_str(seg);
+            acc.push('/');
+            out.push((seg.to_string(), acc.clone()));
+        }
+        out
+    };
+    let arrow = move |by: SortBy| {
+        let (s, desc) = sort.get();
+        if s != by {
+            ""
+        } else if desc {
+            " ▼"
+        } else {
+            " ▲"
+        }
+    };
+
+    view! {
+        <section class="browser">
+            <nav class="crumbs" aria-label="Folder">
+                {move || {
+                    crumbs()
+                        .into_iter()
+                        .map(|(label, target)| {
+                            view! {
+                                <button class="link" on:click=move |_| {
+                                    folder.set(target.clone());
+                                    page.set(0);
+                                }>{label}</button>
+                                <span class="sep">"/"</span>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </nav>
+            <Show when=move || undo.get().is_some()>
+                <div class="undo" role="status" data-testid="undo-bar">
+                    {move || format!("Deleted {}", undo.get().map(|u| u.0).unwrap_or_default())}
+                    <button data-testid="undo" on:click=move |_| {
+                        if let Some((name, v)) = undo.get_untracked() {
+                            restore(name, v);
+                        }
+                    }>"Undo"</button>
+                </div>
+            </Show>
+            <table class="files" data-testid="file-table">
+                <thead>
+                    <tr>
+                        <th><button class="link" on:click=move |_| sort_by(SortBy::Name)>"Name" {move || arrow(SortBy::Name)}</button></th>
+                        <th class="num"><button class="link" on:click=move |_| sort_by(SortBy::Size)>"Size" {move || arrow(SortBy::Size)}</button></th>
+                        <th class="num">"Version"</th>
+                        <th><button class="link" on:click=move |_| sort_by(SortBy::Time)>"Uploaded" {move || arrow(SortBy::Time)}</button></th>
+                        <th>"Replicas"</th>
+                        <th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <Show when=move || !loading.get() && rows.get().is_empty()>
+                        <tr><td colspan="6" class="empty">"No files yet. Drop some above."</td></tr>
+                    </Show>
+                    {move || {
+                        visible()
+                            .into_iter()
+                            .map(|entry| match entry {
+                                Entry::Folder(sub) => {
+                                    let target = format!("{}{sub}/", folder.get_untracked());
+                                    view! {
+                                        <tr class="folder" data-testid="folder-row">
+                                            <td class="folder-icon" aria-hidden="true">"▸"</td>
+                                            <td colspan="5">
+                                                <button class="link" on:click=move |_| {
+                                                    folder.set(target.clone());
+                                                    page.set(0);
+                                                }>{format!("{sub}/")}</button>
+                                            </td>
+                                        </tr>
+                                    }
+                                        .into_any()
+                                }
+                                Entry::File(m) => {
+                                    let name = m.file_name.clone();
+                                    let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                                    let (label, class) = health(&m);
+                                    let (n1, n2) = (name.clone(), name.clone());
+                                    view! {
+                                        <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
+                                            data-version=m.version.clone()>
+                                            <td class="name">{base}</td>
+                                            <td class="num">{api::human_size(m.size)}</td>
+                                            <td class="num">{m.version.clone()}</td>
+                                            <td>{api::short_time(&m.upload_time)}</td>
+                                            <td><span class=format!("health {class}")>{label}</span></td>
+                                            <td class="actions">
+                                                <a href=api::download_href(&name, m.version_number) download=""
+                                                    data-testid="download">"Download"</a>
+                                                <button class="link" data-testid="history"
+                                                    on:click=move |_| open_history(n1.clone())>"Versions"</button>
+                                                <button class="link danger" data-testid="delete"
+                                                    on:click=move |_| delete(n2.clone())>"Delete"</button>
+                                            </td>
+                                        </tr>
+                                    }
+                                        .into_any()
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </tbody>
+            </table>
+            <div class="pager">
+                <button disabled=move || { page.get() == 0 } on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
+                <span>{move || format!("Page {} of {}", page.get().min(pages() - 1) + 1, pages())}</span>
+                <button disabled=move || { page.get() + 1 >= pages() } on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
+            </div>
+            <Show when=move || history.get().is_some()>
+                <aside class="history" data-testid="history-panel" aria-label="Version history">
+                    <h2>{move || format!("Versions of {}", history.get().map(|h| h.0).unwrap_or_default())}</h2>
+                    <button class="link close" on:click=move |_| history.set(None) aria-label="Close">"×"</button>
+                    <ul>
+                        {move || {
+                            let Some((name, versions)) = history.get() else { return Vec::new() };
+                            versions
+                                .into_iter()
+                                .map(|v| {
+                                    let (n, number) = (name.clone(), v.version_number);
+                                    view! {
+                                        <li data-testid="version-row" data-version=v.version.clone()>
+                                            <span class="num">{format!("v{}", v.version)}</span>
+                                            <span>{api::human_size(v.size)}</span>
+                                            <span>{api::short_time(&v.upload_time)}</span>
+                                            <a href=api::download_href(&name, number) download="">"Download"</a>
+                                            <button class="link" data-testid="restore"
+                                                on:click=move |_| restore(n.clone(), number)>"Restore"</button>
+                                        </li>
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        }}
+                    </ul>
+                </aside>
+            </Show>
+        </section>
+    }
+}
