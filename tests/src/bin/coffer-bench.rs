@@ -180,9 +180,15 @@ async fn main() -> anyhow::Result<()> {
             .env("COFFER_STATE_DIR", &state)
             .output()?;
         if !out.status.success() {
-            bail!("coffer {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "coffer {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        Ok((start.elapsed().as_secs_f64(), String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok((
+            start.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
     };
     let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
     let back = work.path().join("cli-back.bin");
@@ -225,12 +231,34 @@ async fn main() -> anyhow::Result<()> {
         "download ratio (coffer / aws s3 cp): {:.2}",
         s3_down / coffer_down
     );
-    println!("{:<34} {:>10.2} {:>12.1}", "coffer put (CLI, 3 replicas)", cli_up, mibps(cli_up));
-    println!("{:<34} {:>10.2} {:>12.1}", "coffer get (CLI)", cli_down, mibps(cli_down));
-    println!("{:<34} {:>10.2}", "coffer put after a 1 KiB insert", cli_delta);
-    println!("CLI upload ratio   (coffer put / aws s3 cp): {:.2}", s3_up / cli_up);
-    println!("CLI download ratio (coffer get / aws s3 cp): {:.2}", s3_down / cli_down);
-    println!("delta re-upload time / first upload time: {:.3}", cli_delta / cli_up);
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "coffer put (CLI, 3 replicas)",
+        cli_up,
+        mibps(cli_up)
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.1}",
+        "coffer get (CLI)",
+        cli_down,
+        mibps(cli_down)
+    );
+    println!(
+        "{:<34} {:>10.2}",
+        "coffer put after a 1 KiB insert", cli_delta
+    );
+    println!(
+        "CLI upload ratio   (coffer put / aws s3 cp): {:.2}",
+        s3_up / cli_up
+    );
+    println!(
+        "CLI download ratio (coffer get / aws s3 cp): {:.2}",
+        s3_down / cli_down
+    );
+    println!(
+        "delta re-upload time / first upload time: {:.3}",
+        cli_delta / cli_up
+    );
     println!("delta summary: {}", delta_json.trim());
     println!("server peak RSS after the CLI runs: {rss_after_cli:.1} MiB");
     println!(
