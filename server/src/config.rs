@@ -61,6 +61,12 @@ pub struct Config {
     /// How often repair runs anti-entropy, in seconds.
     #[arg(long, env = "COFFER_REPAIR_INTERVAL_SECS", default_value_t = 60)]
     pub repair_interval_secs: u64,
+    /// Repair copy rate limit in MiB/s (0: unlimited).
+    #[arg(long, env = "COFFER_REPAIR_RATE_MIB", default_value_t = 100)]
+    pub repair_rate_mib: u64,
+    /// Gc object deletions per second at most (0: unlimited).
+    #[arg(long, env = "COFFER_GC_DELETE_RATE", default_value_t = 1000)]
+    pub gc_delete_rate: u64,
     /// How often scrub re-reads every replica, in seconds.
     #[arg(long, env = "COFFER_SCRUB_INTERVAL_SECS", default_value_t = 7 * 24 * 3600)]
     pub scrub_interval_secs: u64,

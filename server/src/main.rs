@@ -102,6 +102,7 @@ fn start_workers(
     cluster: &Arc<Cluster>,
     cancel: &CancellationToken,
 ) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
+    use workers::pace::Pace;
     use workers::{gc, probe, repair, runner, scrub};
     let secs = Duration::from_secs;
     let mut set = Workers::default();
@@ -121,6 +122,7 @@ fn start_workers(
         repair::Repair {
             meta: meta.clone(),
             cluster: cluster.clone(),
+            pace: Pace::new(cfg.repair_rate_mib * 1024 * 1024),
         },
         secs(cfg.repair_interval_secs.max(1)),
         cancel.clone(),
@@ -129,7 +131,7 @@ fn start_workers(
         scrub::Scrub {
             meta: meta.clone(),
             cluster: cluster.clone(),
-            bytes_per_sec: cfg.scrub_rate_mib * 1024 * 1024,
+            pace: Pace::new(cfg.scrub_rate_mib * 1024 * 1024),
         },
         secs(cfg.scrub_interval_secs.max(1)),
         cancel.clone(),
@@ -145,6 +147,7 @@ fn start_workers(
             meta: meta.clone(),
             cluster: cluster.clone(),
             cfg: gc_cfg,
+            pace: Pace::new(cfg.gc_delete_rate),
         },
         secs(cfg.gc_interval_secs.max(1)),
         cancel.clone(),

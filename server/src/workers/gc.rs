@@ -5,6 +5,7 @@
 //! chunk row names (left by uploads that never committed) are deleted once
 //! they have been seen unclaimed for the grace period.
 
+use super::pace::Pace;
 use super::runner::Worker;
 use crate::cluster::Cluster;
 use crate::meta::{self, gc::Retention, Meta};
@@ -41,6 +42,8 @@ pub struct Gc {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
     pub cfg: GcConfig,
+    /// Object deletions per second at most.
+    pub pace: Pace,
 }
 
 fn ago(d: Duration) -> String {
@@ -94,6 +97,7 @@ impl Worker for Gc {
             for node in self.cluster.nodes() {
                 // A copy that cannot be deleted now is an orphan; the sweep
                 // below deletes it later.
+                self.pace.spend(1).await;
                 if self.cluster.delete_from(node, &id).await.is_err() {
                     errors += 1;
                 }
@@ -117,6 +121,7 @@ impl Worker for Gc {
                 .await
                 .map_err(|e| e.to_string())?;
             for id in ripe {
+                self.pace.spend(1).await;
                 if self.cluster.delete_from(node, &id).await.is_ok() {
                     orphans += 1;
                     let (n2, i2) = (node.id.clone(), id.clone());

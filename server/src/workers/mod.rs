@@ -7,8 +7,10 @@
 //! - [`repair`]: hints and anti-entropy, back to R copies on home nodes.
 //! - [`scrub`]: re-reads and verifies replicas, replaces bad ones.
 //! - [`gc`]: retention, purge of deleted files, unreferenced chunks.
+//! - [`pace`]: the rate limit each of them keeps to.
 
 pub mod gc;
+pub mod pace;
 pub mod probe;
 pub mod repair;
 pub mod replica_log;

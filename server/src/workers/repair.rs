@@ -8,6 +8,7 @@
 //! home (left by sloppy writes or a change of nodes). Copies are made
 //! before any is removed, so no replica is lost on the way.
 
+use super::pace::Pace;
 use super::runner::Worker;
 use crate::cluster::{Cluster, Node, ReplicaState};
 use crate::meta::{self, Meta};
@@ -18,17 +19,20 @@ use tokio_util::sync::CancellationToken;
 pub struct Repair {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
+    /// Bytes copied per second at most.
+    pub pace: Pace,
 }
 
-/// Copies a verified replica of `id` onto `node`.
-pub async fn restore_copy(cluster: &Cluster, id: &str, node: &Node) -> Result<(), String> {
+/// Copies a verified replica of `id` onto `node`; returns the bytes copied.
+pub async fn restore_copy(cluster: &Cluster, id: &str, node: &Node) -> Result<u64, String> {
     let data = cluster.read_chunk(id).await.map_err(|e| e.to_string())?;
+    let len = data.len() as u64;
     cluster
         .put_on(node, id, data)
         .await
         .map_err(|e| e.to_string())?;
     cluster.report(id, &node.id, ReplicaState::Ok);
-    Ok(())
+    Ok(len)
 }
 
 #[derive(Default)]
@@ -71,7 +75,10 @@ impl Repair {
                 continue;
             }
             match restore_copy(&self.cluster, &chunk, node).await {
-                Ok(()) => t.copied += 1,
+                Ok(bytes) => {
+                    t.copied += 1;
+                    self.pace.spend(bytes).await;
+                }
                 Err(e) => t.fail(e),
             }
         }
@@ -107,8 +114,9 @@ impl Repair {
                     None => {}
                     Some(set) if set.contains(&id) => home_ok += 1,
                     Some(_) => match restore_copy(&self.cluster, &id, node).await {
-                        Ok(()) => {
+                        Ok(bytes) => {
                             t.copied += 1;
+                            self.pace.spend(bytes).await;
                             home_ok += 1;
                         }
                         Err(e) => t.fail(e),

@@ -2,20 +2,20 @@
 //! verifies BLAKE3, and replaces a corrupt or missing copy from a verified
 //! one. Finds bitrot before a read needs the copy.
 
+use super::pace::Pace;
 use super::repair::restore_copy;
 use super::runner::Worker;
 use crate::cluster::{Cluster, ReplicaState};
 use crate::meta::{self, Meta};
 use crate::store::StoreError;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub struct Scrub {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
-    /// Bytes read per second at most (0: unlimited).
-    pub bytes_per_sec: u64,
+    /// Bytes read per second at most.
+    pub pace: Pace,
 }
 
 impl Worker for Scrub {
@@ -43,10 +43,7 @@ impl Worker for Scrub {
                 let bad = match self.cluster.get_from(&node, &id).await {
                     Ok(data) => {
                         checked += 1;
-                        if self.bytes_per_sec > 0 {
-                            let secs = data.len() as f64 / self.bytes_per_sec as f64;
-                            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-                        }
+                        self.pace.spend(data.len() as u64).await;
                         if blake3::hash(&data).to_hex().as_str() == id {
                             continue;
                         }
@@ -66,7 +63,7 @@ impl Worker for Scrub {
                 tracing::warn!(node = %node.id, chunk = %id, state = bad.as_str(), "scrub found a bad replica");
                 self.cluster.report(&id, &node.id, bad);
                 match restore_copy(&self.cluster, &id, &node).await {
-                    Ok(()) => fixed += 1,
+                    Ok(_) => fixed += 1,
                     Err(e) => {
                         errors += 1;
                         last_error = e;

@@ -79,6 +79,56 @@ fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> an
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// Uploads 256 MiB through the web app in headless Chromium and 256 MiB of
+/// other content with the CLI; returns (browser seconds, CLI seconds), or
+/// `None` if the web app or the browser driver is not installed.
+fn browser_upload(
+    server: &Server,
+    work: &Path,
+    run_cli: &dyn Fn(&[&str]) -> anyhow::Result<(f64, String)>,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    let root = coffer_tests::server::workspace_root();
+    let script = root.join("tests/browser/bench.mjs");
+    if !root.join("dist/index.html").is_file()
+        || !root
+            .join("tests/browser/node_modules/playwright-core")
+            .is_dir()
+    {
+        return Ok(None);
+    }
+    let write = |name: &str, seed: u64| -> anyhow::Result<std::path::PathBuf> {
+        let p = work.join(name);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p)?);
+        for b in pattern_blocks(256 * 1024 * 1024, seed) {
+            f.write_all(&b)?;
+        }
+        f.flush()?;
+        Ok(p)
+    };
+    let web_file = write("browser-256.bin", 7001)?;
+    let cli_file = write("cli-256.bin", 7002)?;
+    let (cli, _) = run_cli(&["put", cli_file.to_str().unwrap(), "bench/cli-256.bin"])?;
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .env("COFFER_URL", server.addr())
+        .env("UPLOAD_FILE", &web_file)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "browser upload failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seconds: f64 = stdout
+        .split("\"seconds\":")
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .context("browser bench printed no time")?;
+    Ok(Some((seconds, cli)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let size_mib = arg("--size-mib", 1024);
@@ -96,9 +146,13 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&cfg, "[default]\ns3 =\n    addressing_style = path\n")?;
 
     let nodes = start_cluster(3).await?;
-    let server =
-        Server::start(ServerOpts::on_garage(&nodes).with("COFFER_NODE_TIMEOUT_MS", "30000"))
-            .await?;
+    let web_dir = coffer_tests::server::workspace_root().join("dist");
+    let server = Server::start(
+        ServerOpts::on_garage(&nodes)
+            .with("COFFER_NODE_TIMEOUT_MS", "30000")
+            .with("COFFER_WEB_DIR", web_dir.to_str().unwrap()),
+    )
+    .await?;
     let pid = server.pid().context("server pid")?;
     let idle_rss = peak_rss_mib(pid);
     let mut client = server.client().await;
@@ -196,6 +250,10 @@ async fn main() -> anyhow::Result<()> {
     let (cli_delta, delta_json) = run_cli(&["put", edited.to_str().unwrap(), "bench/cli.bin"])?;
     let rss_after_cli = peak_rss_mib(pid);
 
+    // The browser app, when built: a 256 MiB upload from the file picker to
+    // the committed version, against the CLI on another 256 MiB file.
+    let browser = browser_upload(&server, work.path(), &run_cli)?;
+
     let mibps = |secs: f64| size_mib as f64 / secs;
     println!("coffer-bench: {size_mib} MiB file, 3 Garage nodes (R=3, W=2) vs aws s3 cp to 1 Garage node");
     println!("{:<34} {:>10} {:>12}", "", "seconds", "MiB/s");
@@ -261,6 +319,18 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("delta summary: {}", delta_json.trim());
     println!("server peak RSS after the CLI runs: {rss_after_cli:.1} MiB");
+    match browser {
+        Some((web, cli)) => {
+            println!("browser upload of 256 MiB: {web:.2} s; coffer put of 256 MiB: {cli:.2} s");
+            println!(
+                "browser upload ratio (browser / CLI throughput): {:.2}",
+                cli / web
+            );
+        }
+        None => {
+            println!("browser upload: skipped (build dist/ with trunk and npm ci in tests/browser)")
+        }
+    }
     println!(
         "server peak RSS: {idle_rss:.1} MiB idle, {rss_after_upload:.1} MiB after upload, \
          {rss_after_download:.1} MiB after download (goal: < 200 MiB)"
