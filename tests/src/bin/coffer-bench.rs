@@ -79,13 +79,16 @@ fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> an
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// Runs the CLI with arguments; returns (seconds, stdout).
+type RunCli = dyn Fn(&[&str]) -> anyhow::Result<(f64, String)>;
+
 /// Uploads 256 MiB through the web app in headless Chromium and 256 MiB of
 /// other content with the CLI; returns (browser seconds, CLI seconds), or
 /// `None` if the web app or the browser driver is not installed.
 fn browser_upload(
     server: &Server,
     work: &Path,
-    run_cli: &dyn Fn(&[&str]) -> anyhow::Result<(f64, String)>,
+    run_cli: &RunCli,
 ) -> anyhow::Result<Option<(f64, f64)>> {
     let root = coffer_tests::server::workspace_root();
     let script = root.join("tests/browser/bench.mjs");
