@@ -80,7 +80,7 @@ fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> an
 }
 
 /// Runs the CLI with arguments; returns (seconds, stdout).
-type RunCli = dyn Fn(&[&str]) -> anyhow::Result<(f64, String)>;
+type RunCli<'a> = dyn Fn(&[&str]) -> anyhow::Result<(f64, String)> + 'a;
 
 /// Uploads 256 MiB through the web app in headless Chromium and 256 MiB of
 /// other content with the CLI; returns (browser seconds, CLI seconds), or
@@ -88,7 +88,7 @@ type RunCli = dyn Fn(&[&str]) -> anyhow::Result<(f64, String)>;
 fn browser_upload(
     server: &Server,
     work: &Path,
-    run_cli: &RunCli,
+    run_cli: &RunCli<'_>,
 ) -> anyhow::Result<Option<(f64, f64)>> {
     let root = coffer_tests::server::workspace_root();
     let script = root.join("tests/browser/bench.mjs");
