@@ -13,7 +13,9 @@
 //! upload is visible.
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::meta::{self, chunks::HealthCounts, ChunkRef, Meta, MetaError, OwnerId, VersionRow};
+use crate::meta::{
+    self, chunks::HealthCounts, sessions::ChunkSlot, ChunkRef, Meta, MetaError, OwnerId, VersionRow,
+};
 use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, is_chunk_id, Chunker, MAX_CHUNK};
 use coffer_proto::paths::{self, PathError};
@@ -158,7 +160,11 @@ impl Files {
         let known = {
             let id = id.clone();
             self.meta
-                .call(move |c| meta::chunks::touch_if_stored(c, &id, &meta::now_rfc3339()))
+                .call(move |c| {
+                    meta::unsynced(c, |tx| {
+                        meta::chunks::touch_if_stored(tx, &id, &meta::now_rfc3339())
+                    })
+                })
                 .await?
         };
         if !known {
@@ -166,7 +172,9 @@ impl Files {
             let id = id.clone();
             self.meta
                 .call(move |c| {
-                    meta::chunks::record_chunk(c, &id, size, &acked, &meta::now_rfc3339())
+                    meta::unsynced(c, |tx| {
+                        meta::chunks::record_chunk(tx, &id, size, &acked, &meta::now_rfc3339())
+                    })
                 })
                 .await?;
         }
@@ -444,17 +452,25 @@ impl Files {
         chunk: &str,
         data: Bytes,
     ) -> Result<usize, FileError> {
-        let s = self.session(owner, id).await?;
-        let Some(declared) = s.chunks.iter().find(|c| c.id == chunk) else {
-            return Err(FileError::InvalidArgument(format!(
-                "chunk {chunk:?} is not part of upload {id}"
-            )));
+        let slot = {
+            let (i, ch, now) = (id.to_string(), chunk.to_string(), meta::now_rfc3339());
+            self.meta
+                .call(move |c| meta::sessions::chunk_slot(c, &i, owner, &ch, &now))
+                .await?
         };
-        if data.len() != declared.size as usize {
+        let declared = match slot {
+            ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
+            ChunkSlot::NotListed => {
+                return Err(FileError::InvalidArgument(format!(
+                    "chunk {chunk:?} is not part of upload {id}"
+                )))
+            }
+            ChunkSlot::Declared(size) => size,
+        };
+        if data.len() != declared as usize {
             return Err(FileError::InvalidArgument(format!(
-                "chunk {chunk} has {} bytes; the upload declared {}",
+                "chunk {chunk} has {} bytes; the upload declared {declared}",
                 data.len(),
-                declared.size
             )));
         }
         if chunk_id(&data) != chunk {
@@ -463,7 +479,12 @@ impl Files {
             )));
         }
         self.store_chunk(data).await?;
-        Ok(self.missing_of(&s).await?.len())
+        let i = id.to_string();
+        let left = self
+            .meta
+            .call(move |c| meta::sessions::remaining(c, &i))
+            .await?;
+        Ok(left as usize)
     }
 
     /// Commits a session whose chunks are all stored as a new version.

@@ -91,6 +91,54 @@ pub fn get(
     }))
 }
 
+/// Where a chunk stands in an upload session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkSlot {
+    /// The session is not open (unknown, expired, or another owner's).
+    NoSession,
+    /// The session is open but does not list this chunk.
+    NotListed,
+    /// The session lists this chunk with this size.
+    Declared(u32),
+}
+
+/// Whether `chunk` belongs to the open session `id` of `owner`, and its
+/// declared size. Two index lookups, whatever the session's length.
+pub fn chunk_slot(
+    c: &Connection,
+    id: &str,
+    owner: OwnerId,
+    chunk: &str,
+    now: &str,
+) -> Result<ChunkSlot, MetaError> {
+    let open = c
+        .prepare_cached(
+            "SELECT 1 FROM upload_sessions WHERE id = ?1 AND owner_id = ?2 AND expires_at > ?3",
+        )?
+        .exists(params![id, owner, now])?;
+    if !open {
+        return Ok(ChunkSlot::NoSession);
+    }
+    let size: Option<u32> = c
+        .prepare_cached(
+            "SELECT size FROM session_chunks WHERE session_id = ?1 AND chunk_id = ?2 LIMIT 1",
+        )?
+        .query_row(params![id, chunk], |r| r.get(0))
+        .optional()?;
+    Ok(size.map_or(ChunkSlot::NotListed, ChunkSlot::Declared))
+}
+
+/// How many distinct chunks of session `id` the cluster does not hold yet.
+pub fn remaining(c: &Connection, id: &str) -> Result<u64, MetaError> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
+             WHERE s.session_id = ?1 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id)",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
 /// Commits the session as a new version, in one transaction, and marks it
 /// committed. Finishing a committed session again returns the version it
 /// committed, so a client whose answer was lost can safely retry.
@@ -138,4 +186,58 @@ pub fn finish(
 /// Deletes sessions that expired before `now`; returns how many.
 pub fn delete_expired(c: &Connection, now: &str) -> Result<usize, MetaError> {
     Ok(c.execute("DELETE FROM upload_sessions WHERE expires_at <= ?1", [now])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{chunks, Meta, DEFAULT_OWNER};
+
+    fn chunk(ch: char, size: u32) -> ChunkRef {
+        ChunkRef {
+            id: ch.to_string().repeat(64),
+            size,
+        }
+    }
+
+    #[test]
+    fn slots_and_remaining_follow_the_chunks_table() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        let s = SessionRow {
+            id: "s1".into(),
+            owner: DEFAULT_OWNER,
+            path: "f".into(),
+            size: 7,
+            hash: "h".into(),
+            expires_at: "2026-12-01T00:00:00.000Z".into(),
+            // `a` twice: a repeated chunk is missing once.
+            chunks: vec![chunk('a', 3), chunk('b', 1), chunk('a', 3)],
+        };
+        let now = "2026-11-01T00:00:00.000Z";
+        create(&mut c, &s, now).unwrap();
+        let a = "a".repeat(64);
+        assert_eq!(
+            chunk_slot(&c, "s1", DEFAULT_OWNER, &a, now).unwrap(),
+            ChunkSlot::Declared(3)
+        );
+        assert_eq!(
+            chunk_slot(&c, "s1", DEFAULT_OWNER, &"c".repeat(64), now).unwrap(),
+            ChunkSlot::NotListed
+        );
+        assert_eq!(
+            chunk_slot(&c, "s1", 2, &a, now).unwrap(),
+            ChunkSlot::NoSession
+        );
+        let later = "2026-12-02T00:00:00.000Z";
+        assert_eq!(
+            chunk_slot(&c, "s1", DEFAULT_OWNER, &a, later).unwrap(),
+            ChunkSlot::NoSession
+        );
+        assert_eq!(remaining(&c, "s1").unwrap(), 2);
+        chunks::record_chunk(&c, &a, 3, &[], now).unwrap();
+        assert_eq!(remaining(&c, "s1").unwrap(), 1);
+        chunks::record_chunk(&c, &"b".repeat(64), 1, &[], now).unwrap();
+        assert_eq!(remaining(&c, "s1").unwrap(), 0);
+    }
 }
