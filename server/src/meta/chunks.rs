@@ -27,23 +27,21 @@ pub fn record_chunk(
     Ok(())
 }
 
-/// Records replica outcomes, in one transaction.
+/// Records replica outcomes. Run it inside a transaction
+/// ([`super::unsynced`] suits: a lost outcome is found again by
+/// anti-entropy).
 pub fn record_replicas(
-    c: &mut Connection,
+    c: &Connection,
     events: &[ReplicaEvent],
     now: &str,
 ) -> Result<(), MetaError> {
-    let tx = c.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO replicas (chunk_id, node, state, checked_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (chunk_id, node) DO UPDATE SET state = excluded.state, checked_at = excluded.checked_at",
-        )?;
-        for e in events {
-            stmt.execute(params![e.chunk_id, e.node, e.state.as_str(), now])?;
-        }
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO replicas (chunk_id, node, state, checked_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (chunk_id, node) DO UPDATE SET state = excluded.state, checked_at = excluded.checked_at",
+    )?;
+    for e in events {
+        stmt.execute(params![e.chunk_id, e.node, e.state.as_str(), now])?;
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Records replica outcomes reported by the cluster (background writes that
 //! finished or failed, missing or corrupt copies found by reads) in the
-//! metadata store, in batches. These rows are what repair works from.
+//! metadata store, in batches. These rows are what repair works from;
+//! they are committed without an fsync of their own (see
+//! [`meta::unsynced`]).
 
 use crate::cluster::ReplicaEvent;
 use crate::meta::{self, Meta};
@@ -30,7 +32,13 @@ pub async fn run(
             let events = std::mem::take(&mut batch);
             let n = events.len();
             if let Err(e) = meta
-                .call(move |c| meta::chunks::record_replicas(c, &events, &meta::now_rfc3339()))
+                .call(move |c| {
+                    // Unsynced: an outcome lost to a power cut is found
+                    // again by anti-entropy's listing of the nodes.
+                    meta::unsynced(c, |tx| {
+                        meta::chunks::record_replicas(tx, &events, &meta::now_rfc3339())
+                    })
+                })
                 .await
             {
                 tracing::error!(error = %e, lost = n, "could not record replica outcomes");
