@@ -1,9 +1,10 @@
 //! Real single-node Garage S3 servers on loopback, for end-to-end tests.
 //!
-//! Each [`GarageNode`] is one `garage server` process (db_engine `sqlite`, replication_factor 1)
-//! listening on 127.0.0.1 with ephemeral ports, owning a temporary directory that holds its config,
-//! metadata dir, data dir and log file (`garage.log`). After [`GarageNode::start`] the node has one
-//! access key with read/write/owner rights on bucket [`BUCKET`], and S3 requests against it succeed.
+//! Each [`GarageNode`] is one `garage server` process (db_engine `sqlite`, replication_factor 1,
+//! block compression off, as MinIO ships) listening on 127.0.0.1 with ephemeral ports, owning a
+//! temporary directory that holds its config, metadata dir, data dir and log file (`garage.log`).
+//! After [`GarageNode::start`] the node has one access key with read/write/owner rights on bucket
+//! [`BUCKET`], and S3 requests against it succeed.
 //!
 //! Node failures are simulated with signals: [`GarageNode::pause`] (SIGSTOP: requests hang),
 //! [`GarageNode::kill`] (SIGKILL: connections are refused) and [`GarageNode::wipe_and_restart`]
@@ -181,6 +182,9 @@ impl GarageNode {
 data_dir = "{data}"
 db_engine = "sqlite"
 replication_factor = 1
+# MinIO, the storage Coffer is deployed on, does not compress by default;
+# Garage's zstd pass would only burn CPU on the tests' random bytes.
+compression_level = "none"
 
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
