@@ -5,12 +5,16 @@
 //! then for one file of `--size-mib` MiB:
 //! - uploads and downloads it through Coffer's `UploadFile`/`DownloadFile`;
 //! - uploads and downloads it with `aws s3 cp` to a single Garage node;
-//!
 //! - uploads and downloads another file of the same size with the `coffer`
 //!   CLI (chunked sessions), then re-uploads it after inserting 1 KiB in
 //!   its middle (a delta upload);
 //!
+//! - uploads 256 MiB through the web app in headless Chromium, against the
+//!   CLI on another 256 MiB file (when `dist/` and the browser driver exist);
+//!
 //! and prints the throughputs, their ratios and the server's peak RSS.
+//! Downloads are timed `--repeat` times (default 3) and the median counts;
+//! uploads run once, since a repeat of the same bytes would dedup.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -79,6 +83,17 @@ fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> an
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Runs the CLI with arguments; returns (seconds, stdout).
 type RunCli<'a> = dyn Fn(&[&str]) -> anyhow::Result<(f64, String)> + 'a;
 
@@ -135,6 +150,7 @@ fn browser_upload(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let size_mib = arg("--size-mib", 1024);
+    let repeat = arg("--repeat", 3).max(1);
     let size = size_mib * 1024 * 1024;
     let work = tempfile::tempdir()?;
     let src = work.path().join("bench.bin");
@@ -160,50 +176,61 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss = peak_rss_mib(pid);
     let mut client = server.client().await;
 
-    // Baseline: one S3 node, one copy.
+    // Baseline: one S3 node, one copy. The upload runs once: Garage keeps
+    // blocks by content, so a repeat of the same bytes would skip the
+    // writes. Downloads are timed `repeat` times and the median counts:
+    // single runs on this shared machine vary by a third.
     let bucket_key = format!("s3://{}/baseline/bench.bin", nodes[0].bucket());
     let s3_up = aws(
         &nodes[0],
         &cfg,
         &["s3", "cp", src.to_str().unwrap(), &bucket_key],
     )?;
-    let s3_down = aws(
-        &nodes[0],
-        &cfg,
-        &[
-            "s3",
-            "cp",
-            &bucket_key,
-            work.path().join("s3-back.bin").to_str().unwrap(),
-        ],
-    )?;
+    let mut s3_downs = Vec::new();
+    for _ in 0..repeat {
+        s3_downs.push(aws(
+            &nodes[0],
+            &cfg,
+            &[
+                "s3",
+                "cp",
+                &bucket_key,
+                work.path().join("s3-back.bin").to_str().unwrap(),
+            ],
+        )?);
+    }
+    let s3_down = median(s3_downs);
 
     // Coffer: three nodes, three copies.
     let start = Instant::now();
     let resp = upload(&mut client, "bench/bench.bin", file_blocks(&src)).await?;
     let coffer_up = start.elapsed().as_secs_f64();
     let rss_after_upload = peak_rss_mib(pid);
-    let start = Instant::now();
-    let mut stream = client
-        .download_file(FileDownloadRequest {
-            file_name: "bench/bench.bin".into(),
-            version: 0,
-        })
-        .await?
-        .into_inner();
-    let mut out =
-        std::io::BufWriter::new(std::fs::File::create(work.path().join("coffer-back.bin"))?);
-    let mut hasher = blake3::Hasher::new();
-    while let Some(m) = stream.message().await? {
-        hasher.update(&m.file_data);
-        out.write_all(&m.file_data)?;
+    let mut downs = Vec::new();
+    for _ in 0..repeat {
+        let start = Instant::now();
+        let mut stream = client
+            .download_file(FileDownloadRequest {
+                file_name: "bench/bench.bin".into(),
+                version: 0,
+            })
+            .await?
+            .into_inner();
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(work.path().join("coffer-back.bin"))?);
+        let mut hasher = blake3::Hasher::new();
+        while let Some(m) = stream.message().await? {
+            hasher.update(&m.file_data);
+            out.write_all(&m.file_data)?;
+        }
+        out.flush()?;
+        downs.push(start.elapsed().as_secs_f64());
+        if hasher.finalize().to_hex().as_str() != resp.content_hash {
+            bail!("downloaded bytes differ from the upload");
+        }
     }
-    out.flush()?;
-    let coffer_down = start.elapsed().as_secs_f64();
+    let coffer_down = median(downs);
     let rss_after_download = peak_rss_mib(pid);
-    if hasher.finalize().to_hex().as_str() != resp.content_hash {
-        bail!("downloaded bytes differ from the upload");
-    }
 
     // The CLI, on different content (the same bytes would all dedup).
     let cli_src = work.path().join("cli.bin");
@@ -249,7 +276,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
     let back = work.path().join("cli-back.bin");
-    let (cli_down, _) = run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?;
+    let mut cli_downs = Vec::new();
+    for _ in 0..repeat {
+        cli_downs.push(run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?.0);
+    }
+    let cli_down = median(cli_downs);
     let (cli_delta, delta_json) = run_cli(&["put", edited.to_str().unwrap(), "bench/cli.bin"])?;
     let rss_after_cli = peak_rss_mib(pid);
 
@@ -259,6 +290,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mibps = |secs: f64| size_mib as f64 / secs;
     println!("coffer-bench: {size_mib} MiB file, 3 Garage nodes (R=3, W=2) vs aws s3 cp to 1 Garage node");
+    println!(
+        "(downloads: median of {repeat} runs; uploads: one run each, as a repeat would dedup)"
+    );
     println!("{:<34} {:>10} {:>12}", "", "seconds", "MiB/s");
     println!(
         "{:<34} {:>10.2} {:>12.1}",
