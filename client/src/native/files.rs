@@ -5,7 +5,8 @@
 use crate::upload::{ChunkSource, Planner, UploadPlan};
 use crate::{ClientError, Coffer, Metadata, Observer, Transport};
 use bytes::Bytes;
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -115,19 +116,83 @@ pub async fn download_file<T: Transport>(
         .suffix(".part")
         .tempfile_in(&dir)
         .map_err(|e| ClientError::io(format!("cannot write in {}", dir.display()), e))?;
-    let mut out = std::io::BufWriter::new(tmp);
+    let written = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| ClientError::io("writing the download", e))?;
+    let mut out = WriteBehind::new(written);
     let meta = coffer
         .download_to(name, version, &mut out, observer)
         .await?;
-    let tmp = out
-        .into_inner()
-        .map_err(|e| ClientError::io("writing the download", e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
+    out.finish()
         .map_err(|e| ClientError::io("writing the download", e))?;
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
     Ok(meta)
+}
+
+/// Bytes written between two background syncs of a download.
+const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+
+/// A file writer that keeps the disk busy while the download runs: every
+/// [`SYNC_EVERY`] bytes it starts an `fdatasync` on a helper thread, so the
+/// sync before the final rename has at most a few MiB left to wait for
+/// instead of the whole file.
+struct WriteBehind {
+    file: File,
+    since_sync: u64,
+    syncing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl WriteBehind {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            since_sync: 0,
+            syncing: None,
+        }
+    }
+
+    fn start_sync(&mut self) -> std::io::Result<()> {
+        if let Some(h) = &self.syncing {
+            if !h.is_finished() {
+                return Ok(()); // The next turn catches up.
+            }
+        }
+        if let Some(h) = self.syncing.take() {
+            h.join()
+                .map_err(|_| std::io::Error::other("sync thread panicked"))??;
+        }
+        let file = self.file.try_clone()?;
+        self.syncing = Some(std::thread::spawn(move || file.sync_data()));
+        self.since_sync = 0;
+        Ok(())
+    }
+
+    /// Waits for the background sync, then syncs everything: after this
+    /// the bytes and the file's size are on disk.
+    fn finish(mut self) -> std::io::Result<()> {
+        if let Some(h) = self.syncing.take() {
+            h.join()
+                .map_err(|_| std::io::Error::other("sync thread panicked"))??;
+        }
+        self.file.sync_all()
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since_sync += n as u64;
+        if self.since_sync >= SYNC_EVERY {
+            self.start_sync()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +209,22 @@ mod tests {
         assert_eq!(l.grant(500), start);
         assert_eq!(l.grant(500), start + Duration::from_millis(500));
         assert_eq!(l.grant(1), start + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn write_behind_writes_every_byte_across_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut w = WriteBehind::new(File::create(&path).unwrap());
+        let block: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+        let mut expected = Vec::new();
+        // Past SYNC_EVERY more than once, so background syncs overlap writes.
+        while (expected.len() as u64) < 2 * SYNC_EVERY + 17 {
+            w.write_all(&block).unwrap();
+            expected.extend_from_slice(&block);
+        }
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
     }
 
     #[tokio::test]
