@@ -18,6 +18,10 @@ pub enum ClientError {
     /// The server could not be reached.
     #[error("cannot reach the server at {addr}: {reason}")]
     Unreachable { addr: String, reason: String },
+    /// The browser could not complete the request: the server is down or
+    /// the network is gone (fetch failed before any answer).
+    #[error("cannot reach the server: {0}")]
+    Offline(String),
     /// The server answered with an error.
     #[error("server error ({code:?}): {message}")]
     Server { code: Code, message: String },
@@ -58,12 +62,24 @@ impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         match s.code() {
             Code::NotFound => ClientError::NotFound(s.message().to_string()),
+            Code::Unknown if is_fetch_failure(s.message()) => ClientError::Offline(format!(
+                "the browser's request failed ({})",
+                one_line(s.message())
+            )),
             code => ClientError::Server {
                 code,
                 message: one_line(&source_chain(&s)),
             },
         }
     }
+}
+
+/// Whether a status carries a browser's fetch failure: what Chromium,
+/// Firefox and Safari say when no HTTP answer came at all.
+fn is_fetch_failure(message: &str) -> bool {
+    ["Failed to fetch", "NetworkError", "Load failed"]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// The status message followed by its causes, e.g. the transport's reason.
@@ -83,4 +99,20 @@ fn source_chain(s: &tonic::Status) -> String {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_fetch_failure_reads_as_an_unreachable_server() {
+        let e = ClientError::from(tonic::Status::unknown(
+            "JS API error: TypeError: Failed to fetch",
+        ));
+        assert!(matches!(e, ClientError::Offline(_)), "{e:?}");
+        assert!(e.to_string().starts_with("cannot reach the server"), "{e}");
+        let other = ClientError::from(tonic::Status::unknown("something else"));
+        assert!(matches!(other, ClientError::Server { .. }), "{other:?}");
+    }
 }

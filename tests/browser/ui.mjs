@@ -25,6 +25,8 @@ const files = {
   beta1: crypto.randomBytes(1000),
   beta2: crypto.randomBytes(2000),
   gamma: crypto.randomBytes(700 * 1024),
+  delta: crypto.randomBytes(5000),
+  held: crypto.randomBytes(600 * 1024),
 };
 for (const [k, v] of Object.entries(files)) fs.writeFileSync(path.join(work, k), v);
 
@@ -112,6 +114,43 @@ try {
   await page.click('[data-testid=undo]');
   await page.waitForSelector(`${row('gamma.dat')}[data-version="2"]`);
   check(true, 'undo brought gamma.dat back as version 2');
+
+  // Keyboard only: Tab reaches the file picker and Space opens it.
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.dataset?.testid === 'file-input');
+  }
+  check(reached, 'Tab reaches the file picker');
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+  await chooser.setFiles({ name: 'delta.bin', mimeType: 'application/octet-stream', buffer: files.delta });
+  await uploaded('delta.bin');
+  await page.waitForSelector(row('delta.bin'));
+  check(true, 'a file picked with the keyboard alone uploads');
+
+  // Cancel: PutChunk is held back, so the upload waits in "uploading";
+  // Cancel ends it and no version is committed.
+  await page.route('**/FileStorage/PutChunk', () => {});
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'held.bin', mimeType: 'application/octet-stream', buffer: files.held });
+  const held = '[data-testid=upload-item][data-name="held.bin"]';
+  await page.waitForSelector(`${held}[data-stage="uploading"]`);
+  await page.click(`${held} button:has-text("Cancel")`);
+  await page.waitForSelector(`${held}[data-stage="cancelled"]`);
+  await page.unroute('**/FileStorage/PutChunk');
+  check(!(await page.$(row('held.bin'))), 'a cancelled upload is not listed');
+
+  // Server unreachable: every call fails at the network and the page says
+  // so in its error banner.
+  await page.route('**/FileStorage/**', (r) => r.abort('connectionrefused'));
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'offline.bin', mimeType: 'application/octet-stream', buffer: files.delta });
+  await page.waitForSelector('[data-testid=error-banner]', { timeout: 30000 });
+  const banner = (await page.textContent('[data-testid=error-banner]')).trim();
+  check(banner.includes('offline.bin') && banner.includes('cannot reach the server'),
+    `the error banner explains the failure: "${banner}"`);
+  await page.screenshot({ path: path.join(shots, 'error-banner.png') });
+  await page.unroute('**/FileStorage/**');
 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(shots, 'phone.png'), fullPage: true });

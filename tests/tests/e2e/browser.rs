@@ -82,7 +82,30 @@ async fn browser_and_native_clients_share_one_port() {
         gamma.version, "2",
         "undo restores the deleted file as a new version"
     );
-    for shot in ["files.png", "history.png", "deleted.png", "phone.png"] {
+    assert!(
+        download(&mut c, "delta.bin", 0).await.unwrap()
+            == std::fs::read(work.path().join("delta")).unwrap(),
+        "the file picked with the keyboard differs"
+    );
+    // Neither the cancelled upload nor the one made while the server was
+    // unreachable left a version behind.
+    for name in ["held.bin", "offline.bin"] {
+        let err = c
+            .get_metadata(FileMetadataRequest {
+                file_name: name.into(),
+                version: 0,
+            })
+            .await
+            .expect_err(name);
+        assert_eq!(err.code(), tonic::Code::NotFound, "{name}: {err}");
+    }
+    for shot in [
+        "files.png",
+        "history.png",
+        "deleted.png",
+        "error-banner.png",
+        "phone.png",
+    ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
     }
 }
