@@ -26,13 +26,17 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
+/// Most chunks of one download in flight at once, however small.
+const MAX_READ_AHEAD_CHUNKS: usize = 64;
+
 /// Tuning of the domain layer.
 #[derive(Debug, Clone)]
 pub struct FilesConfig {
     /// Chunks of one streamed upload being stored at once.
     pub upload_parallelism: usize,
-    /// Chunks of one download fetched ahead of the one being sent.
-    pub read_ahead: usize,
+    /// Bytes of one download fetched ahead of the chunk being sent (at
+    /// least one chunk is always fetched, whatever its size).
+    pub read_ahead_bytes: usize,
     /// How long an upload session stays open.
     pub session_ttl: Duration,
 }
@@ -41,7 +45,7 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             upload_parallelism: 4,
-            read_ahead: 6,
+            read_ahead_bytes: 16 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
         }
     }
@@ -261,28 +265,41 @@ impl Files {
         Ok((self.with_health(row).await?, chunks))
     }
 
-    /// The contents of `chunks`, in order, verified, a few fetched ahead.
+    /// The contents of `chunks`, in order, verified, up to
+    /// [`FilesConfig::read_ahead_bytes`] fetched ahead.
     pub fn read_chunks(
         &self,
         chunks: Vec<ChunkRef>,
     ) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
         let cluster = self.cluster.clone();
+        // Budget in KiB: semaphore permits are u32, chunks up to MAX_CHUNK.
+        let budget_kib = (self.cfg.read_ahead_bytes / 1024).max(MAX_CHUNK / 1024);
+        let budget = Arc::new(tokio::sync::Semaphore::new(budget_kib));
         futures::stream::iter(chunks)
-            .map(move |c| {
-                // A task per chunk: fetches and BLAKE3 checks of the chunks
-                // read ahead run on every core, not on the response's task.
-                let read = tokio::spawn({
-                    let cluster = cluster.clone();
-                    async move { cluster.read_chunk(&c.id).await }
-                });
+            // In order, one at a time: a chunk waits for room in the budget,
+            // so the earliest chunk is never starved by later ones.
+            .then(move |c| {
+                let budget = budget.clone();
+                let cluster = cluster.clone();
                 async move {
-                    match read.await {
-                        Ok(r) => r.map_err(FileError::from),
-                        Err(e) => Err(FileError::Internal(e.to_string())),
-                    }
+                    let kib = (c.size as usize).div_ceil(1024).clamp(1, budget_kib) as u32;
+                    let room = budget.acquire_many_owned(kib).await;
+                    // A task per chunk: fetches and BLAKE3 checks run on
+                    // every core, not on the response's task.
+                    let read = tokio::spawn(async move { cluster.read_chunk(&c.id).await });
+                    (read, room)
                 }
             })
-            .buffered(self.cfg.read_ahead.max(1))
+            .map(|(read, room)| async move {
+                let data = match read.await {
+                    Ok(r) => r.map_err(FileError::from),
+                    Err(e) => Err(FileError::Internal(e.to_string())),
+                };
+                (data, room)
+            })
+            .buffered(MAX_READ_AHEAD_CHUNKS)
+            // The room is given back once the chunk is handed on.
+            .map(|(data, _room)| data)
     }
 
     /// A page of live files under `prefix`, and the token of the next page
@@ -620,5 +637,80 @@ impl Drop for StreamUpload {
         for h in &self.inflight {
             h.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterConfig;
+    use crate::store::faults::FaultyStore;
+    use crate::store::local::LocalStore;
+    use crate::store::BlobStore;
+    use std::path::Path;
+
+    /// One slow local node holding `sizes.len()` chunks; returns the
+    /// domain with `read_ahead_bytes`, the node, and the chunks in order.
+    async fn slow_node(
+        dir: &Path,
+        sizes: &[usize],
+        read_ahead_bytes: usize,
+    ) -> (Files, Arc<FaultyStore>, Vec<(ChunkRef, Bytes)>) {
+        let local = Arc::new(LocalStore::new("n0".to_string(), dir.join("n0")));
+        local.ensure_ready().await.unwrap();
+        let node = Arc::new(FaultyStore::new(local));
+        let nodes: Vec<(String, Arc<dyn BlobStore>)> = vec![("n0".into(), node.clone())];
+        let (cluster, _events) = Cluster::new(nodes, ClusterConfig::for_nodes(1)).unwrap();
+        let mut chunks = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let data = Bytes::from(vec![i as u8; size]);
+            let id = chunk_id(&data);
+            cluster.write_chunk(&id, data.clone()).await.unwrap();
+            let size = size as u32;
+            chunks.push((ChunkRef { id, size }, data));
+        }
+        node.set_read_delay(Duration::from_millis(20));
+        let cfg = FilesConfig {
+            read_ahead_bytes,
+            ..FilesConfig::default()
+        };
+        let meta = Meta::open_in_memory().unwrap();
+        (Files::new(meta, Arc::new(cluster), cfg), node, chunks)
+    }
+
+    async fn read_all(files: &Files, chunks: &[(ChunkRef, Bytes)]) -> Vec<Bytes> {
+        let refs = chunks.iter().map(|(r, _)| r.clone()).collect();
+        let stream = files.read_chunks(refs);
+        futures::pin_mut!(stream);
+        let mut out = Vec::new();
+        while let Some(piece) = stream.next().await {
+            out.push(piece.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn read_ahead_is_bounded_by_bytes_and_keeps_order() {
+        let dir = tempfile::tempdir().unwrap();
+        const MIB: usize = 1024 * 1024;
+        // 4 MiB of budget, 1 MiB chunks: at most 4 reads at once.
+        let (files, node, chunks) = slow_node(dir.path(), &[MIB; 12], 4 * MIB).await;
+        let got = read_all(&files, &chunks).await;
+        let want: Vec<Bytes> = chunks.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(got, want);
+        let max = node.max_reads_in_flight();
+        assert!(max > 1, "nothing was read ahead");
+        assert!(max <= 4, "{max} reads at once with room for 4");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_larger_than_the_budget_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A budget of one byte still lets one whole chunk through at a time.
+        let sizes = [3 * 1024 * 1024, 10, MAX_CHUNK, 1];
+        let (files, _node, chunks) = slow_node(dir.path(), &sizes, 1).await;
+        let got = read_all(&files, &chunks).await;
+        let want: Vec<Bytes> = chunks.iter().map(|(_, d)| d.clone()).collect();
+        assert_eq!(got, want);
     }
 }

@@ -48,7 +48,11 @@ async fn main() -> anyhow::Result<()> {
     }
     cluster_cfg.node_timeout = cfg.node_timeout();
     let (cluster, replica_events) = Cluster::new(nodes, cluster_cfg.clone())?;
-    let files = Files::new(meta.clone(), Arc::new(cluster), FilesConfig::default());
+    let files_cfg = FilesConfig {
+        read_ahead_bytes: cfg.read_ahead_mib.max(1) * 1024 * 1024,
+        ..FilesConfig::default()
+    };
+    let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
 
     let cancel = CancellationToken::new();
     let recorder = tokio::spawn(workers::replica_log::run(

@@ -1,10 +1,11 @@
 //! A [`BlobStore`] decorator that injects failures, for testing failure
-//! paths: unreachable nodes, lost objects and corrupt reads.
+//! paths: unreachable nodes, lost objects, corrupt and slow reads. It also
+//! counts how many reads overlap, for tests of read-ahead limits.
 
 use super::{BlobStore, ObjectInfo, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Wraps any store; each fault can be switched on and off while in use.
@@ -14,6 +15,10 @@ pub struct FaultyStore {
     pub down: AtomicBool,
     /// Reads return the object with its first byte flipped.
     pub corrupt_reads: AtomicBool,
+    /// Milliseconds each read waits before it starts.
+    pub read_delay_ms: AtomicU64,
+    reads_in_flight: AtomicUsize,
+    max_reads_in_flight: AtomicUsize,
 }
 
 impl FaultyStore {
@@ -22,7 +27,20 @@ impl FaultyStore {
             inner,
             down: AtomicBool::new(false),
             corrupt_reads: AtomicBool::new(false),
+            read_delay_ms: AtomicU64::new(0),
+            reads_in_flight: AtomicUsize::new(0),
+            max_reads_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    pub fn set_read_delay(&self, delay: std::time::Duration) {
+        self.read_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The most reads that were in progress at the same time so far.
+    pub fn max_reads_in_flight(&self) -> usize {
+        self.max_reads_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn set_down(&self, down: bool) {
@@ -62,7 +80,15 @@ impl BlobStore for FaultyStore {
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         self.check()?;
-        let data = self.inner.get(key).await?;
+        let now = self.reads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_reads_in_flight.fetch_max(now, Ordering::SeqCst);
+        let delay = self.read_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        let data = self.inner.get(key).await;
+        self.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let data = data?;
         if self.corrupt_reads.load(Ordering::SeqCst) && !data.is_empty() {
             let mut v = data.to_vec();
             v[0] ^= 0xff;
