@@ -2,6 +2,7 @@
 //! (optionally at a limited rate), and downloads that appear only once
 //! complete and verified.
 
+use crate::download::Download;
 use crate::upload::{ChunkSource, Planner, UploadPlan};
 use crate::{ClientError, Coffer, Metadata, Observer, Transport};
 use bytes::Bytes;
@@ -120,15 +121,60 @@ pub async fn download_file<T: Transport>(
         .as_file()
         .try_clone()
         .map_err(|e| ClientError::io("writing the download", e))?;
-    let mut out = WriteBehind::new(written);
-    let meta = coffer
-        .download_to(name, version, &mut out, observer)
-        .await?;
-    out.finish()
-        .map_err(|e| ClientError::io("writing the download", e))?;
+    let mut download = coffer.open_download(name, version).await?;
+    observer.start(download.meta.size);
+    // Hashing and writing run on their own thread, so the network keeps
+    // flowing while the disk or the hash catches up.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_PIECES);
+    let sink = std::thread::spawn(move || write_and_hash(WriteBehind::new(written), rx));
+    let mut received = Ok(());
+    loop {
+        match download.next().await {
+            Ok(Some(piece)) => {
+                let n = piece.len() as u64;
+                if tx.send(piece).await.is_err() {
+                    break; // The writer failed: its error is reported below.
+                }
+                observer.advance(n);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                received = Err(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = sink.join().map_err(|_| {
+        ClientError::io(
+            "writing the download",
+            std::io::Error::other("writer panicked"),
+        )
+    })?;
+    received?;
+    let hasher = written.map_err(|e| ClientError::io("writing the download", e))?;
+    Download::check(&download.meta, &hasher)?;
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
-    Ok(meta)
+    Ok(download.meta)
+}
+
+/// Pieces (up to 1 MiB each) queued between the network and the disk.
+const PIPELINE_PIECES: usize = 32;
+
+/// Hashes and writes every piece from `rx`, then syncs the file; returns the
+/// hasher. Stops at the first write error.
+fn write_and_hash(
+    mut out: WriteBehind,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> std::io::Result<blake3::Hasher> {
+    let mut hasher = blake3::Hasher::new();
+    while let Some(piece) = rx.blocking_recv() {
+        hasher.update(&piece);
+        out.write_all(&piece)?;
+    }
+    out.finish()?;
+    Ok(hasher)
 }
 
 /// Bytes written between two background syncs of a download.

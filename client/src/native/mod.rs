@@ -10,6 +10,13 @@ use tonic::transport::{Channel, Endpoint};
 /// How long connecting to the server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bytes one response may have in flight before the client acknowledges.
+pub const STREAM_WINDOW: u32 = 16 * 1024 * 1024;
+/// Bytes all responses together may have in flight.
+pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+/// Largest HTTP/2 frame the client accepts: fewer, larger frames per chunk.
+pub const MAX_FRAME: u32 = 1024 * 1024;
+
 /// A client of the server at `addr` (e.g. `http://localhost:5000`),
 /// connected and ready.
 pub async fn connect(addr: &str) -> Result<Coffer<Channel>, ClientError> {
@@ -19,7 +26,12 @@ pub async fn connect(addr: &str) -> Result<Coffer<Channel>, ClientError> {
     };
     let endpoint = Endpoint::from_shared(addr.to_string())
         .map_err(|e| unreachable(format!("invalid address: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        // HTTP/2's default windows (64 KiB to 2 MiB) make a bulk transfer
+        // wait for window updates; a download keeps several MiB in flight.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME);
     let channel = endpoint
         .connect()
         .await
