@@ -36,6 +36,15 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The value of a string flag such as `--only download`.
+fn str_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -164,15 +173,19 @@ async fn main() -> anyhow::Result<()> {
 
     let nodes = start_cluster(3).await?;
     let web_dir = coffer_tests::server::workspace_root().join("dist");
-    let server = Server::start(
-        ServerOpts::on_garage(&nodes)
-            .with("COFFER_NODE_TIMEOUT_MS", "30000")
-            .with("COFFER_WEB_DIR", web_dir.to_str().unwrap()),
-    )
-    .await?;
+    let mut opts = ServerOpts::on_garage(&nodes)
+        .with("COFFER_NODE_TIMEOUT_MS", "30000")
+        .with("COFFER_WEB_DIR", web_dir.to_str().unwrap());
+    if let Some(mib) = str_arg("--read-ahead-mib") {
+        opts = opts.with("COFFER_READ_AHEAD_MIB", &mib);
+    }
+    let server = Server::start(opts).await?;
     let pid = server.pid().context("server pid")?;
     let idle_rss = peak_rss_mib(pid);
     let mut client = server.client().await;
+    if str_arg("--only").as_deref() == Some("download") {
+        return downloads_only(&server, &nodes[0], &cfg, &src, work.path(), repeat).await;
+    }
 
     // Baseline: one S3 node, one copy. The upload runs once: Garage keeps
     // blocks by content, so a repeat of the same bytes would skip the
@@ -383,6 +396,94 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "server peak RSS: {idle_rss:.1} MiB idle, {rss_after_upload:.1} MiB after upload, \
          {rss_after_download:.1} MiB after download (goal: < 200 MiB)"
+    );
+    Ok(())
+}
+
+/// `--only download`: the download paths alone, rounds interleaved so
+/// that drift on a shared machine hits each path alike.
+async fn downloads_only(
+    server: &Server,
+    node: &coffer_tests::garage::GarageNode,
+    cfg: &Path,
+    src: &Path,
+    work: &Path,
+    repeat: u64,
+) -> anyhow::Result<()> {
+    let key = format!("s3://{}/baseline/bench.bin", node.bucket());
+    aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
+    let cli = coffer_tests::cli::cli_bin();
+    let out = std::process::Command::new(&cli)
+        .args(["--server", server.addr(), "--quiet", "--json", "put"])
+        .arg(src)
+        .arg("bench/bench.bin")
+        .env("COFFER_STATE_DIR", work.join("cli-state"))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "coffer put failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let put = String::from_utf8_lossy(&out.stdout);
+    let hash = put
+        .split("\"content_hash\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context("coffer put printed no content hash")?
+        .to_string();
+    let back = work.join("back.bin");
+    let (mut s3, mut get, mut grpc) = (Vec::new(), Vec::new(), Vec::new());
+    let mut client = server.client().await;
+    for round in 0..repeat {
+        s3.push(aws(node, cfg, &["s3", "cp", &key, back.to_str().unwrap()])?);
+        let start = Instant::now();
+        let out = std::process::Command::new(&cli)
+            .args([
+                "--server",
+                server.addr(),
+                "--quiet",
+                "get",
+                "bench/bench.bin",
+            ])
+            .arg(&back)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "coffer get failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        get.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let mut stream = client
+            .download_file(FileDownloadRequest {
+                file_name: "bench/bench.bin".into(),
+                version: 0,
+            })
+            .await?
+            .into_inner();
+        let mut hasher = blake3::Hasher::new();
+        while let Some(m) = stream.message().await? {
+            hasher.update(&m.file_data);
+        }
+        grpc.push(start.elapsed().as_secs_f64());
+        if hasher.finalize().to_hex().as_str() != hash {
+            bail!("downloaded bytes differ from the upload");
+        }
+        println!(
+            "round {round}: aws s3 cp {:.2} s, coffer get {:.2} s, DownloadFile {:.2} s",
+            s3[s3.len() - 1],
+            get[get.len() - 1],
+            grpc[grpc.len() - 1]
+        );
+    }
+    let (s3, get, grpc) = (median(s3), median(get), median(grpc));
+    println!("medians: aws s3 cp {s3:.2} s, coffer get {get:.2} s, DownloadFile {grpc:.2} s");
+    println!(
+        "CLI download ratio {:.2}, DownloadFile ratio {:.2}",
+        s3 / get,
+        s3 / grpc
     );
     Ok(())
 }
