@@ -92,6 +92,77 @@ fn aws(node: &coffer_tests::garage::GarageNode, cfg: &Path, args: &[&str]) -> an
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) of process `pid` so far, or of this
+/// process's waited-for children with `children`.
+fn cpu_secs(pid: &str, children: bool) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let at = if children { 13 } else { 11 };
+    let ticks: f64 = fields.get(at..at + 2).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// CPU seconds spent so far by the storage nodes, the server, and the
+/// finished command-line clients (`aws`, `coffer`).
+#[derive(Clone, Copy)]
+struct CpuUse {
+    nodes: f64,
+    server: f64,
+    clients: f64,
+}
+
+impl CpuUse {
+    fn now(nodes: &[coffer_tests::garage::GarageNode], server: &Server) -> Self {
+        let pid = |p: Option<u32>| p.map_or(String::new(), |p| p.to_string());
+        Self {
+            nodes: nodes.iter().map(|n| cpu_secs(&pid(n.pid()), false)).sum(),
+            server: cpu_secs(&pid(server.pid()), false),
+            clients: cpu_secs("self", true),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            nodes: self.nodes - before.nodes,
+            server: self.server - before.server,
+            clients: self.clients - before.clients,
+        }
+    }
+}
+
+/// Prints where the CPU of the baseline upload and of `coffer put` went,
+/// and the best ratio this machine allows if Coffer itself cost nothing:
+/// the nodes' work for three copies, spread over every core.
+fn print_upload_cpu(s3_secs: f64, s3: CpuUse, put: CpuUse) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "CPU seconds, aws s3 cp upload: storage node {:.1}, aws {:.1}",
+        s3.nodes, s3.clients
+    );
+    println!(
+        "CPU seconds, coffer put: storage nodes {:.1}, server {:.1}, coffer {:.1}",
+        put.nodes, put.server, put.clients
+    );
+    let floor = put.nodes / cores;
+    println!(
+        "upload ceiling on {cores} cores: the nodes' work alone takes {floor:.1} s, \
+         a ratio of at most {:.2} even if Coffer cost nothing",
+        s3_secs / floor
+    );
+}
+
+/// Writes every dirty page to disk, so a timed run does not pay for the
+/// writeback of the test files created just before it.
+fn settle_disk() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -132,6 +203,7 @@ fn browser_upload(
     };
     let web_file = write("browser-256.bin", 7001)?;
     let cli_file = write("cli-256.bin", 7002)?;
+    settle_disk();
     let (cli, _) = run_cli(&["put", cli_file.to_str().unwrap(), "bench/cli-256.bin"])?;
     let out = std::process::Command::new("node")
         .arg(&script)
@@ -183,20 +255,27 @@ async fn main() -> anyhow::Result<()> {
     let pid = server.pid().context("server pid")?;
     let idle_rss = peak_rss_mib(pid);
     let mut client = server.client().await;
-    if str_arg("--only").as_deref() == Some("download") {
-        return downloads_only(&server, &nodes[0], &cfg, &src, work.path(), repeat).await;
+    match str_arg("--only").as_deref() {
+        Some("download") => {
+            return downloads_only(&server, &nodes[0], &cfg, &src, work.path(), repeat).await
+        }
+        Some("upload") => return uploads_only(&server, &nodes, &cfg, &src, work.path()).await,
+        _ => {}
     }
 
     // Baseline: one S3 node, one copy. The upload runs once: Garage keeps
     // blocks by content, so a repeat of the same bytes would skip the
     // writes. Downloads are timed `repeat` times and the median counts:
     // single runs on this shared machine vary by a third.
+    settle_disk();
     let bucket_key = format!("s3://{}/baseline/bench.bin", nodes[0].bucket());
+    let before = CpuUse::now(&nodes, &server);
     let s3_up = aws(
         &nodes[0],
         &cfg,
         &["s3", "cp", src.to_str().unwrap(), &bucket_key],
     )?;
+    let s3_up_cpu = CpuUse::now(&nodes, &server).since(before);
     let mut s3_downs = Vec::new();
     for _ in 0..repeat {
         s3_downs.push(aws(
@@ -265,6 +344,7 @@ async fn main() -> anyhow::Result<()> {
         f.flush()?;
         g.flush()?;
     }
+    settle_disk();
     let cli = coffer_tests::cli::cli_bin();
     let state = work.path().join("cli-state");
     let run_cli = |args: &[&str]| -> anyhow::Result<(f64, String)> {
@@ -285,7 +365,9 @@ async fn main() -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         ))
     };
+    let before = CpuUse::now(&nodes, &server);
     let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
+    let cli_up_cpu = CpuUse::now(&nodes, &server).since(before);
     let back = work.path().join("cli-back.bin");
     let mut cli_downs = Vec::new();
     for _ in 0..repeat {
@@ -375,6 +457,7 @@ async fn main() -> anyhow::Result<()> {
         "delta re-upload time / first upload time: {:.3}",
         cli_delta / cli_up
     );
+    print_upload_cpu(s3_up, s3_up_cpu, cli_up_cpu);
     println!("delta summary: {}", delta_json.trim());
     println!("server peak RSS after the CLI runs: {rss_after_cli:.1} MiB");
     println!(
@@ -410,6 +493,7 @@ async fn downloads_only(
     work: &Path,
     repeat: u64,
 ) -> anyhow::Result<()> {
+    settle_disk();
     let key = format!("s3://{}/baseline/bench.bin", node.bucket());
     aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
     let cli = coffer_tests::cli::cli_bin();
@@ -484,6 +568,64 @@ async fn downloads_only(
         "CLI download ratio {:.2}, DownloadFile ratio {:.2}",
         s3 / get,
         s3 / grpc
+    );
+    Ok(())
+}
+
+/// `--only upload`: `aws s3 cp` to one node against `coffer put` of other
+/// bytes of the same size (three copies), then the copies are counted.
+async fn uploads_only(
+    server: &Server,
+    nodes: &[coffer_tests::garage::GarageNode],
+    cfg: &Path,
+    src: &Path,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let node = &nodes[0];
+    settle_disk();
+    let key = format!("s3://{}/baseline/bench.bin", node.bucket());
+    let before = CpuUse::now(nodes, server);
+    let s3 = aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
+    let s3_cpu = CpuUse::now(nodes, server).since(before);
+    let size = std::fs::metadata(src)?.len();
+    let other = work.join("other.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&other)?);
+        for b in pattern_blocks(size, 4048) {
+            f.write_all(&b)?;
+        }
+        f.flush()?;
+    }
+    settle_disk();
+    let before = CpuUse::now(nodes, server);
+    let start = Instant::now();
+    let out = std::process::Command::new(coffer_tests::cli::cli_bin())
+        .args(["--server", server.addr(), "--quiet", "put"])
+        .arg(&other)
+        .arg("bench/other.bin")
+        .env("COFFER_STATE_DIR", work.join("cli-state"))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "coffer put failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let put = start.elapsed().as_secs_f64();
+    let put_cpu = CpuUse::now(nodes, server).since(before);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let status = server
+        .admin()
+        .await
+        .cluster_status(coffer_proto::pb::ClusterStatusRequest {})
+        .await?
+        .into_inner();
+    println!("aws s3 cp upload {s3:.2} s, coffer put {put:.2} s");
+    println!("CLI upload ratio {:.2}", s3 / put);
+    print_upload_cpu(s3, s3_cpu, put_cpu);
+    println!(
+        "{} chunks stored, {} with fewer than {} good copies",
+        status.chunks, status.under_replicated_chunks, status.replication_factor
     );
     Ok(())
 }
