@@ -89,6 +89,13 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.cancel();
     });
+    // Small responses (a status, the last piece of a file) must not wait
+    // for the peer's delayed ACK: Nagle's algorithm would hold them ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .await?;
