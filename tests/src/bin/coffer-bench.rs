@@ -13,6 +13,8 @@
 //!   CLI on another 256 MiB file (when `dist/` and the browser driver exist);
 //!
 //! and prints the throughputs, their ratios and the server's peak RSS.
+//! Every timed phase starts after a sync(2), so none pays for the disk
+//! writeback of the phases before it.
 //! Downloads are timed `--repeat` times (default 3) and the median counts;
 //! uploads run once, since a repeat of the same bytes would dedup.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
@@ -278,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
     let s3_up_cpu = CpuUse::now(&nodes, &server).since(before);
     let mut s3_downs = Vec::new();
     for _ in 0..repeat {
+        settle_disk();
         s3_downs.push(aws(
             &nodes[0],
             &cfg,
@@ -298,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
     let rss_after_upload = peak_rss_mib(pid);
     let mut downs = Vec::new();
     for _ in 0..repeat {
+        settle_disk();
         let start = Instant::now();
         let mut stream = client
             .download_file(FileDownloadRequest {
@@ -371,6 +375,7 @@ async fn main() -> anyhow::Result<()> {
     let back = work.path().join("cli-back.bin");
     let mut cli_downs = Vec::new();
     for _ in 0..repeat {
+        settle_disk();
         cli_downs.push(run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?.0);
     }
     let cli_down = median(cli_downs);
@@ -520,7 +525,9 @@ async fn downloads_only(
     let (mut s3, mut get, mut grpc) = (Vec::new(), Vec::new(), Vec::new());
     let mut client = server.client().await;
     for round in 0..repeat {
+        settle_disk();
         s3.push(aws(node, cfg, &["s3", "cp", &key, back.to_str().unwrap()])?);
+        settle_disk();
         let start = Instant::now();
         let out = std::process::Command::new(&cli)
             .args([
@@ -539,6 +546,7 @@ async fn downloads_only(
             );
         }
         get.push(start.elapsed().as_secs_f64());
+        settle_disk();
         let start = Instant::now();
         let mut stream = client
             .download_file(FileDownloadRequest {
