@@ -89,7 +89,7 @@ pub struct Config {
     #[arg(long, env = "COFFER_DELETED_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
     pub deleted_retention_secs: u64,
     /// MiB of one download read from the nodes ahead of what is sent.
-    #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 16)]
+    #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
     /// The built web app to serve at `/` (Trunk's output).
     #[arg(long, env = "COFFER_WEB_DIR", default_value = "dist")]

@@ -45,7 +45,7 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             upload_parallelism: 4,
-            read_ahead_bytes: 16 * 1024 * 1024,
+            read_ahead_bytes: 32 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
         }
     }
