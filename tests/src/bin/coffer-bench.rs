@@ -292,6 +292,13 @@ async fn main() -> anyhow::Result<()> {
             ],
         )?);
     }
+    let rounds = |v: &[f64]| {
+        v.iter()
+            .map(|t| format!("{t:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let s3_rounds = rounds(&s3_downs);
     let s3_down = median(s3_downs);
 
     // Coffer: three nodes, three copies.
@@ -323,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
             bail!("downloaded bytes differ from the upload");
         }
     }
+    let coffer_rounds = rounds(&downs);
     let coffer_down = median(downs);
     let rss_after_download = peak_rss_mib(pid);
 
@@ -378,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
         settle_disk();
         cli_downs.push(run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?.0);
     }
+    let cli_rounds = rounds(&cli_downs);
     let cli_down = median(cli_downs);
     let (cli_delta, delta_json) = run_cli(&["put", edited.to_str().unwrap(), "bench/cli.bin"])?;
     let rss_after_cli = peak_rss_mib(pid);
@@ -461,6 +470,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "delta re-upload time / first upload time: {:.3}",
         cli_delta / cli_up
+    );
+    println!(
+        "download rounds (s): aws s3 cp {s3_rounds}; DownloadFile {coffer_rounds}; coffer get {cli_rounds}"
     );
     print_upload_cpu(s3_up, s3_up_cpu, cli_up_cpu);
     println!("delta summary: {}", delta_json.trim());
