@@ -13,8 +13,9 @@
 //!   CLI on another 256 MiB file (when `dist/` and the browser driver exist);
 //!
 //! and prints the throughputs, their ratios and the server's peak RSS.
-//! Every timed phase starts after a sync(2), so none pays for the disk
-//! writeback of the phases before it.
+//! Every timed phase starts after a sync(2) and once the CPUs are idle, so
+//! none pays for the disk writeback or the storage nodes' background work
+//! left by the phases before it.
 //! Downloads are timed `--repeat` times (default 3) and the median counts;
 //! uploads run once, since a repeat of the same bytes would dedup.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
@@ -158,11 +159,41 @@ fn print_upload_cpu(s3_secs: f64, s3: CpuUse, put: CpuUse) {
     );
 }
 
-/// Writes every dirty page to disk, so a timed run does not pay for the
-/// writeback of the test files created just before it.
+/// Lets the machine settle before a timed phase: writes every dirty page to
+/// disk, then waits (at most 30 s) until the CPUs are nearly idle, so a
+/// phase pays neither for the writeback nor for the storage nodes'
+/// background work (block checks, index updates) left by the phase before.
 fn settle_disk() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = cpu_ticks();
+    while Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = cpu_ticks();
+        let (busy, total) = (now.0 - last.0, now.1 - last.1);
+        last = now;
+        if total > 0.0 && busy / total < 0.05 {
+            return;
+        }
+    }
+}
+
+/// (busy, total) jiffies over all CPUs since boot, from /proc/stat.
+fn cpu_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().sum();
+    // idle and iowait are not busy.
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
