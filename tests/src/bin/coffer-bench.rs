@@ -22,6 +22,7 @@
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::FileDownloadRequest;
 use coffer_tests::data::{pattern_blocks, upload};
 use coffer_tests::garage::start_cluster;
@@ -29,6 +30,7 @@ use coffer_tests::server::{Server, ServerOpts};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
+use tonic::transport::Channel;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -196,6 +198,64 @@ fn cpu_ticks() -> (f64, f64) {
     (total - idle, total)
 }
 
+/// Runs `coffer --server <server> --quiet --json ARGS` with its resume
+/// records in `state`; returns (seconds, stdout), or its stderr as the error.
+fn run_coffer(server: &Server, state: &Path, args: &[&str]) -> anyhow::Result<(f64, String)> {
+    let start = Instant::now();
+    let out = std::process::Command::new(coffer_tests::cli::cli_bin())
+        .args(["--server", server.addr(), "--quiet", "--json"])
+        .args(args)
+        .env("COFFER_STATE_DIR", state)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "coffer {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((
+        start.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// Reads the latest version of `name` through `DownloadFile` (into `out`
+/// when given), checks that it hashes to `want`; returns the seconds taken.
+async fn time_download_file(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    want: &str,
+    out: Option<&Path>,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut stream = client
+        .download_file(FileDownloadRequest {
+            file_name: name.into(),
+            version: 0,
+        })
+        .await?
+        .into_inner();
+    let mut file = match out {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
+    let mut hasher = blake3::Hasher::new();
+    while let Some(m) = stream.message().await? {
+        hasher.update(&m.file_data);
+        if let Some(f) = &mut file {
+            f.write_all(&m.file_data)?;
+        }
+    }
+    if let Some(f) = &mut file {
+        f.flush()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if hasher.finalize().to_hex().as_str() != want {
+        bail!("downloaded bytes of {name} differ from the upload");
+    }
+    Ok(secs)
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -340,26 +400,16 @@ async fn main() -> anyhow::Result<()> {
     let mut downs = Vec::new();
     for _ in 0..repeat {
         settle_disk();
-        let start = Instant::now();
-        let mut stream = client
-            .download_file(FileDownloadRequest {
-                file_name: "bench/bench.bin".into(),
-                version: 0,
-            })
-            .await?
-            .into_inner();
-        let mut out =
-            std::io::BufWriter::new(std::fs::File::create(work.path().join("coffer-back.bin"))?);
-        let mut hasher = blake3::Hasher::new();
-        while let Some(m) = stream.message().await? {
-            hasher.update(&m.file_data);
-            out.write_all(&m.file_data)?;
-        }
-        out.flush()?;
-        downs.push(start.elapsed().as_secs_f64());
-        if hasher.finalize().to_hex().as_str() != resp.content_hash {
-            bail!("downloaded bytes differ from the upload");
-        }
+        let back = work.path().join("coffer-back.bin");
+        downs.push(
+            time_download_file(
+                &mut client,
+                "bench/bench.bin",
+                &resp.content_hash,
+                Some(&back),
+            )
+            .await?,
+        );
     }
     let coffer_rounds = rounds(&downs);
     let coffer_down = median(downs);
@@ -388,26 +438,8 @@ async fn main() -> anyhow::Result<()> {
         g.flush()?;
     }
     settle_disk();
-    let cli = coffer_tests::cli::cli_bin();
     let state = work.path().join("cli-state");
-    let run_cli = |args: &[&str]| -> anyhow::Result<(f64, String)> {
-        let start = Instant::now();
-        let out = std::process::Command::new(&cli)
-            .args(["--server", server.addr(), "--quiet", "--json"])
-            .args(args)
-            .env("COFFER_STATE_DIR", &state)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "coffer {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok((
-            start.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
-    };
+    let run_cli = |args: &[&str]| run_coffer(&server, &state, args);
     let before = CpuUse::now(&nodes, &server);
     let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
     let cli_up_cpu = CpuUse::now(&nodes, &server).since(before);
@@ -544,20 +576,12 @@ async fn downloads_only(
     settle_disk();
     let key = format!("s3://{}/baseline/bench.bin", node.bucket());
     aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
-    let cli = coffer_tests::cli::cli_bin();
-    let out = std::process::Command::new(&cli)
-        .args(["--server", server.addr(), "--quiet", "--json", "put"])
-        .arg(src)
-        .arg("bench/bench.bin")
-        .env("COFFER_STATE_DIR", work.join("cli-state"))
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "coffer put failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let put = String::from_utf8_lossy(&out.stdout);
+    let state = work.join("cli-state");
+    let (_, put) = run_coffer(
+        server,
+        &state,
+        &["put", src.to_str().unwrap(), "bench/bench.bin"],
+    )?;
     let hash = put
         .split("\"content_hash\":\"")
         .nth(1)
@@ -571,41 +595,14 @@ async fn downloads_only(
         settle_disk();
         s3.push(aws(node, cfg, &["s3", "cp", &key, back.to_str().unwrap()])?);
         settle_disk();
-        let start = Instant::now();
-        let out = std::process::Command::new(&cli)
-            .args([
-                "--server",
-                server.addr(),
-                "--quiet",
-                "get",
-                "bench/bench.bin",
-            ])
-            .arg(&back)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "coffer get failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        get.push(start.elapsed().as_secs_f64());
+        let (secs, _) = run_coffer(
+            server,
+            &state,
+            &["get", "bench/bench.bin", back.to_str().unwrap()],
+        )?;
+        get.push(secs);
         settle_disk();
-        let start = Instant::now();
-        let mut stream = client
-            .download_file(FileDownloadRequest {
-                file_name: "bench/bench.bin".into(),
-                version: 0,
-            })
-            .await?
-            .into_inner();
-        let mut hasher = blake3::Hasher::new();
-        while let Some(m) = stream.message().await? {
-            hasher.update(&m.file_data);
-        }
-        grpc.push(start.elapsed().as_secs_f64());
-        if hasher.finalize().to_hex().as_str() != hash {
-            bail!("downloaded bytes differ from the upload");
-        }
+        grpc.push(time_download_file(&mut client, "bench/bench.bin", &hash, None).await?);
         println!(
             "round {round}: aws s3 cp {:.2} s, coffer get {:.2} s, DownloadFile {:.2} s",
             s3[s3.len() - 1],
@@ -649,20 +646,12 @@ async fn uploads_only(
     }
     settle_disk();
     let before = CpuUse::now(nodes, server);
-    let start = Instant::now();
-    let out = std::process::Command::new(coffer_tests::cli::cli_bin())
-        .args(["--server", server.addr(), "--quiet", "put"])
-        .arg(&other)
-        .arg("bench/other.bin")
-        .env("COFFER_STATE_DIR", work.join("cli-state"))
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "coffer put failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let put = start.elapsed().as_secs_f64();
+    let state = work.join("cli-state");
+    let (put, _) = run_coffer(
+        server,
+        &state,
+        &["put", other.to_str().unwrap(), "bench/other.bin"],
+    )?;
     let put_cpu = CpuUse::now(nodes, server).since(before);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let status = server
