@@ -256,6 +256,22 @@ async fn time_download_file(
     Ok(secs)
 }
 
+/// The cluster's status once the uploads' background work is done.
+/// Uploads return after W = 2 copies and the third is written behind; this
+/// shows that every chunk did get its three copies (background writes and
+/// their records settle within moments).
+async fn settled_status(
+    server: &Server,
+) -> anyhow::Result<coffer_proto::pb::ClusterStatusResponse> {
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    Ok(server
+        .admin()
+        .await
+        .cluster_status(coffer_proto::pb::ClusterStatusRequest {})
+        .await?
+        .into_inner())
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -453,16 +469,7 @@ async fn main() -> anyhow::Result<()> {
     let cli_down = median(cli_downs);
     let (cli_delta, delta_json) = run_cli(&["put", edited.to_str().unwrap(), "bench/cli.bin"])?;
     let rss_after_cli = peak_rss_mib(pid);
-    // Uploads return after W = 2 copies; the third is written behind. Show
-    // that every chunk did get its three copies (background writes and
-    // their records settle within moments).
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let status = server
-        .admin()
-        .await
-        .cluster_status(coffer_proto::pb::ClusterStatusRequest {})
-        .await?
-        .into_inner();
+    let status = settled_status(&server).await?;
 
     // The browser app, when built: a 256 MiB upload from the file picker to
     // the committed version, against the CLI on another 256 MiB file.
@@ -653,13 +660,7 @@ async fn uploads_only(
         &["put", other.to_str().unwrap(), "bench/other.bin"],
     )?;
     let put_cpu = CpuUse::now(nodes, server).since(before);
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let status = server
-        .admin()
-        .await
-        .cluster_status(coffer_proto::pb::ClusterStatusRequest {})
-        .await?
-        .into_inner();
+    let status = settled_status(server).await?;
     println!("aws s3 cp upload {s3:.2} s, coffer put {put:.2} s");
     println!("CLI upload ratio {:.2}", s3 / put);
     print_upload_cpu(s3, s3_cpu, put_cpu);
