@@ -2,15 +2,15 @@
 
 use crate::client::{Coffer, Transport};
 use crate::error::ClientError;
-use crate::observer::Observer;
 use crate::Metadata;
 use bytes::Bytes;
 use coffer_proto::pb::{FileDownloadRequest, FileResponse};
-use std::io::Write;
 use tonic::Streaming;
 
 /// A download in progress: the version being read and its bytes, in order.
-/// Feed every piece to a [`blake3::Hasher`] and end with [`Download::check`].
+/// Feed every piece to a [`blake3::Hasher`] and end with [`Download::check`]:
+/// the caller decides where the bytes go (`native::files::download_file`
+/// writes them to a temporary file).
 pub struct Download {
     /// The exact version being read.
     pub meta: Metadata,
@@ -24,12 +24,12 @@ impl Download {
     }
 
     /// Ok if `hasher` saw exactly the version's content.
-    pub fn check(meta: &Metadata, hasher: &blake3::Hasher) -> Result<(), ClientError> {
+    pub fn check(&self, hasher: &blake3::Hasher) -> Result<(), ClientError> {
         let actual = hasher.finalize().to_hex().to_string();
-        if actual != meta.content_hash {
+        if actual != self.meta.content_hash {
             return Err(ClientError::HashMismatch {
-                name: meta.file_name.clone(),
-                expected: meta.content_hash.clone(),
+                name: self.meta.file_name.clone(),
+                expected: self.meta.content_hash.clone(),
                 actual,
             });
         }
@@ -49,30 +49,5 @@ impl<T: Transport> Coffer<T> {
         });
         let stream = self.files.clone().download_file(req).await?.into_inner();
         Ok(Download { meta, stream })
-    }
-
-    /// Streams `version` of `name` (0: the latest) into `out` and checks
-    /// that the bytes hash to the version's content hash. On error, `out`
-    /// may hold part of the content: the caller discards it.
-    pub async fn download_to<W: Write>(
-        &self,
-        name: &str,
-        version: u64,
-        out: &mut W,
-        observer: &dyn Observer,
-    ) -> Result<Metadata, ClientError> {
-        let mut download = self.open_download(name, version).await?;
-        observer.start(download.meta.size);
-        let mut hasher = blake3::Hasher::new();
-        while let Some(piece) = download.next().await? {
-            hasher.update(&piece);
-            out.write_all(&piece)
-                .map_err(|e| ClientError::io("writing the download", e))?;
-            observer.advance(piece.len() as u64);
-        }
-        out.flush()
-            .map_err(|e| ClientError::io("writing the download", e))?;
-        Download::check(&download.meta, &hasher)?;
-        Ok(download.meta)
     }
 }

@@ -2,7 +2,6 @@
 //! (optionally at a limited rate), and downloads that appear only once
 //! complete and verified.
 
-use crate::download::Download;
 use crate::upload::{ChunkSource, Planner, UploadPlan};
 use crate::{ClientError, Coffer, Metadata, Observer, Transport};
 use bytes::Bytes;
@@ -152,8 +151,11 @@ pub async fn download_file<T: Transport>(
         )
     })?;
     received?;
-    let hasher = written.map_err(|e| ClientError::io("writing the download", e))?;
-    Download::check(&download.meta, &hasher)?;
+    let (out, hasher) = written.map_err(|e| ClientError::io("writing the download", e))?;
+    download.check(&hasher)?;
+    // Only a complete, verified file is worth syncing.
+    out.finish()
+        .map_err(|e| ClientError::io("writing the download", e))?;
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
     Ok(download.meta)
@@ -162,19 +164,18 @@ pub async fn download_file<T: Transport>(
 /// Pieces (up to 1 MiB each) queued between the network and the disk.
 const PIPELINE_PIECES: usize = 32;
 
-/// Hashes and writes every piece from `rx`, then syncs the file; returns the
-/// hasher. Stops at the first write error.
+/// Hashes and writes every piece from `rx`; returns the writer (not yet
+/// finally synced) and the hasher. Stops at the first write error.
 fn write_and_hash(
     mut out: WriteBehind,
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> std::io::Result<blake3::Hasher> {
+) -> std::io::Result<(WriteBehind, blake3::Hasher)> {
     let mut hasher = blake3::Hasher::new();
     while let Some(piece) = rx.blocking_recv() {
         hasher.update(&piece);
         out.write_all(&piece)?;
     }
-    out.finish()?;
-    Ok(hasher)
+    Ok((out, hasher))
 }
 
 /// Bytes written between two background syncs of a download.
