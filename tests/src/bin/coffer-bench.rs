@@ -165,7 +165,7 @@ fn print_upload_cpu(s3_secs: f64, s3: CpuUse, put: CpuUse) {
 /// disk, then waits (at most 30 s) until the CPUs are nearly idle, so a
 /// phase pays neither for the writeback nor for the storage nodes'
 /// background work (block checks, index updates) left by the phase before.
-fn settle_disk() {
+fn settle() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
@@ -312,7 +312,7 @@ fn browser_upload(
     };
     let web_file = write("browser-256.bin", 7001)?;
     let cli_file = write("cli-256.bin", 7002)?;
-    settle_disk();
+    settle();
     let (cli, _) = run_cli(&["put", cli_file.to_str().unwrap(), "bench/cli-256.bin"])?;
     let out = std::process::Command::new("node")
         .arg(&script)
@@ -376,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
     // blocks by content, so a repeat of the same bytes would skip the
     // writes. Downloads are timed `repeat` times and the median counts:
     // single runs on this shared machine vary by a third.
-    settle_disk();
+    settle();
     let bucket_key = format!("s3://{}/baseline/bench.bin", nodes[0].bucket());
     let before = CpuUse::now(&nodes, &server);
     let s3_up = aws(
@@ -387,7 +387,7 @@ async fn main() -> anyhow::Result<()> {
     let s3_up_cpu = CpuUse::now(&nodes, &server).since(before);
     let mut s3_downs = Vec::new();
     for _ in 0..repeat {
-        settle_disk();
+        settle();
         s3_downs.push(aws(
             &nodes[0],
             &cfg,
@@ -415,7 +415,7 @@ async fn main() -> anyhow::Result<()> {
     let rss_after_upload = peak_rss_mib(pid);
     let mut downs = Vec::new();
     for _ in 0..repeat {
-        settle_disk();
+        settle();
         let back = work.path().join("coffer-back.bin");
         downs.push(
             time_download_file(
@@ -453,7 +453,7 @@ async fn main() -> anyhow::Result<()> {
         f.flush()?;
         g.flush()?;
     }
-    settle_disk();
+    settle();
     let state = work.path().join("cli-state");
     let run_cli = |args: &[&str]| run_coffer(&server, &state, args);
     let before = CpuUse::now(&nodes, &server);
@@ -462,7 +462,7 @@ async fn main() -> anyhow::Result<()> {
     let back = work.path().join("cli-back.bin");
     let mut cli_downs = Vec::new();
     for _ in 0..repeat {
-        settle_disk();
+        settle();
         cli_downs.push(run_cli(&["get", "bench/cli.bin", back.to_str().unwrap()])?.0);
     }
     let cli_rounds = rounds(&cli_downs);
@@ -580,7 +580,7 @@ async fn downloads_only(
     work: &Path,
     repeat: u64,
 ) -> anyhow::Result<()> {
-    settle_disk();
+    settle();
     let key = format!("s3://{}/baseline/bench.bin", node.bucket());
     aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
     let state = work.join("cli-state");
@@ -599,16 +599,16 @@ async fn downloads_only(
     let (mut s3, mut get, mut grpc) = (Vec::new(), Vec::new(), Vec::new());
     let mut client = server.client().await;
     for round in 0..repeat {
-        settle_disk();
+        settle();
         s3.push(aws(node, cfg, &["s3", "cp", &key, back.to_str().unwrap()])?);
-        settle_disk();
+        settle();
         let (secs, _) = run_coffer(
             server,
             &state,
             &["get", "bench/bench.bin", back.to_str().unwrap()],
         )?;
         get.push(secs);
-        settle_disk();
+        settle();
         grpc.push(time_download_file(&mut client, "bench/bench.bin", &hash, None).await?);
         println!(
             "round {round}: aws s3 cp {:.2} s, coffer get {:.2} s, DownloadFile {:.2} s",
@@ -637,7 +637,7 @@ async fn uploads_only(
     work: &Path,
 ) -> anyhow::Result<()> {
     let node = &nodes[0];
-    settle_disk();
+    settle();
     let key = format!("s3://{}/baseline/bench.bin", node.bucket());
     let before = CpuUse::now(nodes, server);
     let s3 = aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
@@ -651,7 +651,7 @@ async fn uploads_only(
         }
         f.flush()?;
     }
-    settle_disk();
+    settle();
     let before = CpuUse::now(nodes, server);
     let state = work.join("cli-state");
     let (put, _) = run_coffer(
