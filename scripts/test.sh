@@ -8,6 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+# A clean run builds everything once; incremental caches would only add
+# gigabytes to target/ and buy nothing.
+export CARGO_INCREMENTAL=0
+
+# The run needs a few GB for target/ and the test nodes' data; say so up
+# front rather than die in the linker on a full disk.
+avail_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${avail_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
+    echo "warning: only $((avail_kib / 1024)) MiB free here; a clean test run needs about 6 GiB" >&2
+fi
 
 bash scripts/install-test-deps.sh
 bash scripts/install-web-deps.sh
