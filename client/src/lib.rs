@@ -13,11 +13,14 @@
 //!   and downloads that never leave a half-written file behind.
 //! - [`web`] (feature `wasm`): connecting from a browser.
 //!
+//! - [`format`]: sizes for people to read.
+//!
 //! Errors are [`ClientError`]; progress is reported through [`Observer`].
 
 mod client;
 pub mod download;
 mod error;
+pub mod format;
 mod observer;
 mod retry;
 pub mod upload;

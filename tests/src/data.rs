@@ -78,12 +78,14 @@ pub async fn upload_bytes(
     upload(client, name, blocks.into_iter()).await
 }
 
-/// Downloads version `version` (0 = latest) whole.
-pub async fn download(
+/// Streams version `version` (0 = latest) of `name`, handing each
+/// message's bytes to `take`.
+async fn download_each(
     client: &mut FileStorageClient<Channel>,
     name: &str,
     version: u64,
-) -> Result<Vec<u8>, tonic::Status> {
+    mut take: impl FnMut(&[u8]),
+) -> Result<(), tonic::Status> {
     let mut stream = client
         .download_file(FileDownloadRequest {
             file_name: name.to_string(),
@@ -91,10 +93,20 @@ pub async fn download(
         })
         .await?
         .into_inner();
-    let mut out = Vec::new();
     while let Some(msg) = stream.message().await? {
-        out.extend_from_slice(&msg.file_data);
+        take(&msg.file_data);
     }
+    Ok(())
+}
+
+/// Downloads version `version` (0 = latest) whole.
+pub async fn download(
+    client: &mut FileStorageClient<Channel>,
+    name: &str,
+    version: u64,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut out = Vec::new();
+    download_each(client, name, version, |b| out.extend_from_slice(b)).await?;
     Ok(out)
 }
 
@@ -105,18 +117,12 @@ pub async fn download_hash(
     name: &str,
     version: u64,
 ) -> Result<(u64, String), tonic::Status> {
-    let mut stream = client
-        .download_file(FileDownloadRequest {
-            file_name: name.to_string(),
-            version,
-        })
-        .await?
-        .into_inner();
     let mut h = blake3::Hasher::new();
     let mut n = 0;
-    while let Some(msg) = stream.message().await? {
-        n += msg.file_data.len() as u64;
-        h.update(&msg.file_data);
-    }
+    download_each(client, name, version, |b| {
+        n += b.len() as u64;
+        h.update(b);
+    })
+    .await?;
     Ok((n, h.finalize().to_hex().to_string()))
 }

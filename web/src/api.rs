@@ -35,22 +35,6 @@ impl ChunkSource for BlobSource {
     }
 }
 
-/// `1536` -> `1.5 KiB`.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 /// `2026-11-24T16:01:02.123Z` -> `2026-11-24 16:01`.
 pub fn short_time(rfc3339: &str) -> String {
     rfc3339

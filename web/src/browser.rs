@@ -4,6 +4,7 @@
 
 use crate::api;
 use crate::Banner;
+use coffer_client::format::human_size;
 use coffer_client::Metadata;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -244,7 +245,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                         <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
                                             data-version=m.version.clone()>
                                             <td class="name">{base}</td>
-                                            <td class="num">{api::human_size(m.size)}</td>
+                                            <td class="num">{human_size(m.size)}</td>
                                             <td class="num">{m.version.clone()}</td>
                                             <td>{api::short_time(&m.upload_time)}</td>
                                             <td><span class=format!("health {class}")>{label}</span></td>
@@ -284,7 +285,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                     view! {
                                         <li data-testid="version-row" data-version=v.version.clone()>
                                             <span class="num">{format!("v{}", v.version)}</span>
-                                            <span>{api::human_size(v.size)}</span>
+                                            <span>{human_size(v.size)}</span>
                                             <span>{api::short_time(&v.upload_time)}</span>
                                             <a href=api::download_href(&name, number) download="">"Download"</a>
                                             <button class="link" data-testid="restore"

@@ -5,6 +5,7 @@
 
 use crate::api::{self, BlobSource, SLICE};
 use crate::Banner;
+use coffer_client::format::human_size;
 use coffer_client::upload::Planner;
 use coffer_client::Observer;
 use futures::future::{AbortHandle, Abortable};
@@ -95,8 +96,8 @@ async fn upload(file: web_sys::File, item: Item) -> Result<String, String> {
     Ok(format!(
         "version {}, sent {} of {}",
         report.metadata.version,
-        api::human_size(report.bytes_sent),
-        api::human_size(report.bytes_total)
+        human_size(report.bytes_sent),
+        human_size(report.bytes_total)
     ))
 }
 
@@ -198,7 +199,7 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                                 data-stage=move || stage.get().label()
                             >
                                 <span class="name">{label}</span>
-                                <span class="size">{api::human_size(size)}</span>
+                                <span class="size">{human_size(size)}</span>
                                 <progress
                                     max=move || progress.get().1.max(1).to_string()
                                     value=move || progress.get().0.to_string()

@@ -70,6 +70,40 @@ async fn repair_until_complete(
     panic!("repair did not restore every replica");
 }
 
+/// Uploads `count` files named `{prefix}/{i}.bin` holding `content(i)`,
+/// waits until every node has every chunk, and returns the files by name
+/// and the set of chunk object keys.
+async fn upload_replicated(
+    server: &Server,
+    nodes: &[GarageNode],
+    prefix: &str,
+    count: usize,
+    content: impl Fn(usize) -> Vec<u8>,
+) -> (BTreeMap<String, Vec<u8>>, BTreeSet<String>) {
+    let mut c = server.client().await;
+    let mut files = BTreeMap::new();
+    let mut keys = BTreeSet::new();
+    for i in 0..count {
+        let data = content(i);
+        let name = format!("{prefix}/{i}.bin");
+        upload_bytes(&mut c, &name, &data).await.unwrap();
+        keys.extend(ids_of(&data).iter().map(|id| key(id)));
+        files.insert(name, data);
+    }
+    repair_until_complete(server, nodes, &keys).await;
+    (files, keys)
+}
+
+async fn cluster_status(server: &Server) -> coffer_proto::pb::ClusterStatusResponse {
+    server
+        .admin()
+        .await
+        .cluster_status(ClusterStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn mixed_size(i: usize) -> usize {
     match i % 10 {
         0 => 3 * 1024 * 1024 + i,
@@ -134,13 +168,7 @@ async fn node_loss_under_load_loses_nothing_and_heals() {
         }
     }
     assert_eq!(lost, 0);
-    let status = server
-        .admin()
-        .await
-        .cluster_status(ClusterStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = cluster_status(&server).await;
     assert!(status.nodes.iter().all(|n| n.up), "{status:?}");
     println!(
         "RELIABILITY node-loss: uploads attempted {attempted}, succeeded {succeeded} ({during} of them during the \
@@ -154,28 +182,16 @@ async fn node_loss_under_load_loses_nothing_and_heals() {
 async fn a_node_replaced_by_an_empty_one_is_rebuilt() {
     let mut nodes = start_cluster(3).await.unwrap();
     let server = Server::start(opts(&nodes)).await.unwrap();
-    let mut c = server.client().await;
-    let mut keys = BTreeSet::new();
-    for i in 0..12 {
-        let data = pattern(mixed_size(i), 900 + i as u64);
-        upload_bytes(&mut c, &format!("wipe/{i}.bin"), &data)
-            .await
-            .unwrap();
-        keys.extend(ids_of(&data).iter().map(|id| key(id)));
-    }
-    repair_until_complete(&server, &nodes, &keys).await;
+    let (_, keys) = upload_replicated(&server, &nodes, "wipe", 12, |i| {
+        pattern(mixed_size(i), 900 + i as u64)
+    })
+    .await;
     nodes[2].wipe_and_restart().await.unwrap();
     assert!(listing(&nodes[2]).await.is_empty());
     let took = repair_until_complete(&server, &nodes, &keys).await;
     assert_eq!(listing(&nodes[2]).await, keys);
     // The admin view agrees: nothing under-replicated, every node up.
-    let status = server
-        .admin()
-        .await
-        .cluster_status(ClusterStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = cluster_status(&server).await;
     assert_eq!(status.under_replicated_chunks, 0, "{status:?}");
     assert_eq!(status.chunks as usize, keys.len());
     assert!(
@@ -202,18 +218,11 @@ async fn a_node_replaced_by_an_empty_one_is_rebuilt() {
 async fn bitrot_is_served_around_and_scrub_replaces_every_corrupt_copy() {
     let nodes = start_cluster(3).await.unwrap();
     let server = Server::start(opts(&nodes)).await.unwrap();
+    let (files, keys) = upload_replicated(&server, &nodes, "rot", 40, |i| {
+        pattern(200_000 + i * 5000, 300 + i as u64)
+    })
+    .await;
     let mut c = server.client().await;
-    let mut files = BTreeMap::new();
-    let mut keys = BTreeSet::new();
-    for i in 0..40 {
-        let data = pattern(200_000 + i * 5000, 300 + i as u64);
-        upload_bytes(&mut c, &format!("rot/{i}.bin"), &data)
-            .await
-            .unwrap();
-        keys.extend(ids_of(&data).iter().map(|id| key(id)));
-        files.insert(format!("rot/{i}.bin"), data);
-    }
-    repair_until_complete(&server, &nodes, &keys).await;
     let victims: Vec<&String> = keys.iter().step_by(20).collect(); // 5%
     for (i, k) in victims.iter().enumerate() {
         let len = nodes[0].get(k).await.unwrap().len();
@@ -245,16 +254,10 @@ async fn bitrot_is_served_around_and_scrub_replaces_every_corrupt_copy() {
 async fn objects_deleted_behind_coffers_back_are_restored_by_anti_entropy() {
     let nodes = start_cluster(3).await.unwrap();
     let server = Server::start(opts(&nodes)).await.unwrap();
-    let mut c = server.client().await;
-    let mut keys = BTreeSet::new();
-    for i in 0..10 {
-        let data = pattern(900_000 + i, 40 + i as u64);
-        upload_bytes(&mut c, &format!("gone/{i}.bin"), &data)
-            .await
-            .unwrap();
-        keys.extend(ids_of(&data).iter().map(|id| key(id)));
-    }
-    repair_until_complete(&server, &nodes, &keys).await;
+    let (_, keys) = upload_replicated(&server, &nodes, "gone", 10, |i| {
+        pattern(900_000 + i, 40 + i as u64)
+    })
+    .await;
     let removed: Vec<&String> = keys.iter().step_by(2).collect();
     for k in &removed {
         nodes[1].delete(k).await.unwrap();
@@ -444,12 +447,6 @@ async fn adding_a_fourth_node_rebalances_and_removing_one_rebuilds() {
     for (name, data) in &files {
         assert!(download(&mut c, name, 0).await.unwrap() == *data, "{name}");
     }
-    let status = server
-        .admin()
-        .await
-        .cluster_status(ClusterStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = cluster_status(&server).await;
     assert_eq!(status.nodes.len(), 3);
 }

@@ -2,12 +2,51 @@
 //! works unchanged against Coffer.
 
 use coffer_tests::data::pattern;
-use coffer_tests::seed::{FileDownloadRequest, FileMetadataRequest, FileRequest};
+use coffer_tests::seed::{FileDownloadRequest, FileMetadataRequest, FileRequest, MetadataResponse};
 use coffer_tests::server::{Server, ServerOpts};
 use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+type SeedClient = coffer_tests::seed::file_storage_client::FileStorageClient<Channel>;
 
 fn is_rfc3339(s: &str) -> bool {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+async fn download(c: &mut SeedClient, name: &str) -> Vec<u8> {
+    let mut stream = c
+        .download_file(FileDownloadRequest {
+            file_name: name.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut back = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        back.extend_from_slice(&m.file_data);
+    }
+    back
+}
+
+async fn metadata(c: &mut SeedClient, name: &str) -> MetadataResponse {
+    c.get_metadata(FileMetadataRequest {
+        file_name: name.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// One message without a name; only the `filename` header names the file.
+async fn upload_by_header(c: &mut SeedClient, name: &'static str, data: &[u8]) {
+    let msgs = vec![FileRequest {
+        file_data: data.to_vec(),
+        file_name: String::new(),
+    }];
+    let mut req = tonic::Request::new(tokio_stream::iter(msgs));
+    req.metadata_mut()
+        .insert("filename", MetadataValue::from_static(name));
+    c.upload_file(req).await.unwrap();
 }
 
 #[tokio::test]
@@ -31,65 +70,24 @@ async fn tutorial_client_uploads_downloads_and_reads_metadata() {
         .into_inner();
     assert!(!resp.message.is_empty());
 
-    let mut stream = c
-        .download_file(FileDownloadRequest {
-            file_name: "notes/tutorial.txt".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut back = Vec::new();
-    while let Some(m) = stream.message().await.unwrap() {
-        back.extend_from_slice(&m.file_data);
-    }
-    assert!(back == data, "downloaded bytes differ");
+    assert!(
+        download(&mut c, "notes/tutorial.txt").await == data,
+        "downloaded bytes differ"
+    );
 
-    let md = c
-        .get_metadata(FileMetadataRequest {
-            file_name: "notes/tutorial.txt".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let md = metadata(&mut c, "notes/tutorial.txt").await;
     assert_eq!(md.file_name, "notes/tutorial.txt");
     assert_eq!(md.version, "1");
     assert!(is_rfc3339(&md.upload_time), "{}", md.upload_time);
 
     // Second upload: only a `filename` header names the file.
-    let msgs = vec![FileRequest {
-        file_data: b"second".to_vec(),
-        file_name: String::new(),
-    }];
-    let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-    req.metadata_mut()
-        .insert("filename", MetadataValue::from_static("notes/tutorial.txt"));
-    c.upload_file(req).await.unwrap();
-    let md = c
-        .get_metadata(FileMetadataRequest {
-            file_name: "notes/tutorial.txt".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    upload_by_header(&mut c, "notes/tutorial.txt", b"second").await;
+    let md = metadata(&mut c, "notes/tutorial.txt").await;
     assert_eq!(md.version, "2");
     assert!(is_rfc3339(&md.upload_time));
 
     // A header-only upload of a new file.
-    let msgs = vec![FileRequest {
-        file_data: b"by header".to_vec(),
-        file_name: String::new(),
-    }];
-    let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-    req.metadata_mut()
-        .insert("filename", MetadataValue::from_static("header-only.txt"));
-    c.upload_file(req).await.unwrap();
-    let mut stream = c
-        .download_file(FileDownloadRequest {
-            file_name: "header-only.txt".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let m = stream.message().await.unwrap().unwrap();
-    assert_eq!(m.file_data, b"by header");
+    upload_by_header(&mut c, "header-only.txt", b"by header").await;
+    assert_eq!(download(&mut c, "header-only.txt").await, b"by header");
+    assert_eq!(download(&mut c, "notes/tutorial.txt").await, b"second");
 }

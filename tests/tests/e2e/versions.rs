@@ -7,7 +7,49 @@ use coffer_proto::pb::{
 };
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::server::{Server, ServerOpts};
-use tonic::Code;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+type Client = coffer_proto::pb::file_storage_client::FileStorageClient<Channel>;
+
+/// Restores `version` of `name`; the new version's number.
+async fn restore(c: &mut Client, name: &str, version: u64) -> Result<String, Status> {
+    let r = c
+        .restore_version(RestoreVersionRequest {
+            file_name: name.into(),
+            version,
+        })
+        .await?;
+    Ok(r.into_inner().version)
+}
+
+/// The names of the live files under `prefix`, in listing order.
+async fn listed_names(c: &mut Client, prefix: &str) -> Vec<String> {
+    let listed = c
+        .list_files(ListFilesRequest {
+            prefix: prefix.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    listed
+        .into_inner()
+        .files
+        .into_iter()
+        .map(|f| f.file_name)
+        .collect()
+}
+
+/// The status code GetMetadata answers for `version` of `name`.
+async fn metadata_error(c: &mut Client, name: &str, version: u64) -> Code {
+    c.get_metadata(FileMetadataRequest {
+        file_name: name.into(),
+        version,
+    })
+    .await
+    .unwrap_err()
+    .code()
+}
 
 #[tokio::test]
 async fn versions_restore_delete_and_dedup() {
@@ -46,15 +88,7 @@ async fn versions_restore_delete_and_dedup() {
 
     // Restore 1 -> version 4 with version 1's bytes.
     let objects_before = local_chunk_objects(server.data_dir());
-    let r = c
-        .restore_version(RestoreVersionRequest {
-            file_name: "docs/plan.txt".into(),
-            version: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.version, "4");
+    assert_eq!(restore(&mut c, "docs/plan.txt", 1).await.unwrap(), "4");
     assert!(download(&mut c, "docs/plan.txt", 0).await.unwrap() == contents[0]);
     assert_eq!(
         local_chunk_objects(server.data_dir()),
@@ -71,28 +105,11 @@ async fn versions_restore_delete_and_dedup() {
     })
     .await
     .unwrap();
-    let listed = c
-        .list_files(ListFilesRequest {
-            prefix: "docs/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let names: Vec<String> = listed
-        .into_inner()
-        .files
-        .into_iter()
-        .map(|f| f.file_name)
-        .collect();
-    assert_eq!(names, ["docs/other.txt"]);
-    let err = c
-        .get_metadata(FileMetadataRequest {
-            file_name: "docs/plan.txt".into(),
-            version: 0,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(listed_names(&mut c, "docs/").await, ["docs/other.txt"]);
+    assert_eq!(
+        metadata_error(&mut c, "docs/plan.txt", 0).await,
+        Code::NotFound
+    );
     assert_eq!(
         download(&mut c, "docs/plan.txt", 0)
             .await
@@ -100,24 +117,12 @@ async fn versions_restore_delete_and_dedup() {
             .code(),
         Code::NotFound
     );
-    let r = c
-        .restore_version(RestoreVersionRequest {
-            file_name: "docs/plan.txt".into(),
-            version: 2,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.version, "5");
+    assert_eq!(restore(&mut c, "docs/plan.txt", 2).await.unwrap(), "5");
     assert!(download(&mut c, "docs/plan.txt", 0).await.unwrap() == contents[1]);
-    let listed = c
-        .list_files(ListFilesRequest {
-            prefix: "docs/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(listed.into_inner().files.len(), 2);
+    assert_eq!(
+        listed_names(&mut c, "docs/").await,
+        ["docs/other.txt", "docs/plan.txt"]
+    );
 
     // Identical content again, under another name: no new chunk objects.
     let before = local_chunk_objects(server.data_dir());
@@ -136,22 +141,14 @@ async fn versions_restore_delete_and_dedup() {
     assert_ne!(local_chunk_objects(server.data_dir()), before);
 
     // Missing versions.
-    let err = c
-        .get_metadata(FileMetadataRequest {
-            file_name: "docs/plan.txt".into(),
-            version: 99,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-    let err = c
-        .restore_version(RestoreVersionRequest {
-            file_name: "nope.txt".into(),
-            version: 1,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(
+        metadata_error(&mut c, "docs/plan.txt", 99).await,
+        Code::NotFound
+    );
+    assert_eq!(
+        restore(&mut c, "nope.txt", 1).await.unwrap_err().code(),
+        Code::NotFound
+    );
 }
 
 #[tokio::test]

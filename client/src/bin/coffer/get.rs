@@ -2,9 +2,10 @@
 //! Each file appears only once complete and verified.
 
 use crate::bars::Bar;
-use crate::output::{human, meta_json};
+use crate::output::meta_json;
 use crate::Ctx;
 use anyhow::{bail, Context};
+use coffer_client::format::human_size;
 use coffer_client::native::files::download_file;
 use coffer_client::{normalize_name, ClientError};
 use serde_json::json;
@@ -36,7 +37,7 @@ pub async fn run(
                     "get {} (version {}, {}) -> {}",
                     m.file_name,
                     m.version_number,
-                    human(m.size),
+                    human_size(m.size),
                     dest.display()
                 )
             });
@@ -69,7 +70,7 @@ pub async fn run(
                 format!(
                     "get {remote}/ ({} files, {}) -> {}",
                     files.len(),
-                    human(total),
+                    human_size(total),
                     root.display()
                 )
             });

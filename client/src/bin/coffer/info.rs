@@ -1,8 +1,9 @@
 //! `coffer ls`, `stat`, `versions`, `restore` and `rm`: the metadata
 //! commands.
 
-use crate::output::{human, meta_json, meta_line};
+use crate::output::{meta_json, meta_line};
 use crate::Ctx;
+use coffer_client::format::human_size;
 use serde_json::{json, Value};
 
 pub async fn ls(ctx: &Ctx, prefix: &str) -> anyhow::Result<()> {
@@ -20,7 +21,7 @@ pub async fn stat(ctx: &Ctx, remote: &str, version: Option<u64>) -> anyhow::Resu
         let mut lines = vec![
             format!("name:         {}", m.file_name),
             format!("version:      {}", m.version_number),
-            format!("size:         {} ({} bytes)", human(m.size), m.size),
+            format!("size:         {} ({} bytes)", human_size(m.size), m.size),
             format!("uploaded:     {}", m.upload_time),
             format!("blake3:       {}", m.content_hash),
             format!("chunks:       {}", m.chunk_count),

@@ -1,6 +1,7 @@
 //! How results are shown: text for people or one JSON document for
-//! scripts, and sizes in binary units.
+//! scripts.
 
+use coffer_client::format::human_size;
 use coffer_client::Metadata;
 use serde_json::{json, Value};
 
@@ -22,22 +23,6 @@ impl Output {
                 println!("{t}");
             }
         }
-    }
-}
-
-/// `1536` -> `1.5 KiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 
@@ -68,22 +53,9 @@ pub fn meta_json(m: &Metadata) -> Value {
 pub fn meta_line(m: &Metadata) -> String {
     format!(
         "{:>10}  v{:<5} {}  {}",
-        human(m.size),
+        human_size(m.size),
         m.version_number,
         m.upload_time,
         m.file_name
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(64 * 1024 * 1024), "64.0 MiB");
-    }
 }

@@ -1,10 +1,10 @@
 //! `coffer put`: upload a file or a directory tree, resumably.
 
 use crate::bars::Bar;
-use crate::output::human;
 use crate::resume::ResumeRecord;
 use crate::Ctx;
 use anyhow::{bail, Context};
+use coffer_client::format::human_size;
 use coffer_client::native::files::{plan_file, FileSource};
 use coffer_client::{Observer, UploadReport};
 use serde_json::json;
@@ -90,8 +90,8 @@ pub async fn run(
             "put {} -> {remote}/ ({} files, {}; sent {} in {chunks_sent} of {chunks_total} chunks)",
             local.display(),
             files.len(),
-            human(bytes_total),
-            human(bytes_sent)
+            human_size(bytes_total),
+            human_size(bytes_sent)
         )
     });
     Ok(())
@@ -174,8 +174,8 @@ fn report_line(local: &Path, r: &UploadReport) -> String {
         local.display(),
         r.metadata.file_name,
         r.metadata.version_number,
-        human(r.bytes_total),
-        human(r.bytes_sent),
+        human_size(r.bytes_total),
+        human_size(r.bytes_sent),
         r.chunks_sent,
         r.chunks_total,
         if r.resumed { ", resumed" } else { "" }

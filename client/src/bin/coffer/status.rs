@@ -1,8 +1,8 @@
 //! `coffer status` (server health and the cluster view) and
 //! `coffer admin run` (start a background worker).
 
-use crate::output::human;
 use crate::Ctx;
+use coffer_client::format::human_size;
 use coffer_client::pb::WorkerStatus;
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 if n.up { "up" } else { "DOWN" },
                 n.latency_ms,
                 n.chunks,
-                human(n.bytes),
+                human_size(n.bytes),
                 n.failures
             ));
         }
