@@ -66,28 +66,21 @@ impl LocalStore {
 }
 
 fn write_atomically(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut tmp = tempfile_in(tmp_dir)?;
-    tmp.1.write_all(data)?;
-    tmp.1.sync_all()?;
+    std::fs::create_dir_all(tmp_dir)?;
+    // Removed on drop: a write that fails part-way (a full disk, say)
+    // leaves nothing behind.
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::rename(&tmp.0, path)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     if let Some(parent) = path.parent() {
         // Make the rename itself durable.
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{:032x}", rand::random::<u128>()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, file))
 }
 
 fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
@@ -188,5 +181,26 @@ impl BlobStore for LocalStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_put_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new("n0", dir.path());
+        store.ensure_ready().await.unwrap();
+        store
+            .put("blocker", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        // `blocker` is a file, so nothing can be stored below it.
+        let err = store.put("blocker/inner", Bytes::from(vec![7; 4096])).await;
+        assert!(err.is_err());
+        let left = std::fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count();
+        assert_eq!(left, 0, "temporary files left behind");
     }
 }
