@@ -142,7 +142,10 @@ impl<T: Transport> Coffer<T> {
                 ..Default::default()
             };
             match self.start(req).await {
-                Ok(r) => session = Some((r, true)),
+                Ok(r) if r.content_hash == plan.content_hash => session = Some((r, true)),
+                // The file changed since that session began (same size and
+                // modification time are no proof): start afresh.
+                Ok(_) => {}
                 // The session expired or was committed: start afresh.
                 Err(ClientError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -198,6 +201,12 @@ impl<T: Transport> Coffer<T> {
             upload_id: upload_id.clone(),
         });
         let metadata = self.files.clone().finish_upload(req).await?.into_inner();
+        if metadata.content_hash != plan.content_hash {
+            return Err(ClientError::Protocol(format!(
+                "the server committed content {}, not this file's {}",
+                metadata.content_hash, plan.content_hash
+            )));
+        }
         Ok(UploadReport {
             metadata,
             upload_id,
@@ -253,16 +262,14 @@ impl<T: Transport> Coffer<T> {
 mod tests {
     use super::*;
 
+    /// `len` bytes of BLAKE3's output stream for `seed`: incompressible,
+    /// and different for every seed.
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        let mut data = vec![0; len];
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&seed.to_le_bytes());
+        hasher.finalize_xof().fill(&mut data);
+        data
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! every chunk is stored on at least W nodes; before that nothing of the
 //! upload is visible.
 
+use crate::cluster::fence::WriteGuard;
 use crate::cluster::{Cluster, ClusterError};
 use crate::meta::{
     self, chunks::HealthCounts, sessions::ChunkSlot, ChunkRef, Meta, MetaError, OwnerId, VersionRow,
@@ -66,6 +67,10 @@ pub enum FileError {
     SessionNotFound(String),
     #[error("{missing} chunk(s) of the upload are not stored yet; send them with PutChunk")]
     ChunksMissing { missing: usize },
+    /// The request is well formed but the system is not in a state to do
+    /// it.
+    #[error("{0}")]
+    Precondition(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -76,6 +81,8 @@ impl From<MetaError> for FileError {
     fn from(e: MetaError) -> Self {
         match e {
             MetaError::MissingChunks(missing) => FileError::ChunksMissing { missing },
+            e @ MetaError::ChunkSize { .. } => FileError::InvalidArgument(e.to_string()),
+            e @ MetaError::CommittedVersionGone { .. } => FileError::Precondition(e.to_string()),
             other => FileError::Internal(other.to_string()),
         }
     }
@@ -123,6 +130,8 @@ pub struct SessionStatus {
     /// Chunk ids the cluster still lacks, each once, in file order.
     pub missing: Vec<String>,
     pub expires_at: String,
+    /// The content the session uploads (BLAKE3, hex).
+    pub hash: String,
 }
 
 /// The file service. Cheap to clone.
@@ -153,14 +162,21 @@ impl Files {
             hasher: blake3::Hasher::new(),
             size: 0,
             chunks: Vec::new(),
+            pins: Vec::new(),
             inflight: VecDeque::new(),
         }
     }
 
-    /// Stores one chunk unless it is stored already (dedup).
-    async fn store_chunk(&self, data: Bytes) -> Result<ChunkRef, FileError> {
+    /// Stores one chunk unless it is stored already (dedup). The guard
+    /// keeps gc from deleting the chunk's objects; hold it until a version
+    /// or session references the chunk.
+    pub(crate) async fn store_chunk(
+        &self,
+        data: Bytes,
+    ) -> Result<(ChunkRef, WriteGuard), FileError> {
         let id = chunk_id(&data);
         let size = data.len() as u32;
+        let guard = self.cluster.fence().write(&id).await;
         let known = {
             let id = id.clone();
             self.meta
@@ -182,7 +198,7 @@ impl Files {
                 })
                 .await?;
         }
-        Ok(ChunkRef { id, size })
+        Ok((ChunkRef { id, size }, guard))
     }
 
     async fn with_health(&self, row: VersionRow) -> Result<FileVersion, FileError> {
@@ -413,14 +429,18 @@ impl Files {
             .call(move |c| {
                 let now = meta::rfc3339(now);
                 meta::sessions::delete_expired(c, &now)?;
+                // Checked first: a stored chunk of another size rejects
+                // the plan before any session exists.
+                let missing = meta::chunks::unknown(c, &s.chunks)?;
                 meta::sessions::create(c, &s, &now)?;
-                meta::chunks::unknown(c, s.chunks.iter().map(|ch| ch.id.as_str()))
+                Ok(missing)
             })
             .await?;
         Ok(SessionStatus {
             id: session.id,
             missing,
             expires_at: session.expires_at,
+            hash: session.hash,
         })
     }
 
@@ -437,10 +457,10 @@ impl Files {
     }
 
     async fn missing_of(&self, s: &meta::sessions::SessionRow) -> Result<Vec<String>, FileError> {
-        let ids: Vec<String> = s.chunks.iter().map(|c| c.id.clone()).collect();
+        let chunks = s.chunks.clone();
         Ok(self
             .meta
-            .call(move |c| meta::chunks::unknown(c, ids.iter().map(String::as_str)))
+            .call(move |c| meta::chunks::unknown(c, &chunks))
             .await?)
     }
 
@@ -456,6 +476,7 @@ impl Files {
             id: s.id,
             missing,
             expires_at: s.expires_at,
+            hash: s.hash,
         })
     }
 
@@ -495,6 +516,7 @@ impl Files {
                 "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
             )));
         }
+        // The session references the chunk, so the guard can go.
         self.store_chunk(data).await?;
         let i = id.to_string();
         let left = self
@@ -523,6 +545,7 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
         );
     }
     let mut total = 0u64;
+    let mut sizes = std::collections::HashMap::new();
     for (i, c) in plan.chunks.iter().enumerate() {
         if !is_chunk_id(&c.id) {
             return bad(format!(
@@ -534,6 +557,14 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
                 "chunk {i}: size {} is outside 1..={MAX_CHUNK}",
                 c.size
             ));
+        }
+        if let Some(earlier) = sizes.insert(c.id.as_str(), c.size) {
+            if earlier != c.size {
+                return bad(format!(
+                    "chunk {i}: id {} was listed before with size {earlier}, now {}",
+                    c.id, c.size
+                ));
+            }
         }
         total += c.size as u64;
     }
@@ -556,7 +587,10 @@ pub struct StreamUpload {
     hasher: blake3::Hasher,
     size: u64,
     chunks: Vec<ChunkRef>,
-    inflight: VecDeque<JoinHandle<Result<ChunkRef, FileError>>>,
+    /// Keeps gc off the stored chunks until the version references them,
+    /// however long the stream takes.
+    pins: Vec<WriteGuard>,
+    inflight: VecDeque<JoinHandle<Result<(ChunkRef, WriteGuard), FileError>>>,
 }
 
 impl StreamUpload {
@@ -582,10 +616,11 @@ impl StreamUpload {
 
     async fn collect_one(&mut self) -> Result<(), FileError> {
         if let Some(handle) = self.inflight.pop_front() {
-            let chunk = handle
+            let (chunk, pin) = handle
                 .await
                 .map_err(|e| FileError::Internal(e.to_string()))??;
             self.chunks.push(chunk);
+            self.pins.push(pin);
         }
         Ok(())
     }

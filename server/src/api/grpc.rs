@@ -83,22 +83,26 @@ impl FileStorage for FileStorageApi {
         if let Some(n) = &name {
             coffer_proto::paths::normalize(n).map_err(crate::files::FileError::from)?;
         }
+        let no_name = || {
+            Status::invalid_argument(
+                "no file name: set fileName in the first message or a filename header",
+            )
+        };
         let mut stream = req.into_inner();
         let mut upload = self.files.begin_stream(owner);
         while let Some(msg) = stream.message().await? {
-            if name.is_none() && !msg.file_name.is_empty() {
-                // Checked before any byte of the file is stored.
+            if name.is_none() {
+                // The name comes first: checked before any byte is stored.
+                if msg.file_name.is_empty() {
+                    return Err(no_name());
+                }
                 coffer_proto::paths::normalize(&msg.file_name)
                     .map_err(crate::files::FileError::from)?;
                 name = Some(msg.file_name);
             }
             upload.push(&msg.file_data).await?;
         }
-        let name = name.ok_or_else(|| {
-            Status::invalid_argument(
-                "no file name: set fileName in the messages or a filename header",
-            )
-        })?;
+        let name = name.ok_or_else(no_name)?;
         let v = upload.finish(&name).await?;
         Ok(Response::new(UploadResponse {
             message: format!(
@@ -245,6 +249,7 @@ impl FileStorage for FileStorageApi {
             upload_id: status.id,
             missing_chunks: status.missing,
             expires_at: status.expires_at,
+            content_hash: status.hash,
         }))
     }
 

@@ -29,7 +29,9 @@ impl From<FileError> for Status {
             FileError::NotFound(_)
             | FileError::VersionNotFound { .. }
             | FileError::SessionNotFound(_) => Status::not_found(msg),
-            FileError::ChunksMissing { .. } => Status::failed_precondition(msg),
+            FileError::ChunksMissing { .. } | FileError::Precondition(_) => {
+                Status::failed_precondition(msg)
+            }
             FileError::Unavailable(_) => Status::unavailable(msg),
             FileError::Internal(_) => {
                 tracing::error!(error = %msg, "internal error");
@@ -66,6 +68,10 @@ mod tests {
             (FileError::SessionNotFound("s".into()), Code::NotFound),
             (
                 FileError::ChunksMissing { missing: 1 },
+                Code::FailedPrecondition,
+            ),
+            (
+                FileError::Precondition("gone".into()),
                 Code::FailedPrecondition,
             ),
             (FileError::Unavailable("down".into()), Code::Unavailable),

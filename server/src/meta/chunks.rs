@@ -1,8 +1,8 @@
 //! Queries on chunks and their replicas.
 
-use super::MetaError;
+use super::{ChunkRef, MetaError};
 use crate::cluster::ReplicaEvent;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
 
 /// Records a chunk stored on (at least) `nodes`.
@@ -45,20 +45,40 @@ pub fn record_replicas(
     Ok(())
 }
 
-/// Which of `ids` are not recorded as stored (each once, in first-seen order).
-pub fn unknown<'a>(
-    c: &Connection,
-    ids: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<String>, MetaError> {
-    let mut stmt = c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
+/// Which of `chunks` are not recorded as stored (each once, in first-seen
+/// order). Fails with [`MetaError::ChunkSize`] if a stored chunk has
+/// another size than the one given: an id fixes the content, so one of the
+/// two is wrong and no version may list it so.
+pub fn unknown(c: &Connection, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError> {
+    let mut stmt = c.prepare_cached("SELECT size FROM chunks WHERE id = ?1")?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for id in ids {
-        if seen.insert(id) && !stmt.exists([id])? {
-            out.push(id.to_string());
+    for ch in chunks {
+        if !seen.insert(ch.id.as_str()) {
+            continue;
+        }
+        match stmt
+            .query_row([&ch.id], |r| r.get::<_, u32>(0))
+            .optional()?
+        {
+            None => out.push(ch.id.clone()),
+            Some(stored) if stored != ch.size => {
+                return Err(MetaError::ChunkSize {
+                    id: ch.id.clone(),
+                    stored,
+                    declared: ch.size,
+                })
+            }
+            Some(_) => {}
         }
     }
     Ok(out)
+}
+
+/// Whether chunk `id` is recorded as stored.
+pub fn is_stored(c: &Connection, id: &str) -> Result<bool, MetaError> {
+    Ok(c.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?
+        .exists([id])?)
 }
 
 /// Whether chunk `id` is recorded as stored. A hit refreshes the chunk's

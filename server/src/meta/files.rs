@@ -125,7 +125,7 @@ pub fn commit_version(c: &mut Connection, v: &NewVersion<'_>) -> Result<VersionR
 /// the version takes the next number. Fails with
 /// [`MetaError::MissingChunks`] if a listed chunk is not stored.
 pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<VersionRow, MetaError> {
-    let missing = super::chunks::unknown(tx, v.chunks.iter().map(|c| c.id.as_str()))?.len();
+    let missing = super::chunks::unknown(tx, v.chunks)?.len();
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }

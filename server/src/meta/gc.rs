@@ -3,6 +3,7 @@
 
 use super::MetaError;
 use rusqlite::{params, Connection};
+use std::collections::HashSet;
 
 /// What versions to keep. The newest version of a live file is always kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,6 +126,16 @@ pub fn note_orphans(
         "DELETE FROM gc_orphans WHERE node = ?1 AND chunk_id IN (SELECT id FROM chunks)",
         [node],
     )?;
+    // Notes about objects that are gone: should one appear again, its
+    // grace period starts afresh.
+    let found: HashSet<&str> = found.iter().map(String::as_str).collect();
+    let noted: Vec<String> = tx
+        .prepare_cached("SELECT chunk_id FROM gc_orphans WHERE node = ?1")?
+        .query_map([node], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in noted.iter().filter(|id| !found.contains(id.as_str())) {
+        forget_orphan(&tx, node, id)?;
+    }
     tx.commit()?;
     Ok(ripe)
 }
@@ -256,5 +267,24 @@ mod tests {
             vec!["c".repeat(64)],
             "a known chunk is never an orphan"
         );
+
+        // `c` disappears from the node, then comes back: it is a fresh
+        // orphan again, not ripe on sight.
+        note_orphans(
+            &mut c,
+            "n1",
+            &[],
+            "2026-01-10T00:00:00.000Z",
+            "2026-01-07T00:00:00.000Z",
+        )
+        .unwrap();
+        let back = note_orphans(
+            &mut c,
+            "n1",
+            &found,
+            "2026-01-11T00:00:00.000Z",
+            "2026-01-08T00:00:00.000Z",
+        );
+        assert!(back.unwrap().is_empty(), "a returning orphan starts afresh");
     }
 }

@@ -34,6 +34,23 @@ pub enum MetaError {
     /// A commit named chunks that are not stored.
     #[error("{0} chunk(s) of the upload are not stored yet")]
     MissingChunks(usize),
+    /// A chunk was listed with another size than the stored one.
+    #[error("chunk {id} is {stored} bytes, not {declared}")]
+    ChunkSize {
+        id: String,
+        stored: u32,
+        declared: u32,
+    },
+    /// A finished upload's version is gone (removed by retention, or the
+    /// file purged), so finishing it again cannot return it.
+    #[error(
+        "upload {session} was committed as version {version} of {path:?}, which no longer exists"
+    )]
+    CommittedVersionGone {
+        session: String,
+        path: String,
+        version: u64,
+    },
 }
 
 /// A chunk in a file's ordered chunk list.

@@ -158,9 +158,17 @@ pub fn finish(
         .optional()?
         .flatten();
     if let Some(number) = committed {
-        if let Some(row) = super::files::version(&tx, s.owner, &s.path, Some(number as u64))? {
-            return Ok(row);
-        }
+        // Only the very version it committed: retention may have removed
+        // it, and a purged file's path may hold other content by now.
+        // Committing again would put stale content on top.
+        return match super::files::version(&tx, s.owner, &s.path, Some(number as u64))? {
+            Some(row) if row.hash == s.hash && row.size == s.size => Ok(row),
+            _ => Err(MetaError::CommittedVersionGone {
+                session: s.id.clone(),
+                path: s.path.clone(),
+                version: number as u64,
+            }),
+        };
     }
     let row = insert_version(
         &tx,
@@ -239,5 +247,86 @@ mod tests {
         assert_eq!(remaining(&c, "s1").unwrap(), 1);
         chunks::record_chunk(&c, &"b".repeat(64), 1, &[], now).unwrap();
         assert_eq!(remaining(&c, "s1").unwrap(), 0);
+    }
+
+    fn session(id: &str, hash: &str, chunks: Vec<ChunkRef>) -> SessionRow {
+        SessionRow {
+            id: id.into(),
+            owner: DEFAULT_OWNER,
+            path: "f".into(),
+            size: chunks.iter().map(|c| c.size as u64).sum(),
+            hash: hash.into(),
+            expires_at: "2026-12-01T00:00:00.000Z".into(),
+            chunks,
+        }
+    }
+
+    #[test]
+    fn finishing_again_returns_the_committed_version_and_never_recommits() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        let now = "2026-11-01T00:00:00.000Z";
+        chunks::record_chunk(&c, &"a".repeat(64), 3, &[], now).unwrap();
+        let old = session("s1", &"1".repeat(64), vec![chunk('a', 3)]);
+        create(&mut c, &old, now).unwrap();
+        let first = finish(&mut c, &old, "u", now).unwrap();
+        assert_eq!(finish(&mut c, &old, "u", now).unwrap(), first);
+
+        // A newer upload, then retention keeping one version removes the
+        // first: finishing the old session again must not bring it back.
+        let newer = session("s2", &"2".repeat(64), vec![chunk('a', 3)]);
+        create(&mut c, &newer, now).unwrap();
+        assert_eq!(finish(&mut c, &newer, "u", now).unwrap().number, 2);
+        let keep_one = crate::meta::gc::Retention {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            crate::meta::gc::apply_retention(&mut c, &keep_one).unwrap(),
+            1
+        );
+        let err = finish(&mut c, &old, "u", now).unwrap_err();
+        assert!(
+            matches!(err, MetaError::CommittedVersionGone { version: 1, .. }),
+            "{err}"
+        );
+        let versions = crate::meta::files::list_versions(&c, DEFAULT_OWNER, "f").unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].hash, "2".repeat(64));
+    }
+
+    #[test]
+    fn a_stored_chunk_listed_with_another_size_is_refused() {
+        let meta = Meta::open_in_memory().unwrap();
+        let mut c = meta.conn.lock().unwrap();
+        let now = "2026-11-01T00:00:00.000Z";
+        chunks::record_chunk(&c, &"a".repeat(64), 3_000_000, &[], now).unwrap();
+        let lie = vec![chunk('a', 10), chunk('b', 1)];
+        let err = chunks::unknown(&c, &lie).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MetaError::ChunkSize {
+                    stored: 3_000_000,
+                    declared: 10,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Committing such a list fails too, whatever path it comes by.
+        let s = session("s1", &"1".repeat(64), vec![chunk('a', 10)]);
+        create(&mut c, &s, now).unwrap();
+        assert!(matches!(
+            finish(&mut c, &s, "u", now).unwrap_err(),
+            MetaError::ChunkSize { .. }
+        ));
+        assert!(crate::meta::files::list_versions(&c, DEFAULT_OWNER, "f")
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            chunks::unknown(&c, &[chunk('a', 3_000_000), chunk('b', 1)]).unwrap(),
+            ["b".repeat(64)]
+        );
     }
 }

@@ -53,13 +53,28 @@ async fn hostile_names_are_rejected_and_store_nothing() {
         .into_inner();
     assert!(listed.files.is_empty());
 
-    // No name at all.
-    let msgs = vec![FileRequest {
-        file_data: Bytes::from_static(b"x"),
-        file_name: String::new(),
-    }];
-    let err = c.upload_file(tokio_stream::iter(msgs)).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    // No name at all, or a name only after the first message: refused
+    // before any byte is stored, however much data follows.
+    for named_from in [None, Some(1)] {
+        let msgs: Vec<FileRequest> = (0..4)
+            .map(|i| FileRequest {
+                file_data: Bytes::from(pattern(1024 * 1024, 40 + i)),
+                file_name: match named_from {
+                    Some(from) if i >= from => "late.bin".into(),
+                    _ => String::new(),
+                },
+            })
+            .collect();
+        let err = c.upload_file(tokio_stream::iter(msgs)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{named_from:?}");
+        assert!(err.message().contains("no file name"), "{err:?}");
+    }
+    assert!(
+        local_chunk_objects(server.data_dir())
+            .iter()
+            .all(|n| n.is_empty()),
+        "chunks were stored for a nameless upload"
+    );
 }
 
 #[tokio::test]

@@ -247,20 +247,16 @@ async fn cli_delta_upload_sends_only_the_changed_chunks() {
     assert!(std::fs::read(&got).unwrap() == data, "round trip differs");
 }
 
-#[tokio::test]
-async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
-    let (server, cli, work) = setup().await;
-    let size = 64 * MIB;
-    let local = work.path().join("resume.bin");
-    let data = pattern(size, 4242);
-    std::fs::write(&local, &data).unwrap();
-
-    // A slow put (16 MiB/s), killed once a quarter of the file is stored.
-    let mut child = cli.spawn(&["put", s(&local), "resume.bin", "--limit-rate", "16777216"]);
+/// Runs `coffer put local remote` at `rate` bytes/s and SIGKILLs it once a
+/// quarter of the local file is stored on the nodes.
+async fn interrupted_put(server: &Server, cli: &Cli, local: &Path, remote: &str, rate: usize) {
+    let size = std::fs::metadata(local).unwrap().len();
+    let rate = rate.to_string();
+    let mut child = cli.spawn(&["put", s(local), remote, "--limit-rate", &rate]);
     let mut polls = 0;
     loop {
-        let stored: u64 = stored_chunks(&server).values().sum();
-        if stored >= size as u64 / 4 {
+        let stored: u64 = stored_chunks(server).values().sum();
+        if stored >= size / 4 {
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -272,6 +268,18 @@ async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
     }
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
+    let (server, cli, work) = setup().await;
+    let size = 64 * MIB;
+    let local = work.path().join("resume.bin");
+    let data = pattern(size, 4242);
+    std::fs::write(&local, &data).unwrap();
+
+    // A slow put (16 MiB/s), killed once a quarter of the file is stored.
+    interrupted_put(&server, &cli, &local, "resume.bin", 16 * MIB).await;
     let records = std::fs::read_dir(cli.state_dir().join("uploads"))
         .unwrap()
         .count();
@@ -302,6 +310,35 @@ async fn cli_interrupted_put_resumes_and_sends_only_what_is_missing() {
     let got = work.path().join("got.bin");
     cli.json(&["get", "resume.bin", s(&got)]).await;
     assert!(std::fs::read(&got).unwrap() == data, "round trip differs");
+}
+
+#[tokio::test]
+async fn cli_resume_notices_a_file_changed_with_the_same_size_and_time() {
+    let (server, cli, work) = setup().await;
+    let local = work.path().join("edited.bin");
+    std::fs::write(&local, pattern(16 * MIB, 1)).unwrap();
+    let mtime = std::fs::metadata(&local).unwrap().modified().unwrap();
+    interrupted_put(&server, &cli, &local, "edited.bin", 4 * MIB).await;
+
+    // Edited in place: same size, and the old modification time put back
+    // (as `touch -r` or a coarse-timed filesystem would leave it).
+    let edited = pattern(16 * MIB, 2);
+    std::fs::write(&local, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    let put = cli.json(&["put", s(&local), "edited.bin"]).await;
+    assert_eq!(put["resumed"], false, "resumed another content: {put}");
+    let got = work.path().join("got.bin");
+    cli.json(&["get", "edited.bin", s(&got)]).await;
+    assert!(
+        std::fs::read(&got).unwrap() == edited,
+        "stored the old content"
+    );
 }
 
 /// One line on stderr, non-zero exit.

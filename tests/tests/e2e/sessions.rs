@@ -4,7 +4,9 @@ use crate::local_chunk_objects;
 use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, chunk_spans};
 use coffer_proto::pb::file_storage_client::FileStorageClient;
-use coffer_proto::pb::{ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest};
+use coffer_proto::pb::{
+    ChunkRef, FinishUploadRequest, ListFilesRequest, PutChunkRequest, StartUploadRequest,
+};
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::HashMap;
@@ -234,10 +236,34 @@ async fn malformed_session_plans_are_refused() {
     let mut r = good.clone();
     r.file_name = "../escape".into();
     cases.push(("bad name", r));
+    // One id twice, with two sizes.
+    let mut r = good.clone();
+    r.chunks.push(ChunkRef {
+        id: r.chunks[0].id.clone(),
+        size: 1,
+    });
+    r.size += 1;
+    cases.push(("one id, two sizes", r));
+    // A stored chunk claimed with another size: the version would list
+    // 3 MiB of content as 10 bytes.
+    let stored = pattern(3 * 1024 * 1024, 2);
+    upload_bytes(&mut c, "stored.bin", &stored).await.unwrap();
+    let mut r = plan("small.bin", &stored).request;
+    r.chunks.truncate(1);
+    r.chunks[0].size = 10;
+    r.size = 10;
+    cases.push(("stored chunk, other size", r));
     for (what, req) in cases {
         let err = c.start_upload(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
     }
+    let listed = c
+        .list_files(ListFilesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .files;
+    assert_eq!(listed.len(), 1, "only stored.bin: {listed:?}");
     let err = c
         .put_chunk(PutChunkRequest {
             upload_id: "nope".into(),
