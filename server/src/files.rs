@@ -73,6 +73,9 @@ pub enum FileError {
     Precondition(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Stored content can no longer be read from any node.
+    #[error("data loss: {0}")]
+    DataLoss(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -92,6 +95,7 @@ impl From<ClusterError> for FileError {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Config(msg) => FileError::Internal(msg),
+            e @ ClusterError::ChunkLost { .. } => FileError::DataLoss(e.to_string()),
             other => FileError::Unavailable(other.to_string()),
         }
     }
@@ -297,21 +301,24 @@ impl Files {
             .then(move |c| {
                 let budget = budget.clone();
                 let cluster = cluster.clone();
+                // Yields the read's handle on purpose: `buffered` below
+                // awaits it, so reads overlap.
+                #[allow(clippy::async_yields_async)]
                 async move {
                     let kib = (c.size as usize).div_ceil(1024).clamp(1, budget_kib) as u32;
                     let room = budget.acquire_many_owned(kib).await;
                     // A task per chunk: fetches and BLAKE3 checks run on
-                    // every core, not on the response's task.
-                    let read = tokio::spawn(async move { cluster.read_chunk(&c.id).await });
-                    (read, room)
+                    // every core, not on the response's task. The task owns
+                    // the room, so a read that outlives a dropped download
+                    // still counts until it ends.
+                    tokio::spawn(async move { (cluster.read_chunk(&c.id).await, room) })
                 }
             })
-            .map(|(read, room)| async move {
-                let data = match read.await {
-                    Ok(r) => r.map_err(FileError::from),
-                    Err(e) => Err(FileError::Internal(e.to_string())),
-                };
-                (data, room)
+            .map(|read| async move {
+                match read.await {
+                    Ok((r, room)) => (r.map_err(FileError::from), Some(room)),
+                    Err(e) => (Err(FileError::Internal(e.to_string())), None),
+                }
             })
             .buffered(MAX_READ_AHEAD_CHUNKS)
             // The room is given back once the chunk is handed on.

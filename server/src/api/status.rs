@@ -33,6 +33,10 @@ impl From<FileError> for Status {
                 Status::failed_precondition(msg)
             }
             FileError::Unavailable(_) => Status::unavailable(msg),
+            FileError::DataLoss(_) => {
+                tracing::error!(error = %msg, "data loss");
+                Status::data_loss(msg)
+            }
             FileError::Internal(_) => {
                 tracing::error!(error = %msg, "internal error");
                 Status::internal(msg)
@@ -75,6 +79,7 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (FileError::Unavailable("down".into()), Code::Unavailable),
+            (FileError::DataLoss("gone".into()), Code::DataLoss),
             (FileError::Internal("bug".into()), Code::Internal),
         ];
         for (err, code) in cases {

@@ -106,9 +106,14 @@ pub enum ClusterError {
         needed: usize,
         detail: String,
     },
-    /// No node returned a copy that matches the chunk id.
+    /// No node returned a copy that matches the chunk id, but some could
+    /// not be asked: trying again later may succeed.
     #[error("chunk {id} is unavailable: no replica could be read and verified ({detail})")]
     ChunkUnavailable { id: String, detail: String },
+    /// Every node answered, and none holds a good copy: retrying cannot
+    /// help.
+    #[error("chunk {id} is lost: every node answered and none holds a good copy ({detail})")]
+    ChunkLost { id: String, detail: String },
 }
 
 /// The set of storage nodes and how chunks are spread over them.
@@ -391,6 +396,7 @@ impl Cluster {
         // Stable: keeps preference order within each group.
         order.sort_by_key(|(home, n)| (!home, n.health.is_down()));
         let mut problems = Vec::new();
+        let mut all_answered = true;
         for (home, node) in order {
             let result =
                 match tokio::time::timeout(self.cfg.node_timeout, node.store.get(&key)).await {
@@ -416,6 +422,7 @@ impl Cluster {
                 }
                 Err(e) => {
                     tracing::warn!(node = %node.id, chunk = %id, error = %e, "replica read failed");
+                    all_answered = false;
                     if e.is_retryable() {
                         node.health.record_failure(self.cfg.down_backoff);
                     }
@@ -423,9 +430,12 @@ impl Cluster {
                 }
             }
         }
-        Err(ClusterError::ChunkUnavailable {
-            id: id.to_string(),
-            detail: problems.join("; "),
+        let (id, detail) = (id.to_string(), problems.join("; "));
+        Err(if all_answered {
+            tracing::error!(chunk = %id, %detail, "chunk lost");
+            ClusterError::ChunkLost { id, detail }
+        } else {
+            ClusterError::ChunkUnavailable { id, detail }
         })
     }
 }
@@ -604,6 +614,13 @@ mod tests {
         for s in &f.faulty {
             s.set_corrupt_reads(true);
         }
+        // Every node answered with a bad copy: lost, not worth a retry.
+        assert!(matches!(
+            f.cluster.read_chunk(&id).await,
+            Err(ClusterError::ChunkLost { .. })
+        ));
+        // One node could not be asked: it may yet hold a good copy.
+        f.faulty[idx].set_down(true);
         assert!(matches!(
             f.cluster.read_chunk(&id).await,
             Err(ClusterError::ChunkUnavailable { .. })
