@@ -55,10 +55,13 @@ async fn main() -> anyhow::Result<()> {
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
 
     let cancel = CancellationToken::new();
+    // The recorder stops last, so outcomes of the requests and worker
+    // passes that finish during shutdown are still recorded.
+    let stop_recorder = CancellationToken::new();
     let recorder = tokio::spawn(workers::replica_log::run(
         meta.clone(),
         replica_events,
-        cancel.clone(),
+        stop_recorder.clone(),
     ));
     let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &cancel);
     let ops = Ops {
@@ -103,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     for task in worker_tasks {
         task.await.ok();
     }
+    stop_recorder.cancel();
     recorder.await.ok();
     Ok(())
 }
