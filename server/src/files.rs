@@ -73,6 +73,9 @@ pub enum FileError {
     Precondition(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The server ran out of room (the metadata disk is full).
+    #[error("out of space: {0}")]
+    Exhausted(String),
     /// Stored content can no longer be read from any node.
     #[error("data loss: {0}")]
     DataLoss(String),
@@ -86,6 +89,19 @@ impl From<MetaError> for FileError {
             MetaError::MissingChunks(missing) => FileError::ChunksMissing { missing },
             e @ MetaError::ChunkSize { .. } => FileError::InvalidArgument(e.to_string()),
             e @ MetaError::CommittedVersionGone { .. } => FileError::Precondition(e.to_string()),
+            MetaError::Sqlite(rusqlite::Error::SqliteFailure(f, msg)) => {
+                let msg = format!(
+                    "metadata store: {}",
+                    msg.as_deref().unwrap_or(&f.to_string())
+                );
+                match f.code {
+                    rusqlite::ErrorCode::DiskFull => FileError::Exhausted(msg),
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                        FileError::Unavailable(msg)
+                    }
+                    _ => FileError::Internal(msg),
+                }
+            }
             other => FileError::Internal(other.to_string()),
         }
     }

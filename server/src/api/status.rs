@@ -14,6 +14,7 @@ pub fn http_error(e: FileError) -> Response {
         tonic::Code::NotFound => StatusCode::NOT_FOUND,
         tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
         tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        tonic::Code::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, format!("{}\n", status.message())).into_response()
@@ -33,6 +34,10 @@ impl From<FileError> for Status {
                 Status::failed_precondition(msg)
             }
             FileError::Unavailable(_) => Status::unavailable(msg),
+            FileError::Exhausted(_) => {
+                tracing::error!(error = %msg, "out of space");
+                Status::resource_exhausted(msg)
+            }
             FileError::DataLoss(_) => {
                 tracing::error!(error = %msg, "data loss");
                 Status::data_loss(msg)
@@ -80,10 +85,33 @@ mod tests {
             ),
             (FileError::Unavailable("down".into()), Code::Unavailable),
             (FileError::DataLoss("gone".into()), Code::DataLoss),
+            (FileError::Exhausted("full".into()), Code::ResourceExhausted),
             (FileError::Internal("bug".into()), Code::Internal),
         ];
         for (err, code) in cases {
             assert_eq!(Status::from(err).code(), code);
+        }
+    }
+
+    #[test]
+    fn metadata_store_failures_say_what_kind_they_are() {
+        use crate::meta::MetaError;
+        let sqlite = |code| {
+            MetaError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let cases = [
+            (sqlite(rusqlite::ffi::SQLITE_FULL), Code::ResourceExhausted),
+            (sqlite(rusqlite::ffi::SQLITE_BUSY), Code::Unavailable),
+            (sqlite(rusqlite::ffi::SQLITE_CORRUPT), Code::Internal),
+            (MetaError::MissingChunks(2), Code::FailedPrecondition),
+        ];
+        for (err, code) in cases {
+            let status = Status::from(FileError::from(err));
+            assert_eq!(status.code(), code, "{status:?}");
+            assert!(!status.message().is_empty());
         }
     }
 }
