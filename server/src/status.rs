@@ -39,10 +39,12 @@ impl Ops {
         let r = self.cluster.config().replication;
         let (usage, (chunks, under_replicated)) = self
             .meta
-            .call(move |c| {
+            .read(move |c| {
+                // Both counts from one snapshot; scans that hold up no writer.
+                let snapshot = c.unchecked_transaction()?;
                 Ok((
-                    meta::chunks::node_usage(c)?,
-                    meta::chunks::replication_counts(c, r)?,
+                    meta::chunks::node_usage(&snapshot)?,
+                    meta::chunks::replication_counts(&snapshot, r)?,
                 ))
             })
             .await?;

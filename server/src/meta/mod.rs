@@ -1,9 +1,10 @@
 //! The metadata store: owners, files, versions, chunk lists, chunks,
 //! replicas and upload sessions, in SQLite.
 //!
-//! [`Meta`] owns one connection behind a mutex and runs every query on
-//! tokio's blocking pool ([`Meta::call`]), so the async server never
-//! blocks on disk. Queries live in [`files`], [`chunks`] and
+//! [`Meta`] owns one writing connection behind a mutex and runs every query
+//! on tokio's blocking pool ([`Meta::call`]), so the async server never
+//! blocks on disk; long read-only reports use a second connection
+//! ([`Meta::read`]). Queries live in [`files`], [`chunks`] and
 //! [`sessions`]; [`schema`] holds the migrations.
 //!
 //! Architecture Invariant: a version row, its chunk list and its file's
@@ -79,20 +80,34 @@ pub struct Meta {
     // A std mutex: it is only ever taken on the blocking pool, never held
     // across an await.
     conn: Arc<Mutex<Connection>>,
+    /// A second, read-only connection for reports that scan whole tables
+    /// (cluster status, metrics): under WAL it reads a snapshot and holds
+    /// up no writer. An in-memory database has only the one connection.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl Meta {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        Self::setup(Connection::open(path)?)
+        let conn = Arc::new(Mutex::new(Self::setup(Connection::open(path)?)?));
+        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        reader.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self {
+            conn,
+            reader: Arc::new(Mutex::new(reader)),
+        })
     }
 
     /// An in-memory database, for tests of pure logic.
     pub fn open_in_memory() -> Result<Self, MetaError> {
-        Self::setup(Connection::open_in_memory()?)
+        let conn = Arc::new(Mutex::new(Self::setup(Connection::open_in_memory()?)?));
+        Ok(Self {
+            reader: conn.clone(),
+            conn,
+        })
     }
 
-    fn setup(mut conn: Connection) -> Result<Self, MetaError> {
+    fn setup(mut conn: Connection) -> Result<Connection, MetaError> {
         // WAL keeps readers off the writer's back; FULL syncs every commit so
         // an acknowledged version survives power loss, not just a crash.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -100,9 +115,7 @@ impl Meta {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         schema::migrate(&mut conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(conn)
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -111,7 +124,25 @@ impl Meta {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, MetaError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        Self::on(self.conn.clone(), f).await
+    }
+
+    /// Runs the read-only `f` on the reader connection, beside whatever
+    /// [`Meta::call`] is doing. For long reports; anything that must see
+    /// its own writes uses `call`.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, MetaError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, MetaError> + Send + 'static,
+    {
+        Self::on(self.reader.clone(), |c| f(c)).await
+    }
+
+    async fn on<R, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<R, MetaError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, MetaError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|e| MetaError::Task(e.to_string()))?;
             f(&mut guard)
@@ -170,6 +201,42 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn reports_read_beside_writes_and_see_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(&dir.path().join("coffer.db")).unwrap();
+        let count = |c: &Connection| -> Result<i64, MetaError> {
+            Ok(c.query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))?)
+        };
+        // A report that keeps the reader busy until told to finish.
+        let (entered, wait_entered) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let report = tokio::spawn({
+            let meta = meta.clone();
+            async move {
+                meta.read(move |c| {
+                    entered.send(()).unwrap();
+                    wait_release.recv().unwrap();
+                    count(c)
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
+            .await
+            .unwrap();
+        // A write goes through meanwhile (a deadlock here fails the test).
+        let write = meta
+            .call(|c| chunks::record_chunk(c, &"a".repeat(64), 1, &[], "2026-11-01T00:00:00.000Z"));
+        tokio::time::timeout(std::time::Duration::from_secs(60), write)
+            .await
+            .expect("the write waited for the report")
+            .unwrap();
+        release.send(()).unwrap();
+        report.await.unwrap().unwrap();
+        assert_eq!(meta.read(count).await.unwrap(), 1, "a new report sees it");
+    }
 
     fn synchronous(c: &Connection) -> i64 {
         c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
