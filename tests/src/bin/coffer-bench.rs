@@ -340,6 +340,9 @@ async fn main() -> anyhow::Result<()> {
     let size_mib = arg("--size-mib", 1024);
     let repeat = arg("--repeat", 3).max(1);
     let size = size_mib * 1024 * 1024;
+    // Built (if stale) now, not inside the first timed `coffer put`.
+    let cli = coffer_tests::cli::cli_bin();
+    println!("coffer CLI: {}", cli.display());
     let work = tempfile::tempdir()?;
     let src = work.path().join("bench.bin");
     {
