@@ -85,7 +85,8 @@ impl ChunkFence {
     }
 
     /// How many ids are held, by writers or deletions.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         self.holds().len()
     }
 }

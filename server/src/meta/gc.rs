@@ -107,13 +107,12 @@ pub fn note_orphans(
     let tx = c.transaction()?;
     let mut ripe = Vec::new();
     {
-        let mut known = tx.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
         let mut note = tx.prepare_cached(
             "INSERT INTO gc_orphans (node, chunk_id, first_seen) VALUES (?1, ?2, ?3)
              ON CONFLICT (node, chunk_id) DO UPDATE SET first_seen = first_seen RETURNING first_seen",
         )?;
         for id in found {
-            if known.exists([id])? {
+            if super::chunks::is_stored(&tx, id)? {
                 continue;
             }
             let first_seen: String = note.query_row(params![node, id, now], |r| r.get(0))?;
