@@ -22,6 +22,16 @@ pub struct Config {
     /// Where SQLite metadata (and the embedded default nodes) live.
     #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL for the metadata (`postgres://user:pass@host/db`), shared
+    /// by every server of a scaled-out deployment. Unset: SQLite under the
+    /// data dir.
+    #[arg(
+        long,
+        env = "COFFER_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub database_url: Option<String>,
     /// Storage nodes: S3 endpoints (`host:port` or a URL) or local
     /// directories (`dir:PATH`), comma-separated. Added to
     /// `MINIO_ENDPOINT_1..N`. With none, three local directories under the

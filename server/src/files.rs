@@ -12,10 +12,10 @@
 //! every chunk is stored on at least W nodes; before that nothing of the
 //! upload is visible.
 
-use crate::cluster::fence::WriteGuard;
 use crate::cluster::{Cluster, ClusterError};
 use crate::meta::{
-    self, chunks::HealthCounts, sessions::ChunkSlot, ChunkRef, Meta, MetaError, OwnerId, VersionRow,
+    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion, OwnerId,
+    SessionRow, StreamRef, VersionRow,
 };
 use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, is_chunk_id, Chunker, MAX_CHUNK};
@@ -29,6 +29,10 @@ use tokio::task::JoinHandle;
 
 /// Most chunks of one download in flight at once, however small.
 const MAX_READ_AHEAD_CHUNKS: usize = 64;
+
+/// How often a write waits for gc to finish deleting the same chunk
+/// before giving up (with a back-off growing to a second: about a minute).
+const CHUNK_DELETION_WAITS: u32 = 64;
 
 /// Tuning of the domain layer.
 #[derive(Debug, Clone)]
@@ -89,20 +93,11 @@ impl From<MetaError> for FileError {
             MetaError::MissingChunks(missing) => FileError::ChunksMissing { missing },
             e @ MetaError::ChunkSize { .. } => FileError::InvalidArgument(e.to_string()),
             e @ MetaError::CommittedVersionGone { .. } => FileError::Precondition(e.to_string()),
-            MetaError::Sqlite(rusqlite::Error::SqliteFailure(f, msg)) => {
-                let msg = format!(
-                    "metadata store: {}",
-                    msg.as_deref().unwrap_or(&f.to_string())
-                );
-                match f.code {
-                    rusqlite::ErrorCode::DiskFull => FileError::Exhausted(msg),
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                        FileError::Unavailable(msg)
-                    }
-                    _ => FileError::Internal(msg),
-                }
+            e @ MetaError::Full(_) => FileError::Exhausted(e.to_string()),
+            e @ (MetaError::Busy(_) | MetaError::Unreachable(_) | MetaError::ChunkDeleting(_)) => {
+                FileError::Unavailable(e.to_string())
             }
-            other => FileError::Internal(other.to_string()),
+            e @ MetaError::Backend(_) => FileError::Internal(e.to_string()),
         }
     }
 }
@@ -178,57 +173,56 @@ impl Files {
         StreamUpload {
             files: self.clone(),
             owner,
+            stream: None,
             chunker: Chunker::new(),
             hasher: blake3::Hasher::new(),
             size: 0,
             chunks: Vec::new(),
-            pins: Vec::new(),
             inflight: VecDeque::new(),
         }
     }
 
-    /// Stores one chunk unless it is stored already (dedup). The guard
-    /// keeps gc from deleting the chunk's objects; hold it until a version
-    /// or session references the chunk.
+    /// Stores one chunk unless it is stored already (dedup). On return the
+    /// chunk is stored and recently touched, or (with `stream`) referenced
+    /// by that streamed upload, so gc spares it.
     pub(crate) async fn store_chunk(
         &self,
         data: Bytes,
-    ) -> Result<(ChunkRef, WriteGuard), FileError> {
-        let id = chunk_id(&data);
-        let size = data.len() as u32;
-        let guard = self.cluster.fence().write(&id).await;
-        let known = {
-            let id = id.clone();
-            self.meta
-                .call(move |c| {
-                    meta::unsynced(c, |tx| {
-                        meta::chunks::touch_if_stored(tx, &id, &meta::now_rfc3339())
-                    })
-                })
-                .await?
+        stream: Option<StreamRef>,
+    ) -> Result<ChunkRef, FileError> {
+        let chunk = ChunkRef {
+            id: chunk_id(&data),
+            size: data.len() as u32,
         };
-        if !known {
-            let acked = self.cluster.write_chunk(&id, data).await?;
-            let id = id.clone();
-            self.meta
-                .call(move |c| {
-                    meta::unsynced(c, |tx| {
-                        meta::chunks::record_chunk(tx, &id, size, &acked, &meta::now_rfc3339())
-                    })
-                })
-                .await?;
+        // Gc may be deleting this very chunk (it became unreferenced just
+        // before); its deletion is short, so wait for it to end.
+        let mut backoff = Duration::from_millis(20);
+        for _ in 0..CHUNK_DELETION_WAITS {
+            match self.meta.hold_chunk(&chunk, stream.as_ref()).await? {
+                ChunkHold::Stored => return Ok(chunk),
+                ChunkHold::Deleting => {}
+                ChunkHold::Write(hold) => {
+                    let acked = self.cluster.write_chunk(&chunk.id, data.clone()).await?;
+                    match self.meta.record_chunk(&chunk, &hold, &acked).await {
+                        Ok(()) => return Ok(chunk),
+                        // Gc took the hold (the write outlasted its
+                        // patience): the objects may be gone; write again.
+                        Err(MetaError::ChunkDeleting(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
-        Ok((ChunkRef { id, size }, guard))
+        Err(FileError::Unavailable(format!(
+            "chunk {} is still being deleted by gc; try again",
+            chunk.id
+        )))
     }
 
-    async fn with_health(&self, row: VersionRow) -> Result<FileVersion, FileError> {
-        let r = self.cluster.config().replication;
-        let (file_id, number) = (row.file_id, row.number);
-        let health = self
-            .meta
-            .call(move |c| meta::chunks::version_health(c, file_id, number, r))
-            .await?;
-        Ok(FileVersion {
+    fn with_health_counts(&self, row: VersionRow, health: HealthCounts) -> FileVersion {
+        FileVersion {
             path: row.path,
             number: row.number,
             size: row.size,
@@ -237,8 +231,14 @@ impl Files {
             deleted: row.deleted,
             chunk_count: row.chunk_count,
             health,
-            replication: r as u32,
-        })
+            replication: self.cluster.config().replication as u32,
+        }
+    }
+
+    async fn with_health(&self, row: VersionRow) -> Result<FileVersion, FileError> {
+        let r = self.cluster.config().replication;
+        let health = self.meta.version_health(row.file_id, row.number, r).await?;
+        Ok(self.with_health_counts(row, health))
     }
 
     async fn find(
@@ -248,22 +248,13 @@ impl Files {
         version: Option<u64>,
     ) -> Result<VersionRow, FileError> {
         let path = paths::normalize(path)?;
-        let p = path.clone();
-        let row = self
-            .meta
-            .call(move |c| meta::files::version(c, owner, &p, version))
-            .await?;
+        let row = self.meta.version(owner, &path, version).await?;
         match (row, version) {
             (Some(row), Some(_)) => Ok(row),
             (Some(row), None) if !row.deleted => Ok(row),
             (Some(_), None) => Err(FileError::NotFound(path)),
             (None, Some(v)) => {
-                let p = path.clone();
-                let exists = self
-                    .meta
-                    .call(move |c| meta::files::version(c, owner, &p, None))
-                    .await?
-                    .is_some();
+                let exists = self.meta.version(owner, &path, None).await?.is_some();
                 Err(if exists {
                     FileError::VersionNotFound { path, version: v }
                 } else {
@@ -293,11 +284,7 @@ impl Files {
         version: Option<u64>,
     ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
         let row = self.find(owner, path, version).await?;
-        let (file_id, number) = (row.file_id, row.number);
-        let chunks = self
-            .meta
-            .call(move |c| meta::files::version_chunks(c, file_id, number))
-            .await?;
+        let chunks = self.meta.version_chunks(row.file_id, row.number).await?;
         Ok((self.with_health(row).await?, chunks))
     }
 
@@ -355,16 +342,17 @@ impl Files {
             0 => 100,
             n => n.min(1000),
         };
-        let after = page_token.to_string();
+        let r = self.cluster.config().replication;
         let rows = self
             .meta
-            .call(move |c| meta::files::list_files(c, owner, &prefix, &after, limit + 1))
+            .list_files(owner, &prefix, page_token, limit + 1, r)
             .await?;
         let more = rows.len() > limit as usize;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(limit as usize) {
-            out.push(self.with_health(row).await?);
-        }
+        let out: Vec<FileVersion> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(row, h)| self.with_health_counts(row, h))
+            .collect();
         let next = if more {
             out.last().map(|v| v.path.clone()).unwrap_or_default()
         } else {
@@ -380,19 +368,15 @@ impl Files {
         path: &str,
     ) -> Result<Vec<FileVersion>, FileError> {
         let path = paths::normalize(path)?;
-        let p = path.clone();
-        let rows = self
-            .meta
-            .call(move |c| meta::files::list_versions(c, owner, &p))
-            .await?;
+        let r = self.cluster.config().replication;
+        let rows = self.meta.list_versions(owner, &path, r).await?;
         if rows.is_empty() {
             return Err(FileError::NotFound(path));
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.with_health(row).await?);
-        }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|(row, h)| self.with_health_counts(row, h))
+            .collect())
     }
 
     /// Makes version `number` the newest again, as a new version.
@@ -403,12 +387,9 @@ impl Files {
         number: u64,
     ) -> Result<FileVersion, FileError> {
         let row = self.find(owner, path, Some(number)).await?;
-        let p = row.path.clone();
         let restored = self
             .meta
-            .call(move |c| {
-                meta::files::restore_version(c, owner, &p, number, UPLOADER, &meta::now_rfc3339())
-            })
+            .restore_version(owner, &row.path, number, UPLOADER)
             .await?
             .ok_or_else(|| FileError::VersionNotFound {
                 path: row.path.clone(),
@@ -421,9 +402,8 @@ impl Files {
     /// version number.
     pub async fn delete(&self, owner: OwnerId, path: &str) -> Result<u64, FileError> {
         let path = paths::normalize(path)?;
-        let p = path.clone();
         self.meta
-            .call(move |c| meta::files::delete_file(c, owner, &p, &meta::now_rfc3339()))
+            .delete_file(owner, &path)
             .await?
             .ok_or(FileError::NotFound(path))
     }
@@ -436,27 +416,15 @@ impl Files {
     ) -> Result<SessionStatus, FileError> {
         let path = paths::normalize(&plan.path)?;
         validate_plan(&plan)?;
-        let now = time::OffsetDateTime::now_utc();
-        let session = meta::sessions::SessionRow {
-            id: format!("{:032x}", rand::random::<u128>()),
-            owner,
-            path,
-            size: plan.size,
-            hash: plan.hash,
-            expires_at: meta::rfc3339(now + self.cfg.session_ttl),
-            chunks: plan.chunks,
-        };
-        let s = session.clone();
-        let missing = self
+        let (session, missing) = self
             .meta
-            .call(move |c| {
-                let now = meta::rfc3339(now);
-                meta::sessions::delete_expired(c, &now)?;
-                // Checked first: a stored chunk of another size rejects
-                // the plan before any session exists.
-                let missing = meta::chunks::unknown(c, &s.chunks)?;
-                meta::sessions::create(c, &s, &now)?;
-                Ok(missing)
+            .open_session(&NewSession {
+                owner,
+                path,
+                size: plan.size,
+                hash: plan.hash,
+                chunks: plan.chunks,
+                ttl: self.cfg.session_ttl,
             })
             .await?;
         Ok(SessionStatus {
@@ -467,24 +435,11 @@ impl Files {
         })
     }
 
-    async fn session(
-        &self,
-        owner: OwnerId,
-        id: &str,
-    ) -> Result<meta::sessions::SessionRow, FileError> {
-        let i = id.to_string();
+    async fn session(&self, owner: OwnerId, id: &str) -> Result<SessionRow, FileError> {
         self.meta
-            .call(move |c| meta::sessions::get(c, &i, owner, &meta::now_rfc3339()))
+            .session(id, owner)
             .await?
             .ok_or_else(|| FileError::SessionNotFound(id.to_string()))
-    }
-
-    async fn missing_of(&self, s: &meta::sessions::SessionRow) -> Result<Vec<String>, FileError> {
-        let chunks = s.chunks.clone();
-        Ok(self
-            .meta
-            .call(move |c| meta::chunks::unknown(c, &chunks))
-            .await?)
     }
 
     /// What an open session still lacks (resume after a dropped connection).
@@ -494,7 +449,7 @@ impl Files {
         id: &str,
     ) -> Result<SessionStatus, FileError> {
         let s = self.session(owner, id).await?;
-        let missing = self.missing_of(&s).await?;
+        let missing = self.meta.unknown_chunks(&s.chunks).await?;
         Ok(SessionStatus {
             id: s.id,
             missing,
@@ -513,12 +468,7 @@ impl Files {
         chunk: &str,
         data: Bytes,
     ) -> Result<usize, FileError> {
-        let slot = {
-            let (i, ch, now) = (id.to_string(), chunk.to_string(), meta::now_rfc3339());
-            self.meta
-                .call(move |c| meta::sessions::chunk_slot(c, &i, owner, &ch, &now))
-                .await?
-        };
+        let slot = self.meta.chunk_slot(id, owner, chunk).await?;
         let declared = match slot {
             ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
             ChunkSlot::NotListed => {
@@ -539,23 +489,16 @@ impl Files {
                 "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
             )));
         }
-        // The session references the chunk, so the guard can go.
-        self.store_chunk(data).await?;
-        let i = id.to_string();
-        let left = self
-            .meta
-            .call(move |c| meta::sessions::remaining(c, &i))
-            .await?;
+        // The session references the chunk already.
+        self.store_chunk(data, None).await?;
+        let left = self.meta.session_remaining(id).await?;
         Ok(left as usize)
     }
 
     /// Commits a session whose chunks are all stored as a new version.
     pub async fn finish_upload(&self, owner: OwnerId, id: &str) -> Result<FileVersion, FileError> {
         let s = self.session(owner, id).await?;
-        let row = self
-            .meta
-            .call(move |c| meta::sessions::finish(c, &s, UPLOADER, &meta::now_rfc3339()))
-            .await?;
+        let row = self.meta.finish_session(&s, UPLOADER).await?;
         self.with_health(row).await
     }
 }
@@ -601,19 +544,20 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
 }
 
 /// A streamed upload: bytes in, chunks stored as they are cut (a few at a
-/// time), one version committed by [`StreamUpload::finish`]. Dropping it
-/// commits nothing.
+/// time), one version committed by [`StreamUpload::finish`]. Its chunks
+/// are referenced from the metadata as they are stored, so gc spares them
+/// however long the stream takes. Dropping it commits nothing.
 pub struct StreamUpload {
     files: Files,
     owner: OwnerId,
+    /// The metadata's handle on this upload's chunk references, opened
+    /// with the first chunk.
+    stream: Option<String>,
     chunker: Chunker,
     hasher: blake3::Hasher,
     size: u64,
     chunks: Vec<ChunkRef>,
-    /// Keeps gc off the stored chunks until the version references them,
-    /// however long the stream takes.
-    pins: Vec<WriteGuard>,
-    inflight: VecDeque<JoinHandle<Result<(ChunkRef, WriteGuard), FileError>>>,
+    inflight: VecDeque<JoinHandle<Result<ChunkRef, FileError>>>,
 }
 
 impl StreamUpload {
@@ -631,19 +575,31 @@ impl StreamUpload {
         while self.inflight.len() >= self.files.cfg.upload_parallelism.max(1) {
             self.collect_one().await?;
         }
+        let stream = match &self.stream {
+            Some(s) => s.clone(),
+            None => {
+                let ttl = self.files.cfg.session_ttl;
+                let s = self.files.meta.open_stream(self.owner, ttl).await?;
+                self.stream = Some(s.clone());
+                s
+            }
+        };
+        let index = (self.chunks.len() + self.inflight.len()) as u32;
         let files = self.files.clone();
-        self.inflight
-            .push_back(tokio::spawn(async move { files.store_chunk(chunk).await }));
+        self.inflight.push_back(tokio::spawn(async move {
+            files
+                .store_chunk(chunk, Some(StreamRef { stream, index }))
+                .await
+        }));
         Ok(())
     }
 
     async fn collect_one(&mut self) -> Result<(), FileError> {
         if let Some(handle) = self.inflight.pop_front() {
-            let (chunk, pin) = handle
+            let chunk = handle
                 .await
                 .map_err(|e| FileError::Internal(e.to_string()))??;
             self.chunks.push(chunk);
-            self.pins.push(pin);
         }
         Ok(())
     }
@@ -663,37 +619,37 @@ impl StreamUpload {
         while !self.inflight.is_empty() {
             self.collect_one().await?;
         }
-        let hash = self.hasher.finalize().to_hex().to_string();
-        let (owner, size, chunks) = (self.owner, self.size, std::mem::take(&mut self.chunks));
-        let row = self
-            .files
-            .meta
-            .call(move |c| {
-                meta::files::commit_version(
-                    c,
-                    &meta::files::NewVersion {
-                        owner,
-                        path: &path,
-                        size,
-                        hash: &hash,
-                        chunks: &chunks,
-                        uploader: UPLOADER,
-                        restored_from: None,
-                        now: &meta::now_rfc3339(),
-                    },
-                )
-            })
-            .await?;
+        let v = NewVersion {
+            owner: self.owner,
+            path,
+            size: self.size,
+            hash: self.hasher.finalize().to_hex().to_string(),
+            chunks: std::mem::take(&mut self.chunks),
+            uploader: UPLOADER.to_string(),
+            // The commit replaces the stream's references.
+            stream: self.stream.take(),
+        };
+        let row = self.files.meta.commit_version(&v).await?;
         self.files.with_health(row).await
     }
 }
 
 impl Drop for StreamUpload {
     fn drop(&mut self) {
-        // An abandoned upload stops storing; what it stored is unreferenced
-        // and left to garbage collection.
+        // An abandoned upload stops storing; what it stored is left
+        // unreferenced, to garbage collection.
         for h in &self.inflight {
             h.abort();
+        }
+        if let (Some(stream), Ok(rt)) = (self.stream.take(), tokio::runtime::Handle::try_current())
+        {
+            let meta = self.files.meta.clone();
+            rt.spawn(async move {
+                if let Err(e) = meta.drop_session(&stream).await {
+                    // It expires on its own.
+                    tracing::debug!(error = %e, "cannot drop an abandoned stream's references");
+                }
+            });
         }
     }
 }
@@ -732,7 +688,7 @@ mod tests {
             read_ahead_bytes,
             ..FilesConfig::default()
         };
-        let meta = Meta::open_in_memory().unwrap();
+        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
         (Files::new(meta, Arc::new(cluster), cfg), node, chunks)
     }
 

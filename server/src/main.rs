@@ -6,7 +6,7 @@ use clap::Parser;
 use coffer_server::cluster::{Cluster, ClusterConfig};
 use coffer_server::config::{Config, NodeSpec};
 use coffer_server::files::{Files, FilesConfig};
-use coffer_server::meta::Meta;
+use coffer_server::meta::{self, Meta};
 use coffer_server::status::Ops;
 use coffer_server::store::{local::LocalStore, s3::S3Config, s3::S3Store, BlobStore};
 use coffer_server::workers::Workers;
@@ -35,8 +35,9 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
     let nodes = build_nodes(&cfg).await?;
-    let meta =
-        Meta::open(&cfg.data_dir.join("coffer.db")).context("cannot open the metadata database")?;
+    let meta = meta::open(cfg.database_url.as_deref(), &cfg.data_dir.join("coffer.db"))
+        .await
+        .context("cannot open the metadata database")?;
 
     let mut cluster_cfg = ClusterConfig::for_nodes(nodes.len());
     if let Some(r) = cfg.replication {
@@ -163,6 +164,7 @@ fn start_workers(
             cluster: cluster.clone(),
             cfg: gc_cfg,
             pace: Pace::new(cfg.gc_delete_rate),
+            orphans: gc::OrphanSweep::default(),
         },
         secs(cfg.gc_interval_secs.max(1)),
         cancel.clone(),

@@ -2,7 +2,7 @@
 //! worker status, gathered once for the admin RPC, the CLI and `/metrics`.
 
 use crate::cluster::Cluster;
-use crate::meta::{self, Meta, MetaError};
+use crate::meta::{Meta, MetaError};
 use crate::workers::{runner::WorkerStatus, Workers};
 use std::sync::Arc;
 
@@ -37,17 +37,9 @@ pub struct ClusterReport {
 impl Ops {
     pub async fn report(&self) -> Result<ClusterReport, MetaError> {
         let r = self.cluster.config().replication;
-        let (usage, (chunks, under_replicated)) = self
-            .meta
-            .read(move |c| {
-                // Both counts from one snapshot; scans that hold up no writer.
-                let snapshot = c.unchecked_transaction()?;
-                Ok((
-                    meta::chunks::node_usage(&snapshot)?,
-                    meta::chunks::replication_counts(&snapshot, r)?,
-                ))
-            })
-            .await?;
+        let figures = self.meta.report(r).await?;
+        let (usage, chunks, under_replicated) =
+            (figures.usage, figures.chunks, figures.under_replicated);
         let nodes = self
             .cluster
             .nodes()

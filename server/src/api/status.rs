@@ -96,16 +96,12 @@ mod tests {
     #[test]
     fn metadata_store_failures_say_what_kind_they_are() {
         use crate::meta::MetaError;
-        let sqlite = |code| {
-            MetaError::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(code),
-                None,
-            ))
-        };
         let cases = [
-            (sqlite(rusqlite::ffi::SQLITE_FULL), Code::ResourceExhausted),
-            (sqlite(rusqlite::ffi::SQLITE_BUSY), Code::Unavailable),
-            (sqlite(rusqlite::ffi::SQLITE_CORRUPT), Code::Internal),
+            (MetaError::Full("disk".into()), Code::ResourceExhausted),
+            (MetaError::Busy("locked".into()), Code::Unavailable),
+            (MetaError::Unreachable("down".into()), Code::Unavailable),
+            (MetaError::ChunkDeleting("c".into()), Code::Unavailable),
+            (MetaError::Backend("corrupt".into()), Code::Internal),
             (MetaError::MissingChunks(2), Code::FailedPrecondition),
         ];
         for (err, code) in cases {

@@ -9,15 +9,12 @@
 //! Every replica outcome the cluster learns (written, failed, missing,
 //! corrupt) is sent as a [`ReplicaEvent`] so the metadata store can record
 //! it and repair can act on it. The cluster itself keeps no metadata.
-//! [`fence`] keeps uploads and gc's deletions of one chunk apart.
 
-pub mod fence;
 pub mod health;
 pub mod placement;
 
 use crate::store::{chunk_key, BlobStore, StoreError};
 use bytes::Bytes;
-use fence::ChunkFence;
 use health::NodeHealth;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -121,7 +118,6 @@ pub struct Cluster {
     nodes: Vec<Arc<Node>>,
     cfg: ClusterConfig,
     events: mpsc::UnboundedSender<ReplicaEvent>,
-    fence: Arc<ChunkFence>,
 }
 
 impl Cluster {
@@ -168,7 +164,6 @@ impl Cluster {
                 nodes,
                 cfg,
                 events: tx,
-                fence: Arc::default(),
             },
             rx,
         ))
@@ -176,11 +171,6 @@ impl Cluster {
 
     pub fn config(&self) -> &ClusterConfig {
         &self.cfg
-    }
-
-    /// Keeps uploads and gc's deletions of the same chunk apart.
-    pub fn fence(&self) -> &Arc<ChunkFence> {
-        &self.fence
     }
 
     pub fn nodes(&self) -> &[Arc<Node>] {

@@ -1,37 +1,56 @@
-//! The metadata store: owners, files, versions, chunk lists, chunks,
-//! replicas and upload sessions, in SQLite.
+//! The metadata interface: one trait, [`MetaStore`], whose methods are
+//! domain operations (commit a version, open a session, hold a chunk,
+//! claim chunks for deletion, take a worker lease…), and its two backends,
+//! [`sqlite`] (the embedded default) and [`postgres`] (several servers on
+//! one database).
 //!
-//! [`Meta`] owns one writing connection behind a mutex and runs every query
-//! on tokio's blocking pool ([`Meta::call`]), so the async server never
-//! blocks on disk; long read-only reports use a second connection
-//! ([`Meta::read`]). Queries live in [`files`], [`chunks`] and
-//! [`sessions`]; [`schema`] holds the migrations.
+//! Each method owns its transaction; nothing outside the backends names a
+//! database crate. Errors are [`MetaError`] kinds (busy, full,
+//! unreachable, conflict…), so callers decide on meaning, not on SQLSTATEs.
 //!
 //! Architecture Invariant: a version row, its chunk list and its file's
 //! "not deleted" state are written in one transaction, and only after every
-//! chunk it lists is recorded in `chunks`, i.e. stored on at least W nodes.
+//! chunk it lists is recorded `ok` in `chunks`, i.e. stored on at least W
+//! nodes.
+//!
+//! Architecture Invariant: whatever must hold across servers lives here,
+//! never in one process: chunk holds against gc, version numbers, worker
+//! leases, and time (expiry and grace periods are measured on the
+//! backend's clock).
 
-pub mod chunks;
-pub mod files;
-pub mod gc;
-pub mod schema;
-pub mod sessions;
+pub mod postgres;
+pub mod sqlite;
 
-use rusqlite::{Connection, Transaction};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// Owner ids. Until accounts exist every file belongs to [`DEFAULT_OWNER`].
 pub type OwnerId = i64;
 pub const DEFAULT_OWNER: OwnerId = 1;
 
+/// The metadata store every part of the server shares. Cheap to clone.
+pub type Meta = Arc<dyn MetaStore>;
+
+/// An unclaimed `pending` chunk row (an upload writing the chunk) is taken
+/// for abandoned only after this long, whatever gc's grace period: a
+/// chunk write never takes this long, so gc never collects a chunk an
+/// upload is still writing.
+pub const PENDING_FLOOR: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Error)]
 pub enum MetaError {
-    #[error("metadata store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("metadata store: background task failed: {0}")]
-    Task(String),
+    /// Contention that outlasted the retries (locked database,
+    /// serialization failures): trying again later can help.
+    #[error("metadata store busy: {0}")]
+    Busy(String),
+    /// The database cannot take more data.
+    #[error("metadata store full: {0}")]
+    Full(String),
+    /// The database cannot be reached.
+    #[error("metadata store unreachable: {0}")]
+    Unreachable(String),
     /// A commit named chunks that are not stored.
     #[error("{0} chunk(s) of the upload are not stored yet")]
     MissingChunks(usize),
@@ -42,6 +61,10 @@ pub enum MetaError {
         stored: u32,
         declared: u32,
     },
+    /// The chunk is being deleted by gc, or the writer's hold on it was
+    /// lost: write it again once the deletion is over.
+    #[error("chunk {0} is being deleted; store it again")]
+    ChunkDeleting(String),
     /// A finished upload's version is gone (removed by retention, or the
     /// file purged), so finishing it again cannot return it.
     #[error(
@@ -52,6 +75,10 @@ pub enum MetaError {
         path: String,
         version: u64,
     },
+    /// Anything else the backend reported; not expected to go away by
+    /// retrying.
+    #[error("metadata store: {0}")]
+    Backend(String),
 }
 
 /// A chunk in a file's ordered chunk list.
@@ -69,117 +96,403 @@ pub struct VersionRow {
     pub number: u64,
     pub size: u64,
     pub hash: String,
+    /// RFC 3339, UTC, millisecond precision.
     pub created_at: String,
     pub deleted: bool,
     pub chunk_count: u32,
 }
 
-/// Handle to the metadata database; cheap to clone.
-#[derive(Clone)]
-pub struct Meta {
-    // A std mutex: it is only ever taken on the blocking pool, never held
-    // across an await.
-    conn: Arc<Mutex<Connection>>,
-    /// A second, read-only connection for reports that scan whole tables
-    /// (cluster status, metrics): under WAL it reads a snapshot and holds
-    /// up no writer. An in-memory database has only the one connection.
-    reader: Arc<Mutex<Connection>>,
+/// Replica counts of a version's distinct chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthCounts {
+    pub chunks: u32,
+    pub fully_replicated: u32,
+    pub under_replicated: u32,
+    pub unavailable: u32,
 }
 
-impl Meta {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let conn = Arc::new(Mutex::new(Self::setup(Connection::open(path)?)?));
-        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        reader.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(Self {
-            conn,
-            reader: Arc::new(Mutex::new(reader)),
-        })
-    }
-
-    /// An in-memory database, for tests of pure logic.
-    pub fn open_in_memory() -> Result<Self, MetaError> {
-        let conn = Arc::new(Mutex::new(Self::setup(Connection::open_in_memory()?)?));
-        Ok(Self {
-            reader: conn.clone(),
-            conn,
-        })
-    }
-
-    fn setup(mut conn: Connection) -> Result<Connection, MetaError> {
-        // WAL keeps readers off the writer's back; FULL syncs every commit so
-        // an acknowledged version survives power loss, not just a crash.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        schema::migrate(&mut conn)?;
-        Ok(conn)
-    }
-
-    /// Runs `f` with the connection on the blocking pool.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, MetaError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, MetaError> + Send + 'static,
-    {
-        Self::on(self.conn.clone(), f).await
-    }
-
-    /// Runs the read-only `f` on the reader connection, beside whatever
-    /// [`Meta::call`] is doing. For long reports; anything that must see
-    /// its own writes uses `call`.
-    pub async fn read<R, F>(&self, f: F) -> Result<R, MetaError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, MetaError> + Send + 'static,
-    {
-        Self::on(self.reader.clone(), |c| f(c)).await
-    }
-
-    async fn on<R, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<R, MetaError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, MetaError> + Send + 'static,
-    {
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|e| MetaError::Task(e.to_string()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| MetaError::Task(e.to_string()))?
+impl HealthCounts {
+    /// Counts one chunk with `good` verified copies against a target of `r`.
+    pub fn add(&mut self, good: usize, r: usize) {
+        self.chunks += 1;
+        match good {
+            0 => self.unavailable += 1,
+            g if g >= r => self.fully_replicated += 1,
+            _ => self.under_replicated += 1,
+        }
     }
 }
 
-/// Runs `f` in one transaction whose commit is not synced to disk.
-///
-/// For rows that only matter once a later, synced commit refers to them:
-/// chunk records written before the version that lists them. WAL frames
-/// reach the disk in order, so that version's synced commit makes them
-/// durable with it; a power loss before it may forget them (their objects
-/// are then orphans that gc collects), never tear them. Saves an fsync per
-/// stored chunk, which otherwise bounds upload throughput.
-pub fn unsynced<R>(
-    c: &mut Connection,
-    f: impl FnOnce(&Transaction) -> Result<R, MetaError>,
-) -> Result<R, MetaError> {
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    let out = c.transaction().map_err(MetaError::from).and_then(|tx| {
-        let r = f(&tx)?;
-        tx.commit()?;
-        Ok(r)
-    });
-    // Restored even when `f` failed: every other commit stays synced.
-    let restored = c.pragma_update(None, "synchronous", "FULL");
-    let r = out?;
-    restored?;
-    Ok(r)
+/// What a new version is made of.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub owner: OwnerId,
+    pub path: String,
+    pub size: u64,
+    pub hash: String,
+    pub chunks: Vec<ChunkRef>,
+    pub uploader: String,
+    /// The streamed upload whose chunk references this commit replaces
+    /// (see [`MetaStore::open_stream`]); closed in the same transaction.
+    pub stream: Option<String>,
 }
 
-/// Now, as RFC 3339 in UTC with millisecond precision.
-pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
+/// What a client declares when it opens an upload session.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub owner: OwnerId,
+    pub path: String,
+    pub size: u64,
+    pub hash: String,
+    pub chunks: Vec<ChunkRef>,
+    pub ttl: Duration,
+}
+
+/// An open upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub owner: OwnerId,
+    pub path: String,
+    pub size: u64,
+    pub hash: String,
+    pub expires_at: String,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// Where a chunk stands in an upload session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkSlot {
+    /// The session is not open (unknown, expired, or another owner's).
+    NoSession,
+    /// The session is open but does not list this chunk.
+    NotListed,
+    /// The session lists this chunk with this size.
+    Declared(u32),
+}
+
+/// The answer to "is this chunk stored?" asked before writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkHold {
+    /// Stored already; its age was refreshed, so gc spares it for a grace
+    /// period.
+    Stored,
+    /// Not stored: write it, then [`MetaStore::record_chunk`] with this
+    /// hold. Until then gc neither collects the chunk nor sweeps its
+    /// objects as orphans.
+    Write(String),
+    /// Gc is deleting the chunk's objects: wait, then ask again.
+    Deleting,
+}
+
+/// A reference from a streamed upload to one of its chunks.
+#[derive(Debug, Clone)]
+pub struct StreamRef {
+    pub stream: String,
+    pub index: u32,
+}
+
+/// What one node was found to hold of one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaHealth {
+    Ok,
+    Missing,
+    Corrupt,
+}
+
+impl ReplicaHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaHealth::Ok => "ok",
+            ReplicaHealth::Missing => "missing",
+            ReplicaHealth::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// A replica outcome to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaOutcome {
+    pub chunk_id: String,
+    pub node: String,
+    pub state: ReplicaHealth,
+}
+
+/// Which versions to keep. The newest version of a live file is always
+/// kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many versions per file (`None`: all).
+    pub keep_last: Option<u32>,
+    /// Keep versions younger than this even beyond `keep_last`.
+    pub keep_younger_than: Option<Duration>,
+    /// Files deleted longer ago than this are purged with all their
+    /// versions (`None`: deleted files are kept).
+    pub purge_deleted_after: Option<Duration>,
+}
+
+/// Whole-table figures for the operator's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaReport {
+    /// (node, good copies, their bytes).
+    pub usage: Vec<(String, u64, u64)>,
+    /// Stored chunks.
+    pub chunks: u64,
+    /// Stored chunks with fewer than R good copies.
+    pub under_replicated: u64,
+}
+
+/// Who holds a worker's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub name: String,
+    pub holder: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The metadata store. Every method is one transaction on the backend
+/// (retried there on serialization failures), and every time it compares
+/// or stamps is the backend's own clock.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// "sqlite" or "postgres", for logs and status.
+    fn backend(&self) -> &'static str;
+
+    // ---- chunks ----
+
+    /// Asks whether `chunk` is stored before writing it, and holds it
+    /// either way (see [`ChunkHold`]). With `stream`, the streamed upload
+    /// references the chunk from now on, in the same transaction.
+    async fn hold_chunk(
+        &self,
+        chunk: &ChunkRef,
+        stream: Option<&StreamRef>,
+    ) -> Result<ChunkHold, MetaError>;
+
+    /// Records a written chunk as stored on `nodes`, under the hold
+    /// [`MetaStore::hold_chunk`] gave. Fails with
+    /// [`MetaError::ChunkDeleting`] if the hold was lost to gc, in which
+    /// case the objects may be gone: hold and write again.
+    async fn record_chunk(
+        &self,
+        chunk: &ChunkRef,
+        hold: &str,
+        nodes: &[String],
+    ) -> Result<(), MetaError>;
+
+    /// Records replica outcomes. Without an fsync of its own where the
+    /// backend allows: a lost outcome is found again by anti-entropy.
+    async fn record_replicas(&self, outcomes: &[ReplicaOutcome]) -> Result<(), MetaError>;
+
+    /// Which of `chunks` are not stored (each once, in first-seen order).
+    /// Fails with [`MetaError::ChunkSize`] if a stored chunk has another
+    /// size than the one given.
+    async fn unknown_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError>;
+
+    /// Stored chunks with ids after `after`, in id order, at most `limit`.
+    async fn chunks_page(&self, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError>;
+
+    /// Replicas recorded missing or corrupt, of stored chunks.
+    async fn replicas_needing_repair(&self, limit: u32)
+        -> Result<Vec<(String, String)>, MetaError>;
+
+    /// Forgets that `node` holds `chunk` (its copy was removed on purpose).
+    async fn forget_replica(&self, chunk: &str, node: &str) -> Result<(), MetaError>;
+
+    // ---- files and versions ----
+
+    /// Version `number` of a file, or its latest when `None`. Deleted
+    /// files are returned too, flagged.
+    async fn version(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        number: Option<u64>,
+    ) -> Result<Option<VersionRow>, MetaError>;
+
+    /// The ordered chunk list of a version.
+    async fn version_chunks(&self, file_id: i64, number: u64) -> Result<Vec<ChunkRef>, MetaError>;
+
+    /// How well a version is replicated against `r` good copies a chunk.
+    async fn version_health(
+        &self,
+        file_id: i64,
+        number: u64,
+        r: usize,
+    ) -> Result<HealthCounts, MetaError>;
+
+    /// The latest versions of live files under `prefix` sorting after
+    /// `after`, in path order, at most `limit`, each with its health
+    /// against `r` (one query for the page, not one a row).
+    async fn list_files(
+        &self,
+        owner: OwnerId,
+        prefix: &str,
+        after: &str,
+        limit: u32,
+        r: usize,
+    ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError>;
+
+    /// Every version of a file, newest first, with health against `r`.
+    async fn list_versions(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        r: usize,
+    ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError>;
+
+    /// Commits a new version: the file is created or undeleted, the
+    /// version takes the next number. Fails with
+    /// [`MetaError::MissingChunks`] if a listed chunk is not stored.
+    async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError>;
+
+    /// Makes version `number` the newest again, as a new version (and
+    /// undeletes the file). `None` if there is no such version.
+    async fn restore_version(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        number: u64,
+        uploader: &str,
+    ) -> Result<Option<VersionRow>, MetaError>;
+
+    /// Marks a live file deleted; its versions stay. Returns the latest
+    /// version number, or `None` if there is no live file at `path`.
+    async fn delete_file(&self, owner: OwnerId, path: &str) -> Result<Option<u64>, MetaError>;
+
+    // ---- upload sessions ----
+
+    /// Opens a session for `s` and says which of its chunks are not
+    /// stored. The session references every chunk it lists, so gc spares
+    /// them until it expires.
+    async fn open_session(&self, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError>;
+
+    /// The open session `id` of `owner`.
+    async fn session(&self, id: &str, owner: OwnerId) -> Result<Option<SessionRow>, MetaError>;
+
+    /// Whether `chunk` belongs to the open session `id` of `owner`, and its
+    /// declared size. Index lookups, whatever the session's length.
+    async fn chunk_slot(
+        &self,
+        id: &str,
+        owner: OwnerId,
+        chunk: &str,
+    ) -> Result<ChunkSlot, MetaError>;
+
+    /// How many distinct chunks of session `id` are not stored yet.
+    async fn session_remaining(&self, id: &str) -> Result<u64, MetaError>;
+
+    /// Commits the session as a new version and marks it committed.
+    /// Finishing a committed session again returns the version it
+    /// committed, so a client whose answer was lost can retry.
+    async fn finish_session(&self, s: &SessionRow, uploader: &str)
+        -> Result<VersionRow, MetaError>;
+
+    /// Opens a streamed upload: a session with no plan whose chunk
+    /// references [`MetaStore::hold_chunk`] adds as they are stored.
+    async fn open_stream(&self, owner: OwnerId, ttl: Duration) -> Result<String, MetaError>;
+
+    /// Drops a session or stream and its references (an abandoned upload).
+    async fn drop_session(&self, id: &str) -> Result<(), MetaError>;
+
+    // ---- garbage collection ----
+
+    /// Applies `retention`; returns how many versions were removed.
+    async fn apply_retention(&self, retention: &Retention) -> Result<u64, MetaError>;
+
+    /// Deletes expired sessions; returns how many.
+    async fn delete_expired_sessions(&self) -> Result<u64, MetaError>;
+
+    /// Marks chunks that nothing references and that are older than
+    /// `grace` (a `pending` one: older than `max(grace, PENDING_FLOOR)`)
+    /// as being deleted, at most `limit`, and returns every chunk so
+    /// marked (also those a gc pass that died left marked). A marked chunk
+    /// is not stored for anyone: uploads of it wait, then write it again.
+    async fn claim_unreferenced(
+        &self,
+        grace: Duration,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError>;
+
+    /// Forgets a chunk marked for deletion, once its objects are deleted.
+    async fn forget_chunk(&self, id: &str) -> Result<(), MetaError>;
+
+    /// Notes objects on `node` that no chunk row names; returns those seen
+    /// unclaimed for longer than `grace`, and forgets notes about objects
+    /// that are gone or no longer orphans.
+    async fn note_orphans(
+        &self,
+        node: &str,
+        found: &[String],
+        grace: Duration,
+    ) -> Result<Vec<String>, MetaError>;
+
+    /// Marks an orphan's id as being deleted, if no row names it (an
+    /// upload may have claimed it since the listing). Release it with
+    /// [`MetaStore::forget_chunk`].
+    async fn claim_orphan(&self, id: &str) -> Result<bool, MetaError>;
+
+    // ---- operations ----
+
+    /// Whole-table figures, read without holding up writers.
+    async fn report(&self, r: usize) -> Result<MetaReport, MetaError>;
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`; returns
+    /// whether `holder` holds it now. A lease held by another and not yet
+    /// expired is left alone.
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, MetaError>;
+
+    /// Gives a lease up, if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), MetaError>;
+
+    /// Every lease and its holder.
+    async fn leases(&self) -> Result<Vec<LeaseRow>, MetaError>;
+
+    /// The cluster identity recorded in this database, if any.
+    async fn cluster_id(&self) -> Result<Option<String>, MetaError>;
+
+    /// Records `id` as this database's cluster identity unless one is
+    /// recorded already; returns the recorded one.
+    async fn init_cluster_id(&self, id: &str) -> Result<String, MetaError>;
+
+    /// Whether the database holds any chunk row.
+    async fn has_chunks(&self) -> Result<bool, MetaError>;
+
+    /// Answers if the database is reachable (readiness).
+    async fn ping(&self) -> Result<(), MetaError>;
+}
+
+/// Opens the metadata store: PostgreSQL for a `postgres://` (or
+/// `postgresql://`) URL, else SQLite at `sqlite_path`.
+pub async fn open(
+    database_url: Option<&str>,
+    sqlite_path: &std::path::Path,
+) -> Result<Meta, MetaError> {
+    match database_url {
+        Some(url) if postgres::is_url(url) => {
+            Ok(Arc::new(postgres::PgMeta::connect(url).await?) as Meta)
+        }
+        Some(url) => Err(MetaError::Backend(format!(
+            "unsupported database URL {:?}: only postgres:// is supported (leave it unset for SQLite)",
+            redact(url)
+        ))),
+        None => Ok(Arc::new(sqlite::SqliteMeta::open(sqlite_path)?) as Meta),
+    }
+}
+
+/// A database URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// `t` as RFC 3339 in UTC with exactly three fractional digits, so that
@@ -198,73 +511,26 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
     )
 }
 
+/// Now, as RFC 3339 in UTC with millisecond precision.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// A new random id (sessions, holds).
+pub fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn reports_read_beside_writes_and_see_what_was_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(&dir.path().join("coffer.db")).unwrap();
-        let count = |c: &Connection| -> Result<i64, MetaError> {
-            Ok(c.query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))?)
-        };
-        // A report that keeps the reader busy until told to finish.
-        let (entered, wait_entered) = std::sync::mpsc::channel();
-        let (release, wait_release) = std::sync::mpsc::channel::<()>();
-        let report = tokio::spawn({
-            let meta = meta.clone();
-            async move {
-                meta.read(move |c| {
-                    entered.send(()).unwrap();
-                    wait_release.recv().unwrap();
-                    count(c)
-                })
-                .await
-            }
-        });
-        tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
-            .await
-            .unwrap();
-        // A write goes through meanwhile (a deadlock here fails the test).
-        let write = meta
-            .call(|c| chunks::record_chunk(c, &"a".repeat(64), 1, &[], "2026-11-01T00:00:00.000Z"));
-        tokio::time::timeout(std::time::Duration::from_secs(60), write)
-            .await
-            .expect("the write waited for the report")
-            .unwrap();
-        release.send(()).unwrap();
-        report.await.unwrap().unwrap();
-        assert_eq!(meta.read(count).await.unwrap(), 1, "a new report sees it");
-    }
-
-    fn synchronous(c: &Connection) -> i64 {
-        c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
-    }
-
     #[test]
-    fn unsynced_commits_and_restores_full_sync_even_on_error() {
-        let meta = Meta::open_in_memory().unwrap();
-        let mut c = meta.conn.lock().unwrap();
-        assert_eq!(synchronous(&c), 2, "FULL by default");
-        let failed: Result<(), MetaError> = unsynced(&mut c, |tx| {
-            chunks::record_chunk(tx, &"a".repeat(64), 1, &[], "t")?;
-            Err(MetaError::MissingChunks(1))
-        });
-        assert!(failed.is_err());
-        assert_eq!(synchronous(&c), 2);
-        assert!(
-            !chunks::touch_if_stored(&c, &"a".repeat(64), "u").unwrap(),
-            "rolled back"
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://coffer:s3cret@db:5432/coffer"),
+            "postgres://coffer:***@db:5432/coffer"
         );
-        unsynced(&mut c, |tx| {
-            chunks::record_chunk(tx, &"b".repeat(64), 1, &[], "t")
-        })
-        .unwrap();
-        assert_eq!(synchronous(&c), 2);
-        assert!(
-            chunks::touch_if_stored(&c, &"b".repeat(64), "u").unwrap(),
-            "committed"
-        );
+        assert_eq!(redact("postgres://db/coffer"), "postgres://db/coffer");
     }
 }

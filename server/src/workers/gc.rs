@@ -8,10 +8,13 @@
 use super::pace::Pace;
 use super::runner::Worker;
 use crate::cluster::Cluster;
-use crate::meta::{self, gc::Retention, Meta};
+use crate::meta::{Meta, Retention};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Chunks claimed per metadata transaction.
+const CLAIM_BATCH: u32 = 1000;
 
 /// Garbage collection policy.
 #[derive(Debug, Clone)]
@@ -38,16 +41,114 @@ impl Default for GcConfig {
     }
 }
 
+/// Whether gc may delete objects that no chunk row names. Closed when the
+/// nodes belong to another database (see `crate::identity`), with the
+/// reason status shows.
+#[derive(Debug, Clone, Default)]
+pub struct OrphanSweep(Arc<std::sync::Mutex<Option<String>>>);
+
+impl OrphanSweep {
+    /// Forbids the sweep, saying why.
+    pub fn forbid(&self, why: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Why the sweep is forbidden, if it is.
+    pub fn forbidden(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 pub struct Gc {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
     pub cfg: GcConfig,
     /// Object deletions per second at most.
     pub pace: Pace,
+    pub orphans: OrphanSweep,
 }
 
-fn ago(d: Duration) -> String {
-    meta::rfc3339(time::OffsetDateTime::now_utc() - d)
+impl Gc {
+    /// Deletes chunks nothing references: claims them in the metadata
+    /// (from then on uploads of them wait and write them again), deletes
+    /// their objects, then forgets them. Returns (chunks, errors).
+    async fn collect_chunks(&self, cancel: &CancellationToken) -> Result<(u64, u64), String> {
+        let (mut chunks, mut errors) = (0u64, 0u64);
+        loop {
+            let claimed = self
+                .meta
+                .claim_unreferenced(self.cfg.grace, CLAIM_BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
+            let full = claimed.len() as u32 >= CLAIM_BATCH;
+            for id in claimed {
+                if cancel.is_cancelled() {
+                    // Still claimed: the next pass, here or on another
+                    // server, finishes the deletion.
+                    return Ok((chunks, errors));
+                }
+                for node in self.cluster.nodes() {
+                    // A copy that cannot be deleted now is an orphan; the
+                    // sweep deletes it later.
+                    self.pace.spend(1).await;
+                    if self.cluster.delete_from(node, &id).await.is_err() {
+                        errors += 1;
+                    }
+                }
+                self.meta
+                    .forget_chunk(&id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                chunks += 1;
+            }
+            if !full {
+                return Ok((chunks, errors));
+            }
+        }
+    }
+
+    /// Deletes objects no chunk row names once they stayed unclaimed for
+    /// the grace period. Returns (objects, errors).
+    async fn sweep_orphans(&self, cancel: &CancellationToken) -> Result<(u64, u64), String> {
+        let (mut orphans, mut errors) = (0u64, 0u64);
+        for node in self.cluster.nodes() {
+            if cancel.is_cancelled() || node.health.is_down() {
+                continue;
+            }
+            let Ok(found) = self.cluster.list_chunks(node).await else {
+                errors += 1;
+                continue;
+            };
+            let found: Vec<String> = found.into_iter().collect();
+            let ripe = self
+                .meta
+                .note_orphans(&node.id, &found, self.cfg.grace)
+                .await
+                .map_err(|e| e.to_string())?;
+            for id in ripe {
+                self.pace.spend(1).await;
+                // The listing is old by now: an upload may have claimed
+                // the id since. The claim makes uploads of it wait.
+                if !self
+                    .meta
+                    .claim_orphan(&id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    continue;
+                }
+                match self.cluster.delete_from(node, &id).await {
+                    Ok(()) => orphans += 1,
+                    Err(_) => errors += 1,
+                }
+                self.meta
+                    .forget_chunk(&id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok((orphans, errors))
+    }
 }
 
 impl Worker for Gc {
@@ -58,102 +159,29 @@ impl Worker for Gc {
     async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
         let retention = Retention {
             keep_last: self.cfg.keep_versions,
-            keep_newer_than: self.cfg.keep_younger_than.map(ago),
-            purge_deleted_before: self.cfg.deleted_retention.map(ago),
+            keep_younger_than: self.cfg.keep_younger_than,
+            purge_deleted_after: self.cfg.deleted_retention,
         };
-        let cutoff = ago(self.cfg.grace);
-        let (versions, _) = self
+        let versions = self
             .meta
-            .call(move |c| {
-                let v = meta::gc::apply_retention(c, &retention)?;
-                let s = meta::sessions::delete_expired(c, &meta::now_rfc3339())?;
-                Ok((v, s))
-            })
+            .apply_retention(&retention)
             .await
             .map_err(|e| e.to_string())?;
-
-        let mut chunks = 0u64;
-        let mut errors = 0u64;
-        let c2 = cutoff.clone();
-        let candidates = self
-            .meta
-            .call(move |c| meta::gc::unreferenced_chunks(c, &c2, 100_000))
+        self.meta
+            .delete_expired_sessions()
             .await
             .map_err(|e| e.to_string())?;
-        for id in candidates {
-            if cancel.is_cancelled() {
-                break;
+        let (chunks, mut errors) = self.collect_chunks(cancel).await?;
+        let sweep = match self.orphans.forbidden() {
+            Some(why) => format!("orphan sweep off: {why}"),
+            None => {
+                let (orphans, e) = self.sweep_orphans(cancel).await?;
+                errors += e;
+                format!("deleted {orphans} orphan objects")
             }
-            // An upload holding the id is about to reference it: skip it.
-            let Some(_deleting) = self.cluster.fence().try_delete(&id) else {
-                continue;
-            };
-            let (i2, c2) = (id.clone(), cutoff.clone());
-            let forgotten = self
-                .meta
-                .call(move |c| meta::gc::forget_chunk_if_unreferenced(c, &i2, &c2))
-                .await
-                .map_err(|e| e.to_string())?;
-            if !forgotten {
-                continue;
-            }
-            chunks += 1;
-            for node in self.cluster.nodes() {
-                // A copy that cannot be deleted now is an orphan; the sweep
-                // below deletes it later.
-                self.pace.spend(1).await;
-                if self.cluster.delete_from(node, &id).await.is_err() {
-                    errors += 1;
-                }
-            }
-        }
-
-        let mut orphans = 0u64;
-        for node in self.cluster.nodes() {
-            if cancel.is_cancelled() || node.health.is_down() {
-                continue;
-            }
-            let Ok(found) = self.cluster.list_chunks(node).await else {
-                errors += 1;
-                continue;
-            };
-            let found: Vec<String> = found.into_iter().collect();
-            let (n2, c2) = (node.id.clone(), cutoff.clone());
-            let ripe = self
-                .meta
-                .call(move |c| meta::gc::note_orphans(c, &n2, &found, &meta::now_rfc3339(), &c2))
-                .await
-                .map_err(|e| e.to_string())?;
-            for id in ripe {
-                self.pace.spend(1).await;
-                // The listing is old by now: an upload may hold the id, or
-                // may have stored and recorded it since.
-                let Some(_deleting) = self.cluster.fence().try_delete(&id) else {
-                    continue;
-                };
-                let i2 = id.clone();
-                let claimed = self
-                    .meta
-                    .call(move |c| meta::chunks::is_stored(c, &i2))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if claimed {
-                    continue;
-                }
-                if self.cluster.delete_from(node, &id).await.is_ok() {
-                    orphans += 1;
-                    let (n2, i2) = (node.id.clone(), id.clone());
-                    self.meta
-                        .call(move |c| meta::gc::forget_orphan(c, &n2, &i2))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                } else {
-                    errors += 1;
-                }
-            }
-        }
+        };
         Ok(format!(
-            "removed {versions} versions and {chunks} unreferenced chunks, deleted {orphans} orphan objects, {errors} errors"
+            "removed {versions} versions and {chunks} unreferenced chunks, {sweep}, {errors} errors"
         ))
     }
 }
@@ -163,7 +191,7 @@ mod tests {
     use super::*;
     use crate::cluster::ClusterConfig;
     use crate::files::{Files, FilesConfig};
-    use crate::meta::DEFAULT_OWNER;
+    use crate::meta::{ChunkHold, ChunkRef, DEFAULT_OWNER};
     use crate::store::local::LocalStore;
     use crate::store::{chunk_key, BlobStore};
     use bytes::Bytes;
@@ -185,7 +213,7 @@ mod tests {
         let nodes: Vec<(String, Arc<dyn BlobStore>)> = vec![("n0".into(), node.clone())];
         let (cluster, _events) = Cluster::new(nodes, ClusterConfig::for_nodes(1)).unwrap();
         let cluster = Arc::new(cluster);
-        let meta = Meta::open_in_memory().unwrap();
+        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
         let files = Files::new(meta.clone(), cluster.clone(), FilesConfig::default());
         let cfg = GcConfig {
             grace: Duration::ZERO,
@@ -196,6 +224,7 @@ mod tests {
             cluster,
             cfg,
             pace: Pace::new(0),
+            orphans: OrphanSweep::default(),
         };
         Setup {
             files,
@@ -226,31 +255,103 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_chunk_an_upload_holds_is_spared_until_released() {
+    async fn a_chunk_an_upload_is_writing_is_neither_collected_nor_swept() {
         let mut s = setup().await;
         let data = Bytes::from(content(100_000, 1));
-        let (chunk, hold) = s.files.store_chunk(data).await.unwrap();
+        let chunk = ChunkRef {
+            id: chunk_id(&data),
+            size: data.len() as u32,
+        };
+        // An upload between its "is it stored?" and its record: the
+        // objects are on the node, the row is a pending hold.
+        let ChunkHold::Write(hold) = s.gc.meta.hold_chunk(&chunk, None).await.unwrap() else {
+            panic!("a new chunk must be written");
+        };
+        s.gc.cluster
+            .write_chunk(&chunk.id, data.clone())
+            .await
+            .unwrap();
+        collect(&mut s.gc).await;
         collect(&mut s.gc).await;
         assert!(stored(&s.node, &chunk.id).await, "gc deleted a held chunk");
-        drop(hold);
+        s.gc.meta
+            .record_chunk(&chunk, &hold, &["n0".into()])
+            .await
+            .unwrap();
+        // Recorded and referenced by nothing: collected now.
         let report = collect(&mut s.gc).await;
         assert!(!stored(&s.node, &chunk.id).await, "{report}");
     }
 
     #[tokio::test]
-    async fn an_orphan_an_upload_holds_is_spared_until_released() {
+    async fn an_orphan_is_swept_only_after_two_passes() {
         let mut s = setup().await;
         let data = Bytes::from(content(100_000, 2));
         let id = chunk_id(&data);
         // Objects with no chunk row, as an interrupted upload leaves them.
         s.gc.cluster.write_chunk(&id, data).await.unwrap();
-        let hold = s.gc.cluster.fence().write(&id).await;
         collect(&mut s.gc).await;
-        collect(&mut s.gc).await;
-        assert!(stored(&s.node, &id).await, "gc deleted a held orphan");
-        drop(hold);
+        assert!(stored(&s.node, &id).await, "an orphan went on first sight");
         let report = collect(&mut s.gc).await;
         assert!(!stored(&s.node, &id).await, "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_sweep_deletes_no_orphan_and_says_why() {
+        let mut s = setup().await;
+        let data = Bytes::from(content(100_000, 4));
+        let id = chunk_id(&data);
+        s.gc.cluster.write_chunk(&id, data).await.unwrap();
+        s.gc.orphans
+            .forbid("the nodes belong to another database".into());
+        collect(&mut s.gc).await;
+        let report = collect(&mut s.gc).await;
+        assert!(stored(&s.node, &id).await, "{report}");
+        assert!(report.contains("another database"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_hold_gc_took_is_refused_and_stored_again() {
+        let s = setup().await;
+        let data = Bytes::from(content(100_000, 5));
+        let chunk = ChunkRef {
+            id: chunk_id(&data),
+            size: data.len() as u32,
+        };
+        s.files.store_chunk(data.clone(), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Gc claims the unreferenced chunk; an upload asking now must wait.
+        let claimed =
+            s.gc.meta
+                .claim_unreferenced(Duration::ZERO, 10)
+                .await
+                .unwrap();
+        assert_eq!(claimed, vec![chunk.id.clone()]);
+        assert_eq!(
+            s.gc.meta.hold_chunk(&chunk, None).await.unwrap(),
+            ChunkHold::Deleting
+        );
+        // The upload retries while gc deletes and forgets the chunk, then
+        // writes it again: the chunk ends up stored, objects and row.
+        let upload = tokio::spawn({
+            let files = s.files.clone();
+            async move { files.store_chunk(data, None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.gc.cluster
+            .delete_from(&s.gc.cluster.nodes()[0], &chunk.id)
+            .await
+            .unwrap();
+        s.gc.meta.forget_chunk(&chunk.id).await.unwrap();
+        upload.await.unwrap().unwrap();
+        assert!(stored(&s.node, &chunk.id).await, "the rewrite is missing");
+        assert!(s
+            .gc
+            .meta
+            .unknown_chunks(std::slice::from_ref(&chunk))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]
@@ -272,6 +373,5 @@ mod tests {
             back.extend_from_slice(&piece.unwrap());
         }
         assert!(back == data, "read back differs");
-        assert_eq!(s.gc.cluster.fence().held(), 0, "holds outlived the commit");
     }
 }

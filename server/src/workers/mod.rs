@@ -39,3 +39,23 @@ impl Workers {
         &self.handles
     }
 }
+
+/// Every stored chunk id, read in pages so no one query holds the table.
+/// (Anti-entropy and scrub walk them all.)
+pub async fn all_chunks(meta: &crate::meta::Meta) -> Result<Vec<String>, String> {
+    const PAGE: u32 = 10_000;
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = meta
+            .chunks_page(&after, PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let full = page.len() as u32 >= PAGE;
+        out.extend(page.into_iter().map(|c| c.id));
+        match out.last() {
+            Some(last) if full => after = last.clone(),
+            _ => return Ok(out),
+        }
+    }
+}

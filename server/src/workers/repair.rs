@@ -11,7 +11,7 @@
 use super::pace::Pace;
 use super::runner::Worker;
 use crate::cluster::{Cluster, Node, ReplicaState};
-use crate::meta::{self, Meta};
+use crate::meta::Meta;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl Repair {
     async fn drain_hints(&self, t: &mut Tally, cancel: &CancellationToken) -> Result<(), String> {
         let hints = self
             .meta
-            .call(|c| meta::chunks::needing_repair(c, 100_000))
+            .replicas_needing_repair(100_000)
             .await
             .map_err(|e| e.to_string())?;
         for (chunk, node_id) in hints {
@@ -64,9 +64,8 @@ impl Repair {
             let home = self.cluster.home(&chunk);
             let Some(node) = home.iter().find(|n| n.id == node_id) else {
                 // Not expected there (any more): anti-entropy keeps the home full.
-                let c2 = chunk.clone();
                 self.meta
-                    .call(move |c| meta::chunks::forget_replica(c, &c2, &node_id))
+                    .forget_replica(&chunk, &node_id)
                     .await
                     .map_err(|e| e.to_string())?;
                 continue;
@@ -98,12 +97,8 @@ impl Repair {
             });
         }
         let index = |id: &str| nodes.iter().position(|n| n.id == id).expect("known node");
-        let chunks = self
-            .meta
-            .call(meta::chunks::all)
-            .await
-            .map_err(|e| e.to_string())?;
-        for (id, _) in chunks {
+        let chunks = super::all_chunks(&self.meta).await?;
+        for id in chunks {
             if cancel.is_cancelled() {
                 break;
             }
@@ -135,9 +130,8 @@ impl Repair {
                 match self.cluster.delete_from(node, &id).await {
                     Ok(()) => {
                         t.removed += 1;
-                        let (c2, n2) = (id.clone(), node.id.clone());
                         self.meta
-                            .call(move |c| meta::chunks::forget_replica(c, &c2, &n2))
+                            .forget_replica(&id, &node.id)
                             .await
                             .map_err(|e| e.to_string())?;
                     }

@@ -1,11 +1,11 @@
 //! Records replica outcomes reported by the cluster (background writes that
 //! finished or failed, missing or corrupt copies found by reads) in the
 //! metadata store, in batches. These rows are what repair works from;
-//! they are committed without an fsync of their own (see
-//! [`meta::unsynced`]).
+//! they are committed without an fsync of their own where the backend
+//! allows.
 
-use crate::cluster::ReplicaEvent;
-use crate::meta::{self, Meta};
+use crate::cluster::{ReplicaEvent, ReplicaState};
+use crate::meta::{Meta, ReplicaHealth, ReplicaOutcome};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
@@ -29,18 +29,11 @@ pub async fn run(
             }
         };
         if !batch.is_empty() {
-            let events = std::mem::take(&mut batch);
-            let n = events.len();
-            if let Err(e) = meta
-                .call(move |c| {
-                    // Unsynced: an outcome lost to a power cut is found
-                    // again by anti-entropy's listing of the nodes.
-                    meta::unsynced(c, |tx| {
-                        meta::chunks::record_replicas(tx, &events, &meta::now_rfc3339())
-                    })
-                })
-                .await
-            {
+            let outcomes: Vec<ReplicaOutcome> = batch.drain(..).map(outcome).collect();
+            let n = outcomes.len();
+            // An outcome lost to a power cut is found again by
+            // anti-entropy's listing of the nodes.
+            if let Err(e) = meta.record_replicas(&outcomes).await {
                 tracing::error!(error = %e, lost = n, "could not record replica outcomes");
             }
         }
@@ -48,5 +41,17 @@ pub async fn run(
             // Cancelled, or every sender is gone.
             return;
         }
+    }
+}
+
+fn outcome(e: ReplicaEvent) -> ReplicaOutcome {
+    ReplicaOutcome {
+        chunk_id: e.chunk_id,
+        node: e.node,
+        state: match e.state {
+            ReplicaState::Ok => ReplicaHealth::Ok,
+            ReplicaState::Missing => ReplicaHealth::Missing,
+            ReplicaState::Corrupt => ReplicaHealth::Corrupt,
+        },
     }
 }

@@ -6,7 +6,7 @@ use super::pace::Pace;
 use super::repair::restore_copy;
 use super::runner::Worker;
 use crate::cluster::{Cluster, ReplicaState};
-use crate::meta::{self, Meta};
+use crate::meta::Meta;
 use crate::store::StoreError;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -24,15 +24,11 @@ impl Worker for Scrub {
     }
 
     async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
-        let chunks = self
-            .meta
-            .call(meta::chunks::all)
-            .await
-            .map_err(|e| e.to_string())?;
+        let chunks = super::all_chunks(&self.meta).await?;
         let (mut checked, mut corrupt, mut missing, mut fixed, mut errors) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut last_error = String::new();
-        for (id, _) in chunks {
+        for id in chunks {
             for node in self.cluster.home(&id) {
                 if cancel.is_cancelled() {
                     return Ok(format!("cancelled after {checked} replicas"));

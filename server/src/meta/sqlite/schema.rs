@@ -91,6 +91,31 @@ CREATE INDEX files_deleted ON files(deleted_at) WHERE deleted_at IS NOT NULL;
 -- committed, so FinishUpload can be retried.
 ALTER TABLE upload_sessions ADD COLUMN committed_version INTEGER;
 "#,
+    r#"
+-- A chunk row is a hold as well as a record: 'pending' while an upload
+-- writes it (under the random `hold`), 'ok' once W nodes took it,
+-- 'deleting' while gc deletes its objects. Only 'ok' chunks are stored.
+ALTER TABLE chunks ADD COLUMN state TEXT NOT NULL DEFAULT 'ok'
+    CHECK (state IN ('pending', 'ok', 'deleting'));
+ALTER TABLE chunks ADD COLUMN hold TEXT;
+CREATE INDEX chunks_not_ok ON chunks(state) WHERE state <> 'ok';
+
+-- A streamed upload references its chunks through a session with no plan.
+ALTER TABLE upload_sessions ADD COLUMN stream INTEGER NOT NULL DEFAULT 0;
+
+-- One server at a time runs each background worker.
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+-- Facts about this database: its cluster identity.
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -1,6 +1,6 @@
 //! Queries on files and their versions.
 
-use super::{ChunkRef, MetaError, OwnerId, VersionRow};
+use crate::meta::{ChunkRef, MetaError, NewVersion, OwnerId, VersionRow};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 const SELECT_VERSION: &str = "
@@ -100,32 +100,16 @@ pub fn list_versions(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// What a new version is made of.
-#[derive(Debug, Clone)]
-pub struct NewVersion<'a> {
-    pub owner: OwnerId,
-    pub path: &'a str,
-    pub size: u64,
-    pub hash: &'a str,
-    pub chunks: &'a [ChunkRef],
-    pub uploader: &'a str,
-    pub restored_from: Option<u64>,
-    pub now: &'a str,
-}
-
-/// Commits a new version in its own transaction.
-pub fn commit_version(c: &mut Connection, v: &NewVersion<'_>) -> Result<VersionRow, MetaError> {
-    let tx = c.transaction()?;
-    let row = insert_version(&tx, v)?;
-    tx.commit()?;
-    Ok(row)
-}
-
 /// Inserts a new version inside `tx`: the file is created or undeleted,
 /// the version takes the next number. Fails with
 /// [`MetaError::MissingChunks`] if a listed chunk is not stored.
-pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<VersionRow, MetaError> {
-    let missing = super::chunks::unknown(tx, v.chunks)?.len();
+pub fn insert_version(
+    tx: &Transaction<'_>,
+    v: &NewVersion,
+    restored_from: Option<u64>,
+    now: &str,
+) -> Result<VersionRow, MetaError> {
+    let missing = super::chunks::unknown_touching(tx, &v.chunks, Some(now))?.len();
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
@@ -148,9 +132,9 @@ pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<Versio
             number,
             v.size as i64,
             v.hash,
-            v.now,
+            now,
             v.uploader,
-            v.restored_from.map(|n| n as i64)
+            restored_from.map(|n| n as i64)
         ],
     )?;
     let mut stmt = tx.prepare_cached(
@@ -165,7 +149,7 @@ pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<Versio
         number: number as u64,
         size: v.size,
         hash: v.hash.to_string(),
-        created_at: v.now.to_string(),
+        created_at: now.to_string(),
         deleted: false,
         chunk_count: v.chunks.len() as u32,
     })
@@ -174,33 +158,27 @@ pub fn insert_version(tx: &Transaction<'_>, v: &NewVersion<'_>) -> Result<Versio
 /// Makes version `number` the newest again as a new version (and undeletes
 /// the file). `None` if there is no such version.
 pub fn restore_version(
-    c: &mut Connection,
+    tx: &Transaction<'_>,
     owner: OwnerId,
     path: &str,
     number: u64,
     uploader: &str,
     now: &str,
 ) -> Result<Option<VersionRow>, MetaError> {
-    let tx = c.transaction()?;
-    let Some(old) = version(&tx, owner, path, Some(number))? else {
+    let Some(old) = version(tx, owner, path, Some(number))? else {
         return Ok(None);
     };
-    let chunks = version_chunks(&tx, old.file_id, old.number)?;
-    let row = insert_version(
-        &tx,
-        &NewVersion {
-            owner,
-            path,
-            size: old.size,
-            hash: &old.hash,
-            chunks: &chunks,
-            uploader,
-            restored_from: Some(number),
-            now,
-        },
-    )?;
-    tx.commit()?;
-    Ok(Some(row))
+    let chunks = version_chunks(tx, old.file_id, old.number)?;
+    let v = NewVersion {
+        owner,
+        path: path.to_string(),
+        size: old.size,
+        hash: old.hash,
+        chunks,
+        uploader: uploader.to_string(),
+        stream: None,
+    };
+    insert_version(tx, &v, Some(number), now).map(Some)
 }
 
 /// Marks a live file deleted; its versions stay. Returns the latest version
@@ -219,101 +197,4 @@ pub fn delete_file(
         return Ok(None);
     }
     Ok(version(c, owner, path, None)?.map(|v| v.number))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{chunks, Meta, DEFAULT_OWNER};
-    use super::*;
-
-    fn with_conn<R>(f: impl FnOnce(&mut Connection) -> R) -> R {
-        let meta = Meta::open_in_memory().unwrap();
-        let mut guard = meta.conn.lock().unwrap();
-        f(&mut guard)
-    }
-
-    fn new_version<'a>(path: &'a str, chunks: &'a [ChunkRef]) -> NewVersion<'a> {
-        NewVersion {
-            owner: DEFAULT_OWNER,
-            path,
-            size: chunks.iter().map(|c| c.size as u64).sum(),
-            hash: "h",
-            chunks,
-            uploader: "test",
-            restored_from: None,
-            now: "2026-01-01T00:00:00Z",
-        }
-    }
-
-    #[test]
-    fn versions_number_up_and_restore_appends() {
-        with_conn(|c| {
-            let a = ChunkRef {
-                id: "a".repeat(64),
-                size: 3,
-            };
-            let b = ChunkRef {
-                id: "b".repeat(64),
-                size: 5,
-            };
-            chunks::record_chunk(c, &a.id, a.size, &[], "t").unwrap();
-            chunks::record_chunk(c, &b.id, b.size, &[], "t").unwrap();
-            let v1 = commit_version(c, &new_version("x", std::slice::from_ref(&a))).unwrap();
-            let v2 = commit_version(c, &new_version("x", &[a.clone(), b.clone()])).unwrap();
-            assert_eq!((v1.number, v2.number), (1, 2));
-            let v3 = restore_version(c, DEFAULT_OWNER, "x", 1, "test", "t")
-                .unwrap()
-                .unwrap();
-            assert_eq!((v3.number, v3.size), (3, 3));
-            assert_eq!(version_chunks(c, v3.file_id, 3).unwrap(), vec![a.clone()]);
-            assert_eq!(list_versions(c, DEFAULT_OWNER, "x").unwrap().len(), 3);
-            assert!(restore_version(c, DEFAULT_OWNER, "x", 9, "test", "t")
-                .unwrap()
-                .is_none());
-        })
-    }
-
-    #[test]
-    fn a_version_with_unstored_chunks_is_refused_whole() {
-        with_conn(|c| {
-            let ghost = ChunkRef {
-                id: "c".repeat(64),
-                size: 1,
-            };
-            let err = commit_version(c, &new_version("y", &[ghost])).unwrap_err();
-            assert!(matches!(err, MetaError::MissingChunks(1)));
-            assert!(version(c, DEFAULT_OWNER, "y", None).unwrap().is_none());
-        })
-    }
-
-    #[test]
-    fn delete_hides_from_listing_and_a_new_version_undeletes() {
-        with_conn(|c| {
-            commit_version(c, &new_version("d/one", &[])).unwrap();
-            commit_version(c, &new_version("d/two", &[])).unwrap();
-            commit_version(c, &new_version("e", &[])).unwrap();
-            assert_eq!(list_files(c, DEFAULT_OWNER, "d/", "", 10).unwrap().len(), 2);
-            assert_eq!(
-                delete_file(c, DEFAULT_OWNER, "d/one", "t").unwrap(),
-                Some(1)
-            );
-            assert_eq!(delete_file(c, DEFAULT_OWNER, "d/one", "t").unwrap(), None);
-            let live = list_files(c, DEFAULT_OWNER, "", "", 10).unwrap();
-            assert_eq!(
-                live.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
-                ["d/two", "e"]
-            );
-            assert!(
-                version(c, DEFAULT_OWNER, "d/one", None)
-                    .unwrap()
-                    .unwrap()
-                    .deleted
-            );
-            restore_version(c, DEFAULT_OWNER, "d/one", 1, "test", "t").unwrap();
-            assert_eq!(list_files(c, DEFAULT_OWNER, "", "", 10).unwrap().len(), 3);
-            // Paging.
-            let page = list_files(c, DEFAULT_OWNER, "", "d/one", 1).unwrap();
-            assert_eq!(page[0].path, "d/two");
-        })
-    }
 }

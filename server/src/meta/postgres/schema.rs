@@ -1,0 +1,151 @@
+//! PostgreSQL schema migrations, applied in order and tracked in
+//! `coffer_schema`. Plain SQL that the Postgres-wire distributed databases
+//! also speak: no advisory locks, no PL/pgSQL.
+
+use crate::meta::MetaError;
+use deadpool_postgres::Object;
+
+/// Each entry moves the schema one version forward. Never edit a released
+/// entry; append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE owners (
+    id   BIGINT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+INSERT INTO owners (id, name) VALUES (1, 'default');
+
+-- Paths compare byte-wise ("C"), as in SQLite, so listings page alike.
+CREATE TABLE files (
+    id         BIGSERIAL PRIMARY KEY,
+    owner_id   BIGINT NOT NULL REFERENCES owners(id),
+    path       TEXT COLLATE "C" NOT NULL,
+    deleted_at TIMESTAMPTZ,
+    UNIQUE (owner_id, path)
+);
+CREATE INDEX files_deleted ON files(deleted_at) WHERE deleted_at IS NOT NULL;
+
+-- A chunk row is a hold as well as a record: 'pending' while an upload
+-- writes it (under the random `hold`), 'ok' once W nodes took it,
+-- 'deleting' while gc deletes its objects. Only 'ok' chunks are stored.
+CREATE TABLE chunks (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'ok' CHECK (state IN ('pending', 'ok', 'deleting')),
+    hold       TEXT
+);
+CREATE INDEX chunks_not_ok ON chunks(state) WHERE state <> 'ok';
+
+CREATE TABLE versions (
+    file_id       BIGINT NOT NULL REFERENCES files(id),
+    number        BIGINT NOT NULL,
+    size          BIGINT NOT NULL,
+    hash          TEXT NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    uploader      TEXT NOT NULL,
+    restored_from BIGINT,
+    PRIMARY KEY (file_id, number)
+);
+
+CREATE TABLE version_chunks (
+    file_id  BIGINT NOT NULL,
+    number   BIGINT NOT NULL,
+    idx      INTEGER NOT NULL,
+    chunk_id TEXT COLLATE "C" NOT NULL REFERENCES chunks(id),
+    PRIMARY KEY (file_id, number, idx),
+    FOREIGN KEY (file_id, number) REFERENCES versions(file_id, number)
+);
+CREATE INDEX version_chunks_by_chunk ON version_chunks(chunk_id);
+
+CREATE TABLE replicas (
+    chunk_id   TEXT COLLATE "C" NOT NULL,
+    node       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('ok', 'missing', 'corrupt')),
+    checked_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (chunk_id, node)
+);
+CREATE INDEX replicas_needing_repair ON replicas(state) WHERE state <> 'ok';
+
+CREATE TABLE upload_sessions (
+    id                TEXT PRIMARY KEY,
+    owner_id          BIGINT NOT NULL REFERENCES owners(id),
+    path              TEXT NOT NULL,
+    size              BIGINT NOT NULL,
+    hash              TEXT NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL,
+    expires_at        TIMESTAMPTZ NOT NULL,
+    committed_version BIGINT,
+    stream            BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX upload_sessions_expiry ON upload_sessions(expires_at);
+
+CREATE TABLE session_chunks (
+    session_id TEXT NOT NULL REFERENCES upload_sessions(id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    chunk_id   TEXT COLLATE "C" NOT NULL,
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (session_id, idx)
+);
+CREATE INDEX session_chunks_by_chunk ON session_chunks(chunk_id);
+
+CREATE TABLE gc_orphans (
+    node       TEXT NOT NULL,
+    chunk_id   TEXT COLLATE "C" NOT NULL,
+    first_seen TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (node, chunk_id)
+);
+
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#];
+
+/// Brings the database up to the newest schema. Servers starting together
+/// take turns on the version row's lock.
+pub async fn migrate(client: &mut Object) -> Result<(), MetaError> {
+    // Two servers creating the table at once: one may lose the race on
+    // the catalog; the second attempt sees the table.
+    for attempt in 0..3 {
+        let created = client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS coffer_schema (id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+                 INSERT INTO coffer_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
+            )
+            .await;
+        match created {
+            Ok(()) => break,
+            Err(e) if attempt < 2 => {
+                tracing::debug!(error = %e, "creating the schema table raced; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(super::pg(e)),
+        }
+    }
+    let tx = client.transaction().await.map_err(super::pg)?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT version FROM coffer_schema WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(super::pg)?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await.map_err(super::pg)?;
+        tx.execute(
+            "UPDATE coffer_schema SET version = $1 WHERE id = 1",
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(super::pg)?;
+    }
+    tx.commit().await.map_err(super::pg)?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Queries on chunked upload sessions (and the sessions that hold a
+//! streamed upload's chunks).
+
+use super::files::insert_version;
+use crate::meta::{
+    random_id, ChunkRef, ChunkSlot, MetaError, NewSession, NewVersion, OwnerId, SessionRow,
+    VersionRow,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+/// Creates a session; returns it and the chunks it must send. Checked
+/// first: a stored chunk of another size rejects the plan before any
+/// session exists. Stored chunks are touched, so gc spares them.
+pub fn create(
+    tx: &Transaction,
+    s: &NewSession,
+    expires_at: &str,
+    now: &str,
+) -> Result<(SessionRow, Vec<String>), MetaError> {
+    let missing = super::chunks::unknown_touching(tx, &s.chunks, Some(now))?;
+    let id = random_id();
+    tx.execute(
+        "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, s.owner, s.path, s.size as i64, s.hash, now, expires_at],
+    )?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (i, ch) in s.chunks.iter().enumerate() {
+            stmt.execute(params![id, i as i64, ch.id, ch.size])?;
+        }
+    }
+    let row = SessionRow {
+        id,
+        owner: s.owner,
+        path: s.path.clone(),
+        size: s.size,
+        hash: s.hash.clone(),
+        expires_at: expires_at.to_string(),
+        chunks: s.chunks.clone(),
+    };
+    Ok((row, missing))
+}
+
+/// Opens a streamed upload's session (no plan; chunks are added as they
+/// are stored).
+pub fn open_stream(
+    tx: &Transaction,
+    owner: OwnerId,
+    expires_at: &str,
+    now: &str,
+) -> Result<String, MetaError> {
+    let id = random_id();
+    tx.execute(
+        "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, stream)
+         VALUES (?1, ?2, '', 0, '', ?3, ?4, 1)",
+        params![id, owner, now, expires_at],
+    )?;
+    Ok(id)
+}
+
+/// Drops a session and its chunk references.
+pub fn drop(tx: &Transaction, id: &str) -> Result<(), MetaError> {
+    tx.execute("DELETE FROM session_chunks WHERE session_id = ?1", [id])?;
+    tx.execute("DELETE FROM upload_sessions WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// The session `id` of `owner`, if it exists and has not expired at `now`.
+pub fn get(
+    c: &Connection,
+    id: &str,
+    owner: OwnerId,
+    now: &str,
+) -> Result<Option<SessionRow>, MetaError> {
+    let head = c
+        .query_row(
+            "SELECT path, size, hash, expires_at FROM upload_sessions
+             WHERE id = ?1 AND owner_id = ?2 AND expires_at > ?3 AND stream = 0",
+            params![id, owner, now],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((path, size, hash, expires_at)) = head else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare_cached(
+        "SELECT chunk_id, size FROM session_chunks WHERE session_id = ?1 ORDER BY idx",
+    )?;
+    let chunks = stmt
+        .query_map([id], |r| {
+            Ok(ChunkRef {
+                id: r.get(0)?,
+                size: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(SessionRow {
+        id: id.to_string(),
+        owner,
+        path,
+        size: size as u64,
+        hash,
+        expires_at,
+        chunks,
+    }))
+}
+
+/// Whether `chunk` belongs to the open session `id` of `owner`, and its
+/// declared size. Two index lookups, whatever the session's length.
+pub fn chunk_slot(
+    c: &Connection,
+    id: &str,
+    owner: OwnerId,
+    chunk: &str,
+    now: &str,
+) -> Result<ChunkSlot, MetaError> {
+    let open = c
+        .prepare_cached(
+            "SELECT 1 FROM upload_sessions
+             WHERE id = ?1 AND owner_id = ?2 AND expires_at > ?3 AND stream = 0",
+        )?
+        .exists(params![id, owner, now])?;
+    if !open {
+        return Ok(ChunkSlot::NoSession);
+    }
+    let size: Option<u32> = c
+        .prepare_cached(
+            "SELECT size FROM session_chunks WHERE session_id = ?1 AND chunk_id = ?2 LIMIT 1",
+        )?
+        .query_row(params![id, chunk], |r| r.get(0))
+        .optional()?;
+    Ok(size.map_or(ChunkSlot::NotListed, ChunkSlot::Declared))
+}
+
+/// How many distinct chunks of session `id` are not stored yet.
+pub fn remaining(c: &Connection, id: &str) -> Result<u64, MetaError> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
+             WHERE s.session_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Commits the session as a new version and marks it committed.
+/// Finishing a committed session again returns the version it committed,
+/// so a client whose answer was lost can safely retry.
+pub fn finish(
+    tx: &Transaction,
+    s: &SessionRow,
+    uploader: &str,
+    now: &str,
+) -> Result<VersionRow, MetaError> {
+    let committed: Option<i64> = tx
+        .query_row(
+            "SELECT committed_version FROM upload_sessions WHERE id = ?1",
+            [&s.id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let Some(number) = committed {
+        // Only the very version it committed: retention may have removed
+        // it, and a purged file's path may hold other content by now.
+        // Committing again would put stale content on top.
+        return match super::files::version(tx, s.owner, &s.path, Some(number as u64))? {
+            Some(row) if row.hash == s.hash && row.size == s.size => Ok(row),
+            _ => Err(MetaError::CommittedVersionGone {
+                session: s.id.clone(),
+                path: s.path.clone(),
+                version: number as u64,
+            }),
+        };
+    }
+    let v = NewVersion {
+        owner: s.owner,
+        path: s.path.clone(),
+        size: s.size,
+        hash: s.hash.clone(),
+        chunks: s.chunks.clone(),
+        uploader: uploader.to_string(),
+        stream: None,
+    };
+    let row = insert_version(tx, &v, None, now)?;
+    tx.execute(
+        "UPDATE upload_sessions SET committed_version = ?2 WHERE id = ?1",
+        params![s.id, row.number as i64],
+    )?;
+    Ok(row)
+}
+
+/// Deletes sessions that expired before `now`; returns how many.
+pub fn delete_expired(tx: &Transaction, now: &str) -> Result<u64, MetaError> {
+    tx.execute(
+        "DELETE FROM session_chunks WHERE session_id IN
+             (SELECT id FROM upload_sessions WHERE expires_at <= ?1)",
+        [now],
+    )?;
+    Ok(tx.execute("DELETE FROM upload_sessions WHERE expires_at <= ?1", [now])? as u64)
+}
