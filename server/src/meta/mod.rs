@@ -18,6 +18,8 @@
 //! leases, and time (expiry and grace periods are measured on the
 //! backend's clock).
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
 

@@ -10,6 +10,7 @@ mod consistency;
 mod deploy;
 mod embedded;
 mod harness;
+mod meta;
 mod replication;
 mod seed;
 mod sessions;

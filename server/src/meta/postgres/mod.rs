@@ -328,7 +328,7 @@ async fn insert_version<C: GenericClient>(
     let ids: Vec<&str> = v.chunks.iter().map(|c| c.id.as_str()).collect();
     c.execute(
         "INSERT INTO version_chunks (file_id, number, idx, chunk_id)
-         SELECT $1, $2, i, id FROM UNNEST($3::INTEGER[], $4::TEXT[]) AS t(i, id)",
+         SELECT $1::BIGINT, $2::BIGINT, i, id FROM UNNEST($3::INTEGER[], $4::TEXT[]) AS t(i, id)",
         &[&file_id, &number, &idx, &ids],
     )
     .await?;
@@ -497,7 +497,7 @@ impl MetaStore for PgMeta {
             }
             tx.execute(
                 "INSERT INTO replicas (chunk_id, node, state, checked_at)
-                 SELECT $1, node, 'ok', now() FROM UNNEST($2::TEXT[]) AS t(node)
+                 SELECT $1::TEXT, node, 'ok', now() FROM UNNEST($2::TEXT[]) AS t(node)
                  ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
                 &[&chunk.id, &nodes],
             )
@@ -730,7 +730,7 @@ impl MetaStore for PgMeta {
             let expires: time::OffsetDateTime = tx
                 .query_one(
                     "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, now(), now() + $6 * INTERVAL '1 millisecond')
+                     VALUES ($1, $2, $3, $4, $5, now(), now() + $6::BIGINT * INTERVAL '1 millisecond')
                      RETURNING expires_at",
                     &[&id, &s.owner, &s.path, &(s.size as i64), &s.hash, &ms(s.ttl)],
                 )
@@ -741,7 +741,7 @@ impl MetaStore for PgMeta {
             let sizes: Vec<i32> = s.chunks.iter().map(|c| c.size as i32).collect();
             tx.execute(
                 "INSERT INTO session_chunks (session_id, idx, chunk_id, size)
-                 SELECT $1, i, c, s FROM UNNEST($2::INTEGER[], $3::TEXT[], $4::INTEGER[]) AS t(i, c, s)",
+                 SELECT $1::TEXT, i, c, s FROM UNNEST($2::INTEGER[], $3::TEXT[], $4::INTEGER[]) AS t(i, c, s)",
                 &[&id, &idx, &ids, &sizes],
             )
             .await?;
@@ -859,7 +859,7 @@ impl MetaStore for PgMeta {
         client
             .execute(
                 "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, stream)
-                 VALUES ($1, $2, '', 0, '', now(), now() + $3 * INTERVAL '1 millisecond', TRUE)",
+                 VALUES ($1, $2, '', 0, '', now(), now() + $3::BIGINT * INTERVAL '1 millisecond', TRUE)",
                 &[&id, &owner, &ms(ttl)],
             )
             .await?;
@@ -879,7 +879,7 @@ impl MetaStore for PgMeta {
             let mut removed = 0;
             if let Some(after) = retention.purge_deleted_after {
                 let doomed = "SELECT id FROM files
-                    WHERE deleted_at < now() - $1 * INTERVAL '1 millisecond'";
+                    WHERE deleted_at < now() - $1::BIGINT * INTERVAL '1 millisecond'";
                 tx.execute(
                     &format!("DELETE FROM version_chunks WHERE file_id IN ({doomed})"),
                     &[&ms(after)],
@@ -902,7 +902,7 @@ impl MetaStore for PgMeta {
                                ROW_NUMBER() OVER (PARTITION BY file_id ORDER BY number DESC) AS rank
                         FROM versions) ranked
                      WHERE rank > GREATEST($1::BIGINT, 1)
-                       AND ($2::BIGINT IS NULL OR created_at < now() - $2 * INTERVAL '1 millisecond')";
+                       AND ($2::BIGINT IS NULL OR created_at < now() - $2::BIGINT * INTERVAL '1 millisecond')";
                 let young = retention.keep_younger_than.map(ms);
                 let keep = keep as i64;
                 tx.execute(
@@ -946,8 +946,8 @@ impl MetaStore for PgMeta {
             tx.execute(
                 "UPDATE chunks SET state = 'deleting', hold = NULL WHERE id IN (
                      SELECT id FROM chunks c
-                     WHERE ((c.state = 'ok' AND c.created_at < now() - $1 * INTERVAL '1 millisecond')
-                         OR (c.state = 'pending' AND c.created_at < now() - $2 * INTERVAL '1 millisecond'))
+                     WHERE ((c.state = 'ok' AND c.created_at < now() - $1::BIGINT * INTERVAL '1 millisecond')
+                         OR (c.state = 'pending' AND c.created_at < now() - $2::BIGINT * INTERVAL '1 millisecond'))
                        AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
                        AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
                      LIMIT $3)",
@@ -1002,7 +1002,7 @@ impl MetaStore for PgMeta {
             .await?;
             tx.execute(
                 "INSERT INTO gc_orphans (node, chunk_id, first_seen)
-                 SELECT $1, f.id, now() FROM UNNEST($2::TEXT[]) AS f(id)
+                 SELECT $1::TEXT, f.id, now() FROM UNNEST($2::TEXT[]) AS f(id)
                  WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = f.id)
                  ON CONFLICT (node, chunk_id) DO NOTHING",
                 &[&node, &found],
@@ -1011,7 +1011,7 @@ impl MetaStore for PgMeta {
             let rows = tx
                 .query(
                     "SELECT chunk_id FROM gc_orphans
-                     WHERE node = $1 AND first_seen < now() - $2 * INTERVAL '1 millisecond'
+                     WHERE node = $1 AND first_seen < now() - $2::BIGINT * INTERVAL '1 millisecond'
                      ORDER BY chunk_id",
                     &[&node, &ms(grace)],
                 )
@@ -1080,7 +1080,7 @@ impl MetaStore for PgMeta {
             Ok(tx
                 .execute(
                     "INSERT INTO leases (name, holder, expires_at)
-                     VALUES ($1, $2, now() + $3 * INTERVAL '1 millisecond')
+                     VALUES ($1, $2, now() + $3::BIGINT * INTERVAL '1 millisecond')
                      ON CONFLICT (name) DO UPDATE
                        SET holder = excluded.holder, expires_at = excluded.expires_at
                        WHERE leases.holder = excluded.holder OR leases.expires_at <= now()",

@@ -1,0 +1,668 @@
+//! The conformance suite of [`MetaStore`]: every backend must pass every
+//! function here. Each checks one property and is named after it, so a
+//! failure says what broke; the end-to-end suite runs each on SQLite and on
+//! a real PostgreSQL. Built with the `conformance` feature.
+
+use super::*;
+use std::time::Duration;
+
+fn chunk(ch: char, size: u32) -> ChunkRef {
+    ChunkRef {
+        id: ch.to_string().repeat(64),
+        size,
+    }
+}
+
+/// Stores `c` as an upload would: hold, then record.
+pub async fn store(meta: &Meta, c: &ChunkRef) {
+    match meta.hold_chunk(c, None).await.unwrap() {
+        ChunkHold::Stored => {}
+        ChunkHold::Write(hold) => meta
+            .record_chunk(c, &hold, &["n1".to_string()])
+            .await
+            .unwrap(),
+        ChunkHold::Deleting => panic!("chunk {} is being deleted", c.id),
+    }
+}
+
+fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
+    NewVersion {
+        owner: DEFAULT_OWNER,
+        path: path.to_string(),
+        size: chunks.iter().map(|c| c.size as u64).sum(),
+        hash: "h".repeat(64),
+        chunks: chunks.to_vec(),
+        uploader: "test".into(),
+        stream: None,
+    }
+}
+
+fn new_session(path: &str, hash: &str, chunks: Vec<ChunkRef>) -> NewSession {
+    NewSession {
+        owner: DEFAULT_OWNER,
+        path: path.to_string(),
+        size: chunks.iter().map(|c| c.size as u64).sum(),
+        hash: hash.to_string(),
+        chunks,
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+/// Lets the clock move past the stamps just written, so a grace period of
+/// zero has run out for them (stamps have millisecond precision).
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+pub async fn versions_number_up_and_restore_appends(meta: Meta) {
+    let (a, b) = (chunk('a', 3), chunk('b', 5));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    let v1 = meta
+        .commit_version(&new_version("x", std::slice::from_ref(&a)))
+        .await
+        .unwrap();
+    let v2 = meta
+        .commit_version(&new_version("x", &[a.clone(), b.clone()]))
+        .await
+        .unwrap();
+    assert_eq!((v1.number, v2.number), (1, 2));
+    assert_eq!(v2.chunk_count, 2);
+    let v3 = meta
+        .restore_version(DEFAULT_OWNER, "x", 1, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((v3.number, v3.size), (3, 3));
+    assert_eq!(
+        meta.version_chunks(v3.file_id, 3).await.unwrap(),
+        vec![a.clone()]
+    );
+    let all = meta.list_versions(DEFAULT_OWNER, "x", 1).await.unwrap();
+    assert_eq!(
+        all.iter().map(|(v, _)| v.number).collect::<Vec<_>>(),
+        [3, 2, 1]
+    );
+    assert!(meta
+        .restore_version(DEFAULT_OWNER, "x", 9, "test")
+        .await
+        .unwrap()
+        .is_none());
+    let latest = meta
+        .version(DEFAULT_OWNER, "x", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest, v3);
+    assert!(latest.created_at.ends_with('Z') && latest.created_at.len() == 24);
+}
+
+pub async fn a_version_with_unstored_chunks_is_refused_whole(meta: Meta) {
+    let err = meta
+        .commit_version(&new_version("y", &[chunk('c', 1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
+    assert!(meta
+        .version(DEFAULT_OWNER, "y", None)
+        .await
+        .unwrap()
+        .is_none());
+    // A chunk being written (held, not recorded) is not stored either.
+    let c = chunk('d', 1);
+    assert!(matches!(
+        meta.hold_chunk(&c, None).await.unwrap(),
+        ChunkHold::Write(_)
+    ));
+    let err = meta
+        .commit_version(&new_version("y", &[c]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
+}
+
+pub async fn delete_hides_from_listing_and_a_new_version_undeletes(meta: Meta) {
+    for p in ["d/one", "d/two", "e"] {
+        meta.commit_version(&new_version(p, &[])).await.unwrap();
+    }
+    let under_d = meta
+        .list_files(DEFAULT_OWNER, "d/", "", 10, 1)
+        .await
+        .unwrap();
+    assert_eq!(under_d.len(), 2);
+    assert_eq!(
+        meta.delete_file(DEFAULT_OWNER, "d/one").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        meta.delete_file(DEFAULT_OWNER, "d/one").await.unwrap(),
+        None
+    );
+    let live = meta.list_files(DEFAULT_OWNER, "", "", 10, 1).await.unwrap();
+    assert_eq!(
+        live.iter()
+            .map(|(v, _)| v.path.as_str())
+            .collect::<Vec<_>>(),
+        ["d/two", "e"]
+    );
+    let gone = meta
+        .version(DEFAULT_OWNER, "d/one", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gone.deleted);
+    meta.restore_version(DEFAULT_OWNER, "d/one", 1, "t")
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.list_files(DEFAULT_OWNER, "", "", 10, 1)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+pub async fn listing_pages_in_byte_order_with_health(meta: Meta) {
+    let a = chunk('a', 3);
+    store(&meta, &a).await;
+    // Byte order: upper case before lower case, 'Z' < 'a' < 'é'.
+    for p in ["b", "Z", "a", "é", "a/b"] {
+        meta.commit_version(&new_version(p, std::slice::from_ref(&a)))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = meta
+            .list_files(DEFAULT_OWNER, "", &after, 2, 1)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for (v, h) in &page {
+            assert_eq!(h.chunks, 1, "{}", v.path);
+            assert_eq!(h.fully_replicated, 1, "recorded on one node, R = 1");
+            seen.push(v.path.clone());
+        }
+        after = seen.last().unwrap().clone();
+    }
+    assert_eq!(seen, ["Z", "a", "a/b", "b", "é"]);
+    // Against R = 2 the one copy is too few.
+    let page = meta.list_files(DEFAULT_OWNER, "", "", 10, 2).await.unwrap();
+    assert!(page.iter().all(|(_, h)| h.under_replicated == 1));
+}
+
+pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
+    let (a, b) = (chunk('a', 3), chunk('b', 1));
+    // `a` twice: a repeated chunk is missing once.
+    let (s, missing) = meta
+        .open_session(&new_session(
+            "f",
+            &"1".repeat(64),
+            vec![a.clone(), b.clone(), a.clone()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![a.id.clone(), b.id.clone()]);
+    assert_eq!(
+        meta.chunk_slot(&s.id, DEFAULT_OWNER, &a.id).await.unwrap(),
+        ChunkSlot::Declared(3)
+    );
+    assert_eq!(
+        meta.chunk_slot(&s.id, DEFAULT_OWNER, &"c".repeat(64))
+            .await
+            .unwrap(),
+        ChunkSlot::NotListed
+    );
+    assert_eq!(
+        meta.chunk_slot(&s.id, 2, &a.id).await.unwrap(),
+        ChunkSlot::NoSession,
+        "another owner's session"
+    );
+    assert!(meta.session(&s.id, 2).await.unwrap().is_none());
+    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 2);
+    let err = meta.finish_session(&s, "u").await.unwrap_err();
+    assert!(matches!(err, MetaError::MissingChunks(2)), "{err}");
+    store(&meta, &a).await;
+    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 1);
+    store(&meta, &b).await;
+    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 0);
+    let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
+    assert_eq!(again, s);
+    let v = meta.finish_session(&s, "u").await.unwrap();
+    assert_eq!((v.number, v.size, v.chunk_count), (1, 7, 3));
+}
+
+pub async fn finishing_again_returns_the_committed_version_and_never_recommits(meta: Meta) {
+    let a = chunk('a', 3);
+    store(&meta, &a).await;
+    let (old, _) = meta
+        .open_session(&new_session("f", &"1".repeat(64), vec![a.clone()]))
+        .await
+        .unwrap();
+    let first = meta.finish_session(&old, "u").await.unwrap();
+    assert_eq!(meta.finish_session(&old, "u").await.unwrap(), first);
+    // A newer upload, then retention keeping one version removes the
+    // first: finishing the old session again must not bring it back.
+    let (newer, _) = meta
+        .open_session(&new_session("f", &"2".repeat(64), vec![a.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(meta.finish_session(&newer, "u").await.unwrap().number, 2);
+    let keep_one = Retention {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(meta.apply_retention(&keep_one).await.unwrap(), 1);
+    let err = meta.finish_session(&old, "u").await.unwrap_err();
+    assert!(
+        matches!(err, MetaError::CommittedVersionGone { version: 1, .. }),
+        "{err}"
+    );
+    let versions = meta.list_versions(DEFAULT_OWNER, "f", 1).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].0.hash, "2".repeat(64));
+}
+
+pub async fn a_stored_chunk_listed_with_another_size_is_refused(meta: Meta) {
+    let a = chunk('a', 3_000_000);
+    store(&meta, &a).await;
+    let lie = vec![chunk('a', 10), chunk('b', 1)];
+    let err = meta.unknown_chunks(&lie).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MetaError::ChunkSize {
+                stored: 3_000_000,
+                declared: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = meta
+        .open_session(&new_session("f", &"1".repeat(64), lie.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::ChunkSize { .. }), "{err}");
+    let err = meta
+        .commit_version(&new_version("f", &lie[..1]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::ChunkSize { .. }), "{err}");
+    assert!(meta
+        .list_versions(DEFAULT_OWNER, "f", 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        meta.unknown_chunks(&[a.clone(), chunk('b', 1)])
+            .await
+            .unwrap(),
+        ["b".repeat(64)]
+    );
+}
+
+pub async fn keep_last_trims_old_versions_but_the_age_rule_protects_young_ones(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    for _ in 0..3 {
+        meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
+            .await
+            .unwrap();
+    }
+    let keep_young = Retention {
+        keep_last: Some(1),
+        keep_younger_than: Some(Duration::from_secs(3600)),
+        purge_deleted_after: None,
+    };
+    assert_eq!(meta.apply_retention(&keep_young).await.unwrap(), 0);
+    let keep_two = Retention {
+        keep_last: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(meta.apply_retention(&keep_two).await.unwrap(), 1);
+    // keep_last 0 still keeps the newest version.
+    let zero = Retention {
+        keep_last: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(meta.apply_retention(&zero).await.unwrap(), 1);
+    let left = meta.list_versions(DEFAULT_OWNER, "f", 1).await.unwrap();
+    assert_eq!(left.iter().map(|(v, _)| v.number).collect::<Vec<_>>(), [3]);
+}
+
+pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: Meta) {
+    let (a, b) = (chunk('a', 1), chunk('b', 1));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
+        .await
+        .unwrap();
+    meta.commit_version(&new_version("g", std::slice::from_ref(&b)))
+        .await
+        .unwrap();
+    meta.delete_file(DEFAULT_OWNER, "g").await.unwrap();
+    tick().await;
+    assert!(
+        meta.claim_unreferenced(Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deleted file's versions still reference its chunks"
+    );
+    let purge = Retention {
+        purge_deleted_after: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    assert_eq!(meta.apply_retention(&purge).await.unwrap(), 1);
+    assert!(meta
+        .version(DEFAULT_OWNER, "g", None)
+        .await
+        .unwrap()
+        .is_none());
+    // Too young for an hour's grace: kept.
+    assert!(meta
+        .claim_unreferenced(Duration::from_secs(3600), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(claimed, vec![b.id.clone()], "only the purged file's chunk");
+    // Claimed: no longer stored for anyone, and uploads of it must wait.
+    assert_eq!(
+        meta.unknown_chunks(std::slice::from_ref(&b)).await.unwrap(),
+        vec![b.id.clone()]
+    );
+    assert_eq!(
+        meta.hold_chunk(&b, None).await.unwrap(),
+        ChunkHold::Deleting
+    );
+    meta.forget_chunk(&b.id).await.unwrap();
+    assert!(matches!(
+        meta.hold_chunk(&b, None).await.unwrap(),
+        ChunkHold::Write(_)
+    ));
+}
+
+pub async fn a_hold_lost_to_gc_refuses_the_record(meta: Meta) {
+    let a = chunk('a', 1);
+    let ChunkHold::Write(hold) = meta.hold_chunk(&a, None).await.unwrap() else {
+        panic!("a new chunk must be written");
+    };
+    // A second writer of the same chunk shares the hold.
+    assert_eq!(
+        meta.hold_chunk(&a, None).await.unwrap(),
+        ChunkHold::Write(hold.clone())
+    );
+    // A pending hold is not collected within its floor, whatever the grace.
+    tick().await;
+    assert!(meta
+        .claim_unreferenced(Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!meta.claim_orphan(&a.id).await.unwrap(), "held, not orphan");
+    // A record under another hold is refused: the writer must start over.
+    let err = meta
+        .record_chunk(&a, "not-the-hold", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::ChunkDeleting(_)), "{err}");
+    meta.record_chunk(&a, &hold, &["n1".into()]).await.unwrap();
+    assert_eq!(meta.hold_chunk(&a, None).await.unwrap(), ChunkHold::Stored);
+    // Recording again (a second writer finishing) is harmless.
+    meta.record_chunk(&a, &hold, &["n2".into()]).await.unwrap();
+}
+
+pub async fn orphans_ripen_only_on_a_later_pass(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let found = vec![a.id.clone(), "c".repeat(64)];
+    let first = meta
+        .note_orphans("n1", &found, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(first.is_empty(), "a fresh orphan is not ripe: {first:?}");
+    tick().await;
+    let later = meta
+        .note_orphans("n1", &found, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(later, vec!["c".repeat(64)], "a stored chunk is no orphan");
+    // Gone from the node, then back: a fresh orphan again.
+    meta.note_orphans("n1", &[], Duration::ZERO).await.unwrap();
+    tick().await;
+    let back = meta
+        .note_orphans("n1", &found, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(back.is_empty(), "a returning orphan starts afresh");
+    // Claimed for deletion, then forgotten with its notes.
+    assert!(meta.claim_orphan(&"c".repeat(64)).await.unwrap());
+    assert!(!meta.claim_orphan(&"c".repeat(64)).await.unwrap());
+    meta.forget_chunk(&"c".repeat(64)).await.unwrap();
+    assert!(!meta.claim_orphan(&a.id).await.unwrap(), "a stored chunk");
+}
+
+pub async fn streams_protect_their_chunks_until_commit_or_drop(meta: Meta) {
+    let (a, b) = (chunk('a', 2), chunk('b', 3));
+    let stream = meta
+        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    for (i, c) in [&a, &b].into_iter().enumerate() {
+        let r = StreamRef {
+            stream: stream.clone(),
+            index: i as u32,
+        };
+        if let ChunkHold::Write(hold) = meta.hold_chunk(c, Some(&r)).await.unwrap() {
+            meta.record_chunk(c, &hold, &[]).await.unwrap();
+        }
+    }
+    tick().await;
+    assert!(
+        meta.claim_unreferenced(Duration::ZERO, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a stream's chunks were claimed"
+    );
+    let mut v = new_version("s", &[a.clone(), b.clone()]);
+    v.stream = Some(stream.clone());
+    meta.commit_version(&v).await.unwrap();
+    // The stream is closed by the commit, and cannot be used as a session.
+    assert!(meta
+        .session(&stream, DEFAULT_OWNER)
+        .await
+        .unwrap()
+        .is_none());
+
+    // An abandoned stream, dropped: its chunk is collectable.
+    let c = chunk('c', 1);
+    let s2 = meta
+        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let r = StreamRef {
+        stream: s2.clone(),
+        index: 0,
+    };
+    if let ChunkHold::Write(hold) = meta.hold_chunk(&c, Some(&r)).await.unwrap() {
+        meta.record_chunk(&c, &hold, &[]).await.unwrap();
+    }
+    meta.drop_session(&s2).await.unwrap();
+    tick().await;
+    assert_eq!(
+        meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap(),
+        vec![c.id.clone()]
+    );
+}
+
+pub async fn expired_sessions_are_deleted_and_release_their_chunks(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let mut s = new_session("f", &"1".repeat(64), vec![a.clone()]);
+    s.ttl = Duration::ZERO;
+    let (row, _) = meta.open_session(&s).await.unwrap();
+    tick().await;
+    assert!(meta
+        .session(&row.id, DEFAULT_OWNER)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        meta.chunk_slot(&row.id, DEFAULT_OWNER, &a.id)
+            .await
+            .unwrap(),
+        ChunkSlot::NoSession
+    );
+    assert_eq!(meta.delete_expired_sessions().await.unwrap(), 1);
+    assert_eq!(
+        meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap(),
+        vec![a.id.clone()]
+    );
+}
+
+pub async fn replica_outcomes_drive_health_and_repair_hints(meta: Meta) {
+    let a = chunk('a', 10);
+    store(&meta, &a).await; // good on n1
+    let v = meta
+        .commit_version(&new_version("f", std::slice::from_ref(&a)))
+        .await
+        .unwrap();
+    let outcome = |node: &str, state| ReplicaOutcome {
+        chunk_id: a.id.clone(),
+        node: node.into(),
+        state,
+    };
+    meta.record_replicas(&[
+        outcome("n2", ReplicaHealth::Ok),
+        outcome("n3", ReplicaHealth::Ok),
+        outcome("n3", ReplicaHealth::Corrupt),
+    ])
+    .await
+    .unwrap();
+    let h = meta.version_health(v.file_id, v.number, 3).await.unwrap();
+    assert_eq!((h.chunks, h.under_replicated), (1, 1), "{h:?}");
+    assert_eq!(
+        meta.replicas_needing_repair(10).await.unwrap(),
+        vec![(a.id.clone(), "n3".to_string())]
+    );
+    let report = meta.report(3).await.unwrap();
+    assert_eq!((report.chunks, report.under_replicated), (1, 1));
+    let mut usage = report.usage.clone();
+    usage.sort();
+    assert_eq!(
+        usage,
+        vec![("n1".to_string(), 1, 10), ("n2".to_string(), 1, 10)]
+    );
+    meta.forget_replica(&a.id, "n3").await.unwrap();
+    assert!(meta.replicas_needing_repair(10).await.unwrap().is_empty());
+    assert_eq!(
+        meta.chunks_page("", 10).await.unwrap(),
+        vec![a.clone()],
+        "pages list stored chunks"
+    );
+    assert!(meta.chunks_page(&a.id, 10).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_commits_to_one_path_number_versions_once_each(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let commits = (0..10).map(|_| {
+        let meta = meta.clone();
+        let v = new_version("hot", std::slice::from_ref(&a));
+        tokio::spawn(async move { meta.commit_version(&v).await.unwrap().number })
+    });
+    let mut numbers: Vec<u64> = futures::future::join_all(commits)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>());
+}
+
+pub async fn gc_never_claims_a_chunk_a_racing_commit_references(meta: Meta) {
+    for round in 0..30u32 {
+        let c = ChunkRef {
+            id: format!("{round:064x}"),
+            size: 1,
+        };
+        store(&meta, &c).await;
+        tick().await;
+        let path = format!("race/{round}");
+        let commit = {
+            let meta = meta.clone();
+            let v = new_version(&path, std::slice::from_ref(&c));
+            tokio::spawn(async move { meta.commit_version(&v).await })
+        };
+        let claim = {
+            let meta = meta.clone();
+            tokio::spawn(async move { meta.claim_unreferenced(Duration::ZERO, 100).await })
+        };
+        let committed = commit.await.unwrap();
+        let claimed = claim.await.unwrap().unwrap();
+        match committed {
+            Ok(_) => {
+                assert!(
+                    !claimed.contains(&c.id),
+                    "round {round}: gc claimed a chunk a committed version names"
+                );
+                assert!(meta
+                    .unknown_chunks(std::slice::from_ref(&c))
+                    .await
+                    .unwrap()
+                    .is_empty());
+            }
+            Err(MetaError::MissingChunks(1)) => {
+                assert!(
+                    claimed.contains(&c.id),
+                    "round {round}: refused for nothing"
+                );
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+        for id in claimed {
+            meta.forget_chunk(&id).await.unwrap();
+        }
+    }
+}
+
+pub async fn leases_have_one_holder_and_pass_on_after_expiry(meta: Meta) {
+    let ttl = Duration::from_millis(300);
+    assert!(meta.try_lease("gc", "a", ttl).await.unwrap());
+    assert!(!meta.try_lease("gc", "b", ttl).await.unwrap());
+    assert!(meta.try_lease("gc", "a", ttl).await.unwrap(), "renewal");
+    assert!(meta.try_lease("repair", "b", ttl).await.unwrap());
+    let leases = meta.leases().await.unwrap();
+    assert_eq!(
+        leases
+            .iter()
+            .map(|l| (l.name.as_str(), l.holder.as_str()))
+            .collect::<Vec<_>>(),
+        [("gc", "a"), ("repair", "b")]
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    assert!(meta.try_lease("gc", "b", ttl).await.unwrap(), "expired");
+    assert!(!meta.try_lease("gc", "a", ttl).await.unwrap());
+    meta.release_lease("gc", "a").await.unwrap();
+    assert!(!meta.try_lease("gc", "a", ttl).await.unwrap(), "not a's");
+    meta.release_lease("gc", "b").await.unwrap();
+    assert!(meta.try_lease("gc", "a", ttl).await.unwrap(), "released");
+}
+
+pub async fn the_cluster_identity_is_set_once(meta: Meta) {
+    assert_eq!(meta.cluster_id().await.unwrap(), None);
+    assert!(!meta.has_chunks().await.unwrap());
+    assert_eq!(meta.init_cluster_id("one").await.unwrap(), "one");
+    assert_eq!(meta.init_cluster_id("two").await.unwrap(), "one");
+    assert_eq!(meta.cluster_id().await.unwrap().as_deref(), Some("one"));
+    store(&meta, &chunk('a', 1)).await;
+    assert!(meta.has_chunks().await.unwrap());
+    meta.ping().await.unwrap();
+}

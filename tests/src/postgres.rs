@@ -1,0 +1,224 @@
+//! A throwaway PostgreSQL cluster for the tests: Debian's `postgresql`
+//! binaries, one cluster per test process on a free loopback port, a fresh
+//! database per test.
+//!
+//! `initdb` refuses to run as root, so as root the server runs as the
+//! `postgres` system user in a directory that user can reach. The
+//! postmaster gets `PR_SET_PDEATHSIG`, so it goes when the test process
+//! does.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio::sync::OnceCell;
+
+/// A running cluster.
+pub struct PgCluster {
+    port: u16,
+    dir: PathBuf,
+    pid: u32,
+}
+
+static CLUSTER: OnceCell<PgCluster> = OnceCell::const_new();
+
+/// The directory with `initdb` and `postgres`: `$COFFER_PG_BIN`, else the
+/// newest `/usr/lib/postgresql/*/bin`.
+pub fn pg_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("COFFER_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "PostgreSQL is not installed (/usr/lib/postgresql: {e}); \
+                 scripts/install-test-deps.sh installs Debian's postgresql"
+            )
+        })?
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| anyhow::anyhow!("no initdb under /usr/lib/postgresql/*/bin"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The `postgres` system user's (uid, gid).
+fn postgres_user() -> anyhow::Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    for line in passwd.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() > 3 && f[0] == "postgres" {
+            return Ok((f[2].parse()?, f[3].parse()?));
+        }
+    }
+    anyhow::bail!("no postgres system user (is Debian's postgresql installed?)")
+}
+
+fn command_as_owner(program: &Path) -> anyhow::Result<std::process::Command> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(program);
+    if is_root() {
+        let (uid, gid) = postgres_user()?;
+        cmd.uid(uid).gid(gid);
+        cmd.env("HOME", "/tmp");
+    }
+    Ok(cmd)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl PgCluster {
+    /// The cluster of this test process, started on first use.
+    pub async fn shared() -> anyhow::Result<&'static PgCluster> {
+        CLUSTER
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(PgCluster::start)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            })
+            .await
+    }
+
+    fn start() -> anyhow::Result<PgCluster> {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let bin = pg_bin_dir()?;
+        // Not a 0700 temp dir: the postgres user must reach it.
+        let dir = std::env::temp_dir().join(format!(
+            "coffer-pg-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        if is_root() {
+            let (uid, gid) = postgres_user()?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        }
+        let data = dir.join("data");
+        let out = command_as_owner(&bin.join("initdb"))?
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ])
+            .args(["--no-sync", "-E", "UTF8", "--locale", "C"])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.join("postgres.log"))?;
+        let mut cmd = command_as_owner(&bin.join("postgres"))?;
+        cmd.args(["-D", data.to_str().unwrap()])
+            .args(["-p", &port.to_string(), "-k", dir.to_str().unwrap()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            // A test database: durability is not what is tested here.
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
+            .stdout(Stdio::null())
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it runs after the uid
+        // change, which would otherwise clear it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+                Ok(())
+            });
+        }
+        // PR_SET_PDEATHSIG fires when the spawning *thread* ends, so the
+        // postmaster is spawned from a thread that lives as long as it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                tx.send(Ok(child.id())).ok();
+                child.wait().ok();
+            }
+            Err(e) => {
+                tx.send(Err(e)).ok();
+            }
+        });
+        let pid = rx.recv()??;
+        let cluster = PgCluster { port, dir, pid };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "PostgreSQL did not start: {}",
+                cluster.log_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(cluster)
+    }
+
+    /// The postmaster's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The server's log, last lines.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A new, empty database; returns its URL.
+    pub async fn database(&self) -> anyhow::Result<String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "coffer_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut tries = 0;
+        let (client, conn) = loop {
+            // Right after start-up the server may still refuse: it is
+            // recovering or starting its processes.
+            match tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls).await {
+                Ok(c) => break c,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => anyhow::bail!("cannot connect: {e}\n{}", self.log_tail()),
+            }
+        };
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        Ok(self.url(&name))
+    }
+}
+
+/// A new, empty database on the shared cluster; returns its URL.
+pub async fn fresh_database() -> anyhow::Result<String> {
+    PgCluster::shared().await?.database().await
+}
