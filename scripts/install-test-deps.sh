@@ -2,7 +2,8 @@
 # Installs what Coffer's end-to-end tests need, if missing (idempotent):
 #   - garage 2.5.0 (real S3 server used by tests/src/garage.rs), via `cargo install`
 #     (about 7-17 minutes on 2 cores the first time; the binary lands in ~/.cargo/bin);
-#   - the AWS CLI (`aws`), via pip.
+#   - the AWS CLI (`aws`), via pip;
+#   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests.
 # Set GARAGE_BIN to use a garage binary elsewhere.
 set -euo pipefail
 
@@ -60,6 +61,15 @@ else
     fi
     hash -r
     aws --version
+fi
+
+# Metadata tests on PostgreSQL: Debian's server binaries (the tests start
+# a throwaway cluster themselves, as the postgres user).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "installing postgresql (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql
 fi
 
 # Browser tests: Debian's Chromium (Playwright's own browser download does

@@ -17,7 +17,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line an operator can act on, whatever RUST_BACKTRACE says.
+            eprintln!("coffer-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
     // A missing .env is normal; a malformed one is worth saying.
     if let Err(e) = dotenvy::dotenv() {
         if !e.not_found() {
@@ -34,6 +45,11 @@ async fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    // Held for the life of the process: one server per SQLite data dir.
+    let _lock = match &cfg.database_url {
+        None => Some(lock_data_dir(&cfg.data_dir)?),
+        Some(_) => None,
+    };
     let nodes = build_nodes(&cfg).await?;
     let meta = meta::open(cfg.database_url.as_deref(), &cfg.data_dir.join("coffer.db"))
         .await
@@ -112,14 +128,51 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Takes the data dir's lock, or says which process has it. SQLite under
+/// one data dir takes one server; several servers share PostgreSQL.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("coffer.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).ok();
+            (&file)
+                .write_all(format!("{}\n", std::process::id()).as_bytes())
+                .ok();
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "another coffer-server (pid {}) is using the data dir {}; stop it, or give this one \
+                 its own --data-dir (several servers share one database with --database-url)",
+                pid.trim(),
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 fn start_workers(
     cfg: &Config,
     meta: &Meta,
     cluster: &Arc<Cluster>,
     cancel: &CancellationToken,
 ) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
+    use workers::lease::{holder_name, Leased};
     use workers::pace::Pace;
     use workers::{gc, probe, repair, runner, scrub};
+    let holder = holder_name();
+
     let secs = Duration::from_secs;
     let mut set = Workers::default();
     let mut tasks = Vec::new();
@@ -135,20 +188,28 @@ fn start_workers(
         cancel.clone(),
     ));
     add(runner::spawn(
-        repair::Repair {
-            meta: meta.clone(),
-            cluster: cluster.clone(),
-            pace: Pace::new(cfg.repair_rate_mib * 1024 * 1024),
-        },
+        Leased::new(
+            repair::Repair {
+                meta: meta.clone(),
+                cluster: cluster.clone(),
+                pace: Pace::new(cfg.repair_rate_mib * 1024 * 1024),
+            },
+            meta,
+            &holder,
+        ),
         secs(cfg.repair_interval_secs.max(1)),
         cancel.clone(),
     ));
     add(runner::spawn(
-        scrub::Scrub {
-            meta: meta.clone(),
-            cluster: cluster.clone(),
-            pace: Pace::new(cfg.scrub_rate_mib * 1024 * 1024),
-        },
+        Leased::new(
+            scrub::Scrub {
+                meta: meta.clone(),
+                cluster: cluster.clone(),
+                pace: Pace::new(cfg.scrub_rate_mib * 1024 * 1024),
+            },
+            meta,
+            &holder,
+        ),
         secs(cfg.scrub_interval_secs.max(1)),
         cancel.clone(),
     ));
@@ -159,13 +220,17 @@ fn start_workers(
         deleted_retention: Some(secs(cfg.deleted_retention_secs)),
     };
     add(runner::spawn(
-        gc::Gc {
-            meta: meta.clone(),
-            cluster: cluster.clone(),
-            cfg: gc_cfg,
-            pace: Pace::new(cfg.gc_delete_rate),
-            orphans: gc::OrphanSweep::default(),
-        },
+        Leased::new(
+            gc::Gc {
+                meta: meta.clone(),
+                cluster: cluster.clone(),
+                cfg: gc_cfg,
+                pace: Pace::new(cfg.gc_delete_rate),
+                orphans: gc::OrphanSweep::default(),
+            },
+            meta,
+            &holder,
+        ),
         secs(cfg.gc_interval_secs.max(1)),
         cancel.clone(),
     ));

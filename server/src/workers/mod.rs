@@ -8,8 +8,10 @@
 //! - [`scrub`]: re-reads and verifies replicas, replaces bad ones.
 //! - [`gc`]: retention, purge of deleted files, unreferenced chunks.
 //! - [`pace`]: the rate limit each of them keeps to.
+//! - [`lease`]: one server at a time runs each of repair, scrub and gc.
 
 pub mod gc;
+pub mod lease;
 pub mod pace;
 pub mod probe;
 pub mod repair;

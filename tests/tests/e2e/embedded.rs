@@ -77,3 +77,30 @@ async fn readme_run_command_serves_on_the_embedded_default() {
         "every local node holds chunks: {nodes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_touches_nothing() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+    upload_bytes(&mut c, "kept.bin", &pattern(300_000, 9))
+        .await
+        .unwrap();
+    let db = server.data_dir().join("coffer.db");
+    let before = std::fs::metadata(&db).unwrap().modified().unwrap();
+    let out = tokio::process::Command::new(coffer_tests::server::server_bin())
+        .env("COFFER_DATA_DIR", server.data_dir())
+        .env("PORT", "0")
+        .env("COFFER_HOST", "127.0.0.1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started: {stderr}");
+    assert!(
+        stderr.contains("another coffer-server") && stderr.lines().count() <= 2,
+        "not one clear line: {stderr}"
+    );
+    assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), before);
+    // The first server is unharmed.
+    assert!(download(&mut c, "kept.bin", 0).await.unwrap() == pattern(300_000, 9));
+}

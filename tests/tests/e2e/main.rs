@@ -12,6 +12,7 @@ mod embedded;
 mod harness;
 mod meta;
 mod replication;
+mod scale_out;
 mod seed;
 mod sessions;
 mod versions;

@@ -389,7 +389,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn delete_expired_sessions(&self) -> Result<u64, MetaError> {
-        self.tx(|tx, now| sessions::delete_expired(tx, now)).await
+        self.tx(sessions::delete_expired).await
     }
 
     async fn claim_unreferenced(
