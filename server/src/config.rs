@@ -89,6 +89,11 @@ pub struct Config {
     /// Unreferenced chunks younger than this many seconds are kept.
     #[arg(long, env = "COFFER_GC_GRACE_SECS", default_value_t = 3600)]
     pub gc_grace_secs: u64,
+    /// How long a server's lease on a background worker (repair, scrub,
+    /// gc) lasts unless renewed: another server takes the worker over at
+    /// most this long after the holder dies.
+    #[arg(long, env = "COFFER_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
     /// Keep at most this many versions per file (default: all).
     #[arg(long, env = "COFFER_KEEP_VERSIONS")]
     pub keep_versions: Option<u32>,

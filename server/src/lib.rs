@@ -8,12 +8,15 @@
 //! - [`files`]: the domain — uploads, downloads, versions, sessions.
 //! - [`api`]: gRPC / grpc-web / HTTP on one port.
 //! - [`workers`]: background tasks.
+//! - [`identity`]: the cluster marker on nodes that keeps gc off a
+//!   database's strangers.
 //! - [`config`]: flags and environment, read by the binary only.
 
 pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod files;
+pub mod identity;
 pub mod meta;
 pub mod status;
 pub mod store;

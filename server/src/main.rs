@@ -70,6 +70,15 @@ async fn serve() -> anyhow::Result<()> {
         ..FilesConfig::default()
     };
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
+    match coffer_server::identity::check(&meta, files.cluster()).await {
+        Ok(coffer_server::identity::Identity::Agreed(id)) => {
+            tracing::info!(cluster = %id, backend = meta.backend(), "metadata and nodes agree")
+        }
+        Ok(coffer_server::identity::Identity::Mismatch(why)) => {
+            tracing::warn!("gc will not sweep orphan objects: {why}")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot check the cluster identity"),
+    }
 
     let cancel = CancellationToken::new();
     // The recorder stops last, so outcomes of the requests and worker
@@ -87,7 +96,7 @@ async fn serve() -> anyhow::Result<()> {
         workers: worker_set,
     };
 
-    let router = api::router(files, ops, &cfg.web_dir).await?;
+    let router = api::router(files, ops, &cfg.web_dir, cancel.clone()).await?;
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;
@@ -172,6 +181,7 @@ fn start_workers(
     use workers::pace::Pace;
     use workers::{gc, probe, repair, runner, scrub};
     let holder = holder_name();
+    let lease = Duration::from_secs(cfg.lease_secs);
 
     let secs = Duration::from_secs;
     let mut set = Workers::default();
@@ -196,6 +206,7 @@ fn start_workers(
             },
             meta,
             &holder,
+            lease,
         ),
         secs(cfg.repair_interval_secs.max(1)),
         cancel.clone(),
@@ -209,6 +220,7 @@ fn start_workers(
             },
             meta,
             &holder,
+            lease,
         ),
         secs(cfg.scrub_interval_secs.max(1)),
         cancel.clone(),
@@ -226,10 +238,10 @@ fn start_workers(
                 cluster: cluster.clone(),
                 cfg: gc_cfg,
                 pace: Pace::new(cfg.gc_delete_rate),
-                orphans: gc::OrphanSweep::default(),
             },
             meta,
             &holder,
+            lease,
         ),
         secs(cfg.gc_interval_secs.max(1)),
         cancel.clone(),

@@ -35,6 +35,26 @@ pub struct ClusterReport {
 }
 
 impl Ops {
+    /// Whether this server can take uploads now: the database answers and
+    /// at least W nodes are up. `Err` says what is missing.
+    pub async fn readiness(&self) -> Result<(), String> {
+        match tokio::time::timeout(std::time::Duration::from_secs(3), self.meta.ping()).await {
+            Err(_) => return Err("the metadata database does not answer".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(())) => {}
+        }
+        let nodes = self.cluster.nodes();
+        let up = nodes.iter().filter(|n| !n.health.is_down()).count();
+        let w = self.cluster.config().write_quorum;
+        if up < w {
+            return Err(format!(
+                "{up} of {} storage nodes up; {w} are needed to store a chunk",
+                nodes.len()
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn report(&self) -> Result<ClusterReport, MetaError> {
         let r = self.cluster.config().replication;
         let figures = self.meta.report(r).await?;

@@ -6,7 +6,9 @@
 //! - [`status`]: the one place domain errors become gRPC statuses.
 //! - [`http`]: `GET /download/<path>`, file downloads over plain HTTP.
 //! - [`web`]: the built web app at `/`.
-//! - `/metrics`: Prometheus text; `/healthz`: liveness.
+//! - `/metrics`: Prometheus text; `/healthz`: liveness; `/readyz`:
+//!   readiness (the database answers and at least W nodes are up), which
+//!   `grpc.health.v1` reports too.
 
 pub mod admin;
 pub mod grpc;
@@ -26,16 +28,19 @@ pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 
 
 /// Builds the router for every route the server answers.
 /// `web_dir` holds the built web app (Trunk's `dist/`).
+/// Readiness is re-checked for `grpc.health.v1` this often, until `cancel`.
 pub async fn router(
     files: Files,
     ops: Ops,
     web_dir: &std::path::Path,
+    cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<FileStorageServer<grpc::FileStorageApi>>()
         .await;
+    tokio::spawn(report_readiness(health, ops.clone(), cancel));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -49,8 +54,9 @@ pub async fn router(
         .add_service(reflection)
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());
+    let ops_for_metrics = ops.clone();
     let metrics = move || {
-        let ops = ops.clone();
+        let ops = ops_for_metrics.clone();
         async move {
             match ops.report().await {
                 Ok(r) => (StatusCode::OK, crate::status::prometheus(&r)),
@@ -60,9 +66,55 @@ pub async fn router(
     };
     Ok(grpc
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz).with_state(ops.clone()))
         .route("/metrics", get(metrics))
         .route("/download/{*path}", get(http::download).with_state(files))
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
         .fallback_service(web::routes(web_dir)))
+}
+
+/// `GET /readyz`: 200 when this server can take uploads, else 503 with the
+/// reason. Load balancers and Kubernetes probes send traffic by it.
+async fn readyz(axum::extract::State(ops): axum::extract::State<Ops>) -> (StatusCode, String) {
+    match ops.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
+}
+
+/// Keeps `grpc.health.v1` (the whole server and `FileStorage`) in step
+/// with [`readyz`].
+async fn report_readiness(
+    health: tonic_health::server::HealthReporter,
+    ops: Ops,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let ready = ops.readiness().await.is_ok();
+        if last != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            health
+                .set_service_status(
+                    <FileStorageServer<grpc::FileStorageApi> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
 }

@@ -8,6 +8,7 @@
 use super::pace::Pace;
 use super::runner::Worker;
 use crate::cluster::Cluster;
+use crate::identity::{self, Identity};
 use crate::meta::{Meta, Retention};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,31 +42,12 @@ impl Default for GcConfig {
     }
 }
 
-/// Whether gc may delete objects that no chunk row names. Closed when the
-/// nodes belong to another database (see `crate::identity`), with the
-/// reason status shows.
-#[derive(Debug, Clone, Default)]
-pub struct OrphanSweep(Arc<std::sync::Mutex<Option<String>>>);
-
-impl OrphanSweep {
-    /// Forbids the sweep, saying why.
-    pub fn forbid(&self, why: String) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
-    }
-
-    /// Why the sweep is forbidden, if it is.
-    pub fn forbidden(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
 pub struct Gc {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
     pub cfg: GcConfig,
     /// Object deletions per second at most.
     pub pace: Pace,
-    pub orphans: OrphanSweep,
 }
 
 impl Gc {
@@ -172,9 +154,14 @@ impl Worker for Gc {
             .await
             .map_err(|e| e.to_string())?;
         let (chunks, mut errors) = self.collect_chunks(cancel).await?;
-        let sweep = match self.orphans.forbidden() {
-            Some(why) => format!("orphan sweep off: {why}"),
-            None => {
+        // Objects no row names are orphans only if the nodes belong to
+        // this database: checked every pass, as a node may have come back.
+        let sweep = match identity::check(&self.meta, &self.cluster).await? {
+            Identity::Mismatch(why) => {
+                tracing::warn!(%why, "gc: orphan sweep off");
+                format!("orphan sweep off: {why}")
+            }
+            Identity::Agreed(_) => {
                 let (orphans, e) = self.sweep_orphans(cancel).await?;
                 errors += e;
                 format!("deleted {orphans} orphan objects")
@@ -224,8 +211,11 @@ mod tests {
             cluster,
             cfg,
             pace: Pace::new(0),
-            orphans: OrphanSweep::default(),
         };
+        // As at a new cluster's first start: the identity is made and
+        // marked on the node.
+        let id = identity::check(&gc.meta, &gc.cluster).await.unwrap();
+        assert!(matches!(id, Identity::Agreed(_)), "{id:?}");
         Setup {
             files,
             gc,
@@ -297,17 +287,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_forbidden_sweep_deletes_no_orphan_and_says_why() {
+    async fn a_node_of_another_cluster_is_never_swept_and_status_says_why() {
         let mut s = setup().await;
         let data = Bytes::from(content(100_000, 4));
         let id = chunk_id(&data);
         s.gc.cluster.write_chunk(&id, data).await.unwrap();
-        s.gc.orphans
-            .forbid("the nodes belong to another database".into());
+        // The node says it belongs to another database.
+        s.node
+            .put(identity::MARKER_KEY, Bytes::from_static(b"another"))
+            .await
+            .unwrap();
         collect(&mut s.gc).await;
         let report = collect(&mut s.gc).await;
         assert!(stored(&s.node, &id).await, "{report}");
-        assert!(report.contains("another database"), "{report}");
+        assert!(report.contains("belongs to cluster another"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_database_never_sweeps_nodes_that_hold_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Arc::new(LocalStore::new("n0", dir.path().join("n0")));
+        node.ensure_ready().await.unwrap();
+        let nodes: Vec<(String, Arc<dyn BlobStore>)> = vec![("n0".into(), node.clone())];
+        let (cluster, _events) = Cluster::new(nodes, ClusterConfig::for_nodes(1)).unwrap();
+        let cluster = Arc::new(cluster);
+        // Chunks from before markers existed, and a database that knows
+        // none of them.
+        let data = Bytes::from(content(100_000, 6));
+        let id = chunk_id(&data);
+        cluster.write_chunk(&id, data).await.unwrap();
+        let mut gc = Gc {
+            meta: Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap()),
+            cluster,
+            cfg: GcConfig {
+                grace: Duration::ZERO,
+                ..GcConfig::default()
+            },
+            pace: Pace::new(0),
+        };
+        collect(&mut gc).await;
+        let report = collect(&mut gc).await;
+        assert!(stored(&node, &id).await, "{report}");
+        assert!(report.contains("knows none"), "{report}");
+        assert_eq!(gc.meta.cluster_id().await.unwrap(), None, "adopted");
     }
 
     #[tokio::test]

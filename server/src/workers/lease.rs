@@ -1,16 +1,13 @@
 //! [`Leased`]: a worker decorator that runs a pass only while this server
 //! holds the worker's lease in the metadata store, so with several servers
 //! on one database exactly one runs each worker at a time, and another
-//! takes over within the lease time once the holder dies.
+//! takes over within the lease time once the holder dies. A pass renews
+//! the lease every third of its time.
 
 use super::runner::Worker;
 use crate::meta::Meta;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// How long a lease lasts unless renewed; a pass renews it every third of
-/// that.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 pub struct Leased<W> {
     pub inner: W,
@@ -21,14 +18,14 @@ pub struct Leased<W> {
 }
 
 impl<W> Leased<W> {
-    /// `inner` under the lease named after it, held as `holder` for
-    /// [`DEFAULT_LEASE`].
-    pub fn new(inner: W, meta: &Meta, holder: &str) -> Self {
+    /// `inner` under the lease named after it, held as `holder` for `ttl`
+    /// at a time.
+    pub fn new(inner: W, meta: &Meta, holder: &str, ttl: Duration) -> Self {
         Self {
             inner,
             meta: meta.clone(),
             holder: holder.to_string(),
-            ttl: DEFAULT_LEASE,
+            ttl: ttl.max(Duration::from_secs(1)),
         }
     }
 }
@@ -131,6 +128,7 @@ mod tests {
             inner: Count(runs.clone()),
             meta: meta.clone(),
             holder: holder.into(),
+            // Below the one-second floor `new` keeps, to keep this quick.
             ttl: Duration::from_millis(200),
         };
         let (mut a, mut b) = (leased("a"), leased("b"));

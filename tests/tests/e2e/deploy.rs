@@ -77,6 +77,21 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
         .collect();
     assert!(ports.contains(&format!("{port}:{port}")), "{ports:?}");
     assert_eq!(port, "5000");
+    // The metadata lives in the compose file's PostgreSQL, which the
+    // server waits for.
+    let url = &env["COFFER_DATABASE_URL"];
+    let host = url
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split(['/', ':']).next())
+        .expect("a host in COFFER_DATABASE_URL");
+    assert!(url.starts_with("postgres://"), "{url}");
+    assert!(s(&docs[0]["services"][host]["image"]).starts_with("postgres"));
+    assert_eq!(
+        s(&coffer["depends_on"][host]["condition"]),
+        "service_healthy"
+    );
+    let check = format!("{:?}", coffer["healthcheck"]["test"]);
+    assert!(check.contains("/readyz"), "{check}");
     let dockerfile = s(&coffer["build"]["dockerfile"]);
     assert!(
         workspace_root().join(&dockerfile).is_file(),
@@ -88,6 +103,7 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
 fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     let mut docs = load("deploy/k8s/minio.yaml");
     docs.extend(load("deploy/k8s/coffer.yaml"));
+    docs.extend(load("deploy/k8s/postgres.yaml"));
     let find = |kind: &str, name: &str| {
         docs.iter()
             .find(|d| {
@@ -101,8 +117,12 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     assert_eq!(s(&minio["spec"]["serviceName"]), "minio");
     let replicas: usize = s(&minio["spec"]["replicas"]).parse().unwrap();
     let secret = find("Secret", "coffer-s3");
+    let db_secret = find("Secret", "coffer-db");
 
-    let coffer = find("StatefulSet", "coffer");
+    // Stateless replicas on the shared database.
+    let coffer = find("Deployment", "coffer");
+    let coffer_replicas: usize = s(&coffer["spec"]["replicas"]).parse().unwrap();
+    assert!(coffer_replicas >= 2, "{coffer_replicas} coffer replicas");
     let container = &coffer["spec"]["template"]["spec"]["containers"][0];
     let mut env = BTreeMap::new();
     for e in container["env"].as_sequence().unwrap() {
@@ -112,10 +132,14 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
             "coffer.yaml sets {name}, which coffer-server does not read"
         );
         if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
-            assert!(
-                secret["stringData"].get(key).is_some(),
-                "secret lacks {key}"
-            );
+            let named = s(&e["valueFrom"]["secretKeyRef"]["name"]);
+            let from = if named == "coffer-db" {
+                &db_secret
+            } else {
+                &secret
+            };
+            assert_eq!(named, s(&from["metadata"]["name"]));
+            assert!(from["stringData"].get(key).is_some(), "{named} lacks {key}");
         }
         env.insert(name, e.get("value").map(s).unwrap_or_default());
     }
@@ -138,6 +162,28 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     );
     assert_eq!(
         container["readinessProbe"]["httpGet"]["path"],
+        Value::from("/readyz")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"],
         Value::from("/healthz")
     );
+    // The database URL names the PostgreSQL Service and its port, and the
+    // StatefulSet takes the same credentials.
+    assert!(env.contains_key("COFFER_DATABASE_URL"));
+    let url = s(&db_secret["stringData"]["COFFER_DATABASE_URL"]);
+    let pg_svc = find("Service", "postgres");
+    let pg_port = s(&pg_svc["spec"]["ports"][0]["port"]);
+    assert!(
+        url.contains(&format!("@postgres:{pg_port}/")),
+        "{url} does not reach the postgres Service"
+    );
+    let user = s(&db_secret["stringData"]["POSTGRES_USER"]);
+    let password = s(&db_secret["stringData"]["POSTGRES_PASSWORD"]);
+    assert!(
+        url.starts_with(&format!("postgres://{user}:{password}@")),
+        "{url}"
+    );
+    let pg = find("StatefulSet", "postgres");
+    assert_eq!(s(&pg["spec"]["serviceName"]), "postgres");
 }

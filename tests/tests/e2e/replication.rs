@@ -52,13 +52,14 @@ async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop() {
     assert!(keys.len() >= 3);
     wait_until_on_every_node(&nodes, &keys).await;
     for n in &nodes {
-        // Only chunk objects are ever stored on a node.
+        // Only chunk objects and the cluster marker are ever stored on a
+        // node.
         assert!(n
             .list_keys("")
             .await
             .unwrap()
             .iter()
-            .all(|k| k.starts_with("chunks/")));
+            .all(|k| k.starts_with("chunks/") || k == "coffer/cluster-id"));
     }
 
     // One node stopped: W=2 of R=3 still holds.
@@ -144,4 +145,84 @@ async fn garbage_in_one_nodes_chunk_objects_does_not_change_downloads() {
         chunk_id(&nodes[0].get(first).await.unwrap()),
         first.rsplit('/').next().unwrap()
     );
+}
+
+/// Polls `/readyz` until it answers `want`; returns the body.
+async fn readyz_becomes(server: &Server, want: u16) -> String {
+    let mut last = (0, String::new());
+    for _ in 0..300 {
+        let (status, _, body) = coffer_tests::server::http_get(server.addr(), "/readyz").await;
+        if status == want {
+            return body;
+        }
+        last = (status, body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("/readyz never answered {want}; last {} {}", last.0, last.1);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_write_quorum_and_grpc_health_agrees() {
+    use tonic_health_probe::check;
+    let nodes = start_cluster(3).await.unwrap();
+    let server =
+        Server::start(ServerOpts::on_garage(&nodes).with("COFFER_PROBE_INTERVAL_MS", "200"))
+            .await
+            .unwrap();
+    readyz_becomes(&server, 200).await;
+    assert_eq!(check(&server).await, 1, "SERVING");
+    // Two of three nodes gone: W = 2 cannot be met.
+    nodes[0].pause();
+    nodes[1].pause();
+    let why = readyz_becomes(&server, 503).await;
+    assert!(why.contains("storage nodes up"), "{why}");
+    let mut status = 0;
+    for _ in 0..100 {
+        status = check(&server).await;
+        if status == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 2, "grpc.health still says SERVING");
+    let (status, _, _) = coffer_tests::server::http_get(server.addr(), "/healthz").await;
+    assert_eq!(status, 200, "liveness is not readiness");
+    nodes[0].resume();
+    nodes[1].resume();
+    readyz_becomes(&server, 200).await;
+}
+
+/// `grpc.health.v1` asked through raw gRPC: the serving status number.
+mod tonic_health_probe {
+    use coffer_tests::server::Server;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct HealthCheckRequest {
+        #[prost(string, tag = "1")]
+        service: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct HealthCheckResponse {
+        #[prost(int32, tag = "1")]
+        status: i32,
+    }
+
+    pub async fn check(server: &Server) -> i32 {
+        let mut grpc = tonic::client::Grpc::new(server.channel().await);
+        grpc.ready().await.unwrap();
+        let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+        grpc.unary(
+            tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            }),
+            path,
+            codec,
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+    }
 }

@@ -101,3 +101,79 @@ async fn gc_on_one_server_never_deletes_what_an_upload_through_the_other_commits
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_database_on_another_clusters_nodes_deletes_nothing_and_says_why() {
+    let nodes = start_cluster(3).await.unwrap();
+    let owner = Server::start(ServerOpts::on_garage(&nodes)).await.unwrap();
+    let mut c = owner.client().await;
+    let data = pattern(3 * 1024 * 1024 + 5, 81);
+    upload_bytes(&mut c, "theirs.bin", &data).await.unwrap();
+    let before: Vec<Vec<String>> = futures::future::join_all(
+        nodes
+            .iter()
+            .map(|n| async { n.list_keys("chunks/").await.unwrap() }),
+    )
+    .await;
+    assert!(before.iter().all(|keys| !keys.is_empty()));
+
+    // A server with a fresh data dir (an empty database), pointed at the
+    // same nodes, with no grace period at all.
+    let stranger = Server::start(
+        ServerOpts::on_garage(&nodes)
+            .with("COFFER_GC_GRACE_SECS", "0")
+            .with("COFFER_DELETED_RETENTION_SECS", "0"),
+    )
+    .await
+    .unwrap();
+    stranger.run_worker("gc").await;
+    let report = stranger.run_worker("gc").await;
+    assert!(
+        report.contains("orphan sweep off") && report.contains("belongs to cluster"),
+        "{report}"
+    );
+    let after: Vec<Vec<String>> = futures::future::join_all(
+        nodes
+            .iter()
+            .map(|n| async { n.list_keys("chunks/").await.unwrap() }),
+    )
+    .await;
+    assert_eq!(before, after, "the stranger deleted chunks");
+    assert!(download(&mut c, "theirs.bin", 0).await.unwrap() == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_runs_each_worker_and_another_takes_over_when_it_dies() {
+    let nodes = start_cluster(3).await.unwrap();
+    let url = coffer_tests::postgres::fresh_database().await.unwrap();
+    let opts = || {
+        ServerOpts::on_garage(&nodes)
+            .with("COFFER_DATABASE_URL", &url)
+            .with("COFFER_LEASE_SECS", "2")
+    };
+    let mut a = Server::start(opts()).await.unwrap();
+    let b = Server::start(opts()).await.unwrap();
+    for worker in ["gc", "repair", "scrub"] {
+        let ran = a.run_worker(worker).await;
+        assert!(!ran.starts_with("standby"), "{worker} on A: {ran}");
+        let standby = b.run_worker(worker).await;
+        assert!(
+            standby.starts_with(&format!("standby: {worker} runs on ")),
+            "{worker} ran on B while A holds it: {standby}"
+        );
+    }
+    a.kill().await;
+    // Within the lease time (2 s, polled for far longer), B takes over.
+    let mut report = String::new();
+    for _ in 0..60 {
+        report = b.run_worker("gc").await;
+        if !report.starts_with("standby") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        !report.starts_with("standby"),
+        "B never took gc over: {report}"
+    );
+}
