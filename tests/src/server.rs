@@ -92,6 +92,14 @@ impl ServerOpts {
         Self { command: None, env }
     }
 
+    /// The same server with its metadata in a fresh PostgreSQL database.
+    pub async fn on_postgres(self) -> Self {
+        let url = crate::postgres::fresh_database()
+            .await
+            .expect("a PostgreSQL database");
+        self.with("COFFER_DATABASE_URL", &url)
+    }
+
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self

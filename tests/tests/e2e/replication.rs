@@ -38,10 +38,13 @@ async fn wait_until_on_every_node(nodes: &[GarageNode], keys: &BTreeSet<String>)
     panic!("chunks did not reach every node");
 }
 
-#[tokio::test]
-async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop() {
+async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_with(on_postgres: bool) {
     let nodes = start_cluster(3).await.unwrap();
-    let server = Server::start(ServerOpts::on_garage(&nodes)).await.unwrap();
+    let mut opts = ServerOpts::on_garage(&nodes);
+    if on_postgres {
+        opts = opts.on_postgres().await;
+    }
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;
 
     let first = pattern(10 * 1024 * 1024 + 1, 1);
@@ -225,4 +228,14 @@ mod tonic_health_probe {
         .into_inner()
         .status
     }
+}
+
+#[tokio::test]
+async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop() {
+    chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_with(false).await
+}
+
+#[tokio::test]
+async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_on_postgres() {
+    chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_with(true).await
 }

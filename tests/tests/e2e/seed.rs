@@ -49,9 +49,8 @@ async fn upload_by_header(c: &mut SeedClient, name: &'static str, data: &[u8]) {
     c.upload_file(req).await.unwrap();
 }
 
-#[tokio::test]
-async fn tutorial_client_uploads_downloads_and_reads_metadata() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+async fn tutorial_client_uploads_downloads_and_reads_metadata_with(opts: ServerOpts) {
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.seed_client().await;
     let data = pattern(3 * 1024 * 1024 + 17, 5);
 
@@ -90,4 +89,17 @@ async fn tutorial_client_uploads_downloads_and_reads_metadata() {
     upload_by_header(&mut c, "header-only.txt", b"by header").await;
     assert_eq!(download(&mut c, "header-only.txt").await, b"by header");
     assert_eq!(download(&mut c, "notes/tutorial.txt").await, b"second");
+}
+
+#[tokio::test]
+async fn tutorial_client_uploads_downloads_and_reads_metadata() {
+    tutorial_client_uploads_downloads_and_reads_metadata_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn tutorial_client_uploads_downloads_and_reads_metadata_on_postgres() {
+    tutorial_client_uploads_downloads_and_reads_metadata_with(
+        ServerOpts::embedded().on_postgres().await,
+    )
+    .await
 }

@@ -58,9 +58,8 @@ async fn put(
     Ok(r.into_inner().remaining)
 }
 
-#[tokio::test]
-async fn session_reports_missing_chunks_checks_hashes_and_resumes() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: ServerOpts) {
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;
 
     // Part of the file is already stored: its first 3 MiB as another file.
@@ -214,9 +213,8 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes() {
     assert_eq!(md.version, "2");
 }
 
-#[tokio::test]
-async fn malformed_session_plans_are_refused() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+async fn malformed_session_plans_are_refused_with(opts: ServerOpts) {
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;
     let good = plan("x.bin", &pattern(1000, 1)).request;
     let mut cases = Vec::new();
@@ -273,4 +271,27 @@ async fn malformed_session_plans_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn session_reports_missing_chunks_checks_hashes_and_resumes() {
+    session_reports_missing_chunks_checks_hashes_and_resumes_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn session_reports_missing_chunks_checks_hashes_and_resumes_on_postgres() {
+    session_reports_missing_chunks_checks_hashes_and_resumes_with(
+        ServerOpts::embedded().on_postgres().await,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn malformed_session_plans_are_refused() {
+    malformed_session_plans_are_refused_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn malformed_session_plans_are_refused_on_postgres() {
+    malformed_session_plans_are_refused_with(ServerOpts::embedded().on_postgres().await).await
 }

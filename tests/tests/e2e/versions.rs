@@ -51,9 +51,8 @@ async fn metadata_error(c: &mut Client, name: &str, version: u64) -> Code {
     .code()
 }
 
-#[tokio::test]
-async fn versions_restore_delete_and_dedup() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+async fn versions_restore_delete_and_dedup_with(opts: ServerOpts) {
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;
     let contents: Vec<Vec<u8>> = (0..3)
         .map(|i| pattern(2 * 1024 * 1024 + i, 100 + i as u64))
@@ -151,9 +150,8 @@ async fn versions_restore_delete_and_dedup() {
     );
 }
 
-#[tokio::test]
-async fn listing_pages_through_every_file_once() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+async fn listing_pages_through_every_file_once_with(opts: ServerOpts) {
+    let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;
     for i in 0..25 {
         upload_bytes(
@@ -189,4 +187,24 @@ async fn listing_pages_through_every_file_once() {
     }
     let want: Vec<String> = (0..25).map(|i| format!("many/f{i:02}.txt")).collect();
     assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn versions_restore_delete_and_dedup() {
+    versions_restore_delete_and_dedup_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn versions_restore_delete_and_dedup_on_postgres() {
+    versions_restore_delete_and_dedup_with(ServerOpts::embedded().on_postgres().await).await
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_file_once() {
+    listing_pages_through_every_file_once_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_file_once_on_postgres() {
+    listing_pages_through_every_file_once_with(ServerOpts::embedded().on_postgres().await).await
 }
