@@ -11,6 +11,7 @@
 //! - [`identity`]: the cluster marker on nodes that keeps gc off a
 //!   database's strangers.
 //! - [`config`]: flags and environment, read by the binary only.
+//! - [`server`]: [`server::run`], the whole lifecycle on a bound listener.
 
 pub mod api;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod files;
 pub mod identity;
 pub mod meta;
+pub mod server;
 pub mod status;
 pub mod store;
 pub mod workers;

@@ -1,20 +1,11 @@
-//! The `coffer-server` binary: configuration -> stores -> metadata ->
-//! cluster -> services -> listener -> workers -> graceful shutdown.
+//! The `coffer-server` binary: reads configuration (flags, environment,
+//! `.env`), binds the port and hands both to [`coffer_server::server::run`],
+//! which shuts down gracefully on SIGINT or SIGTERM.
 
 use anyhow::Context;
 use clap::Parser;
-use coffer_server::cluster::{Cluster, ClusterConfig};
-use coffer_server::config::{Config, NodeSpec};
-use coffer_server::files::{Files, FilesConfig};
-use coffer_server::meta::{self, Meta};
-use coffer_server::status::Ops;
-use coffer_server::store::{local::LocalStore, s3::S3Config, s3::S3Store, BlobStore};
-use coffer_server::workers::Workers;
-use coffer_server::{api, workers};
+use coffer_server::config::Config;
 use std::io::Write;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -43,242 +34,15 @@ async fn serve() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-    // Held for the life of the process: one server per SQLite data dir.
-    let _lock = match &cfg.database_url {
-        None => Some(lock_data_dir(&cfg.data_dir)?),
-        Some(_) => None,
-    };
-    let nodes = build_nodes(&cfg).await?;
-    let meta = meta::open(cfg.database_url.as_deref(), &cfg.data_dir.join("coffer.db"))
-        .await
-        .context("cannot open the metadata database")?;
-
-    let mut cluster_cfg = ClusterConfig::for_nodes(nodes.len());
-    if let Some(r) = cfg.replication {
-        cluster_cfg.replication = r;
-        cluster_cfg.write_quorum = r / 2 + 1;
-    }
-    if let Some(w) = cfg.write_quorum {
-        cluster_cfg.write_quorum = w;
-    }
-    cluster_cfg.node_timeout = cfg.node_timeout();
-    let (cluster, replica_events) = Cluster::new(nodes, cluster_cfg.clone())?;
-    let files_cfg = FilesConfig {
-        read_ahead_bytes: cfg.read_ahead_mib.max(1) * 1024 * 1024,
-        ..FilesConfig::default()
-    };
-    let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
-    match coffer_server::identity::check(&meta, files.cluster()).await {
-        Ok(coffer_server::identity::Identity::Agreed(id)) => {
-            tracing::info!(cluster = %id, backend = meta.backend(), "metadata and nodes agree")
-        }
-        Ok(coffer_server::identity::Identity::Mismatch(why)) => {
-            tracing::warn!("gc will not sweep orphan objects: {why}")
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot check the cluster identity"),
-    }
-
-    let cancel = CancellationToken::new();
-    // The recorder stops last, so outcomes of the requests and worker
-    // passes that finish during shutdown are still recorded.
-    let stop_recorder = CancellationToken::new();
-    let recorder = tokio::spawn(workers::replica_log::run(
-        meta.clone(),
-        replica_events,
-        stop_recorder.clone(),
-    ));
-    let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &cancel);
-    let ops = Ops {
-        meta: meta.clone(),
-        cluster: files.cluster().clone(),
-        workers: worker_set,
-    };
-
-    let router = api::router(files, ops, &cfg.web_dir, cancel.clone()).await?;
+    let nodes = cfg.node_specs(|k| std::env::var(k).ok());
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        replication = cluster_cfg.replication,
-        write_quorum = cluster_cfg.write_quorum,
-        data_dir = %cfg.data_dir.display(),
-        "coffer-server ready"
-    );
     // A line on stdout for scripts and tests that start us on port 0.
     println!("coffer-server listening on http://{addr}");
     std::io::stdout().flush().ok();
-
-    let shutdown = cancel.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        shutdown.cancel();
-    });
-    // Small responses (a status, the last piece of a file) must not wait
-    // for the peer's delayed ACK: Nagle's algorithm would hold them ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await?;
-    cancel.cancel();
-    for task in worker_tasks {
-        task.await.ok();
-    }
-    stop_recorder.cancel();
-    recorder.await.ok();
-    Ok(())
-}
-
-/// Takes the data dir's lock, or says which process has it. SQLite under
-/// one data dir takes one server; several servers share PostgreSQL.
-fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let path = dir.join("coffer.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {
-            file.set_len(0).ok();
-            (&file)
-                .write_all(format!("{}\n", std::process::id()).as_bytes())
-                .ok();
-            Ok(file)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            anyhow::bail!(
-                "another coffer-server (pid {}) is using the data dir {}; stop it, or give this one \
-                 its own --data-dir (several servers share one database with --database-url)",
-                pid.trim(),
-                dir.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
-    }
-}
-
-fn start_workers(
-    cfg: &Config,
-    meta: &Meta,
-    cluster: &Arc<Cluster>,
-    cancel: &CancellationToken,
-) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
-    use workers::lease::{holder_name, Leased};
-    use workers::pace::Pace;
-    use workers::{gc, probe, repair, runner, scrub};
-    let holder = holder_name();
-    let lease = Duration::from_secs(cfg.lease_secs);
-
-    let secs = Duration::from_secs;
-    let mut set = Workers::default();
-    let mut tasks = Vec::new();
-    let mut add = |(handle, task)| {
-        set.add(handle);
-        tasks.push(task);
-    };
-    add(runner::spawn(
-        probe::Probe {
-            cluster: cluster.clone(),
-        },
-        Duration::from_millis(cfg.probe_interval_ms.max(100)),
-        cancel.clone(),
-    ));
-    add(runner::spawn(
-        Leased::new(
-            repair::Repair {
-                meta: meta.clone(),
-                cluster: cluster.clone(),
-                pace: Pace::new(cfg.repair_rate_mib * 1024 * 1024),
-            },
-            meta,
-            &holder,
-            lease,
-        ),
-        secs(cfg.repair_interval_secs.max(1)),
-        cancel.clone(),
-    ));
-    add(runner::spawn(
-        Leased::new(
-            scrub::Scrub {
-                meta: meta.clone(),
-                cluster: cluster.clone(),
-                pace: Pace::new(cfg.scrub_rate_mib * 1024 * 1024),
-            },
-            meta,
-            &holder,
-            lease,
-        ),
-        secs(cfg.scrub_interval_secs.max(1)),
-        cancel.clone(),
-    ));
-    let gc_cfg = gc::GcConfig {
-        grace: secs(cfg.gc_grace_secs),
-        keep_versions: cfg.keep_versions,
-        keep_younger_than: cfg.keep_days.map(|d| secs(d * 24 * 3600)),
-        deleted_retention: Some(secs(cfg.deleted_retention_secs)),
-    };
-    add(runner::spawn(
-        Leased::new(
-            gc::Gc {
-                meta: meta.clone(),
-                cluster: cluster.clone(),
-                cfg: gc_cfg,
-                pace: Pace::new(cfg.gc_delete_rate),
-            },
-            meta,
-            &holder,
-            lease,
-        ),
-        secs(cfg.gc_interval_secs.max(1)),
-        cancel.clone(),
-    ));
-    (set, tasks)
-}
-
-async fn build_nodes(cfg: &Config) -> anyhow::Result<Vec<(String, Arc<dyn BlobStore>)>> {
-    let mut nodes: Vec<(String, Arc<dyn BlobStore>)> = Vec::new();
-    for spec in cfg.node_specs(|k| std::env::var(k).ok()) {
-        let (id, store): (String, Arc<dyn BlobStore>) = match spec {
-            NodeSpec::Local { id, dir } => (id.clone(), Arc::new(LocalStore::new(id, dir))),
-            NodeSpec::S3 {
-                id,
-                endpoint,
-                access_key,
-                secret_key,
-            } => {
-                let s3 = S3Store::new(&S3Config {
-                    name: id.clone(),
-                    endpoint,
-                    region: cfg.region.clone(),
-                    bucket: cfg.bucket.clone(),
-                    access_key,
-                    secret_key,
-                    timeout: cfg.node_timeout(),
-                });
-                (id, Arc::new(s3))
-            }
-        };
-        // A node that is down at start-up may come back; say so and go on.
-        if let Err(e) = store.ensure_ready().await {
-            tracing::warn!(node = %id, error = %e, "storage node not ready");
-        }
-        nodes.push((id, store));
-    }
-    Ok(nodes)
+    coffer_server::server::run(cfg, nodes, listener, wait_for_signal()).await
 }
 
 async fn wait_for_signal() {

@@ -104,3 +104,34 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_touches_nothi
     // The first server is unharmed.
     assert!(download(&mut c, "kept.bin", 0).await.unwrap() == pattern(300_000, 9));
 }
+
+#[tokio::test]
+async fn the_server_runs_in_process_and_drains_on_shutdown() {
+    use clap::Parser;
+    use coffer_proto::pb::file_storage_client::FileStorageClient;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = coffer_server::config::Config::parse_from([
+        "coffer-server",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let nodes = cfg.node_specs(|_| None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(coffer_server::server::run(cfg, nodes, listener, async {
+        stopped.await.ok();
+    }));
+    let mut c = FileStorageClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let data = pattern(1_500_000, 44);
+    upload_bytes(&mut c, "in-process.bin", &data).await.unwrap();
+    assert!(download(&mut c, "in-process.bin", 0).await.unwrap() == data);
+    drop(c);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    // Everything it stored is there for the next start.
+    assert!(dir.path().join("coffer.db").exists());
+    assert!(!local_chunk_objects(dir.path())[0].is_empty());
+}
