@@ -21,14 +21,15 @@ fi
 
 bash scripts/install-test-deps.sh
 bash scripts/install-web-deps.sh
+# The web app first: the server binary embeds dist/ when it is built.
+trunk build --release --offline
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p coffer-server --bin coffer-server
 # The client SDK also builds for the browser (grpc-web over wasm32).
 rustup target add wasm32-unknown-unknown
 cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-features --features wasm
-# The web app: built exactly as the README's run command builds it, and
-# linted for the only target it has.
-trunk build --release --offline
+# The web app (built above, exactly as the README's run command builds
+# it) is linted for the only target it has.
 (cd web && cargo clippy --target wasm32-unknown-unknown -- -D warnings && cargo fmt -- --check)
 cargo test --workspace

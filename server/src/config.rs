@@ -106,9 +106,10 @@ pub struct Config {
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
-    /// The built web app to serve at `/` (Trunk's output).
-    #[arg(long, env = "COFFER_WEB_DIR", default_value = "dist")]
-    pub web_dir: PathBuf,
+    /// A built web app to serve at `/` instead of the one in the binary
+    /// (Trunk's output, for front-end work).
+    #[arg(long, env = "COFFER_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,

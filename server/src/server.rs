@@ -81,7 +81,7 @@ pub async fn run(
         workers: worker_set,
     };
 
-    let router = api::router(files, ops, &cfg.web_dir, cancel.clone()).await?;
+    let router = api::router(files, ops, cfg.web_dir.as_deref(), cancel.clone()).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
@@ -110,6 +110,13 @@ pub async fn run(
     cancel.cancel();
     for task in worker_tasks {
         task.await.ok();
+    }
+    // Another server may take the workers over at once.
+    let holder = workers::lease::holder_name(&cfg.data_dir);
+    for name in ["repair", "scrub", "gc"] {
+        if let Err(e) = meta.release_lease(name, &holder).await {
+            tracing::debug!(worker = name, error = %e, "cannot release the lease");
+        }
     }
     stop_recorder.cancel();
     recorder.await.ok();
@@ -159,7 +166,7 @@ fn start_workers(
     use workers::lease::{holder_name, Leased};
     use workers::pace::Pace;
     use workers::{gc, probe, repair, runner, scrub};
-    let holder = holder_name();
+    let holder = holder_name(&cfg.data_dir);
     let lease = Duration::from_secs(cfg.lease_secs);
 
     let secs = Duration::from_secs;

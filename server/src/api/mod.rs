@@ -27,12 +27,13 @@ use coffer_proto::pb::file_storage_server::FileStorageServer;
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
 
 /// Builds the router for every route the server answers.
-/// `web_dir` holds the built web app (Trunk's `dist/`).
+/// `web_dir` holds a built web app (Trunk's `dist/`) to serve instead of
+/// the one embedded in the binary.
 /// Readiness is re-checked for `grpc.health.v1` this often, until `cancel`.
 pub async fn router(
     files: Files,
     ops: Ops,
-    web_dir: &std::path::Path,
+    web_dir: Option<&std::path::Path>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files.clone());

@@ -1,6 +1,8 @@
-//! Serves the built web app (Trunk's `dist/`) at `/`: index.html for every
-//! unknown path (client-side routing), long-lived caching for Trunk's
-//! content-hashed assets, no caching for index.html.
+//! Serves the built web app at `/`: the copy embedded in the binary at
+//! build time (see `build.rs`), or Trunk's output in a directory
+//! (`COFFER_WEB_DIR`, for front-end work). index.html answers every unknown
+//! path (client-side routing); Trunk's content-hashed assets are cached
+//! for long, index.html not at all.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -10,20 +12,27 @@ use axum::Router;
 use std::path::Path;
 use tower_http::services::{ServeDir, ServeFile};
 
-/// A router serving the app in `dir`, or a clear message if it is not built.
-pub fn routes(dir: &Path) -> Router {
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+}
+
+/// A router serving the app in `dir`, else the embedded one, or a clear
+/// message if there is none.
+pub fn routes(dir: Option<&Path>) -> Router {
+    let Some(dir) = dir else {
+        if embedded::ASSETS.is_empty() {
+            return not_built(
+                "this coffer-server was built without the web app (build it first: `bash scripts/run.sh` does)".into(),
+            );
+        }
+        return Router::new()
+            .fallback(serve_embedded)
+            .layer(middleware::from_fn(cache_headers))
+            .layer(middleware::from_fn(unknown_grpc));
+    };
     let index = dir.join("index.html");
     if !index.is_file() {
-        let msg = format!(
-            "The Coffer web app is not built (no {}). `bash scripts/run.sh` builds it; the gRPC and grpc-web API on this port work regardless.\n",
-            index.display()
-        );
-        return Router::new()
-            .fallback(move || {
-                let msg = msg.clone();
-                async move { (StatusCode::NOT_FOUND, msg) }
-            })
-            .layer(middleware::from_fn(unknown_grpc));
+        return not_built(format!("no {}", index.display()));
     }
     let files = ServeDir::new(dir)
         .append_index_html_on_directories(true)
@@ -32,6 +41,42 @@ pub fn routes(dir: &Path) -> Router {
         .fallback_service(files)
         .layer(middleware::from_fn(cache_headers))
         .layer(middleware::from_fn(unknown_grpc))
+}
+
+fn not_built(why: String) -> Router {
+    {
+        let msg = format!(
+            "The Coffer web app is not built ({why}). The gRPC and grpc-web API on this port work regardless.\n"
+        );
+        return Router::new()
+            .fallback(move || {
+                let msg = msg.clone();
+                async move { (StatusCode::NOT_FOUND, msg) }
+            })
+            .layer(middleware::from_fn(unknown_grpc));
+    }
+}
+
+/// One embedded asset by path; index.html for any other path.
+async fn serve_embedded(req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/');
+    let find = |p: &str| embedded::ASSETS.iter().find(|(name, _)| *name == p);
+    let (name, bytes) = match find(path).or_else(|| find("index.html")) {
+        Some(&(name, bytes)) => (name, bytes),
+        None => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mime = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    ([(header::CONTENT_TYPE, mime)], bytes).into_response()
 }
 
 /// A gRPC call to a service or method this server lacks gets UNIMPLEMENTED,

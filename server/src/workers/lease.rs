@@ -86,20 +86,21 @@ impl<W: Worker + Sync> Worker for Leased<W> {
     }
 }
 
-/// A name for this server in the lease table: host, process and a random
-/// suffix, so two processes on one host differ.
-pub fn holder_name() -> String {
+/// A name for this server in the lease table: its host and data dir. It
+/// stays the same across restarts, so a restarted server picks its workers
+/// up at once instead of waiting out its own old lease; two servers differ
+/// in host or data dir.
+pub fn holder_name(data_dir: &std::path::Path) -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "coffer".into());
-    format!(
-        "{host}:{}:{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    let dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
 }
 
 #[cfg(test)]

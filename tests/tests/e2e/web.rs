@@ -133,3 +133,30 @@ async fn files_download_over_plain_http_by_version() {
         400
     );
 }
+
+#[tokio::test]
+async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
+    let built = coffer_tests::server::workspace_root().join("dist/index.html");
+    let index = std::fs::read_to_string(&built).unwrap_or_else(|_| {
+        panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
+    });
+    // The harness starts the server in its data dir, where no dist/ is.
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    assert!(!server.data_dir().join("dist").exists());
+    let (code, head, body) = http_get(server.addr(), "/").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
+    assert_eq!(body, index, "not the app built in dist/");
+    // A client-side route gets the app too; an asset comes with its type.
+    let (code, _, body) = http_get(server.addr(), "/some/folder").await;
+    assert_eq!((code, body == index), (200, true));
+    let wasm = std::fs::read_dir(built.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".wasm"))
+        .expect("a wasm file in dist/");
+    let (code, head, _) = http_get(server.addr(), &format!("/{wasm}")).await;
+    assert_eq!(code, 200);
+    assert!(head.contains("application/wasm"), "{head}");
+}
