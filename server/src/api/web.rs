@@ -44,17 +44,15 @@ pub fn routes(dir: Option<&Path>) -> Router {
 }
 
 fn not_built(why: String) -> Router {
-    {
-        let msg = format!(
-            "The Coffer web app is not built ({why}). The gRPC and grpc-web API on this port work regardless.\n"
-        );
-        return Router::new()
-            .fallback(move || {
-                let msg = msg.clone();
-                async move { (StatusCode::NOT_FOUND, msg) }
-            })
-            .layer(middleware::from_fn(unknown_grpc));
-    }
+    let msg = format!(
+        "The Coffer web app is not built ({why}). The gRPC and grpc-web API on this port work regardless.\n"
+    );
+    Router::new()
+        .fallback(move || {
+            let msg = msg.clone();
+            async move { (StatusCode::NOT_FOUND, msg) }
+        })
+        .layer(middleware::from_fn(unknown_grpc))
 }
 
 /// One embedded asset by path; index.html for any other path.
