@@ -95,6 +95,17 @@ impl PgCluster {
     }
 
     fn start() -> anyhow::Result<PgCluster> {
+        Self::start_with(false)
+    }
+
+    /// A cluster of its own that syncs every commit to disk as a
+    /// production one does (the shared test cluster does not), for
+    /// benchmarks.
+    pub fn start_durable() -> anyhow::Result<PgCluster> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> anyhow::Result<PgCluster> {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
         let bin = pg_bin_dir()?;
@@ -132,12 +143,18 @@ impl PgCluster {
         let mut cmd = command_as_owner(&bin.join("postgres"))?;
         cmd.args(["-D", data.to_str().unwrap()])
             .args(["-p", &port.to_string(), "-k", dir.to_str().unwrap()])
-            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=300",
+            ]);
+        if !durable {
             // A test database: durability is not what is tested here.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
-            .stdout(Stdio::null())
-            .stderr(log);
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
+        cmd.stdout(Stdio::null()).stderr(log);
         // SAFETY: prctl is async-signal-safe; it runs after the uid
         // change, which would otherwise clear it.
         unsafe {

@@ -18,6 +18,9 @@
 //! left by the phases before it.
 //! Downloads are timed `--repeat` times (default 3) and the median counts;
 //! uploads run once, since a repeat of the same bytes would dedup.
+//! `--only metadata` compares the metadata backends instead: SQLite
+//! against PostgreSQL for one large file, and small-file commits on SQLite,
+//! on PostgreSQL, and spread over two servers sharing PostgreSQL.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -372,6 +375,9 @@ async fn main() -> anyhow::Result<()> {
             return downloads_only(&server, &nodes[0], &cfg, &src, work.path(), repeat).await
         }
         Some("upload") => return uploads_only(&server, &nodes, &cfg, &src, work.path()).await,
+        Some("metadata") => {
+            return metadata_only(&server, &nodes, &src, work.path(), repeat).await;
+        }
         _ => {}
     }
 
@@ -670,6 +676,130 @@ async fn uploads_only(
     println!(
         "{} chunks stored, {} with fewer than {} good copies",
         status.chunks, status.under_replicated_chunks, status.replication_factor
+    );
+    Ok(())
+}
+
+/// Writes `n` files of `size` bytes, each different, under `dir`.
+fn small_files(dir: &Path, n: usize, size: usize, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for i in 0..n {
+        let data = coffer_tests::data::pattern(size, seed * 1_000_000 + i as u64);
+        std::fs::write(dir.join(format!("f{i:05}.bin")), data)?;
+    }
+    Ok(())
+}
+
+/// `--only metadata`: the same work on the SQLite server (`sqlite`) and on
+/// servers sharing a PostgreSQL that syncs its commits, on the same nodes.
+async fn metadata_only(
+    sqlite: &Server,
+    nodes: &[coffer_tests::garage::GarageNode],
+    src: &Path,
+    work: &Path,
+    repeat: u64,
+) -> anyhow::Result<()> {
+    let pg =
+        tokio::task::spawn_blocking(coffer_tests::postgres::PgCluster::start_durable).await??;
+    let url = pg.database().await?;
+    let opts = || {
+        ServerOpts::on_garage(nodes)
+            .with("COFFER_NODE_TIMEOUT_MS", "30000")
+            .with("COFFER_DATABASE_URL", &url)
+    };
+    let pg_a = Server::start(opts()).await?;
+    let pg_b = Server::start(opts()).await?;
+
+    // One large file each, different bytes (the nodes dedup by content).
+    let size = std::fs::metadata(src)?.len();
+    let other = work.join("pg.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&other)?);
+        for b in pattern_blocks(size, 5050) {
+            f.write_all(&b)?;
+        }
+        f.flush()?;
+    }
+    let hash_of = |p: &Path| -> anyhow::Result<String> {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(p)?)?;
+        Ok(h.finalize().to_hex().to_string())
+    };
+    let (want_sqlite, want_pg) = (hash_of(src)?, hash_of(&other)?);
+    let mut sq = sqlite.client().await;
+    let mut pq = pg_a.client().await;
+    settle();
+    let t = Instant::now();
+    upload(&mut sq, "meta/large.bin", file_blocks(src)).await?;
+    let up_sqlite = t.elapsed().as_secs_f64();
+    settle();
+    let t = Instant::now();
+    upload(&mut pq, "meta/large.bin", file_blocks(&other)).await?;
+    let up_pg = t.elapsed().as_secs_f64();
+    let (mut down_sqlite, mut down_pg) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        settle();
+        down_sqlite.push(time_download_file(&mut sq, "meta/large.bin", &want_sqlite, None).await?);
+        settle();
+        down_pg.push(time_download_file(&mut pq, "meta/large.bin", &want_pg, None).await?);
+    }
+    let (down_sqlite, down_pg) = (median(down_sqlite), median(down_pg));
+    let mib = size as f64 / (1024.0 * 1024.0);
+    println!("large file, {mib:.0} MiB:");
+    println!(
+        "  upload   SQLite {up_sqlite:.2} s ({:.1} MiB/s), PostgreSQL {up_pg:.2} s ({:.1} MiB/s): PostgreSQL at {:.2}x",
+        mib / up_sqlite,
+        mib / up_pg,
+        up_sqlite / up_pg
+    );
+    println!(
+        "  download SQLite {down_sqlite:.2} s ({:.1} MiB/s), PostgreSQL {down_pg:.2} s ({:.1} MiB/s): PostgreSQL at {:.2}x",
+        mib / down_sqlite,
+        mib / down_pg,
+        down_sqlite / down_pg
+    );
+
+    // Small files: `coffer put` of a folder, one commit per file.
+    let (n, small) = (2000usize, 4096usize);
+    let dirs: Vec<std::path::PathBuf> = (0..4).map(|i| work.join(format!("small-{i}"))).collect();
+    small_files(&dirs[0], n, small, 1)?;
+    small_files(&dirs[1], n, small, 2)?;
+    small_files(&dirs[2], n / 2, small, 3)?;
+    small_files(&dirs[3], n / 2, small, 4)?;
+    let put = |server: &Server, dir: &Path, state: &str, remote: &str| {
+        run_coffer(
+            server,
+            &work.join(state),
+            &["put", dir.to_str().unwrap(), remote],
+        )
+        .map(|(secs, _)| secs)
+    };
+    settle();
+    let on_sqlite = put(sqlite, &dirs[0], "state-sq", "small/")?;
+    settle();
+    let on_pg = put(&pg_a, &dirs[1], "state-pg", "small/")?;
+    settle();
+    let t = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let a = s.spawn(|| put(&pg_a, &dirs[2], "state-a", "spread-a/"));
+        let b = s.spawn(|| put(&pg_b, &dirs[3], "state-b", "spread-b/"));
+        a.join().expect("put a")?;
+        b.join().expect("put b")?;
+        Ok(())
+    })?;
+    let spread = t.elapsed().as_secs_f64();
+    println!("{n} files of {small} bytes (`coffer put DIR`):");
+    println!(
+        "  SQLite, one server          {on_sqlite:.2} s, {:.0} commits/s",
+        n as f64 / on_sqlite
+    );
+    println!(
+        "  PostgreSQL, one server      {on_pg:.2} s, {:.0} commits/s",
+        n as f64 / on_pg
+    );
+    println!(
+        "  PostgreSQL, two servers     {spread:.2} s, {:.0} commits/s",
+        n as f64 / spread
     );
     Ok(())
 }
