@@ -32,6 +32,9 @@ pub struct ClusterReport {
     pub chunks: u64,
     pub under_replicated: u64,
     pub workers: Vec<WorkerStatus>,
+    /// Who holds each worker's lease.
+    pub leases: Vec<crate::meta::LeaseRow>,
+    pub backend: &'static str,
 }
 
 impl Ops {
@@ -86,6 +89,8 @@ impl Ops {
             chunks,
             under_replicated,
             workers: self.workers.all().iter().map(|w| w.status()).collect(),
+            leases: self.meta.leases().await?,
+            backend: self.meta.backend(),
         })
     }
 }

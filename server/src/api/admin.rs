@@ -16,8 +16,11 @@ impl AdminApi {
     }
 }
 
-fn worker(s: &Status_) -> WorkerStatus {
+fn worker(s: &Status_, leases: &[crate::meta::LeaseRow]) -> WorkerStatus {
+    let lease = leases.iter().find(|l| l.name == s.name);
     WorkerStatus {
+        lease_holder: lease.map(|l| l.holder.clone()).unwrap_or_default(),
+        lease_expires: lease.map(|l| l.expires_at.clone()).unwrap_or_default(),
         name: s.name.clone(),
         state: if s.running { "running" } else { "idle" }.into(),
         passes: s.passes,
@@ -57,7 +60,8 @@ impl CofferAdmin for AdminApi {
             write_quorum: r.write_quorum as u32,
             chunks: r.chunks,
             under_replicated_chunks: r.under_replicated,
-            workers: r.workers.iter().map(worker).collect(),
+            workers: r.workers.iter().map(|w| worker(w, &r.leases)).collect(),
+            metadata_backend: r.backend.to_string(),
         }))
     }
 
@@ -84,8 +88,10 @@ impl CofferAdmin for AdminApi {
             .run_now(r.wait)
             .await
             .ok_or_else(|| Status::unavailable("the server is shutting down"))?;
+        // Who holds the lease is worth showing, not worth failing for.
+        let leases = self.ops.meta.leases().await.unwrap_or_default();
         Ok(Response::new(RunWorkerResponse {
-            status: Some(worker(&status)),
+            status: Some(worker(&status, &leases)),
         }))
     }
 }

@@ -162,6 +162,26 @@ async fn one_server_runs_each_worker_and_another_takes_over_when_it_dies() {
             "{worker} ran on B while A holds it: {standby}"
         );
     }
+    // Both servers' status names the holder of each lease: A.
+    let a_dir = a.data_dir().canonicalize().unwrap();
+    for server in [&a, &b] {
+        let status = server
+            .admin()
+            .await
+            .cluster_status(coffer_proto::pb::ClusterStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.metadata_backend, "postgres");
+        for w in status.workers.iter().filter(|w| w.name != "probe") {
+            assert!(
+                w.lease_holder.ends_with(&a_dir.display().to_string()),
+                "{}: held by {:?}",
+                w.name,
+                w.lease_holder
+            );
+        }
+    }
     a.kill().await;
     // Within the lease time (2 s, polled for far longer), B takes over.
     let mut report = String::new();

@@ -25,6 +25,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
             "failures": n.failures,
         })).collect::<Vec<_>>(),
         "workers": c.workers.iter().map(worker_json).collect::<Vec<_>>(),
+        "metadata_backend": c.metadata_backend,
     });
     ctx.out.emit(doc, || {
         let mut lines = vec![
@@ -37,6 +38,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 "replication: R={} W={}; {} chunks, {} under-replicated",
                 c.replication_factor, c.write_quorum, c.chunks, c.under_replicated_chunks
             ),
+            format!("metadata: {}", c.metadata_backend),
             "nodes:".into(),
         ];
         for n in &c.nodes {
@@ -85,6 +87,8 @@ fn worker_json(w: &WorkerStatus) -> Value {
         "last_report": w.last_report,
         "errors": w.errors,
         "last_error": w.last_error,
+        "lease_holder": w.lease_holder,
+        "lease_expires": w.lease_expires,
     })
 }
 
@@ -103,6 +107,9 @@ fn worker_line(w: &WorkerStatus) -> String {
     );
     if !w.last_error.is_empty() {
         s.push_str(&format!(" (last error: {})", w.last_error));
+    }
+    if !w.lease_holder.is_empty() {
+        s.push_str(&format!(" [runs on {}]", w.lease_holder));
     }
     s
 }
