@@ -98,6 +98,49 @@ impl PgCluster {
         Self::start_with(false)
     }
 
+    /// A cluster of its own, for a test that freezes it.
+    pub fn start_private() -> anyhow::Result<PgCluster> {
+        Self::start_with(false)
+    }
+
+    /// The postmaster and every process it started.
+    fn processes(&self) -> Vec<i32> {
+        let mut pids = vec![self.pid as i32];
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so split
+            // after its closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(self.pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Freezes the whole server (SIGSTOP): it stops answering, as a
+    /// database that is down or cut off does.
+    pub fn freeze(&self) {
+        for pid in self.processes() {
+            // SAFETY: kill(2) with a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        }
+    }
+
+    /// Resumes a frozen server.
+    pub fn thaw(&self) {
+        for pid in self.processes() {
+            // SAFETY: kill(2) with a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+
     /// A cluster of its own that syncs every commit to disk as a
     /// production one does (the shared test cluster does not), for
     /// benchmarks.
@@ -106,6 +149,7 @@ impl PgCluster {
     }
 
     fn start_with(durable: bool) -> anyhow::Result<PgCluster> {
+        remove_stale_clusters();
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
         let bin = pg_bin_dir()?;
@@ -232,6 +276,38 @@ impl PgCluster {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
         Ok(self.url(&name))
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // Immediate shutdown; the shared cluster is never dropped and goes
+        // with the test process instead.
+        // SAFETY: kill(2) with a valid signal number.
+        unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// Removes the directories of clusters whose test process is gone.
+fn remove_stale_clusters() {
+    for e in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("coffer-pg-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            std::fs::remove_dir_all(e.path()).ok();
+        }
     }
 }
 

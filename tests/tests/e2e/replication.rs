@@ -239,3 +239,21 @@ async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop() {
 async fn chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_on_postgres() {
     chunks_reach_all_nodes_and_quorum_rules_hold_when_nodes_stop_with(true).await
 }
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let pg = tokio::task::spawn_blocking(coffer_tests::postgres::PgCluster::start_private)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = pg.database().await.unwrap();
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DATABASE_URL", &url))
+        .await
+        .unwrap();
+    readyz_becomes(&server, 200).await;
+    pg.freeze();
+    let why = readyz_becomes(&server, 503).await;
+    assert!(why.contains("database"), "{why}");
+    pg.thaw();
+    readyz_becomes(&server, 200).await;
+}
