@@ -1,5 +1,7 @@
-//! Starts the real `coffer-server` binary on an ephemeral loopback port and
-//! connects clients to it.
+//! Starts Coffer's server on an ephemeral loopback port and connects
+//! clients to it: in-process (`coffer_server::server::run` on a thread of
+//! its own) unless the test kills, restarts or measures it, which gets the
+//! real `coffer-server` binary ([`ServerOpts::process`]).
 
 use crate::garage::GarageNode;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
@@ -66,6 +68,9 @@ pub struct ServerOpts {
     pub command: Option<Vec<String>>,
     /// Extra environment, e.g. `MINIO_ENDPOINT_1` or `COFFER_WRITE_QUORUM`.
     pub env: Vec<(String, String)>,
+    /// Run the real binary in a process of its own (for tests that kill,
+    /// restart or measure it) rather than in this process.
+    pub process: bool,
 }
 
 impl ServerOpts {
@@ -89,7 +94,17 @@ impl ServerOpts {
             env.push((format!("MINIO_ACCESS_KEY_{i}"), n.access_key().to_string()));
             env.push((format!("MINIO_SECRET_KEY_{i}"), n.secret_key().to_string()));
         }
-        Self { command: None, env }
+        Self {
+            command: None,
+            env,
+            process: false,
+        }
+    }
+
+    /// The real binary in a process of its own.
+    pub fn process(mut self) -> Self {
+        self.process = true;
+        self
     }
 
     /// The same server with its metadata in a fresh PostgreSQL database.
@@ -106,8 +121,96 @@ impl ServerOpts {
     }
 }
 
-/// A running `coffer-server`. Killed on drop.
+/// A server running on a thread of this process, with its own runtime.
+/// Stopping it drops that runtime, as a killed process would vanish: no
+/// drain that would wait for the test's own clients to hang up.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Stops the server at once and waits for its thread.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+
+    /// Starts `coffer_server::server::run` with `opts`' environment turned
+    /// into the flags it stands for; returns it and its address.
+    fn start(opts: &ServerOpts, data_dir: &Path) -> anyhow::Result<(InProcess, String)> {
+        use clap::{CommandFactory, Parser};
+        use coffer_server::config::Config;
+        let env: std::collections::HashMap<String, String> = opts.env.iter().cloned().collect();
+        let mut args = vec![
+            "coffer-server".to_string(),
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+        ];
+        for a in Config::command().get_arguments() {
+            let (Some(var), Some(long)) = (a.get_env(), a.get_long()) else {
+                continue;
+            };
+            let var = var.to_string_lossy();
+            if matches!(var.as_ref(), "COFFER_DATA_DIR" | "PORT" | "COFFER_HOST") {
+                continue;
+            }
+            if let Some(v) = env.get(var.as_ref()) {
+                args.push(format!("--{long}"));
+                args.push(v.clone());
+            }
+        }
+        let cfg = Config::try_parse_from(args)?;
+        let nodes = cfg.node_specs(|k| env.get(k).cloned());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("coffer-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                    let serve =
+                        coffer_server::server::run(cfg, nodes, listener, std::future::pending());
+                    tokio::select! {
+                        r = serve => {
+                            if let Err(e) = r {
+                                eprintln!("in-process coffer-server failed: {e:#}");
+                            }
+                        }
+                        _ = stopped => {}
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            })?;
+        let me = InProcess {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        Ok((me, addr))
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running server. Killed (or, in-process, shut down) on drop.
 pub struct Server {
+    in_process: Option<InProcess>,
     child: Option<Child>,
     opts: ServerOpts,
     data_dir: PathBuf,
@@ -123,6 +226,7 @@ impl Server {
             .tempdir()?;
         let data_dir = tmp.path().to_path_buf();
         let mut s = Server {
+            in_process: None,
             child: None,
             opts,
             data_dir,
@@ -134,6 +238,12 @@ impl Server {
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
+        if self.opts.command.is_none() && !self.opts.process {
+            let (server, addr) = InProcess::start(&self.opts, &self.data_dir)?;
+            self.in_process = Some(server);
+            self.addr = addr;
+            return Ok(());
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -202,7 +312,7 @@ impl Server {
         self.data_dir.join("server.log")
     }
 
-    /// The last lines the server logged.
+    /// The last lines the server logged (a process's only).
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -259,7 +369,11 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown, no flush.
+    /// Kills the process (an in-process server is shut down instead).
     pub async fn kill(&mut self) {
+        if let Some(mut s) = self.in_process.take() {
+            tokio::task::spawn_blocking(move || s.stop()).await.ok();
+        }
         if let Some(mut c) = self.child.take() {
             c.start_kill().ok();
             c.wait().await.ok();

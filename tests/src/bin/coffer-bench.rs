@@ -360,7 +360,9 @@ async fn main() -> anyhow::Result<()> {
 
     let nodes = start_cluster(3).await?;
     let web_dir = coffer_tests::server::workspace_root().join("dist");
+    // A process of its own, whose memory and CPU are measured.
     let mut opts = ServerOpts::on_garage(&nodes)
+        .process()
         .with("COFFER_NODE_TIMEOUT_MS", "30000")
         .with("COFFER_WEB_DIR", web_dir.to_str().unwrap());
     if let Some(mib) = str_arg("--read-ahead-mib") {
@@ -704,6 +706,7 @@ async fn metadata_only(
     let url = pg.database().await?;
     let opts = || {
         ServerOpts::on_garage(nodes)
+            .process()
             .with("COFFER_NODE_TIMEOUT_MS", "30000")
             .with("COFFER_DATABASE_URL", &url)
     };

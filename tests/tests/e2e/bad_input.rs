@@ -122,7 +122,9 @@ async fn oversized_messages_are_refused_and_store_nothing() {
 
 #[tokio::test]
 async fn sigkill_mid_upload_leaves_no_partial_version_and_restart_serves_everything() {
-    let mut server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut server = Server::start(ServerOpts::embedded().process())
+        .await
+        .unwrap();
     let mut c = server.client().await;
     let committed: Vec<(String, Vec<u8>)> = (0..5)
         .map(|i| {

@@ -64,6 +64,7 @@ async fn readme_run_command_serves_on_the_embedded_default() {
             ("COFFER_RUN_PROFILE".into(), "dev".into()),
             ("COFFER_SKIP_WEB_BUILD".into(), "1".into()),
         ],
+        process: true,
     };
     let server = Server::start(opts).await.unwrap();
     let mut c = server.client().await;

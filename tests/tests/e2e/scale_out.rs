@@ -109,12 +109,20 @@ async fn an_empty_database_on_another_clusters_nodes_deletes_nothing_and_says_wh
     let mut c = owner.client().await;
     let data = pattern(3 * 1024 * 1024 + 5, 81);
     upload_bytes(&mut c, "theirs.bin", &data).await.unwrap();
-    let before: Vec<Vec<String>> = futures::future::join_all(
-        nodes
-            .iter()
-            .map(|n| async { n.list_keys("chunks/").await.unwrap() }),
-    )
-    .await;
+    // Once the third copies (written behind the quorum) have landed.
+    let mut before: Vec<Vec<String>> = Vec::new();
+    for _ in 0..100 {
+        before = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|n| async { n.list_keys("chunks/").await.unwrap() }),
+        )
+        .await;
+        if before.iter().all(|keys| keys == &before[0]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(before.iter().all(|keys| !keys.is_empty()));
 
     // A server with a fresh data dir (an empty database), pointed at the
@@ -151,7 +159,8 @@ async fn one_server_runs_each_worker_and_another_takes_over_when_it_dies() {
             .with("COFFER_DATABASE_URL", &url)
             .with("COFFER_LEASE_SECS", "2")
     };
-    let mut a = Server::start(opts()).await.unwrap();
+    // A is killed: a process of its own.
+    let mut a = Server::start(opts().process()).await.unwrap();
     let b = Server::start(opts()).await.unwrap();
     for worker in ["gc", "repair", "scrub"] {
         let ran = a.run_worker(worker).await;

@@ -140,8 +140,10 @@ async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
     let index = std::fs::read_to_string(&built).unwrap_or_else(|_| {
         panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
     });
-    // The harness starts the server in its data dir, where no dist/ is.
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    // The binary, started in its data dir, where no dist/ is.
+    let server = Server::start(ServerOpts::embedded().process())
+        .await
+        .unwrap();
     assert!(!server.data_dir().join("dist").exists());
     let (code, head, body) = http_get(server.addr(), "/").await;
     assert_eq!(code, 200, "{body}");

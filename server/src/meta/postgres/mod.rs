@@ -90,9 +90,20 @@ fn ts(t: time::OffsetDateTime) -> String {
 
 /// Runs `$body` (an expression of type `Result<T, MetaError>` using the
 /// transaction `$tx`) in one transaction at `$level`, again on
-/// serialization failures, deadlocks and lost races.
+/// serialization failures, deadlocks and lost races. With `unsynced`, the
+/// commit does not wait for its WAL flush: for rows that only matter once
+/// a later, synced commit names them (chunk holds and records, replica
+/// outcomes, leases). WAL is flushed in order, so that commit makes them
+/// durable too; a crash before it may forget them, never tear them, as
+/// with SQLite's unsynced commits.
 macro_rules! transaction {
-    ($self:expr, $level:expr, |$tx:ident| $body:expr) => {{
+    ($self:expr, $level:expr, unsynced, |$tx:ident| $body:expr) => {
+        transaction!(@run $self, $level, true, |$tx| $body)
+    };
+    ($self:expr, $level:expr, |$tx:ident| $body:expr) => {
+        transaction!(@run $self, $level, false, |$tx| $body)
+    };
+    (@run $self:expr, $level:expr, $unsynced:expr, |$tx:ident| $body:expr) => {{
         let mut attempt = 0u32;
         loop {
             let result: Result<_, MetaError> = async {
@@ -102,6 +113,9 @@ macro_rules! transaction {
                     .isolation_level($level)
                     .start()
                     .await?;
+                if $unsynced {
+                    $tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                }
                 let out: Result<_, MetaError> = $body;
                 let out = out?;
                 $tx.commit().await?;
@@ -446,7 +460,7 @@ impl MetaStore for PgMeta {
         chunk: &ChunkRef,
         stream: Option<&StreamRef>,
     ) -> Result<ChunkHold, MetaError> {
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
             let row = tx
                 .query_opt(
@@ -483,7 +497,7 @@ impl MetaStore for PgMeta {
         hold: &str,
         nodes: &[String],
     ) -> Result<(), MetaError> {
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
             let n = tx
                 .execute(
@@ -520,7 +534,7 @@ impl MetaStore for PgMeta {
         let chunks: Vec<&str> = keys.iter().map(|((c, _), _)| *c).collect();
         let nodes: Vec<&str> = keys.iter().map(|((_, n), _)| *n).collect();
         let states: Vec<&str> = keys.iter().map(|(_, s)| *s).collect();
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
             tx.execute(
                 "INSERT INTO replicas (chunk_id, node, state, checked_at)
@@ -1076,7 +1090,7 @@ impl MetaStore for PgMeta {
     }
 
     async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, MetaError> {
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| async {
             Ok(tx
                 .execute(
                     "INSERT INTO leases (name, holder, expires_at)
