@@ -93,10 +93,16 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
     let check = format!("{:?}", coffer["healthcheck"]["test"]);
     assert!(check.contains("/readyz"), "{check}");
     let dockerfile = s(&coffer["build"]["dockerfile"]);
-    assert!(
-        workspace_root().join(&dockerfile).is_file(),
-        "{dockerfile} missing"
-    );
+    let docker = std::fs::read_to_string(workspace_root().join(&dockerfile))
+        .unwrap_or_else(|e| panic!("{dockerfile}: {e}"));
+    // The image's server carries the web app: built before the server.
+    let web = docker
+        .find("trunk build")
+        .expect("the image builds the web app");
+    let server = docker
+        .find("cargo build --release -p coffer-server")
+        .expect("the image builds the server");
+    assert!(web < server, "the web app must be built before the server");
 }
 
 #[test]
