@@ -139,6 +139,80 @@ pub struct NewVersion {
     pub stream: Option<String>,
 }
 
+impl NewVersion {
+    /// The version a finished session commits.
+    pub fn of_session(s: &SessionRow, uploader: &str) -> Self {
+        Self {
+            owner: s.owner,
+            path: s.path.clone(),
+            size: s.size,
+            hash: s.hash.clone(),
+            chunks: s.chunks.clone(),
+            uploader: uploader.to_string(),
+            stream: None,
+        }
+    }
+
+    /// The version that makes `old` (with its `chunks`) the newest again.
+    pub fn restoring(
+        old: VersionRow,
+        chunks: Vec<ChunkRef>,
+        owner: OwnerId,
+        uploader: &str,
+    ) -> Self {
+        Self {
+            owner,
+            path: old.path,
+            size: old.size,
+            hash: old.hash,
+            chunks,
+            uploader: uploader.to_string(),
+            stream: None,
+        }
+    }
+}
+
+/// What finishing session `s` again returns, given what is now stored as
+/// the version `number` it committed: that very version, or an error.
+/// Retention may have removed it, and a purged file's path may hold other
+/// content by now; committing again would put stale content on top.
+pub fn finished_again(
+    s: &SessionRow,
+    number: u64,
+    now_there: Option<VersionRow>,
+) -> Result<VersionRow, MetaError> {
+    match now_there {
+        Some(row) if row.hash == s.hash && row.size == s.size => Ok(row),
+        _ => Err(MetaError::CommittedVersionGone {
+            session: s.id.clone(),
+            path: s.path.clone(),
+            version: number,
+        }),
+    }
+}
+
+/// `rows` paired with their health, from `(file id, version, good copies)`
+/// of each distinct chunk of theirs, against `r` good copies a chunk.
+pub fn attach_health(
+    rows: Vec<VersionRow>,
+    found: impl IntoIterator<Item = (i64, i64, usize)>,
+    r: usize,
+) -> Vec<(VersionRow, HealthCounts)> {
+    let mut health = std::collections::HashMap::<(i64, i64), HealthCounts>::new();
+    for (file, number, good) in found {
+        health.entry((file, number)).or_default().add(good, r);
+    }
+    rows.into_iter()
+        .map(|v| {
+            let h = health
+                .get(&(v.file_id, v.number as i64))
+                .copied()
+                .unwrap_or_default();
+            (v, h)
+        })
+        .collect()
+}
+
 /// What a client declares when it opens an upload session.
 #[derive(Debug, Clone)]
 pub struct NewSession {

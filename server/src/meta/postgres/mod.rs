@@ -392,23 +392,10 @@ async fn with_health<C: GenericClient>(
             &[&files, &numbers],
         )
         .await?;
-    let mut health = HashMap::<(i64, i64), HealthCounts>::new();
-    for row in &found {
-        health
-            .entry((row.get(0), row.get(1)))
-            .or_default()
-            .add(row.get::<_, i64>(2) as usize, r);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|v| {
-            let h = health
-                .get(&(v.file_id, v.number as i64))
-                .copied()
-                .unwrap_or_default();
-            (v, h)
-        })
-        .collect())
+    let found = found
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get::<_, i64>(2) as usize));
+    Ok(super::attach_health(rows, found, r))
 }
 
 async fn session<C: GenericClient>(
@@ -705,15 +692,7 @@ impl MetaStore for PgMeta {
                 return Ok(None);
             };
             let chunks = version_chunks(&tx, old.file_id, old.number).await?;
-            let v = NewVersion {
-                owner,
-                path: path.to_string(),
-                size: old.size,
-                hash: old.hash,
-                chunks,
-                uploader: uploader.to_string(),
-                stream: None,
-            };
+            let v = NewVersion::restoring(old, chunks, owner, uploader);
             insert_version(&tx, &v, Some(number)).await.map(Some)
         }
         .await)
@@ -835,27 +814,11 @@ impl MetaStore for PgMeta {
                 .await?
                 .and_then(|r| r.get(0));
             if let Some(number) = committed {
-                // Only the very version it committed: retention may have
-                // removed it, and a purged file's path may hold other
-                // content by now.
-                return match version(&tx, s.owner, &s.path, Some(number as u64)).await? {
-                    Some(row) if row.hash == s.hash && row.size == s.size => Ok(row),
-                    _ => Err(MetaError::CommittedVersionGone {
-                        session: s.id.clone(),
-                        path: s.path.clone(),
-                        version: number as u64,
-                    }),
-                };
+                let number = number as u64;
+                let now_there = version(&tx, s.owner, &s.path, Some(number)).await?;
+                return super::finished_again(s, number, now_there);
             }
-            let v = NewVersion {
-                owner: s.owner,
-                path: s.path.clone(),
-                size: s.size,
-                hash: s.hash.clone(),
-                chunks: s.chunks.clone(),
-                uploader: uploader.to_string(),
-                stream: None,
-            };
+            let v = NewVersion::of_session(s, uploader);
             let row = insert_version(&tx, &v, None).await?;
             tx.execute(
                 "UPDATE upload_sessions SET committed_version = $2 WHERE id = $1",

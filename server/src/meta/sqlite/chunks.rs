@@ -231,29 +231,14 @@ pub fn with_health(
                 (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = d.chunk_id AND r.state = 'ok')
          FROM distinct_chunks d",
     )?;
-    let mut health = std::collections::HashMap::<(i64, i64), HealthCounts>::new();
-    let found = stmt.query_map([keys], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, i64>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
-    for f in found {
-        let (file, number, good) = f?;
-        health
-            .entry((file, number))
-            .or_default()
-            .add(good as usize, r);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|v| {
-            let h = health
-                .get(&(v.file_id, v.number as i64))
-                .copied()
-                .unwrap_or_default();
-            (v, h)
-        })
-        .collect())
+    let found = stmt
+        .query_map([keys], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)? as usize,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::meta::attach_health(rows, found, r))
 }

@@ -169,15 +169,7 @@ pub fn restore_version(
         return Ok(None);
     };
     let chunks = version_chunks(tx, old.file_id, old.number)?;
-    let v = NewVersion {
-        owner,
-        path: path.to_string(),
-        size: old.size,
-        hash: old.hash,
-        chunks,
-        uploader: uploader.to_string(),
-        stream: None,
-    };
+    let v = NewVersion::restoring(old, chunks, owner, uploader);
     insert_version(tx, &v, Some(number), now).map(Some)
 }
 

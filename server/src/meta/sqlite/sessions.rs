@@ -172,27 +172,11 @@ pub fn finish(
         .optional()?
         .flatten();
     if let Some(number) = committed {
-        // Only the very version it committed: retention may have removed
-        // it, and a purged file's path may hold other content by now.
-        // Committing again would put stale content on top.
-        return match super::files::version(tx, s.owner, &s.path, Some(number as u64))? {
-            Some(row) if row.hash == s.hash && row.size == s.size => Ok(row),
-            _ => Err(MetaError::CommittedVersionGone {
-                session: s.id.clone(),
-                path: s.path.clone(),
-                version: number as u64,
-            }),
-        };
+        let number = number as u64;
+        let now_there = super::files::version(tx, s.owner, &s.path, Some(number))?;
+        return crate::meta::finished_again(s, number, now_there);
     }
-    let v = NewVersion {
-        owner: s.owner,
-        path: s.path.clone(),
-        size: s.size,
-        hash: s.hash.clone(),
-        chunks: s.chunks.clone(),
-        uploader: uploader.to_string(),
-        stream: None,
-    };
+    let v = NewVersion::of_session(s, uploader);
     let row = insert_version(tx, &v, None, now)?;
     tx.execute(
         "UPDATE upload_sessions SET committed_version = ?2 WHERE id = ?1",
