@@ -18,10 +18,11 @@ pub mod web;
 
 use crate::files::Files;
 use crate::status::Ops;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::get;
 use coffer_proto::pb::coffer_admin_server::CofferAdminServer;
 use coffer_proto::pb::file_storage_server::FileStorageServer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Largest gRPC message accepted: a full chunk plus framing.
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
@@ -42,10 +43,15 @@ pub async fn router(
         .set_serving::<FileStorageServer<grpc::FileStorageApi>>()
         .await;
     tokio::spawn(report_readiness(health, ops.clone(), cancel));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // v1 and v1alpha: many generic gRPC tools (grpcio-reflection's Python
+    // client, older grpcurl, Postman) still ask v1alpha only.
+    let described = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(coffer_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = described().build_v1()?;
+    let reflection_v1alpha = described().build_v1alpha()?;
     let file_storage = FileStorageServer::new(api)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -53,6 +59,7 @@ pub async fn router(
         .add_service(CofferAdminServer::new(admin::AdminApi::new(ops.clone())))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());
     let ops_for_metrics = ops.clone();
@@ -72,7 +79,21 @@ pub async fn router(
         .route("/download/{*path}", get(http::download).with_state(files))
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
-        .fallback_service(web::routes(web_dir)))
+        .fallback_service(web::routes(web_dir))
+        // Every response: no MIME sniffing, no framing by other sites, no
+        // referrer leaking file names.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        )))
 }
 
 /// `GET /readyz`: 200 when this server can take uploads, else 503 with the

@@ -66,6 +66,10 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
         assert_eq!(port, "9000");
         let svc = &docs[0]["services"][host];
         assert!(s(&svc["image"]).starts_with("minio/minio"));
+        assert!(
+            svc.get("ports").is_none(),
+            "{host} publishes a port: the storage nodes stay private"
+        );
         assert!(svc["command"].as_str().unwrap().contains("server /data"));
     }
     let port = &env["PORT"];
@@ -95,6 +99,23 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
     let dockerfile = s(&coffer["build"]["dockerfile"]);
     let docker = std::fs::read_to_string(workspace_root().join(&dockerfile))
         .unwrap_or_else(|e| panic!("{dockerfile}: {e}"));
+    // The server runs as a user of its own, not root.
+    let runtime = &docker[docker.rfind("FROM ").expect("a final stage")..];
+    let user = runtime
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("USER "))
+        .last()
+        .expect("the image sets a USER");
+    assert!(!matches!(user.trim(), "root" | "0"), "USER {user}");
+    // No credential has a default: compose refuses to start without them.
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap();
+    for (i, _) in text.match_indices("${") {
+        let var = &text[i..text[i..].find('}').map(|e| i + e + 1).unwrap()];
+        assert!(
+            var.contains(":?"),
+            "{var} has a default or may be empty; required values use ${{NAME:?message}}"
+        );
+    }
     // The image's server carries the web app: built before the server.
     let web = docker
         .find("trunk build")
@@ -190,6 +211,9 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
         url.starts_with(&format!("postgres://{user}:{password}@")),
         "{url}"
     );
+    let pod = &coffer["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::from(true));
+    assert_ne!(s(&pod["securityContext"]["runAsUser"]), "0");
     let pg = find("StatefulSet", "postgres");
     assert_eq!(s(&pg["spec"]["serviceName"]), "postgres");
 }

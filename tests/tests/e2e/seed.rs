@@ -103,3 +103,63 @@ async fn tutorial_client_uploads_downloads_and_reads_metadata_on_postgres() {
     )
     .await
 }
+
+/// Lists the services through server reflection, v1 or v1alpha, as generic
+/// gRPC tools do.
+async fn reflected_services(server: &Server, v1alpha: bool) -> Vec<String> {
+    use tonic_reflection::pb::{v1, v1alpha as alpha};
+    let channel = server.channel().await;
+    if v1alpha {
+        let mut c = alpha::server_reflection_client::ServerReflectionClient::new(channel);
+        let req = alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+        };
+        let mut answers = c
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await
+            .unwrap()
+            .into_inner();
+        match answers.message().await.unwrap().unwrap().message_response {
+            Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
+                l.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("not a service list: {other:?}"),
+        }
+    } else {
+        let mut c = v1::server_reflection_client::ServerReflectionClient::new(channel);
+        let req = v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let mut answers = c
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await
+            .unwrap()
+            .into_inner();
+        match answers.message().await.unwrap().unwrap().message_response {
+            Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(l)) => {
+                l.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("not a service list: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_over_v1_and_v1alpha() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    for v1alpha in [false, true] {
+        let names = reflected_services(&server, v1alpha).await;
+        for want in ["FileStorage", "CofferAdmin", "grpc.health.v1.Health"] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "v1alpha={v1alpha}: {want} missing from {names:?}"
+            );
+        }
+    }
+}

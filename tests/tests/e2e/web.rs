@@ -162,3 +162,19 @@ async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
     assert_eq!(code, 200);
     assert!(head.contains("application/wasm"), "{head}");
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    for path in ["/", "/healthz", "/download/missing.bin", "/readyz"] {
+        let (_, head, _) = http_get(server.addr(), path).await;
+        let head = head.to_ascii_lowercase();
+        for h in [
+            "x-content-type-options: nosniff",
+            "x-frame-options: deny",
+            "referrer-policy: no-referrer",
+        ] {
+            assert!(head.contains(h), "{path}: no {h:?} in\n{head}");
+        }
+    }
+}
