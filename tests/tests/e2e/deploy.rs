@@ -103,8 +103,8 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
     let runtime = &docker[docker.rfind("FROM ").expect("a final stage")..];
     let user = runtime
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("the image sets a USER");
     assert!(!matches!(user.trim(), "root" | "0"), "USER {user}");
     // No credential has a default: compose refuses to start without them.
