@@ -74,7 +74,9 @@ pub async fn run(
         replica_events,
         stop_recorder.clone(),
     ));
-    let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &cancel);
+    // This server's name in the lease table, for taking and releasing.
+    let holder = workers::lease::holder_name(&cfg.data_dir);
+    let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &holder, &cancel);
     let ops = Ops {
         meta: meta.clone(),
         cluster: files.cluster().clone(),
@@ -112,7 +114,6 @@ pub async fn run(
         task.await.ok();
     }
     // Another server may take the workers over at once.
-    let holder = workers::lease::holder_name(&cfg.data_dir);
     for name in ["repair", "scrub", "gc"] {
         if let Err(e) = meta.release_lease(name, &holder).await {
             tracing::debug!(worker = name, error = %e, "cannot release the lease");
@@ -161,12 +162,12 @@ fn start_workers(
     cfg: &Config,
     meta: &Meta,
     cluster: &Arc<Cluster>,
+    holder: &str,
     cancel: &CancellationToken,
 ) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
-    use workers::lease::{holder_name, Leased};
+    use workers::lease::Leased;
     use workers::pace::Pace;
     use workers::{gc, probe, repair, runner, scrub};
-    let holder = holder_name(&cfg.data_dir);
     let lease = Duration::from_secs(cfg.lease_secs);
 
     let secs = Duration::from_secs;
@@ -191,7 +192,7 @@ fn start_workers(
                 pace: Pace::new(cfg.repair_rate_mib * 1024 * 1024),
             },
             meta,
-            &holder,
+            holder,
             lease,
         ),
         secs(cfg.repair_interval_secs.max(1)),
@@ -205,7 +206,7 @@ fn start_workers(
                 pace: Pace::new(cfg.scrub_rate_mib * 1024 * 1024),
             },
             meta,
-            &holder,
+            holder,
             lease,
         ),
         secs(cfg.scrub_interval_secs.max(1)),
@@ -226,7 +227,7 @@ fn start_workers(
                 pace: Pace::new(cfg.gc_delete_rate),
             },
             meta,
-            &holder,
+            holder,
             lease,
         ),
         secs(cfg.gc_interval_secs.max(1)),

@@ -185,6 +185,14 @@ const SELECT_VERSION: &str = "
            (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number)::INTEGER
     FROM files f JOIN versions v ON v.file_id = f.id";
 
+/// A `(chunk id, size)` row.
+fn chunk_ref(r: &Row) -> ChunkRef {
+    ChunkRef {
+        id: r.get(0),
+        size: r.get::<_, i32>(1) as u32,
+    }
+}
+
 fn version_row(r: &Row) -> VersionRow {
     VersionRow {
         file_id: r.get(0),
@@ -237,13 +245,7 @@ async fn version_chunks<C: GenericClient>(
             &[&file_id, &(number as i64)],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ChunkRef {
-            id: r.get(0),
-            size: r.get::<_, i32>(1) as u32,
-        })
-        .collect())
+    Ok(rows.iter().map(chunk_ref).collect())
 }
 
 /// Which of `chunks` are not stored; every stored one is touched (its age
@@ -420,10 +422,7 @@ async fn session<C: GenericClient>(
         )
         .await?
         .iter()
-        .map(|r| ChunkRef {
-            id: r.get(0),
-            size: r.get::<_, i32>(1) as u32,
-        })
+        .map(chunk_ref)
         .collect();
     Ok(Some(SessionRow {
         id: id.to_string(),
@@ -560,13 +559,7 @@ impl MetaStore for PgMeta {
                 &[&after, &(limit as i64)],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ChunkRef {
-                id: r.get(0),
-                size: r.get::<_, i32>(1) as u32,
-            })
-            .collect())
+        Ok(rows.iter().map(chunk_ref).collect())
     }
 
     async fn replicas_needing_repair(
