@@ -97,7 +97,9 @@ impl From<MetaError> for FileError {
             e @ (MetaError::Busy(_) | MetaError::Unreachable(_) | MetaError::ChunkDeleting(_)) => {
                 FileError::Unavailable(e.to_string())
             }
-            e @ MetaError::Backend(_) => FileError::Internal(e.to_string()),
+            e @ (MetaError::Backend(_) | MetaError::Unsupported(_)) => {
+                FileError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -77,6 +77,9 @@ pub enum MetaError {
         path: String,
         version: u64,
     },
+    /// The backend does not do this; the message says what does.
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else the backend reported; not expected to go away by
     /// retrying.
     #[error("metadata store: {0}")]
@@ -537,6 +540,14 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Answers if the database is reachable (readiness).
     async fn ping(&self) -> Result<(), MetaError>;
+
+    // ---- disaster recovery ----
+
+    /// Writes a consistent copy of the whole database to the new file
+    /// `dest`, while other transactions go on.
+    /// [`MetaError::Unsupported`] where the database's own tools do this
+    /// (PostgreSQL).
+    async fn snapshot_into(&self, dest: &std::path::Path) -> Result<(), MetaError>;
 }
 
 /// Opens the metadata store: PostgreSQL for a `postgres://` (or

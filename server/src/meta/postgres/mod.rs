@@ -1126,4 +1126,12 @@ impl MetaStore for PgMeta {
         client.query_one("SELECT 1", &[]).await?;
         Ok(())
     }
+
+    async fn snapshot_into(&self, _dest: &std::path::Path) -> Result<(), MetaError> {
+        Err(MetaError::Unsupported(
+            "Coffer takes no snapshots of PostgreSQL: back it up with its own tools \
+             (continuous WAL archiving with pgBackRest or barman, or pg_basebackup and pg_dump)"
+                .into(),
+        ))
+    }
 }

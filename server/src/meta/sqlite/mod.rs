@@ -68,6 +68,37 @@ impl SqliteMeta {
         })
     }
 
+    /// Checks a database file unpacked from a snapshot and readies it to
+    /// be the server's: SQLite finds it intact and it belongs to
+    /// `cluster`. Orphan sightings are forgotten, so every chunk stored
+    /// after the snapshot gets a full grace period from the restart, and
+    /// worker leases are dropped.
+    pub fn prepare_restored(path: &Path, cluster: &str) -> Result<(), MetaError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(MetaError::Backend(format!("damaged database: {check}")));
+        }
+        match ops::setting(&conn, ops::CLUSTER_ID)? {
+            Some(id) if id == cluster => {}
+            other => {
+                return Err(MetaError::Backend(format!(
+                    "the database belongs to cluster {}, not {cluster}",
+                    other.unwrap_or_else(|| "(none)".into())
+                )))
+            }
+        }
+        conn.execute_batch("DELETE FROM gc_orphans; DELETE FROM leases;")?;
+        // Chunks stored after the snapshot are orphans now; gc leaves them
+        // for RESTORE_HOLD so a restore of the wrong snapshot can be undone.
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![ops::RESTORED_AT, super::now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     /// An in-memory database, for tests of pure logic.
     pub fn open_in_memory() -> Result<Self, MetaError> {
         let conn = Arc::new(Mutex::new(Self::setup(Connection::open_in_memory()?)?));
@@ -173,6 +204,11 @@ pub fn unsynced<R>(
 }
 
 /// `now` minus `d`, as the text timestamps compare.
+/// How long gc keeps orphan chunks after a restore from a snapshot, at
+/// least: as long as daily snapshots are kept, so an operator who restored
+/// the wrong one can still restore a newer one with all its chunks.
+pub const RESTORE_HOLD: Duration = Duration::from_secs(7 * 24 * 3600);
+
 fn ago(now: &str, d: Duration) -> String {
     let now = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
@@ -416,8 +452,18 @@ impl MetaStore for SqliteMeta {
         grace: Duration,
     ) -> Result<Vec<String>, MetaError> {
         let (node, found) = (node.to_string(), found.to_vec());
-        self.tx(move |tx, now| gc::note_orphans(tx, &node, &found, now, &ago(now, grace)))
-            .await
+        self.tx(move |tx, now| {
+            let mut cutoff = ago(now, grace);
+            if let Some(at) = ops::setting(tx, ops::RESTORED_AT)? {
+                // Nothing is ripe before the restore hold has run out.
+                let hold = ago(now, RESTORE_HOLD);
+                if at > hold {
+                    cutoff = String::new();
+                }
+            }
+            gc::note_orphans(tx, &node, &found, now, &cutoff)
+        })
+        .await
     }
 
     async fn claim_orphan(&self, id: &str) -> Result<bool, MetaError> {
@@ -465,6 +511,19 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
+    async fn snapshot_into(&self, dest: &Path) -> Result<(), MetaError> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| MetaError::Backend(format!("not a UTF-8 path: {}", dest.display())))?
+            .to_string();
+        // On the reader: a read transaction under WAL, so writers go on.
+        self.read(move |c| {
+            c.execute("VACUUM INTO ?1", [dest])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn has_chunks(&self) -> Result<bool, MetaError> {
         self.call(|c| {
             Ok(c.prepare_cached("SELECT 1 FROM chunks LIMIT 1")?
@@ -510,6 +569,58 @@ mod tests {
             failure(rusqlite::ffi::SQLITE_CORRUPT),
             MetaError::Backend(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_restored_database_keeps_its_orphans_for_the_restore_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coffer.db");
+        let found = vec!["a".repeat(64)];
+        // Noted once, then ripe on the next pass under a zero grace period.
+        let ripe = |meta: SqliteMeta| {
+            let found = found.clone();
+            async move {
+                meta.note_orphans("n1", &found, Duration::ZERO)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                meta.note_orphans("n1", &found, Duration::ZERO)
+                    .await
+                    .unwrap()
+            }
+        };
+        let meta = SqliteMeta::open(&path).unwrap();
+        meta.init_cluster_id("c1").await.unwrap();
+        assert_eq!(ripe(meta.clone()).await, found, "no restore: ripe at once");
+        drop(meta);
+
+        assert!(SqliteMeta::prepare_restored(&path, "c2").is_err());
+        SqliteMeta::prepare_restored(&path, "c1").unwrap();
+        let meta = SqliteMeta::open(&path).unwrap();
+        assert!(
+            ripe(meta.clone()).await.is_empty(),
+            "orphans wait out the restore hold"
+        );
+        let long_ago = super::super::rfc3339(
+            time::OffsetDateTime::now_utc() - RESTORE_HOLD - Duration::from_secs(60),
+        );
+        meta.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE settings SET value = ?1 WHERE key = ?2",
+                rusqlite::params![long_ago, ops::RESTORED_AT],
+            )
+            .unwrap();
+        assert_eq!(ripe(meta).await, found, "after the hold, the grace period");
+    }
+
+    #[test]
+    fn a_damaged_database_is_not_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coffer.db");
+        std::fs::write(&path, b"not a database at all").unwrap();
+        assert!(SqliteMeta::prepare_restored(&path, "c1").is_err());
     }
 
     fn synchronous(c: &Connection) -> i64 {

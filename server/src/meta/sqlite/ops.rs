@@ -6,6 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// The settings key of the cluster identity.
 pub const CLUSTER_ID: &str = "cluster_id";
+/// When the database was last restored from a snapshot (RFC 3339).
+pub const RESTORED_AT: &str = "restored_at";
 
 /// Takes or renews lease `name` for `holder` until `until`, unless another
 /// holder's lease is still running at `now`.
