@@ -13,6 +13,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "coffer-server", version, about)]
 pub struct Config {
+    /// Without a command: run the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Address to listen on.
     #[arg(long, env = "COFFER_HOST", default_value = "0.0.0.0")]
     pub host: String,
@@ -20,7 +23,12 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 5000)]
     pub port: u16,
     /// Where SQLite metadata (and the embedded default nodes) live.
-    #[arg(long, env = "COFFER_DATA_DIR", default_value = "./coffer-data")]
+    #[arg(
+        long,
+        env = "COFFER_DATA_DIR",
+        default_value = "./coffer-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// PostgreSQL for the metadata (`postgres://user:pass@host/db`), shared
     /// by every server of a scaled-out deployment. Unset: SQLite under the
@@ -36,7 +44,12 @@ pub struct Config {
     /// directories (`dir:PATH`), comma-separated. Added to
     /// `MINIO_ENDPOINT_1..N`. With none, three local directories under the
     /// data dir are used.
-    #[arg(long = "node", env = "COFFER_NODES", value_delimiter = ',')]
+    #[arg(
+        long = "node",
+        env = "COFFER_NODES",
+        value_delimiter = ',',
+        global = true
+    )]
     pub nodes: Vec<String>,
     /// S3 access key for every node (per node: `MINIO_ACCESS_KEY_<i>`).
     #[arg(long, env = "MINIO_ACCESS_KEY", default_value = "")]
@@ -103,6 +116,16 @@ pub struct Config {
     /// Purge deleted files (and their versions) after this many seconds.
     #[arg(long, env = "COFFER_DELETED_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
     pub deleted_retention_secs: u64,
+    /// How often the SQLite metadata is snapshotted to every node, in
+    /// seconds (0: only when asked, `coffer admin run snapshot`).
+    #[arg(long, env = "COFFER_SNAPSHOT_INTERVAL_SECS", default_value_t = 3600)]
+    pub snapshot_interval_secs: u64,
+    /// Snapshots kept on each node: this many of the newest...
+    #[arg(long, env = "COFFER_SNAPSHOT_KEEP", default_value_t = 24)]
+    pub snapshot_keep: usize,
+    /// ...and besides, the newest of each day for this many days.
+    #[arg(long, env = "COFFER_SNAPSHOT_KEEP_DAYS", default_value_t = 7)]
+    pub snapshot_keep_days: u32,
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
@@ -113,6 +136,42 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// What `coffer-server` does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// The metadata database: snapshots and restore.
+    #[command(subcommand)]
+    Meta(MetaCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum MetaCommand {
+    /// Rebuilds the SQLite metadata from the newest good snapshot on any
+    /// reachable node. Run it with the server stopped, on the same
+    /// configuration (data dir and nodes).
+    Restore {
+        /// The newest snapshot taken at or before this time (RFC 3339,
+        /// e.g. 2026-11-26T10:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        at: Option<time::OffsetDateTime>,
+        /// Replace an existing database (it is kept beside the new one).
+        #[arg(long)]
+        force: bool,
+        /// The cluster whose snapshots to use, if the nodes hold several.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Lists the snapshots on the reachable nodes, newest first.
+    Snapshots,
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339))
+        .map_err(|_| format!("{s:?} is not a time like 2026-11-26T10:00:00Z"))
 }
 
 /// One storage node as configured.
@@ -131,6 +190,11 @@ pub enum NodeSpec {
 }
 
 impl Config {
+    /// The SQLite database under the data dir.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("coffer.db")
+    }
+
     /// How long a node may take to answer.
     pub fn node_timeout(&self) -> Duration {
         Duration::from_millis(self.node_timeout_ms.max(1))
@@ -234,6 +298,26 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn restore_takes_a_time_and_the_global_flags_after_it() {
+        let c = parse(&[
+            "meta",
+            "restore",
+            "--at",
+            "2026-11-26T10:00:00Z",
+            "--data-dir",
+            "/d",
+        ]);
+        let Some(Command::Meta(MetaCommand::Restore { at, force, .. })) = c.command else {
+            panic!("not a restore: {:?}", c.command)
+        };
+        assert_eq!(at.unwrap().unix_timestamp(), 1_795_687_200);
+        assert!(!force);
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        let bad = Config::try_parse_from(["coffer-server", "meta", "restore", "--at", "yesterday"]);
+        assert!(bad.unwrap_err().to_string().contains("is not a time"));
     }
 
     #[test]

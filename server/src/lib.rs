@@ -4,22 +4,26 @@
 //! - [`store`]: the [`store::BlobStore`] trait and its backends (local
 //!   directory, S3), plus a fault-injecting decorator.
 //! - [`cluster`]: placement, quorum writes, verified reads, node health.
-//! - [`meta`]: the SQLite metadata store.
+//! - [`meta`]: the metadata interface and its SQLite and PostgreSQL backends.
 //! - [`files`]: the domain — uploads, downloads, versions, sessions.
 //! - [`api`]: gRPC / grpc-web / HTTP on one port.
 //! - [`workers`]: background tasks.
 //! - [`identity`]: the cluster marker on nodes that keeps gc off a
 //!   database's strangers.
+//! - [`snapshot`]: metadata snapshots on the nodes, and restore from them.
+//! - [`commands`]: operator commands (`coffer-server meta restore`, …).
 //! - [`config`]: flags and environment, read by the binary only.
 //! - [`server`]: [`server::run`], the whole lifecycle on a bound listener.
 
 pub mod api;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod files;
 pub mod identity;
 pub mod meta;
 pub mod server;
+pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod workers;

@@ -1,6 +1,7 @@
 //! The `coffer-server` binary: reads configuration (flags, environment,
 //! `.env`), binds the port and hands both to [`coffer_server::server::run`],
-//! which shuts down gracefully on SIGINT or SIGTERM.
+//! which shuts down gracefully on SIGINT or SIGTERM; or runs an operator
+//! command ([`coffer_server::commands`]).
 
 use anyhow::Context;
 use clap::Parser;
@@ -35,6 +36,9 @@ async fn serve() -> anyhow::Result<()> {
         .init();
 
     let nodes = cfg.node_specs(|k| std::env::var(k).ok());
+    if let Some(command) = cfg.command.clone() {
+        return coffer_server::commands::run(cfg, nodes, command).await;
+    }
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;

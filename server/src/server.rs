@@ -36,7 +36,7 @@ pub async fn run(
         Some(_) => None,
     };
     let nodes = build_nodes(&cfg, node_specs).await?;
-    let meta = meta::open(cfg.database_url.as_deref(), &cfg.data_dir.join("coffer.db"))
+    let meta = meta::open(cfg.database_url.as_deref(), &cfg.sqlite_path())
         .await
         .context("cannot open the metadata database")?;
 
@@ -76,11 +76,14 @@ pub async fn run(
     ));
     // This server's name in the lease table, for taking and releasing.
     let holder = workers::lease::holder_name(&cfg.data_dir);
-    let (worker_set, worker_tasks) = start_workers(&cfg, &meta, files.cluster(), &holder, &cancel);
+    let snapshots = crate::snapshot::SnapshotLog::default();
+    let (worker_set, worker_tasks) =
+        start_workers(&cfg, &meta, files.cluster(), &holder, &snapshots, &cancel);
     let ops = Ops {
         meta: meta.clone(),
         cluster: files.cluster().clone(),
         workers: worker_set,
+        snapshots,
     };
 
     let router = api::router(files, ops, cfg.web_dir.as_deref(), cancel.clone()).await?;
@@ -126,7 +129,7 @@ pub async fn run(
 
 /// Takes the data dir's lock, or says which process has it. SQLite under
 /// one data dir takes one server; several servers share PostgreSQL.
-fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("coffer.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -163,6 +166,7 @@ fn start_workers(
     meta: &Meta,
     cluster: &Arc<Cluster>,
     holder: &str,
+    snapshots: &crate::snapshot::SnapshotLog,
     cancel: &CancellationToken,
 ) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
     use workers::lease::Leased;
@@ -233,10 +237,76 @@ fn start_workers(
         secs(cfg.gc_interval_secs.max(1)),
         cancel.clone(),
     ));
+    // PostgreSQL is backed up with its own tools; only SQLite snapshots.
+    if meta.backend() == "sqlite" {
+        let worker = crate::snapshot::take::SnapshotWorker {
+            meta: meta.clone(),
+            cluster: cluster.clone(),
+            scratch: cfg.data_dir.clone(),
+            keep: crate::snapshot::Keep {
+                last: cfg.snapshot_keep,
+                daily_days: cfg.snapshot_keep_days,
+            },
+            log: snapshots.clone(),
+        };
+        let interval = match cfg.snapshot_interval_secs {
+            0 => secs(100 * 365 * 24 * 3600),
+            s => secs(s),
+        };
+        let (handle, task) = runner::spawn(worker, interval, cancel.clone());
+        tasks.push(tokio::spawn(catch_up_snapshot(
+            meta.clone(),
+            cluster.clone(),
+            snapshots.clone(),
+            handle.clone(),
+            (cfg.snapshot_interval_secs > 0).then_some(interval),
+        )));
+        set.add(handle);
+        tasks.push(task);
+    }
     (set, tasks)
 }
 
-async fn build_nodes(
+/// At start-up: shows the newest snapshot on the nodes in status, and
+/// takes one now if it is older than the interval (a server restarted
+/// more often than the interval would otherwise never take one).
+async fn catch_up_snapshot(
+    meta: Meta,
+    cluster: Arc<Cluster>,
+    log: crate::snapshot::SnapshotLog,
+    handle: Arc<workers::runner::WorkerHandle>,
+    interval: Option<Duration>,
+) {
+    let Ok(Some(id)) = meta.cluster_id().await else {
+        return;
+    };
+    let nodes: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .map(|n| (n.id.clone(), n.store.clone()))
+        .collect();
+    let newest = crate::snapshot::take::newest(&nodes, &id).await;
+    let stale = match (&newest, interval) {
+        (_, None) => false,
+        (None, Some(_)) => meta.has_chunks().await.unwrap_or(false),
+        (Some(n), Some(i)) => {
+            time::OffsetDateTime::parse(&n.taken_at, &time::format_description::well_known::Rfc3339)
+                .map(|t| time::OffsetDateTime::now_utc() - t > i)
+                .unwrap_or(true)
+        }
+    };
+    {
+        let mut l = log.lock().expect("snapshot log");
+        if l.last.is_none() {
+            l.last = newest;
+        }
+    }
+    if stale {
+        handle.run_now(false).await;
+    }
+}
+
+pub(crate) async fn build_nodes(
     cfg: &Config,
     specs: Vec<NodeSpec>,
 ) -> anyhow::Result<Vec<(String, Arc<dyn BlobStore>)>> {

@@ -12,6 +12,8 @@ pub struct Ops {
     pub meta: Meta,
     pub cluster: Arc<Cluster>,
     pub workers: Workers,
+    /// The last metadata snapshot (SQLite only).
+    pub snapshots: crate::snapshot::SnapshotLog,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct ClusterReport {
     /// Who holds each worker's lease.
     pub leases: Vec<crate::meta::LeaseRow>,
     pub backend: &'static str,
+    /// Metadata snapshots; `None` where the backend takes none (PostgreSQL).
+    pub snapshot: Option<crate::snapshot::SnapshotState>,
 }
 
 impl Ops {
@@ -91,6 +95,10 @@ impl Ops {
             workers: self.workers.all().iter().map(|w| w.status()).collect(),
             leases: self.meta.leases().await?,
             backend: self.meta.backend(),
+            snapshot: self
+                .workers
+                .get("snapshot")
+                .map(|_| self.snapshots.lock().expect("snapshot log").clone()),
         })
     }
 }
@@ -185,5 +193,41 @@ pub fn prometheus(report: &ClusterReport) -> String {
             .map(|w| (worker(&w.name), w.running as u64))
             .collect(),
     );
+    if let Some(snap) = &report.snapshot {
+        let last = snap.last.as_ref();
+        let taken = last
+            .and_then(|l| {
+                time::OffsetDateTime::parse(
+                    &l.taken_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()
+            })
+            .map_or(0, |t| t.unix_timestamp().max(0) as u64);
+        metric(
+            "coffer_snapshot_last_timestamp_seconds",
+            "When the newest metadata snapshot was taken (0: none yet).",
+            "gauge",
+            vec![(String::new(), taken)],
+        );
+        metric(
+            "coffer_snapshot_last_bytes",
+            "Size of the newest metadata snapshot object.",
+            "gauge",
+            vec![(String::new(), last.map_or(0, |l| l.bytes))],
+        );
+        metric(
+            "coffer_snapshot_last_nodes",
+            "Nodes the newest metadata snapshot was written to.",
+            "gauge",
+            vec![(String::new(), last.map_or(0, |l| u64::from(l.nodes)))],
+        );
+        metric(
+            "coffer_snapshot_failures_total",
+            "Metadata snapshots that failed since start.",
+            "counter",
+            vec![(String::new(), snap.failures)],
+        );
+    }
     out
 }

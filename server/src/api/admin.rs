@@ -62,6 +62,20 @@ impl CofferAdmin for AdminApi {
             under_replicated_chunks: r.under_replicated,
             workers: r.workers.iter().map(|w| worker(w, &r.leases)).collect(),
             metadata_backend: r.backend.to_string(),
+            snapshot: r.snapshot.map(|s| {
+                let last = s.last.unwrap_or_default();
+                SnapshotStatus {
+                    last_taken_at: last.taken_at,
+                    last_bytes: last.bytes,
+                    last_database_bytes: last.database_bytes,
+                    last_nodes: last.nodes,
+                    of_nodes: last.of_nodes,
+                    last_key: last.key,
+                    failures: s.failures,
+                    last_error: s.last_error,
+                    last_error_at: s.last_error_at,
+                }
+            }),
         }))
     }
 
@@ -70,6 +84,14 @@ impl CofferAdmin for AdminApi {
         req: Request<RunWorkerRequest>,
     ) -> Result<Response<RunWorkerResponse>, Status> {
         let r = req.into_inner();
+        if r.name == "snapshot" && self.ops.meta.backend() != "sqlite" {
+            // The backend's own answer says which tools do the job.
+            let why = match self.ops.meta.snapshot_into(std::path::Path::new("")).await {
+                Err(e) => e.to_string(),
+                Ok(()) => "this server takes no snapshots".into(),
+            };
+            return Err(Status::failed_precondition(why));
+        }
         let Some(handle) = self.ops.workers.get(&r.name) else {
             let names: Vec<String> = self
                 .ops

@@ -26,6 +26,17 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
         "workers": c.workers.iter().map(worker_json).collect::<Vec<_>>(),
         "metadata_backend": c.metadata_backend,
+        "snapshot": c.snapshot.as_ref().map(|s| json!({
+            "last_taken_at": s.last_taken_at,
+            "last_bytes": s.last_bytes,
+            "last_database_bytes": s.last_database_bytes,
+            "last_nodes": s.last_nodes,
+            "of_nodes": s.of_nodes,
+            "last_key": s.last_key,
+            "failures": s.failures,
+            "last_error": s.last_error,
+            "last_error_at": s.last_error_at,
+        })),
     });
     ctx.out.emit(doc, || {
         let mut lines = vec![
@@ -39,6 +50,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 c.replication_factor, c.write_quorum, c.chunks, c.under_replicated_chunks
             ),
             format!("metadata: {}", c.metadata_backend),
+            snapshot_line(c.snapshot.as_ref()),
             "nodes:".into(),
         ];
         for n in &c.nodes {
@@ -75,6 +87,30 @@ pub async fn run_worker(ctx: &Ctx, name: &str, wait: bool) -> anyhow::Result<()>
         anyhow::bail!("the {name} pass failed: {}", s.last_report);
     }
     Ok(())
+}
+
+fn snapshot_line(s: Option<&coffer_client::pb::SnapshotStatus>) -> String {
+    let Some(s) = s else {
+        return "snapshots: none (the database's own backups protect the metadata)".into();
+    };
+    let mut line = if s.last_taken_at.is_empty() {
+        "snapshots: none yet".to_string()
+    } else {
+        format!(
+            "snapshots: last {} ({}) on {} of {} nodes",
+            s.last_taken_at,
+            human_size(s.last_bytes),
+            s.last_nodes,
+            s.of_nodes
+        )
+    };
+    if s.failures > 0 || !s.last_error.is_empty() {
+        line.push_str(&format!(
+            "; {} FAILED, last at {}: {}",
+            s.failures, s.last_error_at, s.last_error
+        ));
+    }
+    line
 }
 
 fn worker_json(w: &WorkerStatus) -> Value {

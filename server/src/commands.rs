@@ -1,0 +1,99 @@
+//! Operator commands of the `coffer-server` binary besides serving:
+//! `meta restore` and `meta snapshots`. Each prints what it did for a
+//! person at a terminal and fails with one line that says what to do.
+
+use crate::config::{Command, Config, MetaCommand, NodeSpec};
+use crate::snapshot::restore::{self, RestoreOptions};
+use crate::snapshot::take::Target;
+use anyhow::Context;
+
+/// Runs `command` with the server's configuration.
+pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Meta(MetaCommand::Restore { at, force, cluster }) => {
+            if cfg.database_url.is_some() {
+                anyhow::bail!(
+                    "the metadata is in PostgreSQL (COFFER_DATABASE_URL): restore it with \
+                     PostgreSQL's own tools; Coffer's snapshots cover the SQLite default only"
+                );
+            }
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+            // No server may use the database while it is replaced.
+            let _lock = crate::server::lock_data_dir(&cfg.data_dir)?;
+            let targets = targets(&cfg, nodes).await?;
+            let opts = RestoreOptions {
+                database: cfg.sqlite_path(),
+                at,
+                cluster,
+                force,
+            };
+            let done = restore::restore(&targets, &opts).await?;
+            report_restore(&cfg, &targets, &done).await
+        }
+        Command::Meta(MetaCommand::Snapshots) => {
+            let targets = targets(&cfg, nodes).await?;
+            let (found, unreachable) = restore::catalog(&targets).await;
+            restore::describe(&found, &targets, &mut std::io::stdout())?;
+            for u in unreachable {
+                eprintln!("warning: cannot list {u}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn targets(cfg: &Config, nodes: Vec<NodeSpec>) -> anyhow::Result<Vec<Target>> {
+    crate::server::build_nodes(cfg, nodes).await
+}
+
+async fn report_restore(
+    cfg: &Config,
+    targets: &[Target],
+    done: &restore::Restored,
+) -> anyhow::Result<()> {
+    let taken = crate::meta::rfc3339(done.snapshot.taken_at);
+    for s in &done.skipped {
+        println!("skipped a bad snapshot: {s}");
+    }
+    for u in &done.unreachable {
+        println!("warning: cannot list {u}");
+    }
+    println!(
+        "restored the metadata of cluster {} from the snapshot taken at {taken} (read from {})",
+        done.snapshot.cluster, done.node
+    );
+    if let Some(old) = &done.replaced {
+        println!("the database it replaced is kept at {}", old.display());
+    }
+    println!("versions committed after {taken} are lost");
+    let meta = crate::meta::open(None, &cfg.sqlite_path())
+        .await
+        .context("cannot open the restored database")?;
+    match restore::audit(&meta, targets).await {
+        Ok(a) => {
+            if a.orphan_chunks > 0 {
+                println!(
+                    "{} chunk(s) ({} bytes) on the nodes were stored after the snapshot; gc \
+                     keeps them for {} days, so a newer snapshot can still be restored, \
+                     then removes them once unclaimed for its grace period ({} s)",
+                    a.orphan_chunks,
+                    a.orphan_bytes,
+                    crate::meta::sqlite::RESTORE_HOLD.as_secs() / 86_400,
+                    cfg.gc_grace_secs
+                );
+            }
+            if a.missing_chunks > 0 {
+                println!(
+                    "warning: {} chunk(s) the snapshot names are on no reachable node (deleted \
+                     after the snapshot, or on a node that is down): versions using them cannot \
+                     be read until repair finds a copy",
+                    a.missing_chunks
+                );
+            }
+        }
+        Err(e) => println!("warning: cannot compare the metadata with the nodes: {e}"),
+    }
+    println!("start the server to serve the restored files");
+    Ok(())
+}
