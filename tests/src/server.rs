@@ -208,6 +208,49 @@ impl Drop for InProcess {
     }
 }
 
+/// Gives `cmd` the environment of a server with `opts` on `data_dir`,
+/// and nothing of this process's Coffer or MinIO settings.
+fn configure(cmd: &mut Command, opts: &ServerOpts, data_dir: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MINIO_") || k.starts_with("COFFER_") || k == "PORT" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("PORT", "0")
+        .env("COFFER_HOST", "127.0.0.1")
+        .env("COFFER_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(data_dir);
+}
+
+/// What an operator command printed.
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `coffer-server ARGS` (an operator command such as `meta restore`)
+/// with the configuration of a server with `opts` on `data_dir`.
+pub async fn server_command(opts: &ServerOpts, data_dir: &Path, args: &[&str]) -> CommandOutput {
+    let mut cmd = Command::new(server_bin());
+    configure(&mut cmd, opts, data_dir);
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run coffer-server");
+    CommandOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A running server. Killed (or, in-process, shut down) on drop.
 pub struct Server {
     in_process: Option<InProcess>,
@@ -256,18 +299,8 @@ impl Server {
             }
             None => Command::new(server_bin()),
         };
-        for (k, _) in std::env::vars() {
-            if k.starts_with("MINIO_") || k.starts_with("COFFER_") || k == "PORT" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("PORT", "0")
-            .env("COFFER_HOST", "127.0.0.1")
-            .env("COFFER_DATA_DIR", &self.data_dir)
-            .env("RUST_LOG", "info")
-            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&self.data_dir)
-            .stdin(Stdio::null())
+        configure(&mut cmd, &self.opts, &self.data_dir);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
@@ -306,6 +339,30 @@ impl Server {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    pub fn opts(&self) -> &ServerOpts {
+        &self.opts
+    }
+
+    /// Runs `coffer-server ARGS` on this server's data dir and options.
+    pub async fn command(&self, args: &[&str]) -> CommandOutput {
+        server_command(&self.opts, &self.data_dir, args).await
+    }
+
+    /// Empties the data dir, as a lost disk would (after [`Server::kill`]).
+    pub fn wipe_data_dir(&self) {
+        for e in std::fs::read_dir(&self.data_dir)
+            .expect("data dir")
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).expect("remove");
+            } else {
+                std::fs::remove_file(&p).expect("remove");
+            }
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {

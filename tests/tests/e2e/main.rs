@@ -11,6 +11,7 @@ mod deploy;
 mod embedded;
 mod harness;
 mod meta;
+mod recovery;
 mod replication;
 mod scale_out;
 mod seed;
