@@ -215,6 +215,18 @@ async fn cli_status_shows_nodes_and_workers_and_runs_a_worker() {
     let run = cli.json(&["admin", "run", "repair", "--wait"]).await;
     assert_eq!(run["name"], "repair");
     assert!(u(&run, "passes") >= 1, "{run}");
+
+    // An on-demand metadata snapshot, then status names it.
+    let snap = cli.json(&["admin", "run", "snapshot", "--wait"]).await;
+    assert_eq!(snap["name"], "snapshot");
+    let report = snap["last_report"].as_str().unwrap();
+    assert!(report.starts_with("snapshot coffer/snapshots/"), "{snap}");
+    let st = cli.json(&["status"]).await;
+    assert_eq!(st["snapshot"]["last_nodes"], 3, "{st}");
+    let key = st["snapshot"]["last_key"].as_str().unwrap();
+    assert!(report.contains(key), "{report} names {key}");
+    let text = cli.run(&["status"]).await;
+    assert!(text.stdout.contains("snapshots: last "), "{}", text.stdout);
 }
 
 #[tokio::test]

@@ -88,6 +88,8 @@ pub enum Worker {
     Repair,
     Scrub,
     Gc,
+    /// Snapshot the metadata to every node (SQLite only).
+    Snapshot,
 }
 
 impl Worker {
@@ -96,6 +98,7 @@ impl Worker {
             Worker::Repair => "repair",
             Worker::Scrub => "scrub",
             Worker::Gc => "gc",
+            Worker::Snapshot => "snapshot",
         }
     }
 }
