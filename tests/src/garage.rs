@@ -14,7 +14,6 @@
 //! Only the S3-generic `aws-sdk-s3` client is used for data access, so the same tests can run
 //! against any S3-compatible server.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -73,10 +72,9 @@ pub fn garage_bin() -> PathBuf {
     );
 }
 
-/// Binds 127.0.0.1:0 and returns the port the OS chose (the listener is dropped at once).
+/// A port no other server of this test process was given.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
-    Ok(listener.local_addr()?.port())
+    crate::ports::free_port().context("choosing a port")
 }
 
 /// `n` random bytes as lowercase hex.

@@ -2,14 +2,18 @@
 //!
 //! - [`cli`]: runs the real `coffer` command-line client.
 //! - [`garage`]: starts real single-node Garage S3 servers on loopback.
+//! - [`ports`]: ports for the servers tests start, each handed out once.
 //! - [`postgres`]: starts a throwaway PostgreSQL cluster on loopback.
 //! - [`server`]: starts the real `coffer-server` binary and connects clients.
+//! - [`grpc_web`]: a hand-framed grpc-web client.
 //! - [`data`]: deterministic test content and upload/download helpers.
 //! - [`seed`]: a client generated from the tutorial's original proto.
 
 pub mod cli;
 pub mod data;
 pub mod garage;
+pub mod grpc_web;
+pub mod ports;
 pub mod postgres;
 pub mod server;
 

@@ -77,9 +77,7 @@ fn command_as_owner(program: &Path) -> anyhow::Result<std::process::Command> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(crate::ports::free_port()?)
 }
 
 impl PgCluster {
