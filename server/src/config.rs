@@ -37,6 +37,7 @@ pub struct Config {
         long,
         env = "COFFER_DATABASE_URL",
         hide_env_values = true,
+        global = true,
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub database_url: Option<String>,
@@ -129,6 +130,29 @@ pub struct Config {
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
+    /// `enabled`: every request but logging in needs a token. `disabled`
+    /// (development only): anyone who reaches the port reads and changes
+    /// every file, as one user.
+    #[arg(long, env = "COFFER_AUTH", default_value = "enabled")]
+    pub auth: AuthMode,
+    /// Access tokens live this many seconds.
+    #[arg(long, env = "COFFER_ACCESS_TOKEN_SECS", default_value_t = 15 * 60)]
+    pub access_token_secs: u64,
+    /// Refresh tokens (logins) live this many seconds.
+    #[arg(long, env = "COFFER_REFRESH_TOKEN_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_secs: u64,
+    /// The token-signing key (at least 32 characters). Unset: generated
+    /// once, kept in `auth.key` in the data dir (0600), or in the shared
+    /// PostgreSQL database.
+    #[arg(long, env = "COFFER_AUTH_KEY", hide_env_values = true)]
+    pub auth_key: Option<String>,
+    /// A bearer token that may read `/metrics` (besides admins).
+    #[arg(long, env = "COFFER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// On a fresh install with no users: create the admin `admin` with
+    /// this password.
+    #[arg(long, env = "COFFER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
     /// A built web app to serve at `/` instead of the one in the binary
     /// (Trunk's output, for front-end work).
     #[arg(long, env = "COFFER_WEB_DIR")]
@@ -144,6 +168,34 @@ pub enum Command {
     /// The metadata database: snapshots and restore.
     #[command(subcommand)]
     Meta(MetaCommand),
+    /// User accounts, on the server's own data dir or database (also while
+    /// it runs). Passwords come from COFFER_PASSWORD or a prompt.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum UserCommand {
+    /// Creates a user.
+    Add {
+        name: String,
+        /// May use the admin service and /metrics.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Sets a user's password (and ends their logins).
+    Passwd { name: String },
+    /// Removes a user: their logins end and their files are deleted.
+    Rm { name: String },
+    /// Lists the users.
+    List,
+}
+
+/// Whether requests need a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Enabled,
+    Disabled,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -193,6 +245,16 @@ impl Config {
     /// The SQLite database under the data dir.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("coffer.db")
+    }
+
+    /// Authentication's tuning.
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            enabled: self.auth == AuthMode::Enabled,
+            access_ttl: Duration::from_secs(self.access_token_secs.max(1)),
+            refresh_ttl: Duration::from_secs(self.refresh_token_secs.max(1)),
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
+        }
     }
 
     /// How long a node may take to answer.

@@ -12,9 +12,10 @@
 //! every chunk is stored on at least W nodes; before that nothing of the
 //! upload is visible.
 
+use crate::caller::Caller;
 use crate::cluster::{Cluster, ClusterError};
 use crate::meta::{
-    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion, OwnerId,
+    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion,
     SessionRow, StreamRef, VersionRow,
 };
 use bytes::Bytes;
@@ -97,6 +98,7 @@ impl From<MetaError> for FileError {
             e @ (MetaError::Busy(_) | MetaError::Unreachable(_) | MetaError::ChunkDeleting(_)) => {
                 FileError::Unavailable(e.to_string())
             }
+            e @ MetaError::Conflict(_) => FileError::Precondition(e.to_string()),
             e @ (MetaError::Backend(_) | MetaError::Unsupported(_)) => {
                 FileError::Internal(e.to_string())
             }
@@ -159,8 +161,6 @@ pub struct Files {
     cfg: FilesConfig,
 }
 
-const UPLOADER: &str = "default";
-
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
         Self { meta, cluster, cfg }
@@ -171,10 +171,10 @@ impl Files {
     }
 
     /// Starts a streamed upload; the name is given at the end.
-    pub fn begin_stream(&self, owner: OwnerId) -> StreamUpload {
+    pub fn begin_stream(&self, caller: &Caller) -> StreamUpload {
         StreamUpload {
             files: self.clone(),
-            owner,
+            caller: caller.clone(),
             stream: None,
             chunker: Chunker::new(),
             hasher: blake3::Hasher::new(),
@@ -245,18 +245,22 @@ impl Files {
 
     async fn find(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         path: &str,
         version: Option<u64>,
     ) -> Result<VersionRow, FileError> {
         let path = paths::normalize(path)?;
-        let row = self.meta.version(owner, &path, version).await?;
+        let row = self.meta.version(caller.owner, &path, version).await?;
         match (row, version) {
             (Some(row), Some(_)) => Ok(row),
             (Some(row), None) if !row.deleted => Ok(row),
             (Some(_), None) => Err(FileError::NotFound(path)),
             (None, Some(v)) => {
-                let exists = self.meta.version(owner, &path, None).await?.is_some();
+                let exists = self
+                    .meta
+                    .version(caller.owner, &path, None)
+                    .await?
+                    .is_some();
                 Err(if exists {
                     FileError::VersionNotFound { path, version: v }
                 } else {
@@ -270,22 +274,22 @@ impl Files {
     /// Metadata of version `version` (latest live one if `None`).
     pub async fn metadata(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         path: &str,
         version: Option<u64>,
     ) -> Result<FileVersion, FileError> {
-        let row = self.find(owner, path, version).await?;
+        let row = self.find(caller, path, version).await?;
         self.with_health(row).await
     }
 
     /// Opens a version for reading: its metadata and ordered chunk list.
     pub async fn open(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         path: &str,
         version: Option<u64>,
     ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
-        let row = self.find(owner, path, version).await?;
+        let row = self.find(caller, path, version).await?;
         let chunks = self.meta.version_chunks(row.file_id, row.number).await?;
         Ok((self.with_health(row).await?, chunks))
     }
@@ -334,7 +338,7 @@ impl Files {
     /// (empty on the last one).
     pub async fn list(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         prefix: &str,
         page_token: &str,
         page_size: u32,
@@ -347,7 +351,7 @@ impl Files {
         let r = self.cluster.config().replication;
         let rows = self
             .meta
-            .list_files(owner, &prefix, page_token, limit + 1, r)
+            .list_files(caller.owner, &prefix, page_token, limit + 1, r)
             .await?;
         let more = rows.len() > limit as usize;
         let out: Vec<FileVersion> = rows
@@ -366,12 +370,12 @@ impl Files {
     /// Every version of a file, newest first.
     pub async fn versions(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         path: &str,
     ) -> Result<Vec<FileVersion>, FileError> {
         let path = paths::normalize(path)?;
         let r = self.cluster.config().replication;
-        let rows = self.meta.list_versions(owner, &path, r).await?;
+        let rows = self.meta.list_versions(caller.owner, &path, r).await?;
         if rows.is_empty() {
             return Err(FileError::NotFound(path));
         }
@@ -384,14 +388,14 @@ impl Files {
     /// Makes version `number` the newest again, as a new version.
     pub async fn restore(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         path: &str,
         number: u64,
     ) -> Result<FileVersion, FileError> {
-        let row = self.find(owner, path, Some(number)).await?;
+        let row = self.find(caller, path, Some(number)).await?;
         let restored = self
             .meta
-            .restore_version(owner, &row.path, number, UPLOADER)
+            .restore_version(caller.owner, &row.path, number, &caller.name)
             .await?
             .ok_or_else(|| FileError::VersionNotFound {
                 path: row.path.clone(),
@@ -402,10 +406,10 @@ impl Files {
 
     /// Deletes a file (its versions stay restorable); returns its latest
     /// version number.
-    pub async fn delete(&self, owner: OwnerId, path: &str) -> Result<u64, FileError> {
+    pub async fn delete(&self, caller: &Caller, path: &str) -> Result<u64, FileError> {
         let path = paths::normalize(path)?;
         self.meta
-            .delete_file(owner, &path)
+            .delete_file(caller.owner, &path)
             .await?
             .ok_or(FileError::NotFound(path))
     }
@@ -413,7 +417,7 @@ impl Files {
     /// Opens an upload session for `plan` and says which chunks to send.
     pub async fn start_upload(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         plan: UploadPlan,
     ) -> Result<SessionStatus, FileError> {
         let path = paths::normalize(&plan.path)?;
@@ -421,7 +425,7 @@ impl Files {
         let (session, missing) = self
             .meta
             .open_session(&NewSession {
-                owner,
+                owner: caller.owner,
                 path,
                 size: plan.size,
                 hash: plan.hash,
@@ -437,9 +441,9 @@ impl Files {
         })
     }
 
-    async fn session(&self, owner: OwnerId, id: &str) -> Result<SessionRow, FileError> {
+    async fn session(&self, caller: &Caller, id: &str) -> Result<SessionRow, FileError> {
         self.meta
-            .session(id, owner)
+            .session(id, caller.owner)
             .await?
             .ok_or_else(|| FileError::SessionNotFound(id.to_string()))
     }
@@ -447,11 +451,11 @@ impl Files {
     /// What an open session still lacks (resume after a dropped connection).
     pub async fn resume_upload(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         id: &str,
     ) -> Result<SessionStatus, FileError> {
-        let s = self.session(owner, id).await?;
-        let missing = self.meta.unknown_chunks(&s.chunks).await?;
+        let s = self.session(caller, id).await?;
+        let missing = self.meta.unknown_chunks(caller.owner, &s.chunks).await?;
         Ok(SessionStatus {
             id: s.id,
             missing,
@@ -465,12 +469,12 @@ impl Files {
     /// session's chunks are still missing.
     pub async fn put_chunk(
         &self,
-        owner: OwnerId,
+        caller: &Caller,
         id: &str,
         chunk: &str,
         data: Bytes,
     ) -> Result<usize, FileError> {
-        let slot = self.meta.chunk_slot(id, owner, chunk).await?;
+        let slot = self.meta.chunk_slot(id, caller.owner, chunk).await?;
         let declared = match slot {
             ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
             ChunkSlot::NotListed => {
@@ -491,16 +495,17 @@ impl Files {
                 "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
             )));
         }
-        // The session references the chunk already.
+        // The session references the chunk already. Stored before or not,
+        // the caller has shown they have it.
         self.store_chunk(data, None).await?;
-        let left = self.meta.session_remaining(id).await?;
+        let left = self.meta.chunk_sent(id, caller.owner, chunk).await?;
         Ok(left as usize)
     }
 
     /// Commits a session whose chunks are all stored as a new version.
-    pub async fn finish_upload(&self, owner: OwnerId, id: &str) -> Result<FileVersion, FileError> {
-        let s = self.session(owner, id).await?;
-        let row = self.meta.finish_session(&s, UPLOADER).await?;
+    pub async fn finish_upload(&self, caller: &Caller, id: &str) -> Result<FileVersion, FileError> {
+        let s = self.session(caller, id).await?;
+        let row = self.meta.finish_session(&s, &caller.name).await?;
         self.with_health(row).await
     }
 }
@@ -551,7 +556,7 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
 /// however long the stream takes. Dropping it commits nothing.
 pub struct StreamUpload {
     files: Files,
-    owner: OwnerId,
+    caller: Caller,
     /// The metadata's handle on this upload's chunk references, opened
     /// with the first chunk.
     stream: Option<String>,
@@ -581,7 +586,7 @@ impl StreamUpload {
             Some(s) => s.clone(),
             None => {
                 let ttl = self.files.cfg.session_ttl;
-                let s = self.files.meta.open_stream(self.owner, ttl).await?;
+                let s = self.files.meta.open_stream(self.caller.owner, ttl).await?;
                 self.stream = Some(s.clone());
                 s
             }
@@ -622,12 +627,12 @@ impl StreamUpload {
             self.collect_one().await?;
         }
         let v = NewVersion {
-            owner: self.owner,
+            owner: self.caller.owner,
             path,
             size: self.size,
             hash: self.hasher.finalize().to_hex().to_string(),
             chunks: std::mem::take(&mut self.chunks),
-            uploader: UPLOADER.to_string(),
+            uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.
             stream: self.stream.take(),
         };

@@ -6,7 +6,9 @@
 //! - [`cluster`]: placement, quorum writes, verified reads, node health.
 //! - [`meta`]: the metadata interface and its SQLite and PostgreSQL backends.
 //! - [`files`]: the domain — uploads, downloads, versions, sessions.
-//! - [`api`]: gRPC / grpc-web / HTTP on one port.
+//! - [`auth`]: accounts — passwords, tokens, throttled logins.
+//! - [`caller`]: who is calling, as the domain sees it.
+//! - [`api`]: gRPC / grpc-web / HTTP on one port, behind one auth layer.
 //! - [`workers`]: background tasks.
 //! - [`identity`]: the cluster marker on nodes that keeps gc off a
 //!   database's strangers.
@@ -16,6 +18,8 @@
 //! - [`server`]: [`server::run`], the whole lifecycle on a bound listener.
 
 pub mod api;
+pub mod auth;
+pub mod caller;
 pub mod cluster;
 pub mod commands;
 pub mod config;

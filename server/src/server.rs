@@ -20,6 +20,57 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Authentication, and the word on how to log in: the first admin is
+/// created from `COFFER_ADMIN_PASSWORD`, or start-up says how to create
+/// one. With authentication off, a loud warning.
+async fn start_auth(cfg: &Config, meta: &Meta) -> anyhow::Result<crate::auth::Auth> {
+    let auth_cfg = cfg.auth_config();
+    if !auth_cfg.enabled {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (COFFER_AUTH=disabled): anyone who reaches this port can \
+             read, change and delete every file. For development only."
+        );
+        return Ok(crate::auth::Auth::new(
+            meta.clone(),
+            b"unused: authentication is off",
+            auth_cfg,
+        ));
+    }
+    let key_file = cfg
+        .database_url
+        .is_none()
+        .then(|| cfg.data_dir.join("auth.key"));
+    let key = crate::auth::load_key(meta, cfg.auth_key.as_deref(), key_file.as_deref()).await?;
+    if meta.users().await?.is_empty() {
+        match cfg.admin_password.as_deref().filter(|p| !p.is_empty()) {
+            Some(password) => {
+                crate::auth::password::check_new(password)
+                    .map_err(|e| anyhow::anyhow!("COFFER_ADMIN_PASSWORD: {e}"))?;
+                let password = password.to_string();
+                let hash =
+                    tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
+                        .await?
+                        .map_err(anyhow::Error::msg)?;
+                match meta.add_user("admin", &hash, crate::meta::Role::Admin).await {
+                    Ok(_) => tracing::info!(
+                        "created the admin user `admin` with the password in COFFER_ADMIN_PASSWORD; \
+                         log in with `coffer login --user admin` or in the web app"
+                    ),
+                    // Another server of the same database was first.
+                    Err(crate::meta::MetaError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => tracing::warn!(
+                "no users yet: create the first admin with `coffer-server user add NAME --admin` \
+                 (same data dir or database), or start once with COFFER_ADMIN_PASSWORD set to \
+                 create `admin`"
+            ),
+        }
+    }
+    Ok(crate::auth::Auth::new(meta.clone(), &key, auth_cfg))
+}
+
 /// Runs a server on `listener` with the storage nodes `node_specs` (as
 /// [`Config::node_specs`] resolves them) until `shutdown` completes.
 pub async fn run(
@@ -86,7 +137,8 @@ pub async fn run(
         snapshots,
     };
 
-    let router = api::router(files, ops, cfg.web_dir.as_deref(), cancel.clone()).await?;
+    let auth = start_auth(&cfg, &meta).await?;
+    let router = api::router(files, ops, auth, cfg.web_dir.as_deref(), cancel.clone()).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
@@ -109,9 +161,12 @@ pub async fn run(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+    .await?;
     cancel.cancel();
     for task in worker_tasks {
         task.await.ok();

@@ -1,8 +1,9 @@
 //! The `FileStorage` gRPC service: decodes requests, calls [`Files`],
 //! encodes answers. No logic of its own beyond framing.
 
+use super::guard::caller;
 use crate::files::{FileVersion, Files, UploadPlan};
-use crate::meta::{ChunkRef, OwnerId, DEFAULT_OWNER};
+use crate::meta::ChunkRef;
 use coffer_proto::pb::file_storage_server::FileStorage;
 use coffer_proto::pb::*;
 use futures::{Stream, StreamExt};
@@ -20,11 +21,6 @@ pub struct FileStorageApi {
 impl FileStorageApi {
     pub fn new(files: Files) -> Self {
         Self { files }
-    }
-
-    /// The caller's namespace. One default owner until accounts exist.
-    fn owner<T>(&self, _req: &Request<T>) -> OwnerId {
-        DEFAULT_OWNER
     }
 }
 
@@ -78,7 +74,7 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<Streaming<FileRequest>>,
     ) -> Result<Response<UploadResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let mut name = header_name(&req)?;
         if let Some(n) = &name {
             coffer_proto::paths::normalize(n).map_err(crate::files::FileError::from)?;
@@ -89,7 +85,7 @@ impl FileStorage for FileStorageApi {
             )
         };
         let mut stream = req.into_inner();
-        let mut upload = self.files.begin_stream(owner);
+        let mut upload = self.files.begin_stream(&who);
         while let Some(msg) = stream.message().await? {
             if name.is_none() {
                 // The name comes first: checked before any byte is stored.
@@ -121,11 +117,11 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<FileDownloadRequest>,
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         let (v, chunks) = self
             .files
-            .open(owner, &r.file_name, version_arg(r.version))
+            .open(&who, &r.file_name, version_arg(r.version))
             .await?;
         let frames = self.files.read_chunks(chunks).flat_map(|chunk| {
             let frames: Vec<Result<FileResponse, Status>> = match chunk {
@@ -155,11 +151,11 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<FileMetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         let v = self
             .files
-            .metadata(owner, &r.file_name, version_arg(r.version))
+            .metadata(&who, &r.file_name, version_arg(r.version))
             .await?;
         Ok(Response::new(metadata(&v)))
     }
@@ -168,11 +164,11 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<ListFilesRequest>,
     ) -> Result<Response<ListFilesResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         let (files, next) = self
             .files
-            .list(owner, &r.prefix, &r.page_token, r.page_size)
+            .list(&who, &r.prefix, &r.page_token, r.page_size)
             .await?;
         Ok(Response::new(ListFilesResponse {
             files: files.iter().map(metadata).collect(),
@@ -184,10 +180,10 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<ListVersionsRequest>,
     ) -> Result<Response<ListVersionsResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let versions = self
             .files
-            .versions(owner, &req.into_inner().file_name)
+            .versions(&who, &req.into_inner().file_name)
             .await?;
         Ok(Response::new(ListVersionsResponse {
             versions: versions.iter().map(metadata).collect(),
@@ -198,12 +194,12 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<RestoreVersionRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         if r.version == 0 {
             return Err(Status::invalid_argument("version must be 1 or more"));
         }
-        let v = self.files.restore(owner, &r.file_name, r.version).await?;
+        let v = self.files.restore(&who, &r.file_name, r.version).await?;
         Ok(Response::new(metadata(&v)))
     }
 
@@ -211,11 +207,8 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<DeleteFileRequest>,
     ) -> Result<Response<DeleteFileResponse>, Status> {
-        let owner = self.owner(&req);
-        let latest = self
-            .files
-            .delete(owner, &req.into_inner().file_name)
-            .await?;
+        let who = caller(&req)?;
+        let latest = self.files.delete(&who, &req.into_inner().file_name).await?;
         Ok(Response::new(DeleteFileResponse {
             latest_version: latest,
         }))
@@ -225,7 +218,7 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<StartUploadRequest>,
     ) -> Result<Response<StartUploadResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         let status = if r.upload_id.is_empty() {
             let plan = UploadPlan {
@@ -241,9 +234,9 @@ impl FileStorage for FileStorageApi {
                     .collect(),
                 hash: r.content_hash,
             };
-            self.files.start_upload(owner, plan).await?
+            self.files.start_upload(&who, plan).await?
         } else {
-            self.files.resume_upload(owner, &r.upload_id).await?
+            self.files.resume_upload(&who, &r.upload_id).await?
         };
         Ok(Response::new(StartUploadResponse {
             upload_id: status.id,
@@ -257,11 +250,11 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<PutChunkRequest>,
     ) -> Result<Response<PutChunkResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let r = req.into_inner();
         let remaining = self
             .files
-            .put_chunk(owner, &r.upload_id, &r.chunk_id, r.data)
+            .put_chunk(&who, &r.upload_id, &r.chunk_id, r.data)
             .await?;
         Ok(Response::new(PutChunkResponse {
             remaining: remaining as u32,
@@ -272,10 +265,10 @@ impl FileStorage for FileStorageApi {
         &self,
         req: Request<FinishUploadRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
-        let owner = self.owner(&req);
+        let who = caller(&req)?;
         let v = self
             .files
-            .finish_upload(owner, &req.into_inner().upload_id)
+            .finish_upload(&who, &req.into_inner().upload_id)
             .await?;
         Ok(Response::new(metadata(&v)))
     }

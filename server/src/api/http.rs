@@ -2,10 +2,11 @@
 //! streams a file version, so browsers save large files straight to disk
 //! instead of holding them in memory.
 
+use super::guard::TicketScope;
+use crate::caller::Caller;
 use crate::files::Files;
-use crate::meta::DEFAULT_OWNER;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -17,14 +18,30 @@ pub struct DownloadQuery {
     version: u64,
 }
 
-/// Streams version `version` (latest if 0 or absent) of `path`.
+/// Streams version `version` (latest if 0 or absent) of `path`, as the
+/// caller the guard let through; a download ticket reaches only the file
+/// and version it names.
 pub async fn download(
     State(files): State<Files>,
     Path(path): Path<String>,
     Query(q): Query<DownloadQuery>,
+    caller: Option<Extension<Caller>>,
+    scope: Option<Extension<TicketScope>>,
 ) -> Response {
+    let Some(Extension(caller)) = caller else {
+        return (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
+    };
+    if let Some(Extension(scope)) = scope {
+        if scope.path != path || scope.version != q.version {
+            return (
+                StatusCode::FORBIDDEN,
+                "this download link is for another file\n",
+            )
+                .into_response();
+        }
+    }
     let (v, chunks) = match files
-        .open(DEFAULT_OWNER, &path, (q.version != 0).then_some(q.version))
+        .open(&caller, &path, (q.version != 0).then_some(q.version))
         .await
     {
         Ok(found) => found,
@@ -54,6 +71,14 @@ pub async fn download(
     }
     h.insert("x-coffer-version", v.number.into());
     resp
+}
+
+/// A file path for a URL: each segment percent-encoded, the slashes kept.
+pub fn path_encode(path: &str) -> String {
+    path.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// RFC 5987 encoding for a `filename*` parameter.

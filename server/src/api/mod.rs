@@ -1,6 +1,8 @@
 //! The network edge: one axum router serving native gRPC, grpc-web,
 //! gRPC health and reflection, and plain HTTP routes on a single port.
 //!
+//! - [`guard`]: the one authentication layer every request passes.
+//! - [`auth`]: the `CofferAuth` service (log in and out, download links).
 //! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
 //! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
@@ -11,16 +13,20 @@
 //!   `grpc.health.v1` reports too.
 
 pub mod admin;
+pub mod auth;
 pub mod grpc;
+pub mod guard;
 pub mod http;
 pub mod status;
 pub mod web;
 
+use crate::auth::Auth;
 use crate::files::Files;
 use crate::status::Ops;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::get;
 use coffer_proto::pb::coffer_admin_server::CofferAdminServer;
+use coffer_proto::pb::coffer_auth_server::CofferAuthServer;
 use coffer_proto::pb::file_storage_server::FileStorageServer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -34,6 +40,7 @@ pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 
 pub async fn router(
     files: Files,
     ops: Ops,
+    auth: Auth,
     web_dir: Option<&std::path::Path>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
@@ -57,17 +64,34 @@ pub async fn router(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let grpc = tonic::service::Routes::new(file_storage)
         .add_service(CofferAdminServer::new(admin::AdminApi::new(ops.clone())))
+        .add_service(CofferAuthServer::new(auth::AuthApi::new(
+            auth.clone(),
+            files.clone(),
+        )))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());
     let ops_for_metrics = ops.clone();
+    let auth_for_metrics = auth.clone();
     let metrics = move || {
         let ops = ops_for_metrics.clone();
+        let (checks, throttled) = auth_for_metrics.counters();
         async move {
             match ops.report().await {
-                Ok(r) => (StatusCode::OK, crate::status::prometheus(&r)),
+                Ok(r) => {
+                    let mut text = crate::status::prometheus(&r);
+                    text.push_str(&format!(
+                        "# HELP coffer_login_password_checks_total Password hashes checked by logins.\n\
+                         # TYPE coffer_login_password_checks_total counter\n\
+                         coffer_login_password_checks_total {checks}\n\
+                         # HELP coffer_login_throttled_total Logins refused unchecked after recent failures.\n\
+                         # TYPE coffer_login_throttled_total counter\n\
+                         coffer_login_throttled_total {throttled}\n"
+                    ));
+                    (StatusCode::OK, text)
+                }
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             }
         }
@@ -80,6 +104,9 @@ pub async fn router(
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
         .fallback_service(web::routes(web_dir))
+        // Every route is behind the one authentication layer: native gRPC,
+        // grpc-web (converted after it) and plain HTTP.
+        .layer(axum::middleware::from_fn_with_state(auth, guard::enforce))
         // Every response: no MIME sniffing, no framing by other sites, no
         // referrer leaking file names.
         .layer(SetResponseHeaderLayer::if_not_present(

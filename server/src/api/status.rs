@@ -1,5 +1,6 @@
 //! The one mapping from domain errors to gRPC statuses and HTTP codes.
 
+use crate::auth::AuthError;
 use crate::files::FileError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,45 @@ pub fn http_error(e: FileError) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, format!("{}\n", status.message())).into_response()
+}
+
+/// An authentication error as an HTTP response: 401 (with a
+/// `WWW-Authenticate` challenge), 403 or 429.
+pub fn http_auth_error(e: AuthError) -> Response {
+    let status = Status::from(e);
+    let code = match status.code() {
+        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+        tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut resp = (code, format!("{}\n", status.message())).into_response();
+    if code == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"coffer\""),
+        );
+    }
+    resp
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AuthError::Unauthenticated(_) => Status::unauthenticated(msg),
+            AuthError::Forbidden(_) => Status::permission_denied(msg),
+            AuthError::Throttled(_) => Status::resource_exhausted(msg),
+            AuthError::InvalidArgument(_) => Status::invalid_argument(msg),
+            AuthError::Meta(m) => Status::from(FileError::from(m)),
+            AuthError::Config(_) => {
+                tracing::error!(error = %msg, "authentication misconfigured");
+                Status::internal(msg)
+            }
+        }
+    }
 }
 
 impl From<FileError> for Status {

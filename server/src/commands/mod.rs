@@ -1,5 +1,5 @@
 //! Operator commands of the `coffer-server` binary besides serving:
-//! `meta restore` and `meta snapshots`. Each prints what it did for a
+//! `meta restore` and `meta snapshots` here, `user …` in [`users`]. Each prints what it did for a
 //! person at a terminal and fails with one line that says what to do.
 
 use crate::config::{Command, Config, MetaCommand, NodeSpec};
@@ -7,9 +7,12 @@ use crate::snapshot::restore::{self, RestoreOptions};
 use crate::snapshot::take::Target;
 use anyhow::Context;
 
+pub mod users;
+
 /// Runs `command` with the server's configuration.
 pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::User(c) => users::run(&cfg, c).await,
         Command::Meta(MetaCommand::Restore { at, force, cluster }) => {
             if cfg.database_url.is_some() {
                 anyhow::bail!(

@@ -13,8 +13,16 @@ fn chunk(ch: char, size: u32) -> ChunkRef {
     }
 }
 
-/// Stores `c` as an upload would: hold, then record.
+/// Stores `c` as an upload of [`DEFAULT_OWNER`]'s would: hold, record,
+/// and note that the owner sent it.
 pub async fn store(meta: &Meta, c: &ChunkRef) {
+    store_unowned(meta, c).await;
+    // No session: only the note that the owner sent the chunk is made.
+    meta.chunk_sent("", DEFAULT_OWNER, &c.id).await.unwrap();
+}
+
+/// Stores `c` as nobody's: hold, then record.
+pub async fn store_unowned(meta: &Meta, c: &ChunkRef) {
     match meta.hold_chunk(c, None).await.unwrap() {
         ChunkHold::Stored => {}
         ChunkHold::Write(hold) => meta
@@ -223,13 +231,19 @@ pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
         "another owner's session"
     );
     assert!(meta.session(&s.id, 2).await.unwrap().is_none());
-    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 2);
+    assert_eq!(meta.chunk_sent(&s.id, DEFAULT_OWNER, "").await.unwrap(), 2);
     let err = meta.finish_session(&s, "u").await.unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(2)), "{err}");
     store(&meta, &a).await;
-    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 1);
+    assert_eq!(
+        meta.chunk_sent(&s.id, DEFAULT_OWNER, &a.id).await.unwrap(),
+        1
+    );
     store(&meta, &b).await;
-    assert_eq!(meta.session_remaining(&s.id).await.unwrap(), 0);
+    assert_eq!(
+        meta.chunk_sent(&s.id, DEFAULT_OWNER, &b.id).await.unwrap(),
+        0
+    );
     let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
     assert_eq!(again, s);
     let v = meta.finish_session(&s, "u").await.unwrap();
@@ -271,7 +285,7 @@ pub async fn a_stored_chunk_listed_with_another_size_is_refused(meta: Meta) {
     let a = chunk('a', 3_000_000);
     store(&meta, &a).await;
     let lie = vec![chunk('a', 10), chunk('b', 1)];
-    let err = meta.unknown_chunks(&lie).await.unwrap_err();
+    let err = meta.unknown_chunks(DEFAULT_OWNER, &lie).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -299,7 +313,7 @@ pub async fn a_stored_chunk_listed_with_another_size_is_refused(meta: Meta) {
         .unwrap()
         .is_empty());
     assert_eq!(
-        meta.unknown_chunks(&[a.clone(), chunk('b', 1)])
+        meta.unknown_chunks(DEFAULT_OWNER, &[a.clone(), chunk('b', 1)])
             .await
             .unwrap(),
         ["b".repeat(64)]
@@ -374,7 +388,9 @@ pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: 
     assert_eq!(claimed, vec![b.id.clone()], "only the purged file's chunk");
     // Claimed: no longer stored for anyone, and uploads of it must wait.
     assert_eq!(
-        meta.unknown_chunks(std::slice::from_ref(&b)).await.unwrap(),
+        meta.unknown_chunks(DEFAULT_OWNER, std::slice::from_ref(&b))
+            .await
+            .unwrap(),
         vec![b.id.clone()]
     );
     assert_eq!(
@@ -614,7 +630,7 @@ pub async fn gc_never_claims_a_chunk_a_racing_commit_references(meta: Meta) {
                     "round {round}: gc claimed a chunk a committed version names"
                 );
                 assert!(meta
-                    .unknown_chunks(std::slice::from_ref(&c))
+                    .unknown_chunks(DEFAULT_OWNER, std::slice::from_ref(&c))
                     .await
                     .unwrap()
                     .is_empty());
@@ -665,4 +681,154 @@ pub async fn the_cluster_identity_is_set_once(meta: Meta) {
     store(&meta, &chunk('a', 1)).await;
     assert!(meta.has_chunks().await.unwrap());
     meta.ping().await.unwrap();
+}
+
+pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
+    let alice = meta.add_user("alice", "hash-a", Role::User).await.unwrap();
+    let bob = meta.add_user("bob", "hash-b", Role::User).await.unwrap();
+    assert_eq!(
+        alice.id, DEFAULT_OWNER,
+        "the first user takes the default owner"
+    );
+    assert_ne!(bob.id, alice.id);
+    let a = chunk('a', 3_000);
+    store(&meta, &a).await; // alice's
+    assert!(meta
+        .unknown_chunks(alice.id, std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .is_empty());
+    // Bob learns nothing: not that it exists, nor its size.
+    assert_eq!(
+        meta.unknown_chunks(bob.id, std::slice::from_ref(&a))
+            .await
+            .unwrap(),
+        vec![a.id.clone()]
+    );
+    assert_eq!(
+        meta.unknown_chunks(bob.id, &[chunk('a', 10)])
+            .await
+            .unwrap(),
+        vec![a.id.clone()],
+        "another owner's chunk has no size to disagree with"
+    );
+    let mut plan = new_session("b.bin", &"1".repeat(64), vec![a.clone()]);
+    plan.owner = bob.id;
+    let (s, missing) = meta.open_session(&plan).await.unwrap();
+    assert_eq!(missing, vec![a.id.clone()]);
+    // Naming alice's chunk without sending it commits nothing.
+    let err = meta.finish_session(&s, "bob").await.unwrap_err();
+    assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
+    assert!(meta
+        .list_versions(bob.id, "b.bin", 1)
+        .await
+        .unwrap()
+        .is_empty());
+    // Once he has sent it, it is his too.
+    assert_eq!(meta.chunk_sent(&s.id, bob.id, &a.id).await.unwrap(), 0);
+    let v = meta.finish_session(&s, "bob").await.unwrap();
+    assert_eq!(v.size, 3_000);
+    assert!(meta
+        .unknown_chunks(bob.id, std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .is_empty());
+    // A streamed upload's chunks were cut from the owner's bytes: theirs.
+    let b = chunk('b', 5);
+    store_unowned(&meta, &b).await;
+    let mut v = new_version("c.bin", std::slice::from_ref(&b));
+    v.owner = bob.id;
+    meta.commit_version(&v).await.unwrap();
+    assert!(meta
+        .unknown_chunks(bob.id, std::slice::from_ref(&b))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        meta.unknown_chunks(alice.id, std::slice::from_ref(&b))
+            .await
+            .unwrap(),
+        vec![b.id.clone()]
+    );
+}
+
+pub async fn accounts_logins_end_with_password_changes_and_removal(meta: Meta) {
+    assert!(meta.users().await.unwrap().is_empty());
+    let admin = meta.add_user("root", "h1", Role::Admin).await.unwrap();
+    assert_eq!((admin.role, admin.id), (Role::Admin, DEFAULT_OWNER));
+    let err = meta.add_user("root", "h2", Role::User).await.unwrap_err();
+    assert!(matches!(err, MetaError::Conflict(_)), "{err}");
+    let eve = meta.add_user("eve", "h3", Role::User).await.unwrap();
+    let names: Vec<String> = meta
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["eve", "root"]);
+    assert_eq!(meta.user("eve").await.unwrap().unwrap().password_hash, "h3");
+
+    let (id, expires) = meta
+        .open_login(eve.id, "token-hash", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(!expires.is_empty());
+    let login = meta.login(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (login.user.name.as_str(), login.token_hash.as_str()),
+        ("eve", "token-hash")
+    );
+    assert!(meta.set_password("eve", "h4").await.unwrap());
+    assert!(
+        meta.login(&id).await.unwrap().is_none(),
+        "a new password ends logins"
+    );
+    assert_eq!(meta.user("eve").await.unwrap().unwrap().password_hash, "h4");
+
+    let (id, _) = meta
+        .open_login(eve.id, "t2", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(meta.close_login(&id).await.unwrap());
+    assert!(!meta.close_login(&id).await.unwrap());
+    assert!(meta.login(&id).await.unwrap().is_none());
+    let (expired, _) = meta
+        .open_login(eve.id, "t3", Duration::from_millis(1))
+        .await
+        .unwrap();
+    tick().await;
+    assert!(meta.login(&expired).await.unwrap().is_none(), "expired");
+
+    // Removal: logins end, files are deleted, the name is free again.
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let mut v = new_version("mine", std::slice::from_ref(&a));
+    v.owner = eve.id;
+    meta.commit_version(&v).await.unwrap();
+    let (id, _) = meta
+        .open_login(eve.id, "t4", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(meta.remove_user("eve").await.unwrap());
+    assert!(!meta.remove_user("eve").await.unwrap());
+    assert!(meta.login(&id).await.unwrap().is_none());
+    assert!(meta.user("eve").await.unwrap().is_none());
+    assert!(meta
+        .list_files(eve.id, "", "", 10, 1)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = meta.add_user("eve", "h5", Role::User).await.unwrap();
+    assert_ne!(
+        again.id, eve.id,
+        "a new eve does not get the old one's files"
+    );
+    assert!(meta
+        .set_password("nobody", "h")
+        .await
+        .is_ok_and(|changed| !changed));
+
+    assert_eq!(meta.init_setting("k", "first").await.unwrap(), "first");
+    assert_eq!(meta.init_setting("k", "second").await.unwrap(), "first");
 }

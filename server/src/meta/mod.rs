@@ -28,9 +28,58 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Owner ids. Until accounts exist every file belongs to [`DEFAULT_OWNER`].
+/// Owner ids: a user's id is the owner id of their files. With
+/// authentication switched off every file belongs to [`DEFAULT_OWNER`],
+/// which the first user created takes over.
 pub type OwnerId = i64;
 pub const DEFAULT_OWNER: OwnerId = 1;
+
+/// What a user may do beyond their own files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Also the admin service, `/metrics` and user administration.
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// A user account: an owner who can log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: OwnerId,
+    pub name: String,
+    pub role: Role,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A live login: a refresh token (stored as its hash) of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRow {
+    pub id: String,
+    pub user: UserRow,
+    pub token_hash: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
 
 /// The metadata store every part of the server shares. Cheap to clone.
 pub type Meta = Arc<dyn MetaStore>;
@@ -77,6 +126,9 @@ pub enum MetaError {
         path: String,
         version: u64,
     },
+    /// What the request would create exists already.
+    #[error("{0}")]
+    Conflict(String),
     /// The backend does not do this; the message says what does.
     #[error("{0}")]
     Unsupported(String),
@@ -364,10 +416,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// backend allows: a lost outcome is found again by anti-entropy.
     async fn record_replicas(&self, outcomes: &[ReplicaOutcome]) -> Result<(), MetaError>;
 
-    /// Which of `chunks` are not stored (each once, in first-seen order).
-    /// Fails with [`MetaError::ChunkSize`] if a stored chunk has another
-    /// size than the one given.
-    async fn unknown_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError>;
+    /// Which of `chunks` `owner` must send (each once, in first-seen
+    /// order): those not stored, and those `owner` never sent or
+    /// committed, so dedup reveals nothing of other owners' content.
+    /// Fails with [`MetaError::ChunkSize`] if one of the owner's chunks has
+    /// another size than the one given.
+    async fn unknown_chunks(
+        &self,
+        owner: OwnerId,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<String>, MetaError>;
 
     /// Stored chunks with ids after `after`, in id order, at most `limit`.
     async fn chunks_page(&self, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError>;
@@ -421,9 +479,10 @@ pub trait MetaStore: Send + Sync + 'static {
         r: usize,
     ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError>;
 
-    /// Commits a new version: the file is created or undeleted, the
-    /// version takes the next number. Fails with
-    /// [`MetaError::MissingChunks`] if a listed chunk is not stored.
+    /// Commits a new version whose content the owner sent (a streamed
+    /// upload, cut by the server): the file is created or undeleted, the
+    /// version takes the next number, and the owner owns its chunks. Fails
+    /// with [`MetaError::MissingChunks`] if a listed chunk is not stored.
     async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError>;
 
     /// Makes version `number` the newest again, as a new version (and
@@ -459,10 +518,14 @@ pub trait MetaStore: Send + Sync + 'static {
         chunk: &str,
     ) -> Result<ChunkSlot, MetaError>;
 
-    /// How many distinct chunks of session `id` are not stored yet.
-    async fn session_remaining(&self, id: &str) -> Result<u64, MetaError>;
+    /// Records that `owner` sent `chunk` of their session `id` (its bytes
+    /// were checked and stored), and returns how many distinct chunks of
+    /// the session they still must send.
+    async fn chunk_sent(&self, id: &str, owner: OwnerId, chunk: &str) -> Result<u64, MetaError>;
 
-    /// Commits the session as a new version and marks it committed.
+    /// Commits the session as a new version and marks it committed. Fails
+    /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
+    /// never sent by the session's owner.
     /// Finishing a committed session again returns the version it
     /// committed, so a client whose answer was lost can retry.
     async fn finish_session(&self, s: &SessionRow, uploader: &str)
@@ -540,6 +603,52 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Answers if the database is reachable (readiness).
     async fn ping(&self) -> Result<(), MetaError>;
+
+    // ---- accounts ----
+
+    /// Creates a user. The first user ever created takes over the
+    /// [`DEFAULT_OWNER`]'s files. [`MetaError::Conflict`] if the name is
+    /// taken.
+    async fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<UserRow, MetaError>;
+
+    /// The user called `name`.
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError>;
+
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRow>, MetaError>;
+
+    /// Sets a user's password hash and ends every login of theirs; `false`
+    /// if there is no such user.
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, MetaError>;
+
+    /// Removes a user: their logins end and their files are deleted;
+    /// `false` if there is no such user.
+    async fn remove_user(&self, name: &str) -> Result<bool, MetaError>;
+
+    /// Opens a login for `user`, whose refresh token hashes to
+    /// `token_hash`, for `ttl`; returns its id and expiry (RFC 3339).
+    async fn open_login(
+        &self,
+        user: OwnerId,
+        token_hash: &str,
+        ttl: Duration,
+    ) -> Result<(String, String), MetaError>;
+
+    /// The login `id` if it is live (not ended, not expired, its user not
+    /// removed), with its user as they are now.
+    async fn login(&self, id: &str) -> Result<Option<LoginRow>, MetaError>;
+
+    /// Ends login `id`; `false` if it was not live.
+    async fn close_login(&self, id: &str) -> Result<bool, MetaError>;
+
+    /// The setting `key`; sets it to `value` first unless it is set (a
+    /// secret every server of one database must share).
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError>;
 
     // ---- disaster recovery ----
 

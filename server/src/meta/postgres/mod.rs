@@ -13,9 +13,9 @@
 pub mod schema;
 
 use super::{
-    random_id, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, MetaError, MetaReport,
-    MetaStore, NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, SessionRow, StreamRef,
-    VersionRow, PENDING_FLOOR,
+    random_id, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError,
+    MetaReport, MetaStore, NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
+    SessionRow, StreamRef, UserRow, VersionRow, DEFAULT_OWNER, PENDING_FLOOR,
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -86,6 +86,34 @@ fn ms(d: Duration) -> i64 {
 
 fn ts(t: time::OffsetDateTime) -> String {
     super::rfc3339(t)
+}
+
+const SELECT_USER: &str = "SELECT id, name, role, password_hash, created_at FROM owners";
+
+fn user_row(r: &Row) -> UserRow {
+    user_at(r, 0)
+}
+
+/// A user from columns `i..i + 5` (id, name, role, hash, created).
+fn user_at(r: &Row, i: usize) -> UserRow {
+    let role: String = r.get(i + 2);
+    let created: Option<time::OffsetDateTime> = r.get(i + 4);
+    UserRow {
+        id: r.get(i),
+        name: r.get(i + 1),
+        role: Role::parse(&role).unwrap_or(Role::User),
+        password_hash: r.get(i + 3),
+        created_at: created.map(ts).unwrap_or_default(),
+    }
+}
+
+async fn user_named<C: GenericClient>(c: &C, name: &str) -> Result<Option<UserRow>, MetaError> {
+    Ok(c.query_opt(
+        &format!("{SELECT_USER} WHERE name = $1 AND password_hash IS NOT NULL AND NOT removed"),
+        &[&name],
+    )
+    .await?
+    .map(|r| user_row(&r)))
 }
 
 /// Runs `$body` (an expression of type `Result<T, MetaError>` using the
@@ -251,25 +279,42 @@ async fn version_chunks<C: GenericClient>(
 /// Which of `chunks` are not stored; every stored one is touched (its age
 /// refreshed, its row written), which is what keeps gc's claim off it.
 /// Fails on a stored chunk listed with another size.
-async fn touch_known<C: GenericClient>(
+/// Which of `chunks` `owner` must send (see
+/// [`MetaStore::unknown_chunks`]); with `touch`, the age of every stored
+/// one of theirs is refreshed, which is how a new reference keeps gc away.
+async fn owner_unknown<C: GenericClient>(
     c: &C,
+    owner: OwnerId,
     chunks: &[ChunkRef],
+    touch: bool,
 ) -> Result<Vec<String>, MetaError> {
     let mut ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows = c
-        .query(
-            "UPDATE chunks SET created_at = now() WHERE id = ANY($1) AND state = 'ok'
-             RETURNING id, size",
-            &[&ids],
-        )
-        .await?;
+    let owned = "id = ANY($1) AND state = 'ok' AND EXISTS
+         (SELECT 1 FROM owner_chunks o WHERE o.owner_id = $2 AND o.chunk_id = chunks.id)";
+    let sql = if touch {
+        format!("UPDATE chunks SET created_at = now() WHERE {owned} RETURNING id, size")
+    } else {
+        format!("SELECT id, size FROM chunks WHERE {owned}")
+    };
+    let rows = c.query(&sql, &[&ids, &owner]).await?;
     let stored: HashMap<String, u32> = rows
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as u32))
         .collect();
     missing_of(chunks, &stored)
+}
+
+/// Records that `owner` sent (or committed) the chunks `ids`.
+async fn grant<C: GenericClient>(c: &C, owner: OwnerId, ids: &[&str]) -> Result<(), MetaError> {
+    c.execute(
+        "INSERT INTO owner_chunks (owner_id, chunk_id) SELECT $1, UNNEST($2::TEXT[])
+         ON CONFLICT DO NOTHING",
+        &[&owner, &ids],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The ids of `chunks` not in `stored`, each once in first-seen order;
@@ -304,7 +349,7 @@ async fn insert_version<C: GenericClient>(
     v: &NewVersion,
     restored_from: Option<u64>,
 ) -> Result<VersionRow, MetaError> {
-    let missing = touch_known(c, &v.chunks).await?.len();
+    let missing = owner_unknown(c, v.owner, &v.chunks, true).await?.len();
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
@@ -535,20 +580,13 @@ impl MetaStore for PgMeta {
         })
     }
 
-    async fn unknown_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError> {
-        let ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
+    async fn unknown_chunks(
+        &self,
+        owner: OwnerId,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<String>, MetaError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, size FROM chunks WHERE id = ANY($1) AND state = 'ok'",
-                &[&ids],
-            )
-            .await?;
-        let stored: HashMap<String, u32> = rows
-            .iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as u32))
-            .collect();
-        missing_of(chunks, &stored)
+        owner_unknown(&client, owner, chunks, false).await
     }
 
     async fn chunks_page(&self, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
@@ -667,9 +705,11 @@ impl MetaStore for PgMeta {
     }
 
     async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError> {
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| insert_version(
-            &tx, v, None
-        )
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+            let ids: Vec<&str> = v.chunks.iter().map(|c| c.id.as_str()).collect();
+            grant(&tx, v.owner, &ids).await?;
+            insert_version(&tx, v, None).await
+        }
         .await)
     }
 
@@ -686,6 +726,9 @@ impl MetaStore for PgMeta {
             };
             let chunks = version_chunks(&tx, old.file_id, old.number).await?;
             let v = NewVersion::restoring(old, chunks, owner, uploader);
+            // The owner committed these chunks once already.
+            let ids: Vec<&str> = v.chunks.iter().map(|c| c.id.as_str()).collect();
+            grant(&tx, owner, &ids).await?;
             insert_version(&tx, &v, Some(number)).await.map(Some)
         }
         .await)
@@ -711,7 +754,7 @@ impl MetaStore for PgMeta {
     async fn open_session(&self, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, |tx| {
             async {
-            let missing = touch_known(&tx, &s.chunks).await?;
+            let missing = owner_unknown(&tx, s.owner, &s.chunks, true).await?;
             let id = random_id();
             let expires: time::OffsetDateTime = tx
                 .query_one(
@@ -778,18 +821,25 @@ impl MetaStore for PgMeta {
         Ok(size.map_or(ChunkSlot::NotListed, ChunkSlot::Declared))
     }
 
-    async fn session_remaining(&self, id: &str) -> Result<u64, MetaError> {
-        let client = self.client().await?;
-        let n: i64 = client
-            .query_one(
-                "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
-                 WHERE s.session_id = $1
-                   AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')",
-                &[&id],
-            )
-            .await?
-            .get(0);
-        Ok(n as u64)
+    async fn chunk_sent(&self, id: &str, owner: OwnerId, chunk: &str) -> Result<u64, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
+            async {
+            grant(&tx, owner, &[chunk]).await?;
+            let n: i64 = tx
+                .query_one(
+                    "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
+                     WHERE s.session_id = $1
+                       AND NOT (EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')
+                            AND EXISTS (SELECT 1 FROM owner_chunks o
+                                        WHERE o.owner_id = $2 AND o.chunk_id = s.chunk_id))",
+                    &[&id, &owner],
+                )
+                .await?
+                .get(0);
+            Ok(n as u64)
+        }
+        .await
+        })
     }
 
     async fn finish_session(
@@ -946,6 +996,8 @@ impl MetaStore for PgMeta {
                 .await?;
             if n > 0 {
                 tx.execute("DELETE FROM replicas WHERE chunk_id = $1", &[&id])
+                    .await?;
+                tx.execute("DELETE FROM owner_chunks WHERE chunk_id = $1", &[&id])
                     .await?;
                 tx.execute("DELETE FROM gc_orphans WHERE chunk_id = $1", &[&id])
                     .await?;
@@ -1125,6 +1177,177 @@ impl MetaStore for PgMeta {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await?;
         Ok(())
+    }
+
+    async fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<UserRow, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| {
+            async {
+            // One account change at a time: the first user is decided once.
+            tx.execute("LOCK TABLE owners IN SHARE ROW EXCLUSIVE MODE", &[])
+                .await?;
+            if user_named(&tx, name).await?.is_some() {
+                return Err(MetaError::Conflict(format!("user {name:?} exists")));
+            }
+            let first = tx
+                .query_opt(
+                    "SELECT 1 FROM owners WHERE password_hash IS NOT NULL OR removed LIMIT 1",
+                    &[],
+                )
+                .await?
+                .is_none();
+            let adopted = first
+                && tx
+                    .execute(
+                        "UPDATE owners SET name = $2, password_hash = $3, role = $4, created_at = now()
+                         WHERE id = $1",
+                        &[&DEFAULT_OWNER, &name, &password_hash, &role.as_str()],
+                    )
+                    .await?
+                    > 0;
+            if !adopted {
+                tx.execute(
+                    "INSERT INTO owners (name, password_hash, role, created_at)
+                     VALUES ($1, $2, $3, now())",
+                    &[&name, &password_hash, &role.as_str()],
+                )
+                .await?;
+            }
+            user_named(&tx, name)
+                .await?
+                .ok_or_else(|| MetaError::Backend("the new user vanished".into()))
+        }
+        .await
+        })
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
+        let client = self.client().await?;
+        user_named(&client, name).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "{SELECT_USER} WHERE password_hash IS NOT NULL AND NOT removed ORDER BY name"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(user_row).collect())
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+            let Some(user) = user_named(&tx, name).await? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "UPDATE owners SET password_hash = $2 WHERE id = $1",
+                &[&user.id, &password_hash],
+            )
+            .await?;
+            tx.execute("DELETE FROM logins WHERE owner_id = $1", &[&user.id])
+                .await?;
+            Ok(true)
+        }
+        .await)
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+            let Some(user) = user_named(&tx, name).await? else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM logins WHERE owner_id = $1", &[&user.id])
+                .await?;
+            tx.execute(
+                "UPDATE files SET deleted_at = now() WHERE owner_id = $1 AND deleted_at IS NULL",
+                &[&user.id],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE owners SET removed = TRUE, password_hash = NULL,
+                        name = '#' || id || ' ' || name
+                 WHERE id = $1",
+                &[&user.id],
+            )
+            .await?;
+            Ok(true)
+        }
+        .await)
+    }
+
+    async fn open_login(
+        &self,
+        user: OwnerId,
+        token_hash: &str,
+        ttl: Duration,
+    ) -> Result<(String, String), MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+            let id = random_id();
+            let expires: time::OffsetDateTime = tx
+                .query_one(
+                    "INSERT INTO logins (id, owner_id, token_hash, created_at, expires_at)
+                     VALUES ($1, $2, $3, now(), now() + $4::BIGINT * INTERVAL '1 millisecond')
+                     RETURNING expires_at",
+                    &[&id, &user, &token_hash, &ms(ttl)],
+                )
+                .await?
+                .get(0);
+            tx.execute("DELETE FROM logins WHERE expires_at <= now()", &[])
+                .await?;
+            Ok((id, ts(expires)))
+        }
+        .await)
+    }
+
+    async fn login(&self, id: &str) -> Result<Option<LoginRow>, MetaError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT l.id, l.token_hash, l.expires_at,
+                        o.id, o.name, o.role, o.password_hash, o.created_at
+                 FROM logins l JOIN owners o ON o.id = l.owner_id
+                 WHERE l.id = $1 AND l.expires_at > now()
+                   AND o.password_hash IS NOT NULL AND NOT o.removed",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| LoginRow {
+            id: r.get(0),
+            token_hash: r.get(1),
+            expires_at: ts(r.get(2)),
+            user: user_at(&r, 3),
+        }))
+    }
+
+    async fn close_login(&self, id: &str) -> Result<bool, MetaError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("DELETE FROM logins WHERE id = $1", &[&id])
+            .await?
+            > 0)
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(client
+            .query_one("SELECT value FROM settings WHERE key = $1", &[&key])
+            .await?
+            .get(0))
     }
 
     async fn snapshot_into(&self, _dest: &std::path::Path) -> Result<(), MetaError> {

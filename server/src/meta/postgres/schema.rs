@@ -7,7 +7,8 @@ use deadpool_postgres::Object;
 
 /// Each entry moves the schema one version forward. Never edit a released
 /// entry; append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE owners (
     id   BIGINT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -105,7 +106,43 @@ CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Accounts: an owner with a password hash can log in. The default owner
+-- (1) has none until the first user takes it over.
+CREATE SEQUENCE owners_id_seq START 2 OWNED BY owners.id;
+ALTER TABLE owners ALTER COLUMN id SET DEFAULT nextval('owners_id_seq');
+ALTER TABLE owners ADD COLUMN password_hash TEXT;
+ALTER TABLE owners ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+    CHECK (role IN ('admin', 'user'));
+ALTER TABLE owners ADD COLUMN created_at TIMESTAMPTZ;
+ALTER TABLE owners ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- A login: its refresh token's hash; access tokens name it (sid), so
+-- revoking it ends them too.
+CREATE TABLE logins (
+    id         TEXT PRIMARY KEY,
+    owner_id   BIGINT NOT NULL REFERENCES owners(id),
+    token_hash TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX logins_by_owner ON logins(owner_id);
+
+-- Which owner has sent (or committed) which chunk: dedup never answers
+-- "stored" for content the asker has not shown they have.
+CREATE TABLE owner_chunks (
+    owner_id BIGINT NOT NULL,
+    chunk_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (owner_id, chunk_id)
+);
+CREATE INDEX owner_chunks_by_chunk ON owner_chunks(chunk_id);
+INSERT INTO owner_chunks (owner_id, chunk_id)
+    SELECT DISTINCT f.owner_id, vc.chunk_id
+    FROM version_chunks vc JOIN files f ON f.id = vc.file_id
+    ON CONFLICT DO NOTHING;
+"#,
+];
 
 /// Brings the database up to the newest schema. Servers starting together
 /// take turns on the version row's lock.

@@ -1,7 +1,8 @@
 //! Queries on chunks, their holds and their replicas.
 
 use crate::meta::{
-    random_id, ChunkHold, ChunkRef, HealthCounts, MetaError, ReplicaOutcome, StreamRef, VersionRow,
+    random_id, ChunkHold, ChunkRef, HealthCounts, MetaError, OwnerId, ReplicaOutcome, StreamRef,
+    VersionRow,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
@@ -82,26 +83,39 @@ pub fn record_replicas(
     Ok(())
 }
 
-/// Which of `chunks` are not stored (each once, in first-seen order).
-/// Fails with [`MetaError::ChunkSize`] if a stored chunk has another size
-/// than the one given: an id fixes the content, so one of the two is wrong
-/// and no version may list it so. With `touch`, every stored one's age is
-/// refreshed, which is how a new reference keeps gc away.
+/// Which of `chunks` `owner` must send (each once, in first-seen order):
+/// those not stored, and those stored that `owner` never sent or
+/// committed, so that dedup answers no question about other owners'
+/// content. Fails with [`MetaError::ChunkSize`] if a chunk of the owner's
+/// has another size than the one given: an id fixes the content, so one
+/// of the two is wrong and no version may list it so. Another owner's
+/// chunk is just missing, whatever its size. With `touch`, every stored
+/// one's age is refreshed, which is how a new reference keeps gc away.
 pub fn unknown_touching(
     c: &Connection,
+    owner: OwnerId,
     chunks: &[ChunkRef],
     touch: Option<&str>,
 ) -> Result<Vec<String>, MetaError> {
-    let mut get = c.prepare_cached("SELECT size FROM chunks WHERE id = ?1 AND state = 'ok'")?;
+    let mut get = c.prepare_cached(
+        "SELECT c.size, EXISTS (SELECT 1 FROM owner_chunks o
+                                WHERE o.owner_id = ?2 AND o.chunk_id = c.id)
+         FROM chunks c WHERE c.id = ?1 AND c.state = 'ok'",
+    )?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for ch in chunks {
         if !seen.insert(ch.id.as_str()) {
             continue;
         }
-        match get.query_row([&ch.id], |r| r.get::<_, u32>(0)).optional()? {
-            None => out.push(ch.id.clone()),
-            Some(stored) if stored != ch.size => {
+        match get
+            .query_row(params![&ch.id, owner], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()?
+        {
+            None | Some((_, false)) => out.push(ch.id.clone()),
+            Some((stored, true)) if stored != ch.size => {
                 return Err(MetaError::ChunkSize {
                     id: ch.id.clone(),
                     stored,
@@ -120,8 +134,27 @@ pub fn unknown_touching(
 }
 
 /// [`unknown_touching`] without touching.
-pub fn unknown(c: &Connection, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError> {
-    unknown_touching(c, chunks, None)
+pub fn unknown(
+    c: &Connection,
+    owner: OwnerId,
+    chunks: &[ChunkRef],
+) -> Result<Vec<String>, MetaError> {
+    unknown_touching(c, owner, chunks, None)
+}
+
+/// Records that `owner` sent (or committed) the chunks `ids`.
+pub fn grant<'a>(
+    c: &Connection,
+    owner: OwnerId,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<(), MetaError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO owner_chunks (owner_id, chunk_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for id in ids {
+        stmt.execute(params![owner, id])?;
+    }
+    Ok(())
 }
 
 /// Stored chunks after `after`, in id order.

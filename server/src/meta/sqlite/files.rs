@@ -102,14 +102,15 @@ pub fn list_versions(
 
 /// Inserts a new version inside `tx`: the file is created or undeleted,
 /// the version takes the next number. Fails with
-/// [`MetaError::MissingChunks`] if a listed chunk is not stored.
+/// [`MetaError::MissingChunks`] if a listed chunk is not stored, or was
+/// never sent or committed by the version's owner.
 pub fn insert_version(
     tx: &Transaction<'_>,
     v: &NewVersion,
     restored_from: Option<u64>,
     now: &str,
 ) -> Result<VersionRow, MetaError> {
-    let missing = super::chunks::unknown_touching(tx, &v.chunks, Some(now))?.len();
+    let missing = super::chunks::unknown_touching(tx, v.owner, &v.chunks, Some(now))?.len();
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
@@ -170,6 +171,8 @@ pub fn restore_version(
     };
     let chunks = version_chunks(tx, old.file_id, old.number)?;
     let v = NewVersion::restoring(old, chunks, owner, uploader);
+    // The owner committed these chunks once already.
+    super::chunks::grant(tx, owner, v.chunks.iter().map(|c| c.id.as_str()))?;
     insert_version(tx, &v, Some(number), now).map(Some)
 }
 

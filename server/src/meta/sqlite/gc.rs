@@ -76,6 +76,7 @@ pub fn forget_chunk(tx: &Transaction, id: &str) -> Result<(), MetaError> {
     if n > 0 {
         tx.execute("DELETE FROM replicas WHERE chunk_id = ?1", [id])?;
         tx.execute("DELETE FROM gc_orphans WHERE chunk_id = ?1", [id])?;
+        tx.execute("DELETE FROM owner_chunks WHERE chunk_id = ?1", [id])?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! [`schema`] holds the migrations. The database's clock is this process's
 //! clock: only one server process may use the file (the data dir lock).
 
+pub mod accounts;
 pub mod chunks;
 pub mod files;
 pub mod gc;
@@ -16,8 +17,9 @@ pub mod schema;
 pub mod sessions;
 
 use super::{
-    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, MetaError, MetaReport, MetaStore,
-    NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, SessionRow, StreamRef, VersionRow,
+    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError, MetaReport,
+    MetaStore, NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, Role, SessionRow,
+    StreamRef, UserRow, VersionRow,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction};
@@ -254,9 +256,13 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
-    async fn unknown_chunks(&self, list: &[ChunkRef]) -> Result<Vec<String>, MetaError> {
+    async fn unknown_chunks(
+        &self,
+        owner: OwnerId,
+        list: &[ChunkRef],
+    ) -> Result<Vec<String>, MetaError> {
         let list = list.to_vec();
-        self.call(move |c| chunks::unknown(c, &list)).await
+        self.call(move |c| chunks::unknown(c, owner, &list)).await
     }
 
     async fn chunks_page(&self, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
@@ -336,6 +342,7 @@ impl MetaStore for SqliteMeta {
     async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError> {
         let v = v.clone();
         self.tx(move |tx, now| {
+            chunks::grant(tx, v.owner, v.chunks.iter().map(|c| c.id.as_str()))?;
             let row = files::insert_version(tx, &v, None, now)?;
             if let Some(stream) = &v.stream {
                 sessions::drop(tx, stream)?;
@@ -386,9 +393,10 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
-    async fn session_remaining(&self, id: &str) -> Result<u64, MetaError> {
-        let id = id.to_string();
-        self.call(move |c| sessions::remaining(c, &id)).await
+    async fn chunk_sent(&self, id: &str, owner: OwnerId, chunk: &str) -> Result<u64, MetaError> {
+        let (id, chunk) = (id.to_string(), chunk.to_string());
+        self.tx_unsynced(move |tx, _| sessions::chunk_sent(tx, &id, owner, &chunk))
+            .await
     }
 
     async fn finish_session(
@@ -508,6 +516,70 @@ impl MetaStore for SqliteMeta {
     async fn init_cluster_id(&self, id: &str) -> Result<String, MetaError> {
         let id = id.to_string();
         self.tx(move |tx, _| ops::init_setting(tx, ops::CLUSTER_ID, &id))
+            .await
+    }
+
+    async fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<UserRow, MetaError> {
+        let (name, hash) = (name.to_string(), password_hash.to_string());
+        self.tx(move |tx, now| accounts::add(tx, &name, &hash, role, now))
+            .await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
+        let name = name.to_string();
+        self.call(move |c| accounts::by_name(c, &name)).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
+        self.call(|c| accounts::list(c)).await
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, MetaError> {
+        let (name, hash) = (name.to_string(), password_hash.to_string());
+        self.tx(move |tx, _| accounts::set_password(tx, &name, &hash))
+            .await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, MetaError> {
+        let name = name.to_string();
+        self.tx(move |tx, now| accounts::remove(tx, &name, now))
+            .await
+    }
+
+    async fn open_login(
+        &self,
+        user: OwnerId,
+        token_hash: &str,
+        ttl: Duration,
+    ) -> Result<(String, String), MetaError> {
+        let hash = token_hash.to_string();
+        self.tx(move |tx, now| {
+            let expires = later(now, ttl);
+            let id = accounts::open_login(tx, user, &hash, now, &expires)?;
+            Ok((id, expires))
+        })
+        .await
+    }
+
+    async fn login(&self, id: &str) -> Result<Option<LoginRow>, MetaError> {
+        let id = id.to_string();
+        self.read(move |c| accounts::login(c, &id, &super::now_rfc3339()))
+            .await
+    }
+
+    async fn close_login(&self, id: &str) -> Result<bool, MetaError> {
+        let id = id.to_string();
+        self.call(move |c| accounts::close_login(c, &id)).await
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.tx(move |tx, _| ops::init_setting(tx, &key, &value))
             .await
     }
 

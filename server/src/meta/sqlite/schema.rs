@@ -116,6 +116,38 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+-- Accounts: an owner with a password hash can log in. The default owner
+-- (1) has none until the first user takes it over.
+ALTER TABLE owners ADD COLUMN password_hash TEXT;
+ALTER TABLE owners ADD COLUMN role TEXT NOT NULL DEFAULT 'user'
+    CHECK (role IN ('admin', 'user'));
+ALTER TABLE owners ADD COLUMN created_at TEXT;
+ALTER TABLE owners ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+
+-- A login: its refresh token's hash; access tokens name it (sid), so
+-- revoking it ends them too.
+CREATE TABLE logins (
+    id         TEXT PRIMARY KEY,
+    owner_id   INTEGER NOT NULL REFERENCES owners(id),
+    token_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX logins_by_owner ON logins(owner_id);
+
+-- Which owner has sent (or committed) which chunk: dedup never answers
+-- "stored" for content the asker has not shown they have.
+CREATE TABLE owner_chunks (
+    owner_id INTEGER NOT NULL,
+    chunk_id TEXT NOT NULL,
+    PRIMARY KEY (owner_id, chunk_id)
+) WITHOUT ROWID;
+CREATE INDEX owner_chunks_by_chunk ON owner_chunks(chunk_id);
+INSERT OR IGNORE INTO owner_chunks (owner_id, chunk_id)
+    SELECT DISTINCT f.owner_id, vc.chunk_id
+    FROM version_chunks vc JOIN files f ON f.id = vc.file_id;
+"#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -17,7 +17,7 @@ pub fn create(
     expires_at: &str,
     now: &str,
 ) -> Result<(SessionRow, Vec<String>), MetaError> {
-    let missing = super::chunks::unknown_touching(tx, &s.chunks, Some(now))?;
+    let missing = super::chunks::unknown_touching(tx, s.owner, &s.chunks, Some(now))?;
     let id = random_id();
     tx.execute(
         "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
@@ -142,15 +142,24 @@ pub fn chunk_slot(
     Ok(size.map_or(ChunkSlot::NotListed, ChunkSlot::Declared))
 }
 
-/// How many distinct chunks of session `id` are not stored yet.
-pub fn remaining(c: &Connection, id: &str) -> Result<u64, MetaError> {
-    let n: i64 = c
+/// Records that the owner of session `id` sent `chunk`, and returns how
+/// many distinct chunks of the session are still missing for them.
+pub fn chunk_sent(
+    tx: &Transaction,
+    id: &str,
+    owner: OwnerId,
+    chunk: &str,
+) -> Result<u64, MetaError> {
+    super::chunks::grant(tx, owner, [chunk])?;
+    let n: i64 = tx
         .prepare_cached(
             "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
              WHERE s.session_id = ?1
-               AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')",
+               AND NOT (EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')
+                    AND EXISTS (SELECT 1 FROM owner_chunks o
+                                WHERE o.owner_id = ?2 AND o.chunk_id = s.chunk_id))",
         )?
-        .query_row([id], |r| r.get(0))?;
+        .query_row(params![id, owner], |r| r.get(0))?;
     Ok(n as u64)
 }
 

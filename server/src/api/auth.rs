@@ -1,0 +1,104 @@
+//! The `CofferAuth` gRPC service: log in, refresh, log out, who am I, and
+//! short-lived download links for browsers.
+
+use super::guard::caller;
+use crate::auth::{tokens, Auth, Tokens};
+use crate::files::Files;
+use coffer_proto::pb::coffer_auth_server::CofferAuth;
+use coffer_proto::pb::*;
+use std::net::SocketAddr;
+use tonic::{Request, Response, Status};
+
+pub struct AuthApi {
+    auth: Auth,
+    files: Files,
+}
+
+impl AuthApi {
+    pub fn new(auth: Auth, files: Files) -> Self {
+        Self { auth, files }
+    }
+}
+
+fn login_response(t: Tokens) -> LoginResponse {
+    LoginResponse {
+        access_token: t.access,
+        expires_at: tokens::rfc3339(t.access_expires),
+        refresh_token: t.refresh,
+        refresh_expires_at: t.refresh_expires,
+        username: t.user.name,
+        role: t.user.role.as_str().to_string(),
+    }
+}
+
+/// The client's address, as the connection gives it.
+fn peer<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| req.remote_addr().map(|a| a.ip()))
+}
+
+#[tonic::async_trait]
+impl CofferAuth for AuthApi {
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let addr = peer(&req);
+        let r = req.into_inner();
+        let t = self.auth.login(&r.username, &r.password, addr).await?;
+        Ok(Response::new(login_response(t)))
+    }
+
+    async fn refresh(
+        &self,
+        req: Request<RefreshRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        let t = self.auth.refresh(&req.into_inner().refresh_token).await?;
+        Ok(Response::new(login_response(t)))
+    }
+
+    async fn logout(
+        &self,
+        req: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        let who = caller(&req)?;
+        self.auth
+            .logout(&who, &req.into_inner().refresh_token)
+            .await?;
+        Ok(Response::new(LogoutResponse {}))
+    }
+
+    async fn who_am_i(
+        &self,
+        req: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let who = caller(&req)?;
+        Ok(Response::new(WhoAmIResponse {
+            username: who.name,
+            role: who.role.as_str().to_string(),
+            auth_disabled: !self.auth.enabled(),
+        }))
+    }
+
+    async fn download_link(
+        &self,
+        req: Request<DownloadLinkRequest>,
+    ) -> Result<Response<DownloadLinkResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let version = (r.version != 0).then_some(r.version);
+        // Only files the caller can read get a link; the link names the
+        // stored path, as `/download/` will look it up.
+        let (v, _) = self.files.open(&who, &r.file_name, version).await?;
+        let (ticket, exp) = self.auth.ticket(&who, &v.path, r.version);
+        let mut url = format!("/download/{}?", super::http::path_encode(&v.path));
+        if r.version != 0 {
+            url.push_str(&format!("version={}&", r.version));
+        }
+        url.push_str("ticket=");
+        url.push_str(&ticket);
+        Ok(Response::new(DownloadLinkResponse {
+            url,
+            expires_at: tokens::rfc3339(exp),
+        }))
+    }
+}

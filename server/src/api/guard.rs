@@ -1,0 +1,192 @@
+//! The one enforcement layer: every request through the port passes here,
+//! native gRPC, grpc-web (converted to gRPC after it) and plain HTTP
+//! alike. It decides what a route needs, checks the caller's token,
+//! and hands the [`Caller`] on in the request's extensions, where the
+//! services take it from.
+
+use super::status::http_auth_error;
+use crate::auth::{Auth, AuthError};
+use crate::caller::Caller;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tonic::Status;
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone: the web app's files, liveness, readiness, health, logging
+    /// in.
+    Open,
+    /// A logged-in user.
+    User,
+    /// A logged-in admin.
+    Admin,
+    /// An admin, or the scrape token.
+    Metrics,
+    /// A logged-in user, or a download ticket for that file.
+    Download,
+}
+
+/// The gRPC methods anyone may call.
+const OPEN_METHODS: &[&str] = &["/CofferAuth/Login", "/CofferAuth/Refresh"];
+
+/// Path prefixes of the gRPC services that need a user. Decided by path,
+/// never by content type, so no request reaches a service unchecked by
+/// calling itself something else.
+const USER_SERVICES: &[&str] = &["/FileStorage/", "/CofferAuth/", "/grpc.reflection."];
+
+/// What a request for `path` needs.
+pub fn need(path: &str) -> Need {
+    if OPEN_METHODS.contains(&path) || path.starts_with("/grpc.health.v1.Health/") {
+        Need::Open
+    } else if path.starts_with("/CofferAdmin/") {
+        Need::Admin
+    } else if USER_SERVICES.iter().any(|p| path.starts_with(p)) {
+        Need::User
+    } else if path == "/metrics" {
+        Need::Metrics
+    } else if path.starts_with("/download/") {
+        Need::Download
+    } else {
+        Need::Open
+    }
+}
+
+/// A download authorised by a ticket: only this file and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketScope {
+    pub path: String,
+    pub version: u64,
+}
+
+/// The middleware.
+pub async fn enforce(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .filter(|v| {
+            v.to_str()
+                .is_ok_and(|ct| ct.starts_with("application/grpc"))
+        });
+    let need = need(req.uri().path());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // A refusal in the caller's protocol: a trailers-only gRPC status
+    // (grpc-web clients read it from the headers alike), else HTTP.
+    let refuse = |e: AuthError| -> Response {
+        match &content_type {
+            Some(ct) => {
+                let mut resp = Status::from(e).into_http::<axum::body::Body>();
+                resp.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+                resp
+            }
+            None => http_auth_error(e),
+        }
+    };
+    let caller = match need {
+        Need::Open => None,
+        Need::Metrics => match auth.may_scrape(authorization.as_deref()).await {
+            Ok(()) => None,
+            Err(e) => return refuse(e),
+        },
+        Need::Download if authorization.is_none() && auth.enabled() => {
+            let ticket = req.uri().query().and_then(ticket_of);
+            let Some(ticket) = ticket else {
+                return refuse(AuthError::Unauthenticated(
+                    "authentication required: a bearer token, or a download link from \
+                     CofferAuth/DownloadLink"
+                        .into(),
+                ));
+            };
+            match auth.redeem(&ticket).await {
+                Ok((caller, path, version)) => {
+                    req.extensions_mut().insert(TicketScope { path, version });
+                    Some(caller)
+                }
+                Err(e) => return refuse(e),
+            }
+        }
+        Need::User | Need::Admin | Need::Download => {
+            match auth.authenticate(authorization.as_deref()).await {
+                Ok(c) if need == Need::Admin && !c.is_admin() => {
+                    return refuse(AuthError::Forbidden(format!(
+                        "{} is for admins; {} is not one",
+                        req.uri().path(),
+                        c.name
+                    )))
+                }
+                Ok(c) => Some(c),
+                Err(e) => return refuse(e),
+            }
+        }
+    };
+    if let Some(c) = caller {
+        req.extensions_mut().insert(c);
+    } else if !auth.enabled() {
+        req.extensions_mut().insert(Caller::anyone());
+    }
+    next.run(req).await.into_response()
+}
+
+/// The `ticket` parameter of a query string.
+fn ticket_of(query: &str) -> Option<String> {
+    url_params(query)
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v)
+}
+
+fn url_params(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // Tickets are JWTs: URL-safe already; no decoding needed.
+        (k.to_string(), v.to_string())
+    })
+}
+
+/// The caller the guard let through. Services behind the guard always
+/// find one; its absence is a wiring bug, answered as UNAUTHENTICATED
+/// rather than served to nobody in particular.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no caller: authentication required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_need_what_they_should() {
+        assert_eq!(need("/CofferAuth/Login"), Need::Open);
+        assert_eq!(need("/CofferAuth/Refresh"), Need::Open);
+        assert_eq!(need("/CofferAuth/Logout"), Need::User);
+        assert_eq!(need("/CofferAuth/WhoAmI"), Need::User);
+        assert_eq!(need("/grpc.health.v1.Health/Check"), Need::Open);
+        assert_eq!(need("/FileStorage/UploadFile"), Need::User);
+        assert_eq!(need("/CofferAdmin/RunWorker"), Need::Admin);
+        assert_eq!(
+            need("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            Need::User
+        );
+        assert_eq!(
+            need("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            Need::User
+        );
+        assert_eq!(need("/metrics"), Need::Metrics);
+        assert_eq!(need("/download/a.txt"), Need::Download);
+        assert_eq!(need("/healthz"), Need::Open);
+        assert_eq!(need("/readyz"), Need::Open);
+        assert_eq!(need("/"), Need::Open);
+        assert_eq!(need("/index.html"), Need::Open);
+        assert_eq!(ticket_of("version=2&ticket=a.b.c"), Some("a.b.c".into()));
+        assert_eq!(ticket_of("version=2"), None);
+    }
+}
