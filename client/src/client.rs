@@ -5,9 +5,12 @@ use crate::error::ClientError;
 use crate::Metadata;
 use coffer_proto::paths;
 use coffer_proto::pb::{
-    coffer_admin_client::CofferAdminClient, file_storage_client::FileStorageClient,
-    ClusterStatusRequest, ClusterStatusResponse, DeleteFileRequest, FileMetadataRequest,
-    ListFilesRequest, ListVersionsRequest, RestoreVersionRequest, RunWorkerRequest, WorkerStatus,
+    coffer_admin_client::CofferAdminClient, coffer_auth_client::CofferAuthClient,
+    file_storage_client::FileStorageClient, ClusterStatusRequest, ClusterStatusResponse,
+    DeleteFileRequest, DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest,
+    ListFilesRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
+    RefreshRequest, RestoreVersionRequest, RunWorkerRequest, WhoAmIRequest, WhoAmIResponse,
+    WorkerStatus,
 };
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::MetadataValue;
@@ -42,6 +45,7 @@ impl<T> Transport for T where
 pub struct Coffer<T> {
     pub(crate) files: FileStorageClient<T>,
     admin: CofferAdminClient<T>,
+    auth: CofferAuthClient<T>,
     health: HealthClient<T>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
@@ -55,6 +59,7 @@ impl<T: Transport> Coffer<T> {
         Coffer {
             files,
             admin: CofferAdminClient::new(transport.clone()),
+            auth: CofferAuthClient::new(transport.clone()),
             health: HealthClient::new(transport),
             token: None,
         }
@@ -73,6 +78,55 @@ impl<T: Transport> Coffer<T> {
     /// Forgets the bearer token.
     pub fn logout(&mut self) {
         self.token = None;
+    }
+
+    /// Logs `username` in with `password`: the tokens, which
+    /// [`Coffer::login`] then puts on every request.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<LoginResponse, ClientError> {
+        let req = tonic::Request::new(LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        });
+        Ok(self.auth.clone().login(req).await?.into_inner())
+    }
+
+    /// A new access token for a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<LoginResponse, ClientError> {
+        let req = tonic::Request::new(RefreshRequest {
+            refresh_token: refresh_token.into(),
+        });
+        Ok(self.auth.clone().refresh(req).await?.into_inner())
+    }
+
+    /// Ends the login of `refresh_token` (empty: the current one).
+    pub async fn sign_out(&self, refresh_token: &str) -> Result<(), ClientError> {
+        let req = self.request(LogoutRequest {
+            refresh_token: refresh_token.into(),
+        });
+        self.auth.clone().logout(req).await?;
+        Ok(())
+    }
+
+    /// Who the server takes this client for.
+    pub async fn whoami(&self) -> Result<WhoAmIResponse, ClientError> {
+        let req = self.request(WhoAmIRequest {});
+        Ok(self.auth.clone().who_am_i(req).await?.into_inner())
+    }
+
+    /// A link (path and query on the server) that downloads `name` at
+    /// `version` (0: the latest) for about a minute, without a token.
+    pub async fn download_link(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<DownloadLinkResponse, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(DownloadLinkRequest { file_name, version });
+        Ok(self.auth.clone().download_link(req).await?.into_inner())
     }
 
     /// Wraps a message in a request carrying the token, if any.

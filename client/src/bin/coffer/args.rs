@@ -15,7 +15,7 @@ pub struct Args {
         default_value = "http://localhost:5000"
     )]
     pub server: String,
-    /// Bearer token sent with every request.
+    /// Bearer token sent with every request (instead of the saved login).
     #[arg(long, global = true, env = "COFFER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Print one JSON document on stdout instead of text.
@@ -65,6 +65,17 @@ pub enum Command {
     Rm { remote: String },
     /// Server health and the cluster: nodes, replication, workers.
     Status,
+    /// Log in to the server (the password comes from COFFER_PASSWORD or a
+    /// prompt); the login is saved for later commands.
+    Login {
+        /// The user name (asked if not given).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End the saved login to the server.
+    Logout,
+    /// Who the server takes you for.
+    Whoami,
     /// Operator actions.
     Admin {
         #[command(subcommand)]

@@ -8,6 +8,7 @@ mod info;
 mod output;
 mod put;
 mod resume;
+mod session;
 mod status;
 
 use args::{Admin, Args, Command};
@@ -46,8 +47,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         quiet: args.quiet || args.json,
     };
     let mut coffer = connect(&args.server).await?;
-    if let Some(token) = args.token.as_deref() {
-        coffer.login(token)?;
+    match args.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => coffer.login(token)?,
+        // `login` and `logout` deal with the saved login themselves.
+        None if !matches!(args.command, Command::Login { .. } | Command::Logout) => {
+            session::use_saved(&mut coffer, &args.server).await?
+        }
+        None => {}
     }
     let ctx = Ctx {
         coffer,
@@ -71,6 +77,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Restore { remote, version } => info::restore(&ctx, &remote, version).await,
         Command::Rm { remote } => info::rm(&ctx, &remote).await,
         Command::Status => status::status(&ctx).await,
+        Command::Login { user } => session::login(&ctx, user).await,
+        Command::Logout => session::logout(&ctx).await,
+        Command::Whoami => session::whoami(&ctx).await,
         Command::Admin {
             action: Admin::Run { worker, wait },
         } => status::run_worker(&ctx, worker.name(), wait).await,
