@@ -38,6 +38,8 @@ pub fn cli_bin() -> PathBuf {
 /// The CLI pointed at one server, with a private state directory.
 pub struct Cli {
     server: String,
+    /// Sent as `COFFER_TOKEN`.
+    token: Option<String>,
     state: tempfile::TempDir,
 }
 
@@ -72,11 +74,19 @@ impl Cli {
     pub fn new(server_addr: &str) -> Self {
         Cli {
             server: server_addr.to_string(),
+            token: None,
             state: tempfile::Builder::new()
                 .prefix("coffer-cli-state-")
                 .tempdir()
                 .expect("state dir"),
         }
+    }
+
+    /// The CLI pointed at `server`, as its admin.
+    pub fn for_server(server: &crate::server::Server) -> Self {
+        let mut cli = Self::new(server.addr());
+        cli.token = server.token().map(str::to_string);
+        cli
     }
 
     /// Where resume records go (`COFFER_STATE_DIR`).
@@ -95,10 +105,14 @@ impl Cli {
         cmd.args(args)
             .env("COFFER_SERVER", &self.server)
             .env("COFFER_STATE_DIR", self.state.path())
+            .env("XDG_CONFIG_HOME", self.state.path().join("config"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(t) = &self.token {
+            cmd.env("COFFER_TOKEN", t);
+        }
         cmd
     }
 

@@ -1,10 +1,10 @@
 //! Deterministic test content and helpers that move it through the API.
 
+use crate::server::Conn;
 use bytes::Bytes;
 use coffer_proto::pb::{
     file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse,
 };
-use tonic::transport::Channel;
 
 /// Bytes per message when streaming uploads.
 pub const MESSAGE: usize = 1024 * 1024;
@@ -48,7 +48,7 @@ pub fn hash_blocks(blocks: impl Iterator<Item = Bytes>) -> (u64, String) {
 /// Uploads `blocks` to `name` through `UploadFile`, the name in the first
 /// message only (an empty file is one empty message carrying the name).
 pub async fn upload(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     blocks: impl Iterator<Item = Bytes> + Send + 'static,
 ) -> Result<UploadResponse, tonic::Status> {
@@ -70,7 +70,7 @@ pub async fn upload(
 
 /// Uploads `data` in one go.
 pub async fn upload_bytes(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     data: &[u8],
 ) -> Result<UploadResponse, tonic::Status> {
@@ -81,7 +81,7 @@ pub async fn upload_bytes(
 /// Streams version `version` (0 = latest) of `name`, handing each
 /// message's bytes to `take`.
 async fn download_each(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     version: u64,
     mut take: impl FnMut(&[u8]),
@@ -101,7 +101,7 @@ async fn download_each(
 
 /// Downloads version `version` (0 = latest) whole.
 pub async fn download(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     version: u64,
 ) -> Result<Vec<u8>, tonic::Status> {
@@ -113,7 +113,7 @@ pub async fn download(
 /// Downloads and returns only the length and BLAKE3 (hex) of the content,
 /// for files too large to hold.
 pub async fn download_hash(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     version: u64,
 ) -> Result<(u64, String), tonic::Status> {

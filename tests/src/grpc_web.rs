@@ -51,9 +51,10 @@ pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let header = |name: &str| {
-        lower
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(|v| v.trim().to_string()))
+        lower.lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}: "))
+                .map(|v| v.trim().to_string())
+        })
     };
     let mut code = header("grpc-status").and_then(|v| v.parse().ok());
     let mut message = header("grpc-message").unwrap_or_default();

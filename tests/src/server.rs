@@ -4,13 +4,48 @@
 //! real `coffer-server` binary ([`ServerOpts::process`]).
 
 use crate::garage::GarageNode;
+use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
+use coffer_proto::pb::LoginRequest;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The password of the `admin` every test server creates on start
+/// (`COFFER_ADMIN_PASSWORD`), unless the test switches authentication off.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// Puts a bearer token on every request (none: sends none).
+#[derive(Clone, Default)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self::header(token.map(|t| format!("Bearer {t}")).as_deref())
+    }
+
+    /// Sends `value` as the whole `authorization` header.
+    pub fn header(value: Option<&str>) -> Self {
+        Self(value.map(|v| v.parse().expect("a header value")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A connection that logs in as someone: every request carries their
+/// access token.
+pub type Conn = InterceptedService<Channel, Bearer>;
 
 /// Path of the `coffer-server` binary: `$COFFER_SERVER_BIN`, else the one
 /// next to this test's build output, built first if needed.
@@ -118,6 +153,27 @@ impl ServerOpts {
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self
+    }
+
+    /// The development switch: no authentication.
+    pub fn without_auth(self) -> Self {
+        self.with("COFFER_AUTH", "disabled")
+    }
+
+    /// Whether the server asks for tokens.
+    pub fn auth_enabled(&self) -> bool {
+        !self
+            .env
+            .iter()
+            .any(|(k, v)| k == "COFFER_AUTH" && v == "disabled")
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -258,12 +314,18 @@ pub struct Server {
     opts: ServerOpts,
     data_dir: PathBuf,
     addr: String,
+    /// The admin's access token (with authentication on).
+    token: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts a server with a fresh data dir.
-    pub async fn start(opts: ServerOpts) -> anyhow::Result<Server> {
+    /// Starts a server with a fresh data dir; with authentication on, it
+    /// creates `admin` ([`ADMIN_PASSWORD`]) and the fixture logs in as them.
+    pub async fn start(mut opts: ServerOpts) -> anyhow::Result<Server> {
+        if opts.auth_enabled() && opts.get("COFFER_ADMIN_PASSWORD").is_none() {
+            opts = opts.with("COFFER_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        }
         let tmp = tempfile::Builder::new()
             .prefix("coffer-server-")
             .tempdir()?;
@@ -274,13 +336,90 @@ impl Server {
             opts,
             data_dir,
             addr: String::new(),
+            token: None,
             _tmp: Some(tmp),
         };
         s.spawn().await?;
         Ok(s)
     }
 
+    /// Starts the server, then logs the admin in.
     async fn spawn(&mut self) -> anyhow::Result<()> {
+        self.spawn_server().await?;
+        self.token = None;
+        if self.opts.auth_enabled() {
+            let password = self
+                .opts
+                .get("COFFER_ADMIN_PASSWORD")
+                .unwrap_or(ADMIN_PASSWORD)
+                .to_string();
+            let login = self
+                .login("admin", &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("the fixture cannot log in as admin: {e}"))?;
+            self.token = Some(login.access_token);
+        }
+        Ok(())
+    }
+
+    /// Logs `user` in.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<coffer_proto::pb::LoginResponse, tonic::Status> {
+        CofferAuthClient::new(self.raw_channel().await)
+            .login(LoginRequest {
+                username: user.into(),
+                password: password.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// The admin's access token (`None` with authentication off).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Creates a user with `coffer-server user add` and logs them in;
+    /// returns their access token.
+    pub async fn add_user(&self, name: &str, password: &str, admin: bool) -> String {
+        let mut args = vec!["user", "add", name];
+        if admin {
+            args.push("--admin");
+        }
+        let out = server_command(
+            &self.opts.clone().with("COFFER_PASSWORD", password),
+            &self.data_dir,
+            &args,
+        )
+        .await;
+        assert!(out.success, "user add {name}: {out:?}");
+        self.login(name, password)
+            .await
+            .unwrap_or_else(|e| panic!("log in as {name}: {e}"))
+            .access_token
+    }
+
+    /// A client of the full API as the holder of `token`.
+    pub async fn client_as(&self, token: Option<&str>) -> FileStorageClient<Conn> {
+        FileStorageClient::new(self.channel_as(token).await)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// A connection whose requests carry `token`.
+    pub async fn channel_as(&self, token: Option<&str>) -> Conn {
+        InterceptedService::new(self.raw_channel().await, Bearer::new(token))
+    }
+
+    /// A connection whose requests carry `authorization: VALUE`.
+    pub async fn channel_with_header(&self, value: Option<&str>) -> Conn {
+        InterceptedService::new(self.raw_channel().await, Bearer::header(value))
+    }
+
+    async fn spawn_server(&mut self) -> anyhow::Result<()> {
         if self.opts.command.is_none() && !self.opts.process {
             let (server, addr) = InProcess::start(&self.opts, &self.data_dir)?;
             self.in_process = Some(server);
@@ -380,15 +519,13 @@ impl Server {
         self.child.as_ref().and_then(|c| c.id())
     }
 
-    /// A client of the full (extended) API.
-    pub async fn client(&self) -> FileStorageClient<Channel> {
-        FileStorageClient::new(self.channel().await)
-            .max_decoding_message_size(64 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024)
+    /// A client of the full (extended) API, as the admin.
+    pub async fn client(&self) -> FileStorageClient<Conn> {
+        self.client_as(self.token()).await
     }
 
-    /// A client of the operator API.
-    pub async fn admin(&self) -> coffer_proto::pb::coffer_admin_client::CofferAdminClient<Channel> {
+    /// A client of the operator API, as the admin.
+    pub async fn admin(&self) -> coffer_proto::pb::coffer_admin_client::CofferAdminClient<Conn> {
         coffer_proto::pb::coffer_admin_client::CofferAdminClient::new(self.channel().await)
     }
 
@@ -410,14 +547,19 @@ impl Server {
         s.last_report
     }
 
-    /// A client generated from the tutorial's original proto, default limits.
-    pub async fn seed_client(
-        &self,
-    ) -> crate::seed::file_storage_client::FileStorageClient<Channel> {
+    /// A client generated from the tutorial's original proto, default
+    /// limits, as the admin.
+    pub async fn seed_client(&self) -> crate::seed::file_storage_client::FileStorageClient<Conn> {
         crate::seed::file_storage_client::FileStorageClient::new(self.channel().await)
     }
 
-    pub async fn channel(&self) -> Channel {
+    /// A connection as the admin.
+    pub async fn channel(&self) -> Conn {
+        self.channel_as(self.token()).await
+    }
+
+    /// A connection without credentials.
+    pub async fn raw_channel(&self) -> Channel {
         Channel::from_shared(self.addr.clone())
             .expect("valid address")
             .connect()
@@ -451,6 +593,19 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A plain HTTP GET of `path` as the admin: (status, head, body text).
+    pub async fn get(&self, path: &str) -> (u16, String, String) {
+        let (status, head, body) = self.get_bytes(path).await;
+        (status, head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A plain HTTP GET of `path` as the admin: (status, head, body).
+    pub async fn get_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        http_get_as(self.addr(), path, self.token()).await
+    }
+}
+
 /// A plain HTTP/1.1 GET on loopback: (status, raw head, body as text).
 pub async fn http_get(addr: &str, path: &str) -> (u16, String, String) {
     let (status, head, body) = http_get_bytes(addr, path).await;
@@ -459,10 +614,19 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String, String) {
 
 /// A plain HTTP/1.1 GET on loopback: (status, raw head, body).
 pub async fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    http_get_as(addr, path, None).await
+}
+
+/// A plain HTTP/1.1 GET on loopback with `token` as a bearer token:
+/// (status, raw head, body).
+pub async fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = addr.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");

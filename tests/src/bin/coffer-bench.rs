@@ -32,11 +32,11 @@ use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::FileDownloadRequest;
 use coffer_tests::data::{pattern_blocks, upload};
 use coffer_tests::garage::start_cluster;
+use coffer_tests::server::Conn;
 use coffer_tests::server::{Server, ServerOpts};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
-use tonic::transport::Channel;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -228,7 +228,7 @@ fn run_coffer(server: &Server, state: &Path, args: &[&str]) -> anyhow::Result<(f
 /// Reads the latest version of `name` through `DownloadFile` (into `out`
 /// when given), checks that it hashes to `want`; returns the seconds taken.
 async fn time_download_file(
-    client: &mut FileStorageClient<Channel>,
+    client: &mut FileStorageClient<Conn>,
     name: &str,
     want: &str,
     out: Option<&Path>,

@@ -14,7 +14,7 @@ const MIB: usize = 1024 * 1024;
 
 async fn setup() -> (Server, Cli, tempfile::TempDir) {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
-    let cli = Cli::new(server.addr());
+    let cli = Cli::for_server(&server);
     let work = tempfile::Builder::new()
         .prefix("coffer-cli-")
         .tempdir()

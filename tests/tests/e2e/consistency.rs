@@ -201,7 +201,7 @@ async fn a_node_replaced_by_an_empty_one_is_rebuilt() {
             .all(|n| n.up && n.chunks as usize == keys.len()),
         "{status:?}"
     );
-    let (code, _, metrics) = coffer_tests::server::http_get(server.addr(), "/metrics").await;
+    let (code, _, metrics) = server.get("/metrics").await;
     assert_eq!(code, 200);
     assert!(
         metrics.contains("coffer_under_replicated_chunks 0"),

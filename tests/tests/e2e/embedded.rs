@@ -115,6 +115,8 @@ async fn the_server_runs_in_process_and_drains_on_shutdown() {
         "coffer-server",
         "--data-dir",
         dir.path().to_str().unwrap(),
+        "--admin-password",
+        coffer_tests::server::ADMIN_PASSWORD,
     ]);
     let nodes = cfg.node_specs(|_| None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,9 +125,24 @@ async fn the_server_runs_in_process_and_drains_on_shutdown() {
     let server = tokio::spawn(coffer_server::server::run(cfg, nodes, listener, async {
         stopped.await.ok();
     }));
-    let mut c = FileStorageClient::connect(format!("http://{addr}"))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let token = coffer_proto::pb::coffer_auth_client::CofferAuthClient::new(channel.clone())
+        .login(coffer_proto::pb::LoginRequest {
+            username: "admin".into(),
+            password: coffer_tests::server::ADMIN_PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let mut c = FileStorageClient::with_interceptor(
+        channel,
+        coffer_tests::server::Bearer::new(Some(&token)),
+    );
     let data = pattern(1_500_000, 44);
     upload_bytes(&mut c, "in-process.bin", &data).await.unwrap();
     assert!(download(&mut c, "in-process.bin", 0).await.unwrap() == data);

@@ -2,6 +2,7 @@
 //! local-directory nodes and real Garage S3 nodes. One test binary; shared
 //! helpers live in the `coffer-tests` library.
 
+mod accounts;
 mod bad_input;
 mod browser;
 mod cli;

@@ -62,6 +62,8 @@ conformance!(
     gc_never_claims_a_chunk_a_racing_commit_references,
     leases_have_one_holder_and_pass_on_after_expiry,
     the_cluster_identity_is_set_once,
+    dedup_answers_only_for_the_owners_own_chunks,
+    accounts_logins_end_with_password_changes_and_removal,
 );
 
 #[tokio::test]

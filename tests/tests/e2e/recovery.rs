@@ -6,7 +6,7 @@
 use coffer_proto::pb::{ClusterStatusRequest, ListVersionsRequest, SnapshotStatus};
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::garage::start_cluster;
-use coffer_tests::server::{http_get, Server, ServerOpts};
+use coffer_tests::server::{Server, ServerOpts};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tonic::Code;
@@ -108,7 +108,7 @@ async fn losing_the_data_dir_loses_only_what_came_after_the_snapshot() {
     let snap = snapshot(&server).await;
     assert_eq!((snap.last_nodes, snap.of_nodes), (3, 3), "{snap:?}");
     assert!(snap.last_bytes > 0 && snap.last_database_bytes > snap.last_bytes);
-    let (_, _, metrics) = http_get(server.addr(), "/metrics").await;
+    let (_, _, metrics) = server.get("/metrics").await;
     assert!(
         metrics.contains(&format!("coffer_snapshot_last_bytes {}", snap.last_bytes)),
         "{metrics}"

@@ -3,11 +3,11 @@
 
 use coffer_tests::data::pattern;
 use coffer_tests::seed::{FileDownloadRequest, FileMetadataRequest, FileRequest, MetadataResponse};
+use coffer_tests::server::Conn;
 use coffer_tests::server::{Server, ServerOpts};
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 
-type SeedClient = coffer_tests::seed::file_storage_client::FileStorageClient<Channel>;
+type SeedClient = coffer_tests::seed::file_storage_client::FileStorageClient<Conn>;
 
 fn is_rfc3339(s: &str) -> bool {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()

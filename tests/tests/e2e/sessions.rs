@@ -8,9 +8,9 @@ use coffer_proto::pb::{
     ChunkRef, FinishUploadRequest, ListFilesRequest, PutChunkRequest, StartUploadRequest,
 };
 use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::server::Conn;
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::HashMap;
-use tonic::transport::Channel;
 use tonic::Code;
 
 struct Plan {
@@ -43,7 +43,7 @@ fn plan(name: &str, data: &[u8]) -> Plan {
 }
 
 async fn put(
-    c: &mut FileStorageClient<Channel>,
+    c: &mut FileStorageClient<Conn>,
     upload: &str,
     id: &str,
     data: Bytes,

@@ -6,11 +6,11 @@ use coffer_proto::pb::{
     RestoreVersionRequest,
 };
 use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::server::Conn;
 use coffer_tests::server::{Server, ServerOpts};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-type Client = coffer_proto::pb::file_storage_client::FileStorageClient<Channel>;
+type Client = coffer_proto::pb::file_storage_client::FileStorageClient<Conn>;
 
 /// Restores `version` of `name`; the new version's number.
 async fn restore(c: &mut Client, name: &str, version: u64) -> Result<String, Status> {

@@ -84,7 +84,6 @@ async fn unknown_grpc_methods_are_unimplemented_not_the_web_app() {
 #[tokio::test]
 async fn files_download_over_plain_http_by_version() {
     use coffer_tests::data::{pattern, upload_bytes};
-    use coffer_tests::server::http_get_bytes;
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;
     let v1 = pattern(5 * 1024 * 1024 + 3, 1);
@@ -97,7 +96,7 @@ async fn files_download_over_plain_http_by_version() {
         .unwrap();
 
     let url = "/download/docs/my%20report%20%C3%BC.bin";
-    let (code, head, body) = http_get_bytes(server.addr(), url).await;
+    let (code, head, body) = server.get_bytes(url).await;
     assert_eq!(code, 200, "{head}");
     assert!(body == v2, "latest version differs");
     let lower = head.to_lowercase();
@@ -110,28 +109,13 @@ async fn files_download_over_plain_http_by_version() {
         lower.contains(&format!("content-length: {}", v2.len())),
         "{head}"
     );
-    let (code, _, body) = http_get_bytes(server.addr(), &format!("{url}?version=1")).await;
+    let (code, _, body) = server.get_bytes(&format!("{url}?version=1")).await;
     assert_eq!(code, 200);
     assert!(body == v1, "version 1 differs");
 
-    assert_eq!(
-        http_get_bytes(server.addr(), "/download/docs/missing.bin")
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        http_get_bytes(server.addr(), &format!("{url}?version=9"))
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        http_get_bytes(server.addr(), "/download/a/%2E%2E/b")
-            .await
-            .0,
-        400
-    );
+    assert_eq!(server.get_bytes("/download/docs/missing.bin").await.0, 404);
+    assert_eq!(server.get_bytes(&format!("{url}?version=9")).await.0, 404);
+    assert_eq!(server.get_bytes("/download/a/%2E%2E/b").await.0, 400);
 }
 
 #[tokio::test]
