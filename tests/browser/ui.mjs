@@ -2,9 +2,11 @@
 // playwright-core), and speaks grpc-web to the same server with a
 // hand-framed client that shares no code with Coffer.
 //
-// Environment: COFFER_URL (the server), WORK_DIR (files written here for the
-// calling test to compare), SCREENSHOT_DIR, CHROMIUM (default
-// /usr/bin/chromium). Exits non-zero on the first failed check.
+// Environment: COFFER_URL (the server), COFFER_USER and COFFER_PASSWORD (who
+// signs in), COFFER_TOKEN (an access token for the hand-framed client),
+// WORK_DIR (files written here for the calling test to compare),
+// SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium). Exits non-zero on
+// the first failed check.
 import { chromium } from 'playwright-core';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -51,14 +53,32 @@ async function uploaded(name) {
   const stage = await page.$$eval(sel, (els) => els[els.length - 1].dataset.stage);
   check(stage === 'done', `${name} uploaded (stage ${stage})`);
 }
+let lastDownloadUrl = null;
 async function download(selector) {
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  lastDownloadUrl = dl.url();
   return fs.readFileSync(await dl.path());
 }
 
 try {
   await page.goto(base);
+  // Signed out, the app asks for a login and shows no files.
+  await page.waitForSelector('[data-testid=login-form]');
+  check(!(await page.$('[data-testid=dropzone]')), 'no files before signing in');
+  await page.fill('[data-testid=login-user]', process.env.COFFER_USER);
+  await page.fill('[data-testid=login-password]', 'wrong password');
+  await page.click('[data-testid=login-submit]');
+  await page.waitForSelector('[data-testid=login-error]');
+  check(true, 'a wrong password is refused with a message');
+  await page.fill('[data-testid=login-password]', process.env.COFFER_PASSWORD);
+  await page.click('[data-testid=login-submit]');
   await page.waitForSelector('[data-testid=dropzone]');
+  const who = (await page.textContent('[data-testid=whoami]')).trim();
+  check(who === process.env.COFFER_USER, `the user's name is on screen ("${who}")`);
+  // A reload signs back in silently (refresh token in this tab).
+  await page.reload();
+  await page.waitForSelector('[data-testid=dropzone]');
+  check(true, 'a reload keeps the user signed in');
   // A file uploaded by the native gRPC client in the same run is listed.
   await page.waitForSelector('[data-testid=folder-row] >> text=native', { timeout: 30000 });
   check(true, 'the native client\'s upload is listed (folder native/)');
@@ -154,6 +174,23 @@ try {
 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(shots, 'phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // A download link works until the user signs out, then never again.
+  const again = await download(`${row('alpha.bin')} [data-testid=download]`);
+  check(again.equals(files.alpha), 'alpha.bin downloads again');
+  check(lastDownloadUrl && lastDownloadUrl.includes('ticket='), `downloads use a short-lived link (${lastDownloadUrl})`);
+  check(!lastDownloadUrl.includes(process.env.COFFER_TOKEN), 'the access token is not in the link');
+  const before = await fetch(lastDownloadUrl);
+  check(before.status === 200, `the link works while signed in (${before.status})`);
+  await page.click('[data-testid=logout]');
+  await page.waitForSelector('[data-testid=login-form]');
+  check(!(await page.$('[data-testid=dropzone]')), 'signing out hides the files');
+  const after = await fetch(lastDownloadUrl);
+  check(after.status === 401, `the download link is dead after signing out (${after.status})`);
+  await page.reload();
+  await page.waitForSelector('[data-testid=login-form]');
+  check(true, 'after signing out a reload asks for a login again');
 } catch (e) {
   await page.screenshot({ path: path.join(shots, 'failure.png'), fullPage: true }).catch(() => {});
   console.error(String(e));
@@ -178,7 +215,10 @@ function frame(msg) {
 async function grpcWeb(method, msg) {
   const res = await fetch(`${base}/FileStorage/${method}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', accept: 'application/grpc-web+proto' },
+    headers: {
+      'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', accept: 'application/grpc-web+proto',
+      authorization: `Bearer ${process.env.COFFER_TOKEN}`,
+    },
     body: frame(msg),
   });
   check(res.status === 200, `grpc-web ${method} answers HTTP 200`);

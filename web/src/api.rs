@@ -3,12 +3,41 @@
 use bytes::Bytes;
 use coffer_client::{web::WebTransport, ChunkSource, ClientError, Coffer};
 
-/// A client of the server that served this page.
+thread_local! {
+    /// The signed-in user's access token, in memory only.
+    static TOKEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or clears) the access token every later call carries.
+pub fn set_token(token: Option<String>) {
+    TOKEN.with(|t| *t.borrow_mut() = token);
+}
+
+/// A client of the server that served this page, as the signed-in user.
 pub fn client() -> Coffer<WebTransport> {
     let origin = web_sys::window()
         .and_then(|w| w.location().origin().ok())
         .unwrap_or_default();
-    coffer_client::web::connect(&origin)
+    let mut c = coffer_client::web::connect(&origin);
+    if let Some(t) = TOKEN.with(|t| t.borrow().clone()) {
+        let _ = c.login(&t);
+    }
+    c
+}
+
+/// Downloads version `version` (0: the latest) of `path` to the browser's
+/// downloads: the server hands out a link that works for about a minute,
+/// so no token ever sits in a lasting URL.
+pub async fn start_download(path: &str, version: u64) -> Result<(), String> {
+    let link = client()
+        .download_link(path, version)
+        .await
+        .map_err(|e| e.to_string())?;
+    let window = web_sys::window().ok_or("no window")?;
+    window
+        .location()
+        .assign(&link.url)
+        .map_err(|_| "cannot start the download".to_string())
 }
 
 /// Bytes read from a dropped file at a time, so large files never sit
@@ -41,13 +70,4 @@ pub fn short_time(rfc3339: &str) -> String {
         .get(..16)
         .map(|s| s.replace('T', " "))
         .unwrap_or_else(|| rfc3339.to_string())
-}
-
-/// The HTTP download link of a version.
-pub fn download_href(path: &str, version: u64) -> String {
-    let encoded: Vec<String> = path
-        .split('/')
-        .map(|s| String::from(js_sys::encode_uri_component(s)))
-        .collect();
-    format!("/download/{}?version={version}", encoded.join("/"))
 }

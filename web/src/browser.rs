@@ -139,6 +139,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             }
         });
     };
+    let download = move |name: String, version: u64| {
+        spawn_local(async move {
+            if let Err(e) = api::start_download(&name, version).await {
+                banner.0.set(Some(format!("Cannot download {name}: {e}")));
+            }
+        });
+    };
     let delete = move |name: String| {
         spawn_local(async move {
             match api::client().delete(&name).await {
@@ -240,7 +247,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                     let name = m.file_name.clone();
                                     let base = name.rsplit('/').next().unwrap_or(&name).to_string();
                                     let (label, class) = health(&m);
-                                    let (n1, n2) = (name.clone(), name.clone());
+                                    let (n1, n2, n3) = (name.clone(), name.clone(), name.clone());
+                                    let number = m.version_number;
                                     view! {
                                         <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
                                             data-version=m.version.clone()>
@@ -250,8 +258,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                             <td>{api::short_time(&m.upload_time)}</td>
                                             <td><span class=format!("health {class}")>{label}</span></td>
                                             <td class="actions">
-                                                <a href=api::download_href(&name, m.version_number) download=""
-                                                    data-testid="download">"Download"</a>
+                                                <a href="#" data-testid="download"
+                                                    on:click=move |ev| { ev.prevent_default(); download(n3.clone(), number) }>"Download"</a>
                                                 <button class="link" data-testid="history"
                                                     on:click=move |_| open_history(n1.clone())>"Versions"</button>
                                                 <button class="link danger" data-testid="delete"
@@ -281,13 +289,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                             versions
                                 .into_iter()
                                 .map(|v| {
-                                    let (n, number) = (name.clone(), v.version_number);
+                                    let (n, nd, number) = (name.clone(), name.clone(), v.version_number);
                                     view! {
                                         <li data-testid="version-row" data-version=v.version.clone()>
                                             <span class="num">{format!("v{}", v.version)}</span>
                                             <span>{human_size(v.size)}</span>
                                             <span>{api::short_time(&v.upload_time)}</span>
-                                            <a href=api::download_href(&name, number) download="">"Download"</a>
+                                            <a href="#" on:click=move |ev| { ev.prevent_default(); download(nd.clone(), number) }>"Download"</a>
                                             <button class="link" data-testid="restore"
                                                 on:click=move |_| restore(n.clone(), number)>"Restore"</button>
                                         </li>

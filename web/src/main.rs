@@ -7,9 +7,11 @@
 //!   committing, with progress and cancel per file.
 //! - [`browser`]: the file browser: folders, sorting, paging, versions,
 //!   restore, delete with undo, downloads.
+//! - [`session`]: signing in and out, silent token refresh.
 
 mod api;
 mod browser;
+mod session;
 mod uploads;
 
 use leptos::prelude::*;
@@ -23,11 +25,19 @@ fn App() -> impl IntoView {
     let banner = Banner(RwSignal::new(None));
     // Bumped whenever the listing must be reloaded.
     let refresh = RwSignal::new(0u64);
+    let auth = session::Auth {
+        session: RwSignal::new(None),
+        checked: RwSignal::new(false),
+    };
     provide_context(banner);
+    provide_context(auth);
+    session::start(auth);
+    let signed_in = move || auth.session.get().is_some();
     view! {
         <header class="top">
             <h1>"Coffer"</h1>
             <span class="tagline">"your files, replicated"</span>
+            <session::UserMenu />
         </header>
         <Show when=move || banner.0.get().is_some()>
             <div class="banner" role="alert" data-testid="error-banner">
@@ -36,8 +46,16 @@ fn App() -> impl IntoView {
             </div>
         </Show>
         <main>
-            <uploads::Uploads refresh=refresh />
-            <browser::Browser refresh=refresh />
+            <Show when=move || auth.checked.get() && !signed_in()>
+                <session::Login />
+            </Show>
+            // Keyed on the user: a new sign-in starts from a fresh state.
+            {move || auth.session.get().map(|s| view! {
+                <div data-user=s.username>
+                    <uploads::Uploads refresh=refresh />
+                    <browser::Browser refresh=refresh />
+                </div>
+            })}
         </main>
     }
 }
