@@ -130,6 +130,13 @@ pub struct Config {
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
+    /// TLS certificate chain (PEM) for the port: with --tls-key, the port
+    /// speaks HTTPS only (native gRPC, grpc-web and the web app).
+    #[arg(long, env = "COFFER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "COFFER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// `enabled`: every request but logging in needs a token. `disabled`
     /// (development only): anyone who reaches the port reads and changes
     /// every file, as one user.

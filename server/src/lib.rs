@@ -14,6 +14,7 @@
 //!   database's strangers.
 //! - [`snapshot`]: metadata snapshots on the nodes, and restore from them.
 //! - [`commands`]: operator commands (`coffer-server meta restore`, …).
+//! - [`tls`]: the rustls configuration of the one port.
 //! - [`config`]: flags and environment, read by the binary only.
 //! - [`server`]: [`server::run`], the whole lifecycle on a bound listener.
 
@@ -30,4 +31,5 @@ pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod workers;

@@ -44,7 +44,12 @@ async fn serve() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
     // A line on stdout for scripts and tests that start us on port 0.
-    println!("coffer-server listening on http://{addr}");
+    let scheme = if cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("coffer-server listening on {scheme}://{addr}");
     std::io::stdout().flush().ok();
     coffer_server::server::run(cfg, nodes, listener, wait_for_signal()).await
 }

@@ -137,6 +137,13 @@ pub async fn run(
         snapshots,
     };
 
+    // A bad certificate stops the start, before anything is served.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let auth = start_auth(&cfg, &meta).await?;
     let router = api::router(files, ops, auth, cfg.web_dir.as_deref(), cancel.clone()).await?;
     let addr = listener.local_addr()?;
@@ -154,19 +161,36 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.cancel();
     });
-    // Small responses (a status, the last piece of a file) must not wait
-    // for the peer's delayed ACK: Nagle's algorithm would hold them ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            // Small responses (a status, the last piece of a file) must not
+            // wait for the peer's delayed ACK: Nagle's algorithm would hold
+            // them ~40 ms.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                .await?
         }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(cancel.clone().cancelled_owned())
-    .await?;
+        Some(tls) => {
+            // axum-server sets TCP_NODELAY on every connection itself.
+            let handle = axum_server::Handle::new();
+            let (h, c) = (handle.clone(), cancel.clone());
+            tokio::spawn(async move {
+                c.cancelled().await;
+                h.graceful_shutdown(None);
+            });
+            let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
     cancel.cancel();
     for task in worker_tasks {
         task.await.ok();

@@ -224,7 +224,12 @@ impl InProcess {
         let nodes = cfg.node_specs(|k| env.get(k).cloned());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
-        let addr = format!("http://{}", listener.local_addr()?);
+        let scheme = if env.contains_key("COFFER_TLS_CERT") {
+            "https"
+        } else {
+            "http"
+        };
+        let addr = format!("{scheme}://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("coffer-server".into())
@@ -558,13 +563,17 @@ impl Server {
         self.channel_as(self.token()).await
     }
 
-    /// A connection without credentials.
+    /// A connection without credentials (over TLS, trusting the server's
+    /// own certificate, when it has one).
     pub async fn raw_channel(&self) -> Channel {
-        Channel::from_shared(self.addr.clone())
-            .expect("valid address")
-            .connect()
-            .await
-            .expect("connect to server")
+        let mut endpoint = Channel::from_shared(self.addr.clone()).expect("valid address");
+        if let Some(cert) = self.opts.get("COFFER_TLS_CERT") {
+            let pem = std::fs::read(cert).expect("the server's certificate");
+            let tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            endpoint = endpoint.tls_config(tls).expect("a TLS configuration");
+        }
+        endpoint.connect().await.expect("connect to server")
     }
 
     /// SIGKILL: no shutdown, no flush.

@@ -5,7 +5,7 @@ pub mod files;
 
 use crate::{ClientError, Coffer};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// How long connecting to the server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,6 +20,12 @@ pub const MAX_FRAME: u32 = 1024 * 1024;
 /// A client of the server at `addr` (e.g. `http://localhost:5000`),
 /// connected and ready.
 pub async fn connect(addr: &str) -> Result<Coffer<Channel>, ClientError> {
+    connect_with(addr, None).await
+}
+
+/// Like [`connect`]; an `https://` address is checked against `ca` (PEM
+/// certificates) if given, else against the system's trusted roots.
+pub async fn connect_with(addr: &str, ca: Option<&[u8]>) -> Result<Coffer<Channel>, ClientError> {
     let unreachable = |reason: String| ClientError::Unreachable {
         addr: addr.to_string(),
         reason,
@@ -32,6 +38,22 @@ pub async fn connect(addr: &str) -> Result<Coffer<Channel>, ClientError> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME);
+    let endpoint = if addr.starts_with("https://") {
+        let tls = match ca {
+            Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        endpoint
+            .tls_config(tls)
+            .map_err(|e| unreachable(format!("TLS: {}", error_chain(&e))))?
+    } else {
+        if ca.is_some() {
+            return Err(unreachable(
+                "a CA certificate was given for a plain http:// address; use https://".into(),
+            ));
+        }
+        endpoint
+    };
     let channel = endpoint
         .connect()
         .await

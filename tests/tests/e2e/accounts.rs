@@ -904,3 +904,62 @@ async fn the_cli_logs_in_refreshes_and_logs_out() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn the_cli_logs_in_and_round_trips_a_file_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let opts = ServerOpts::embedded()
+        .with("COFFER_TLS_CERT", cert.to_str().unwrap())
+        .with("COFFER_TLS_KEY", key.to_str().unwrap());
+    // The fixture logs in over TLS, trusting the test certificate.
+    let server = Server::start(opts).await.unwrap();
+    assert!(server.addr().starts_with("https://"), "{}", server.addr());
+    server.add_user("erin", "erin-password", false).await;
+
+    let cli = Cli::new(server.addr());
+    let ca = cert.to_str().unwrap();
+    let mut login = cli.command(&["--ca", ca, "login", "--user", "erin"]);
+    login.env("COFFER_PASSWORD", "erin-password");
+    let out = login.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = tempfile::tempdir().unwrap();
+    let data = pattern(3 * 1024 * 1024 + 77, 8);
+    let (local, back) = (work.path().join("up.bin"), work.path().join("down.bin"));
+    std::fs::write(&local, &data).unwrap();
+    let put = cli
+        .run(&["--ca", ca, "put", local.to_str().unwrap(), "tls/up.bin"])
+        .await;
+    assert!(put.ok, "{}", put.stderr);
+    let get = cli
+        .run(&["--ca", ca, "get", "tls/up.bin", back.to_str().unwrap()])
+        .await;
+    assert!(get.ok, "{}", get.stderr);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "differs after the round trip"
+    );
+    let who = cli.json(&["--ca", ca, "whoami"]).await;
+    assert_eq!(who["username"], "erin");
+
+    // Not trusted without the CA; not spoken in clear.
+    let untrusted = cli.run(&["ls"]).await;
+    assert!(!untrusted.ok);
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate")
+            || untrusted.stderr.to_lowercase().contains("tls"),
+        "{}",
+        untrusted.stderr
+    );
+    let plain = Cli::new(&server.addr().replace("https://", "http://"));
+    let out = plain.run(&["ls"]).await;
+    assert!(!out.ok, "the TLS port answered plain HTTP/2");
+}

@@ -40,7 +40,10 @@ async fn browser_and_native_clients_share_one_port() {
         .env("COFFER_URL", server.addr())
         .env("COFFER_USER", "admin")
         .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
-        .env("COFFER_TOKEN", server.token().expect("authentication is on"))
+        .env(
+            "COFFER_TOKEN",
+            server.token().expect("authentication is on"),
+        )
         .env("WORK_DIR", work.path())
         .env("SCREENSHOT_DIR", &shots)
         .output()

@@ -15,6 +15,10 @@ pub struct Args {
         default_value = "http://localhost:5000"
     )]
     pub server: String,
+    /// CA certificate (PEM) to check an https:// server against, instead
+    /// of the system's trusted roots.
+    #[arg(long, global = true, env = "COFFER_CA")]
+    pub ca: Option<PathBuf>,
     /// Bearer token sent with every request (instead of the saved login).
     #[arg(long, global = true, env = "COFFER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -11,9 +11,10 @@ mod resume;
 mod session;
 mod status;
 
+use anyhow::Context;
 use args::{Admin, Args, Command};
 use clap::Parser;
-use coffer_client::native::connect;
+use coffer_client::native::connect_with;
 use coffer_client::Coffer;
 use std::process::ExitCode;
 use tonic::transport::Channel;
@@ -46,7 +47,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         json: args.json,
         quiet: args.quiet || args.json,
     };
-    let mut coffer = connect(&args.server).await?;
+    let ca = match &args.ca {
+        Some(p) => {
+            Some(std::fs::read(p).with_context(|| format!("cannot read --ca {}", p.display()))?)
+        }
+        None => None,
+    };
+    let mut coffer = connect_with(&args.server, ca.as_deref()).await?;
     match args.token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => coffer.login(token)?,
         // `login` and `logout` deal with the saved login themselves.
