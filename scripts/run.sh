@@ -20,4 +20,26 @@ case "$profile" in
   dev) out=debug ;;
   *) out="$profile" ;;
 esac
-exec "target/$out/coffer-server" "$@"
+bin="target/$out/coffer-server"
+
+# First run with authentication on and nobody to sign in: create the admin
+# `admin` with a random password, shown here once (never stored in clear).
+if [ -z "${COFFER_ADMIN_PASSWORD:-}" ] && [ "${COFFER_AUTH:-enabled}" != "disabled" ] \
+  && "$bin" "$@" user list 2>/dev/null | grep -q '^no users yet'; then
+  password=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)
+  COFFER_PASSWORD="$password" "$bin" "$@" user add admin --admin >/dev/null
+  cat <<MSG
+
+  Coffer's first admin is ready. Sign in at http://localhost:5000 as
+
+      user:     admin
+      password: $password
+
+  (shown once: note it now). From the command line:
+      coffer login --user admin
+  More users:  $bin user add NAME [--admin]
+  New password: $bin user passwd admin
+
+MSG
+fi
+exec "$bin" "$@"

@@ -61,11 +61,26 @@ async fn start_auth(cfg: &Config, meta: &Meta) -> anyhow::Result<crate::auth::Au
                     Err(e) => return Err(e.into()),
                 }
             }
-            None => tracing::warn!(
-                "no users yet: create the first admin with `coffer-server user add NAME --admin` \
-                 (same data dir or database), or start once with COFFER_ADMIN_PASSWORD set to \
-                 create `admin`"
-            ),
+            None => {
+                let exe = std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "coffer-server".into());
+                let place = match &cfg.database_url {
+                    Some(_) => String::new(),
+                    None => format!(
+                        " --data-dir {}",
+                        std::fs::canonicalize(&cfg.data_dir)
+                            .unwrap_or_else(|_| cfg.data_dir.clone())
+                            .display()
+                    ),
+                };
+                tracing::warn!(
+                    "no users yet. Create the first admin (while this server runs, from another \
+                     terminal): `{exe} user add NAME --admin{place}`, then sign in at the web \
+                     app or with `coffer login --user NAME`. Or start with \
+                     COFFER_ADMIN_PASSWORD set to create `admin`."
+                )
+            }
         }
     }
     Ok(crate::auth::Auth::new(meta.clone(), &key, auth_cfg))

@@ -94,6 +94,17 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
         s(&coffer["depends_on"][host]["condition"]),
         "service_healthy"
     );
+    // Authentication stays on, and a fresh deployment has its first admin
+    // (required: compose refuses to start without it).
+    assert!(
+        env.get("COFFER_ADMIN_PASSWORD")
+            .is_some_and(|v| v.contains(":?")),
+        "no required COFFER_ADMIN_PASSWORD"
+    );
+    assert!(
+        !env.contains_key("COFFER_AUTH"),
+        "authentication switched off"
+    );
     let check = format!("{:?}", coffer["healthcheck"]["test"]);
     assert!(check.contains("/readyz"), "{check}");
     let dockerfile = s(&coffer["build"]["dockerfile"]);
@@ -143,7 +154,7 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     let minio_svc = find("Service", "minio");
     assert_eq!(s(&minio["spec"]["serviceName"]), "minio");
     let replicas: usize = s(&minio["spec"]["replicas"]).parse().unwrap();
-    let secret = find("Secret", "coffer-s3");
+    find("Secret", "coffer-s3");
     let db_secret = find("Secret", "coffer-db");
 
     // Stateless replicas on the shared database.
@@ -160,12 +171,7 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
         );
         if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
             let named = s(&e["valueFrom"]["secretKeyRef"]["name"]);
-            let from = if named == "coffer-db" {
-                &db_secret
-            } else {
-                &secret
-            };
-            assert_eq!(named, s(&from["metadata"]["name"]));
+            let from = find("Secret", &named);
             assert!(from["stringData"].get(key).is_some(), "{named} lacks {key}");
         }
         env.insert(name, e.get("value").map(s).unwrap_or_default());
@@ -210,6 +216,12 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     assert!(
         url.starts_with(&format!("postgres://{user}:{password}@")),
         "{url}"
+    );
+    // Authentication stays on, and a fresh deployment has its first admin.
+    assert!(env.contains_key("COFFER_ADMIN_PASSWORD"), "no first admin");
+    assert!(
+        !env.contains_key("COFFER_AUTH"),
+        "authentication switched off"
     );
     let pod = &coffer["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::from(true));

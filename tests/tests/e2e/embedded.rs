@@ -153,3 +153,75 @@ async fn the_server_runs_in_process_and_drains_on_shutdown() {
     assert!(dir.path().join("coffer.db").exists());
     assert!(!local_chunk_objects(dir.path())[0].is_empty());
 }
+
+/// On a first run, the README's run command creates the admin and tells
+/// the new user how to sign in; the password it shows works, and is not
+/// kept in clear in the data dir.
+#[tokio::test]
+async fn readme_run_command_tells_the_first_user_how_to_sign_in() {
+    use tokio::io::AsyncBufReadExt;
+    let data = tempfile::tempdir().unwrap();
+    let script = coffer_tests::server::workspace_root().join("scripts/run.sh");
+    let mut cmd = tokio::process::Command::new("bash");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("COFFER_") || k.starts_with("MINIO_") || k == "PORT" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .arg(&script)
+        .env("COFFER_DATA_DIR", data.path())
+        .env("PORT", "0")
+        .env("COFFER_HOST", "127.0.0.1")
+        .env("COFFER_RUN_PROFILE", "dev")
+        .env("COFFER_SKIP_WEB_BUILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut password, mut addr) = (None, None);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.trim().to_string());
+        }
+        if let Some(a) = line.strip_prefix("coffer-server listening on ") {
+            addr = Some(a.trim().to_string());
+            break;
+        }
+    }
+    let (password, addr) = (
+        password.expect("the run command shows the admin's password"),
+        addr.expect("the server started"),
+    );
+    assert!(password.len() >= 16, "{password}");
+    let channel = tonic::transport::Channel::from_shared(addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let login = coffer_proto::pb::coffer_auth_client::CofferAuthClient::new(channel)
+        .login(coffer_proto::pb::LoginRequest {
+            username: "admin".into(),
+            password: password.clone(),
+        })
+        .await
+        .expect("the shown password signs in")
+        .into_inner();
+    assert_eq!(login.role, "admin");
+    child.start_kill().ok();
+    child.wait().await.ok();
+    for f in std::fs::read_dir(data.path()).unwrap().flatten() {
+        if f.path().is_file() {
+            let bytes = std::fs::read(f.path()).unwrap();
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "the password is in clear in {}",
+                f.path().display()
+            );
+        }
+    }
+}
