@@ -52,6 +52,20 @@ async function main() {
   const evaluate = async (expression) =>
     (await send('Runtime.evaluate', { expression, returnByValue: true }, sessionId)).result.value;
   await send('Page.navigate', { url: process.env.COFFER_URL }, sessionId);
+  // Sign in (COFFER_USER / COFFER_PASSWORD) when the app asks.
+  for (let i = 0; ; i++) {
+    if (await evaluate(`!!document.querySelector('[data-testid=file-input]')`)) break;
+    if (await evaluate(`!!document.querySelector('[data-testid=login-form]')`)) {
+      const set = (sel, v) => `(() => { const e = document.querySelector('${sel}');
+        e.value = ${JSON.stringify(v)}; e.dispatchEvent(new Event('input', { bubbles: true })); })()`;
+      await evaluate(set('[data-testid=login-user]', process.env.COFFER_USER ?? ''));
+      await evaluate(set('[data-testid=login-password]', process.env.COFFER_PASSWORD ?? ''));
+      await evaluate(`document.querySelector('[data-testid=login-submit]').click()`);
+      break;
+    }
+    if (i > 600) throw new Error('the web app rendered neither a login form nor its file input');
+    await sleep(100);
+  }
   const input = '[data-testid=file-input]';
   for (let i = 0; !(await evaluate(`!!document.querySelector('${input}')`)); i++) {
     if (i > 600) throw new Error('the web app did not render its file input');

@@ -212,6 +212,7 @@ fn run_coffer(server: &Server, state: &Path, args: &[&str]) -> anyhow::Result<(f
         .args(["--server", server.addr(), "--quiet", "--json"])
         .args(args)
         .env("COFFER_STATE_DIR", state)
+        .env("COFFER_TOKEN", server.token().unwrap_or_default())
         .output()?;
     if !out.status.success() {
         bail!(
@@ -323,6 +324,8 @@ fn browser_upload(
     let out = std::process::Command::new("node")
         .arg(&script)
         .env("COFFER_URL", server.addr())
+        .env("COFFER_USER", "admin")
+        .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
         .env("UPLOAD_FILE", &web_file)
         .output()?;
     if !out.status.success() {
@@ -370,6 +373,8 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = ServerOpts::on_garage(&nodes)
         .process()
         .with("COFFER_NODE_TIMEOUT_MS", "30000")
+        // One login for a run longer than an access token's default life.
+        .with("COFFER_ACCESS_TOKEN_SECS", "86400")
         .with("COFFER_WEB_DIR", web_dir.to_str().unwrap());
     if let Some(mib) = str_arg("--read-ahead-mib") {
         opts = opts.with("COFFER_READ_AHEAD_MIB", &mib);
@@ -714,6 +719,7 @@ async fn metadata_only(
         ServerOpts::on_garage(nodes)
             .process()
             .with("COFFER_NODE_TIMEOUT_MS", "30000")
+            .with("COFFER_ACCESS_TOKEN_SECS", "86400")
             .with("COFFER_DATABASE_URL", &url)
     };
     let pg_a = Server::start(opts()).await?;

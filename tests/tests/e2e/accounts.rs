@@ -78,6 +78,7 @@ fn bad_credentials(server: &Server) -> Vec<(&'static str, Option<String>)> {
 /// Calls every RPC of every service that needs a token through `ch`;
 /// returns (rpc, code) of each.
 async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
+    let f_channel = ch.clone();
     let mut f = FileStorageClient::new(ch.clone());
     let mut a = CofferAdminClient::new(ch.clone());
     let mut auth = CofferAuthClient::new(ch.clone());
@@ -240,6 +241,26 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
         Err(e) => Err(e),
     };
     out.push(("ServerReflectionInfo", code(r)));
+    let mut alpha =
+        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(
+            f_channel.clone(),
+        );
+    let req = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let r = match alpha
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+    {
+        Ok(s) => s.into_inner().message().await.map(drop),
+        Err(e) => Err(e),
+    };
+    out.push(("ServerReflectionInfo v1alpha", code(r)));
     // Last: it ends the login.
     out.push((
         "Logout",
@@ -530,6 +551,14 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
         (
             "/FileStorage/GetMetadata",
             FileMetadataRequest {
+                file_name: "private/a.txt".into(),
+                version: 0,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/FileStorage/DownloadFile",
+            FileDownloadRequest {
                 file_name: "private/a.txt".into(),
                 version: 0,
             }
@@ -962,4 +991,32 @@ async fn the_cli_logs_in_and_round_trips_a_file_over_tls() {
     let plain = Cli::new(&server.addr().replace("https://", "http://"));
     let out = plain.run(&["ls"]).await;
     assert!(!out.ok, "the TLS port answered plain HTTP/2");
+}
+
+#[tokio::test]
+async fn the_development_switch_opens_one_namespace_and_says_so() {
+    let server = Server::start(ServerOpts::embedded().without_auth().process())
+        .await
+        .unwrap();
+    assert!(server.token().is_none());
+    // No token needed, on any way in.
+    let mut c = server.client_as(None).await;
+    upload_bytes(&mut c, "open.txt", b"anyone").await.unwrap();
+    assert_eq!(download(&mut c, "open.txt", 0).await.unwrap(), b"anyone");
+    let (status, _, body) = http_get_as(server.addr(), "/download/open.txt", None).await;
+    assert_eq!((status, body.as_slice()), (200, &b"anyone"[..]));
+    assert_eq!(http_get_as(server.addr(), "/metrics", None).await.0, 200);
+    let me = CofferAuthClient::new(server.raw_channel().await)
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(me.auth_disabled);
+    // Logging in makes no sense there, and says why.
+    let e = server.login("admin", "whatever").await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("switched off"), "{e}");
+    // The start-up log warns loudly.
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(log.contains("AUTHENTICATION IS OFF"), "{log}");
 }
