@@ -56,17 +56,25 @@ pub struct SqliteMeta {
     /// (cluster status, metrics): under WAL it reads a snapshot and holds
     /// up no writer. An in-memory database has only the one connection.
     reader: Arc<Mutex<Connection>>,
+    /// A third, read-only connection for the short lookup every request
+    /// makes (is its login live?), so neither a long report nor a busy
+    /// writer ever holds up authentication.
+    lookups: Arc<Mutex<Connection>>,
 }
 
 impl SqliteMeta {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
         let conn = Arc::new(Mutex::new(Self::setup(Connection::open(path)?)?));
-        let reader = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        reader.busy_timeout(Duration::from_secs(10))?;
+        let read_only = || -> Result<Arc<Mutex<Connection>>, MetaError> {
+            let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            Ok(Arc::new(Mutex::new(c)))
+        };
         Ok(Self {
             conn,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: read_only()?,
+            lookups: read_only()?,
         })
     }
 
@@ -106,6 +114,7 @@ impl SqliteMeta {
         let conn = Arc::new(Mutex::new(Self::setup(Connection::open_in_memory()?)?));
         Ok(Self {
             reader: conn.clone(),
+            lookups: conn.clone(),
             conn,
         })
     }
@@ -568,8 +577,10 @@ impl MetaStore for SqliteMeta {
 
     async fn login(&self, id: &str) -> Result<Option<LoginRow>, MetaError> {
         let id = id.to_string();
-        self.read(move |c| accounts::login(c, &id, &super::now_rfc3339()))
-            .await
+        Self::on(self.lookups.clone(), move |c| {
+            accounts::login(c, &id, &super::now_rfc3339())
+        })
+        .await
     }
 
     async fn close_login(&self, id: &str) -> Result<bool, MetaError> {
@@ -754,5 +765,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen.as_deref(), Some("c1"), "a new report sees it");
+    }
+
+    #[tokio::test]
+    async fn login_lookups_go_on_while_a_report_and_a_write_hold_their_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = SqliteMeta::open(&dir.path().join("coffer.db")).unwrap();
+        let user = meta.add_user("u", "h", Role::User).await.unwrap();
+        let (id, _) = meta
+            .open_login(user.id, "t", Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Both other connections busy until released.
+        let (entered, wait_entered) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let (release_w, wait_release_w) = std::sync::mpsc::channel::<()>();
+        let entered_w = entered.clone();
+        let report = tokio::spawn({
+            let meta = meta.clone();
+            async move {
+                meta.read(move |_| {
+                    entered.send(()).unwrap();
+                    wait_release.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        let write = tokio::spawn({
+            let meta = meta.clone();
+            async move {
+                meta.call(move |_| {
+                    entered_w.send(()).unwrap();
+                    wait_release_w.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || {
+            wait_entered.recv().unwrap();
+            wait_entered.recv().unwrap();
+        })
+        .await
+        .unwrap();
+        let login = tokio::time::timeout(Duration::from_secs(60), meta.login(&id))
+            .await
+            .expect("the lookup waited for another connection")
+            .unwrap();
+        assert_eq!(login.unwrap().user.name, "u");
+        release.send(()).unwrap();
+        release_w.send(()).unwrap();
+        report.await.unwrap().unwrap();
+        write.await.unwrap().unwrap();
     }
 }
