@@ -2,7 +2,9 @@
 //! build time (see `build.rs`), or Trunk's output in a directory
 //! (`COFFER_WEB_DIR`, for front-end work). index.html answers every unknown
 //! path (client-side routing); Trunk's content-hashed assets are cached
-//! for long, index.html not at all.
+//! for long, index.html not at all. Pages carry a Content-Security-Policy
+//! that allows this origin's scripts, the wasm module, and exactly the
+//! inline loader Trunk writes into index.html (by its hash).
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,22 +27,86 @@ pub fn routes(dir: Option<&Path>) -> Router {
                 "this coffer-server was built without the web app (build it first: `bash scripts/run.sh` does)".into(),
             );
         }
-        return Router::new()
-            .fallback(serve_embedded)
-            .layer(middleware::from_fn(cache_headers))
-            .layer(middleware::from_fn(unknown_grpc));
+        let index = embedded::ASSETS
+            .iter()
+            .find(|(name, _)| *name == "index.html")
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default();
+        return with_policy(Router::new().fallback(serve_embedded), &index);
     };
     let index = dir.join("index.html");
-    if !index.is_file() {
+    let Ok(html) = std::fs::read_to_string(&index) else {
         return not_built(format!("no {}", index.display()));
-    }
+    };
     let files = ServeDir::new(dir)
         .append_index_html_on_directories(true)
         .fallback(ServeFile::new(index));
-    Router::new()
-        .fallback_service(files)
-        .layer(middleware::from_fn(cache_headers))
+    with_policy(Router::new().fallback_service(files), &html)
+}
+
+/// The app's router with its caching, its policy and the gRPC guard.
+fn with_policy(app: Router, index_html: &str) -> Router {
+    let policy = HeaderValue::from_str(&content_security_policy(index_html))
+        .expect("a policy is header text");
+    app.layer(middleware::from_fn(cache_headers))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let policy = policy.clone();
+            async move {
+                let mut resp = next.run(req).await;
+                let html = resp
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.starts_with("text/html"));
+                if html {
+                    resp.headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, policy);
+                }
+                resp
+            }
+        }))
         .layer(middleware::from_fn(unknown_grpc))
+}
+
+/// The policy for a page whose inline scripts are those of `index_html`:
+/// scripts from this origin and those exact inline ones, wasm compiled
+/// from this origin, requests to this origin only, no framing, no plugins.
+pub fn content_security_policy(index_html: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut scripts = String::from("'self' 'wasm-unsafe-eval'");
+    for body in inline_scripts(index_html) {
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_slice());
+        scripts.push_str(&format!(" 'sha256-{b64}'"));
+    }
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The bodies of the `<script>` elements of `html` that have no `src`.
+fn inline_scripts(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else {
+            break;
+        };
+        let open = &after[..open_end];
+        let body_start = open_end + 1;
+        let Some(close) = after[body_start..].find("</script>") else {
+            break;
+        };
+        if !open.contains(" src=") {
+            out.push(&after[body_start..body_start + close]);
+        }
+        rest = &after[body_start + close..];
+    }
+    out
 }
 
 fn not_built(why: String) -> Router {
@@ -100,6 +166,24 @@ async fn unknown_grpc(req: Request, next: Next) -> Response {
         HeaderValue::from_static("unknown service or method"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_policy_names_exactly_the_inline_scripts() {
+        let html = "<html><script type=\"module\">\nimport init from '/a.js';\n</script>\
+                    <script src=\"/b.js\"></script><script>x()</script></html>";
+        assert_eq!(
+            super::inline_scripts(html),
+            ["\nimport init from '/a.js';\n", "x()"]
+        );
+        let p = super::content_security_policy(html);
+        assert_eq!(p.matches("'sha256-").count(), 2, "{p}");
+        assert!(p.contains("frame-ancestors 'none'"));
+        assert!(p.contains("'wasm-unsafe-eval'"));
+        assert!(!p.contains("unsafe-inline"));
+    }
 }
 
 async fn cache_headers(req: Request, next: Next) -> Response {

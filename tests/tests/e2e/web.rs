@@ -133,6 +133,21 @@ async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
     assert_eq!(code, 200, "{body}");
     assert!(head.to_ascii_lowercase().contains("text/html"), "{head}");
     assert_eq!(body, index, "not the app built in dist/");
+    // Its policy allows exactly the inline loader Trunk wrote, which the
+    // browser test then runs under it.
+    let policy = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .expect("a Content-Security-Policy on the page");
+    assert_eq!(
+        policy,
+        coffer_server::api::web::content_security_policy(&index)
+    );
+    assert!(policy.contains("'sha256-"), "{policy}");
     // A client-side route gets the app too; an asset comes with its type.
     let (code, _, body) = http_get(server.addr(), "/some/folder").await;
     assert_eq!((code, body == index), (200, true));
