@@ -126,3 +126,31 @@ pub async fn download_hash(
     .await?;
     Ok((n, h.finalize().to_hex().to_string()))
 }
+
+/// A session plan for uploading `data` as `name` (the shared chunking
+/// scheme), and its chunks' ids and bytes in file order.
+pub fn session_plan(
+    name: &str,
+    data: &[u8],
+) -> (coffer_proto::pb::StartUploadRequest, Vec<(String, Bytes)>) {
+    use coffer_proto::chunking::{chunk_id, chunk_spans};
+    let mut refs = Vec::new();
+    let mut chunks = Vec::new();
+    for (off, len) in chunk_spans(data) {
+        let bytes = Bytes::copy_from_slice(&data[off..off + len]);
+        let id = chunk_id(&bytes);
+        refs.push(coffer_proto::pb::ChunkRef {
+            id: id.clone(),
+            size: len as u32,
+        });
+        chunks.push((id, bytes));
+    }
+    let request = coffer_proto::pb::StartUploadRequest {
+        file_name: name.into(),
+        size: data.len() as u64,
+        chunks: refs,
+        content_hash: blake3::hash(data).to_hex().to_string(),
+        upload_id: String::new(),
+    };
+    (request, chunks)
+}

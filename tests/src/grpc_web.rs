@@ -43,7 +43,7 @@ pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u
     let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let lower = head.to_ascii_lowercase();
     if lower.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
+        body = crate::server::dechunk(&body);
     }
     let http = head
         .split_whitespace()
@@ -85,18 +85,4 @@ pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u
         message,
         data,
     }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 || b.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 2 + size + 2).min(b.len())..];
-    }
-    out
 }

@@ -656,16 +656,17 @@ pub async fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> (u16, S
     (status, head, if chunked { dechunk(&body) } else { body })
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// The body of an HTTP/1.1 chunked transfer, joined.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size =
             usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
+        if size == 0 || b.len() < eol + 2 + size {
             break;
         }
         out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[eol + 2 + size + 2..];
+        b = &b[(eol + 2 + size + 2).min(b.len())..];
     }
     out
 }

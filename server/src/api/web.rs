@@ -168,24 +168,6 @@ async fn unknown_grpc(req: Request, next: Next) -> Response {
     resp
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_policy_names_exactly_the_inline_scripts() {
-        let html = "<html><script type=\"module\">\nimport init from '/a.js';\n</script>\
-                    <script src=\"/b.js\"></script><script>x()</script></html>";
-        assert_eq!(
-            super::inline_scripts(html),
-            ["\nimport init from '/a.js';\n", "x()"]
-        );
-        let p = super::content_security_policy(html);
-        assert_eq!(p.matches("'sha256-").count(), 2, "{p}");
-        assert!(p.contains("frame-ancestors 'none'"));
-        assert!(p.contains("'wasm-unsafe-eval'"));
-        assert!(!p.contains("unsafe-inline"));
-    }
-}
-
 async fn cache_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await.into_response();
@@ -204,4 +186,22 @@ async fn cache_headers(req: Request, next: Next) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_policy_names_exactly_the_inline_scripts() {
+        let html = "<html><script type=\"module\">\nimport init from '/a.js';\n</script>\
+                    <script src=\"/b.js\"></script><script>x()</script></html>";
+        assert_eq!(
+            super::inline_scripts(html),
+            ["\nimport init from '/a.js';\n", "x()"]
+        );
+        let p = super::content_security_policy(html);
+        assert_eq!(p.matches("'sha256-").count(), 2, "{p}");
+        assert!(p.contains("frame-ancestors 'none'"));
+        assert!(p.contains("'wasm-unsafe-eval'"));
+        assert!(!p.contains("unsafe-inline"));
+    }
 }

@@ -6,13 +6,13 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use coffer_proto::chunking::{chunk_id, chunk_spans};
+use coffer_proto::chunking::chunk_id;
 use coffer_proto::pb::coffer_admin_client::CofferAdminClient;
 use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::*;
 use coffer_tests::cli::Cli;
-use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::data::{download, pattern, session_plan, upload_bytes};
 use coffer_tests::grpc_web;
 use coffer_tests::server::{http_get_as, Conn, Server, ServerOpts};
 use prost::Message;
@@ -388,29 +388,6 @@ async fn raw_get(addr: &str, path: &str, authorization: &str) -> (u16, String, V
     (status, head, raw)
 }
 
-/// The chunks of `data` and a session plan for it.
-fn plan(name: &str, data: &[u8]) -> (StartUploadRequest, Vec<(String, Bytes)>) {
-    let mut refs = Vec::new();
-    let mut chunks = Vec::new();
-    for (off, len) in chunk_spans(data) {
-        let bytes = Bytes::copy_from_slice(&data[off..off + len]);
-        let id = chunk_id(&bytes);
-        refs.push(ChunkRef {
-            id: id.clone(),
-            size: len as u32,
-        });
-        chunks.push((id, bytes));
-    }
-    let req = StartUploadRequest {
-        file_name: name.into(),
-        size: data.len() as u64,
-        chunks: refs,
-        content_hash: blake3::hash(data).to_hex().to_string(),
-        upload_id: String::new(),
-    };
-    (req, chunks)
-}
-
 #[tokio::test]
 async fn users_cannot_reach_each_others_files_by_path_or_id() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
@@ -428,7 +405,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
         .await
         .unwrap();
     // An open session of alice's, with one chunk sent.
-    let (req, chunks) = plan("private/s.bin", &pattern(4 * 1024 * 1024, 3));
+    let (req, chunks) = session_plan("private/s.bin", &pattern(4 * 1024 * 1024, 3));
     let session = alice.start_upload(req).await.unwrap().into_inner();
     alice
         .put_chunk(PutChunkRequest {
@@ -669,7 +646,7 @@ async fn dedup_never_answers_for_content_only_someone_else_stored() {
     let data = pattern(6 * 1024 * 1024 + 1, 5);
     upload_bytes(&mut alice, "secret.bin", &data).await.unwrap();
 
-    let (req, chunks) = plan("mine.bin", &data);
+    let (req, chunks) = session_plan("mine.bin", &data);
     let all: Vec<String> = chunks.iter().map(|(id, _)| id.clone()).collect();
     let s = bob.start_upload(req).await.unwrap().into_inner();
     assert_eq!(s.missing_chunks, all, "every chunk must be sent");
@@ -690,7 +667,7 @@ async fn dedup_never_answers_for_content_only_someone_else_stored() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     // A wrong size for alice's chunk is no oracle either: just missing.
-    let (mut lie, _) = plan("lie.bin", &data);
+    let (mut lie, _) = session_plan("lie.bin", &data);
     lie.chunks[0].size += 1;
     lie.size += 1;
     let l = bob.start_upload(lie).await.unwrap().into_inner();
@@ -715,7 +692,7 @@ async fn dedup_never_answers_for_content_only_someone_else_stored() {
     assert_eq!(v.size, data.len() as u64);
     assert!(download(&mut bob, "mine.bin", 0).await.unwrap() == data);
     // Now bob has it: his next upload of it sends nothing.
-    let (again, _) = plan("again.bin", &data);
+    let (again, _) = session_plan("again.bin", &data);
     let s = bob.start_upload(again).await.unwrap().into_inner();
     assert!(s.missing_chunks.is_empty());
 }

@@ -19,26 +19,10 @@ struct Plan {
 }
 
 fn plan(name: &str, data: &[u8]) -> Plan {
-    let mut chunks = HashMap::new();
-    let mut refs = Vec::new();
-    for (off, len) in chunk_spans(data) {
-        let bytes = Bytes::copy_from_slice(&data[off..off + len]);
-        let id = chunk_id(&bytes);
-        refs.push(ChunkRef {
-            id: id.clone(),
-            size: len as u32,
-        });
-        chunks.insert(id, bytes);
-    }
+    let (request, chunks) = coffer_tests::data::session_plan(name, data);
     Plan {
-        request: StartUploadRequest {
-            file_name: name.into(),
-            size: data.len() as u64,
-            chunks: refs,
-            content_hash: blake3::hash(data).to_hex().to_string(),
-            upload_id: String::new(),
-        },
-        chunks,
+        request,
+        chunks: chunks.into_iter().collect(),
     }
 }
 
