@@ -6,11 +6,12 @@ use crate::Metadata;
 use coffer_proto::paths;
 use coffer_proto::pb::{
     coffer_admin_client::CofferAdminClient, coffer_auth_client::CofferAuthClient,
-    file_storage_client::FileStorageClient, ClusterStatusRequest, ClusterStatusResponse,
-    DeleteFileRequest, DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest,
-    ListFilesRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
-    RefreshRequest, RestoreVersionRequest, RunWorkerRequest, WhoAmIRequest, WhoAmIResponse,
-    WorkerStatus,
+    coffer_share_client::CofferShareClient, file_storage_client::FileStorageClient,
+    ClusterStatusRequest, ClusterStatusResponse, CreateShareLinkRequest, DeleteFileRequest,
+    DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest, ListFilesRequest,
+    ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
+    RefreshRequest, RestoreVersionRequest, RevokeShareLinkRequest, RunWorkerRequest, ShareLink,
+    WhoAmIRequest, WhoAmIResponse, WorkerStatus,
 };
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::MetadataValue;
@@ -46,6 +47,7 @@ pub struct Coffer<T> {
     pub(crate) files: FileStorageClient<T>,
     admin: CofferAdminClient<T>,
     auth: CofferAuthClient<T>,
+    share: CofferShareClient<T>,
     health: HealthClient<T>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
@@ -60,6 +62,7 @@ impl<T: Transport> Coffer<T> {
             files,
             admin: CofferAdminClient::new(transport.clone()),
             auth: CofferAuthClient::new(transport.clone()),
+            share: CofferShareClient::new(transport.clone()),
             health: HealthClient::new(transport),
             token: None,
         }
@@ -169,17 +172,68 @@ impl<T: Transport> Coffer<T> {
         }
     }
 
-    /// Every version of `name`, newest first.
+    /// Every version of `name`, newest first (all pages).
     pub async fn versions(&self, name: &str) -> Result<Vec<Metadata>, ClientError> {
         let file_name = normalize(name)?;
-        let req = self.request(ListVersionsRequest { file_name });
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = self.request(ListVersionsRequest {
+                file_name: file_name.clone(),
+                page_size: 1000,
+                page_token,
+            });
+            let page = self.files.clone().list_versions(req).await?.into_inner();
+            out.extend(page.versions);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Creates a link that downloads `version` of `name` (0: the latest)
+    /// without an account until it expires (`expires_in_secs`, 0: the
+    /// server's default) or is revoked; with a password if not empty.
+    pub async fn share(
+        &self,
+        name: &str,
+        version: u64,
+        expires_in_secs: u64,
+        password: &str,
+    ) -> Result<ShareLink, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(CreateShareLinkRequest {
+            file_name,
+            version,
+            expires_in_secs,
+            password: password.to_string(),
+        });
         Ok(self
-            .files
+            .share
             .clone()
-            .list_versions(req)
+            .create_share_link(req)
+            .await?
+            .into_inner())
+    }
+
+    /// The caller's share links, newest first.
+    pub async fn share_links(&self) -> Result<Vec<ShareLink>, ClientError> {
+        let req = self.request(ListShareLinksRequest {});
+        Ok(self
+            .share
+            .clone()
+            .list_share_links(req)
             .await?
             .into_inner()
-            .versions)
+            .links)
+    }
+
+    /// Ends the share link `id` at once.
+    pub async fn revoke_share(&self, id: &str) -> Result<(), ClientError> {
+        let req = self.request(RevokeShareLinkRequest { id: id.to_string() });
+        self.share.clone().revoke_share_link(req).await?;
+        Ok(())
     }
 
     /// Makes `version` of `name` the newest again; returns the new version.

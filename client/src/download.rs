@@ -4,11 +4,12 @@ use crate::client::{Coffer, Transport};
 use crate::error::ClientError;
 use crate::Metadata;
 use bytes::Bytes;
+pub use coffer_proto::chunking::StreamContentHasher;
 use coffer_proto::pb::{FileDownloadRequest, FileResponse};
 use tonic::Streaming;
 
 /// A download in progress: the version being read and its bytes, in order.
-/// Feed every piece to a [`blake3::Hasher`] and end with [`Download::check`]:
+/// Feed every piece to a [`StreamContentHasher`] and end with [`Download::check`]:
 /// the caller decides where the bytes go (`native::files::download_file`
 /// writes them to a temporary file).
 pub struct Download {
@@ -24,8 +25,8 @@ impl Download {
     }
 
     /// Ok if `hasher` saw exactly the version's content.
-    pub fn check(&self, hasher: &blake3::Hasher) -> Result<(), ClientError> {
-        let actual = hasher.finalize().to_hex().to_string();
+    pub fn check(&self, hasher: StreamContentHasher) -> Result<(), ClientError> {
+        let actual = hasher.finish();
         if actual != self.meta.content_hash {
             return Err(ClientError::HashMismatch {
                 name: self.meta.file_name.clone(),

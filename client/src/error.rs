@@ -26,7 +26,7 @@ pub enum ClientError {
     #[error("server error ({code:?}): {message}")]
     Server { code: Code, message: String },
     /// Downloaded bytes did not hash to the version's content hash.
-    #[error("download of {name} is corrupt: expected BLAKE3 {expected}, got {actual}")]
+    #[error("download of {name} is corrupt: expected content hash {expected}, got {actual}")]
     HashMismatch {
         name: String,
         expected: String,

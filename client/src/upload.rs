@@ -12,7 +12,7 @@ use crate::observer::Observer;
 use crate::retry::with_backoff;
 use crate::Metadata;
 use bytes::Bytes;
-use coffer_proto::chunking::{chunk_id, Chunker};
+use coffer_proto::chunking::{chunk_id, Chunker, ContentHasher};
 use coffer_proto::pb::{ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
@@ -33,7 +33,7 @@ pub struct PlannedChunk {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UploadPlan {
     pub size: u64,
-    /// BLAKE3 of the whole content, lowercase hex.
+    /// The content hash (over the chunk ids), lowercase hex.
     pub content_hash: String,
     pub chunks: Vec<PlannedChunk>,
 }
@@ -42,7 +42,7 @@ pub struct UploadPlan {
 #[derive(Debug, Default)]
 pub struct Planner {
     chunker: Chunker,
-    hasher: blake3::Hasher,
+    hasher: ContentHasher,
     offset: u64,
     chunks: Vec<PlannedChunk>,
 }
@@ -54,15 +54,16 @@ impl Planner {
 
     /// Adds the next bytes of the content.
     pub fn push(&mut self, data: &[u8]) {
-        self.hasher.update(data);
         for c in self.chunker.push(data) {
             self.add(&c);
         }
     }
 
     fn add(&mut self, chunk: &[u8]) {
+        let id = chunk_id(chunk);
+        self.hasher.push_id(&id).expect("a chunk id is hex");
         self.chunks.push(PlannedChunk {
-            id: chunk_id(chunk),
+            id,
             offset: self.offset,
             size: chunk.len() as u32,
         });
@@ -77,7 +78,7 @@ impl Planner {
         }
         UploadPlan {
             size: self.offset,
-            content_hash: self.hasher.finalize().to_hex().to_string(),
+            content_hash: self.hasher.finish(),
             chunks: self.chunks,
         }
     }
@@ -290,7 +291,10 @@ mod tests {
                 .collect();
             assert_eq!(got, whole, "piece size {piece}");
             assert_eq!(plan.size, data.len() as u64);
-            assert_eq!(plan.content_hash, blake3::hash(&data).to_hex().as_str());
+            assert_eq!(
+                plan.content_hash,
+                coffer_proto::chunking::content_hash_of(&data)
+            );
         }
     }
 
@@ -299,6 +303,9 @@ mod tests {
         let plan = UploadPlan::of(&[]);
         assert!(plan.chunks.is_empty());
         assert_eq!(plan.size, 0);
-        assert_eq!(plan.content_hash, blake3::hash(&[]).to_hex().as_str());
+        assert_eq!(
+            plan.content_hash,
+            coffer_proto::chunking::content_hash_of(&[])
+        );
     }
 }

@@ -28,6 +28,97 @@ pub fn is_chunk_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The key-derivation context of the content hash. Part of the protocol.
+pub const CONTENT_HASH_CONTEXT: &str = "coffer 2026-11 content hash";
+
+/// The content hash of a file: BLAKE3 (derive-key mode, context
+/// [`CONTENT_HASH_CONTEXT`]) over the 32-byte ids of its chunks in order.
+/// A hash of block hashes, like Dropbox's `content_hash`: whoever knows the
+/// chunk list can check it without the bytes, so the server computes it
+/// itself instead of trusting a client's claim.
+#[derive(Debug, Clone)]
+pub struct ContentHasher(blake3::Hasher);
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        Self(blake3::Hasher::new_derive_key(CONTENT_HASH_CONTEXT))
+    }
+}
+
+impl ContentHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next chunk by its id. An id that is not 64 hex digits is
+    /// an error (the caller validates ids before).
+    pub fn push_id(&mut self, id: &str) -> Result<(), hex::FromHexError> {
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(id, &mut raw)?;
+        self.0.update(&raw);
+        Ok(())
+    }
+
+    /// Adds the next chunk by its bytes.
+    pub fn push_chunk(&mut self, data: &[u8]) {
+        self.0.update(blake3::hash(data).as_bytes());
+    }
+
+    /// The hash, lowercase hex.
+    pub fn finish(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
+}
+
+/// The content hash of a byte stream: cuts it as [`Chunker`] does and
+/// hashes the chunks as they become final. For checking a download.
+#[derive(Debug, Default)]
+pub struct StreamContentHasher {
+    chunker: Chunker,
+    hasher: ContentHasher,
+}
+
+impl StreamContentHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        for c in self.chunker.push(data) {
+            self.hasher.push_chunk(&c);
+        }
+    }
+
+    /// The content hash of everything added.
+    pub fn finish(mut self) -> String {
+        for c in std::mem::take(&mut self.chunker).finish() {
+            self.hasher.push_chunk(&c);
+        }
+        self.hasher.finish()
+    }
+}
+
+/// The content hash of a chunk list given by ids.
+pub fn content_hash<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<String, hex::FromHexError> {
+    let mut h = ContentHasher::new();
+    for id in ids {
+        h.push_id(id)?;
+    }
+    Ok(h.finish())
+}
+
+/// The content hash of a whole buffer.
+pub fn content_hash_of(data: &[u8]) -> String {
+    let mut h = ContentHasher::new();
+    for (o, l) in chunk_spans(data) {
+        h.push_chunk(&data[o..o + l]);
+    }
+    h.finish()
+}
+
 /// Chunk boundaries of a whole buffer, as `(offset, length)` pairs.
 pub fn chunk_spans(data: &[u8]) -> Vec<(usize, usize)> {
     if data.is_empty() {
@@ -172,5 +263,32 @@ mod tests {
         assert!(!is_chunk_id(&id.to_uppercase()));
         assert!(!is_chunk_id("abc"));
         assert!(!is_chunk_id(&format!("{}g", &id[..63])));
+    }
+
+    #[test]
+    fn the_content_hash_covers_chunk_ids_in_order() {
+        let data = pseudo_random(6_000_000, 7);
+        let spans = chunk_spans(&data);
+        assert!(spans.len() > 1);
+        let ids: Vec<String> = spans
+            .iter()
+            .map(|&(o, l)| chunk_id(&data[o..o + l]))
+            .collect();
+        let by_ids = content_hash(ids.iter().map(String::as_str)).unwrap();
+        assert_eq!(by_ids, content_hash_of(&data));
+        // Not the plain BLAKE3 of the bytes, and order matters.
+        assert_ne!(by_ids, blake3::hash(&data).to_hex().as_str());
+        let mut swapped = ids.clone();
+        swapped.swap(0, 1);
+        assert_ne!(
+            content_hash(swapped.iter().map(String::as_str)).unwrap(),
+            by_ids
+        );
+        assert!(content_hash(["zz"]).is_err());
+        let mut stream = StreamContentHasher::new();
+        data.chunks(100_003).for_each(|p| stream.update(p));
+        assert_eq!(stream.finish(), by_ids);
+        // Empty content: no chunks.
+        assert_eq!(content_hash_of(&[]), content_hash([]).unwrap());
     }
 }

@@ -194,8 +194,12 @@ pub enum UserCommand {
     Passwd { name: String },
     /// Removes a user: their logins end and their files are deleted.
     Rm { name: String },
-    /// Lists the users.
+    /// Lists the users, with their usage and quota.
     List,
+    /// Sets a user's byte quota: the logical size of every retained
+    /// version. SIZE is bytes or a size like 500MB, 10GiB, 1.5T; `none`
+    /// lifts it.
+    Quota { name: String, size: String },
 }
 
 /// Whether requests need a token.

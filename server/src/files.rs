@@ -19,7 +19,9 @@ use crate::meta::{
     SessionRow, StreamRef, VersionRow,
 };
 use bytes::Bytes;
-use coffer_proto::chunking::{chunk_id, is_chunk_id, Chunker, MAX_CHUNK};
+use coffer_proto::chunking::{
+    chunk_id, content_hash, is_chunk_id, Chunker, CONTENT_HASH_CONTEXT, MAX_CHUNK, MIN_CHUNK,
+};
 use coffer_proto::paths::{self, PathError};
 use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
@@ -45,6 +47,8 @@ pub struct FilesConfig {
     pub read_ahead_bytes: usize,
     /// How long an upload session stays open.
     pub session_ttl: Duration,
+    /// Open upload sessions one user may have at once.
+    pub max_open_sessions: u32,
 }
 
 impl Default for FilesConfig {
@@ -53,6 +57,7 @@ impl Default for FilesConfig {
             upload_parallelism: 4,
             read_ahead_bytes: 32 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
+            max_open_sessions: 64,
         }
     }
 }
@@ -81,6 +86,12 @@ pub enum FileError {
     /// The server ran out of room (the metadata disk is full).
     #[error("out of space: {0}")]
     Exhausted(String),
+    /// A limit on one user (quota, open sessions, request rate).
+    #[error("{0}")]
+    Limit(String),
+    /// A file and a folder would share a name.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// Stored content can no longer be read from any node.
     #[error("data loss: {0}")]
     DataLoss(String),
@@ -99,6 +110,8 @@ impl From<MetaError> for FileError {
                 FileError::Unavailable(e.to_string())
             }
             e @ MetaError::Conflict(_) => FileError::Precondition(e.to_string()),
+            MetaError::PathConflict(m) => FileError::AlreadyExists(m),
+            MetaError::Limit(m) => FileError::Limit(m),
             e @ (MetaError::Backend(_) | MetaError::Unsupported(_)) => {
                 FileError::Internal(e.to_string())
             }
@@ -122,7 +135,7 @@ pub struct FileVersion {
     pub path: String,
     pub number: u64,
     pub size: u64,
-    /// BLAKE3 of the whole content, hex.
+    /// The content hash (over the chunk ids), hex.
     pub hash: String,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -177,7 +190,7 @@ impl Files {
             caller: caller.clone(),
             stream: None,
             chunker: Chunker::new(),
-            hasher: blake3::Hasher::new(),
+            room: None,
             size: 0,
             chunks: Vec::new(),
             inflight: VecDeque::new(),
@@ -367,22 +380,45 @@ impl Files {
         Ok((out, next))
     }
 
-    /// Every version of a file, newest first.
+    /// A page of a file's versions, newest first, and the token of the
+    /// next page (empty on the last one).
     pub async fn versions(
         &self,
         caller: &Caller,
         path: &str,
-    ) -> Result<Vec<FileVersion>, FileError> {
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, String), FileError> {
         let path = paths::normalize(path)?;
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let before = match page_token {
+            "" => None,
+            t => Some(t.parse::<u64>().map_err(|_| {
+                FileError::InvalidArgument(format!("pageToken {t:?} is not one this server gave"))
+            })?),
+        };
         let r = self.cluster.config().replication;
-        let rows = self.meta.list_versions(caller.owner, &path, r).await?;
-        if rows.is_empty() {
+        let rows = self
+            .meta
+            .list_versions(caller.owner, &path, before, limit + 1, r)
+            .await?;
+        if rows.is_empty() && before.is_none() {
             return Err(FileError::NotFound(path));
         }
-        Ok(rows
+        let more = rows.len() > limit as usize;
+        let out: Vec<FileVersion> = rows
             .into_iter()
+            .take(limit as usize)
             .map(|(row, h)| self.with_health_counts(row, h))
-            .collect())
+            .collect();
+        let next = match out.last() {
+            Some(v) if more => v.number.to_string(),
+            _ => String::new(),
+        };
+        Ok((out, next))
     }
 
     /// Makes version `number` the newest again, as a new version.
@@ -414,6 +450,11 @@ impl Files {
             .ok_or(FileError::NotFound(path))
     }
 
+    /// What the caller's retained versions take, and their quota.
+    pub async fn usage(&self, caller: &Caller) -> Result<crate::meta::Usage, FileError> {
+        Ok(self.meta.usage(caller.owner).await?)
+    }
+
     /// Opens an upload session for `plan` and says which chunks to send.
     pub async fn start_upload(
         &self,
@@ -431,6 +472,7 @@ impl Files {
                 hash: plan.hash,
                 chunks: plan.chunks,
                 ttl: self.cfg.session_ttl,
+                max_open: self.cfg.max_open_sessions,
             })
             .await?;
         Ok(SessionStatus {
@@ -514,9 +556,11 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
     let bad = |m: String| Err(FileError::InvalidArgument(m));
     if !is_chunk_id(&plan.hash) {
         return bad(
-            "contentHash must be the BLAKE3 of the content: 64 lowercase hex digits".into(),
+            "contentHash must be the content hash (over the chunk ids): 64 lowercase hex digits"
+                .into(),
         );
     }
+    let last = plan.chunks.len().saturating_sub(1);
     let mut total = 0u64;
     let mut sizes = std::collections::HashMap::new();
     for (i, c) in plan.chunks.iter().enumerate() {
@@ -528,6 +572,16 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
         if c.size == 0 || c.size as usize > MAX_CHUNK {
             return bad(format!(
                 "chunk {i}: size {} is outside 1..={MAX_CHUNK}",
+                c.size
+            ));
+        }
+        // FastCDC cuts no chunk shorter than the minimum but the last, so
+        // the number of chunks (and the session's bookkeeping) is bounded
+        // by the size.
+        if i < last && (c.size as usize) < MIN_CHUNK {
+            return bad(format!(
+                "chunk {i}: size {} is below the chunking minimum of {MIN_CHUNK} bytes \
+                 (only the last chunk may be shorter)",
                 c.size
             ));
         }
@@ -547,6 +601,17 @@ fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
             plan.size
         ));
     }
+    // The server computes the content hash itself; a claim that differs
+    // is refused rather than served as the version's hash.
+    let hash = content_hash(plan.chunks.iter().map(|c| c.id.as_str()))
+        .map_err(|e| FileError::InvalidArgument(e.to_string()))?;
+    if hash != plan.hash {
+        return bad(format!(
+            "contentHash {} is not the hash of the listed chunks ({hash}): it is \
+             BLAKE3 (derive-key \"{CONTENT_HASH_CONTEXT}\") over the chunk ids in order",
+            plan.hash
+        ));
+    }
     Ok(())
 }
 
@@ -561,7 +626,10 @@ pub struct StreamUpload {
     /// with the first chunk.
     stream: Option<String>,
     chunker: Chunker,
-    hasher: blake3::Hasher,
+    /// What the caller's quota leaves (`Some(None)`: no quota), read at
+    /// the first bytes: an upload that will not fit stops early, before it
+    /// stores much. The commit checks again.
+    room: Option<Option<(u64, u64)>>,
     size: u64,
     chunks: Vec<ChunkRef>,
     inflight: VecDeque<JoinHandle<Result<ChunkRef, FileError>>>,
@@ -570,8 +638,18 @@ pub struct StreamUpload {
 impl StreamUpload {
     /// Adds the next bytes of the file.
     pub async fn push(&mut self, data: &[u8]) -> Result<(), FileError> {
-        self.hasher.update(data);
         self.size += data.len() as u64;
+        if self.room.is_none() {
+            let u = self.files.meta.usage(self.caller.owner).await?;
+            self.room = Some(u.quota.map(|q| (u.used, q)));
+        }
+        if let Some(Some((used, quota))) = self.room {
+            if used.saturating_add(self.size) > quota {
+                return Err(FileError::Limit(crate::meta::quota_message(
+                    used, self.size, quota,
+                )));
+            }
+        }
         for chunk in self.chunker.push(data) {
             self.submit(chunk).await?;
         }
@@ -630,7 +708,8 @@ impl StreamUpload {
             owner: self.caller.owner,
             path,
             size: self.size,
-            hash: self.hasher.finalize().to_hex().to_string(),
+            hash: content_hash(self.chunks.iter().map(|c| c.id.as_str()))
+                .map_err(|e| FileError::Internal(e.to_string()))?,
             chunks: std::mem::take(&mut self.chunks),
             uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.

@@ -28,6 +28,7 @@ pub mod files;
 pub mod identity;
 pub mod meta;
 pub mod server;
+pub mod shares;
 pub mod snapshot;
 pub mod status;
 pub mod store;

@@ -160,7 +160,16 @@ pub async fn run(
         _ => None,
     };
     let auth = start_auth(&cfg, &meta).await?;
-    let router = api::router(files, ops, auth, cfg.web_dir.as_deref(), cancel.clone()).await?;
+    let shares = crate::shares::Shares::new(meta.clone(), files.clone(), auth.clone());
+    let router = api::router(
+        files,
+        shares,
+        ops,
+        auth,
+        cfg.web_dir.as_deref(),
+        cancel.clone(),
+    )
+    .await?;
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,

@@ -2,6 +2,7 @@
 
 use crate::server::Conn;
 use bytes::Bytes;
+use coffer_proto::chunking::{content_hash_of, StreamContentHasher};
 use coffer_proto::pb::{
     file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse,
 };
@@ -34,15 +35,16 @@ pub fn pattern_blocks(len: u64, seed: u64) -> impl Iterator<Item = Bytes> + Send
     })
 }
 
-/// BLAKE3 (hex) and length of what `blocks` yields.
+/// Length and content hash (hex, as the server reports it) of what
+/// `blocks` yields.
 pub fn hash_blocks(blocks: impl Iterator<Item = Bytes>) -> (u64, String) {
-    let mut h = blake3::Hasher::new();
+    let mut h = StreamContentHasher::new();
     let mut n = 0;
     for b in blocks {
         n += b.len() as u64;
         h.update(&b);
     }
-    (n, h.finalize().to_hex().to_string())
+    (n, h.finish())
 }
 
 /// Uploads `blocks` to `name` through `UploadFile`, the name in the first
@@ -110,21 +112,21 @@ pub async fn download(
     Ok(out)
 }
 
-/// Downloads and returns only the length and BLAKE3 (hex) of the content,
-/// for files too large to hold.
+/// Downloads and returns only the length and content hash (hex) of the
+/// content, for files too large to hold.
 pub async fn download_hash(
     client: &mut FileStorageClient<Conn>,
     name: &str,
     version: u64,
 ) -> Result<(u64, String), tonic::Status> {
-    let mut h = blake3::Hasher::new();
+    let mut h = StreamContentHasher::new();
     let mut n = 0;
     download_each(client, name, version, |b| {
         n += b.len() as u64;
         h.update(b);
     })
     .await?;
-    Ok((n, h.finalize().to_hex().to_string()))
+    Ok((n, h.finish()))
 }
 
 /// A session plan for uploading `data` as `name` (the shared chunking
@@ -149,7 +151,7 @@ pub fn session_plan(
         file_name: name.into(),
         size: data.len() as u64,
         chunks: refs,
-        content_hash: blake3::hash(data).to_hex().to_string(),
+        content_hash: content_hash_of(data),
         upload_id: String::new(),
     };
     (request, chunks)

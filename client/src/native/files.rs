@@ -2,6 +2,7 @@
 //! (optionally at a limited rate), and downloads that appear only once
 //! complete and verified.
 
+use crate::download::StreamContentHasher;
 use crate::upload::{ChunkSource, Planner, UploadPlan};
 use crate::{ClientError, Coffer, Metadata, Observer, Transport};
 use bytes::Bytes;
@@ -152,7 +153,7 @@ pub async fn download_file<T: Transport>(
     })?;
     received?;
     let (out, hasher) = written.map_err(|e| ClientError::io("writing the download", e))?;
-    download.check(&hasher)?;
+    download.check(hasher)?;
     // Only a complete, verified file is worth syncing.
     out.finish()
         .map_err(|e| ClientError::io("writing the download", e))?;
@@ -169,8 +170,8 @@ const PIPELINE_PIECES: usize = 32;
 fn write_and_hash(
     mut out: WriteBehind,
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-) -> std::io::Result<(WriteBehind, blake3::Hasher)> {
-    let mut hasher = blake3::Hasher::new();
+) -> std::io::Result<(WriteBehind, StreamContentHasher)> {
+    let mut hasher = StreamContentHasher::new();
     while let Some(piece) = rx.blocking_recv() {
         hasher.update(&piece);
         out.write_all(&piece)?;

@@ -72,10 +72,13 @@ impl CofferAuth for AuthApi {
         req: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
         let who = caller(&req)?;
+        let usage = self.files.usage(&who).await?;
         Ok(Response::new(WhoAmIResponse {
             username: who.name,
             role: who.role.as_str().to_string(),
             auth_disabled: !self.auth.enabled(),
+            used_bytes: usage.used,
+            quota_bytes: usage.quota.unwrap_or(0),
         }))
     }
 

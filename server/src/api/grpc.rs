@@ -181,12 +181,14 @@ impl FileStorage for FileStorageApi {
         req: Request<ListVersionsRequest>,
     ) -> Result<Response<ListVersionsResponse>, Status> {
         let who = caller(&req)?;
-        let versions = self
+        let r = req.into_inner();
+        let (versions, next) = self
             .files
-            .versions(&who, &req.into_inner().file_name)
+            .versions(&who, &r.file_name, &r.page_token, r.page_size)
             .await?;
         Ok(Response::new(ListVersionsResponse {
             versions: versions.iter().map(metadata).collect(),
+            next_page_token: next,
         }))
     }
 

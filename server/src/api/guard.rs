@@ -17,7 +17,7 @@ use tonic::Status;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     /// Anyone: the web app's files, liveness, readiness, health, logging
-    /// in.
+    /// in, share links (which check their own password).
     Open,
     /// A logged-in user.
     User,
@@ -35,7 +35,12 @@ const OPEN_METHODS: &[&str] = &["/CofferAuth/Login", "/CofferAuth/Refresh"];
 /// Path prefixes of the gRPC services that need a user. Decided by path,
 /// never by content type, so no request reaches a service unchecked by
 /// calling itself something else.
-const USER_SERVICES: &[&str] = &["/FileStorage/", "/CofferAuth/", "/grpc.reflection."];
+const USER_SERVICES: &[&str] = &[
+    "/FileStorage/",
+    "/CofferAuth/",
+    "/CofferShare/",
+    "/grpc.reflection.",
+];
 
 /// What a request for `path` needs.
 pub fn need(path: &str) -> Need {
@@ -182,6 +187,9 @@ mod tests {
         );
         assert_eq!(need("/metrics"), Need::Metrics);
         assert_eq!(need("/download/a.txt"), Need::Download);
+        assert_eq!(need("/CofferShare/CreateShareLink"), Need::User);
+        assert_eq!(need("/CofferShare/ListShareLinks"), Need::User);
+        assert_eq!(need("/s/0123abcd"), Need::Open);
         assert_eq!(need("/healthz"), Need::Open);
         assert_eq!(need("/readyz"), Need::Open);
         assert_eq!(need("/"), Need::Open);

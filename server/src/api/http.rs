@@ -1,13 +1,16 @@
 //! Plain HTTP routes beside gRPC: `GET /download/<path>[?version=N]`
 //! streams a file version, so browsers save large files straight to disk
-//! instead of holding them in memory.
+//! instead of holding them in memory. [`serve`] answers any file version
+//! over HTTP, with single-range requests; share links use it too.
 
 use super::guard::TicketScope;
 use crate::caller::Caller;
+use crate::files::FileVersion;
 use crate::files::Files;
+use crate::meta::ChunkRef;
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -27,6 +30,7 @@ pub async fn download(
     Query(q): Query<DownloadQuery>,
     caller: Option<Extension<Caller>>,
     scope: Option<Extension<TicketScope>>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(Extension(caller)) = caller else {
         return (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
@@ -47,23 +51,82 @@ pub async fn download(
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
+    serve(&files, &v, chunks, &headers)
+}
+
+/// Answers a GET of version `v` (its chunks `chunks`): the whole content,
+/// or the one byte range a `Range` header asks for (206; 416 if it lies
+/// outside the content). A malformed or multi-range header is ignored, as
+/// HTTP allows, and the whole content sent.
+pub fn serve(
+    files: &Files,
+    v: &FileVersion,
+    chunks: Vec<ChunkRef>,
+    headers: &HeaderMap,
+) -> Response {
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| http_range_header::parse_range_header(r).ok())
+        .map(|r| r.validate(v.size));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, v.size),
+        Some(Ok(ranges)) if ranges.len() == 1 => (
+            StatusCode::PARTIAL_CONTENT,
+            *ranges[0].start(),
+            *ranges[0].end() + 1,
+        ),
+        Some(Ok(_)) => (StatusCode::OK, 0, v.size),
+        Some(Err(_)) => {
+            let mut resp = (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range outside the file\n",
+            )
+                .into_response();
+            if let Ok(cr) = HeaderValue::from_str(&format!("bytes */{}", v.size)) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, cr);
+            }
+            return resp;
+        }
+    };
+    // Only the chunks the range touches are read; the first and last are
+    // trimmed to it.
+    let mut offset = 0u64;
+    let mut wanted = Vec::new();
+    for c in chunks {
+        let (from, to) = (offset, offset + c.size as u64);
+        offset = to;
+        if to > start && from < end {
+            let skip = start.saturating_sub(from) as usize;
+            let take = (end.min(to) - from.max(start)) as usize;
+            wanted.push((c, skip, take));
+        }
+    }
+    let cuts: Vec<(usize, usize)> = wanted.iter().map(|&(_, s, t)| (s, t)).collect();
+    let reads = files.read_chunks(wanted.into_iter().map(|(c, _, _)| c).collect());
     // An error after the headers are sent ends the body early; the client
     // sees a short download rather than wrong bytes.
-    let body = Body::from_stream(
-        files
-            .read_chunks(chunks)
-            .map(|r| r.map_err(std::io::Error::other)),
-    );
-    let base = v.path.rsplit('/').next().unwrap_or(&v.path);
-    let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(base));
-    let mut resp = (StatusCode::OK, body).into_response();
+    let body = Body::from_stream(reads.zip(futures::stream::iter(cuts)).map(
+        |(r, (skip, take))| {
+            r.map(|data| data.slice(skip..skip + take))
+                .map_err(std::io::Error::other)
+        },
+    ));
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    h.insert(header::CONTENT_LENGTH, v.size.into());
-    if let Ok(d) = HeaderValue::from_str(&disposition) {
+    h.insert(header::CONTENT_LENGTH, (end - start).into());
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(cr) = HeaderValue::from_str(&format!("bytes {start}-{}/{}", end - 1, v.size)) {
+            h.insert(header::CONTENT_RANGE, cr);
+        }
+    }
+    let base = v.path.rsplit('/').next().unwrap_or(&v.path);
+    if let Ok(d) = HeaderValue::from_str(&content_disposition(base)) {
         h.insert(header::CONTENT_DISPOSITION, d);
     }
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.hash)) {
@@ -71,6 +134,22 @@ pub async fn download(
     }
     h.insert("x-coffer-version", v.number.into());
     resp
+}
+
+/// `Content-Disposition` for saving as `name`: an ASCII fallback for old
+/// clients and the exact UTF-8 name (RFC 6266 / 5987).
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' && c != '%' => c,
+            _ => '_',
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
+        percent_encode(name)
+    )
 }
 
 /// A file path for a URL: each segment percent-encoded, the slashes kept.
@@ -96,6 +175,14 @@ fn percent_encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dispositions_carry_an_ascii_fallback_and_the_exact_name() {
+        assert_eq!(
+            super::content_disposition("résumé \"v2\".pdf"),
+            "attachment; filename=\"r_sum_ _v2_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22.pdf"
+        );
+    }
+
     #[test]
     fn file_names_are_percent_encoded() {
         assert_eq!(

@@ -7,6 +7,8 @@
 //! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
 //! - [`http`]: `GET /download/<path>`, file downloads over plain HTTP.
+//! - [`share`]: the `CofferShare` service and `GET /s/<token>`, share
+//!   links anyone can download.
 //! - [`web`]: the built web app at `/`.
 //! - `/metrics`: Prometheus text; `/healthz`: liveness; `/readyz`:
 //!   readiness (the database answers and at least W nodes are up), which
@@ -17,16 +19,19 @@ pub mod auth;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+pub mod share;
 pub mod status;
 pub mod web;
 
 use crate::auth::Auth;
 use crate::files::Files;
+use crate::shares::Shares;
 use crate::status::Ops;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::get;
 use coffer_proto::pb::coffer_admin_server::CofferAdminServer;
 use coffer_proto::pb::coffer_auth_server::CofferAuthServer;
+use coffer_proto::pb::coffer_share_server::CofferShareServer;
 use coffer_proto::pb::file_storage_server::FileStorageServer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -39,6 +44,7 @@ pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 
 /// Readiness is re-checked for `grpc.health.v1` this often, until `cancel`.
 pub async fn router(
     files: Files,
+    shares: Shares,
     ops: Ops,
     auth: Auth,
     web_dir: Option<&std::path::Path>,
@@ -68,6 +74,7 @@ pub async fn router(
             auth.clone(),
             files.clone(),
         )))
+        .add_service(CofferShareServer::new(share::ShareApi::new(shares.clone())))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -101,6 +108,7 @@ pub async fn router(
         .route("/readyz", get(readyz).with_state(ops.clone()))
         .route("/metrics", get(metrics))
         .route("/download/{*path}", get(http::download).with_state(files))
+        .route("/s/{token}", get(share::download).with_state(shares))
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
         .fallback_service(web::routes(web_dir))

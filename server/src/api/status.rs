@@ -16,6 +16,7 @@ pub fn http_error(e: FileError) -> Response {
         tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
         tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         tonic::Code::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
+        tonic::Code::AlreadyExists => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, format!("{}\n", status.message())).into_response()
@@ -78,6 +79,8 @@ impl From<FileError> for Status {
                 tracing::error!(error = %msg, "out of space");
                 Status::resource_exhausted(msg)
             }
+            FileError::Limit(_) => Status::resource_exhausted(msg),
+            FileError::AlreadyExists(_) => Status::already_exists(msg),
             FileError::DataLoss(_) => {
                 tracing::error!(error = %msg, "data loss");
                 Status::data_loss(msg)
@@ -126,6 +129,8 @@ mod tests {
             (FileError::Unavailable("down".into()), Code::Unavailable),
             (FileError::DataLoss("gone".into()), Code::DataLoss),
             (FileError::Exhausted("full".into()), Code::ResourceExhausted),
+            (FileError::Limit("quota".into()), Code::ResourceExhausted),
+            (FileError::AlreadyExists("a".into()), Code::AlreadyExists),
             (FileError::Internal("bug".into()), Code::Internal),
         ];
         for (err, code) in cases {
@@ -143,6 +148,8 @@ mod tests {
             (MetaError::ChunkDeleting("c".into()), Code::Unavailable),
             (MetaError::Backend("corrupt".into()), Code::Internal),
             (MetaError::MissingChunks(2), Code::FailedPrecondition),
+            (MetaError::Limit("quota".into()), Code::ResourceExhausted),
+            (MetaError::PathConflict("a".into()), Code::AlreadyExists),
         ];
         for (err, code) in cases {
             let status = Status::from(FileError::from(err));

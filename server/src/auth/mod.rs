@@ -21,6 +21,10 @@ use tokens::{Keys, ACCESS, DOWNLOAD};
 /// How long a download ticket (a token in a URL) lives.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
+/// Hex digits of a share link's id (`meta::random_id`) and of its MAC.
+pub const SHARE_ID_HEX: usize = 32;
+const SHARE_MAC_HEX: usize = 32;
+
 /// Where the signing key is kept in a shared database.
 const KEY_SETTING: &str = "auth_signing_key";
 
@@ -85,6 +89,8 @@ pub struct Auth(Arc<Inner>);
 struct Inner {
     meta: Meta,
     keys: Keys,
+    /// Keys the MAC in share-link tokens (derived from the signing key).
+    share_key: [u8; 32],
     cfg: AuthConfig,
     throttle: throttle::Throttle,
     password_checks: AtomicU64,
@@ -100,6 +106,7 @@ impl Auth {
         Self(Arc::new(Inner {
             meta,
             keys: Keys::new(key),
+            share_key: blake3::derive_key("coffer 2026-11 share link mac", key),
             cfg,
             throttle: throttle::Throttle::default(),
             password_checks: AtomicU64::new(0),
@@ -305,6 +312,58 @@ impl Auth {
             claims.path.unwrap_or_default(),
             claims.ver.unwrap_or(0),
         ))
+    }
+
+    /// The URL token of share link `id`: the id and a MAC over it, so the
+    /// server keeps no secret per link and can show a link again, and a
+    /// token changed anywhere names no link.
+    pub fn share_token(&self, id: &str) -> String {
+        format!("{id}{}", self.share_mac(id))
+    }
+
+    fn share_mac(&self, id: &str) -> String {
+        let mac = blake3::keyed_hash(&self.0.share_key, id.as_bytes());
+        mac.to_hex()[..SHARE_MAC_HEX].to_string()
+    }
+
+    /// The link id a share token names, if its MAC is right.
+    pub fn share_id(&self, token: &str) -> Option<String> {
+        if token.len() != SHARE_ID_HEX + SHARE_MAC_HEX || !token.is_ascii() {
+            return None;
+        }
+        let (id, mac) = token.split_at(SHARE_ID_HEX);
+        same(&self.share_mac(id), mac).then(|| id.to_string())
+    }
+
+    /// Checks a share link's password, slowed per link and per address
+    /// after failures, as logins are.
+    pub async fn check_share_password(
+        &self,
+        link: &str,
+        hash: &str,
+        given: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), AuthError> {
+        let mut keys = vec![format!("share:{link}")];
+        if let Some(a) = addr {
+            keys.push(format!("share-addr:{a}"));
+        }
+        if let Some(wait) = self.0.throttle.wait(&keys, Instant::now()) {
+            self.0.throttled.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Throttled(wait));
+        }
+        let (given, hash) = (given.to_string(), hash.to_string());
+        self.0.password_checks.fetch_add(1, Ordering::Relaxed);
+        let ok = tokio::task::spawn_blocking(move || password::verify(&given, &hash))
+            .await
+            .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            self.0.throttle.failed(&keys, Instant::now());
+            tracing::info!(link, addr = ?addr, "wrong share link password");
+            Err(unauthenticated("wrong password for this link"))
+        }
     }
 
     /// Whether `authorization` may read `/metrics`: an admin's access

@@ -53,6 +53,7 @@ fn new_session(path: &str, hash: &str, chunks: Vec<ChunkRef>) -> NewSession {
         hash: hash.to_string(),
         chunks,
         ttl: Duration::from_secs(3600),
+        max_open: 100,
     }
 }
 
@@ -86,7 +87,10 @@ pub async fn versions_number_up_and_restore_appends(meta: Meta) {
         meta.version_chunks(v3.file_id, 3).await.unwrap(),
         vec![a.clone()]
     );
-    let all = meta.list_versions(DEFAULT_OWNER, "x", 1).await.unwrap();
+    let all = meta
+        .list_versions(DEFAULT_OWNER, "x", None, 1000, 1)
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().map(|(v, _)| v.number).collect::<Vec<_>>(),
         [3, 2, 1]
@@ -175,7 +179,7 @@ pub async fn listing_pages_in_byte_order_with_health(meta: Meta) {
     let a = chunk('a', 3);
     store(&meta, &a).await;
     // Byte order: upper case before lower case, 'Z' < 'a' < 'é'.
-    for p in ["b", "Z", "a", "é", "a/b"] {
+    for p in ["b", "Z", "a.txt", "é", "a/b"] {
         meta.commit_version(&new_version(p, std::slice::from_ref(&a)))
             .await
             .unwrap();
@@ -197,7 +201,7 @@ pub async fn listing_pages_in_byte_order_with_health(meta: Meta) {
         }
         after = seen.last().unwrap().clone();
     }
-    assert_eq!(seen, ["Z", "a", "a/b", "b", "é"]);
+    assert_eq!(seen, ["Z", "a.txt", "a/b", "b", "é"]);
     // Against R = 2 the one copy is too few.
     let page = meta.list_files(DEFAULT_OWNER, "", "", 10, 2).await.unwrap();
     assert!(page.iter().all(|(_, h)| h.under_replicated == 1));
@@ -276,7 +280,10 @@ pub async fn finishing_again_returns_the_committed_version_and_never_recommits(m
         matches!(err, MetaError::CommittedVersionGone { version: 1, .. }),
         "{err}"
     );
-    let versions = meta.list_versions(DEFAULT_OWNER, "f", 1).await.unwrap();
+    let versions = meta
+        .list_versions(DEFAULT_OWNER, "f", None, 1000, 1)
+        .await
+        .unwrap();
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0].0.hash, "2".repeat(64));
 }
@@ -308,7 +315,7 @@ pub async fn a_stored_chunk_listed_with_another_size_is_refused(meta: Meta) {
         .unwrap_err();
     assert!(matches!(err, MetaError::ChunkSize { .. }), "{err}");
     assert!(meta
-        .list_versions(DEFAULT_OWNER, "f", 1)
+        .list_versions(DEFAULT_OWNER, "f", None, 1000, 1)
         .await
         .unwrap()
         .is_empty());
@@ -345,7 +352,10 @@ pub async fn keep_last_trims_old_versions_but_the_age_rule_protects_young_ones(m
         ..Default::default()
     };
     assert_eq!(meta.apply_retention(&zero).await.unwrap(), 1);
-    let left = meta.list_versions(DEFAULT_OWNER, "f", 1).await.unwrap();
+    let left = meta
+        .list_versions(DEFAULT_OWNER, "f", None, 1000, 1)
+        .await
+        .unwrap();
     assert_eq!(left.iter().map(|(v, _)| v.number).collect::<Vec<_>>(), [3]);
 }
 
@@ -720,7 +730,7 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
     let err = meta.finish_session(&s, "bob").await.unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
     assert!(meta
-        .list_versions(bob.id, "b.bin", 1)
+        .list_versions(bob.id, "b.bin", None, 1000, 1)
         .await
         .unwrap()
         .is_empty());
@@ -831,4 +841,223 @@ pub async fn accounts_logins_end_with_password_changes_and_removal(meta: Meta) {
 
     assert_eq!(meta.init_setting("k", "first").await.unwrap(), "first");
     assert_eq!(meta.init_setting("k", "second").await.unwrap(), "first");
+}
+
+pub async fn a_file_and_a_folder_never_share_a_name(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let one = std::slice::from_ref(&a);
+    meta.commit_version(&new_version("docs/report", one))
+        .await
+        .unwrap();
+    for clash in ["docs", "docs/report/v2", "docs/report/v2/deep"] {
+        let err = meta
+            .commit_version(&new_version(clash, one))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MetaError::PathConflict(_)), "{clash}: {err}");
+        let err = meta
+            .open_session(&new_session(clash, "h", one.to_vec()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MetaError::PathConflict(_)), "{clash}: {err}");
+    }
+    // Neighbours that only share a prefix are fine.
+    for fine in ["docs/report2", "docs/repor", "docs-x", "docs/other/x"] {
+        meta.commit_version(&new_version(fine, one)).await.unwrap();
+    }
+    // A deleted file frees its name for a folder; restoring it then clashes.
+    meta.delete_file(DEFAULT_OWNER, "docs/report")
+        .await
+        .unwrap();
+    meta.commit_version(&new_version("docs/report/v2", one))
+        .await
+        .unwrap();
+    let err = meta
+        .restore_version(DEFAULT_OWNER, "docs/report", 1, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err}");
+    // Another owner's names are no clash. (The first user takes over the
+    // default owner's files, so `root` comes first.)
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let bob = meta.add_user("bob", "h", Role::User).await.unwrap();
+    let mut v = new_version("docs", one);
+    v.owner = bob.id;
+    meta.commit_version(&v).await.unwrap();
+}
+
+pub async fn quotas_count_every_retained_version_and_refuse_what_crosses(meta: Meta) {
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let alice = meta.add_user("alice", "h", Role::User).await.unwrap();
+    let (a, b) = (chunk('a', 600), chunk('b', 500));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    let version_of = |path: &str, c: &ChunkRef| {
+        let mut v = new_version(path, std::slice::from_ref(c));
+        v.owner = alice.id;
+        v
+    };
+    meta.commit_version(&version_of("x", &a)).await.unwrap();
+    meta.commit_version(&version_of("x", &b)).await.unwrap();
+    let u = meta.usage(alice.id).await.unwrap();
+    assert_eq!((u.used, u.quota), (1100, None), "no quota: anything goes");
+    assert!(meta.set_quota("alice", Some(1500)).await.unwrap());
+    assert!(!meta.set_quota("nobody", Some(1)).await.unwrap());
+    assert_eq!(meta.usage(alice.id).await.unwrap().quota, Some(1500));
+    // 1100 + 500 > 1500: refused, and nothing is stored.
+    let err = meta.commit_version(&version_of("y", &b)).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    assert!(err.to_string().contains("1100"), "{err}");
+    let err = meta
+        .restore_version(alice.id, "x", 2, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    let mut s = new_session("y", "h", vec![b.clone()]);
+    s.owner = alice.id;
+    let err = meta.open_session(&s).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
+    // Deleted files still count (restorable); purging gives room back.
+    meta.delete_file(alice.id, "x").await.unwrap();
+    assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
+    tick().await;
+    meta.apply_retention(&Retention {
+        purge_deleted_after: Some(Duration::ZERO),
+        ..Retention::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(meta.usage(alice.id).await.unwrap().used, 0);
+    meta.commit_version(&version_of("y", &b)).await.unwrap();
+    assert!(meta.set_quota("alice", None).await.unwrap());
+    assert_eq!(meta.usage(alice.id).await.unwrap().quota, None);
+}
+
+pub async fn open_sessions_are_capped_per_owner_and_bookkept_without_scans(meta: Meta) {
+    let chunks: Vec<ChunkRef> = ['a', 'b', 'c'].iter().map(|&c| chunk(c, 10)).collect();
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let mut s = new_session(&format!("f{i}"), "h", chunks.clone());
+        s.max_open = 3;
+        open.push(meta.open_session(&s).await.unwrap().0);
+    }
+    let mut s = new_session("f3", "h", chunks.clone());
+    s.max_open = 3;
+    let err = meta.open_session(&s).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    // Another owner has their own allowance.
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let bob = meta.add_user("bob", "h", Role::User).await.unwrap();
+    let mut theirs = s.clone();
+    theirs.owner = bob.id;
+    meta.open_session(&theirs).await.unwrap();
+    // Remaining counts down as chunks arrive, once per distinct chunk.
+    let id = &open[0].id;
+    for (c, left) in chunks.iter().zip([2u64, 1, 0]) {
+        store(&meta, c).await;
+        assert_eq!(
+            meta.chunk_sent(id, DEFAULT_OWNER, &c.id).await.unwrap(),
+            left
+        );
+        assert_eq!(
+            meta.chunk_sent(id, DEFAULT_OWNER, &c.id).await.unwrap(),
+            left
+        );
+    }
+    // A finished session no longer counts against the cap.
+    meta.finish_session(&open[0], "test").await.unwrap();
+    meta.open_session(&s).await.unwrap();
+}
+
+pub async fn versions_page_newest_first(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    for _ in 0..7 {
+        meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
+            .await
+            .unwrap();
+    }
+    let numbers = |rows: Vec<(VersionRow, HealthCounts)>| -> Vec<u64> {
+        rows.into_iter().map(|(v, _)| v.number).collect()
+    };
+    let first = meta
+        .list_versions(DEFAULT_OWNER, "f", None, 3, 1)
+        .await
+        .unwrap();
+    assert_eq!(numbers(first), [7, 6, 5]);
+    let next = meta
+        .list_versions(DEFAULT_OWNER, "f", Some(5), 3, 1)
+        .await
+        .unwrap();
+    assert_eq!(numbers(next), [4, 3, 2]);
+    let last = meta
+        .list_versions(DEFAULT_OWNER, "f", Some(2), 3, 1)
+        .await
+        .unwrap();
+    assert_eq!(numbers(last), [1]);
+}
+
+pub async fn share_links_name_one_version_and_end(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let one = std::slice::from_ref(&a);
+    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    let share = |id: &str, number: Option<u64>, ttl: Duration| NewShare {
+        id: id.to_string(),
+        owner: DEFAULT_OWNER,
+        path: "doc".into(),
+        number,
+        password_hash: None,
+        ttl,
+    };
+    let latest = meta
+        .create_share(&share("s1", None, Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.path.as_str(), latest.number), ("doc", 2));
+    let first = meta
+        .create_share(&share("s2", Some(1), Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.number, 1);
+    assert!(meta
+        .create_share(&share("s3", Some(9), Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .is_none());
+    // A later version does not move a link.
+    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    assert_eq!(meta.share("s1").await.unwrap().unwrap().number, 2);
+    let ids: Vec<String> = meta
+        .shares(DEFAULT_OWNER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    // Only the owner revokes.
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let bob = meta.add_user("bob", "h", Role::User).await.unwrap();
+    assert!(!meta.revoke_share(bob.id, "s1").await.unwrap());
+    assert!(!meta.share("s1").await.unwrap().unwrap().revoked);
+    assert!(meta.revoke_share(DEFAULT_OWNER, "s1").await.unwrap());
+    assert!(meta.share("s1").await.unwrap().unwrap().revoked);
+    // Deleting the file ends its links; purging removes them.
+    meta.delete_file(DEFAULT_OWNER, "doc").await.unwrap();
+    assert!(meta.share("s2").await.unwrap().is_none());
+    tick().await;
+    meta.apply_retention(&Retention {
+        purge_deleted_after: Some(Duration::ZERO),
+        ..Retention::default()
+    })
+    .await
+    .unwrap();
+    assert!(meta.shares(DEFAULT_OWNER).await.unwrap().is_empty());
+    assert!(meta.share("nope").await.unwrap().is_none());
 }

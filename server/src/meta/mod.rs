@@ -81,6 +81,23 @@ pub struct LoginRow {
     pub expires_at: String,
 }
 
+/// The refusal of a write of `more` bytes by an owner who uses `used` of
+/// `quota`; both backends say the same.
+pub fn quota_message(used: u64, more: u64, quota: u64) -> String {
+    format!(
+        "quota exceeded: {used} bytes used of {quota}; this needs {more} more \
+         (delete files and let old versions expire, or ask an admin for more)"
+    )
+}
+
+/// The refusal of one session too many; both backends say the same.
+pub fn sessions_message(max_open: u32) -> String {
+    format!(
+        "too many open upload sessions: at most {max_open} per user; finish or let \
+         others expire first"
+    )
+}
+
 /// The metadata store every part of the server shares. Cheap to clone.
 pub type Meta = Arc<dyn MetaStore>;
 
@@ -129,6 +146,12 @@ pub enum MetaError {
     /// What the request would create exists already.
     #[error("{0}")]
     Conflict(String),
+    /// A file and a folder would share a name (`a` and `a/b`).
+    #[error("{0}")]
+    PathConflict(String),
+    /// A per-user limit (quota, open sessions) would be crossed.
+    #[error("{0}")]
+    Limit(String),
     /// The backend does not do this; the message says what does.
     #[error("{0}")]
     Unsupported(String),
@@ -277,6 +300,48 @@ pub struct NewSession {
     pub hash: String,
     pub chunks: Vec<ChunkRef>,
     pub ttl: Duration,
+    /// The most open (unfinished, unexpired) sessions the owner may have;
+    /// opening one more is [`MetaError::Limit`].
+    pub max_open: u32,
+}
+
+/// What an owner's retained versions take, and their quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Logical bytes: the sizes of every retained version, deleted files'
+    /// too (they are restorable).
+    pub used: u64,
+    /// `None`: no quota.
+    pub quota: Option<u64>,
+}
+
+/// A share link to create.
+#[derive(Debug, Clone)]
+pub struct NewShare {
+    /// Random; names the link (the URL's token carries it, with a MAC).
+    pub id: String,
+    pub owner: OwnerId,
+    pub path: String,
+    /// `None`: the latest version now.
+    pub number: Option<u64>,
+    /// PHC string; `None`: no password.
+    pub password_hash: Option<String>,
+    pub ttl: Duration,
+}
+
+/// A share link as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRow {
+    pub id: String,
+    pub owner: OwnerId,
+    pub owner_name: String,
+    pub path: String,
+    pub number: u64,
+    pub password_hash: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked: bool,
 }
 
 /// An open upload session.
@@ -471,18 +536,25 @@ pub trait MetaStore: Send + Sync + 'static {
         r: usize,
     ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError>;
 
-    /// Every version of a file, newest first, with health against `r`.
+    /// Versions of a file numbered below `before` (all when `None`),
+    /// newest first, at most `limit`, with health against `r`.
     async fn list_versions(
         &self,
         owner: OwnerId,
         path: &str,
+        before: Option<u64>,
+        limit: u32,
         r: usize,
     ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError>;
 
     /// Commits a new version whose content the owner sent (a streamed
     /// upload, cut by the server): the file is created or undeleted, the
     /// version takes the next number, and the owner owns its chunks. Fails
-    /// with [`MetaError::MissingChunks`] if a listed chunk is not stored.
+    /// with [`MetaError::MissingChunks`] if a listed chunk is not stored,
+    /// [`MetaError::Limit`] if it would cross the owner's quota, and
+    /// [`MetaError::PathConflict`] if a live file is a folder of the path
+    /// or the path a folder of a live file. Every way of making a version
+    /// (finishing a session, restoring) checks the same.
     async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError>;
 
     /// Makes version `number` the newest again, as a new version (and
@@ -645,6 +717,29 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Ends login `id`; `false` if it was not live.
     async fn close_login(&self, id: &str) -> Result<bool, MetaError>;
+
+    /// What `owner`'s retained versions take, and their quota.
+    async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError>;
+
+    /// Sets (or with `None` lifts) a user's quota; `false` if there is no
+    /// such user.
+    async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, MetaError>;
+
+    // ---- share links ----
+
+    /// Creates a share link to a version of one of the owner's live files;
+    /// `None` if there is no such file or version.
+    async fn create_share(&self, s: &NewShare) -> Result<Option<ShareRow>, MetaError>;
+
+    /// The owner's links, newest first, live and dead.
+    async fn shares(&self, owner: OwnerId) -> Result<Vec<ShareRow>, MetaError>;
+
+    /// The link `id` (expired and revoked ones too), if its file is live
+    /// and its version still retained.
+    async fn share(&self, id: &str) -> Result<Option<ShareRow>, MetaError>;
+
+    /// Ends the owner's link `id`; `false` if they have no such link.
+    async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError>;
 
     /// The setting `key`; sets it to `value` first unless it is set (a
     /// secret every server of one database must share).

@@ -246,7 +246,7 @@ async fn time_download_file(
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = coffer_proto::chunking::StreamContentHasher::new();
     while let Some(m) = stream.message().await? {
         hasher.update(&m.file_data);
         if let Some(f) = &mut file {
@@ -257,7 +257,7 @@ async fn time_download_file(
         f.flush()?;
     }
     let secs = start.elapsed().as_secs_f64();
-    if hasher.finalize().to_hex().as_str() != want {
+    if hasher.finish() != want {
         bail!("downloaded bytes of {name} differ from the upload");
     }
     Ok(secs)

@@ -126,6 +126,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
         code(
             f.list_versions(ListVersionsRequest {
                 file_name: "keep.txt".into(),
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -164,7 +165,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
                     id: id.clone(),
                     size: data.len() as u32,
                 }],
-                content_hash: blake3::hash(&data).to_hex().to_string(),
+                content_hash: coffer_proto::chunking::content_hash_of(&data),
                 upload_id: String::new(),
             })
             .await
@@ -349,6 +350,7 @@ async fn every_way_in_refuses_a_bad_token_and_changes_nothing() {
     let versions = admin
         .list_versions(ListVersionsRequest {
             file_name: "keep.txt".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -452,6 +454,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
     nf(
         bob.list_versions(ListVersionsRequest {
             file_name: "private/a.txt".into(),
+            ..Default::default()
         })
         .await
         .map(drop),
@@ -545,6 +548,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
             "/FileStorage/ListVersions",
             ListVersionsRequest {
                 file_name: "private/a.txt".into(),
+                ..Default::default()
             }
             .encode_to_vec(),
         ),
@@ -617,6 +621,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
     let versions = alice
         .list_versions(ListVersionsRequest {
             file_name: "private/a.txt".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -306,7 +306,7 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
             file_name: "gc/pending.bin".into(),
             size: pending.len() as u64,
             chunks: refs.clone(),
-            content_hash: blake3::hash(&pending).to_hex().to_string(),
+            content_hash: coffer_proto::chunking::content_hash_of(&pending),
             upload_id: String::new(),
         })
         .await
@@ -364,6 +364,7 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
     let err = c
         .list_versions(ListVersionsRequest {
             file_name: "gc/unique.bin".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -64,6 +64,11 @@ conformance!(
     the_cluster_identity_is_set_once,
     dedup_answers_only_for_the_owners_own_chunks,
     accounts_logins_end_with_password_changes_and_removal,
+    a_file_and_a_folder_never_share_a_name,
+    quotas_count_every_retained_version_and_refuse_what_crosses,
+    open_sessions_are_capped_per_owner_and_bookkept_without_scans,
+    versions_page_newest_first,
+    share_links_name_one_version_and_end,
 );
 
 #[tokio::test]

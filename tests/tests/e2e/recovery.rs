@@ -172,6 +172,7 @@ async fn losing_the_data_dir_loses_only_what_came_after_the_snapshot() {
     let versions = c
         .list_versions(ListVersionsRequest {
             file_name: "b.txt".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -173,6 +173,7 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
     let versions = c2
         .list_versions(coffer_proto::pb::ListVersionsRequest {
             file_name: "session/big.bin".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -64,6 +64,7 @@ async fn versions_restore_delete_and_dedup_with(opts: ServerOpts) {
     let versions = c
         .list_versions(ListVersionsRequest {
             file_name: "docs/plan.txt".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

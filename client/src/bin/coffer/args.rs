@@ -78,8 +78,31 @@ pub enum Command {
     },
     /// End the saved login to the server.
     Logout,
-    /// Who the server takes you for.
+    /// Who the server takes you for, and how much of your quota you use.
     Whoami,
+    /// Create a link anyone can download a file with (no account needed),
+    /// or with --list / --revoke manage your links.
+    Share {
+        /// The file to share.
+        #[arg(required_unless_present_any = ["list", "revoke"])]
+        remote: Option<String>,
+        /// A version number instead of the latest.
+        #[arg(long)]
+        version: Option<u64>,
+        /// How long the link works: 90s, 30m, 12h, 7d, 2w.
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// Ask for a password the link will need (or take it from
+        /// COFFER_SHARE_PASSWORD).
+        #[arg(long)]
+        password: bool,
+        /// List your links instead.
+        #[arg(long, conflicts_with_all = ["remote", "revoke"])]
+        list: bool,
+        /// End the link with this id instead.
+        #[arg(long, value_name = "ID", conflicts_with = "remote")]
+        revoke: Option<String>,
+    },
     /// Operator actions.
     Admin {
         #[command(subcommand)]

@@ -50,11 +50,16 @@ pub async fn run(
                 bail!("{msg}");
             }
             let root = local.map_or_else(|| PathBuf::from(base), Path::to_path_buf);
+            // Every name the server returned is checked before anything is
+            // written: a server that is wrong or hostile gets no file
+            // outside `root`.
+            let plan = files
+                .iter()
+                .map(|f| Ok((f, root.join(inside(&remote, &f.file_name)?))))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let mut docs = Vec::new();
             let mut total = 0;
-            for f in &files {
-                let rel = &f.file_name[remote.len() + 1..];
-                let dest = root.join(rel);
+            for (f, dest) in plan {
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -80,6 +85,34 @@ pub async fn run(
     }
 }
 
+/// The local relative path for `name`, listed under the folder `remote`:
+/// only a name in the normal form this client would send, below
+/// `remote/`, made of plain segments (no `..`, no root, no drive).
+fn inside(remote: &str, name: &str) -> anyhow::Result<PathBuf> {
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "the server listed {name:?} under {remote}/, which {why}; nothing was written"
+        )
+    };
+    match normalize_name(name) {
+        Ok(n) if n == name => {}
+        _ => return Err(refuse("is not a valid Coffer name")),
+    }
+    let rel = name
+        .strip_prefix(remote)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(|| refuse("is not inside that folder"))?;
+    let path = PathBuf::from(rel);
+    if rel.contains('\\')
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(refuse("would leave the target folder"));
+    }
+    Ok(path)
+}
+
 async fn get_file(
     ctx: &Ctx,
     remote: &str,
@@ -92,4 +125,31 @@ async fn get_file(
         .with_context(|| format!("downloading {remote}"))?;
     bar.done();
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside;
+    use std::path::PathBuf;
+
+    #[test]
+    fn only_names_inside_the_folder_become_local_paths() {
+        assert_eq!(inside("d", "d/a/b.txt").unwrap(), PathBuf::from("a/b.txt"));
+        for bad in [
+            "d/../x",
+            "d/a/../../x",
+            "../d/x",
+            "/etc/passwd",
+            "e/x",
+            "dx/y",
+            "d",
+            "d//x",
+            "d/./x",
+            "d/a\\..\\..\\x",
+            "d/a\u{202e}txt.exe",
+            "d/\u{0}",
+        ] {
+            assert!(inside("d", bad).is_err(), "{bad:?}");
+        }
+    }
 }

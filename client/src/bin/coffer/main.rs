@@ -9,6 +9,7 @@ mod output;
 mod put;
 mod resume;
 mod session;
+mod share;
 mod status;
 
 use anyhow::Context;
@@ -87,6 +88,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Login { user } => session::login(&ctx, user).await,
         Command::Logout => session::logout(&ctx).await,
         Command::Whoami => session::whoami(&ctx).await,
+        Command::Share { list: true, .. } => share::list(&ctx).await,
+        Command::Share {
+            revoke: Some(id), ..
+        } => share::revoke(&ctx, &id).await,
+        Command::Share {
+            remote,
+            version,
+            expires,
+            password,
+            ..
+        } => {
+            let remote = remote.context("which file? `coffer share PATH`")?;
+            share::create(&ctx, &remote, version, &expires, password).await
+        }
         Command::Admin {
             action: Admin::Run { worker, wait },
         } => status::run_worker(&ctx, worker.name(), wait).await,

@@ -4,6 +4,8 @@
 
 use crate::Ctx;
 use anyhow::Context;
+use coffer_client::format::human_size;
+use coffer_client::pb::WhoAmIResponse;
 use coffer_client::Coffer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -159,21 +161,42 @@ pub async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
 /// `coffer whoami`.
 pub async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
     let w = ctx.coffer.whoami().await?;
-    let doc = serde_json::json!({
-        "username": w.username,
-        "role": w.role,
-        "auth_disabled": w.auth_disabled,
-        "server": ctx.server,
-    });
+    let mut doc = whoami_json(&w);
+    doc["server"] = ctx.server.clone().into();
     ctx.out.emit(doc, || {
-        if w.auth_disabled {
+        let who = if w.auth_disabled {
             format!(
                 "{} ({}); authentication is off on {}",
                 w.username, w.role, ctx.server
             )
         } else {
             format!("{} ({}) on {}", w.username, w.role, ctx.server)
-        }
+        };
+        format!("{who}\n{}", usage_text(&w))
     });
     Ok(())
+}
+
+/// The caller and their usage as JSON.
+pub fn whoami_json(w: &WhoAmIResponse) -> serde_json::Value {
+    serde_json::json!({
+        "username": w.username,
+        "role": w.role,
+        "auth_disabled": w.auth_disabled,
+        "used_bytes": w.used_bytes,
+        "quota_bytes": (w.quota_bytes > 0).then_some(w.quota_bytes),
+    })
+}
+
+/// "1.2 GiB used of 10 GiB (12%)", or "1.2 GiB used (no quota)".
+pub fn usage_text(w: &WhoAmIResponse) -> String {
+    if w.quota_bytes == 0 {
+        return format!("{} used (no quota)", human_size(w.used_bytes));
+    }
+    let pct = w.used_bytes as f64 * 100.0 / w.quota_bytes as f64;
+    format!(
+        "{} used of {} ({pct:.0}%)",
+        human_size(w.used_bytes),
+        human_size(w.quota_bytes)
+    )
 }

@@ -8,10 +8,37 @@ use serde_json::{json, Value};
 
 pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
     let healthy = ctx.coffer.health().await?;
-    let c = ctx.coffer.cluster_status().await?;
+    let me = ctx.coffer.whoami().await?;
+    let usage_line = format!("{}: {}", me.username, crate::session::usage_text(&me));
+    // The cluster view is for admins; a user sees their own part.
+    let c = match ctx.coffer.cluster_status().await {
+        Err(coffer_client::ClientError::Server {
+            code: tonic::Code::PermissionDenied,
+            ..
+        }) => {
+            let doc = json!({
+                "server": ctx.server,
+                "healthy": healthy,
+                "user": crate::session::whoami_json(&me),
+            });
+            ctx.out.emit(doc, || {
+                format!(
+                    "server {}: {}\n{usage_line}",
+                    ctx.server,
+                    if healthy { "serving" } else { "NOT serving" }
+                )
+            });
+            if !healthy {
+                anyhow::bail!("the server at {} reports it is not serving", ctx.server);
+            }
+            return Ok(());
+        }
+        other => other?,
+    };
     let doc = json!({
         "server": ctx.server,
         "healthy": healthy,
+        "user": crate::session::whoami_json(&me),
         "replication_factor": c.replication_factor,
         "write_quorum": c.write_quorum,
         "chunks": c.chunks,
@@ -45,6 +72,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<()> {
                 ctx.server,
                 if healthy { "serving" } else { "NOT serving" }
             ),
+            usage_line.clone(),
             format!(
                 "replication: R={} W={}; {} chunks, {} under-replicated",
                 c.replication_factor, c.write_quorum, c.chunks, c.under_replicated_chunks

@@ -10,12 +10,15 @@
 //! it, on any number of servers. Serialization failures and deadlocks are
 //! retried with growing back-off. Time is the database's `now()`.
 
+mod limits;
 pub mod schema;
+mod shares;
 
 use super::{
     random_id, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError,
-    MetaReport, MetaStore, NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
-    SessionRow, StreamRef, UserRow, VersionRow, DEFAULT_OWNER, PENDING_FLOOR,
+    MetaReport, MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention,
+    Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow, DEFAULT_OWNER,
+    PENDING_FLOOR,
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -353,6 +356,9 @@ async fn insert_version<C: GenericClient>(
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
+    let quota = limits::lock_owner(c, v.owner).await?;
+    limits::check_path_free(c, v.owner, &v.path).await?;
+    limits::check_quota(c, v.owner, quota, v.size).await?;
     let file_id: i64 = c
         .query_one(
             "INSERT INTO files (owner_id, path) VALUES ($1, $2)
@@ -410,6 +416,8 @@ async fn insert_version<C: GenericClient>(
 
 async fn drop_session<C: GenericClient>(c: &C, id: &str) -> Result<(), MetaError> {
     c.execute("DELETE FROM session_chunks WHERE session_id = $1", &[&id])
+        .await?;
+    c.execute("DELETE FROM session_missing WHERE session_id = $1", &[&id])
         .await?;
     c.execute("DELETE FROM upload_sessions WHERE id = $1", &[&id])
         .await?;
@@ -689,15 +697,19 @@ impl MetaStore for PgMeta {
         &self,
         owner: OwnerId,
         path: &str,
+        before: Option<u64>,
+        limit: u32,
         r: usize,
     ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
         let client = self.client().await?;
+        let before = before.map_or(i64::MAX, |b| b as i64);
         let rows = client
             .query(
                 &format!(
-                    "{SELECT_VERSION} WHERE f.owner_id = $1 AND f.path = $2 ORDER BY v.number DESC"
+                    "{SELECT_VERSION} WHERE f.owner_id = $1 AND f.path = $2 AND v.number < $3
+                     ORDER BY v.number DESC LIMIT $4"
                 ),
-                &[&owner, &path],
+                &[&owner, &path, &before, &(limit as i64)],
             )
             .await?;
         let rows = rows.iter().map(version_row).collect();
@@ -754,17 +766,38 @@ impl MetaStore for PgMeta {
     async fn open_session(&self, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, |tx| {
             async {
+            let quota = limits::lock_owner(&tx, s.owner).await?;
+            let open: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM upload_sessions
+                     WHERE owner_id = $1 AND expires_at > now() AND NOT stream
+                       AND committed_version IS NULL",
+                    &[&s.owner],
+                )
+                .await?
+                .get(0);
+            if open >= s.max_open as i64 {
+                return Err(MetaError::Limit(super::sessions_message(s.max_open)));
+            }
+            limits::check_path_free(&tx, s.owner, &s.path).await?;
+            limits::check_quota(&tx, s.owner, quota, s.size).await?;
             let missing = owner_unknown(&tx, s.owner, &s.chunks, true).await?;
             let id = random_id();
             let expires: time::OffsetDateTime = tx
                 .query_one(
-                    "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, now(), now() + $6::BIGINT * INTERVAL '1 millisecond')
+                    "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, missing)
+                     VALUES ($1, $2, $3, $4, $5, now(), now() + $6::BIGINT * INTERVAL '1 millisecond', $7)
                      RETURNING expires_at",
-                    &[&id, &s.owner, &s.path, &(s.size as i64), &s.hash, &ms(s.ttl)],
+                    &[&id, &s.owner, &s.path, &(s.size as i64), &s.hash, &ms(s.ttl), &(missing.len() as i64)],
                 )
                 .await?
                 .get(0);
+            tx.execute(
+                "INSERT INTO session_missing (session_id, chunk_id)
+                 SELECT $1::TEXT, UNNEST($2::TEXT[]) ON CONFLICT DO NOTHING",
+                &[&id, &missing],
+            )
+            .await?;
             let idx: Vec<i32> = (0..s.chunks.len() as i32).collect();
             let ids: Vec<&str> = s.chunks.iter().map(|c| c.id.as_str()).collect();
             let sizes: Vec<i32> = s.chunks.iter().map(|c| c.size as i32).collect();
@@ -824,21 +857,25 @@ impl MetaStore for PgMeta {
     async fn chunk_sent(&self, id: &str, owner: OwnerId, chunk: &str) -> Result<u64, MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
-            grant(&tx, owner, &[chunk]).await?;
-            let n: i64 = tx
-                .query_one(
-                    "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
-                     WHERE s.session_id = $1
-                       AND NOT (EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')
-                            AND EXISTS (SELECT 1 FROM owner_chunks o
-                                        WHERE o.owner_id = $2 AND o.chunk_id = s.chunk_id))",
-                    &[&id, &owner],
+                grant(&tx, owner, &[chunk]).await?;
+                // What the session lacked when it opened, less what was sent since.
+                let first = tx
+                    .execute(
+                        "DELETE FROM session_missing WHERE session_id = $1 AND chunk_id = $2",
+                        &[&id, &chunk],
+                    )
+                    .await?;
+                let n: i64 = tx
+                .query_opt(
+                    "UPDATE upload_sessions SET missing = GREATEST(missing - $2, 0) WHERE id = $1
+                     RETURNING missing",
+                    &[&id, &(first as i64)],
                 )
                 .await?
-                .get(0);
-            Ok(n as u64)
-        }
-        .await
+                .map_or(0, |r| r.get(0));
+                Ok(n as u64)
+            }
+            .await
         })
     }
 
@@ -1334,6 +1371,40 @@ impl MetaStore for PgMeta {
             .execute("DELETE FROM logins WHERE id = $1", &[&id])
             .await?
             > 0)
+    }
+
+    async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError> {
+        limits::usage(&self.client().await?, owner).await
+    }
+
+    async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, MetaError> {
+        let quota = quota.map(|q| q.min(i64::MAX as u64) as i64);
+        Ok(self
+            .client()
+            .await?
+            .execute(
+                "UPDATE owners SET quota_bytes = $2
+                 WHERE name = $1 AND password_hash IS NOT NULL AND NOT removed",
+                &[&name, &quota],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn create_share(&self, s: &NewShare) -> Result<Option<ShareRow>, MetaError> {
+        shares::create(&self.client().await?, s).await
+    }
+
+    async fn shares(&self, owner: OwnerId) -> Result<Vec<ShareRow>, MetaError> {
+        shares::list(&self.client().await?, owner).await
+    }
+
+    async fn share(&self, id: &str) -> Result<Option<ShareRow>, MetaError> {
+        shares::get(&self.client().await?, id).await
+    }
+
+    async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError> {
+        shares::revoke(&self.client().await?, owner, id).await
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {

@@ -142,7 +142,97 @@ INSERT INTO owner_chunks (owner_id, chunk_id)
     FROM version_chunks vc JOIN files f ON f.id = vc.file_id
     ON CONFLICT DO NOTHING;
 "#,
+    r#"
+-- Quotas: logical bytes of every retained version; NULL: none.
+ALTER TABLE owners ADD COLUMN quota_bytes BIGINT;
+
+-- Open sessions are counted per owner (the cap on open sessions).
+CREATE INDEX upload_sessions_by_owner ON upload_sessions(owner_id, expires_at);
+
+-- The chunks a session still lacks, and how many, so PutChunk's
+-- bookkeeping is two index lookups, not a scan of the session.
+ALTER TABLE upload_sessions ADD COLUMN missing BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE session_missing (
+    session_id TEXT NOT NULL REFERENCES upload_sessions(id) ON DELETE CASCADE,
+    chunk_id   TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (session_id, chunk_id)
+);
+
+-- Share links: one version of one file, for anyone with the URL.
+CREATE TABLE share_links (
+    id            TEXT PRIMARY KEY,
+    owner_id      BIGINT NOT NULL REFERENCES owners(id),
+    file_id       BIGINT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    number        BIGINT NOT NULL,
+    password_hash TEXT,
+    created_at    TIMESTAMPTZ NOT NULL,
+    expires_at    TIMESTAMPTZ NOT NULL,
+    revoked_at    TIMESTAMPTZ
+);
+CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
+"#,
 ];
+
+/// Content hashes became a hash over the chunk ids: recompute every
+/// version's and open session's from the chunk lists (migration 6).
+async fn rehash_versions(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), MetaError> {
+    use coffer_proto::chunking::ContentHasher;
+    let hashes = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<(String, String)>, MetaError> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut cur: Option<(String, ContentHasher)> = None;
+        for r in rows {
+            let key: String = r.get(0);
+            let chunk: Option<String> = r.get(1);
+            if cur.as_ref().is_none_or(|(k, _)| *k != key) {
+                out.extend(cur.take().map(|(k, h)| (k, h.finish())));
+                cur = Some((key, ContentHasher::new()));
+            }
+            if let (Some(c), Some((_, h))) = (chunk, cur.as_mut()) {
+                h.push_id(&c)
+                    .map_err(|e| MetaError::Backend(e.to_string()))?;
+            }
+        }
+        out.extend(cur.take().map(|(k, h)| (k, h.finish())));
+        Ok(out)
+    };
+    let rows = tx
+        .query(
+            "SELECT v.file_id || ':' || v.number, vc.chunk_id FROM versions v
+             LEFT JOIN version_chunks vc ON vc.file_id = v.file_id AND vc.number = v.number
+             ORDER BY v.file_id, v.number, vc.idx",
+            &[],
+        )
+        .await
+        .map_err(super::pg)?;
+    for (key, hash) in hashes(rows)? {
+        let (file, number) = key.split_once(':').unwrap_or_default();
+        let (file, number): (i64, i64) = (file.parse().unwrap_or(0), number.parse().unwrap_or(0));
+        tx.execute(
+            "UPDATE versions SET hash = $3 WHERE file_id = $1 AND number = $2",
+            &[&file, &number, &hash],
+        )
+        .await
+        .map_err(super::pg)?;
+    }
+    let rows = tx
+        .query(
+            "SELECT s.id, sc.chunk_id FROM upload_sessions s
+             LEFT JOIN session_chunks sc ON sc.session_id = s.id
+             WHERE NOT s.stream ORDER BY s.id, sc.idx",
+            &[],
+        )
+        .await
+        .map_err(super::pg)?;
+    for (id, hash) in hashes(rows)? {
+        tx.execute(
+            "UPDATE upload_sessions SET hash = $2 WHERE id = $1",
+            &[&id, &hash],
+        )
+        .await
+        .map_err(super::pg)?;
+    }
+    Ok(())
+}
 
 /// Brings the database up to the newest schema. Servers starting together
 /// take turns on the version row's lock.
@@ -176,6 +266,9 @@ pub async fn migrate(client: &mut Object) -> Result<(), MetaError> {
         .get(0);
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.batch_execute(sql).await.map_err(super::pg)?;
+        if i == 5 {
+            rehash_versions(&tx).await?;
+        }
         tx.execute(
             "UPDATE coffer_schema SET version = $1 WHERE id = 1",
             &[&(i as i32 + 1)],

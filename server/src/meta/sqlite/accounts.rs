@@ -1,6 +1,6 @@
 //! Queries on user accounts and their logins.
 
-use crate::meta::{random_id, LoginRow, MetaError, OwnerId, Role, UserRow, DEFAULT_OWNER};
+use crate::meta::{random_id, LoginRow, MetaError, OwnerId, Role, Usage, UserRow, DEFAULT_OWNER};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 const SELECT_USER: &str =
@@ -146,4 +146,37 @@ pub fn login(c: &Connection, id: &str, now: &str) -> Result<Option<LoginRow>, Me
 /// Ends login `id`.
 pub fn close_login(c: &Connection, id: &str) -> Result<bool, MetaError> {
     Ok(c.execute("DELETE FROM logins WHERE id = ?1", [id])? > 0)
+}
+
+/// Logical bytes of every retained version of `owner`'s files.
+pub fn used_bytes(c: &Connection, owner: OwnerId) -> Result<u64, MetaError> {
+    let used: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(v.size), 0) FROM files f JOIN versions v ON v.file_id = f.id
+             WHERE f.owner_id = ?1",
+        )?
+        .query_row([owner], |r| r.get(0))?;
+    Ok(used.max(0) as u64)
+}
+
+/// See [`crate::meta::MetaStore::usage`].
+pub fn usage(c: &Connection, owner: OwnerId) -> Result<Usage, MetaError> {
+    let quota: Option<i64> = c
+        .prepare_cached("SELECT quota_bytes FROM owners WHERE id = ?1")?
+        .query_row([owner], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(Usage {
+        used: used_bytes(c, owner)?,
+        quota: quota.map(|q| q.max(0) as u64),
+    })
+}
+
+/// See [`crate::meta::MetaStore::set_quota`].
+pub fn set_quota(tx: &Transaction, name: &str, quota: Option<u64>) -> Result<bool, MetaError> {
+    Ok(tx.execute(
+        "UPDATE owners SET quota_bytes = ?2
+         WHERE name = ?1 AND password_hash IS NOT NULL AND removed = 0",
+        params![name, quota.map(|q| q.min(i64::MAX as u64) as i64)],
+    )? > 0)
 }

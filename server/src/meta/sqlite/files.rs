@@ -87,17 +87,75 @@ pub fn list_files(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Every version of a file, newest first.
+/// Versions of a file numbered below `before`, newest first, at most
+/// `limit`.
 pub fn list_versions(
     c: &Connection,
     owner: OwnerId,
     path: &str,
+    before: Option<u64>,
+    limit: u32,
 ) -> Result<Vec<VersionRow>, MetaError> {
     let mut stmt = c.prepare_cached(&format!(
-        "{SELECT_VERSION} WHERE f.owner_id = ?1 AND f.path = ?2 ORDER BY v.number DESC"
+        "{SELECT_VERSION} WHERE f.owner_id = ?1 AND f.path = ?2 AND v.number < ?3
+         ORDER BY v.number DESC LIMIT ?4"
     ))?;
-    let rows = stmt.query_map(params![owner, path], version_row)?;
+    let before = before.map_or(i64::MAX, |b| b as i64);
+    let rows = stmt.query_map(params![owner, path, before, limit], version_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Fails with [`MetaError::PathConflict`] if a live file of `owner` is a
+/// folder of `path` (`a` for `a/b`) or lies inside `path` as a folder
+/// (`a/b` for `a`). Index lookups: one per folder level and one range.
+pub fn check_path_free(c: &Connection, owner: OwnerId, path: &str) -> Result<(), MetaError> {
+    let mut live = c.prepare_cached(
+        "SELECT 1 FROM files WHERE owner_id = ?1 AND path = ?2 AND deleted_at IS NULL",
+    )?;
+    for (i, _) in path.match_indices('/') {
+        let folder = &path[..i];
+        if live.exists(params![owner, folder])? {
+            return Err(MetaError::PathConflict(format!(
+                "{path:?} cannot be created: {folder:?} is a file, not a folder"
+            )));
+        }
+    }
+    // Paths inside the folder `path/` sort from "path/" up to "path0".
+    let inside: Option<String> = c
+        .prepare_cached(
+            "SELECT path FROM files WHERE owner_id = ?1 AND path > ?2 AND path < ?3
+               AND deleted_at IS NULL LIMIT 1",
+        )?
+        .query_row(
+            params![owner, format!("{path}/"), format!("{path}0")],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(inside) = inside {
+        return Err(MetaError::PathConflict(format!(
+            "{path:?} cannot be a file: it is a folder holding {inside:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Fails with [`MetaError::Limit`] if `owner` has a quota and `more`
+/// bytes would cross it. Owners without a quota pay nothing.
+pub fn check_quota(c: &Connection, owner: OwnerId, more: u64) -> Result<(), MetaError> {
+    let quota: Option<i64> = c
+        .prepare_cached("SELECT quota_bytes FROM owners WHERE id = ?1")?
+        .query_row([owner], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(quota) = quota else { return Ok(()) };
+    let used = super::accounts::used_bytes(c, owner)?;
+    let quota = quota.max(0) as u64;
+    if used.saturating_add(more) > quota {
+        return Err(MetaError::Limit(crate::meta::quota_message(
+            used, more, quota,
+        )));
+    }
+    Ok(())
 }
 
 /// Inserts a new version inside `tx`: the file is created or undeleted,
@@ -114,6 +172,8 @@ pub fn insert_version(
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
+    check_path_free(tx, v.owner, &v.path)?;
+    check_quota(tx, v.owner, v.size)?;
     let file_id: i64 = tx.query_row(
         "INSERT INTO files (owner_id, path) VALUES (?1, ?2)
          ON CONFLICT (owner_id, path) DO UPDATE SET deleted_at = NULL RETURNING id",

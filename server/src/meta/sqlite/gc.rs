@@ -23,6 +23,11 @@ pub fn apply_retention(
             "DELETE FROM versions WHERE file_id IN (SELECT id FROM files WHERE deleted_at < ?1)",
             [cutoff],
         )?;
+        // A purged file's links go with it: file ids may be reused.
+        tx.execute(
+            "DELETE FROM share_links WHERE file_id IN (SELECT id FROM files WHERE deleted_at < ?1)",
+            [cutoff],
+        )?;
         tx.execute("DELETE FROM files WHERE deleted_at < ?1", [cutoff])?;
     }
     if let Some(keep) = keep_last {

@@ -15,11 +15,12 @@ pub mod gc;
 pub mod ops;
 pub mod schema;
 pub mod sessions;
+pub mod shares;
 
 use super::{
     ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError, MetaReport,
-    MetaStore, NewSession, NewVersion, OwnerId, ReplicaOutcome, Retention, Role, SessionRow,
-    StreamRef, UserRow, VersionRow,
+    MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
+    SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction};
@@ -338,11 +339,13 @@ impl MetaStore for SqliteMeta {
         &self,
         owner: OwnerId,
         path: &str,
+        before: Option<u64>,
+        limit: u32,
         r: usize,
     ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
         let path = path.to_string();
         self.call(move |c| {
-            let rows = files::list_versions(c, owner, &path)?;
+            let rows = files::list_versions(c, owner, &path, before, limit)?;
             chunks::with_health(c, rows, r)
         })
         .await
@@ -586,6 +589,37 @@ impl MetaStore for SqliteMeta {
     async fn close_login(&self, id: &str) -> Result<bool, MetaError> {
         let id = id.to_string();
         self.call(move |c| accounts::close_login(c, &id)).await
+    }
+
+    async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError> {
+        self.call(move |c| accounts::usage(c, owner)).await
+    }
+
+    async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, MetaError> {
+        let name = name.to_string();
+        self.tx(move |tx, _| accounts::set_quota(tx, &name, quota))
+            .await
+    }
+
+    async fn create_share(&self, s: &NewShare) -> Result<Option<ShareRow>, MetaError> {
+        let s = s.clone();
+        self.tx(move |tx, now| shares::create(tx, &s, &later(now, s.ttl), now))
+            .await
+    }
+
+    async fn shares(&self, owner: OwnerId) -> Result<Vec<ShareRow>, MetaError> {
+        self.call(move |c| shares::list(c, owner)).await
+    }
+
+    async fn share(&self, id: &str) -> Result<Option<ShareRow>, MetaError> {
+        let id = id.to_string();
+        Self::on(self.lookups.clone(), move |c| shares::get(c, &id)).await
+    }
+
+    async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError> {
+        let id = id.to_string();
+        self.tx(move |tx, now| shares::revoke(tx, owner, &id, now))
+            .await
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {

@@ -148,7 +148,95 @@ INSERT OR IGNORE INTO owner_chunks (owner_id, chunk_id)
     SELECT DISTINCT f.owner_id, vc.chunk_id
     FROM version_chunks vc JOIN files f ON f.id = vc.file_id;
 "#,
+    r#"
+-- Quotas: logical bytes of every retained version; NULL: none.
+ALTER TABLE owners ADD COLUMN quota_bytes INTEGER;
+
+-- Open sessions are counted per owner (the cap on open sessions).
+CREATE INDEX upload_sessions_by_owner ON upload_sessions(owner_id, expires_at);
+
+-- The chunks a session still lacks, and how many, so PutChunk's
+-- bookkeeping is two index lookups, not a scan of the session.
+ALTER TABLE upload_sessions ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE session_missing (
+    session_id TEXT NOT NULL,
+    chunk_id   TEXT NOT NULL,
+    PRIMARY KEY (session_id, chunk_id)
+) WITHOUT ROWID;
+
+-- Share links: one version of one file, for anyone with the URL.
+CREATE TABLE share_links (
+    id            TEXT PRIMARY KEY,
+    owner_id      INTEGER NOT NULL REFERENCES owners(id),
+    file_id       INTEGER NOT NULL REFERENCES files(id),
+    number        INTEGER NOT NULL,
+    password_hash TEXT,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    revoked_at    TEXT
+);
+CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
+"#,
 ];
+
+/// Steps in Rust, run after the SQL migration of the same index, in its
+/// transaction.
+type RustStep = fn(&rusqlite::Transaction) -> rusqlite::Result<()>;
+const RUST_STEPS: &[(usize, RustStep)] = &[(5, rehash_versions)];
+
+/// Content hashes became a hash over the chunk ids (the server computes
+/// it from the chunk list): recompute every version's and every open
+/// session's from the chunk lists the database holds.
+fn rehash_versions(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    let lists = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt = tx.prepare(sql)?;
+        let mut rows = stmt.query([])?;
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut cur: Option<(String, coffer_proto::chunking::ContentHasher)> = None;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let chunk: Option<String> = r.get(1)?;
+            if cur.as_ref().is_none_or(|(k, _)| *k != key) {
+                if let Some((k, h)) = cur.take() {
+                    out.push((k, h.finish()));
+                }
+                cur = Some((key, Default::default()));
+            }
+            if let (Some(c), Some((_, h))) = (chunk, cur.as_mut()) {
+                h.push_id(&c)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            }
+        }
+        if let Some((k, h)) = cur.take() {
+            out.push((k, h.finish()));
+        }
+        Ok(out)
+    };
+    let versions = lists(
+        "SELECT v.file_id || ':' || v.number, vc.chunk_id FROM versions v
+         LEFT JOIN version_chunks vc ON vc.file_id = v.file_id AND vc.number = v.number
+         ORDER BY v.file_id, v.number, vc.idx",
+    )?;
+    for (key, hash) in versions {
+        let (file, number) = key.split_once(':').unwrap_or_default();
+        tx.execute(
+            "UPDATE versions SET hash = ?3 WHERE file_id = ?1 AND number = ?2",
+            rusqlite::params![file, number, hash],
+        )?;
+    }
+    let sessions = lists(
+        "SELECT s.id, sc.chunk_id FROM upload_sessions s
+         LEFT JOIN session_chunks sc ON sc.session_id = s.id
+         WHERE s.stream = 0 ORDER BY s.id, sc.idx",
+    )?;
+    for (id, hash) in sessions {
+        tx.execute(
+            "UPDATE upload_sessions SET hash = ?2 WHERE id = ?1",
+            rusqlite::params![id, hash],
+        )?;
+    }
+    Ok(())
+}
 
 /// Brings the database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -156,6 +244,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        for (_, step) in RUST_STEPS.iter().filter(|(at, _)| *at == i) {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }
@@ -175,5 +266,39 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn upgrading_rehashes_versions_from_their_chunk_lists() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let tx = c.transaction().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 5).unwrap();
+        let ids = ["a".repeat(64), "b".repeat(64)];
+        tx.execute_batch(&format!(
+            "INSERT INTO files (id, owner_id, path) VALUES (1, 1, 'f'), (2, 1, 'empty');
+             INSERT INTO chunks (id, size, created_at) VALUES ('{a}', 1, ''), ('{b}', 1, '');
+             INSERT INTO versions VALUES (1, 1, 2, 'old', '', 'u', NULL), (2, 1, 0, 'old', '', 'u', NULL);
+             INSERT INTO version_chunks VALUES (1, 1, 0, '{b}'), (1, 1, 1, '{a}');",
+            a = ids[0],
+            b = ids[1]
+        ))
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut c).unwrap();
+        let hash = |file: i64| -> String {
+            c.query_row(
+                "SELECT hash FROM versions WHERE file_id = ?1",
+                [file],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let want =
+            coffer_proto::chunking::content_hash([ids[1].as_str(), ids[0].as_str()]).unwrap();
+        assert_eq!(hash(1), want);
+        assert_eq!(hash(2), coffer_proto::chunking::content_hash([]).unwrap());
     }
 }

@@ -17,13 +17,43 @@ pub fn create(
     expires_at: &str,
     now: &str,
 ) -> Result<(SessionRow, Vec<String>), MetaError> {
+    let open: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM upload_sessions
+             WHERE owner_id = ?1 AND expires_at > ?2 AND stream = 0
+               AND committed_version IS NULL",
+        )?
+        .query_row(params![s.owner, now], |r| r.get(0))?;
+    if open >= s.max_open as i64 {
+        return Err(MetaError::Limit(crate::meta::sessions_message(s.max_open)));
+    }
+    super::files::check_path_free(tx, s.owner, &s.path)?;
+    super::files::check_quota(tx, s.owner, s.size)?;
     let missing = super::chunks::unknown_touching(tx, s.owner, &s.chunks, Some(now))?;
     let id = random_id();
     tx.execute(
-        "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, s.owner, s.path, s.size as i64, s.hash, now, expires_at],
+        "INSERT INTO upload_sessions
+             (id, owner_id, path, size, hash, created_at, expires_at, missing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id,
+            s.owner,
+            s.path,
+            s.size as i64,
+            s.hash,
+            now,
+            expires_at,
+            missing.len() as i64
+        ],
     )?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO session_missing (session_id, chunk_id) VALUES (?1, ?2)",
+        )?;
+        for chunk in &missing {
+            stmt.execute(params![id, chunk])?;
+        }
+    }
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES (?1, ?2, ?3, ?4)",
@@ -64,6 +94,7 @@ pub fn open_stream(
 /// Drops a session and its chunk references.
 pub fn drop(tx: &Transaction, id: &str) -> Result<(), MetaError> {
     tx.execute("DELETE FROM session_chunks WHERE session_id = ?1", [id])?;
+    tx.execute("DELETE FROM session_missing WHERE session_id = ?1", [id])?;
     tx.execute("DELETE FROM upload_sessions WHERE id = ?1", [id])?;
     Ok(())
 }
@@ -151,16 +182,18 @@ pub fn chunk_sent(
     chunk: &str,
 ) -> Result<u64, MetaError> {
     super::chunks::grant(tx, owner, [chunk])?;
-    let n: i64 = tx
+    // What the session lacked when it opened, less what was sent since.
+    let first = tx
+        .prepare_cached("DELETE FROM session_missing WHERE session_id = ?1 AND chunk_id = ?2")?
+        .execute(params![id, chunk])?;
+    let n: Option<i64> = tx
         .prepare_cached(
-            "SELECT COUNT(DISTINCT s.chunk_id) FROM session_chunks s
-             WHERE s.session_id = ?1
-               AND NOT (EXISTS (SELECT 1 FROM chunks c WHERE c.id = s.chunk_id AND c.state = 'ok')
-                    AND EXISTS (SELECT 1 FROM owner_chunks o
-                                WHERE o.owner_id = ?2 AND o.chunk_id = s.chunk_id))",
+            "UPDATE upload_sessions SET missing = MAX(missing - ?2, 0) WHERE id = ?1
+             RETURNING missing",
         )?
-        .query_row(params![id, owner], |r| r.get(0))?;
-    Ok(n as u64)
+        .query_row(params![id, first as i64], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0) as u64)
 }
 
 /// Commits the session as a new version and marks it committed.
@@ -198,6 +231,11 @@ pub fn finish(
 pub fn delete_expired(tx: &Transaction, now: &str) -> Result<u64, MetaError> {
     tx.execute(
         "DELETE FROM session_chunks WHERE session_id IN
+             (SELECT id FROM upload_sessions WHERE expires_at <= ?1)",
+        [now],
+    )?;
+    tx.execute(
+        "DELETE FROM session_missing WHERE session_id IN
              (SELECT id FROM upload_sessions WHERE expires_at <= ?1)",
         [now],
     )?;
