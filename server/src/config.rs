@@ -130,6 +130,37 @@ pub struct Config {
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
+    /// MiB all downloads together may hold read ahead, server-wide: many
+    /// stalled clients cannot pin more.
+    #[arg(long, env = "COFFER_DOWNLOAD_MEMORY_MIB", default_value_t = 256)]
+    pub download_memory_mib: usize,
+    /// Open upload sessions one user may have at once.
+    #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
+    pub max_open_uploads: u32,
+    /// Seconds a client may stay silent: a streamed upload that sends
+    /// nothing, a download whose client reads nothing, and a connection
+    /// that answers no keep-alive ping are closed after this long.
+    #[arg(long, env = "COFFER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's headers (and to
+    /// finish the TLS handshake).
+    #[arg(long, env = "COFFER_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+    /// Seconds a unary call may run before it is answered
+    /// DEADLINE_EXCEEDED (streams of file data are bounded by the idle
+    /// time-out instead).
+    #[arg(long, env = "COFFER_REQUEST_TIMEOUT_SECS", default_value_t = 300)]
+    pub request_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "COFFER_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    #[arg(long, env = "COFFER_HTTP2_MAX_STREAMS", default_value_t = 128)]
+    pub http2_max_streams: u32,
+    /// Seconds between manual passes of one worker (`coffer admin run`);
+    /// asking again sooner is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COFFER_MANUAL_RUN_INTERVAL_SECS", default_value_t = 10)]
+    pub manual_run_interval_secs: u64,
     /// TLS certificate chain (PEM) for the port: with --tls-key, the port
     /// speaks HTTPS only (native gRPC, grpc-web and the web app).
     #[arg(long, env = "COFFER_TLS_CERT", requires = "tls_key")]

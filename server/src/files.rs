@@ -49,6 +49,12 @@ pub struct FilesConfig {
     pub session_ttl: Duration,
     /// Open upload sessions one user may have at once.
     pub max_open_sessions: u32,
+    /// Bytes all downloads together may hold read from the nodes and not
+    /// yet handed to the network (read-ahead), server-wide.
+    pub download_memory_bytes: usize,
+    /// A download whose client takes nothing for this long is ended, and
+    /// a streamed upload that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for FilesConfig {
@@ -58,6 +64,8 @@ impl Default for FilesConfig {
             read_ahead_bytes: 32 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
             max_open_sessions: 64,
+            download_memory_bytes: 256 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -92,6 +100,9 @@ pub enum FileError {
     /// A file and a folder would share a name.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The client went quiet for longer than the idle time-out.
+    #[error("idle time-out: {0}")]
+    Timeout(String),
     /// Stored content can no longer be read from any node.
     #[error("data loss: {0}")]
     DataLoss(String),
@@ -172,11 +183,45 @@ pub struct Files {
     meta: Meta,
     cluster: Arc<Cluster>,
     cfg: FilesConfig,
+    /// The server-wide download budget, in KiB (see
+    /// [`FilesConfig::download_memory_bytes`]).
+    budget: Arc<tokio::sync::Semaphore>,
+    /// Bytes streamed uploads have received and not yet stored.
+    upload_held: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
-        Self { meta, cluster, cfg }
+        let budget_kib = (cfg.download_memory_bytes / 1024).max(2 * MAX_CHUNK / 1024);
+        Self {
+            meta,
+            cluster,
+            cfg,
+            budget: Arc::new(tokio::sync::Semaphore::new(budget_kib)),
+            upload_held: Arc::default(),
+        }
+    }
+
+    /// Bytes streamed uploads hold now: received, not yet stored.
+    pub fn upload_held_bytes(&self) -> u64 {
+        self.upload_held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> &FilesConfig {
+        &self.cfg
+    }
+
+    /// Whether downloads are short of room: less than two of the largest
+    /// chunks left in the server-wide budget. Stalled downloads then give
+    /// theirs back.
+    pub fn downloads_pressed(&self) -> bool {
+        self.budget.available_permits() < 2 * MAX_CHUNK / 1024
+    }
+
+    /// KiB of the server-wide download budget in use now.
+    pub fn download_budget_used_kib(&self) -> usize {
+        let total = (self.cfg.download_memory_bytes / 1024).max(2 * MAX_CHUNK / 1024);
+        total.saturating_sub(self.budget.available_permits())
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -191,6 +236,7 @@ impl Files {
             stream: None,
             chunker: Chunker::new(),
             room: None,
+            held: 0,
             size: 0,
             chunks: Vec::new(),
             inflight: VecDeque::new(),
@@ -308,27 +354,41 @@ impl Files {
     }
 
     /// The contents of `chunks`, in order, verified, up to
-    /// [`FilesConfig::read_ahead_bytes`] fetched ahead.
+    /// [`FilesConfig::read_ahead_bytes`] fetched ahead, each within the
+    /// server-wide budget until it is handed on.
     pub fn read_chunks(
         &self,
         chunks: Vec<ChunkRef>,
     ) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
         let cluster = self.cluster.clone();
+        let global = self.budget.clone();
         // Budget in KiB: semaphore permits are u32, chunks up to MAX_CHUNK.
         let budget_kib = (self.cfg.read_ahead_bytes / 1024).max(MAX_CHUNK / 1024);
-        let budget = Arc::new(tokio::sync::Semaphore::new(budget_kib));
+        // Read-ahead starts at one chunk and doubles with every chunk the
+        // reader takes, up to the budget: a reader that stalls at once
+        // holds one chunk, not the whole read-ahead.
+        let first = MAX_CHUNK / 1024;
+        let budget = Arc::new(tokio::sync::Semaphore::new(first));
+        let granted = Arc::new(std::sync::atomic::AtomicUsize::new(first));
+        let grow = budget.clone();
         futures::stream::iter(chunks)
             // In order, one at a time: a chunk waits for room in the budget,
             // so the earliest chunk is never starved by later ones.
             .then(move |c| {
                 let budget = budget.clone();
+                let global = global.clone();
                 let cluster = cluster.clone();
                 // Yields the read's handle on purpose: `buffered` below
                 // awaits it, so reads overlap.
                 #[allow(clippy::async_yields_async)]
                 async move {
-                    let kib = (c.size as usize).div_ceil(1024).clamp(1, budget_kib) as u32;
-                    let room = budget.acquire_many_owned(kib).await;
+                    let kib = (c.size as usize).div_ceil(1024).clamp(1, first) as u32;
+                    // This stream's read-ahead first, then the server's
+                    // (a fair queue: the earliest waiter is served first).
+                    let room = (
+                        budget.acquire_many_owned(kib).await,
+                        global.acquire_many_owned(kib).await,
+                    );
                     // A task per chunk: fetches and BLAKE3 checks run on
                     // every core, not on the response's task. The task owns
                     // the room, so a read that outlives a dropped download
@@ -343,8 +403,17 @@ impl Files {
                 }
             })
             .buffered(MAX_READ_AHEAD_CHUNKS)
-            // The room is given back once the chunk is handed on.
-            .map(|(data, _room)| data)
+            // The room is given back once the chunk is handed on, and the
+            // reader's progress earns more read-ahead.
+            .map(move |(data, _room)| {
+                let had = granted.load(std::sync::atomic::Ordering::Relaxed);
+                if had < budget_kib {
+                    let more = had.min(budget_kib - had);
+                    granted.store(had + more, std::sync::atomic::Ordering::Relaxed);
+                    grow.add_permits(more);
+                }
+                data
+            })
     }
 
     /// A page of live files under `prefix`, and the token of the next page
@@ -630,6 +699,8 @@ pub struct StreamUpload {
     /// the first bytes: an upload that will not fit stops early, before it
     /// stores much. The commit checks again.
     room: Option<Option<(u64, u64)>>,
+    /// Bytes received and not yet stored (counted in the server's gauge).
+    held: u64,
     size: u64,
     chunks: Vec<ChunkRef>,
     inflight: VecDeque<JoinHandle<Result<ChunkRef, FileError>>>,
@@ -639,6 +710,7 @@ impl StreamUpload {
     /// Adds the next bytes of the file.
     pub async fn push(&mut self, data: &[u8]) -> Result<(), FileError> {
         self.size += data.len() as u64;
+        self.hold(data.len() as u64);
         if self.room.is_none() {
             let u = self.files.meta.usage(self.caller.owner).await?;
             self.room = Some(u.quota.map(|q| (u.used, q)));
@@ -684,9 +756,25 @@ impl StreamUpload {
             let chunk = handle
                 .await
                 .map_err(|e| FileError::Internal(e.to_string()))??;
+            self.release(chunk.size as u64);
             self.chunks.push(chunk);
         }
         Ok(())
+    }
+
+    fn hold(&mut self, n: u64) {
+        self.held += n;
+        self.files
+            .upload_held
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn release(&mut self, n: u64) {
+        let n = n.min(self.held);
+        self.held -= n;
+        self.files
+            .upload_held
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Bytes received so far.
@@ -727,6 +815,8 @@ impl Drop for StreamUpload {
         for h in &self.inflight {
             h.abort();
         }
+        let held = self.held;
+        self.release(held);
         if let (Some(stream), Ok(rt)) = (self.stream.take(), tokio::runtime::Handle::try_current())
         {
             let meta = self.files.meta.clone();

@@ -118,6 +118,9 @@ pub async fn run(
     let (cluster, replica_events) = Cluster::new(nodes, cluster_cfg.clone())?;
     let files_cfg = FilesConfig {
         read_ahead_bytes: cfg.read_ahead_mib.max(1) * 1024 * 1024,
+        download_memory_bytes: cfg.download_memory_mib.max(1) * 1024 * 1024,
+        max_open_sessions: cfg.max_open_uploads.max(1),
+        idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),
         ..FilesConfig::default()
     };
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
@@ -150,6 +153,7 @@ pub async fn run(
         cluster: files.cluster().clone(),
         workers: worker_set,
         snapshots,
+        manual_run_interval: Duration::from_secs(cfg.manual_run_interval_secs),
     };
 
     // A bad certificate stops the start, before anything is served.
@@ -167,6 +171,7 @@ pub async fn run(
         ops,
         auth,
         cfg.web_dir.as_deref(),
+        Duration::from_secs(cfg.request_timeout_secs.max(1)),
         cancel.clone(),
     )
     .await?;
@@ -185,36 +190,13 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.cancel();
     });
-    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match tls {
-        None => {
-            // Small responses (a status, the last piece of a file) must not
-            // wait for the peer's delayed ACK: Nagle's algorithm would hold
-            // them ~40 ms.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(cancel.clone().cancelled_owned())
-                .await?
-        }
-        Some(tls) => {
-            // axum-server sets TCP_NODELAY on every connection itself.
-            let handle = axum_server::Handle::new();
-            let (h, c) = (handle.clone(), cancel.clone());
-            tokio::spawn(async move {
-                c.cancelled().await;
-                h.graceful_shutdown(None);
-            });
-            let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)
-                .handle(handle)
-                .serve(app)
-                .await?
-        }
-    }
+    let limits = crate::listen::Limits {
+        max_connections: cfg.max_connections,
+        http2_max_streams: cfg.http2_max_streams.max(1),
+        header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),
+    };
+    crate::listen::serve(listener, tls, router, limits, cancel.clone()).await?;
     cancel.cancel();
     for task in worker_tasks {
         task.await.ok();

@@ -14,6 +14,8 @@ pub struct Ops {
     pub workers: Workers,
     /// The last metadata snapshot (SQLite only).
     pub snapshots: crate::snapshot::SnapshotLog,
+    /// Least time between two manual passes of one worker.
+    pub manual_run_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

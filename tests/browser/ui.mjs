@@ -38,6 +38,8 @@ const browser = await chromium.launch({
     '--no-first-run', '--disable-component-update', '--disable-sync'],
 });
 const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
+// The share dialog's Copy button writes to the clipboard; the test reads it back.
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(base).origin });
 const page = await context.newPage();
 page.on('console', (m) => console.log(`[page] ${m.text()}`));
 page.on('pageerror', (e) => console.log(`[page error] ${e}`));
@@ -111,6 +113,51 @@ try {
 
   const got = await download(`${row('alpha.bin')} [data-testid=download]`);
   check(got.equals(files.alpha), 'downloaded alpha.bin is byte-identical');
+
+  // The user menu shows the storage used (and the quota, if there is one).
+  await page.waitForSelector('[data-testid=quota]');
+  const quota = (await page.textContent('[data-testid=quota]')).trim();
+  check(await page.isVisible('[data-testid=quota]') && quota.includes('used'), `the storage used is on screen ("${quota}")`);
+
+  // Share alpha.bin for 7 days without a password: the link downloads the
+  // exact bytes with no credentials at all, until it is revoked.
+  await page.click(`${row('alpha.bin')} [data-testid=share]`);
+  const dialog = '[data-testid=share-dialog][data-name="alpha.bin"]';
+  await page.waitForSelector(dialog);
+  await page.selectOption(`${dialog} [data-testid=share-expiry]`, '7');
+  check(await page.inputValue(`${dialog} [data-testid=share-password]`) === '', 'the share dialog starts without a password');
+  await page.click(`${dialog} [data-testid=share-create]`);
+  await page.waitForSelector(`${dialog} [data-testid=share-url]`);
+  const shareUrl = await page.inputValue(`${dialog} [data-testid=share-url]`);
+  check(shareUrl.startsWith(`${new URL(base).origin}/s/`), `the share link is a full URL on this server (${shareUrl})`);
+  await page.screenshot({ path: path.join(shots, 'share-dialog.png') });
+  await page.click(`${dialog} [data-testid=copy]`);
+  await page.waitForSelector(`${dialog} [data-testid=copy-status]:is([data-state=copied], [data-state=failed])`);
+  const copyNote = (await page.textContent(`${dialog} [data-testid=copy-status]`)).trim();
+  check(await page.getAttribute(`${dialog} [data-testid=copy-status]`, 'data-state') === 'copied',
+    `Copy puts the link on the clipboard ("${copyNote}")`);
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  check(clip === shareUrl, 'the clipboard holds the share link');
+  const shared = await page.request.get(shareUrl);
+  check(shared.status() === 200, `the share link answers without credentials (${shared.status()})`);
+  check((await shared.body()).equals(files.alpha), 'the share link serves alpha.bin byte-identical');
+  await page.click(`${dialog} [data-testid=share-done]`);
+  await page.waitForSelector(dialog, { state: 'detached' });
+
+  // The shared-links list shows the link; revoking it ends it at once.
+  await page.click('[data-testid=shares-toggle]');
+  const shareRow = `[data-testid=shares-panel] [data-testid=share-row][data-url="${shareUrl}"]`;
+  await page.waitForSelector(`${shareRow}[data-state=live]`);
+  const rowText = await page.textContent(shareRow);
+  check(rowText.includes('alpha.bin'), `the shared-links list shows the live link to alpha.bin ("${rowText.trim()}")`);
+  await page.screenshot({ path: path.join(shots, 'shared-links.png') });
+  await page.click(`${shareRow} [data-testid=revoke]`);
+  await page.waitForSelector(`${shareRow}[data-state=revoked]`);
+  check(!(await page.$(`${shareRow} [data-testid=revoke]`)), 'a revoked link is listed as revoked, with no Revoke button');
+  const gone = await page.request.get(shareUrl);
+  check(gone.status() === 410, `a revoked share link answers 410 Gone (${gone.status()})`);
+  await page.click('[data-testid=shares-toggle]');
+  await page.waitForSelector('[data-testid=shares-panel]', { state: 'detached' });
 
   // A changed version, then restore version 1 from the history view.
   await page.setInputFiles('[data-testid=file-input]',

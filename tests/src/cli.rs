@@ -82,6 +82,13 @@ impl Cli {
         }
     }
 
+    /// The CLI pointed at `server_addr` as the holder of `token`.
+    pub fn with_token(server_addr: &str, token: &str) -> Self {
+        let mut cli = Self::new(server_addr);
+        cli.token = Some(token.to_string());
+        cli
+    }
+
     /// The CLI pointed at `server`, as its admin.
     pub fn for_server(server: &crate::server::Server) -> Self {
         let mut cli = Self::new(server.addr());

@@ -328,6 +328,11 @@ impl Server {
     /// Starts a server with a fresh data dir; with authentication on, it
     /// creates `admin` ([`ADMIN_PASSWORD`]) and the fixture logs in as them.
     pub async fn start(mut opts: ServerOpts) -> anyhow::Result<Server> {
+        // Tests run workers by hand back to back; the limits test sets
+        // its own interval.
+        if opts.get("COFFER_MANUAL_RUN_INTERVAL_SECS").is_none() {
+            opts = opts.with("COFFER_MANUAL_RUN_INTERVAL_SECS", "0");
+        }
         if opts.auth_enabled() && opts.get("COFFER_ADMIN_PASSWORD").is_none() {
             opts = opts.with("COFFER_ADMIN_PASSWORD", ADMIN_PASSWORD);
         }
@@ -629,13 +634,30 @@ pub async fn http_get_bytes(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
 /// A plain HTTP/1.1 GET on loopback with `token` as a bearer token:
 /// (status, raw head, body).
 pub async fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    http_get_with(addr, path, &headers).await
+}
+
+/// A plain HTTP/1.1 GET on loopback with extra request headers:
+/// (status, raw head, body).
+pub async fn http_get_with(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = addr.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");

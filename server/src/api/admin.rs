@@ -8,11 +8,37 @@ use tonic::{Request, Response, Status};
 
 pub struct AdminApi {
     ops: Ops,
+    /// When each worker was last run by hand: a manual pass is expensive
+    /// (a full listing of every node, a scrub), so asking again within
+    /// `Ops::manual_run_interval` is refused.
+    last_manual: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl AdminApi {
     pub fn new(ops: Ops) -> Self {
-        Self { ops }
+        Self {
+            ops,
+            last_manual: Default::default(),
+        }
+    }
+
+    /// Takes the worker's manual-run slot, or says how long to wait.
+    fn take_slot(&self, name: &str) -> Result<(), Status> {
+        let now = std::time::Instant::now();
+        let mut last = self.last_manual.lock().unwrap();
+        if let Some(at) = last.get(name) {
+            let since = now.duration_since(*at);
+            if since < self.ops.manual_run_interval {
+                let wait = self.ops.manual_run_interval - since;
+                return Err(Status::resource_exhausted(format!(
+                    "a manual {name} pass ran {:.1} s ago; ask again in {:.1} s",
+                    since.as_secs_f64(),
+                    wait.as_secs_f64()
+                )));
+            }
+        }
+        last.insert(name.to_string(), now);
+        Ok(())
     }
 }
 
@@ -106,6 +132,7 @@ impl CofferAdmin for AdminApi {
                 names.join(", ")
             )));
         };
+        self.take_slot(&r.name)?;
         let status = handle
             .run_now(r.wait)
             .await

@@ -10,10 +10,6 @@ use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Bytes per `FileResponse` message of a download: well under every
-/// client's default 4 MiB message limit.
-const DOWNLOAD_FRAME: usize = 1024 * 1024;
-
 pub struct FileStorageApi {
     files: Files,
 }
@@ -86,7 +82,19 @@ impl FileStorage for FileStorageApi {
         };
         let mut stream = req.into_inner();
         let mut upload = self.files.begin_stream(&who);
-        while let Some(msg) = stream.message().await? {
+        let idle = self.files.config().idle_timeout;
+        // A client that goes quiet is cut off after the idle time-out, and
+        // what its upload held is let go (the upload is dropped).
+        let quiet = || {
+            Status::from(crate::files::FileError::Timeout(format!(
+                "the upload sent nothing for {} s and was closed",
+                idle.as_secs()
+            )))
+        };
+        while let Some(msg) = tokio::time::timeout(idle, stream.message())
+            .await
+            .map_err(|_| quiet())??
+        {
             if name.is_none() {
                 // The name comes first: checked before any byte is stored.
                 if msg.file_name.is_empty() {
@@ -123,19 +131,10 @@ impl FileStorage for FileStorageApi {
             .files
             .open(&who, &r.file_name, version_arg(r.version))
             .await?;
-        let frames = self.files.read_chunks(chunks).flat_map(|chunk| {
-            let frames: Vec<Result<FileResponse, Status>> = match chunk {
-                Ok(bytes) => (0..bytes.len())
-                    .step_by(DOWNLOAD_FRAME)
-                    .map(|at| {
-                        Ok(FileResponse {
-                            file_data: bytes.slice(at..(at + DOWNLOAD_FRAME).min(bytes.len())),
-                        })
-                    })
-                    .collect(),
-                Err(e) => vec![Err(Status::from(e))],
-            };
-            futures::stream::iter(frames)
+        let frames = crate::download::pipe(&self.files, chunks, 0, v.size).map(|piece| {
+            piece
+                .map(|file_data| FileResponse { file_data })
+                .map_err(Status::from)
         });
         let mut resp = Response::new(Box::pin(frames) as FrameStream);
         let md = resp.metadata_mut();

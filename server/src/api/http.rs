@@ -89,29 +89,12 @@ pub fn serve(
             return resp;
         }
     };
-    // Only the chunks the range touches are read; the first and last are
-    // trimmed to it.
-    let mut offset = 0u64;
-    let mut wanted = Vec::new();
-    for c in chunks {
-        let (from, to) = (offset, offset + c.size as u64);
-        offset = to;
-        if to > start && from < end {
-            let skip = start.saturating_sub(from) as usize;
-            let take = (end.min(to) - from.max(start)) as usize;
-            wanted.push((c, skip, take));
-        }
-    }
-    let cuts: Vec<(usize, usize)> = wanted.iter().map(|&(_, s, t)| (s, t)).collect();
-    let reads = files.read_chunks(wanted.into_iter().map(|(c, _, _)| c).collect());
-    // An error after the headers are sent ends the body early; the client
-    // sees a short download rather than wrong bytes.
-    let body = Body::from_stream(reads.zip(futures::stream::iter(cuts)).map(
-        |(r, (skip, take))| {
-            r.map(|data| data.slice(skip..skip + take))
-                .map_err(std::io::Error::other)
-        },
-    ));
+    // Only the chunks the range touches are read. An error after the
+    // headers are sent ends the body early; the client sees a short
+    // download rather than wrong bytes.
+    let body = Body::from_stream(
+        crate::download::pipe(files, chunks, start, end).map(|r| r.map_err(std::io::Error::other)),
+    );
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(

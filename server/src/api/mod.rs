@@ -6,6 +6,7 @@
 //! - [`grpc`]: the `FileStorage` service, a thin adapter over [`Files`].
 //! - [`admin`]: the `CofferAdmin` service (cluster status, run a worker).
 //! - [`status`]: the one place domain errors become gRPC statuses.
+//! - [`limit`]: the time limit on unary calls.
 //! - [`http`]: `GET /download/<path>`, file downloads over plain HTTP.
 //! - [`share`]: the `CofferShare` service and `GET /s/<token>`, share
 //!   links anyone can download.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+pub mod limit;
 pub mod share;
 pub mod status;
 pub mod web;
@@ -48,6 +50,7 @@ pub async fn router(
     ops: Ops,
     auth: Auth,
     web_dir: Option<&std::path::Path>,
+    request_timeout: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let api = grpc::FileStorageApi::new(files.clone());
@@ -82,9 +85,12 @@ pub async fn router(
         .layer(tonic_web::GrpcWebLayer::new());
     let ops_for_metrics = ops.clone();
     let auth_for_metrics = auth.clone();
+    let files_for_metrics = files.clone();
     let metrics = move || {
         let ops = ops_for_metrics.clone();
         let (checks, throttled) = auth_for_metrics.counters();
+        let download_kib = files_for_metrics.download_budget_used_kib();
+        let upload_held = files_for_metrics.upload_held_bytes();
         async move {
             match ops.report().await {
                 Ok(r) => {
@@ -95,7 +101,14 @@ pub async fn router(
                          coffer_login_password_checks_total {checks}\n\
                          # HELP coffer_login_throttled_total Logins refused unchecked after recent failures.\n\
                          # TYPE coffer_login_throttled_total counter\n\
-                         coffer_login_throttled_total {throttled}\n"
+                         coffer_login_throttled_total {throttled}\n\
+                         # HELP coffer_download_buffer_bytes Bytes downloads hold read ahead (within COFFER_DOWNLOAD_MEMORY_MIB).\n\
+                         # TYPE coffer_download_buffer_bytes gauge\n\
+                         coffer_download_buffer_bytes {}\n\
+                         # HELP coffer_upload_buffer_bytes Bytes streamed uploads have received and not yet stored.\n\
+                         # TYPE coffer_upload_buffer_bytes gauge\n\
+                         coffer_upload_buffer_bytes {upload_held}\n",
+                        download_kib * 1024
                     ));
                     (StatusCode::OK, text)
                 }
@@ -112,6 +125,11 @@ pub async fn router(
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
         .fallback_service(web::routes(web_dir))
+        // Unary calls get an answer in bounded time.
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            limit::unary_timeout,
+        ))
         // Every route is behind the one authentication layer: native gRPC,
         // grpc-web (converted after it) and plain HTTP.
         .layer(axum::middleware::from_fn_with_state(auth, guard::enforce))

@@ -17,6 +17,7 @@ pub fn http_error(e: FileError) -> Response {
         tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         tonic::Code::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
         tonic::Code::AlreadyExists => StatusCode::CONFLICT,
+        tonic::Code::DeadlineExceeded => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, format!("{}\n", status.message())).into_response()
@@ -81,6 +82,7 @@ impl From<FileError> for Status {
             }
             FileError::Limit(_) => Status::resource_exhausted(msg),
             FileError::AlreadyExists(_) => Status::already_exists(msg),
+            FileError::Timeout(_) => Status::deadline_exceeded(msg),
             FileError::DataLoss(_) => {
                 tracing::error!(error = %msg, "data loss");
                 Status::data_loss(msg)
@@ -131,6 +133,7 @@ mod tests {
             (FileError::Exhausted("full".into()), Code::ResourceExhausted),
             (FileError::Limit("quota".into()), Code::ResourceExhausted),
             (FileError::AlreadyExists("a".into()), Code::AlreadyExists),
+            (FileError::Timeout("idle".into()), Code::DeadlineExceeded),
             (FileError::Internal("bug".into()), Code::Internal),
         ];
         for (err, code) in cases {

@@ -11,12 +11,14 @@ mod consistency;
 mod deploy;
 mod embedded;
 mod harness;
+mod limits;
 mod meta;
 mod recovery;
 mod replication;
 mod scale_out;
 mod seed;
 mod sessions;
+mod sharing;
 mod versions;
 mod web;
 

@@ -101,8 +101,10 @@ async fn files_download_over_plain_http_by_version() {
     assert!(body == v2, "latest version differs");
     let lower = head.to_lowercase();
     assert!(
-        lower
-            .contains("content-disposition: attachment; filename*=utf-8''my%20report%20%c3%bc.bin"),
+        lower.contains(
+            "content-disposition: attachment; filename=\"my report _.bin\"; \
+             filename*=utf-8''my%20report%20%c3%bc.bin"
+        ),
         "{head}"
     );
     assert!(
@@ -112,6 +114,34 @@ async fn files_download_over_plain_http_by_version() {
     let (code, _, body) = server.get_bytes(&format!("{url}?version=1")).await;
     assert_eq!(code, 200);
     assert!(body == v1, "version 1 differs");
+
+    // Ranges: across chunk boundaries, a suffix, and one outside the file.
+    let bearer = format!("Bearer {}", server.token().unwrap());
+    let ranged = |range: &'static str| {
+        let (addr, bearer) = (server.addr().to_string(), bearer.clone());
+        async move {
+            coffer_tests::server::http_get_with(
+                &addr,
+                &format!("{url}?version=1"),
+                &[("Authorization", &bearer), ("Range", range)],
+            )
+            .await
+        }
+    };
+    let (code, head, body) = ranged("bytes=1000000-4500000").await;
+    assert_eq!(code, 206, "{head}");
+    assert!(body == v1[1_000_000..=4_500_000], "a middle range differs");
+    let want = format!("content-range: bytes 1000000-4500000/{}", v1.len());
+    assert!(head.to_lowercase().contains(&want), "{head}");
+    let (code, _, body) = ranged("bytes=-10").await;
+    assert_eq!(code, 206);
+    assert!(body == v1[v1.len() - 10..], "the suffix differs");
+    let (code, head, _) = ranged("bytes=99999999-").await;
+    assert_eq!(code, 416, "{head}");
+    // A malformed range is ignored: the whole file.
+    let (code, _, body) = ranged("pages=1-2").await;
+    assert_eq!(code, 200);
+    assert!(body == v1);
 
     assert_eq!(server.get_bytes("/download/docs/missing.bin").await.0, 404);
     assert_eq!(server.get_bytes(&format!("{url}?version=9")).await.0, 404);

@@ -1,0 +1,387 @@
+//! Limits that keep one client from exhausting the server: open sessions
+//! per user, plans of tiny chunks, the server-wide download memory budget
+//! against stalled readers, the idle time-out on silent uploads, paged
+//! version lists, spaced manual worker runs, the header time-out, and the
+//! content hash the server checks instead of trusting.
+
+use coffer_proto::pb::{
+    ChunkRef, FileDownloadRequest, FileMetadataRequest, FileRequest, FinishUploadRequest,
+    ListVersionsRequest, PutChunkRequest, RunWorkerRequest, StartUploadRequest,
+};
+use coffer_tests::data::{download, pattern, session_plan, upload_bytes};
+use coffer_tests::server::{Server, ServerOpts};
+use std::time::Duration;
+use tonic::Code;
+
+/// A gauge from the server's `/metrics`.
+async fn gauge(server: &Server, name: &str) -> u64 {
+    let (code, _, text) = server.get("/metrics").await;
+    assert_eq!(code, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// The resident set of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn open_upload_sessions_are_capped_per_user() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_MAX_OPEN_UPLOADS", "3"))
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let (req, _) = session_plan(&format!("s{i}.bin"), &pattern(1000, i));
+        open.push(c.start_upload(req).await.unwrap().into_inner().upload_id);
+    }
+    let (req, chunks) = session_plan("s3.bin", &pattern(1000, 3));
+    let err = c.start_upload(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("at most 3"), "{err:?}");
+    // Someone else has their own allowance.
+    let bob = server.add_user("bob", "bob-password-1", false).await;
+    let mut b = server.client_as(Some(&bob)).await;
+    b.start_upload(req.clone()).await.unwrap();
+    // Finishing one frees a place.
+    let (plan0, chunks0) = session_plan("s0.bin", &pattern(1000, 0));
+    assert_eq!(plan0.chunks.len(), 1);
+    c.put_chunk(PutChunkRequest {
+        upload_id: open[0].clone(),
+        chunk_id: chunks0[0].0.clone(),
+        data: chunks0[0].1.clone(),
+    })
+    .await
+    .unwrap();
+    c.finish_upload(FinishUploadRequest {
+        upload_id: open[0].clone(),
+    })
+    .await
+    .unwrap();
+    let started = c.start_upload(req).await.unwrap().into_inner();
+    assert_eq!(started.missing_chunks, [chunks[0].0.clone()]);
+}
+
+#[tokio::test]
+async fn a_plan_of_tiny_chunks_or_a_wrong_content_hash_is_refused_and_stores_nothing() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+    // 60,000 made-up chunks of 1 KiB: the bookkeeping attack (as many as
+    // fit in one message).
+    let chunks: Vec<ChunkRef> = (0..60_000u32)
+        .map(|i| ChunkRef {
+            id: blake3::hash(&i.to_le_bytes()).to_hex().to_string(),
+            size: 1024,
+        })
+        .collect();
+    let hash = coffer_proto::chunking::content_hash(chunks.iter().map(|c| c.id.as_str())).unwrap();
+    let err = c
+        .start_upload(StartUploadRequest {
+            file_name: "tiny.bin".into(),
+            size: 60_000 * 1024,
+            chunks,
+            content_hash: hash,
+            upload_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("chunking minimum"), "{err:?}");
+
+    // A real plan with a hash that is not the one of its chunks: zeros,
+    // the whole content's plain BLAKE3, or the right one in upper case.
+    let data = pattern(3 * 1024 * 1024, 5);
+    for wrong in [
+        "0".repeat(64),
+        blake3::hash(&data).to_hex().to_string(),
+        coffer_proto::chunking::content_hash_of(&data).to_uppercase(),
+    ] {
+        let (mut req, _) = session_plan("claimed.bin", &data);
+        req.content_hash = wrong.clone();
+        let err = c.start_upload(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{wrong}: {err:?}");
+    }
+    for name in ["tiny.bin", "claimed.bin"] {
+        let err = c
+            .get_metadata(FileMetadataRequest {
+                file_name: name.into(),
+                version: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{name} was stored");
+    }
+    // The server's own hash is what a streamed upload gets, and what the
+    // session with the right claim commits.
+    let up = upload_bytes(&mut c, "streamed.bin", &data).await.unwrap();
+    assert_eq!(
+        up.content_hash,
+        coffer_proto::chunking::content_hash_of(&data)
+    );
+    let (req, _) = session_plan("claimed.bin", &data);
+    let started = c.start_upload(req).await.unwrap().into_inner();
+    assert!(started.missing_chunks.is_empty(), "deduplicated");
+    let v = c
+        .finish_upload(FinishUploadRequest {
+            upload_id: started.upload_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.content_hash, up.content_hash);
+}
+
+#[tokio::test]
+async fn stalled_downloads_stay_within_the_memory_budget_while_others_download() {
+    const BUDGET_MIB: u64 = 32;
+    const STALLED: usize = 200;
+    let server = Server::start(
+        ServerOpts::embedded()
+            .process()
+            .with("COFFER_DOWNLOAD_MEMORY_MIB", &BUDGET_MIB.to_string()),
+    )
+    .await
+    .unwrap();
+    let pid = server.pid().expect("a process of its own");
+    let data = pattern(24 * 1024 * 1024, 9);
+    let mut c = server.client().await;
+    upload_bytes(&mut c, "big.bin", &data).await.unwrap();
+    // Warm up the paths a download takes, then measure from here.
+    assert!(download(&mut c, "big.bin", 0).await.unwrap() == data);
+    let before = rss(pid);
+
+    // One connection, 200 downloads that read one message and stop.
+    let stalled_client = server.client().await;
+    let opened = futures::future::join_all((0..STALLED).map(|_| {
+        let mut c = stalled_client.clone();
+        async move {
+            let mut s = c
+                .download_file(FileDownloadRequest {
+                    file_name: "big.bin".into(),
+                    version: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            s.message().await.unwrap().expect("a first piece");
+            s
+        }
+    }));
+    // The server serves 128 calls per connection at once; the rest wait
+    // in the client. Those that got through are all stalled now.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let first_wave = tokio::spawn(opened);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Meanwhile another client, on its own connection, downloads it all.
+    let mut other = server.client().await;
+    let t = std::time::Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(120), download(&mut other, "big.bin", 0))
+        .await
+        .expect("the other client's download finishes")
+        .unwrap();
+    assert!(got == data, "the other client got other bytes");
+    println!(
+        "the other client's download took {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let buffered = gauge(&server, "coffer_download_buffer_bytes").await;
+    assert!(
+        buffered <= BUDGET_MIB << 20,
+        "{buffered} bytes held read ahead"
+    );
+    sampler.abort();
+    let grew = peak
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before);
+    // The budget, plus what the network layer buffers per open call (a
+    // piece queued, a piece encoded, 256 KiB of HTTP/2 send buffer), plus
+    // slack for the allocator. Without the budget each stalled call kept
+    // its whole read-ahead: 24 MiB each here, gigabytes in all.
+    let allowed = (BUDGET_MIB << 20) + 128 * (1 << 20) + (64 << 20);
+    println!(
+        "server RSS grew {} MiB with {STALLED} stalled downloads (allowed {} MiB)",
+        grew >> 20,
+        allowed >> 20
+    );
+    assert!(grew < allowed, "RSS grew {} MiB", grew >> 20);
+    // Dropping the calls releases them.
+    first_wave.abort();
+}
+
+#[tokio::test]
+async fn a_silent_upload_is_closed_after_the_idle_time_out_and_its_buffers_let_go() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_IDLE_TIMEOUT_SECS", "2"))
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<FileRequest>(4);
+    // 3 MiB: less than the largest chunk, so the server holds it all while
+    // it waits for more.
+    tx.send(FileRequest {
+        file_name: "silent.bin".into(),
+        file_data: pattern(3 * 1024 * 1024, 1).into(),
+    })
+    .await
+    .unwrap();
+    let call = tokio::spawn(async move {
+        c.upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    // The server holds the bytes while the client says nothing more...
+    let mut held = 0;
+    for _ in 0..100 {
+        held = gauge(&server, "coffer_upload_buffer_bytes").await;
+        if held > 0 || call.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held, 3 * 1024 * 1024, "the upload's bytes are held");
+    // ...until the idle time-out closes the call, though the client never
+    // closes its side.
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("sent nothing"), "{err:?}");
+    assert_eq!(gauge(&server, "coffer_upload_buffer_bytes").await, 0);
+    drop(tx);
+    let mut c = server.client().await;
+    let err = c
+        .get_metadata(FileMetadataRequest {
+            file_name: "silent.bin".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn five_thousand_versions_list_in_pages() {
+    const VERSIONS: u64 = 5_000;
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let c = server.client().await;
+    // Sixteen writers; the server numbers the versions one at a time.
+    let writers = (0..16u64).map(|w| {
+        let mut c = c.clone();
+        async move {
+            for i in (w..VERSIONS).step_by(16) {
+                upload_bytes(&mut c, "many.txt", format!("v{i}").as_bytes())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    let mut c = c.clone();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = c
+            .list_versions(ListVersionsRequest {
+                file_name: "many.txt".into(),
+                page_size: 0,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.versions.len() <= 100, "the default page is 100");
+        pages += 1;
+        seen.extend(page.versions.iter().map(|v| v.version_number));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 50);
+    let want: Vec<u64> = (1..=VERSIONS).rev().collect();
+    assert_eq!(seen, want, "every version once, newest first");
+    // A page never exceeds 1000, whatever is asked.
+    let page = c
+        .list_versions(ListVersionsRequest {
+            file_name: "many.txt".into(),
+            page_size: 100_000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.versions.len(), 1000);
+    let err = c
+        .list_versions(ListVersionsRequest {
+            file_name: "many.txt".into(),
+            page_size: 10,
+            page_token: "not-a-token".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn manual_worker_runs_are_for_admins_and_spaced() {
+    let server =
+        Server::start(ServerOpts::embedded().with("COFFER_MANUAL_RUN_INTERVAL_SECS", "3600"))
+            .await
+            .unwrap();
+    let mut admin = server.admin().await;
+    let run = |name: &str| RunWorkerRequest {
+        name: name.into(),
+        wait: false,
+    };
+    admin.run_worker(run("gc")).await.unwrap();
+    let err = admin.run_worker(run("gc")).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("ask again in"), "{err:?}");
+    // Each worker has its own interval.
+    admin.run_worker(run("scrub")).await.unwrap();
+    let bob = server.add_user("bob", "bob-password-1", false).await;
+    let mut as_bob = coffer_proto::pb::coffer_admin_client::CofferAdminClient::new(
+        server.channel_as(Some(&bob)).await,
+    );
+    let err = as_bob.run_worker(run("repair")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(ServerOpts::embedded().with("COFFER_HEADER_TIMEOUT_SECS", "1"))
+        .await
+        .unwrap();
+    let host = server.addr().trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // The server hangs up (with or without a 408); it does not wait forever.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "still connected after 30 s");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(!text.contains("200 OK"), "{text}");
+    // A whole request is answered as ever.
+    assert_eq!(server.get("/healthz").await.0, 200);
+}
