@@ -1,4 +1,5 @@
-//! The SDK client for this origin, files read in slices, and formatting.
+//! The SDK client for this origin (and URLs on it), files read in
+//! slices, and formatting.
 
 use bytes::Bytes;
 use coffer_client::{web::WebTransport, ChunkSource, ClientError, Coffer};
@@ -13,12 +14,26 @@ pub fn set_token(token: Option<String>) {
     TOKEN.with(|t| *t.borrow_mut() = token);
 }
 
+/// This page's origin, e.g. `https://files.example.com`.
+pub fn origin() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default()
+}
+
+/// A path on this server (`/s/…`) as a URL that works anywhere (a URL
+/// that already names its host is kept as it is).
+pub fn absolute(path: &str) -> String {
+    if path.starts_with('/') {
+        format!("{}{path}", origin())
+    } else {
+        path.to_string()
+    }
+}
+
 /// A client of the server that served this page, as the signed-in user.
 pub fn client() -> Coffer<WebTransport> {
-    let origin = web_sys::window()
-        .and_then(|w| w.location().origin().ok())
-        .unwrap_or_default();
-    let mut c = coffer_client::web::connect(&origin);
+    let mut c = coffer_client::web::connect(&origin());
     if let Some(t) = TOKEN.with(|t| t.borrow().clone()) {
         let _ = c.login(&t);
     }

@@ -1,8 +1,10 @@
 //! The file browser: folders from `/` in paths, sorting, paging, replica
-//! health, downloads of any version, version history with restore, and
-//! delete with undo.
+//! health, downloads of any version, version history with restore,
+//! delete with undo, and a Share button per file (the dialog lives in
+//! [`crate::shares`]).
 
 use crate::api;
+use crate::shares::ShareDialog;
 use crate::Banner;
 use coffer_client::format::human_size;
 use coffer_client::Metadata;
@@ -83,6 +85,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let page = RwSignal::new(0usize);
     let history = RwSignal::new(None::<(String, Vec<Metadata>)>);
     let undo = RwSignal::new(None::<(String, u64)>);
+    // The file (name, version number) the share dialog is open for.
+    let sharing = RwSignal::new(None::<(String, u64)>);
 
     Effect::new(move |_| {
         refresh.track();
@@ -247,7 +251,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                     let name = m.file_name.clone();
                                     let base = name.rsplit('/').next().unwrap_or(&name).to_string();
                                     let (label, class) = health(&m);
-                                    let (n1, n2, n3) = (name.clone(), name.clone(), name.clone());
+                                    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
                                     let number = m.version_number;
                                     view! {
                                         <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
@@ -262,6 +266,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                                     on:click=move |ev| { ev.prevent_default(); download(n3.clone(), number) }>"Download"</a>
                                                 <button class="link" data-testid="history"
                                                     on:click=move |_| open_history(n1.clone())>"Versions"</button>
+                                                <button class="link" data-testid="share"
+                                                    on:click=move |_| sharing.set(Some((n4.clone(), number)))>"Share"</button>
                                                 <button class="link danger" data-testid="delete"
                                                     on:click=move |_| delete(n2.clone())>"Delete"</button>
                                             </td>
@@ -306,6 +312,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                     </ul>
                 </aside>
             </Show>
+            <ShareDialog target=sharing />
         </section>
     }
 }

@@ -7,11 +7,18 @@
 //!   committing, with progress and cancel per file.
 //! - [`browser`]: the file browser: folders, sorting, paging, versions,
 //!   restore, delete with undo, downloads.
+//! - [`shares`]: share links: the dialog that makes one, the list that
+//!   shows and revokes them.
+//! - [`quota`]: the user's storage use against their quota.
+//! - [`clipboard`]: copying text to the clipboard.
 //! - [`session`]: signing in and out, silent token refresh.
 
 mod api;
 mod browser;
+mod clipboard;
+mod quota;
 mod session;
+mod shares;
 mod uploads;
 
 use leptos::prelude::*;
@@ -31,13 +38,20 @@ fn App() -> impl IntoView {
     };
     provide_context(banner);
     provide_context(auth);
+    shares::Shares::provide();
     session::start(auth);
     let signed_in = move || auth.session.get().is_some();
+    // Only a change of user (or signing out) re-keys the app below; a
+    // silent token refresh replaces the session but not the user.
+    let user = Memo::new(move |_| auth.session.get().map(|s| s.username));
     view! {
         <header class="top">
             <h1>"Coffer"</h1>
             <span class="tagline">"your files, replicated"</span>
-            <session::UserMenu />
+            <Show when=signed_in>
+                <shares::Toggle />
+            </Show>
+            <session::UserMenu refresh=refresh />
         </header>
         <Show when=move || banner.0.get().is_some()>
             <div class="banner" role="alert" data-testid="error-banner">
@@ -50,8 +64,9 @@ fn App() -> impl IntoView {
                 <session::Login />
             </Show>
             // Keyed on the user: a new sign-in starts from a fresh state.
-            {move || auth.session.get().map(|s| view! {
-                <div data-user=s.username>
+            {move || user.get().map(|u| view! {
+                <div data-user=u>
+                    <shares::SharedLinks />
                     <uploads::Uploads refresh=refresh />
                     <browser::Browser refresh=refresh />
                 </div>

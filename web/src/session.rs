@@ -1,9 +1,10 @@
-//! Logging in and out: the login form, the signed-in user's name with a
-//! logout button, and the access token refreshed in the background before
-//! it expires. The refresh token stays in this tab's session storage, so
-//! a reload signs back in silently; the access token lives in memory only.
+//! Logging in and out: the login form, the signed-in user's name (with
+//! their storage use, see [`crate::quota`]) and a logout button, and the
+//! access token refreshed in the background before it expires. The
+//! refresh token stays in this tab's session storage, so a reload signs
+//! back in silently; the access token lives in memory only.
 
-use crate::api;
+use crate::{api, quota};
 use coffer_client::pb::LoginResponse;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -149,10 +150,13 @@ pub fn Login() -> impl IntoView {
     }
 }
 
-/// The signed-in user's name and a logout button.
+/// The signed-in user's name, their storage use (reloaded with the file
+/// list: `refresh`) and a logout button.
 #[component]
-pub fn UserMenu() -> impl IntoView {
+pub fn UserMenu(refresh: RwSignal<u64>) -> impl IntoView {
     let auth = expect_context::<Auth>();
+    // Keyed on the user, so a silent token refresh keeps the figures.
+    let user = Memo::new(move |_| auth.session.get().map(|s| s.username));
     let logout = move |_| {
         let refresh = auth
             .session
@@ -167,7 +171,8 @@ pub fn UserMenu() -> impl IntoView {
     };
     view! {
         <span class="user">
-            <span data-testid="whoami">{move || auth.session.get().map(|s| s.username).unwrap_or_default()}</span>
+            <span data-testid="whoami">{move || user.get().unwrap_or_default()}</span>
+            {move || user.get().map(|_| view! { <quota::Quota refresh=refresh /> })}
             <Show when=move || auth.session.get().is_some_and(|s| s.refresh.is_some())>
                 <button class="link" data-testid="logout" on:click=logout>"Sign out"</button>
             </Show>
