@@ -51,7 +51,10 @@ pub fn pipe(
     let result = outcome.clone();
     tokio::spawn(async move {
         let r = producer.run(start, end).await;
+        // The outcome first: the reader looks at it once the channel
+        // closes, which dropping the producer (its sender) does.
         *result.lock().unwrap() = r.err();
+        drop(producer);
     });
     futures::stream::unfold(
         (rx, outcome, false),
@@ -89,7 +92,7 @@ enum Sent {
 impl Producer {
     /// Sends bytes `start..end`; `Ok` once all are handed on (or the reader
     /// left).
-    async fn run(self, start: u64, end: u64) -> Result<(), FileError> {
+    async fn run(&self, start: u64, end: u64) -> Result<(), FileError> {
         let mut pos = start;
         let mut idle_since = Instant::now();
         'read: while pos < end {

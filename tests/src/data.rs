@@ -101,6 +101,20 @@ async fn download_each(
     Ok(())
 }
 
+/// Whether `name` exists (any version): `false` on NOT_FOUND, a panic on
+/// any other failure.
+pub async fn is_stored(client: &mut FileStorageClient<Conn>, name: &str) -> bool {
+    let req = coffer_proto::pb::FileMetadataRequest {
+        file_name: name.to_string(),
+        version: 0,
+    };
+    match client.get_metadata(req).await {
+        Ok(_) => true,
+        Err(s) if s.code() == tonic::Code::NotFound => false,
+        Err(s) => panic!("metadata of {name}: {s:?}"),
+    }
+}
+
 /// Downloads version `version` (0 = latest) whole.
 pub async fn download(
     client: &mut FileStorageClient<Conn>,

@@ -66,16 +66,21 @@ pub struct TicketScope {
     pub version: u64,
 }
 
-/// The middleware.
-pub async fn enforce(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
-    let content_type = req
-        .headers()
+/// The request's content type if it is gRPC or grpc-web: a refusal then
+/// goes back as a gRPC status in that content type.
+pub fn grpc_content_type(req: &Request) -> Option<header::HeaderValue> {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .cloned()
         .filter(|v| {
             v.to_str()
                 .is_ok_and(|ct| ct.starts_with("application/grpc"))
-        });
+        })
+}
+
+/// The middleware.
+pub async fn enforce(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    let content_type = grpc_content_type(&req);
     let need = need(req.uri().path());
     let authorization = req
         .headers()

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use coffer_proto::chunking::chunk_id;
 use coffer_proto::pb::coffer_admin_client::CofferAdminClient;
 use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
+use coffer_proto::pb::coffer_share_client::CofferShareClient;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::*;
 use coffer_tests::cli::Cli;
@@ -222,6 +223,36 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
             })
             .await
             .map(drop),
+        ),
+    ));
+    let mut share = CofferShareClient::new(ch.clone());
+    let made = share
+        .create_share_link(CreateShareLinkRequest {
+            file_name: "keep.txt".into(),
+            ..Default::default()
+        })
+        .await;
+    let id = made
+        .as_ref()
+        .map(|r| r.get_ref().id.clone())
+        .unwrap_or_default();
+    out.push(("CreateShareLink", code(made.map(drop))));
+    out.push((
+        "ListShareLinks",
+        code(
+            share
+                .list_share_links(ListShareLinksRequest {})
+                .await
+                .map(drop),
+        ),
+    ));
+    out.push((
+        "RevokeShareLink",
+        code(
+            share
+                .revoke_share_link(RevokeShareLinkRequest { id })
+                .await
+                .map(drop),
         ),
     ));
     let mut refl =

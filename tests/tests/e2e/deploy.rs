@@ -223,6 +223,24 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
         !env.contains_key("COFFER_AUTH"),
         "authentication switched off"
     );
+    // The download budget (or its default) fits the memory limit twice
+    // over: the rest is for uploads, the metadata and the network.
+    let limit = s(&container["resources"]["limits"]["memory"]);
+    let limit_mib: u64 = match limit.strip_suffix("Gi") {
+        Some(g) => g.parse::<u64>().unwrap() * 1024,
+        None => limit
+            .strip_suffix("Mi")
+            .expect("a memory limit in Mi or Gi")
+            .parse()
+            .unwrap(),
+    };
+    let budget: u64 = env
+        .get("COFFER_DOWNLOAD_MEMORY_MIB")
+        .map_or(256, |v| v.parse().unwrap());
+    assert!(
+        budget * 2 <= limit_mib,
+        "{budget} MiB of downloads in {limit}"
+    );
     let pod = &coffer["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::from(true));
     assert_ne!(s(&pod["securityContext"]["runAsUser"]), "0");

@@ -155,7 +155,13 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     for v1alpha in [false, true] {
         let names = reflected_services(&server, v1alpha).await;
-        for want in ["FileStorage", "CofferAdmin", "grpc.health.v1.Health"] {
+        for want in [
+            "FileStorage",
+            "CofferAdmin",
+            "CofferAuth",
+            "CofferShare",
+            "grpc.health.v1.Health",
+        ] {
             assert!(
                 names.iter().any(|n| n == want),
                 "v1alpha={v1alpha}: {want} missing from {names:?}"
