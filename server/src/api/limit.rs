@@ -24,14 +24,7 @@ pub async fn unary_timeout(State(limit): State<Duration>, req: Request, next: Ne
     if streams(req.uri().path()) {
         return next.run(req).await;
     }
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .cloned()
-        .filter(|v| {
-            v.to_str()
-                .is_ok_and(|ct| ct.starts_with("application/grpc"))
-        });
+    let grpc = super::guard::grpc_content_type(&req);
     let path = req.uri().path().to_string();
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,

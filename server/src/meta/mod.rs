@@ -90,6 +90,28 @@ pub fn quota_message(used: u64, more: u64, quota: u64) -> String {
     )
 }
 
+/// Content hashes of chunk lists given as `(key, chunk id)` rows ordered
+/// by key, then by position (a key with no chunk has a `None` row): what
+/// both backends' migration to the chunk-id content hash recomputes.
+pub fn content_hashes(
+    rows: impl IntoIterator<Item = (String, Option<String>)>,
+) -> Result<Vec<(String, String)>, MetaError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut cur: Option<(String, coffer_proto::chunking::ContentHasher)> = None;
+    for (key, chunk) in rows {
+        if cur.as_ref().is_none_or(|(k, _)| *k != key) {
+            out.extend(cur.take().map(|(k, h)| (k, h.finish())));
+            cur = Some((key, Default::default()));
+        }
+        if let (Some(c), Some((_, h))) = (chunk, cur.as_mut()) {
+            h.push_id(&c)
+                .map_err(|e| MetaError::Backend(e.to_string()))?;
+        }
+    }
+    out.extend(cur.take().map(|(k, h)| (k, h.finish())));
+    Ok(out)
+}
+
 /// The refusal of one session too many; both backends say the same.
 pub fn sessions_message(max_open: u32) -> String {
     format!(

@@ -176,24 +176,8 @@ CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
 /// Content hashes became a hash over the chunk ids: recompute every
 /// version's and open session's from the chunk lists (migration 6).
 async fn rehash_versions(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), MetaError> {
-    use coffer_proto::chunking::ContentHasher;
-    let hashes = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<(String, String)>, MetaError> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        let mut cur: Option<(String, ContentHasher)> = None;
-        for r in rows {
-            let key: String = r.get(0);
-            let chunk: Option<String> = r.get(1);
-            if cur.as_ref().is_none_or(|(k, _)| *k != key) {
-                out.extend(cur.take().map(|(k, h)| (k, h.finish())));
-                cur = Some((key, ContentHasher::new()));
-            }
-            if let (Some(c), Some((_, h))) = (chunk, cur.as_mut()) {
-                h.push_id(&c)
-                    .map_err(|e| MetaError::Backend(e.to_string()))?;
-            }
-        }
-        out.extend(cur.take().map(|(k, h)| (k, h.finish())));
-        Ok(out)
+    let hashes = |rows: Vec<tokio_postgres::Row>| {
+        crate::meta::content_hashes(rows.iter().map(|r| (r.get(0), r.get(1))))
     };
     let rows = tx
         .query(

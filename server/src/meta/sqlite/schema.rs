@@ -190,27 +190,11 @@ const RUST_STEPS: &[(usize, RustStep)] = &[(5, rehash_versions)];
 fn rehash_versions(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
     let lists = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
         let mut stmt = tx.prepare(sql)?;
-        let mut rows = stmt.query([])?;
-        let mut out: Vec<(String, String)> = Vec::new();
-        let mut cur: Option<(String, coffer_proto::chunking::ContentHasher)> = None;
-        while let Some(r) = rows.next()? {
-            let key: String = r.get(0)?;
-            let chunk: Option<String> = r.get(1)?;
-            if cur.as_ref().is_none_or(|(k, _)| *k != key) {
-                if let Some((k, h)) = cur.take() {
-                    out.push((k, h.finish()));
-                }
-                cur = Some((key, Default::default()));
-            }
-            if let (Some(c), Some((_, h))) = (chunk, cur.as_mut()) {
-                h.push_id(&c)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            }
-        }
-        if let Some((k, h)) = cur.take() {
-            out.push((k, h.finish()));
-        }
-        Ok(out)
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        crate::meta::content_hashes(rows)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
     };
     let versions = lists(
         "SELECT v.file_id || ':' || v.number, vc.chunk_id FROM versions v
