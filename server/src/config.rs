@@ -130,8 +130,10 @@ pub struct Config {
     /// MiB of one download read from the nodes ahead of what is sent.
     #[arg(long, env = "COFFER_READ_AHEAD_MIB", default_value_t = 32)]
     pub read_ahead_mib: usize,
-    /// MiB all downloads together may hold read ahead, server-wide: many
-    /// stalled clients cannot pin more.
+    /// MiB all downloads together may hold, server-wide: half read ahead
+    /// from the nodes, half reserved by open downloads (448 KiB each) for
+    /// their pipes and network buffers. Many stalled clients cannot pin
+    /// more; downloads beyond what fits wait for one to end.
     #[arg(long, env = "COFFER_DOWNLOAD_MEMORY_MIB", default_value_t = 256)]
     pub download_memory_mib: usize,
     /// Open upload sessions one user may have at once.

@@ -3,26 +3,27 @@
 //! [`Files::read_chunks`]) and hands a byte range on in small pieces
 //! through a one-piece channel.
 //!
-//! A stalled client, one that stops taking pieces, pins at most a piece
-//! here and what the network layer buffers; never its read-ahead: when
+//! Each open download holds its pipe's share of the server-wide budget
+//! ([`crate::budget::PIPE_BYTES`]) from before its first read until both
+//! ends of the pipe are gone, so what the pipe and the network layer
+//! buffer for it is counted too. A stalled client, one that stops taking
+//! pieces, pins no more than that share; never its read-ahead: when
 //! other downloads are short of room, a download stalled for
 //! [`STALL_GRACE`] gives its chunks back and reads them again once its
 //! client resumes. One that takes nothing for the idle time-out is ended
 //! with an error, never cut short silently.
 
+use crate::budget::PipeRoom;
 use crate::files::{FileError, Files};
 use crate::meta::ChunkRef;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Bytes handed on at a time (a gRPC message, an HTTP body frame). Each
-/// piece is copied out of its chunk, so a piece waiting for a stalled
-/// client pins only itself.
-pub const PIECE: usize = 128 * 1024;
+pub use crate::budget::PIECE;
 
 /// How long a download may hold read-ahead while its client takes nothing
 /// and others wait for room.
@@ -36,41 +37,50 @@ pub fn pipe(
     end: u64,
 ) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
     let (tx, rx) = mpsc::channel(1);
-    // What the reader sees once the pieces run out: set to `None` only by
-    // a producer that sent everything, so a task that dies (or is ended)
-    // never looks like a complete download.
-    let outcome = Arc::new(Mutex::new(Some(FileError::Internal(
-        "the download ended early".into(),
-    ))));
+    let shared = Arc::new(Shared {
+        // What the reader sees once the pieces run out: set to `None` only
+        // by a producer that sent everything, so a task that dies (or is
+        // ended) never looks like a complete download.
+        outcome: Mutex::new(Some(FileError::Internal("the download ended early".into()))),
+        room: OnceLock::new(),
+    });
     let producer = Producer {
         files: files.clone(),
         chunks,
         tx,
         idle: files.config().idle_timeout,
     };
-    let result = outcome.clone();
+    let ours = shared.clone();
     tokio::spawn(async move {
+        // Room for the pipe first: at the budget, downloads wait in order.
+        let _ = ours
+            .room
+            .set(producer.files.download_budget().pipe_room().await);
         let r = producer.run(start, end).await;
         // The outcome first: the reader looks at it once the channel
         // closes, which dropping the producer (its sender) does.
-        *result.lock().unwrap() = r.err();
+        *ours.outcome.lock().unwrap() = r.err();
         drop(producer);
     });
-    futures::stream::unfold(
-        (rx, outcome, false),
-        |(mut rx, outcome, ended)| async move {
-            if ended {
-                return None;
+    futures::stream::unfold((rx, shared, false), |(mut rx, shared, ended)| async move {
+        if ended {
+            return None;
+        }
+        match rx.recv().await {
+            Some(piece) => Some((Ok(piece), (rx, shared, false))),
+            None => {
+                let failed = shared.outcome.lock().unwrap().take();
+                failed.map(|e| (Err(e), (rx, shared, true)))
             }
-            match rx.recv().await {
-                Some(piece) => Some((Ok(piece), (rx, outcome, false))),
-                None => {
-                    let failed = outcome.lock().unwrap().take();
-                    failed.map(|e| (Err(e), (rx, outcome, true)))
-                }
-            }
-        },
-    )
+        }
+    })
+}
+
+/// What both ends of a pipe hold: the room it takes in the budget, given
+/// back when the last end is dropped, and how it ended.
+struct Shared {
+    outcome: Mutex<Option<FileError>>,
+    room: OnceLock<PipeRoom>,
 }
 
 struct Producer {
@@ -110,21 +120,27 @@ impl Producer {
             }
             let mut at = first.unwrap_or(pos);
             let mut reads = Box::pin(self.files.read_chunks(wanted));
-            while let Some(data) = reads.next().await {
-                let data = data?;
-                let chunk_end = at + data.len() as u64;
+            while let Some(chunk) = reads.next().await {
+                let chunk = chunk?;
+                let chunk_end = at + chunk.data.len() as u64;
                 let stop = chunk_end.min(end);
-                while pos < stop {
+                let mut chunk = Some(chunk);
+                while let Some(held) = chunk.as_ref().filter(|_| pos < stop) {
                     let from = (pos - at) as usize;
                     let to = (from + PIECE).min((stop - at) as usize);
-                    let piece = Bytes::copy_from_slice(&data[from..to]);
+                    let piece = Bytes::copy_from_slice(&held.data[from..to]);
+                    if at + to as u64 == stop {
+                        // The last piece is copied out: the chunk and its
+                        // room in the budget go back before the wait.
+                        chunk = None;
+                    }
                     match self.send(piece, &mut idle_since).await? {
                         Sent::Yes => pos += (to - from) as u64,
                         Sent::ReaderGone => return Ok(()),
                         Sent::Stalled => {
                             // Give every chunk back, wait for the reader,
                             // then read again from where it stopped.
-                            drop(data);
+                            drop(chunk);
                             drop(reads);
                             self.wait_for_reader(&mut idle_since).await?;
                             continue 'read;
@@ -151,7 +167,7 @@ impl Producer {
                 Ok(Err(_)) => return Ok(Sent::ReaderGone),
                 Err(_) => {
                     self.check_idle(*idle_since)?;
-                    if self.files.downloads_pressed() {
+                    if self.files.download_budget().pressed() {
                         return Ok(Sent::Stalled);
                     }
                 }

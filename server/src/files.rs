@@ -12,6 +12,7 @@
 //! every chunk is stored on at least W nodes; before that nothing of the
 //! upload is visible.
 
+use crate::budget::DownloadBudget;
 use crate::caller::Caller;
 use crate::cluster::{Cluster, ClusterError};
 use crate::meta::{
@@ -49,8 +50,9 @@ pub struct FilesConfig {
     pub session_ttl: Duration,
     /// Open upload sessions one user may have at once.
     pub max_open_sessions: u32,
-    /// Bytes all downloads together may hold read from the nodes and not
-    /// yet handed to the network (read-ahead), server-wide.
+    /// Bytes all downloads together may hold, server-wide: read from the
+    /// nodes ahead of their clients, and waiting in pipes and network
+    /// buffers (see [`crate::budget`]).
     pub download_memory_bytes: usize,
     /// A download whose client takes nothing for this long is ended, and
     /// a streamed upload that sends nothing for this long is closed.
@@ -177,27 +179,40 @@ pub struct SessionStatus {
     pub hash: String,
 }
 
+/// Download budgets are never closed.
+const OPEN: &str = "the download budget is open";
+
+/// A chunk read for a download, verified. It counts against the download
+/// budget (its stream's read-ahead and the server's) until dropped.
+pub struct HeldChunk {
+    pub data: Bytes,
+    _room: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+}
+
 /// The file service. Cheap to clone.
 #[derive(Clone)]
 pub struct Files {
     meta: Meta,
     cluster: Arc<Cluster>,
     cfg: FilesConfig,
-    /// The server-wide download budget, in KiB (see
+    /// The server-wide download budget (see
     /// [`FilesConfig::download_memory_bytes`]).
-    budget: Arc<tokio::sync::Semaphore>,
+    budget: DownloadBudget,
     /// Bytes streamed uploads have received and not yet stored.
     upload_held: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
-        let budget_kib = (cfg.download_memory_bytes / 1024).max(2 * MAX_CHUNK / 1024);
+        let budget = DownloadBudget::new(cfg.download_memory_bytes);
         Self {
             meta,
             cluster,
             cfg,
-            budget: Arc::new(tokio::sync::Semaphore::new(budget_kib)),
+            budget,
             upload_held: Arc::default(),
         }
     }
@@ -211,17 +226,9 @@ impl Files {
         &self.cfg
     }
 
-    /// Whether downloads are short of room: less than two of the largest
-    /// chunks left in the server-wide budget. Stalled downloads then give
-    /// theirs back.
-    pub fn downloads_pressed(&self) -> bool {
-        self.budget.available_permits() < 2 * MAX_CHUNK / 1024
-    }
-
-    /// KiB of the server-wide download budget in use now.
-    pub fn download_budget_used_kib(&self) -> usize {
-        let total = (self.cfg.download_memory_bytes / 1024).max(2 * MAX_CHUNK / 1024);
-        total.saturating_sub(self.budget.available_permits())
+    /// The server-wide download budget.
+    pub fn download_budget(&self) -> &DownloadBudget {
+        &self.budget
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -354,14 +361,14 @@ impl Files {
     }
 
     /// The contents of `chunks`, in order, verified, up to
-    /// [`FilesConfig::read_ahead_bytes`] fetched ahead, each within the
-    /// server-wide budget until it is handed on.
+    /// [`FilesConfig::read_ahead_bytes`] fetched ahead. Each chunk counts
+    /// against the server-wide budget until the [`HeldChunk`] is dropped.
     pub fn read_chunks(
         &self,
         chunks: Vec<ChunkRef>,
-    ) -> impl Stream<Item = Result<Bytes, FileError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<HeldChunk, FileError>> + Send + 'static {
         let cluster = self.cluster.clone();
-        let global = self.budget.clone();
+        let global = self.budget.read_ahead().clone();
         // Budget in KiB: semaphore permits are u32, chunks up to MAX_CHUNK.
         let budget_kib = (self.cfg.read_ahead_bytes / 1024).max(MAX_CHUNK / 1024);
         // Read-ahead starts at one chunk and doubles with every chunk the
@@ -386,8 +393,8 @@ impl Files {
                     // This stream's read-ahead first, then the server's
                     // (a fair queue: the earliest waiter is served first).
                     let room = (
-                        budget.acquire_many_owned(kib).await,
-                        global.acquire_many_owned(kib).await,
+                        budget.acquire_many_owned(kib).await.expect(OPEN),
+                        global.acquire_many_owned(kib).await.expect(OPEN),
                     );
                     // A task per chunk: fetches and BLAKE3 checks run on
                     // every core, not on the response's task. The task owns
@@ -398,21 +405,23 @@ impl Files {
             })
             .map(|read| async move {
                 match read.await {
-                    Ok((r, room)) => (r.map_err(FileError::from), Some(room)),
-                    Err(e) => (Err(FileError::Internal(e.to_string())), None),
+                    Ok((r, room)) => r
+                        .map_err(FileError::from)
+                        .map(|data| HeldChunk { data, _room: room }),
+                    Err(e) => Err(FileError::Internal(e.to_string())),
                 }
             })
             .buffered(MAX_READ_AHEAD_CHUNKS)
-            // The room is given back once the chunk is handed on, and the
-            // reader's progress earns more read-ahead.
-            .map(move |(data, _room)| {
+            // The reader's progress earns more read-ahead; the room itself
+            // goes with the chunk, given back when the reader drops it.
+            .map(move |chunk| {
                 let had = granted.load(std::sync::atomic::Ordering::Relaxed);
                 if had < budget_kib {
                     let more = had.min(budget_kib - had);
                     granted.store(had + more, std::sync::atomic::Ordering::Relaxed);
                     grow.add_permits(more);
                 }
-                data
+                chunk
             })
     }
 
@@ -874,7 +883,7 @@ mod tests {
         futures::pin_mut!(stream);
         let mut out = Vec::new();
         while let Some(piece) = stream.next().await {
-            out.push(piece.unwrap());
+            out.push(piece.unwrap().data);
         }
         out
     }

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod caller;
 pub mod cluster;
 pub mod commands;

@@ -35,8 +35,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (HTTP/1) or header list (HTTP/2) accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Bytes HTTP/2 buffers per stream ahead of the peer's flow control: a
-/// stalled reader pins at most this much per stream.
-const H2_SEND_BUFFER: usize = 256 * 1024;
+/// stalled reader pins at most this much per stream, and downloads count
+/// it in their budget.
+const H2_SEND_BUFFER: usize = crate::budget::SEND_BUFFER;
 
 /// Serves `router` on `listener` (with TLS when `tls` is set) until
 /// `shutdown`, then lets in-flight requests finish.

@@ -8,15 +8,38 @@ use clap::Parser;
 use coffer_server::config::Config;
 use std::io::Write;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match serve().await {
+fn main() -> std::process::ExitCode {
+    tune_allocator();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coffer-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line an operator can act on, whatever RUST_BACKTRACE says.
             eprintln!("coffer-server: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Chunk buffers (up to 4 MiB) are read on blocking threads and freed on
+/// others. Once glibc's dynamic mmap threshold has risen past their size
+/// it keeps them in its arenas (up to 8 per core) after they are freed:
+/// the server's RSS stayed 90 MiB above what downloads held. A fixed
+/// threshold maps each large buffer on its own and returns it on free, and
+/// fewer arenas keep the small allocations together. Set before any
+/// thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; no thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -89,7 +89,7 @@ pub async fn router(
     let metrics = move || {
         let ops = ops_for_metrics.clone();
         let (checks, throttled) = auth_for_metrics.counters();
-        let download_kib = files_for_metrics.download_budget_used_kib();
+        let (read_ahead_kib, pipes_kib) = files_for_metrics.download_budget().used_kib();
         let upload_held = files_for_metrics.upload_held_bytes();
         async move {
             match ops.report().await {
@@ -105,10 +105,14 @@ pub async fn router(
                          # HELP coffer_download_buffer_bytes Bytes downloads hold read ahead (within COFFER_DOWNLOAD_MEMORY_MIB).\n\
                          # TYPE coffer_download_buffer_bytes gauge\n\
                          coffer_download_buffer_bytes {}\n\
+                         # HELP coffer_download_pipe_bytes Bytes open downloads reserve for their pipes and network buffers (within COFFER_DOWNLOAD_MEMORY_MIB).\n\
+                         # TYPE coffer_download_pipe_bytes gauge\n\
+                         coffer_download_pipe_bytes {}\n\
                          # HELP coffer_upload_buffer_bytes Bytes streamed uploads have received and not yet stored.\n\
                          # TYPE coffer_upload_buffer_bytes gauge\n\
                          coffer_upload_buffer_bytes {upload_held}\n",
-                        download_kib * 1024
+                        read_ahead_kib * 1024,
+                        pipes_kib * 1024
                     ));
                     (StatusCode::OK, text)
                 }

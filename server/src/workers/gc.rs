@@ -394,7 +394,7 @@ mod tests {
         let mut back = Vec::new();
         let mut pieces = Box::pin(s.files.read_chunks(chunks));
         while let Some(piece) = pieces.next().await {
-            back.extend_from_slice(&piece.unwrap());
+            back.extend_from_slice(&piece.unwrap().data);
         }
         assert!(back == data, "read back differs");
     }
