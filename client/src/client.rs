@@ -246,7 +246,10 @@ impl<T: Transport> Coffer<T> {
     /// Deletes `name` (restorable); returns its latest version number.
     pub async fn delete(&self, name: &str) -> Result<u64, ClientError> {
         let file_name = normalize(name)?;
-        let req = self.request(DeleteFileRequest { file_name });
+        let req = self.request(DeleteFileRequest {
+            file_name,
+            base_version: None,
+        });
         Ok(self
             .files
             .clone()

@@ -200,6 +200,7 @@ impl<T: Transport> Coffer<T> {
 
         let req = self.request(FinishUploadRequest {
             upload_id: upload_id.clone(),
+            base_version: None,
         });
         let metadata = self.files.clone().finish_upload(req).await?.into_inner();
         if metadata.content_hash != plan.content_hash {

@@ -15,6 +15,7 @@
 use crate::budget::DownloadBudget;
 use crate::caller::Caller;
 use crate::cluster::{Cluster, ClusterError};
+use crate::feed::Feed;
 use crate::meta::{
     ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion,
     SessionRow, StreamRef, VersionRow,
@@ -125,6 +126,7 @@ impl From<MetaError> for FileError {
             e @ MetaError::Conflict(_) => FileError::Precondition(e.to_string()),
             MetaError::PathConflict(m) => FileError::AlreadyExists(m),
             MetaError::Limit(m) => FileError::Limit(m),
+            MetaError::Stale(m) | MetaError::CursorGone(m) => FileError::Precondition(m),
             e @ (MetaError::Backend(_) | MetaError::Unsupported(_)) => {
                 FileError::Internal(e.to_string())
             }
@@ -203,12 +205,14 @@ pub struct Files {
     budget: DownloadBudget,
     /// Bytes streamed uploads have received and not yet stored.
     upload_held: Arc<std::sync::atomic::AtomicU64>,
+    feed: Feed,
 }
 
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
         let budget = DownloadBudget::new(cfg.download_memory_bytes);
         Self {
+            feed: Feed::new(meta.clone()),
             meta,
             cluster,
             cfg,
@@ -515,17 +519,56 @@ impl Files {
                 path: row.path.clone(),
                 version: number,
             })?;
+        self.feed.changed();
         self.with_health(restored).await
     }
 
-    /// Deletes a file (its versions stay restorable); returns its latest
-    /// version number.
-    pub async fn delete(&self, caller: &Caller, path: &str) -> Result<u64, FileError> {
+    /// Deletes a file (its versions stay restorable), if its latest
+    /// version is `base` (when given); returns its latest version number.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        path: &str,
+        base: Option<u64>,
+    ) -> Result<u64, FileError> {
         let path = paths::normalize(path)?;
-        self.meta
-            .delete_file(caller.owner, &path)
+        let latest = self
+            .meta
+            .delete_file(caller.owner, &path, base)
             .await?
-            .ok_or(FileError::NotFound(path))
+            .ok_or(FileError::NotFound(path))?;
+        self.feed.changed();
+        Ok(latest)
+    }
+
+    /// Moves a live file to another name (if its latest version is
+    /// `base`, when given): the old name is deleted, restorable, and the
+    /// new one gets a version with the same content.
+    pub async fn move_file(
+        &self,
+        caller: &Caller,
+        from: &str,
+        to: &str,
+        base: Option<u64>,
+    ) -> Result<FileVersion, FileError> {
+        let (from, to) = (paths::normalize(from)?, paths::normalize(to)?);
+        if from == to {
+            return Err(FileError::InvalidArgument(format!(
+                "{from:?} cannot be moved onto itself"
+            )));
+        }
+        let row = self
+            .meta
+            .move_file(caller.owner, &from, &to, base, &caller.name)
+            .await?
+            .ok_or(FileError::NotFound(from))?;
+        self.feed.changed();
+        self.with_health(row).await
+    }
+
+    /// The caller's change feed.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// What the caller's retained versions take, and their quota.
@@ -622,10 +665,17 @@ impl Files {
         Ok(left as usize)
     }
 
-    /// Commits a session whose chunks are all stored as a new version.
-    pub async fn finish_upload(&self, caller: &Caller, id: &str) -> Result<FileVersion, FileError> {
+    /// Commits a session whose chunks are all stored as a new version, if
+    /// the file's latest version is `base` (when given).
+    pub async fn finish_upload(
+        &self,
+        caller: &Caller,
+        id: &str,
+        base: Option<u64>,
+    ) -> Result<FileVersion, FileError> {
         let s = self.session(caller, id).await?;
-        let row = self.meta.finish_session(&s, &caller.name).await?;
+        let row = self.meta.finish_session(&s, &caller.name, base).await?;
+        self.feed.changed();
         self.with_health(row).await
     }
 }
@@ -791,8 +841,9 @@ impl StreamUpload {
         self.size
     }
 
-    /// Stores the rest and commits the file as a new version of `path`.
-    pub async fn finish(mut self, path: &str) -> Result<FileVersion, FileError> {
+    /// Stores the rest and commits the file as a new version of `path`, if
+    /// its latest version is `base` (when given).
+    pub async fn finish(mut self, path: &str, base: Option<u64>) -> Result<FileVersion, FileError> {
         let path = paths::normalize(path)?;
         let chunker = std::mem::take(&mut self.chunker);
         for chunk in chunker.finish() {
@@ -811,8 +862,10 @@ impl StreamUpload {
             uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.
             stream: self.stream.take(),
+            base,
         };
         let row = self.files.meta.commit_version(&v).await?;
+        self.files.feed.changed();
         self.files.with_health(row).await
     }
 }

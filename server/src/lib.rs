@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod download;
+pub mod feed;
 pub mod files;
 pub mod identity;
 pub mod listen;

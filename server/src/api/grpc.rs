@@ -72,6 +72,7 @@ impl FileStorage for FileStorageApi {
     ) -> Result<Response<UploadResponse>, Status> {
         let who = caller(&req)?;
         let mut name = header_name(&req)?;
+        let base = header_base(&req)?;
         if let Some(n) = &name {
             coffer_proto::paths::normalize(n).map_err(crate::files::FileError::from)?;
         }
@@ -107,7 +108,7 @@ impl FileStorage for FileStorageApi {
             upload.push(&msg.file_data).await?;
         }
         let name = name.ok_or_else(no_name)?;
-        let v = upload.finish(&name).await?;
+        let v = upload.finish(&name, base).await?;
         Ok(Response::new(UploadResponse {
             message: format!(
                 "File {} uploaded successfully as version {}",
@@ -209,7 +210,11 @@ impl FileStorage for FileStorageApi {
         req: Request<DeleteFileRequest>,
     ) -> Result<Response<DeleteFileResponse>, Status> {
         let who = caller(&req)?;
-        let latest = self.files.delete(&who, &req.into_inner().file_name).await?;
+        let r = req.into_inner();
+        let latest = self
+            .files
+            .delete(&who, &r.file_name, r.base_version)
+            .await?;
         Ok(Response::new(DeleteFileResponse {
             latest_version: latest,
         }))
@@ -267,10 +272,86 @@ impl FileStorage for FileStorageApi {
         req: Request<FinishUploadRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
         let who = caller(&req)?;
+        let r = req.into_inner();
         let v = self
             .files
-            .finish_upload(&who, &req.into_inner().upload_id)
+            .finish_upload(&who, &r.upload_id, r.base_version)
             .await?;
         Ok(Response::new(metadata(&v)))
     }
+
+    async fn move_file(
+        &self,
+        req: Request<MoveFileRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let v = self
+            .files
+            .move_file(&who, &r.from_name, &r.to_name, r.base_version)
+            .await?;
+        Ok(Response::new(metadata(&v)))
+    }
+
+    async fn list_changes(
+        &self,
+        req: Request<ListChangesRequest>,
+    ) -> Result<Response<ListChangesResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .files
+            .feed()
+            .page(who.owner, &r.cursor, r.page_size, r.latest)
+            .await?;
+        Ok(Response::new(changes_page(page)))
+    }
+
+    type WatchChangesStream =
+        Pin<Box<dyn Stream<Item = Result<ListChangesResponse, Status>> + Send>>;
+
+    async fn watch_changes(
+        &self,
+        req: Request<WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let who = caller(&req)?;
+        let pages = self.files.feed().watch(who.owner, &req.into_inner().cursor);
+        Ok(Response::new(Box::pin(
+            pages.map(|p| p.map(changes_page).map_err(Status::from)),
+        )))
+    }
+}
+
+fn changes_page(p: crate::feed::Page) -> ListChangesResponse {
+    ListChangesResponse {
+        changes: p
+            .changes
+            .into_iter()
+            .map(|c| Change {
+                seq: c.seq,
+                file_name: c.path,
+                deleted: c.deleted,
+                version: c.version,
+                size: c.size,
+                content_hash: c.hash,
+                time: c.at,
+            })
+            .collect(),
+        cursor: p.cursor,
+        more: p.more,
+    }
+}
+
+/// The `x-coffer-base-version` header of a conditional UploadFile.
+fn header_base<T>(req: &Request<T>) -> Result<Option<u64>, Status> {
+    let Some(v) = req.metadata().get("x-coffer-base-version") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Status::invalid_argument("x-coffer-base-version must be a version number (0: no file)")
+        })
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 fn streams(path: &str) -> bool {
     matches!(
         path,
-        "/FileStorage/UploadFile" | "/FileStorage/DownloadFile"
+        "/FileStorage/UploadFile" | "/FileStorage/DownloadFile" | "/FileStorage/WatchChanges"
     ) || path.starts_with("/download/")
         || path.starts_with("/s/")
         || path.starts_with("/grpc.reflection.")

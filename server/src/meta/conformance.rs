@@ -42,6 +42,7 @@ fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
         chunks: chunks.to_vec(),
         uploader: "test".into(),
         stream: None,
+        base: None,
     }
 }
 
@@ -143,11 +144,15 @@ pub async fn delete_hides_from_listing_and_a_new_version_undeletes(meta: Meta) {
         .unwrap();
     assert_eq!(under_d.len(), 2);
     assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one").await.unwrap(),
+        meta.delete_file(DEFAULT_OWNER, "d/one", None)
+            .await
+            .unwrap(),
         Some(1)
     );
     assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one").await.unwrap(),
+        meta.delete_file(DEFAULT_OWNER, "d/one", None)
+            .await
+            .unwrap(),
         None
     );
     let live = meta.list_files(DEFAULT_OWNER, "", "", 10, 1).await.unwrap();
@@ -236,7 +241,7 @@ pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
     );
     assert!(meta.session(&s.id, 2).await.unwrap().is_none());
     assert_eq!(meta.chunk_sent(&s.id, DEFAULT_OWNER, "").await.unwrap(), 2);
-    let err = meta.finish_session(&s, "u").await.unwrap_err();
+    let err = meta.finish_session(&s, "u", None).await.unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(2)), "{err}");
     store(&meta, &a).await;
     assert_eq!(
@@ -250,7 +255,7 @@ pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
     );
     let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
     assert_eq!(again, s);
-    let v = meta.finish_session(&s, "u").await.unwrap();
+    let v = meta.finish_session(&s, "u", None).await.unwrap();
     assert_eq!((v.number, v.size, v.chunk_count), (1, 7, 3));
 }
 
@@ -261,21 +266,24 @@ pub async fn finishing_again_returns_the_committed_version_and_never_recommits(m
         .open_session(&new_session("f", &"1".repeat(64), vec![a.clone()]))
         .await
         .unwrap();
-    let first = meta.finish_session(&old, "u").await.unwrap();
-    assert_eq!(meta.finish_session(&old, "u").await.unwrap(), first);
+    let first = meta.finish_session(&old, "u", None).await.unwrap();
+    assert_eq!(meta.finish_session(&old, "u", None).await.unwrap(), first);
     // A newer upload, then retention keeping one version removes the
     // first: finishing the old session again must not bring it back.
     let (newer, _) = meta
         .open_session(&new_session("f", &"2".repeat(64), vec![a.clone()]))
         .await
         .unwrap();
-    assert_eq!(meta.finish_session(&newer, "u").await.unwrap().number, 2);
+    assert_eq!(
+        meta.finish_session(&newer, "u", None).await.unwrap().number,
+        2
+    );
     let keep_one = Retention {
         keep_last: Some(1),
         ..Default::default()
     };
     assert_eq!(meta.apply_retention(&keep_one).await.unwrap(), 1);
-    let err = meta.finish_session(&old, "u").await.unwrap_err();
+    let err = meta.finish_session(&old, "u", None).await.unwrap_err();
     assert!(
         matches!(err, MetaError::CommittedVersionGone { version: 1, .. }),
         "{err}"
@@ -369,7 +377,7 @@ pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: 
     meta.commit_version(&new_version("g", std::slice::from_ref(&b)))
         .await
         .unwrap();
-    meta.delete_file(DEFAULT_OWNER, "g").await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "g", None).await.unwrap();
     tick().await;
     assert!(
         meta.claim_unreferenced(Duration::ZERO, 10)
@@ -727,7 +735,7 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
     let (s, missing) = meta.open_session(&plan).await.unwrap();
     assert_eq!(missing, vec![a.id.clone()]);
     // Naming alice's chunk without sending it commits nothing.
-    let err = meta.finish_session(&s, "bob").await.unwrap_err();
+    let err = meta.finish_session(&s, "bob", None).await.unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
     assert!(meta
         .list_versions(bob.id, "b.bin", None, 1000, 1)
@@ -736,7 +744,7 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
         .is_empty());
     // Once he has sent it, it is his too.
     assert_eq!(meta.chunk_sent(&s.id, bob.id, &a.id).await.unwrap(), 0);
-    let v = meta.finish_session(&s, "bob").await.unwrap();
+    let v = meta.finish_session(&s, "bob", None).await.unwrap();
     assert_eq!(v.size, 3_000);
     assert!(meta
         .unknown_chunks(bob.id, std::slice::from_ref(&a))
@@ -867,7 +875,7 @@ pub async fn a_file_and_a_folder_never_share_a_name(meta: Meta) {
         meta.commit_version(&new_version(fine, one)).await.unwrap();
     }
     // A deleted file frees its name for a folder; restoring it then clashes.
-    meta.delete_file(DEFAULT_OWNER, "docs/report")
+    meta.delete_file(DEFAULT_OWNER, "docs/report", None)
         .await
         .unwrap();
     meta.commit_version(&new_version("docs/report/v2", one))
@@ -920,7 +928,7 @@ pub async fn quotas_count_every_retained_version_and_refuse_what_crosses(meta: M
     assert!(matches!(err, MetaError::Limit(_)), "{err}");
     assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
     // Deleted files still count (restorable); purging gives room back.
-    meta.delete_file(alice.id, "x").await.unwrap();
+    meta.delete_file(alice.id, "x", None).await.unwrap();
     assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
     tick().await;
     meta.apply_retention(&Retention {
@@ -967,7 +975,7 @@ pub async fn open_sessions_are_capped_per_owner_and_bookkept_without_scans(meta:
         );
     }
     // A finished session no longer counts against the cap.
-    meta.finish_session(&open[0], "test").await.unwrap();
+    meta.finish_session(&open[0], "test", None).await.unwrap();
     meta.open_session(&s).await.unwrap();
 }
 
@@ -1049,7 +1057,7 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     assert!(meta.revoke_share(DEFAULT_OWNER, "s1").await.unwrap());
     assert!(meta.share("s1").await.unwrap().unwrap().revoked);
     // Deleting the file ends its links; purging removes them.
-    meta.delete_file(DEFAULT_OWNER, "doc").await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "doc", None).await.unwrap();
     assert!(meta.share("s2").await.unwrap().is_none());
     tick().await;
     meta.apply_retention(&Retention {
@@ -1060,4 +1068,207 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     .unwrap();
     assert!(meta.shares(DEFAULT_OWNER).await.unwrap().is_empty());
     assert!(meta.share("nope").await.unwrap().is_none());
+}
+
+/// A commit of `path` conditional on `base`.
+fn based(path: &str, chunks: &[ChunkRef], base: u64) -> NewVersion {
+    NewVersion {
+        base: Some(base),
+        ..new_version(path, chunks)
+    }
+}
+
+pub async fn a_stale_base_version_changes_nothing(meta: Meta) {
+    let (a, b) = (chunk('a', 1), chunk('b', 2));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    // Base 0: only where no live file is.
+    meta.commit_version(&based("f", std::slice::from_ref(&a), 0))
+        .await
+        .unwrap();
+    let stale = |e: MetaError| assert!(matches!(e, MetaError::Stale(_)), "{e:?}");
+    stale(
+        meta.commit_version(&based("f", std::slice::from_ref(&b), 0))
+            .await
+            .unwrap_err(),
+    );
+    // The right base commits; the same base again is stale.
+    let v2 = meta
+        .commit_version(&based("f", std::slice::from_ref(&b), 1))
+        .await
+        .unwrap();
+    assert_eq!(v2.number, 2);
+    stale(
+        meta.commit_version(&based("f", std::slice::from_ref(&a), 1))
+            .await
+            .unwrap_err(),
+    );
+    // A session finished on a stale base commits nothing, and can finish
+    // once the client has the right base.
+    let (s, _) = meta
+        .open_session(&new_session("f", "s".repeat(64).as_str(), vec![a.clone()]))
+        .await
+        .unwrap();
+    stale(meta.finish_session(&s, "u", Some(1)).await.unwrap_err());
+    // Delete and move check their base too.
+    stale(
+        meta.delete_file(DEFAULT_OWNER, "f", Some(1))
+            .await
+            .unwrap_err(),
+    );
+    stale(
+        meta.move_file(DEFAULT_OWNER, "f", "g", Some(1), "u")
+            .await
+            .unwrap_err(),
+    );
+    let latest = meta
+        .version(DEFAULT_OWNER, "f", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (latest.number, latest.deleted),
+        (2, false),
+        "nothing changed"
+    );
+    assert!(meta
+        .version(DEFAULT_OWNER, "g", None)
+        .await
+        .unwrap()
+        .is_none());
+    let (changes, head) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
+    assert_eq!(
+        (changes.len(), head),
+        (2, 2),
+        "refused writes record nothing"
+    );
+    // With the right bases all go through.
+    assert_eq!(
+        meta.finish_session(&s, "u", Some(2)).await.unwrap().number,
+        3
+    );
+    assert_eq!(
+        meta.delete_file(DEFAULT_OWNER, "f", Some(3)).await.unwrap(),
+        Some(3)
+    );
+    // A deleted file counts as none: base 0 recreates it.
+    meta.commit_version(&based("f", std::slice::from_ref(&a), 0))
+        .await
+        .unwrap();
+}
+
+pub async fn a_move_deletes_the_old_name_and_versions_the_new(meta: Meta) {
+    let (a, b) = (chunk('a', 1), chunk('b', 2));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    meta.commit_version(&new_version("dir/old", std::slice::from_ref(&a)))
+        .await
+        .unwrap();
+    meta.commit_version(&new_version("taken", std::slice::from_ref(&b)))
+        .await
+        .unwrap();
+    // Onto a live file: refused, nothing changes.
+    let err = meta
+        .move_file(DEFAULT_OWNER, "dir/old", "taken", None, "u")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
+    // Nothing at the source.
+    assert!(meta
+        .move_file(DEFAULT_OWNER, "nothing", "x", None, "u")
+        .await
+        .unwrap()
+        .is_none());
+    let moved = meta
+        .move_file(DEFAULT_OWNER, "dir/old", "new/place", Some(1), "u")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((moved.path.as_str(), moved.number), ("new/place", 1));
+    assert_eq!(
+        meta.version_chunks(moved.file_id, 1).await.unwrap(),
+        vec![a.clone()],
+        "same content"
+    );
+    let old = meta
+        .version(DEFAULT_OWNER, "dir/old", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.deleted, "the old name is deleted, its version kept");
+    // The old name is free again: it can take the file back.
+    meta.move_file(DEFAULT_OWNER, "new/place", "dir/old", None, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    let back = meta
+        .version(DEFAULT_OWNER, "dir/old", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((back.number, back.deleted), (2, false));
+}
+
+pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: Meta) {
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    let (none, head) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(head, 0);
+    let one = std::slice::from_ref(&a);
+    meta.commit_version(&new_version("a", one)).await.unwrap();
+    meta.commit_version(&new_version("a", one)).await.unwrap();
+    meta.restore_version(DEFAULT_OWNER, "a", 1, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    meta.move_file(DEFAULT_OWNER, "a", "b", None, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    meta.delete_file(DEFAULT_OWNER, "b", None).await.unwrap();
+    let (all, head) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
+    let seen: Vec<(u64, &str, bool, u64)> = all
+        .iter()
+        .map(|c| (c.seq, c.path.as_str(), c.deleted, c.version))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "a", false, 1),
+            (2, "a", false, 2),
+            (3, "a", false, 3),
+            (4, "a", true, 3),
+            (5, "b", false, 1),
+            (6, "b", true, 1),
+        ]
+    );
+    assert_eq!(head, 6);
+    assert!(all.iter().all(|c| c.size == 1 && c.hash == "h".repeat(64)));
+    // Pages continue where the last ended.
+    let (page, _) = meta.changes(DEFAULT_OWNER, 2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.seq).collect::<Vec<_>>(), [3, 4]);
+    // Another owner's feed is their own. (The first user takes over the
+    // default owner's files; the second is someone else.)
+    meta.add_user("feed-first", "x", Role::Admin).await.unwrap();
+    let other = meta.add_user("feed-other", "x", Role::User).await.unwrap();
+    assert_ne!(other.id, DEFAULT_OWNER);
+    let (theirs, their_head) = meta.changes(other.id, 0, 100).await.unwrap();
+    assert!(theirs.is_empty());
+    assert_eq!(their_head, 0);
+    // A cursor ahead of the head is refused, so is one older than what is
+    // kept; one at the head is fine, and the head alone is asked with 0.
+    let gone = |e: MetaError| assert!(matches!(e, MetaError::CursorGone(_)), "{e:?}");
+    gone(meta.changes(DEFAULT_OWNER, 7, 100).await.unwrap_err());
+    tick().await;
+    assert_eq!(meta.prune_changes(Duration::ZERO).await.unwrap(), 6);
+    gone(meta.changes(DEFAULT_OWNER, 2, 100).await.unwrap_err());
+    let (rest, head) = meta.changes(DEFAULT_OWNER, 6, 100).await.unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(head, 6);
+    assert_eq!(meta.changes(DEFAULT_OWNER, 0, 0).await.unwrap().1, 6);
+    // Numbering goes on after a prune.
+    meta.commit_version(&new_version("c", one)).await.unwrap();
+    let (after, _) = meta.changes(DEFAULT_OWNER, 6, 100).await.unwrap();
+    assert_eq!(after.iter().map(|c| c.seq).collect::<Vec<_>>(), [7]);
 }

@@ -174,6 +174,14 @@ pub enum MetaError {
     /// A per-user limit (quota, open sessions) would be crossed.
     #[error("{0}")]
     Limit(String),
+    /// A conditional write named a base version the file has moved on
+    /// from; nothing was changed.
+    #[error("{0}")]
+    Stale(String),
+    /// A change-feed cursor older than the changes kept (or newer than
+    /// any): the client must list everything again.
+    #[error("{0}")]
+    CursorGone(String),
     /// The backend does not do this; the message says what does.
     #[error("{0}")]
     Unsupported(String),
@@ -237,6 +245,9 @@ pub struct NewVersion {
     /// The streamed upload whose chunk references this commit replaces
     /// (see [`MetaStore::open_stream`]); closed in the same transaction.
     pub stream: Option<String>,
+    /// Commit only if the file's latest live version is this one (`0`: no
+    /// live file at the path); `None` commits whatever is there.
+    pub base: Option<u64>,
 }
 
 impl NewVersion {
@@ -250,6 +261,7 @@ impl NewVersion {
             chunks: s.chunks.clone(),
             uploader: uploader.to_string(),
             stream: None,
+            base: None,
         }
     }
 
@@ -268,6 +280,7 @@ impl NewVersion {
             chunks,
             uploader: uploader.to_string(),
             stream: None,
+            base: None,
         }
     }
 }
@@ -325,6 +338,62 @@ pub struct NewSession {
     /// The most open (unfinished, unexpired) sessions the owner may have;
     /// opening one more is [`MetaError::Limit`].
     pub max_open: u32,
+}
+
+/// One entry of an owner's change feed: a version committed (a commit,
+/// restore or the arriving end of a move), or a file deleted (or moved
+/// away).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// Per owner, from 1, one more for every change: no gaps.
+    pub seq: u64,
+    pub path: String,
+    pub deleted: bool,
+    /// The version committed; for a delete, the file's latest.
+    pub version: u64,
+    pub size: u64,
+    pub hash: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+/// How long the change feed keeps entries; an older cursor must rescan.
+pub const CHANGES_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The message for a write whose base version is not the file's latest.
+pub fn stale_message(path: &str, base: u64, latest: u64) -> String {
+    let now = match latest {
+        0 => "there is no such file now".to_string(),
+        n => format!("its latest version is {n}"),
+    };
+    let was = match base {
+        0 => "expected no file".to_string(),
+        n => format!("expected version {n}"),
+    };
+    format!("{path:?} has changed: {was}, but {now}; nothing was changed")
+}
+
+/// The message for a move onto a live file.
+pub fn move_target_message(to: &str) -> String {
+    format!("{to:?} exists: delete it first, or move to another name")
+}
+
+/// Whether a page of changes after `after` (the first `first`, or none)
+/// can be served against the owner's `head`; the error tells the client
+/// to list everything again.
+pub fn check_cursor(after: u64, first: Option<u64>, head: u64) -> Result<(), MetaError> {
+    let gone = |why: &str| {
+        Err(MetaError::CursorGone(format!(
+            "cursor {after} {why}; list the files again and continue from a new cursor"
+        )))
+    };
+    if after > head {
+        return gone(&format!("is ahead of the latest change ({head})"));
+    }
+    if after < head && first != Some(after + 1) {
+        return gone("is older than the changes kept");
+    }
+    Ok(())
 }
 
 /// What an owner's retained versions take, and their quota.
@@ -590,8 +659,47 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<VersionRow>, MetaError>;
 
     /// Marks a live file deleted; its versions stay. Returns the latest
-    /// version number, or `None` if there is no live file at `path`.
-    async fn delete_file(&self, owner: OwnerId, path: &str) -> Result<Option<u64>, MetaError>;
+    /// version number, or `None` if there is no live file at `path`. With
+    /// a `base`, fails with [`MetaError::Stale`] unless that is the
+    /// latest version.
+    async fn delete_file(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        base: Option<u64>,
+    ) -> Result<Option<u64>, MetaError>;
+
+    /// Moves the live file at `from` to `to` in one transaction: `from` is
+    /// deleted (its versions stay, restorable) and `to` gets a new version
+    /// with the same content. `None` if there is no live file at `from`;
+    /// [`MetaError::PathConflict`] if there is one at `to`;
+    /// [`MetaError::Stale`] if `base` is given and is not `from`'s latest.
+    async fn move_file(
+        &self,
+        owner: OwnerId,
+        from: &str,
+        to: &str,
+        base: Option<u64>,
+        uploader: &str,
+    ) -> Result<Option<VersionRow>, MetaError>;
+
+    // ---- change feed ----
+
+    /// The owner's changes numbered after `after`, oldest first, at most
+    /// `limit`, and the owner's latest change number. Fails with
+    /// [`MetaError::CursorGone`] if changes after `after` were pruned, or
+    /// `after` is ahead of the latest; a `limit` of 0 only asks for the
+    /// latest number.
+    async fn changes(
+        &self,
+        owner: OwnerId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChangeRow>, u64), MetaError>;
+
+    /// Deletes changes recorded more than `older_than` ago; returns how
+    /// many.
+    async fn prune_changes(&self, older_than: Duration) -> Result<u64, MetaError>;
 
     // ---- upload sessions ----
 
@@ -619,11 +727,16 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Commits the session as a new version and marks it committed. Fails
     /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
-    /// never sent by the session's owner.
+    /// never sent by the session's owner, and [`MetaError::Stale`] if
+    /// `base` is given and is not the file's latest version.
     /// Finishing a committed session again returns the version it
     /// committed, so a client whose answer was lost can retry.
-    async fn finish_session(&self, s: &SessionRow, uploader: &str)
-        -> Result<VersionRow, MetaError>;
+    async fn finish_session(
+        &self,
+        s: &SessionRow,
+        uploader: &str,
+        base: Option<u64>,
+    ) -> Result<VersionRow, MetaError>;
 
     /// Opens a streamed upload: a session with no plan whose chunk
     /// references [`MetaStore::hold_chunk`] adds as they are stored.

@@ -853,6 +853,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
                 chunks: vec![chunk],
                 uploader: "bench".into(),
                 stream: None,
+                base: None,
             })
             .await?;
     }

@@ -149,6 +149,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
         code(
             f.delete_file(DeleteFileRequest {
                 file_name: "keep.txt".into(),
+                base_version: None,
             })
             .await
             .map(drop),
@@ -190,6 +191,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
         code(
             f.finish_upload(FinishUploadRequest {
                 upload_id: "x".into(),
+                base_version: None,
             })
             .await
             .map(drop),
@@ -350,6 +352,7 @@ async fn every_way_in_refuses_a_bad_token_and_changes_nothing() {
                 "/FileStorage/DeleteFile",
                 DeleteFileRequest {
                     file_name: "keep.txt".into(),
+                    base_version: None,
                 }
                 .encode_to_vec(),
             ),
@@ -503,6 +506,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
     nf(
         bob.delete_file(DeleteFileRequest {
             file_name: "private/a.txt".into(),
+            base_version: None,
         })
         .await
         .map(drop),
@@ -527,6 +531,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
     nf(
         bob.finish_upload(FinishUploadRequest {
             upload_id: session.upload_id.clone(),
+            base_version: None,
         })
         .await
         .map(drop),
@@ -587,6 +592,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
             "/FileStorage/DeleteFile",
             DeleteFileRequest {
                 file_name: "private/a.txt".into(),
+                base_version: None,
             }
             .encode_to_vec(),
         ),
@@ -602,6 +608,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
             "/FileStorage/FinishUpload",
             FinishUploadRequest {
                 upload_id: session.upload_id.clone(),
+                base_version: None,
             }
             .encode_to_vec(),
         ),
@@ -690,6 +697,7 @@ async fn dedup_never_answers_for_content_only_someone_else_stored() {
     let e = bob
         .finish_upload(FinishUploadRequest {
             upload_id: s.upload_id.clone(),
+            base_version: None,
         })
         .await
         .unwrap_err();
@@ -721,6 +729,7 @@ async fn dedup_never_answers_for_content_only_someone_else_stored() {
     let v = bob
         .finish_upload(FinishUploadRequest {
             upload_id: s.upload_id.clone(),
+            base_version: None,
         })
         .await
         .unwrap()

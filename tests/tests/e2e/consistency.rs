@@ -329,11 +329,13 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
 
     c.delete_file(DeleteFileRequest {
         file_name: "gc/shared-a.bin".into(),
+        base_version: None,
     })
     .await
     .unwrap();
     c.delete_file(DeleteFileRequest {
         file_name: "gc/unique.bin".into(),
+        base_version: None,
     })
     .await
     .unwrap();
@@ -386,6 +388,7 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
     }
     c.finish_upload(FinishUploadRequest {
         upload_id: start.upload_id,
+        base_version: None,
     })
     .await
     .unwrap();

@@ -66,6 +66,7 @@ async fn open_upload_sessions_are_capped_per_user() {
     .unwrap();
     c.finish_upload(FinishUploadRequest {
         upload_id: open[0].clone(),
+        base_version: None,
     })
     .await
     .unwrap();
@@ -128,6 +129,7 @@ async fn a_plan_of_tiny_chunks_or_a_wrong_content_hash_is_refused_and_stores_not
     let v = c
         .finish_upload(FinishUploadRequest {
             upload_id: started.upload_id,
+            base_version: None,
         })
         .await
         .unwrap()

@@ -69,6 +69,9 @@ conformance!(
     open_sessions_are_capped_per_owner_and_bookkept_without_scans,
     versions_page_newest_first,
     share_links_name_one_version_and_end,
+    a_stale_base_version_changes_nothing,
+    a_move_deletes_the_old_name_and_versions_the_new,
+    the_change_feed_numbers_every_change_and_expires_old_cursors,
 );
 
 #[tokio::test]

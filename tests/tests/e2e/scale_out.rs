@@ -67,6 +67,7 @@ async fn gc_on_one_server_never_deletes_what_an_upload_through_the_other_commits
         upload_bytes(&mut ca, &tmp, &data).await.unwrap();
         ca.delete_file(DeleteFileRequest {
             file_name: tmp.clone(),
+            base_version: None,
         })
         .await
         .unwrap();

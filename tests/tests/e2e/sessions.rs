@@ -119,6 +119,7 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
     let err = c
         .finish_upload(FinishUploadRequest {
             upload_id: start.upload_id.clone(),
+            base_version: None,
         })
         .await
         .unwrap_err();
@@ -152,6 +153,7 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
     let md = c2
         .finish_upload(FinishUploadRequest {
             upload_id: start.upload_id.clone(),
+            base_version: None,
         })
         .await
         .unwrap()
@@ -165,6 +167,7 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
     let again = c2
         .finish_upload(FinishUploadRequest {
             upload_id: start.upload_id.clone(),
+            base_version: None,
         })
         .await
         .unwrap()
@@ -191,6 +194,7 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
     let md = c2
         .finish_upload(FinishUploadRequest {
             upload_id: again.upload_id,
+            base_version: None,
         })
         .await
         .unwrap()

@@ -168,6 +168,7 @@ async fn share_links_serve_one_version_to_anyone_until_they_end() {
     files
         .delete_file(DeleteFileRequest {
             file_name: "docs/plan ü.pdf".into(),
+            base_version: None,
         })
         .await
         .unwrap();
@@ -319,6 +320,7 @@ async fn quotas_refuse_what_would_cross_them_and_deleting_gives_room_back() {
     for name in ["a.bin", "small.bin"] {
         c.delete_file(DeleteFileRequest {
             file_name: name.into(),
+            base_version: None,
         })
         .await
         .unwrap();
@@ -500,6 +502,27 @@ mod hostile {
             &self,
             _: Request<FinishUploadRequest>,
         ) -> Result<Response<MetadataResponse>, Status> {
+            Err(Status::unimplemented(""))
+        }
+        async fn move_file(
+            &self,
+            _: Request<MoveFileRequest>,
+        ) -> Result<Response<MetadataResponse>, Status> {
+            Err(Status::unimplemented(""))
+        }
+        async fn list_changes(
+            &self,
+            _: Request<ListChangesRequest>,
+        ) -> Result<Response<ListChangesResponse>, Status> {
+            Err(Status::unimplemented(""))
+        }
+        type WatchChangesStream = std::pin::Pin<
+            Box<dyn futures::Stream<Item = Result<ListChangesResponse, Status>> + Send>,
+        >;
+        async fn watch_changes(
+            &self,
+            _: Request<WatchChangesRequest>,
+        ) -> Result<Response<Self::WatchChangesStream>, Status> {
             Err(Status::unimplemented(""))
         }
     }

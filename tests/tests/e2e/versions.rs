@@ -102,6 +102,7 @@ async fn versions_restore_delete_and_dedup_with(opts: ServerOpts) {
         .unwrap();
     c.delete_file(DeleteFileRequest {
         file_name: "docs/plan.txt".into(),
+        base_version: None,
     })
     .await
     .unwrap();

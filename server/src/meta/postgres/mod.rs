@@ -10,14 +10,15 @@
 //! it, on any number of servers. Serialization failures and deadlocks are
 //! retried with growing back-off. Time is the database's `now()`.
 
+mod changes;
 mod limits;
 pub mod schema;
 mod shares;
 
 use super::{
-    random_id, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError,
-    MetaReport, MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention,
-    Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow, DEFAULT_OWNER,
+    random_id, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow,
+    MetaError, MetaReport, MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome,
+    Retention, Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow, DEFAULT_OWNER,
     PENDING_FLOOR,
 };
 use async_trait::async_trait;
@@ -357,6 +358,7 @@ async fn insert_version<C: GenericClient>(
         return Err(MetaError::MissingChunks(missing));
     }
     let quota = limits::lock_owner(c, v.owner).await?;
+    changes::check_base(c, v.owner, &v.path, v.base).await?;
     limits::check_path_free(c, v.owner, &v.path).await?;
     limits::check_quota(c, v.owner, quota, v.size).await?;
     let file_id: i64 = c
@@ -402,6 +404,7 @@ async fn insert_version<C: GenericClient>(
     if let Some(stream) = &v.stream {
         drop_session(c, stream).await?;
     }
+    changes::record(c, v.owner, &v.path, false, (number as u64, v.size, &v.hash)).await?;
     Ok(VersionRow {
         file_id,
         path: v.path.clone(),
@@ -412,6 +415,36 @@ async fn insert_version<C: GenericClient>(
         deleted: false,
         chunk_count: v.chunks.len() as u32,
     })
+}
+
+/// See [`crate::meta::MetaStore::delete_file`].
+async fn delete_file<C: GenericClient>(
+    c: &C,
+    owner: OwnerId,
+    path: &str,
+    base: Option<u64>,
+) -> Result<Option<u64>, MetaError> {
+    // The owner's lock before the file's, as every write of theirs.
+    limits::lock_owner(c, owner).await?;
+    let Some(latest) = version(c, owner, path, None).await?.filter(|v| !v.deleted) else {
+        return Ok(None);
+    };
+    changes::check_base(c, owner, path, base).await?;
+    c.execute(
+        "UPDATE files SET deleted_at = now()
+         WHERE owner_id = $1 AND path = $2 AND deleted_at IS NULL",
+        &[&owner, &path],
+    )
+    .await?;
+    changes::record(
+        c,
+        owner,
+        path,
+        true,
+        (latest.number, latest.size, &latest.hash),
+    )
+    .await?;
+    Ok(Some(latest.number))
 }
 
 async fn drop_session<C: GenericClient>(c: &C, id: &str) -> Result<(), MetaError> {
@@ -746,21 +779,69 @@ impl MetaStore for PgMeta {
         .await)
     }
 
-    async fn delete_file(&self, owner: OwnerId, path: &str) -> Result<Option<u64>, MetaError> {
+    async fn delete_file(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        base: Option<u64>,
+    ) -> Result<Option<u64>, MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
-            let changed = tx
-                .execute(
-                    "UPDATE files SET deleted_at = now()
-                     WHERE owner_id = $1 AND path = $2 AND deleted_at IS NULL",
-                    &[&owner, &path],
-                )
-                .await?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            Ok(version(&tx, owner, path, None).await?.map(|v| v.number))
+            delete_file(&tx, owner, path, base).await
         }
         .await)
+    }
+
+    async fn move_file(
+        &self,
+        owner: OwnerId,
+        from: &str,
+        to: &str,
+        base: Option<u64>,
+        uploader: &str,
+    ) -> Result<Option<VersionRow>, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
+            // The owner's lock first, as every write of theirs takes it.
+            limits::lock_owner(&tx, owner).await?;
+            let Some(old) = version(&tx, owner, from, None)
+                .await?
+                .filter(|v| !v.deleted)
+            else {
+                return Ok(None);
+            };
+            changes::check_base(&tx, owner, from, base).await?;
+            if version(&tx, owner, to, None)
+                .await?
+                .is_some_and(|v| !v.deleted)
+            {
+                return Err(MetaError::PathConflict(super::move_target_message(to)));
+            }
+            let chunks = version_chunks(&tx, old.file_id, old.number).await?;
+            delete_file(&tx, owner, from, None).await?;
+            let mut v = NewVersion::restoring(old, chunks, owner, uploader);
+            v.path = to.to_string();
+            insert_version(&tx, &v, None).await.map(Some)
+        }
+        .await)
+    }
+
+    async fn changes(
+        &self,
+        owner: OwnerId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChangeRow>, u64), MetaError> {
+        let client = self.client().await?;
+        changes::list(&client, owner, after, limit).await
+    }
+
+    async fn prune_changes(&self, older_than: Duration) -> Result<u64, MetaError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM changes WHERE at < now() - $1::BIGINT * INTERVAL '1 millisecond'",
+                &[&ms(older_than)],
+            )
+            .await?)
     }
 
     async fn open_session(&self, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError> {
@@ -883,6 +964,7 @@ impl MetaStore for PgMeta {
         &self,
         s: &SessionRow,
         uploader: &str,
+        base: Option<u64>,
     ) -> Result<VersionRow, MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, |tx| async {
             // Locks the session: two finishes of it commit one version.
@@ -898,7 +980,8 @@ impl MetaStore for PgMeta {
                 let now_there = version(&tx, s.owner, &s.path, Some(number)).await?;
                 return super::finished_again(s, number, now_there);
             }
-            let v = NewVersion::of_session(s, uploader);
+            let mut v = NewVersion::of_session(s, uploader);
+            v.base = base;
             let row = insert_version(&tx, &v, None).await?;
             tx.execute(
                 "UPDATE upload_sessions SET committed_version = $2 WHERE id = $1",

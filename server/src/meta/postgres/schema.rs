@@ -171,6 +171,22 @@ CREATE TABLE share_links (
 );
 CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
 "#,
+    r#"
+-- The change feed (see the SQLite schema).
+ALTER TABLE owners ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE changes (
+    owner_id BIGINT NOT NULL,
+    seq      BIGINT NOT NULL,
+    path     TEXT COLLATE "C" NOT NULL,
+    deleted  BOOLEAN NOT NULL,
+    version  BIGINT NOT NULL,
+    size     BIGINT NOT NULL,
+    hash     TEXT NOT NULL,
+    at       TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (owner_id, seq)
+);
+CREATE INDEX changes_by_time ON changes(at);
+"#,
 ];
 
 /// Content hashes became a hash over the chunk ids: recompute every

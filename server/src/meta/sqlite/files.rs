@@ -172,6 +172,7 @@ pub fn insert_version(
     if missing > 0 {
         return Err(MetaError::MissingChunks(missing));
     }
+    super::changes::check_base(tx, v.owner, &v.path, v.base)?;
     check_path_free(tx, v.owner, &v.path)?;
     check_quota(tx, v.owner, v.size)?;
     let file_id: i64 = tx.query_row(
@@ -204,6 +205,16 @@ pub fn insert_version(
     for (idx, chunk) in v.chunks.iter().enumerate() {
         stmt.execute(params![file_id, number, idx as i64, chunk.id])?;
     }
+    super::changes::record(
+        tx,
+        v.owner,
+        &v.path,
+        false,
+        number as u64,
+        v.size,
+        &v.hash,
+        now,
+    )?;
     Ok(VersionRow {
         file_id,
         path: v.path.to_string(),
@@ -236,20 +247,62 @@ pub fn restore_version(
     insert_version(tx, &v, Some(number), now).map(Some)
 }
 
-/// Marks a live file deleted; its versions stay. Returns the latest version
-/// number, or `None` if there is no live file at `path`.
+/// Marks a live file deleted, if its latest version is `base` (when
+/// given); its versions stay. Returns the latest version number, or `None`
+/// if there is no live file at `path`.
 pub fn delete_file(
     c: &Connection,
     owner: OwnerId,
     path: &str,
+    base: Option<u64>,
     now: &str,
 ) -> Result<Option<u64>, MetaError> {
-    let changed = c.execute(
+    let Some(latest) = version(c, owner, path, None)?.filter(|v| !v.deleted) else {
+        return Ok(None);
+    };
+    super::changes::check_base(c, owner, path, base)?;
+    c.execute(
         "UPDATE files SET deleted_at = ?3 WHERE owner_id = ?1 AND path = ?2 AND deleted_at IS NULL",
         params![owner, path, now],
     )?;
-    if changed == 0 {
+    super::changes::record(
+        c,
+        owner,
+        path,
+        true,
+        latest.number,
+        latest.size,
+        &latest.hash,
+        now,
+    )?;
+    Ok(Some(latest.number))
+}
+
+/// Moves the live file at `from` to `to`, if its latest version is `base`
+/// (when given): `from` is deleted (its versions stay) and `to` gets a new
+/// version with the same content. `None` if there is no live file at
+/// `from`; [`MetaError::PathConflict`] if a live file is at `to`.
+pub fn move_file(
+    tx: &Transaction<'_>,
+    owner: OwnerId,
+    from: &str,
+    to: &str,
+    base: Option<u64>,
+    uploader: &str,
+    now: &str,
+) -> Result<Option<VersionRow>, MetaError> {
+    let Some(old) = version(tx, owner, from, None)?.filter(|v| !v.deleted) else {
         return Ok(None);
+    };
+    super::changes::check_base(tx, owner, from, base)?;
+    if version(tx, owner, to, None)?.is_some_and(|v| !v.deleted) {
+        return Err(MetaError::PathConflict(crate::meta::move_target_message(
+            to,
+        )));
     }
-    Ok(version(c, owner, path, None)?.map(|v| v.number))
+    let chunks = version_chunks(tx, old.file_id, old.number)?;
+    delete_file(tx, owner, from, None, now)?;
+    let mut v = NewVersion::restoring(old, chunks, owner, uploader);
+    v.path = to.to_string();
+    insert_version(tx, &v, None, now).map(Some)
 }

@@ -9,6 +9,7 @@
 //! clock: only one server process may use the file (the data dir lock).
 
 pub mod accounts;
+pub mod changes;
 pub mod chunks;
 pub mod files;
 pub mod gc;
@@ -18,9 +19,9 @@ pub mod sessions;
 pub mod shares;
 
 use super::{
-    ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError, MetaReport,
-    MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
-    SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
+    ChangeRow, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError,
+    MetaReport, MetaStore, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention,
+    Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction};
@@ -376,9 +377,43 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
-    async fn delete_file(&self, owner: OwnerId, path: &str) -> Result<Option<u64>, MetaError> {
+    async fn delete_file(
+        &self,
+        owner: OwnerId,
+        path: &str,
+        base: Option<u64>,
+    ) -> Result<Option<u64>, MetaError> {
         let path = path.to_string();
-        self.tx(move |tx, now| files::delete_file(tx, owner, &path, now))
+        self.tx(move |tx, now| files::delete_file(tx, owner, &path, base, now))
+            .await
+    }
+
+    async fn move_file(
+        &self,
+        owner: OwnerId,
+        from: &str,
+        to: &str,
+        base: Option<u64>,
+        uploader: &str,
+    ) -> Result<Option<VersionRow>, MetaError> {
+        let (from, to, uploader) = (from.to_string(), to.to_string(), uploader.to_string());
+        self.tx(move |tx, now| files::move_file(tx, owner, &from, &to, base, &uploader, now))
+            .await
+    }
+
+    async fn changes(
+        &self,
+        owner: OwnerId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChangeRow>, u64), MetaError> {
+        self.read(move |c| changes::list(c, owner, after, limit))
+            .await
+    }
+
+    async fn prune_changes(&self, older_than: Duration) -> Result<u64, MetaError> {
+        let before = super::rfc3339(time::OffsetDateTime::now_utc() - older_than);
+        self.tx_unsynced(move |tx, _| changes::prune(tx, &before))
             .await
     }
 
@@ -415,9 +450,10 @@ impl MetaStore for SqliteMeta {
         &self,
         s: &SessionRow,
         uploader: &str,
+        base: Option<u64>,
     ) -> Result<VersionRow, MetaError> {
         let (s, uploader) = (s.clone(), uploader.to_string());
-        self.tx(move |tx, now| sessions::finish(tx, &s, &uploader, now))
+        self.tx(move |tx, now| sessions::finish(tx, &s, &uploader, base, now))
             .await
     }
 

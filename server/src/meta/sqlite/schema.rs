@@ -177,6 +177,23 @@ CREATE TABLE share_links (
 );
 CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
 "#,
+    r#"
+-- The change feed: every commit, restore, delete and move of an owner,
+-- numbered from the owner's counter, so numbers have no gaps.
+ALTER TABLE owners ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE changes (
+    owner_id INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    path     TEXT NOT NULL,
+    deleted  INTEGER NOT NULL,
+    version  INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    hash     TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    PRIMARY KEY (owner_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX changes_by_time ON changes(at);
+"#,
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its

@@ -203,6 +203,7 @@ pub fn finish(
     tx: &Transaction,
     s: &SessionRow,
     uploader: &str,
+    base: Option<u64>,
     now: &str,
 ) -> Result<VersionRow, MetaError> {
     let committed: Option<i64> = tx
@@ -218,7 +219,8 @@ pub fn finish(
         let now_there = super::files::version(tx, s.owner, &s.path, Some(number))?;
         return crate::meta::finished_again(s, number, now_there);
     }
-    let v = NewVersion::of_session(s, uploader);
+    let mut v = NewVersion::of_session(s, uploader);
+    v.base = base;
     let row = insert_version(tx, &v, None, now)?;
     tx.execute(
         "UPDATE upload_sessions SET committed_version = ?2 WHERE id = ?1",
