@@ -10,6 +10,7 @@ mod conformance;
 mod consistency;
 mod deploy;
 mod embedded;
+mod feed;
 mod harness;
 mod limits;
 mod meta;
