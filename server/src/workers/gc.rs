@@ -153,6 +153,12 @@ impl Worker for Gc {
             .delete_expired_sessions()
             .await
             .map_err(|e| e.to_string())?;
+        // Feed entries older than this are gone; a cursor before them
+        // makes its client list everything again.
+        self.meta
+            .prune_changes(crate::meta::CHANGES_KEPT)
+            .await
+            .map_err(|e| e.to_string())?;
         let (chunks, mut errors) = self.collect_chunks(cancel).await?;
         // Objects no row names are orphans only if the nodes belong to
         // this database: checked every pass, as a node may have come back.
