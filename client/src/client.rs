@@ -162,6 +162,7 @@ impl<T: Transport> Coffer<T> {
                 prefix: prefix.clone(),
                 page_size: 1000,
                 page_token,
+                delimiter: String::new(),
             });
             let page = self.files.clone().list_files(req).await?.into_inner();
             out.extend(page.files);

@@ -36,6 +36,8 @@ pub struct UploadPlan {
     /// The content hash (over the chunk ids), lowercase hex.
     pub content_hash: String,
     pub chunks: Vec<PlannedChunk>,
+    /// The content's modification time (RFC 3339), kept with the version.
+    pub modified: Option<String>,
 }
 
 /// Builds an [`UploadPlan`] from content pushed in pieces of any size.
@@ -80,6 +82,7 @@ impl Planner {
             size: self.offset,
             content_hash: self.hasher.finish(),
             chunks: self.chunks,
+            modified: None,
         }
     }
 }
@@ -168,6 +171,7 @@ impl<T: Transport> Coffer<T> {
                         .collect(),
                     content_hash: plan.content_hash.clone(),
                     upload_id: String::new(),
+                    modified_time: plan.modified.clone().unwrap_or_default(),
                 };
                 (self.start(req).await?, false)
             }

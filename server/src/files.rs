@@ -159,6 +159,8 @@ pub struct FileVersion {
     pub chunk_count: u32,
     pub health: HealthCounts,
     pub replication: u32,
+    /// The content's modification time as its client gave it (RFC 3339).
+    pub modified: Option<String>,
 }
 
 /// What a client declares when it opens an upload session.
@@ -168,6 +170,29 @@ pub struct UploadPlan {
     pub size: u64,
     pub chunks: Vec<ChunkRef>,
     pub hash: String,
+    /// The content's modification time (RFC 3339), if the client gives
+    /// one; see [`modified_time`].
+    pub modified: Option<String>,
+}
+
+/// A client's modification time, checked and written the one way the
+/// server stores it: RFC 3339 in UTC, with as many fractional digits as
+/// the client gave (up to nanoseconds). Empty means none.
+pub fn modified_time(t: &str) -> Result<Option<String>, FileError> {
+    use time::format_description::well_known::Rfc3339;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let parsed = time::OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+        FileError::InvalidArgument(format!(
+            "modification time {t:?} is not RFC 3339 (e.g. 2026-11-27T10:15:00.123456789Z)"
+        ))
+    })?;
+    parsed
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map(Some)
+        .map_err(|e| FileError::InvalidArgument(format!("modification time {t:?}: {e}")))
 }
 
 /// An open upload session, as returned to the client.
@@ -304,6 +329,7 @@ impl Files {
             chunk_count: row.chunk_count,
             health,
             replication: self.cluster.config().replication as u32,
+            modified: row.modified,
         }
     }
 
@@ -462,6 +488,72 @@ impl Files {
         Ok((out, next))
     }
 
+    /// A page of what is directly in `folder` (its files, and its
+    /// sub-folders as prefixes ending in `/`), in path order, and the token
+    /// of the next page (empty on the last one). Files and folders count
+    /// alike against the page size. A sub-folder holding many files costs
+    /// one query to step over, not a read of its files.
+    pub async fn list_folder(
+        &self,
+        caller: &Caller,
+        folder: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, Vec<String>, String), FileError> {
+        let mut prefix = paths::normalize_prefix(folder)?;
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        } as usize;
+        let r = self.cluster.config().replication;
+        let (mut files, mut folders) = (Vec::new(), Vec::<String>::new());
+        // Sorts after every path inside a folder `f/` (as the next page's
+        // token, and to step over the folder's files).
+        let past = |f: &str| format!("{f}\u{10FFFF}");
+        let mut after = page_token.to_string();
+        let mut last = String::new();
+        let mut skip: Option<String> = None;
+        loop {
+            let rows = self
+                .meta
+                .list_files(caller.owner, &prefix, &after, limit as u32 + 1, r)
+                .await?;
+            let exhausted = rows.len() <= limit;
+            for (row, h) in rows {
+                after = row.path.clone();
+                if skip.as_deref().is_some_and(|f| row.path.starts_with(f)) {
+                    continue;
+                }
+                if files.len() + folders.len() == limit {
+                    // Full, and something follows.
+                    return Ok((files, folders, last));
+                }
+                match row.path[prefix.len()..].find('/') {
+                    None => {
+                        last = row.path.clone();
+                        files.push(self.with_health_counts(row, h));
+                    }
+                    Some(i) => {
+                        let f = row.path[..prefix.len() + i + 1].to_string();
+                        last = past(&f);
+                        folders.push(f.clone());
+                        skip = Some(f);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((files, folders, String::new()));
+            }
+            // Step over the rest of a folder the batch ended in.
+            if let Some(f) = skip.as_deref().filter(|f| after.starts_with(f)) {
+                after = past(f);
+            }
+        }
+    }
+
     /// A page of a file's versions, newest first, and the token of the
     /// next page (empty on the last one).
     pub async fn versions(
@@ -594,6 +686,7 @@ impl Files {
                 chunks: plan.chunks,
                 ttl: self.cfg.session_ttl,
                 max_open: self.cfg.max_open_sessions,
+                modified: plan.modified,
             })
             .await?;
         Ok(SessionStatus {
@@ -842,8 +935,14 @@ impl StreamUpload {
     }
 
     /// Stores the rest and commits the file as a new version of `path`, if
-    /// its latest version is `base` (when given).
-    pub async fn finish(mut self, path: &str, base: Option<u64>) -> Result<FileVersion, FileError> {
+    /// its latest version is `base` (when given), carrying the client's
+    /// modification time (checked with [`modified_time`]).
+    pub async fn finish(
+        mut self,
+        path: &str,
+        base: Option<u64>,
+        modified: Option<String>,
+    ) -> Result<FileVersion, FileError> {
         let path = paths::normalize(path)?;
         let chunker = std::mem::take(&mut self.chunker);
         for chunk in chunker.finish() {
@@ -863,6 +962,7 @@ impl StreamUpload {
             // The commit replaces the stream's references.
             stream: self.stream.take(),
             base,
+            modified,
         };
         let row = self.files.meta.commit_version(&v).await?;
         self.files.feed.changed();

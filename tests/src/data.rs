@@ -167,6 +167,7 @@ pub fn session_plan(
         chunks: refs,
         content_hash: content_hash_of(data),
         upload_id: String::new(),
+        modified_time: String::new(),
     };
     (request, chunks)
 }

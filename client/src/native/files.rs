@@ -21,18 +21,36 @@ pub async fn plan_file(path: &Path) -> Result<UploadPlan, ClientError> {
     tokio::task::spawn_blocking(move || {
         let fail = |e| ClientError::io(format!("cannot read {}", path.display()), e);
         let mut f = std::fs::File::open(&path).map_err(fail)?;
+        // The time before the read: a write during it shows as a change.
+        let modified = f.metadata().and_then(|m| m.modified()).ok();
         let mut planner = Planner::new();
         let mut buf = vec![0u8; READ_BLOCK];
         loop {
             let n = f.read(&mut buf).map_err(fail)?;
             if n == 0 {
-                return Ok(planner.finish());
+                let mut plan = planner.finish();
+                plan.modified = modified.and_then(rfc3339);
+                return Ok(plan);
             }
             planner.push(&buf[..n]);
         }
     })
     .await
     .map_err(|e| ClientError::io("planning the upload", std::io::Error::other(e)))?
+}
+
+/// `t` as RFC 3339 in UTC, to the nanosecond.
+pub fn rfc3339(t: std::time::SystemTime) -> Option<String> {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// The time a version's `modifiedTime` names, if it names one.
+pub fn parse_rfc3339(t: &str) -> Option<std::time::SystemTime> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(Into::into)
 }
 
 /// The chunks of a local file, read back when they are sent.
@@ -154,6 +172,12 @@ pub async fn download_file<T: Transport>(
     received?;
     let (out, hasher) = written.map_err(|e| ClientError::io("writing the download", e))?;
     download.check(hasher)?;
+    // The version's modification time, as its uploader's file had it.
+    if let Some(t) = parse_rfc3339(&download.meta.modified_time) {
+        tmp.as_file()
+            .set_modified(t)
+            .map_err(|e| ClientError::io("writing the download", e))?;
+    }
     // Only a complete, verified file is worth syncing.
     out.finish()
         .map_err(|e| ClientError::io("writing the download", e))?;
@@ -281,7 +305,10 @@ mod tests {
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let plan = plan_file(&path).await.unwrap();
+        let mut plan = plan_file(&path).await.unwrap();
+        let on_disk = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let modified = plan.modified.take().expect("the file's modification time");
+        assert_eq!(parse_rfc3339(&modified), Some(on_disk), "{modified}");
         assert_eq!(plan, UploadPlan::of(&data));
         let src = FileSource::new(&path);
         for c in &plan.chunks {

@@ -41,6 +41,7 @@ fn metadata(v: &FileVersion) -> MetadataResponse {
         chunk_count: v.chunk_count,
         version_number: v.number,
         deleted: v.deleted,
+        modified_time: v.modified.clone().unwrap_or_default(),
     }
 }
 
@@ -73,6 +74,12 @@ impl FileStorage for FileStorageApi {
         let who = caller(&req)?;
         let mut name = header_name(&req)?;
         let base = header_base(&req)?;
+        let modified = match req.metadata().get("x-coffer-modified-time") {
+            None => None,
+            Some(v) => crate::files::modified_time(v.to_str().map_err(|_| {
+                Status::invalid_argument("x-coffer-modified-time is not visible ASCII")
+            })?)?,
+        };
         if let Some(n) = &name {
             coffer_proto::paths::normalize(n).map_err(crate::files::FileError::from)?;
         }
@@ -108,7 +115,7 @@ impl FileStorage for FileStorageApi {
             upload.push(&msg.file_data).await?;
         }
         let name = name.ok_or_else(no_name)?;
-        let v = upload.finish(&name, base).await?;
+        let v = upload.finish(&name, base, modified).await?;
         Ok(Response::new(UploadResponse {
             message: format!(
                 "File {} uploaded successfully as version {}",
@@ -166,13 +173,29 @@ impl FileStorage for FileStorageApi {
     ) -> Result<Response<ListFilesResponse>, Status> {
         let who = caller(&req)?;
         let r = req.into_inner();
-        let (files, next) = self
-            .files
-            .list(&who, &r.prefix, &r.page_token, r.page_size)
-            .await?;
+        let (files, folders, next) = match r.delimiter.as_str() {
+            "" => {
+                let (files, next) = self
+                    .files
+                    .list(&who, &r.prefix, &r.page_token, r.page_size)
+                    .await?;
+                (files, Vec::new(), next)
+            }
+            "/" => {
+                self.files
+                    .list_folder(&who, &r.prefix, &r.page_token, r.page_size)
+                    .await?
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "delimiter {other:?} is not supported; use \"/\" or none"
+                )))
+            }
+        };
         Ok(Response::new(ListFilesResponse {
             files: files.iter().map(metadata).collect(),
             next_page_token: next,
+            folders,
         }))
     }
 
@@ -239,6 +262,7 @@ impl FileStorage for FileStorageApi {
                     })
                     .collect(),
                 hash: r.content_hash,
+                modified: crate::files::modified_time(&r.modified_time)?,
             };
             self.files.start_upload(&who, plan).await?
         } else {
@@ -335,6 +359,7 @@ fn changes_page(p: crate::feed::Page) -> ListChangesResponse {
                 size: c.size,
                 content_hash: c.hash,
                 time: c.at,
+                modified_time: c.modified.unwrap_or_default(),
             })
             .collect(),
         cursor: p.cursor,

@@ -43,6 +43,7 @@ fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
         uploader: "test".into(),
         stream: None,
         base: None,
+        modified: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn new_session(path: &str, hash: &str, chunks: Vec<ChunkRef>) -> NewSession {
         chunks,
         ttl: Duration::from_secs(3600),
         max_open: 100,
+        modified: None,
     }
 }
 
@@ -1271,4 +1273,71 @@ pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: 
     meta.commit_version(&new_version("c", one)).await.unwrap();
     let (after, _) = meta.changes(DEFAULT_OWNER, 6, 100).await.unwrap();
     assert_eq!(after.iter().map(|c| c.seq).collect::<Vec<_>>(), [7]);
+}
+
+pub async fn modification_times_travel_with_their_content(meta: Meta) {
+    let (a, b) = (chunk('a', 1), chunk('b', 2));
+    store(&meta, &a).await;
+    store(&meta, &b).await;
+    let t = "2026-01-02T03:04:05.123456789Z".to_string();
+    let v = meta
+        .commit_version(&NewVersion {
+            modified: Some(t.clone()),
+            ..new_version("m", std::slice::from_ref(&a))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.modified.as_deref(), Some(t.as_str()));
+    // A version without one has none, whatever came before.
+    meta.commit_version(&new_version("m", std::slice::from_ref(&b)))
+        .await
+        .unwrap();
+    let latest = meta
+        .version(DEFAULT_OWNER, "m", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.modified, None);
+    // A restore and a move keep the content's time.
+    let restored = meta
+        .restore_version(DEFAULT_OWNER, "m", 1, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored.modified.as_deref(), Some(t.as_str()));
+    meta.move_file(DEFAULT_OWNER, "m", "n", None, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    let (rows, _) = meta
+        .list_files(DEFAULT_OWNER, "", "", 10, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(v, _)| v)
+        .partition::<Vec<_>, _>(|v| v.path == "n");
+    assert_eq!(rows[0].modified.as_deref(), Some(t.as_str()));
+    // A session carries its time to the version it commits.
+    let later = "2026-03-04T05:06:07Z".to_string();
+    let (s, _) = meta
+        .open_session(&NewSession {
+            modified: Some(later.clone()),
+            ..new_session("s", &"s".repeat(64), vec![a.clone()])
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.modified.as_deref(), Some(later.as_str()));
+    let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
+    assert_eq!(again.modified.as_deref(), Some(later.as_str()));
+    let committed = meta.finish_session(&again, "u", None).await.unwrap();
+    assert_eq!(committed.modified.as_deref(), Some(later.as_str()));
+    // The feed says it too.
+    let (changes, _) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
+    let last = changes.last().unwrap();
+    assert_eq!(
+        (last.path.as_str(), last.modified.as_deref()),
+        ("s", Some(later.as_str()))
+    );
+    let moved_in = changes.iter().find(|c| c.path == "n").unwrap();
+    assert_eq!(moved_in.modified.as_deref(), Some(t.as_str()));
 }

@@ -210,6 +210,9 @@ pub struct VersionRow {
     pub created_at: String,
     pub deleted: bool,
     pub chunk_count: u32,
+    /// The content's modification time as the uploading client gave it
+    /// (RFC 3339, UTC, up to nanoseconds), if it did.
+    pub modified: Option<String>,
 }
 
 /// Replica counts of a version's distinct chunks.
@@ -248,6 +251,8 @@ pub struct NewVersion {
     /// Commit only if the file's latest live version is this one (`0`: no
     /// live file at the path); `None` commits whatever is there.
     pub base: Option<u64>,
+    /// The content's modification time, as the client gave it.
+    pub modified: Option<String>,
 }
 
 impl NewVersion {
@@ -262,6 +267,7 @@ impl NewVersion {
             uploader: uploader.to_string(),
             stream: None,
             base: None,
+            modified: s.modified.clone(),
         }
     }
 
@@ -281,6 +287,7 @@ impl NewVersion {
             uploader: uploader.to_string(),
             stream: None,
             base: None,
+            modified: old.modified,
         }
     }
 }
@@ -338,6 +345,8 @@ pub struct NewSession {
     /// The most open (unfinished, unexpired) sessions the owner may have;
     /// opening one more is [`MetaError::Limit`].
     pub max_open: u32,
+    /// The modification time the version will carry.
+    pub modified: Option<String>,
 }
 
 /// One entry of an owner's change feed: a version committed (a commit,
@@ -355,6 +364,8 @@ pub struct ChangeRow {
     pub hash: String,
     /// RFC 3339, UTC.
     pub at: String,
+    /// The version's modification time, if its client gave one.
+    pub modified: Option<String>,
 }
 
 /// How long the change feed keeps entries; an older cursor must rescan.
@@ -445,6 +456,8 @@ pub struct SessionRow {
     pub hash: String,
     pub expires_at: String,
     pub chunks: Vec<ChunkRef>,
+    /// The modification time the version will carry.
+    pub modified: Option<String>,
 }
 
 /// Where a chunk stands in an upload session.

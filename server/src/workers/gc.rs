@@ -390,7 +390,7 @@ mod tests {
         collect(&mut s.gc).await;
         upload.push(&data[8 * 1024 * 1024..]).await.unwrap();
         collect(&mut s.gc).await;
-        upload.finish("long.bin", None).await.unwrap();
+        upload.finish("long.bin", None, None).await.unwrap();
 
         let (_, chunks) = s
             .files

@@ -854,6 +854,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
                 uploader: "bench".into(),
                 stream: None,
                 base: None,
+                modified: None,
             })
             .await?;
     }

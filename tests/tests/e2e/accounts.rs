@@ -169,6 +169,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
                 }],
                 content_hash: coffer_proto::chunking::content_hash_of(&data),
                 upload_id: String::new(),
+                modified_time: String::new(),
             })
             .await
             .map(drop),

@@ -308,6 +308,7 @@ async fn gc_removes_unreferenced_chunks_and_spares_shared_and_in_flight_ones() {
             chunks: refs.clone(),
             content_hash: coffer_proto::chunking::content_hash_of(&pending),
             upload_id: String::new(),
+            modified_time: String::new(),
         })
         .await
         .unwrap()

@@ -294,3 +294,142 @@ async fn the_change_feed_pages_and_streams_over_grpc_and_grpc_web() {
     assert!(gone.changes[0].deleted);
     assert_eq!(gone.changes[0].file_name, "a.txt");
 }
+
+#[tokio::test]
+async fn modification_times_are_kept_and_the_cli_puts_them_back() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+
+    // UploadFile's header, normalised to UTC; a malformed one is refused
+    // and stores nothing.
+    let send = |t: &'static str| {
+        let msg = FileRequest {
+            file_data: Bytes::from_static(b"timed"),
+            file_name: "timed.txt".into(),
+        };
+        let mut req = tonic::Request::new(tokio_stream::iter([msg]));
+        req.metadata_mut()
+            .insert("x-coffer-modified-time", t.parse().unwrap());
+        req
+    };
+    c.upload_file(send("2026-05-06T09:08:07.5+02:00"))
+        .await
+        .unwrap();
+    let v = latest(&mut c, "timed.txt").await.unwrap();
+    assert_eq!(v.modified_time, "2026-05-06T07:08:07.5Z");
+    let bad = c.upload_file(send("yesterday")).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert_eq!(latest(&mut c, "timed.txt").await.unwrap().version_number, 1);
+    let feed = changes(&mut c, "").await;
+    assert_eq!(feed.changes[0].modified_time, "2026-05-06T07:08:07.5Z");
+
+    // `coffer put` sends the file's time, `coffer get` sets it again.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("old.txt");
+    std::fs::write(&local, b"written long ago").unwrap();
+    let then = std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_000, 123_456_789);
+    std::fs::File::options()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    let cli = coffer_tests::cli::Cli::for_server(&server);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let put = cli.run(&["put", &s(&local), "old.txt"]).await;
+    assert!(put.ok, "{put:?}");
+    let v = latest(&mut c, "old.txt").await.unwrap();
+    assert_eq!(v.modified_time, "2020-09-13T12:26:40.123456789Z");
+    let back = dir.path().join("back.txt");
+    let get = cli.run(&["get", "old.txt", &s(&back)]).await;
+    assert!(get.ok, "{get:?}");
+    assert_eq!(std::fs::read(&back).unwrap(), b"written long ago");
+    assert_eq!(std::fs::metadata(&back).unwrap().modified().unwrap(), then);
+}
+
+/// One folder's listing, every page of `size`: (files, folders, pages).
+async fn folder(
+    c: &mut FileStorageClient<Conn>,
+    prefix: &str,
+    size: u32,
+) -> (Vec<String>, Vec<String>, usize) {
+    let (mut files, mut folders, mut pages) = (Vec::new(), Vec::new(), 0);
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_files(ListFilesRequest {
+                prefix: prefix.into(),
+                page_size: size,
+                page_token: token,
+                delimiter: "/".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(
+            page.files.len() + page.folders.len() <= size as usize,
+            "{page:?}"
+        );
+        files.extend(page.files.into_iter().map(|f| f.file_name));
+        folders.extend(page.folders);
+        if page.next_page_token.is_empty() {
+            return (files, folders, pages);
+        }
+        token = page.next_page_token;
+    }
+}
+
+#[tokio::test]
+async fn a_folder_lists_its_files_and_sub_folders_without_their_contents() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+    let mut names = vec![
+        "top.txt".to_string(),
+        "docs/a.txt".into(),
+        "docs/b/deep.txt".into(),
+        "docs/b/deeper/x.txt".into(),
+        "docs/c.txt".into(),
+        "docs/d/one.txt".into(),
+        "docs0.txt".into(),
+        "photos/1.jpg".into(),
+    ];
+    // A big sub-folder the listing steps over.
+    names.extend((0..150).map(|i| format!("docs/big/{i:04}.bin")));
+    for n in &names {
+        upload_bytes(&mut c, n, n.as_bytes()).await.unwrap();
+    }
+    c.delete_file(DeleteFileRequest {
+        file_name: "docs/d/one.txt".into(),
+        base_version: None,
+    })
+    .await
+    .unwrap();
+
+    let (files, folders, _) = folder(&mut c, "", 100).await;
+    assert_eq!(files, ["docs0.txt", "top.txt"]);
+    assert_eq!(folders, ["docs/", "photos/"]);
+    // "docs" and "docs/" name the same folder; a deleted file's folder is
+    // gone with it. Every page size gives the same entries.
+    for size in [1, 2, 3, 100] {
+        for prefix in ["docs", "docs/"] {
+            let (files, folders, pages) = folder(&mut c, prefix, size).await;
+            assert_eq!(files, ["docs/a.txt", "docs/c.txt"], "page size {size}");
+            assert_eq!(folders, ["docs/b/", "docs/big/"], "page size {size}");
+            assert!(pages <= 4usize.div_ceil(size as usize) + 1, "{pages} pages");
+        }
+    }
+    let (files, folders, _) = folder(&mut c, "docs/b", 10).await;
+    assert_eq!(files, ["docs/b/deep.txt"]);
+    assert_eq!(folders, ["docs/b/deeper/"]);
+    let (files, _, pages) = folder(&mut c, "docs/big/", 1000).await;
+    assert_eq!((files.len(), pages), (150, 1));
+    let bad = c
+        .list_files(ListFilesRequest {
+            delimiter: ",".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+}

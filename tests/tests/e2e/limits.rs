@@ -94,6 +94,7 @@ async fn a_plan_of_tiny_chunks_or_a_wrong_content_hash_is_refused_and_stores_not
             chunks,
             content_hash: hash,
             upload_id: String::new(),
+            modified_time: String::new(),
         })
         .await
         .unwrap_err();

@@ -72,6 +72,7 @@ conformance!(
     a_stale_base_version_changes_nothing,
     a_move_deletes_the_old_name_and_versions_the_new,
     the_change_feed_numbers_every_change_and_expires_old_cursors,
+    modification_times_travel_with_their_content,
 );
 
 #[tokio::test]

@@ -466,6 +466,7 @@ mod hostile {
                 .map(|n| meta(n))
                 .collect(),
                 next_page_token: String::new(),
+                folders: Vec::new(),
             }))
         }
         async fn list_versions(

@@ -172,6 +172,7 @@ async fn listing_pages_through_every_file_once_with(opts: ServerOpts) {
                 prefix: "many".into(),
                 page_size: 10,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()

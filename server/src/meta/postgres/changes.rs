@@ -13,7 +13,7 @@ pub async fn record<C: GenericClient>(
     owner: OwnerId,
     path: &str,
     deleted: bool,
-    (version, size, hash): (u64, u64, &str),
+    (version, size, hash, modified): (u64, u64, &str, Option<&str>),
 ) -> Result<u64, MetaError> {
     let seq: i64 = c
         .query_one(
@@ -23,8 +23,8 @@ pub async fn record<C: GenericClient>(
         .await?
         .get(0);
     c.execute(
-        "INSERT INTO changes (owner_id, seq, path, deleted, version, size, hash, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now())",
+        "INSERT INTO changes (owner_id, seq, path, deleted, version, size, hash, at, modified_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)",
         &[
             &owner,
             &seq,
@@ -33,6 +33,7 @@ pub async fn record<C: GenericClient>(
             &(version as i64),
             &(size as i64),
             &hash,
+            &modified,
         ],
     )
     .await?;
@@ -78,7 +79,7 @@ pub async fn list<C: GenericClient>(
         .map_or(0, |r| r.get::<_, i64>(0)) as u64;
     let rows: Vec<ChangeRow> = c
         .query(
-            "SELECT seq, path, deleted, version, size, hash, at FROM changes
+            "SELECT seq, path, deleted, version, size, hash, at, modified_at FROM changes
              WHERE owner_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             &[&owner, &(after as i64), &(limit as i64)],
         )
@@ -92,6 +93,7 @@ pub async fn list<C: GenericClient>(
             size: r.get::<_, i64>(4) as u64,
             hash: r.get(5),
             at: ts(r.get(6)),
+            modified: r.get(7),
         })
         .collect();
     if limit > 0 {

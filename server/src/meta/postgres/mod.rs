@@ -214,7 +214,8 @@ impl PgMeta {
 
 const SELECT_VERSION: &str = "
     SELECT f.id, f.path, v.number, v.size, v.hash, v.created_at, f.deleted_at IS NOT NULL,
-           (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number)::INTEGER
+           (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number)::INTEGER,
+           v.modified_at
     FROM files f JOIN versions v ON v.file_id = f.id";
 
 /// A `(chunk id, size)` row.
@@ -235,6 +236,7 @@ fn version_row(r: &Row) -> VersionRow {
         created_at: ts(r.get(5)),
         deleted: r.get(6),
         chunk_count: r.get::<_, i32>(7) as u32,
+        modified: r.get(8),
     }
 }
 
@@ -380,8 +382,9 @@ async fn insert_version<C: GenericClient>(
         .get(0);
     let created: time::OffsetDateTime = c
         .query_one(
-            "INSERT INTO versions (file_id, number, size, hash, created_at, uploader, restored_from)
-             VALUES ($1, $2, $3, $4, now(), $5, $6) RETURNING created_at",
+            "INSERT INTO versions
+                 (file_id, number, size, hash, created_at, uploader, restored_from, modified_at)
+             VALUES ($1, $2, $3, $4, now(), $5, $6, $7) RETURNING created_at",
             &[
                 &file_id,
                 &number,
@@ -389,6 +392,7 @@ async fn insert_version<C: GenericClient>(
                 &v.hash,
                 &v.uploader,
                 &restored_from.map(|n| n as i64),
+                &v.modified,
             ],
         )
         .await?
@@ -404,7 +408,14 @@ async fn insert_version<C: GenericClient>(
     if let Some(stream) = &v.stream {
         drop_session(c, stream).await?;
     }
-    changes::record(c, v.owner, &v.path, false, (number as u64, v.size, &v.hash)).await?;
+    changes::record(
+        c,
+        v.owner,
+        &v.path,
+        false,
+        (number as u64, v.size, &v.hash, v.modified.as_deref()),
+    )
+    .await?;
     Ok(VersionRow {
         file_id,
         path: v.path.clone(),
@@ -414,6 +425,7 @@ async fn insert_version<C: GenericClient>(
         created_at: ts(created),
         deleted: false,
         chunk_count: v.chunks.len() as u32,
+        modified: v.modified.clone(),
     })
 }
 
@@ -441,7 +453,12 @@ async fn delete_file<C: GenericClient>(
         owner,
         path,
         true,
-        (latest.number, latest.size, &latest.hash),
+        (
+            latest.number,
+            latest.size,
+            &latest.hash,
+            latest.modified.as_deref(),
+        ),
     )
     .await?;
     Ok(Some(latest.number))
@@ -493,7 +510,7 @@ async fn session<C: GenericClient>(
 ) -> Result<Option<SessionRow>, MetaError> {
     let Some(head) = c
         .query_opt(
-            "SELECT path, size, hash, expires_at FROM upload_sessions
+            "SELECT path, size, hash, expires_at, modified_at FROM upload_sessions
              WHERE id = $1 AND owner_id = $2 AND expires_at > now() AND NOT stream",
             &[&id, &owner],
         )
@@ -518,6 +535,7 @@ async fn session<C: GenericClient>(
         hash: head.get(2),
         expires_at: ts(head.get(3)),
         chunks,
+        modified: head.get(4),
     }))
 }
 
@@ -888,6 +906,13 @@ impl MetaStore for PgMeta {
                 &[&id, &idx, &ids, &sizes],
             )
             .await?;
+            if s.modified.is_some() {
+                tx.execute(
+                    "UPDATE upload_sessions SET modified_at = $2 WHERE id = $1",
+                    &[&id, &s.modified],
+                )
+                .await?;
+            }
             let row = SessionRow {
                 id,
                 owner: s.owner,
@@ -896,6 +921,7 @@ impl MetaStore for PgMeta {
                 hash: s.hash.clone(),
                 expires_at: ts(expires),
                 chunks: s.chunks.clone(),
+                modified: s.modified.clone(),
             };
             Ok((row, missing))
         }

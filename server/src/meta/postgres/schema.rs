@@ -186,6 +186,11 @@ CREATE TABLE changes (
     PRIMARY KEY (owner_id, seq)
 );
 CREATE INDEX changes_by_time ON changes(at);
+
+-- The content's modification time, as the uploading client gave it.
+ALTER TABLE versions ADD COLUMN modified_at TEXT;
+ALTER TABLE upload_sessions ADD COLUMN modified_at TEXT;
+ALTER TABLE changes ADD COLUMN modified_at TEXT;
 "#,
 ];
 

@@ -5,18 +5,19 @@
 use crate::meta::{check_cursor, stale_message, ChangeRow, MetaError, OwnerId};
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// What a change records of its version: number, size, content hash and
+/// modification time.
+pub type Of<'a> = (u64, u64, &'a str, Option<&'a str>);
+
 /// Records a change in the caller's transaction and returns its number.
 /// The owner's counter row is written first, so the number is taken and
 /// committed together with the change.
-#[allow(clippy::too_many_arguments)]
 pub fn record(
     c: &Connection,
     owner: OwnerId,
     path: &str,
     deleted: bool,
-    version: u64,
-    size: u64,
-    hash: &str,
+    (version, size, hash, modified): Of<'_>,
     now: &str,
 ) -> Result<u64, MetaError> {
     let seq: i64 = c
@@ -25,8 +26,8 @@ pub fn record(
         )?
         .query_row([owner], |r| r.get(0))?;
     c.prepare_cached(
-        "INSERT INTO changes (owner_id, seq, path, deleted, version, size, hash, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO changes (owner_id, seq, path, deleted, version, size, hash, at, modified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         owner,
@@ -36,7 +37,8 @@ pub fn record(
         version as i64,
         size as i64,
         hash,
-        now
+        now,
+        modified
     ])?;
     Ok(seq as u64)
 }
@@ -82,7 +84,7 @@ pub fn list(
         .unwrap_or(0);
     let rows = c
         .prepare_cached(
-            "SELECT seq, path, deleted, version, size, hash, at FROM changes
+            "SELECT seq, path, deleted, version, size, hash, at, modified_at FROM changes
              WHERE owner_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?
         .query_map(params![owner, after as i64, limit], |r| {
@@ -94,6 +96,7 @@ pub fn list(
                 size: r.get::<_, i64>(4)? as u64,
                 hash: r.get(5)?,
                 at: r.get(6)?,
+                modified: r.get(7)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -5,7 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 const SELECT_VERSION: &str = "
     SELECT f.id, f.path, v.number, v.size, v.hash, v.created_at, f.deleted_at IS NOT NULL,
-           (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number)
+           (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number),
+           v.modified_at
     FROM files f JOIN versions v ON v.file_id = f.id";
 
 fn version_row(r: &Row<'_>) -> rusqlite::Result<VersionRow> {
@@ -18,6 +19,7 @@ fn version_row(r: &Row<'_>) -> rusqlite::Result<VersionRow> {
         created_at: r.get(5)?,
         deleted: r.get(6)?,
         chunk_count: r.get(7)?,
+        modified: r.get(8)?,
     })
 }
 
@@ -187,8 +189,9 @@ pub fn insert_version(
         |r| r.get(0),
     )?;
     tx.execute(
-        "INSERT INTO versions (file_id, number, size, hash, created_at, uploader, restored_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO versions
+             (file_id, number, size, hash, created_at, uploader, restored_from, modified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             file_id,
             number,
@@ -196,7 +199,8 @@ pub fn insert_version(
             v.hash,
             now,
             v.uploader,
-            restored_from.map(|n| n as i64)
+            restored_from.map(|n| n as i64),
+            v.modified
         ],
     )?;
     let mut stmt = tx.prepare_cached(
@@ -210,9 +214,7 @@ pub fn insert_version(
         v.owner,
         &v.path,
         false,
-        number as u64,
-        v.size,
-        &v.hash,
+        (number as u64, v.size, &v.hash, v.modified.as_deref()),
         now,
     )?;
     Ok(VersionRow {
@@ -224,6 +226,7 @@ pub fn insert_version(
         created_at: now.to_string(),
         deleted: false,
         chunk_count: v.chunks.len() as u32,
+        modified: v.modified.clone(),
     })
 }
 
@@ -270,9 +273,12 @@ pub fn delete_file(
         owner,
         path,
         true,
-        latest.number,
-        latest.size,
-        &latest.hash,
+        (
+            latest.number,
+            latest.size,
+            &latest.hash,
+            latest.modified.as_deref(),
+        ),
         now,
     )?;
     Ok(Some(latest.number))

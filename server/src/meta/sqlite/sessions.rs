@@ -62,6 +62,12 @@ pub fn create(
             stmt.execute(params![id, i as i64, ch.id, ch.size])?;
         }
     }
+    if s.modified.is_some() {
+        tx.execute(
+            "UPDATE upload_sessions SET modified_at = ?2 WHERE id = ?1",
+            params![id, s.modified],
+        )?;
+    }
     let row = SessionRow {
         id,
         owner: s.owner,
@@ -70,6 +76,7 @@ pub fn create(
         hash: s.hash.clone(),
         expires_at: expires_at.to_string(),
         chunks: s.chunks.clone(),
+        modified: s.modified.clone(),
     };
     Ok((row, missing))
 }
@@ -108,7 +115,7 @@ pub fn get(
 ) -> Result<Option<SessionRow>, MetaError> {
     let head = c
         .query_row(
-            "SELECT path, size, hash, expires_at FROM upload_sessions
+            "SELECT path, size, hash, expires_at, modified_at FROM upload_sessions
              WHERE id = ?1 AND owner_id = ?2 AND expires_at > ?3 AND stream = 0",
             params![id, owner, now],
             |r| {
@@ -117,11 +124,12 @@ pub fn get(
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((path, size, hash, expires_at)) = head else {
+    let Some((path, size, hash, expires_at, modified)) = head else {
         return Ok(None);
     };
     let mut stmt = c.prepare_cached(
@@ -143,6 +151,7 @@ pub fn get(
         hash,
         expires_at,
         chunks,
+        modified,
     }))
 }
 
