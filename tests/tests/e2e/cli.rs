@@ -69,7 +69,7 @@ fn u(v: &Value, key: &str) -> u64 {
 
 #[tokio::test]
 async fn cli_put_and_get_round_trip_files_and_a_directory_tree() {
-    let (_server, cli, work) = setup().await;
+    let (server, cli, work) = setup().await;
     let dir = work.path();
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
@@ -112,6 +112,47 @@ async fn cli_put_and_get_round_trip_files_and_a_directory_tree() {
     assert!(tree(&out)
         .keys()
         .all(|k| !k.to_string_lossy().contains(".part")));
+
+    // Putting the unchanged tree again sends nothing and makes no version;
+    // after one edit, only that file gets one.
+    let feed = server.client().await;
+    let head = |c: &coffer_proto::pb::file_storage_client::FileStorageClient<
+        coffer_tests::server::Conn,
+    >| {
+        let mut c = c.clone();
+        async move {
+            c.list_changes(coffer_proto::pb::ListChangesRequest {
+                latest: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .cursor
+        }
+    };
+    let before = head(&feed).await;
+    let again = cli.json(&["put", s(&src), "backup/tree"]).await;
+    assert_eq!(u(&again, "unchanged"), 200, "{again}");
+    assert_eq!(u(&again, "bytes_sent"), 0);
+    assert_eq!(head(&feed).await, before, "no change was recorded");
+    std::fs::write(src.join("d1/sub1/f1.txt"), b"edited").unwrap();
+    let edited = cli.json(&["put", s(&src), "backup/tree"]).await;
+    assert_eq!(u(&edited, "unchanged"), 199, "{edited}");
+    let sent: Vec<&Value> = edited["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["unchanged"] != true)
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["name"], "backup/tree/d1/sub1/f1.txt");
+    assert_eq!(sent[0]["version"], 2);
+    // One file alike.
+    let local = dir.join("one");
+    let same = cli.json(&["put", s(&local), "rt/one.bin"]).await;
+    assert_eq!(same["unchanged"], true, "{same}");
+    assert_eq!(u(&same, "version"), 1);
 }
 
 #[tokio::test]

@@ -30,6 +30,15 @@ impl Bar {
     pub fn done(&self) {
         self.0.finish_and_clear();
     }
+
+    /// Prints `line` above the bar (or plainly, with no bar drawn).
+    pub fn println(&self, line: &str) {
+        if self.0.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.0.println(line);
+        }
+    }
 }
 
 impl Observer for Bar {

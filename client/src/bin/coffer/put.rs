@@ -1,4 +1,6 @@
-//! `coffer put`: upload a file or a directory tree, resumably.
+//! `coffer put`: upload a file or a directory tree, resumably. A file
+//! whose content equals its latest version is left alone (no new
+//! version), and a tree's files go up several at once.
 
 use crate::bars::Bar;
 use crate::resume::ResumeRecord;
@@ -6,28 +8,75 @@ use crate::Ctx;
 use anyhow::{bail, Context};
 use coffer_client::format::human_size;
 use coffer_client::native::files::{plan_file, FileSource};
-use coffer_client::{Observer, UploadReport};
+use coffer_client::{Metadata, Observer, UploadReport};
+use futures::StreamExt;
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Saves the session id as soon as it exists, and drives the bar.
+/// Files of a tree uploaded at once: small files are round trips, not
+/// bytes, so several in flight keep the connection busy.
+const PARALLEL_FILES: usize = 8;
+
+/// Saves the session id as soon as it exists, and drives the bar: the
+/// file's own, or the whole tree's (`whole`: its length is set once).
 struct PutObserver<'a> {
-    bar: Bar,
+    bar: &'a Bar,
+    whole: bool,
     record: &'a ResumeRecord,
-    save_error: std::cell::RefCell<Option<anyhow::Error>>,
+    save_error: std::sync::Mutex<Option<anyhow::Error>>,
 }
 
 impl Observer for PutObserver<'_> {
     fn session(&self, upload_id: &str, _resumed: bool) {
         if let Err(e) = self.record.save(upload_id) {
-            *self.save_error.borrow_mut() = Some(e);
+            *self.save_error.lock().unwrap() = Some(e);
         }
     }
     fn start(&self, bytes: u64) {
-        self.bar.start(bytes);
+        if !self.whole {
+            self.bar.start(bytes);
+        }
     }
     fn advance(&self, bytes: u64) {
         self.bar.advance(bytes);
+    }
+}
+
+/// What putting one file did.
+enum Put {
+    Sent(UploadReport),
+    /// Its content is the latest version's already: nothing was sent and
+    /// no version made.
+    Unchanged(Metadata),
+}
+
+impl Put {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Put::Sent(r) => report_json(r),
+            Put::Unchanged(m) => json!({
+                "name": m.file_name,
+                "version": m.version_number,
+                "size": m.size,
+                "content_hash": m.content_hash,
+                "unchanged": true,
+                "bytes_total": m.size,
+                "bytes_sent": 0,
+            }),
+        }
+    }
+
+    fn line(&self, local: &Path) -> String {
+        match self {
+            Put::Sent(r) => report_line(local, r),
+            Put::Unchanged(m) => format!(
+                "put {} -> {}: unchanged (version {})",
+                local.display(),
+                m.file_name,
+                m.version_number
+            ),
+        }
     }
 }
 
@@ -53,33 +102,98 @@ pub async fn run(
     let remote = coffer_client::normalize_name(&remote)?;
 
     if !meta.is_dir() {
-        let r = put_file(ctx, local, &remote, limit_rate).await?;
-        ctx.out.emit(report_json(&r), || report_line(local, &r));
+        let latest = match ctx.coffer.stat(&remote, 0).await {
+            Ok(m) => Some(m),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e).context(format!("looking up {remote}")),
+        };
+        let bar = Bar::new(&remote, ctx.out.quiet);
+        let r = put_file(
+            ctx,
+            local,
+            &remote,
+            limit_rate,
+            latest.as_ref(),
+            &bar,
+            false,
+        )
+        .await?;
+        bar.done();
+        ctx.out.emit(r.json(), || r.line(local));
         return Ok(());
     }
     let mut files = Vec::new();
     walk(local, &mut files)?;
-    let mut docs = Vec::new();
-    let (mut bytes_total, mut bytes_sent, mut chunks_total, mut chunks_sent) = (0, 0, 0, 0);
+    let mut named = Vec::with_capacity(files.len());
+    let mut total = 0;
     for f in &files {
         let rel = f.strip_prefix(local).expect("walked under local");
         let rel = rel
             .to_str()
             .with_context(|| format!("{} is not UTF-8", f.display()))?;
-        let name = format!("{remote}/{rel}");
-        let r = put_file(ctx, f, &name, limit_rate).await?;
-        bytes_total += r.bytes_total;
-        bytes_sent += r.bytes_sent;
-        chunks_total += r.chunks_total;
-        chunks_sent += r.chunks_sent;
-        if !ctx.out.json && !ctx.out.quiet {
-            eprintln!("{}", report_line(f, &r));
+        let name = coffer_client::normalize_name(&format!("{remote}/{rel}"))?;
+        total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        named.push((f.clone(), name));
+    }
+    // What is there already, in one listing rather than a call per file.
+    let latest: HashMap<String, Metadata> = ctx
+        .coffer
+        .list(&format!("{remote}/"))
+        .await
+        .with_context(|| format!("listing {remote}/"))?
+        .into_iter()
+        .map(|m| (m.file_name.clone(), m))
+        .collect();
+    let bar = Bar::new(&format!("{remote}/ ({} files)", files.len()), ctx.out.quiet);
+    bar.start(total);
+    let results: Vec<anyhow::Result<(PathBuf, Put)>> = futures::stream::iter(&named)
+        .map(|(f, name)| {
+            let (bar, latest) = (&bar, latest.get(name));
+            async move {
+                let put = put_file(ctx, f, name, limit_rate, latest, bar, true).await?;
+                if !ctx.out.json && !ctx.out.quiet {
+                    bar.println(&put.line(f));
+                }
+                Ok((f.clone(), put))
+            }
+        })
+        .buffer_unordered(PARALLEL_FILES)
+        .collect()
+        .await;
+    bar.done();
+    let mut done = Vec::new();
+    let mut failed = 0;
+    for r in results {
+        match r {
+            Ok(d) => done.push(d),
+            Err(e) => {
+                failed += 1;
+                eprintln!("coffer: {e:#}");
+            }
         }
-        docs.push(report_json(&r));
+    }
+    done.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut bytes_total, mut bytes_sent, mut chunks_total, mut chunks_sent) = (0, 0, 0, 0);
+    let mut unchanged = 0;
+    for (_, put) in &done {
+        match put {
+            Put::Sent(r) => {
+                bytes_total += r.bytes_total;
+                bytes_sent += r.bytes_sent;
+                chunks_total += r.chunks_total;
+                chunks_sent += r.chunks_sent;
+            }
+            Put::Unchanged(m) => {
+                bytes_total += m.size;
+                unchanged += 1;
+            }
+        }
     }
     let summary = json!({
         "name": remote,
-        "files": docs,
+        "files": done.iter().map(|(_, p)| p.json()).collect::<Vec<_>>(),
+        "unchanged": unchanged,
+        "failed": failed,
         "bytes_total": bytes_total,
         "bytes_sent": bytes_sent,
         "chunks_total": chunks_total,
@@ -87,31 +201,44 @@ pub async fn run(
     });
     ctx.out.emit(summary, || {
         format!(
-            "put {} -> {remote}/ ({} files, {}; sent {} in {chunks_sent} of {chunks_total} chunks)",
+            "put {} -> {remote}/ ({} files, {unchanged} unchanged, {}; sent {} in {chunks_sent} of {chunks_total} chunks)",
             local.display(),
             files.len(),
             human_size(bytes_total),
             human_size(bytes_sent)
         )
     });
+    if failed > 0 {
+        bail!("{failed} of {} files were not uploaded", files.len());
+    }
     Ok(())
 }
 
-/// Uploads one file, continuing an earlier unfinished session if recorded.
+/// Uploads one file, continuing an earlier unfinished session if
+/// recorded; leaves it alone if its content is `latest`'s already.
 async fn put_file(
     ctx: &Ctx,
     local: &Path,
     remote: &str,
     limit_rate: Option<u64>,
-) -> anyhow::Result<UploadReport> {
+    latest: Option<&Metadata>,
+    bar: &Bar,
+    whole: bool,
+) -> anyhow::Result<Put> {
     let record = ResumeRecord::for_upload(&ctx.server, remote, local)?;
     let plan = plan_file(local).await?;
+    if let Some(m) = latest.filter(|m| !m.deleted && m.content_hash == plan.content_hash) {
+        record.clear();
+        bar.advance(plan.size);
+        return Ok(Put::Unchanged(m.clone()));
+    }
     let mut source = FileSource::new(local);
     if let Some(rate) = limit_rate {
         source = source.with_rate_limit(rate);
     }
     let observer = PutObserver {
-        bar: Bar::new(remote, ctx.out.quiet),
+        bar,
+        whole,
         record: &record,
         save_error: Default::default(),
     };
@@ -121,15 +248,14 @@ async fn put_file(
         .upload(remote, &plan, &source, resume.as_deref(), &observer)
         .await
         .with_context(|| format!("uploading {} to {remote}", local.display()))?;
-    observer.bar.done();
     record.clear();
-    if let Some(e) = observer.save_error.take() {
+    if let Some(e) = observer.save_error.lock().unwrap().take() {
         // The upload succeeded; only resuming it would have been impossible.
         if !ctx.out.quiet {
             eprintln!("coffer: warning: {e:#}");
         }
     }
-    Ok(report)
+    Ok(Put::Sent(report))
 }
 
 /// Every regular file under `dir`, in path order.
