@@ -141,6 +141,33 @@ impl<T: Transport> Coffer<T> {
         req
     }
 
+    /// The cursor of the caller's newest change: follow the feed from
+    /// here to hear of what happens next.
+    pub async fn latest_cursor(&self) -> Result<String, ClientError> {
+        let req = self.request(coffer_proto::pb::ListChangesRequest {
+            latest: true,
+            ..Default::default()
+        });
+        Ok(self
+            .files
+            .clone()
+            .list_changes(req)
+            .await?
+            .into_inner()
+            .cursor)
+    }
+
+    /// The caller's changes after `cursor` as they happen: a first page at
+    /// once, then one per change (see `WatchChanges`).
+    pub async fn watch(&self, cursor: &str) -> Result<Watch, ClientError> {
+        let req = self.request(coffer_proto::pb::WatchChangesRequest {
+            cursor: cursor.to_string(),
+        });
+        Ok(Watch(
+            self.files.clone().watch_changes(req).await?.into_inner(),
+        ))
+    }
+
     /// Metadata of `name` at `version` (0: the latest).
     pub async fn stat(&self, name: &str, version: u64) -> Result<Metadata, ClientError> {
         let file_name = normalize(name)?;
@@ -298,4 +325,16 @@ pub fn normalize(name: &str) -> Result<String, ClientError> {
         name: name.to_string(),
         source,
     })
+}
+
+/// An open `WatchChanges` call.
+pub struct Watch(tonic::Streaming<coffer_proto::pb::ListChangesResponse>);
+
+impl Watch {
+    /// The next page of changes; `None` once the server ends the call.
+    pub async fn next(
+        &mut self,
+    ) -> Result<Option<coffer_proto::pb::ListChangesResponse>, ClientError> {
+        Ok(self.0.message().await?)
+    }
 }

@@ -52,6 +52,18 @@ impl ClientError {
         }
     }
 
+    /// Whether the server refused because the client's view is out of
+    /// date: a stale base version, or a change cursor too old to serve.
+    pub fn is_stale(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Server {
+                code: Code::FailedPrecondition,
+                ..
+            }
+        )
+    }
+
     /// Whether this is a "does not exist" answer.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::NotFound(_))

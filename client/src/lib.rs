@@ -30,7 +30,7 @@ pub mod native;
 #[cfg(feature = "wasm")]
 pub mod web;
 
-pub use client::{normalize as normalize_name, Coffer, Transport};
+pub use client::{normalize as normalize_name, Coffer, Transport, Watch};
 pub use coffer_proto::pb;
 pub use error::ClientError;
 pub use observer::{NoProgress, Observer};

@@ -5,9 +5,11 @@
 // Environment: COFFER_URL (the server), COFFER_USER and COFFER_PASSWORD (who
 // signs in), COFFER_TOKEN (an access token for the hand-framed client),
 // WORK_DIR (files written here for the calling test to compare),
-// SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium). Exits non-zero on
-// the first failed check.
+// SCREENSHOT_DIR, CHROMIUM (default /usr/bin/chromium), COFFER_CLI (the
+// `coffer` binary, which uploads while the page is open). Exits non-zero
+// on the first failed check.
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -110,6 +112,18 @@ try {
     check(Number(size) === data.length, `${name} listed with size ${data.length}`);
   }
   await page.screenshot({ path: path.join(shots, 'files.png') });
+
+  // A file the CLI uploads shows up in the open page without a reload
+  // (the app follows the change feed over grpc-web).
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const fromCli = path.join(work, 'from-cli.txt');
+  fs.writeFileSync(fromCli, 'uploaded by the coffer CLI while the page was open');
+  execFileSync(process.env.COFFER_CLI, ['--server', base, '--quiet', 'put', fromCli, 'from-cli.txt'], {
+    env: { ...process.env, COFFER_TOKEN: process.env.COFFER_TOKEN, COFFER_STATE_DIR: path.join(work, 'cli-state') },
+  });
+  await page.waitForSelector(row('from-cli.txt'), { timeout: 30000 });
+  check(await page.evaluate(() => window.__sameDocument === true),
+    'a file uploaded by the CLI appears in the open page without a reload');
 
   const got = await download(`${row('alpha.bin')} [data-testid=download]`);
   check(got.equals(files.alpha), 'downloaded alpha.bin is byte-identical');

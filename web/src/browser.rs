@@ -78,6 +78,7 @@ fn health(m: &Metadata) -> (String, &'static str) {
 #[component]
 pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let banner = expect_context::<Banner>();
+    crate::live::follow(refresh);
     let files = RwSignal::new(Vec::<Metadata>::new());
     let loading = RwSignal::new(true);
     let folder = RwSignal::new(String::new());

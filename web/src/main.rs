@@ -9,6 +9,8 @@
 //!   restore, delete with undo, downloads.
 //! - [`shares`]: share links: the dialog that makes one, the list that
 //!   shows and revokes them.
+//! - [`live`]: follows the change feed, so changes made elsewhere show
+//!   without a reload.
 //! - [`quota`]: the user's storage use against their quota.
 //! - [`clipboard`]: copying text to the clipboard.
 //! - [`session`]: signing in and out, silent token refresh.
@@ -16,6 +18,7 @@
 mod api;
 mod browser;
 mod clipboard;
+mod live;
 mod quota;
 mod session;
 mod shares;

@@ -24,6 +24,8 @@
 //! `--only snapshot` measures disaster recovery instead: a metadata
 //! snapshot of `--files` files (default 100,000) and its restore, against
 //! a plain copy of the same database file.
+//! `--only small` puts `--files` (default 1,000) files of 4 KiB against
+//! `aws s3 cp --recursive`, then puts the unchanged tree again.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -349,7 +351,13 @@ async fn main() -> anyhow::Result<()> {
     if str_arg("--only").as_deref() == Some("snapshot") {
         return snapshot_only(arg("--files", 100_000)).await;
     }
-    let size_mib = arg("--size-mib", 1024);
+    let small_only = str_arg("--only").as_deref() == Some("small");
+    // `--only small` needs no large file.
+    let size_mib = if small_only {
+        1
+    } else {
+        arg("--size-mib", 1024)
+    };
     let repeat = arg("--repeat", 3).max(1);
     let size = size_mib * 1024 * 1024;
     // Built (if stale) now, not inside the first timed `coffer put`.
@@ -390,6 +398,16 @@ async fn main() -> anyhow::Result<()> {
         Some("upload") => return uploads_only(&server, &nodes, &cfg, &src, work.path()).await,
         Some("metadata") => {
             return metadata_only(&server, &nodes, &src, work.path(), repeat).await;
+        }
+        Some("small") => {
+            return small_only_bench(
+                &server,
+                &nodes[0],
+                &cfg,
+                work.path(),
+                arg("--files", 1000) as usize,
+            )
+            .await
         }
         _ => {}
     }
@@ -690,6 +708,76 @@ async fn uploads_only(
         "{} chunks stored, {} with fewer than {} good copies",
         status.chunks, status.under_replicated_chunks, status.replication_factor
     );
+    Ok(())
+}
+
+/// `--only small`: `aws s3 cp --recursive` of `n` files of 4 KiB to one
+/// node against `coffer put` of another such tree (three copies); then a
+/// second put of the unchanged tree against the first, and `aws s3 sync`
+/// of the unchanged tree for reference. The second put must make no
+/// version.
+async fn small_only_bench(
+    server: &Server,
+    node: &coffer_tests::garage::GarageNode,
+    cfg: &Path,
+    work: &Path,
+    n: usize,
+) -> anyhow::Result<()> {
+    let (ours, theirs) = (work.join("small-coffer"), work.join("small-aws"));
+    small_files(&theirs, n, 4096, 11)?;
+    small_files(&ours, n, 4096, 12)?;
+    let dest = format!("s3://{}/small/", node.bucket());
+    settle();
+    let s3 = aws(
+        node,
+        cfg,
+        &["s3", "cp", "--recursive", theirs.to_str().unwrap(), &dest],
+    )?;
+    let state = work.join("cli-state");
+    settle();
+    let (put, _) = run_coffer(
+        server,
+        &state,
+        &["put", ours.to_str().unwrap(), "bench/small"],
+    )?;
+    let mut feed = server.client().await;
+    let head = |c: &mut FileStorageClient<Conn>| {
+        let mut c = c.clone();
+        async move {
+            let r = c
+                .list_changes(coffer_proto::pb::ListChangesRequest {
+                    latest: true,
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::Ok(r.into_inner().cursor)
+        }
+    };
+    let before = head(&mut feed).await?;
+    settle();
+    let (reput, out) = run_coffer(
+        server,
+        &state,
+        &["put", ours.to_str().unwrap(), "bench/small"],
+    )?;
+    let after = head(&mut feed).await?;
+    let unchanged: serde_json::Value = serde_json::from_str(&out)?;
+    if before != after || unchanged["unchanged"].as_u64() != Some(n as u64) {
+        bail!(
+            "the second put changed something: {} unchanged, feed {before} -> {after}",
+            unchanged["unchanged"]
+        );
+    }
+    settle();
+    let s3_sync = aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])?;
+    println!(
+        "{n} files of 4 KiB: aws s3 cp --recursive {s3:.2} s, coffer put {put:.2} s (3 copies)"
+    );
+    println!("small-file put ratio (aws / coffer) {:.2}", s3 / put);
+    println!(
+        "unchanged: coffer put again {reput:.2} s, aws s3 sync {s3_sync:.2} s; no version made"
+    );
+    println!("re-put / put {:.3}", reput / put);
     Ok(())
 }
 

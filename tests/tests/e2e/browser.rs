@@ -45,6 +45,7 @@ async fn browser_and_native_clients_share_one_port() {
             server.token().expect("authentication is on"),
         )
         .env("WORK_DIR", work.path())
+        .env("COFFER_CLI", coffer_tests::cli::cli_bin())
         .env("SCREENSHOT_DIR", &shots)
         .output()
         .await
