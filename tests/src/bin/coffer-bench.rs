@@ -402,7 +402,7 @@ async fn main() -> anyhow::Result<()> {
         Some("small") => {
             return small_only_bench(
                 &server,
-                &nodes[0],
+                &nodes,
                 &cfg,
                 work.path(),
                 arg("--files", 1000) as usize,
@@ -718,28 +718,33 @@ async fn uploads_only(
 /// version.
 async fn small_only_bench(
     server: &Server,
-    node: &coffer_tests::garage::GarageNode,
+    nodes: &[coffer_tests::garage::GarageNode],
     cfg: &Path,
     work: &Path,
     n: usize,
 ) -> anyhow::Result<()> {
+    let node = &nodes[0];
     let (ours, theirs) = (work.join("small-coffer"), work.join("small-aws"));
     small_files(&theirs, n, 4096, 11)?;
     small_files(&ours, n, 4096, 12)?;
     let dest = format!("s3://{}/small/", node.bucket());
     settle();
+    let before = CpuUse::now(nodes, server);
     let s3 = aws(
         node,
         cfg,
         &["s3", "cp", "--recursive", theirs.to_str().unwrap(), &dest],
     )?;
+    let s3_cpu = CpuUse::now(nodes, server).since(before);
     let state = work.join("cli-state");
     settle();
+    let before = CpuUse::now(nodes, server);
     let (put, _) = run_coffer(
         server,
         &state,
         &["put", ours.to_str().unwrap(), "bench/small"],
     )?;
+    let put_cpu = CpuUse::now(nodes, server).since(before);
     let mut feed = server.client().await;
     let head = |c: &mut FileStorageClient<Conn>| {
         let mut c = c.clone();
@@ -774,6 +779,7 @@ async fn small_only_bench(
         "{n} files of 4 KiB: aws s3 cp --recursive {s3:.2} s, coffer put {put:.2} s (3 copies)"
     );
     println!("small-file put ratio (aws / coffer) {:.2}", s3 / put);
+    print_upload_cpu(s3, s3_cpu, put_cpu);
     println!(
         "unchanged: coffer put again {reput:.2} s, aws s3 sync {s3_sync:.2} s; no version made"
     );

@@ -15,8 +15,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Files of a tree uploaded at once: small files are round trips, not
-/// bytes, so several in flight keep the connection busy.
-const PARALLEL_FILES: usize = 8;
+/// bytes, so many in flight keep the server and the nodes busy (8 at once
+/// took 5.5 s for 1,000 files of 4 KiB, 32 took 4.3 s: BENCHMARKS.md).
+const PARALLEL_FILES: usize = 32;
+
+/// Of those, files of more than [`LARGE`] bytes at once: each already
+/// sends several chunks in parallel, and holds them in memory.
+const PARALLEL_LARGE: usize = 2;
+const LARGE: u64 = 8 * 1024 * 1024;
 
 /// Saves the session id as soon as it exists, and drives the bar: the
 /// file's own, or the whole tree's (`whole`: its length is set once).
@@ -132,8 +138,9 @@ pub async fn run(
             .to_str()
             .with_context(|| format!("{} is not UTF-8", f.display()))?;
         let name = coffer_client::normalize_name(&format!("{remote}/{rel}"))?;
-        total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-        named.push((f.clone(), name));
+        let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        total += len;
+        named.push((f.clone(), name, len));
     }
     // What is there already, in one listing rather than a call per file.
     let latest: HashMap<String, Metadata> = ctx
@@ -146,10 +153,16 @@ pub async fn run(
         .collect();
     let bar = Bar::new(&format!("{remote}/ ({} files)", files.len()), ctx.out.quiet);
     bar.start(total);
+    let large = tokio::sync::Semaphore::new(PARALLEL_LARGE);
     let results: Vec<anyhow::Result<(PathBuf, Put)>> = futures::stream::iter(&named)
-        .map(|(f, name)| {
-            let (bar, latest) = (&bar, latest.get(name));
+        .map(|(f, name, len)| {
+            let (bar, latest, large) = (&bar, latest.get(name), &large);
             async move {
+                let _turn = if *len > LARGE {
+                    Some(large.acquire().await?)
+                } else {
+                    None
+                };
                 let put = put_file(ctx, f, name, limit_rate, latest, bar, true).await?;
                 if !ctx.out.json && !ctx.out.quiet {
                     bar.println(&put.line(f));

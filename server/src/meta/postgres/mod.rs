@@ -863,7 +863,8 @@ impl MetaStore for PgMeta {
     }
 
     async fn open_session(&self, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError> {
-        transaction!(self, IsolationLevel::ReadCommitted, |tx| {
+        // Unsynced, as on SQLite: a lost session is started again.
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
             let quota = limits::lock_owner(&tx, s.owner).await?;
             let open: i64 = tx
