@@ -9,6 +9,8 @@
 //!   chunks and hashes locally with the shared scheme, and
 //!   [`Coffer::upload`] sends only the chunks the cluster lacks.
 //! - [`download`]: streamed downloads verified against the content hash.
+//! - [`plan`]: what a sync pass does, decided from three trees (local,
+//!   server, last synced) with no I/O.
 //! - [`native`] (feature `native`): connecting over TCP, and file uploads
 //!   and downloads that never leave a half-written file behind.
 //! - [`web`] (feature `wasm`): connecting from a browser.
@@ -22,6 +24,7 @@ pub mod download;
 mod error;
 pub mod format;
 mod observer;
+pub mod plan;
 mod retry;
 pub mod upload;
 
