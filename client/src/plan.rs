@@ -266,6 +266,14 @@ mod tests {
         }
     }
 
+    /// One path's local, server and base files, and the plan wanted.
+    type Case = (
+        Option<LocalFile>,
+        Option<RemoteFile>,
+        Option<BaseFile>,
+        Vec<Action>,
+    );
+
     /// The plan for one path "p" given each side.
     fn one(lf: Option<LocalFile>, rf: Option<RemoteFile>, bf: Option<BaseFile>) -> Vec<Action> {
         fn tree<T>(x: Option<T>) -> Tree<T> {
@@ -278,12 +286,7 @@ mod tests {
     #[test]
     fn every_combination_of_the_three_trees() {
         let p = || "p".to_string();
-        let cases: Vec<(
-            Option<LocalFile>,
-            Option<RemoteFile>,
-            Option<BaseFile>,
-            Vec<Action>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             // Nothing changed.
             (Some(l("a")), Some(r(1, "a")), Some(b(1, "a")), vec![]),
             (None, None, None, vec![]),
