@@ -273,10 +273,16 @@ impl<T: Transport> Coffer<T> {
 
     /// Deletes `name` (restorable); returns its latest version number.
     pub async fn delete(&self, name: &str) -> Result<u64, ClientError> {
+        self.delete_if(name, None).await
+    }
+
+    /// Deletes `name` (restorable) if its latest version is still `base`
+    /// (when given); else [`ClientError::is_stale`] and nothing changes.
+    pub async fn delete_if(&self, name: &str, base: Option<u64>) -> Result<u64, ClientError> {
         let file_name = normalize(name)?;
         let req = self.request(DeleteFileRequest {
             file_name,
-            base_version: None,
+            base_version: base,
         });
         Ok(self
             .files

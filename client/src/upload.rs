@@ -138,6 +138,22 @@ impl<T: Transport> Coffer<T> {
         resume: Option<&str>,
         observer: &dyn Observer,
     ) -> Result<UploadReport, ClientError> {
+        self.upload_if(name, plan, source, resume, None, observer)
+            .await
+    }
+
+    /// [`Coffer::upload`], committed only if `name`'s latest version is
+    /// still `base` (0: no file) when given; else [`ClientError::is_stale`]
+    /// and nothing is committed.
+    pub async fn upload_if<S: ChunkSource>(
+        &self,
+        name: &str,
+        plan: &UploadPlan,
+        source: &S,
+        resume: Option<&str>,
+        base: Option<u64>,
+        observer: &dyn Observer,
+    ) -> Result<UploadReport, ClientError> {
         let file_name = normalize(name)?;
         let mut session = None;
         if let Some(id) = resume.filter(|id| !id.is_empty()) {
@@ -204,7 +220,7 @@ impl<T: Transport> Coffer<T> {
 
         let req = self.request(FinishUploadRequest {
             upload_id: upload_id.clone(),
-            base_version: None,
+            base_version: base,
         });
         let metadata = self.files.clone().finish_upload(req).await?.into_inner();
         if metadata.content_hash != plan.content_hash {

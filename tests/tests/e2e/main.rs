@@ -20,6 +20,7 @@ mod scale_out;
 mod seed;
 mod sessions;
 mod sharing;
+mod sync;
 mod versions;
 mod web;
 

@@ -44,6 +44,23 @@ pub enum Command {
         #[arg(long, value_name = "BYTES_PER_SEC")]
         limit_rate: Option<u64>,
     },
+    /// Keep a local folder and a remote folder the same, both ways: runs
+    /// until stopped, a pass whenever either side changes. Both sides of
+    /// a conflicting edit are kept; deletes stay restorable on the server.
+    Sync {
+        local: PathBuf,
+        remote: String,
+        /// One full pass, then exit: 0 only if both sides agree.
+        #[arg(long)]
+        once: bool,
+        /// Let a pass delete most of the synced files, or everything from
+        /// an empty folder (refused otherwise).
+        #[arg(long)]
+        force: bool,
+        /// Show what a pass would do, and do nothing.
+        #[arg(long)]
+        status: bool,
+    },
     /// Download a file (or every file under a remote folder).
     Get {
         remote: String,

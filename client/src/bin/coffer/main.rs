@@ -11,6 +11,7 @@ mod resume;
 mod session;
 mod share;
 mod status;
+mod sync;
 
 use anyhow::Context;
 use args::{Admin, Args, Command};
@@ -79,6 +80,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             local,
             version,
         } => get::run(&ctx, &remote, local.as_deref(), version).await,
+        Command::Sync {
+            local,
+            remote,
+            once,
+            force,
+            status,
+        } => sync::run(&ctx, &local, &remote, once, force, status).await,
         Command::Ls { prefix } => info::ls(&ctx, prefix.as_deref().unwrap_or("")).await,
         Command::Stat { remote, version } => info::stat(&ctx, &remote, version).await,
         Command::Versions { remote } => info::versions(&ctx, &remote).await,

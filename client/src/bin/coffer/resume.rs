@@ -92,7 +92,7 @@ impl ResumeRecord {
     }
 }
 
-fn state_dir() -> anyhow::Result<PathBuf> {
+pub fn state_dir() -> anyhow::Result<PathBuf> {
     let var = |k| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())

@@ -1,0 +1,331 @@
+//! `coffer sync` between two folders through the real server: creates,
+//! edits, deletes, moves and nested folders on either side converge; a
+//! conflicting edit keeps both contents; an unchanged pass makes no
+//! version; mass deletes and emptied or missing folders change nothing
+//! without `--force`.
+
+use coffer_proto::pb::{ListChangesRequest, ListFilesRequest, ListVersionsRequest};
+use coffer_tests::cli::{Cli, Run};
+use coffer_tests::data::pattern;
+use coffer_tests::server::{Server, ServerOpts};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// Every file under `root`, by relative path.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+async fn sync(cli: &Cli, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["sync", dir.to_str().unwrap(), "synced", "--once"];
+    args.extend_from_slice(extra);
+    cli.run(&args).await
+}
+
+fn ok(r: Run) {
+    assert!(r.ok, "coffer sync failed: {}", r.stderr);
+}
+
+async fn latest_cursor(server: &Server) -> String {
+    let mut c = server.client().await;
+    c.list_changes(ListChangesRequest {
+        latest: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .cursor
+}
+
+async fn remote_names(server: &Server) -> Vec<String> {
+    let mut c = server.client().await;
+    c.list_files(ListFilesRequest {
+        prefix: "synced/".into(),
+        page_size: 1000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .files
+    .into_iter()
+    .map(|f| f.file_name)
+    .collect()
+}
+
+#[tokio::test]
+async fn two_folders_converge_and_keep_both_sides_of_a_conflict() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+
+    write(a, "notes.txt", b"one");
+    write(a, "docs/report.md", b"r1");
+    write(a, "docs/deep/x.bin", &pattern(300_000, 1));
+    write(a, "photos/p.jpg", &pattern(2_000_000, 2));
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(tree(a), tree(b), "the second folder got the first's files");
+
+    // Changes on both sides: an edit and a new nested folder in B; a
+    // delete and a move in A.
+    write(b, "docs/report.md", b"r2");
+    write(b, "new/nested/deep.txt", b"n");
+    std::fs::remove_file(a.join("notes.txt")).unwrap();
+    std::fs::rename(a.join("photos/p.jpg"), a.join("photos/renamed.jpg")).unwrap();
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    ok(sync(&ca, a, &[]).await);
+    let t = tree(a);
+    assert_eq!(t, tree(b));
+    assert_eq!(t["docs/report.md"], b"r2");
+    assert_eq!(t["new/nested/deep.txt"], b"n");
+    assert_eq!(t["photos/renamed.jpg"], pattern(2_000_000, 2));
+    assert!(!t.contains_key("notes.txt") && !t.contains_key("photos/p.jpg"));
+    assert!(!a.join("photos/p.jpg").exists());
+
+    // The delete is restorable on the server.
+    let mut c = server.client().await;
+    let versions = c
+        .list_versions(ListVersionsRequest {
+            file_name: "synced/notes.txt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert!(!versions.is_empty(), "the deleted file's versions remain");
+
+    // The same file edited differently on both sides: both contents stay,
+    // on both machines, one under a conflict name.
+    write(a, "docs/report.md", b"from A");
+    write(b, "docs/report.md", b"from B");
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    ok(sync(&ca, a, &[]).await);
+    let t = tree(a);
+    assert_eq!(t, tree(b));
+    let contents: Vec<&[u8]> = t.values().map(|v| v.as_slice()).collect();
+    assert!(contents.contains(&&b"from A"[..]), "{:?}", t.keys());
+    assert!(contents.contains(&&b"from B"[..]), "{:?}", t.keys());
+    let conflicts: Vec<&String> = t
+        .keys()
+        .filter(|k| k.contains("(conflicted copy from "))
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{:?}", t.keys());
+    assert!(conflicts[0].starts_with("docs/report (conflicted copy from "));
+    assert!(conflicts[0].ends_with(").md"));
+
+    // An unchanged pass on either side makes no version.
+    let before = latest_cursor(&server).await;
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(
+        latest_cursor(&server).await,
+        before,
+        "a no-change pass changed something"
+    );
+    let status = cb
+        .run(&["sync", b.to_str().unwrap(), "synced", "--status"])
+        .await;
+    assert!(
+        status.ok && status.stdout.contains("nothing to do"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mass_delete_or_an_emptied_or_missing_folder_deletes_nothing_without_force() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    let cli = Cli::for_server(&server);
+    for i in 0..10 {
+        write(&a, &format!("f{i}.txt"), format!("file {i}").as_bytes());
+    }
+    ok(sync(&cli, &a, &[]).await);
+    assert_eq!(remote_names(&server).await.len(), 10);
+
+    // Most of the tree deleted: refused, and nothing changes.
+    for i in 0..8 {
+        std::fs::remove_file(a.join(format!("f{i}.txt"))).unwrap();
+    }
+    let refused = sync(&cli, &a, &[]).await;
+    assert!(
+        !refused.ok && refused.stderr.contains("--force"),
+        "{refused:?}"
+    );
+    assert_eq!(remote_names(&server).await.len(), 10);
+    let status = cli
+        .run(&["--json", "sync", a.to_str().unwrap(), "synced", "--status"])
+        .await;
+    assert_eq!(status.json()["pending"].as_array().unwrap().len(), 8);
+
+    // An emptied folder, then a missing one (an unmounted disk).
+    for i in 8..10 {
+        std::fs::remove_file(a.join(format!("f{i}.txt"))).unwrap();
+    }
+    let empty = sync(&cli, &a, &[]).await;
+    assert!(!empty.ok && empty.stderr.contains("is empty"), "{empty:?}");
+    std::fs::remove_dir(&a).unwrap();
+    let missing = sync(&cli, &a, &[]).await;
+    assert!(
+        !missing.ok && missing.stderr.contains("is not there"),
+        "{missing:?}"
+    );
+    assert_eq!(
+        remote_names(&server).await.len(),
+        10,
+        "the server lost nothing"
+    );
+
+    // Put back, the folder agrees again; asked with --force, the deletes
+    // go through (restorable).
+    for i in 0..10 {
+        write(&a, &format!("f{i}.txt"), format!("file {i}").as_bytes());
+    }
+    ok(sync(&cli, &a, &[]).await);
+    for i in 0..8 {
+        std::fs::remove_file(a.join(format!("f{i}.txt"))).unwrap();
+    }
+    ok(sync(&cli, &a, &["--force"]).await);
+    assert_eq!(
+        remote_names(&server).await,
+        ["synced/f8.txt", "synced/f9.txt"]
+    );
+}
+
+/// Every file under `root`, leaving out unfinished downloads.
+fn real_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    tree(root)
+        .into_iter()
+        .filter(|(k, _)| !k.rsplit('/').next().unwrap().starts_with(".coffer-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sync_killed_at_random_points_finishes_on_restart_with_nothing_lost() {
+    let seed: u64 = std::env::var("COFFER_SYNC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("seed {seed} (rerun with COFFER_SYNC_SEED={seed})");
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+    // B's files reach the server first; A then has uploads and downloads
+    // to do in the same pass.
+    let mut want = BTreeMap::new();
+    for i in 0..30 {
+        let (rel, data) = (format!("from-b/{i}.txt"), pattern(1000 + i * 10, i as u64));
+        write(&b, &rel, &data);
+        want.insert(rel, data);
+    }
+    ok(sync(&cb, &b, &[]).await);
+    for i in 0..60 {
+        let (rel, data) = (
+            format!("from-a/{}/{i}.bin", i % 4),
+            pattern(4000 + i * 7, 100 + i as u64),
+        );
+        write(&a, &rel, &data);
+        want.insert(rel, data);
+    }
+    for i in 0..3 {
+        let (rel, data) = (
+            format!("big/{i}.bin"),
+            pattern(3_000_000 + i, 500 + i as u64),
+        );
+        write(&a, &rel, &data);
+        want.insert(rel, data);
+    }
+
+    let mut interrupted = 0;
+    let rounds = 8;
+    for round in 0..rounds {
+        // New work for each run: files here to send, files from B to fetch.
+        for i in 0..15 {
+            let rel = format!("round{round}/a{i}.bin");
+            let data = pattern(2000 + (next() % 20_000) as usize, next());
+            write(&a, &rel, &data);
+            want.insert(rel, data);
+        }
+        if round % 2 == 0 {
+            let rel = format!("round{round}/big.bin");
+            let data = pattern(2_500_000, next());
+            write(&a, &rel, &data);
+            want.insert(rel, data);
+        }
+        for i in 0..5 {
+            let rel = format!("round{round}/b{i}.txt");
+            let data = pattern(500 + i, next());
+            write(&b, &rel, &data);
+            want.insert(rel, data);
+        }
+        ok(sync(&cb, &b, &[]).await);
+        let known: std::collections::HashSet<Vec<u8>> = want.values().cloned().collect();
+        let mut child = ca.spawn(&["--quiet", "sync", a.to_str().unwrap(), "synced", "--once"]);
+        let delay = 10 + next() % 300;
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
+        child.start_kill().ok(); // SIGKILL; it may have finished already
+        child.wait().await.unwrap();
+        // Whatever the moment, every file under a real name is whole.
+        for (rel, data) in real_files(&a) {
+            assert!(
+                known.contains(&data),
+                "seed {seed}, round {round} (killed after {delay} ms): {rel} is not a whole file"
+            );
+        }
+    }
+    println!("{interrupted} of {rounds} runs were killed mid-pass");
+    ok(sync(&ca, &a, &[]).await);
+    ok(sync(&cb, &b, &[]).await);
+    assert_eq!(
+        real_files(&a),
+        want,
+        "seed {seed}: A lost or changed something"
+    );
+    assert_eq!(
+        tree(&a),
+        want,
+        "seed {seed}: unfinished downloads were left behind"
+    );
+    assert_eq!(tree(&b), want, "seed {seed}: B does not agree");
+}
