@@ -8,6 +8,7 @@ use coffer_proto::pb::{ListChangesRequest, ListFilesRequest, ListVersionsRequest
 use coffer_tests::cli::{Cli, Run};
 use coffer_tests::data::pattern;
 use coffer_tests::server::{Server, ServerOpts};
+use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -328,4 +329,192 @@ async fn a_sync_killed_at_random_points_finishes_on_restart_with_nothing_lost() 
         "seed {seed}: unfinished downloads were left behind"
     );
     assert_eq!(tree(&b), want, "seed {seed}: B does not agree");
+}
+
+/// One seed of the model: two or three replicas of one remote folder take
+/// random creates, edits, deletes, moves (conflicting ones included) with
+/// sync passes in between, then sync until quiet. Returns what failed.
+async fn model_run(server: &Server, seed: u64) -> Result<(usize, usize, usize), String> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let remote = format!("model{seed}");
+    let work = tempfile::tempdir().unwrap();
+    let replicas: Vec<(std::path::PathBuf, Cli)> = (0..2 + next(2))
+        .map(|i| {
+            let dir = work.path().join(format!("r{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            (dir, Cli::for_server(server))
+        })
+        .collect();
+    let pass = |r: usize| {
+        let (dir, cli) = &replicas[r];
+        let remote = remote.clone();
+        async move {
+            // --force: here deleting most files or emptying a folder is
+            // what the model meant (the safety rules have their own test).
+            let run = cli
+                .run(&[
+                    "--quiet",
+                    "sync",
+                    dir.to_str().unwrap(),
+                    &remote,
+                    "--once",
+                    "--force",
+                ])
+                .await;
+            match run.ok {
+                true => Ok(()),
+                false => Err(format!("sync of replica {r} failed: {}", run.stderr)),
+            }
+        }
+    };
+    // Contents a sync pass saw: each must outlive the run, as a file or a
+    // retained version.
+    let mut observed: Vec<Vec<u8>> = Vec::new();
+    // Folders "dN" and files "fN.txt" never share a name.
+    let random_path = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
+        0 => format!("f{}.txt", next(5)),
+        1 => format!("d{}/f{}.txt", next(3), next(5)),
+        _ => format!("d{}/d{}/f{}.txt", next(2), next(2), next(5)),
+    };
+    for step in 0..24 {
+        let r = next(replicas.len() as u64) as usize;
+        let dir = &replicas[r].0;
+        let files: Vec<String> = tree(dir).into_keys().collect();
+        let content = format!("seed {seed} step {step} replica {r}").into_bytes();
+        match next(10) {
+            0..=2 => write(dir, &random_path(&mut next), &content),
+            3..=4 if !files.is_empty() => {
+                write(dir, &files[next(files.len() as u64) as usize], &content)
+            }
+            5 if !files.is_empty() => {
+                std::fs::remove_file(dir.join(&files[next(files.len() as u64) as usize])).unwrap()
+            }
+            6 if !files.is_empty() => {
+                let from = &files[next(files.len() as u64) as usize];
+                let to = random_path(&mut next);
+                if !dir.join(&to).exists() {
+                    std::fs::create_dir_all(dir.join(&to).parent().unwrap()).unwrap();
+                    std::fs::rename(dir.join(from), dir.join(&to)).unwrap();
+                }
+            }
+            _ => {
+                observed.extend(tree(dir).into_values());
+                pass(r).await?;
+            }
+        }
+    }
+    // Quiet: every replica syncs in turn, three times round.
+    for _ in 0..3 {
+        for (r, (dir, _)) in replicas.iter().enumerate() {
+            observed.extend(tree(dir).into_values());
+            pass(r).await?;
+        }
+    }
+    let first = tree(&replicas[0].0);
+    for (i, (dir, _)) in replicas.iter().enumerate().skip(1) {
+        if tree(dir) != first {
+            return Err(format!(
+                "replica {i} differs from replica 0: {:?} against {:?}",
+                tree(dir).keys().collect::<Vec<_>>(),
+                first.keys().collect::<Vec<_>>()
+            ));
+        }
+    }
+    // Every content a pass saw is a file now or a version the server kept
+    // (the feed lists every version committed).
+    let mut c = server.client().await;
+    let mut committed = std::collections::HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .list_changes(ListChangesRequest {
+                cursor: cursor.clone(),
+                page_size: 1000,
+                latest: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        committed.extend(
+            page.changes
+                .iter()
+                .filter(|ch| !ch.deleted && ch.file_name.starts_with(&format!("{remote}/")))
+                .map(|ch| ch.content_hash.clone()),
+        );
+        cursor = page.cursor;
+        if !page.more {
+            break;
+        }
+    }
+    let seen = observed.len();
+    for data in observed {
+        let hash = coffer_proto::chunking::content_hash_of(&data);
+        if !committed.contains(&hash) && !first.values().any(|v| *v == data) {
+            return Err(format!(
+                "content {:?} was lost",
+                String::from_utf8_lossy(&data)
+            ));
+        }
+    }
+    let conflicts = first
+        .keys()
+        .filter(|k| k.contains("(conflicted copy from "))
+        .count();
+    Ok((first.len(), seen, conflicts))
+}
+
+#[tokio::test]
+async fn randomized_replicas_converge_and_lose_no_content() {
+    // COFFER_SYNC_SEEDS=N runs more; COFFER_SYNC_SEED=S runs only seed S.
+    let seeds: Vec<u64> = match std::env::var("COFFER_SYNC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(s) => vec![s],
+        None => {
+            let n = std::env::var("COFFER_SYNC_SEEDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(200u64);
+            (1..=n).collect()
+        }
+    };
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let runs: Vec<Result<(usize, usize, usize), String>> =
+        futures::stream::iter(seeds.iter().copied())
+            .map(|seed| {
+                let server = &server;
+                async move {
+                    model_run(server, seed).await.map_err(|e| {
+                        format!("seed {seed} (rerun with COFFER_SYNC_SEED={seed}): {e}")
+                    })
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+    let (files, contents, conflicts) = runs
+        .iter()
+        .flatten()
+        .fold((0, 0, 0), |(f, c, k), (rf, rc, rk)| {
+            (f + rf, c + rc, k + rk)
+        });
+    let failures: Vec<String> = runs.into_iter().filter_map(|r| r.err()).collect();
+    println!(
+        "{} seeds, {} failed; {files} files in the final trees ({conflicts} conflict copies), \
+         {contents} contents checked",
+        seeds.len(),
+        failures.len()
+    );
+    assert!(files > 0, "the model made no files");
+    if seeds.len() >= 100 {
+        assert!(conflicts > 0, "no seed made a conflicting edit");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

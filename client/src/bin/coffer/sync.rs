@@ -238,8 +238,17 @@ impl Sync<'_> {
             .collect();
         let host = hostname();
         let stamp = stamp();
+        // A conflict copy's name is new on both sides: two conflicts of one
+        // file in the same second get "(2)", "(3)"...
         let actions = plan::plan(&local, &remote, &base, &|p| {
-            plan::conflict_name(p, &host, &stamp)
+            let first = plan::conflict_name(p, &host, &stamp);
+            let mut name = first.clone();
+            let mut n = 1;
+            while local.contains_key(&name) || remote.contains_key(&name) {
+                n += 1;
+                name = plan::conflict_name(p, &host, &format!("{stamp} ({n})"));
+            }
+            name
         });
         if !self.force {
             if let Err(Refusal::MassDelete { deletes, of }) = plan::check(&actions, &base) {
