@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use coffer_client::native::files::{download_file, plan_file, FileSource};
 use coffer_client::plan::{self, Action, BaseFile, LocalFile, Refusal, RemoteFile, Tree};
 use coffer_client::NoProgress;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -25,6 +26,10 @@ const MAX_PASSES: usize = 3;
 
 /// The state is saved after this many steps (and at the end of a pass).
 const SAVE_EVERY: usize = 64;
+
+/// Steps of a pass run at once (uploads, downloads, deletes of different
+/// files): small files are round trips, not bytes.
+const PARALLEL_STEPS: usize = 16;
 
 /// How often continuous sync looks at the folder for changes.
 const LOCAL_POLL: Duration = Duration::from_secs(1);
@@ -76,9 +81,10 @@ struct Sync<'a> {
     root: PathBuf,
     remote: String,
     state_path: PathBuf,
-    state: State,
+    /// Steps run concurrently; each records its outcome here.
+    state: std::sync::Mutex<State>,
     force: bool,
-    done: Done,
+    done: std::sync::Mutex<Done>,
 }
 
 pub async fn run(
@@ -126,9 +132,9 @@ pub async fn run(
         root,
         remote,
         state_path,
-        state,
+        state: std::sync::Mutex::new(state),
         force,
-        done: Done::default(),
+        done: Default::default(),
     };
     if status {
         // What is pending, safe or not: nothing runs.
@@ -172,7 +178,7 @@ pub async fn run(
 
 impl Sync<'_> {
     /// Passes until a plan is empty; `false` if they never got there.
-    async fn until_agreed(&mut self) -> anyhow::Result<bool> {
+    async fn until_agreed(&self) -> anyhow::Result<bool> {
         for _ in 0..MAX_PASSES {
             let (actions, snapshot) = self.prepare().await?;
             if actions.is_empty() {
@@ -184,21 +190,30 @@ impl Sync<'_> {
     }
 
     /// Scans, lists and plans, and checks the plan is safe to run.
-    async fn prepare(&mut self) -> anyhow::Result<(Vec<Action>, Snapshot)> {
+    async fn prepare(&self) -> anyhow::Result<(Vec<Action>, Snapshot)> {
         let found = self.scan()?;
-        if found.is_empty() && !self.state.files.is_empty() && !self.force {
+        if found.is_empty() && !self.state.lock().unwrap().files.is_empty() && !self.force {
             bail!(
                 "{} is empty, but {} files were synced from it: is its disk unmounted? \
                  Nothing was deleted; run with --force to delete them on the server too",
                 self.root.display(),
-                self.state.files.len()
+                self.state.lock().unwrap().files.len()
             );
         }
         let mut local = Tree::new();
         for (name, f) in &found {
-            let hash = match self.state.files.get(name) {
-                Some(s) if s.size == f.size && s.mtime == f.mtime && s.mtime != 0 => s.hash.clone(),
-                _ => plan_file(&f.path).await?.content_hash,
+            // Unchanged since the last pass (same size and time): not read.
+            let known = self
+                .state
+                .lock()
+                .unwrap()
+                .files
+                .get(name)
+                .filter(|s| s.size == f.size && s.mtime == f.mtime && s.mtime != 0)
+                .map(|s| s.hash.clone());
+            let hash = match known {
+                Some(h) => h,
+                None => plan_file(&f.path).await?.content_hash,
             };
             local.insert(name.clone(), LocalFile { hash, size: f.size });
         }
@@ -224,6 +239,8 @@ impl Sync<'_> {
             .collect();
         let base: Tree<BaseFile> = self
             .state
+            .lock()
+            .unwrap()
             .files
             .iter()
             .map(|(k, s)| {
@@ -261,11 +278,28 @@ impl Sync<'_> {
         Ok((actions, Snapshot { found, local }))
     }
 
-    async fn execute(&mut self, actions: Vec<Action>, snap: &Snapshot) -> anyhow::Result<()> {
-        for (i, a) in actions.iter().enumerate() {
-            self.step(a, snap).await?;
-            if (i + 1) % SAVE_EVERY == 0 {
-                self.save()?;
+    /// Runs the steps, [`PARALLEL_STEPS`] at a time; local deletes last,
+    /// so removing a folder a delete emptied never races a download into
+    /// it. The state is saved as steps finish; on an error, what finished
+    /// is saved and the rest waits for the next pass.
+    async fn execute(&self, actions: Vec<Action>, snap: &Snapshot) -> anyhow::Result<()> {
+        let (last, first): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::DeleteLocal { .. }));
+        let mut finished = 0;
+        for phase in [first, last] {
+            let mut steps = futures::stream::iter(phase.into_iter().map(|a| self.step(a, snap)))
+                .buffer_unordered(PARALLEL_STEPS);
+            while let Some(r) = steps.next().await {
+                if let Err(e) = r {
+                    drop(steps);
+                    self.save()?;
+                    return Err(e);
+                }
+                finished += 1;
+                if finished % SAVE_EVERY == 0 {
+                    self.save()?;
+                }
             }
         }
         self.save()
@@ -295,13 +329,13 @@ impl Sync<'_> {
         }
     }
 
-    async fn step(&mut self, a: &Action, snap: &Snapshot) -> anyhow::Result<()> {
+    async fn step(&self, a: &Action, snap: &Snapshot) -> anyhow::Result<()> {
         let path = a.path().to_string();
         match a {
             Action::Upload { base, .. } => {
                 if self.upload(&path, *base).await? {
                     self.say(format!("up: {path}"));
-                    self.done.uploaded += 1;
+                    self.done.lock().unwrap().uploaded += 1;
                 }
             }
             Action::Download {
@@ -310,12 +344,12 @@ impl Sync<'_> {
                 if !self.unchanged(&path, snap)
                     || replaces.as_ref() != snap.local.get(&path).map(|l| &l.hash)
                 {
-                    self.done.deferred += 1;
+                    self.done.lock().unwrap().deferred += 1;
                     return Ok(());
                 }
                 self.download(&path, *version).await?;
                 self.say(format!("down: {path}"));
-                self.done.downloaded += 1;
+                self.done.lock().unwrap().downloaded += 1;
             }
             Action::DeleteRemote { base, .. } => {
                 match self
@@ -327,33 +361,33 @@ impl Sync<'_> {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) if e.is_stale() => {
-                        self.done.deferred += 1;
+                        self.done.lock().unwrap().deferred += 1;
                         return Ok(());
                     }
                     Err(e) => return Err(e).context(format!("deleting {path} on the server")),
                 }
-                self.state.files.remove(&path);
+                self.state.lock().unwrap().files.remove(&path);
                 self.say(format!("deleted on the server (restorable): {path}"));
-                self.done.deleted_remote += 1;
+                self.done.lock().unwrap().deleted_remote += 1;
             }
             Action::DeleteLocal { .. } => {
                 if !self.unchanged(&path, snap) {
-                    self.done.deferred += 1;
+                    self.done.lock().unwrap().deferred += 1;
                     return Ok(());
                 }
                 let abs = self.abs(&path);
                 std::fs::remove_file(&abs)
                     .with_context(|| format!("cannot delete {}", abs.display()))?;
                 self.prune_dirs(&abs);
-                self.state.files.remove(&path);
+                self.state.lock().unwrap().files.remove(&path);
                 self.say(format!("deleted here: {path}"));
-                self.done.deleted_local += 1;
+                self.done.lock().unwrap().deleted_local += 1;
             }
             Action::Conflict {
                 keep_as, version, ..
             } => {
                 if !self.unchanged(&path, snap) || self.abs(keep_as).exists() {
-                    self.done.deferred += 1;
+                    self.done.lock().unwrap().deferred += 1;
                     return Ok(());
                 }
                 // The local edit moves aside and goes up under its own
@@ -365,11 +399,11 @@ impl Sync<'_> {
                 self.say(format!(
                     "conflict: {path}: this folder's copy is now {keep_as}"
                 ));
-                self.done.conflicts += 1;
+                self.done.lock().unwrap().conflicts += 1;
             }
             Action::Agree { version, hash, .. } => {
                 let f = snap.found.get(&path);
-                self.state.files.insert(
+                self.state.lock().unwrap().files.insert(
                     path,
                     Synced {
                         version: *version,
@@ -380,7 +414,7 @@ impl Sync<'_> {
                 );
             }
             Action::Forget { .. } => {
-                self.state.files.remove(&path);
+                self.state.lock().unwrap().files.remove(&path);
             }
         }
         Ok(())
@@ -388,7 +422,7 @@ impl Sync<'_> {
 
     /// Uploads `rel` if the server still has version `base` of it (0:
     /// none); `false` if it moved on meanwhile (the next pass sees why).
-    async fn upload(&mut self, rel: &str, base: u64) -> anyhow::Result<bool> {
+    async fn upload(&self, rel: &str, base: u64) -> anyhow::Result<bool> {
         let abs = self.abs(rel);
         let before = stat(&abs);
         let plan = plan_file(&abs).await?;
@@ -408,14 +442,14 @@ impl Sync<'_> {
         let report = match r {
             Ok(r) => r,
             Err(e) if e.is_stale() => {
-                self.done.deferred += 1;
+                self.done.lock().unwrap().deferred += 1;
                 return Ok(false);
             }
             Err(e) => return Err(e).context(format!("uploading {rel}")),
         };
         // A file written during the upload is read again next pass.
         let after = stat(&abs);
-        self.state.files.insert(
+        self.state.lock().unwrap().files.insert(
             rel.to_string(),
             Synced {
                 version: report.metadata.version_number,
@@ -433,7 +467,7 @@ impl Sync<'_> {
 
     /// Fetches `version` of `rel` into place (a temporary file renamed
     /// once verified).
-    async fn download(&mut self, rel: &str, version: u64) -> anyhow::Result<()> {
+    async fn download(&self, rel: &str, version: u64) -> anyhow::Result<()> {
         let abs = self.abs(rel);
         if let Some(dir) = abs.parent() {
             std::fs::create_dir_all(dir)
@@ -449,7 +483,7 @@ impl Sync<'_> {
         .await
         .with_context(|| format!("downloading {rel}"))?;
         let (size, mtime) = stat(&abs).unwrap_or((meta.size, 0));
-        self.state.files.insert(
+        self.state.lock().unwrap().files.insert(
             rel.to_string(),
             Synced {
                 version: meta.version_number,
@@ -477,7 +511,7 @@ impl Sync<'_> {
         let dir = self.state_path.parent().expect("under the state dir");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(&mut tmp, &self.state)?;
+        serde_json::to_writer(&mut tmp, &*self.state.lock().unwrap())?;
         tmp.as_file().sync_all()?;
         tmp.persist(&self.state_path)
             .map_err(|e| e.error)
@@ -538,12 +572,12 @@ impl Sync<'_> {
     }
 
     fn report(&self, agreed: bool) {
-        let d = &self.done;
+        let d = self.done.lock().unwrap();
         let summary = json!({
             "local": self.root,
             "remote": self.remote,
             "agreed": agreed,
-            "files": self.state.files.len(),
+            "files": self.state.lock().unwrap().files.len(),
             "uploaded": d.uploaded,
             "downloaded": d.downloaded,
             "deleted_remote": d.deleted_remote,
@@ -557,7 +591,7 @@ impl Sync<'_> {
                  {} deleted here, {} conflicts{}",
                 self.root.display(),
                 self.remote,
-                self.state.files.len(),
+                self.state.lock().unwrap().files.len(),
                 d.uploaded,
                 d.downloaded,
                 d.deleted_remote,
