@@ -26,6 +26,9 @@
 //! a plain copy of the same database file.
 //! `--only small` puts `--files` (default 1,000) files of 4 KiB against
 //! `aws s3 cp --recursive`, then puts the unchanged tree again.
+//! `--only sync` syncs `--files` (default 10,000) such files against
+//! `aws s3 sync`, then a no-change pass, then times a saved file's trip
+//! between two running `coffer sync`.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -351,7 +354,7 @@ async fn main() -> anyhow::Result<()> {
     if str_arg("--only").as_deref() == Some("snapshot") {
         return snapshot_only(arg("--files", 100_000)).await;
     }
-    let small_only = str_arg("--only").as_deref() == Some("small");
+    let small_only = matches!(str_arg("--only").as_deref(), Some("small" | "sync"));
     // `--only small` needs no large file.
     let size_mib = if small_only {
         1
@@ -398,6 +401,16 @@ async fn main() -> anyhow::Result<()> {
         Some("upload") => return uploads_only(&server, &nodes, &cfg, &src, work.path()).await,
         Some("metadata") => {
             return metadata_only(&server, &nodes, &src, work.path(), repeat).await;
+        }
+        Some("sync") => {
+            return sync_only_bench(
+                &server,
+                &nodes,
+                &cfg,
+                work.path(),
+                arg("--files", 10_000) as usize,
+            )
+            .await
         }
         Some("small") => {
             return small_only_bench(
@@ -784,6 +797,103 @@ async fn small_only_bench(
         "unchanged: coffer put again {reput:.2} s, aws s3 sync {s3_sync:.2} s; no version made"
     );
     println!("re-put / put {:.3}", reput / put);
+    Ok(())
+}
+
+/// `--only sync`: the first `coffer sync --once` of `n` files of 4 KiB
+/// (three copies) against `aws s3 sync` of another such tree to one node;
+/// a no-change pass against the first (it must make no version); and, with
+/// two `coffer sync` running, the time from writing a file in one folder
+/// to its appearing whole in the other, median of 20.
+async fn sync_only_bench(
+    server: &Server,
+    nodes: &[coffer_tests::garage::GarageNode],
+    cfg: &Path,
+    work: &Path,
+    n: usize,
+) -> anyhow::Result<()> {
+    let node = &nodes[0];
+    let (ours, theirs) = (work.join("sync-coffer"), work.join("sync-aws"));
+    small_files(&theirs, n, 4096, 21)?;
+    small_files(&ours, n, 4096, 22)?;
+    let dest = format!("s3://{}/sync/", node.bucket());
+    settle();
+    let s3 = aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])?;
+    let state = work.join("sync-state");
+    let args = ["sync", ours.to_str().unwrap(), "bench/sync", "--once"];
+    settle();
+    let (first, _) = run_coffer(server, &state, &args)?;
+    let mut feed = server.client().await;
+    let head = |c: &mut FileStorageClient<Conn>| {
+        let mut c = c.clone();
+        async move {
+            let r = c
+                .list_changes(coffer_proto::pb::ListChangesRequest {
+                    latest: true,
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::Ok(r.into_inner().cursor)
+        }
+    };
+    let before = head(&mut feed).await?;
+    settle();
+    let (again, _) = run_coffer(server, &state, &args)?;
+    if head(&mut feed).await? != before {
+        bail!("the no-change sync pass made a change");
+    }
+    settle();
+    let s3_again = aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])?;
+    println!(
+        "{n} files of 4 KiB: aws s3 sync {s3:.2} s, first coffer sync {first:.2} s (3 copies)"
+    );
+    println!("first-sync ratio (aws / coffer) {:.2}", s3 / first);
+    println!("no change: coffer sync {again:.2} s, aws s3 sync {s3_again:.2} s; no version made");
+    println!("no-change pass / first {:.3}", again / first);
+
+    // Two folders kept in sync by two running `coffer sync`.
+    let live = |name: &str| -> anyhow::Result<(std::path::PathBuf, std::process::Child)> {
+        let dir = work.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let child = std::process::Command::new(coffer_tests::cli::cli_bin())
+            .args(["--server", server.addr(), "--quiet", "sync"])
+            .arg(&dir)
+            .arg("bench/live")
+            .env("COFFER_STATE_DIR", work.join(format!("{name}-state")))
+            .env("COFFER_TOKEN", server.token().unwrap_or_default())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        Ok((dir, child))
+    };
+    let (x, mut xp) = live("live-x")?;
+    let (y, mut yp) = live("live-y")?;
+    let arrived = |path: &Path, want: &[u8]| std::fs::read(path).is_ok_and(|d| d == want);
+    let mut times = Vec::new();
+    // The first file also waits for both to start.
+    for i in 0..21 {
+        let data = format!("live file {i}").into_bytes();
+        let start = Instant::now();
+        std::fs::write(x.join(format!("f{i}.txt")), &data)?;
+        let target = y.join(format!("f{i}.txt"));
+        while !arrived(&target, &data) {
+            if start.elapsed() > std::time::Duration::from_secs(60) {
+                bail!("f{i}.txt did not reach the second folder in 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if i > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    xp.kill().ok();
+    yp.kill().ok();
+    times.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "save to second folder: median {:.2} s, min {:.2} s, max {:.2} s (20 files)",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
     Ok(())
 }
 

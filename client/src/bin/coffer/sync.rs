@@ -28,11 +28,12 @@ const MAX_PASSES: usize = 3;
 const SAVE_EVERY: usize = 64;
 
 /// Steps of a pass run at once (uploads, downloads, deletes of different
-/// files): small files are round trips, not bytes.
+/// files): small files are round trips, not bytes. 32 measured no faster
+/// than 16 (BENCHMARKS.md), and each step may hold a few chunks.
 const PARALLEL_STEPS: usize = 16;
 
 /// How often continuous sync looks at the folder for changes.
-const LOCAL_POLL: Duration = Duration::from_secs(1);
+const LOCAL_POLL: Duration = Duration::from_millis(500);
 
 /// What both sides held when they last agreed on a path, and the local
 /// file's size and time then (a file unchanged in both is not read again).
