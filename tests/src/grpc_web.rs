@@ -14,10 +14,17 @@ pub struct WebReply {
     pub data: Vec<u8>,
 }
 
-/// Calls `path` (e.g. `/FileStorage/ListFiles`) with the encoded message
-/// `body`, sending `authorization` if given.
-pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u8]) -> WebReply {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Connects and sends a grpc-web request for `path` with the encoded
+/// message `body`, as a browser's fetch would; `close` asks the server to
+/// close the connection after its answer.
+async fn send(
+    addr: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+    close: bool,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let host = addr.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
     let mut framed = vec![0u8];
@@ -26,14 +33,23 @@ pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u
     let auth = authorization
         .map(|a| format!("authorization: {a}\r\n"))
         .unwrap_or_default();
+    let connection = if close { "Connection: close\r\n" } else { "" };
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/grpc-web+proto\r\n\
          x-grpc-web: 1\r\naccept: application/grpc-web+proto\r\n{auth}\
-         content-length: {}\r\nConnection: close\r\n\r\n",
+         content-length: {}\r\n{connection}\r\n",
         framed.len()
     );
     s.write_all(head.as_bytes()).await.expect("send");
     s.write_all(&framed).await.expect("send");
+    s
+}
+
+/// Calls `path` (e.g. `/FileStorage/ListFiles`) with the encoded message
+/// `body`, sending `authorization` if given.
+pub async fn call(addr: &str, path: &str, authorization: Option<&str>, body: &[u8]) -> WebReply {
+    use tokio::io::AsyncReadExt;
+    let mut s = send(addr, path, authorization, body, true).await;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");
     let split = raw
@@ -102,25 +118,8 @@ pub struct WebStream {
 impl WebStream {
     /// Opens `path` with the encoded request `body`.
     pub async fn open(addr: &str, path: &str, authorization: Option<&str>, body: &[u8]) -> Self {
-        use tokio::io::AsyncWriteExt;
-        let host = addr.trim_start_matches("http://");
-        let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-        let mut framed = vec![0u8];
-        framed.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        framed.extend_from_slice(body);
-        let auth = authorization
-            .map(|a| format!("authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/grpc-web+proto\r\n\
-             x-grpc-web: 1\r\naccept: application/grpc-web+proto\r\n{auth}\
-             content-length: {}\r\n\r\n",
-            framed.len()
-        );
-        s.write_all(head.as_bytes()).await.expect("send");
-        s.write_all(&framed).await.expect("send");
         Self {
-            s,
+            s: send(addr, path, authorization, body, false).await,
             raw: Vec::new(),
             head_done: false,
             chunked: false,

@@ -534,6 +534,20 @@ impl Server {
         self.client_as(self.token()).await
     }
 
+    /// The admin's change-feed cursor now: it moves with every change.
+    pub async fn latest_change(&self) -> String {
+        self.client()
+            .await
+            .list_changes(coffer_proto::pb::ListChangesRequest {
+                latest: true,
+                ..Default::default()
+            })
+            .await
+            .expect("ListChanges")
+            .into_inner()
+            .cursor
+    }
+
     /// A client of the operator API, as the admin.
     pub async fn admin(&self) -> coffer_proto::pb::coffer_admin_client::CofferAdminClient<Conn> {
         coffer_proto::pb::coffer_admin_client::CofferAdminClient::new(self.channel().await)

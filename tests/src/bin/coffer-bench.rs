@@ -758,27 +758,14 @@ async fn small_only_bench(
         &["put", ours.to_str().unwrap(), "bench/small"],
     )?;
     let put_cpu = CpuUse::now(nodes, server).since(before);
-    let mut feed = server.client().await;
-    let head = |c: &mut FileStorageClient<Conn>| {
-        let mut c = c.clone();
-        async move {
-            let r = c
-                .list_changes(coffer_proto::pb::ListChangesRequest {
-                    latest: true,
-                    ..Default::default()
-                })
-                .await?;
-            anyhow::Ok(r.into_inner().cursor)
-        }
-    };
-    let before = head(&mut feed).await?;
+    let before = server.latest_change().await;
     settle();
     let (reput, out) = run_coffer(
         server,
         &state,
         &["put", ours.to_str().unwrap(), "bench/small"],
     )?;
-    let after = head(&mut feed).await?;
+    let after = server.latest_change().await;
     let unchanged: serde_json::Value = serde_json::from_str(&out)?;
     if before != after || unchanged["unchanged"].as_u64() != Some(n as u64) {
         bail!(
@@ -823,23 +810,10 @@ async fn sync_only_bench(
     let args = ["sync", ours.to_str().unwrap(), "bench/sync", "--once"];
     settle();
     let (first, _) = run_coffer(server, &state, &args)?;
-    let mut feed = server.client().await;
-    let head = |c: &mut FileStorageClient<Conn>| {
-        let mut c = c.clone();
-        async move {
-            let r = c
-                .list_changes(coffer_proto::pb::ListChangesRequest {
-                    latest: true,
-                    ..Default::default()
-                })
-                .await?;
-            anyhow::Ok(r.into_inner().cursor)
-        }
-    };
-    let before = head(&mut feed).await?;
+    let before = server.latest_change().await;
     settle();
     let (again, _) = run_coffer(server, &state, &args)?;
-    if head(&mut feed).await? != before {
+    if server.latest_change().await != before {
         bail!("the no-change sync pass made a change");
     }
     settle();

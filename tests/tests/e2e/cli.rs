@@ -115,27 +115,15 @@ async fn cli_put_and_get_round_trip_files_and_a_directory_tree() {
 
     // Putting the unchanged tree again sends nothing and makes no version;
     // after one edit, only that file gets one.
-    let feed = server.client().await;
-    let head = |c: &coffer_proto::pb::file_storage_client::FileStorageClient<
-        coffer_tests::server::Conn,
-    >| {
-        let mut c = c.clone();
-        async move {
-            c.list_changes(coffer_proto::pb::ListChangesRequest {
-                latest: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .cursor
-        }
-    };
-    let before = head(&feed).await;
+    let before = server.latest_change().await;
     let again = cli.json(&["put", s(&src), "backup/tree"]).await;
     assert_eq!(u(&again, "unchanged"), 200, "{again}");
     assert_eq!(u(&again, "bytes_sent"), 0);
-    assert_eq!(head(&feed).await, before, "no change was recorded");
+    assert_eq!(
+        server.latest_change().await,
+        before,
+        "no change was recorded"
+    );
     std::fs::write(src.join("d1/sub1/f1.txt"), b"edited").unwrap();
     let edited = cli.json(&["put", s(&src), "backup/tree"]).await;
     assert_eq!(u(&edited, "unchanged"), 199, "{edited}");

@@ -46,18 +46,6 @@ fn ok(r: Run) {
     assert!(r.ok, "coffer sync failed: {}", r.stderr);
 }
 
-async fn latest_cursor(server: &Server) -> String {
-    let mut c = server.client().await;
-    c.list_changes(ListChangesRequest {
-        latest: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .cursor
-}
-
 async fn remote_names(server: &Server) -> Vec<String> {
     let mut c = server.client().await;
     c.list_files(ListFilesRequest {
@@ -140,11 +128,11 @@ async fn two_folders_converge_and_keep_both_sides_of_a_conflict() {
     assert!(conflicts[0].ends_with(").md"));
 
     // An unchanged pass on either side makes no version.
-    let before = latest_cursor(&server).await;
+    let before = server.latest_change().await;
     ok(sync(&ca, a, &[]).await);
     ok(sync(&cb, b, &[]).await);
     assert_eq!(
-        latest_cursor(&server).await,
+        server.latest_change().await,
         before,
         "a no-change pass changed something"
     );
