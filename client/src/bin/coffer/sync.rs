@@ -8,6 +8,7 @@
 //! states the next pass's plan finishes (an upload not yet recorded is
 //! found on both sides with the same content, and agreed).
 
+use crate::resume::ResumeRecord;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use coffer_client::native::files::{download_file, plan_file, FileSource};
@@ -428,6 +429,11 @@ impl Sync<'_> {
         let before = stat(&abs);
         let plan = plan_file(&abs).await?;
         let source = FileSource::new(&abs);
+        // The session id is kept as `coffer put` keeps it: a run killed
+        // mid-upload is resumed by the next, not left open beside a new
+        // session (open sessions per user are capped).
+        let record = ResumeRecord::for_upload(&self.ctx.server, &self.name(rel), &abs)?;
+        let resume = record.load();
         let r = self
             .ctx
             .coffer
@@ -435,13 +441,16 @@ impl Sync<'_> {
                 &self.name(rel),
                 &plan,
                 &source,
-                None,
+                resume.as_deref(),
                 Some(base),
-                &NoProgress,
+                &KeepSession(&record),
             )
             .await;
         let report = match r {
-            Ok(r) => r,
+            Ok(r) => {
+                record.clear();
+                r
+            }
             Err(e) if e.is_stale() => {
                 self.done.lock().unwrap().deferred += 1;
                 return Ok(false);
@@ -652,6 +661,17 @@ fn stat(path: &Path) -> Option<(u64, u64)> {
         .ok()
         .filter(|m| m.is_file())
         .map(|m| size_and_time(&m))
+}
+
+/// Saves an upload's session id as soon as it exists.
+struct KeepSession<'a>(&'a ResumeRecord);
+
+impl coffer_client::Observer for KeepSession<'_> {
+    fn session(&self, upload_id: &str, _resumed: bool) {
+        // Without the record the upload still works; only resuming it
+        // after a kill would not.
+        let _ = self.0.save(upload_id);
+    }
 }
 
 /// This computer's name, for conflict copies.
