@@ -10,8 +10,8 @@ use coffer_proto::pb::{
     ClusterStatusRequest, ClusterStatusResponse, CreateShareLinkRequest, DeleteFileRequest,
     DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest, ListFilesRequest,
     ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
-    RefreshRequest, RestoreVersionRequest, RevokeShareLinkRequest, RunWorkerRequest, ShareLink,
-    WhoAmIRequest, WhoAmIResponse, WorkerStatus,
+    MoveFileRequest, RefreshRequest, RestoreVersionRequest, RevokeShareLinkRequest,
+    RunWorkerRequest, ShareLink, WhoAmIRequest, WhoAmIResponse, WorkerStatus,
 };
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::MetadataValue;
@@ -291,6 +291,24 @@ impl<T: Transport> Coffer<T> {
             .await?
             .into_inner()
             .latest_version)
+    }
+
+    /// Moves `from` to `to` (a new version of `to` with `from`'s content;
+    /// `from` deleted, restorable) if `from`'s latest version is still
+    /// `base` (when given); else [`ClientError::is_stale`] and nothing
+    /// changes. A live file at `to` is ALREADY_EXISTS.
+    pub async fn move_file(
+        &self,
+        from: &str,
+        to: &str,
+        base: Option<u64>,
+    ) -> Result<Metadata, ClientError> {
+        let req = self.request(MoveFileRequest {
+            from_name: normalize(from)?,
+            to_name: normalize(to)?,
+            base_version: base,
+        });
+        Ok(self.files.clone().move_file(req).await?.into_inner())
     }
 
     /// Whether the server reports itself serving (gRPC health protocol).

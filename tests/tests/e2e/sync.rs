@@ -506,3 +506,180 @@ async fn randomized_replicas_converge_and_lose_no_content() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Every file under `synced/` on the server, with its content.
+async fn remote_tree(server: &Server, cli: &Cli) -> BTreeMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = BTreeMap::new();
+    for name in remote_names(server).await {
+        let dest = dir.path().join("f");
+        let got = cli.run(&["get", &name, dest.to_str().unwrap()]).await;
+        assert!(got.ok, "coffer get {name}: {}", got.stderr);
+        out.insert(
+            name.strip_prefix("synced/").unwrap().to_string(),
+            std::fs::read(&dest).unwrap(),
+        );
+        std::fs::remove_file(&dest).unwrap();
+    }
+    out
+}
+
+/// The name as a case- and normalisation-insensitive disk sees it.
+fn folded(name: &str) -> String {
+    coffer_proto::paths::normalize(name).unwrap().to_lowercase()
+}
+
+#[tokio::test]
+async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+
+    // On the server first: two names that differ only in case, one that
+    // differs from a local file only in case, and one A ignores.
+    let up = tempfile::tempdir().unwrap();
+    for (name, data) in [
+        ("Notes.md", &b"notes upper"[..]),
+        ("notes.md", b"notes lower"),
+        ("report.txt", b"report from the server"),
+        ("scratch.tmp", b"the server's scratch"),
+    ] {
+        let f = up.path().join("f");
+        std::fs::write(&f, data).unwrap();
+        let put = ca
+            .run(&["put", f.to_str().unwrap(), &format!("synced/{name}")])
+            .await;
+        assert!(put.ok, "{}", put.stderr);
+    }
+    // In A: ignore rules, ignored files, a name that collides with the
+    // server's, and one name in two Unicode spellings.
+    write(a, ".cofferignore", b"# scratch\n*.tmp\nbuild/\n");
+    write(a, "local.tmp", b"ignored");
+    write(a, "build/out.o", b"ignored too");
+    write(a, "Report.txt", b"report from A");
+    write(a, "caf\u{e9}.txt", b"composed");
+    write(a, "cafe\u{301}.txt", b"decomposed");
+    write(a, "plain.txt", b"plain");
+    ok(sync(&ca, a, &[]).await);
+
+    let remote = remote_tree(&server, &ca).await;
+    let names: Vec<&String> = remote.keys().collect();
+    // Nothing ignored went up; the server's ignored file stayed and did
+    // not come down.
+    assert!(
+        !remote.contains_key("local.tmp") && !remote.contains_key("build/out.o"),
+        "{names:?}"
+    );
+    assert!(!remote.contains_key(".cofferignore"), "{names:?}");
+    assert_eq!(remote["scratch.tmp"], b"the server's scratch");
+    assert!(!a.join("scratch.tmp").exists());
+    assert_eq!(std::fs::read(a.join("local.tmp")).unwrap(), b"ignored");
+    // No two names fold to one, and every content is there.
+    let mut folds = std::collections::BTreeSet::new();
+    for n in remote.keys() {
+        assert!(folds.insert(folded(n)), "{n} collides: {names:?}");
+    }
+    for content in [
+        &b"notes upper"[..],
+        b"notes lower",
+        b"report from the server",
+        b"report from A",
+        b"composed",
+        b"decomposed",
+        b"plain",
+    ] {
+        assert!(
+            remote.values().any(|v| v == content),
+            "{:?} was lost: {names:?}",
+            String::from_utf8_lossy(content)
+        );
+    }
+    assert_eq!(remote["report.txt"], b"report from the server");
+    assert_eq!(remote["Report (case conflict).txt"], b"report from A");
+    assert!(
+        remote.contains_key("caf\u{e9} (case conflict).txt"),
+        "{names:?}"
+    );
+
+    // A's folder matches the server, less what it ignores.
+    let mut local = tree(a);
+    for ignored in [".cofferignore", "local.tmp", "build/out.o"] {
+        assert!(local.remove(ignored).is_some(), "{ignored} was touched");
+    }
+    let mut expected = remote.clone();
+    expected.remove("scratch.tmp");
+    assert_eq!(local, expected);
+
+    // B ignores nothing: it gets everything, and the two agree.
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(tree(b), remote);
+    let before = server.latest_change().await;
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(server.latest_change().await, before, "the folders agreed");
+}
+
+/// Waits (up to a minute, a liveness bound only) until `path` holds
+/// `data`.
+async fn arrives(path: &Path, data: &[u8], log: &Path) {
+    for _ in 0..600 {
+        if std::fs::read(path).ok().as_deref() == Some(data) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} never arrived; the sync logged:\n{}",
+        path.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn continuous_sync_carries_edits_both_ways_as_they_happen() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+    write(a, "first.txt", b"1");
+    ok(sync(&ca, a, &[]).await);
+
+    let logs = tempfile::tempdir().unwrap();
+    let mut running = Vec::new();
+    for (cli, dir, log) in [(&ca, a, "a.log"), (&cb, b, "b.log")] {
+        let log = std::fs::File::create(logs.path().join(log)).unwrap();
+        let mut cmd = cli.command(&["sync", dir.to_str().unwrap(), "synced"]);
+        cmd.stderr(log);
+        running.push(cmd.spawn().unwrap());
+    }
+    let (la, lb) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    arrives(&b.join("first.txt"), b"1", &lb).await;
+
+    // A new file, a nested one and an edit, each way.
+    write(a, "docs/new.md", b"from A");
+    arrives(&b.join("docs/new.md"), b"from A", &lb).await;
+    write(b, "first.txt", b"edited in B");
+    arrives(&a.join("first.txt"), b"edited in B", &la).await;
+    std::fs::remove_file(b.join("docs/new.md")).unwrap();
+    for _ in 0..600 {
+        if !a.join("docs/new.md").exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !a.join("docs/new.md").exists(),
+        "the delete never arrived: {}",
+        std::fs::read_to_string(&la).unwrap_or_default()
+    );
+    for mut c in running {
+        c.kill().await.unwrap();
+    }
+    let log = std::fs::read_to_string(&la).unwrap() + &std::fs::read_to_string(&lb).unwrap();
+    assert!(
+        !log.contains("instead"),
+        "file-system events were unavailable: {log}"
+    );
+    assert_eq!(tree(a), tree(b));
+}

@@ -1,0 +1,273 @@
+//! Keeping apart names that one file system would take for the same file.
+//!
+//! macOS and Windows disks ignore case (`Report.txt` is `report.txt`) and
+//! macOS also ignores Unicode normalisation (`é` composed or decomposed).
+//! Two such names synced to one of those disks would overwrite each
+//! other. So the synced namespace is folded everywhere, as Dropbox's is:
+//! within a synced folder no two files may have names equal under
+//! [`fold`], on every computer, whatever its disk, which also keeps every
+//! replica's tree the same.
+//!
+//! When names collide, one keeps its name: the one both sides last agreed
+//! on, else one already on the server, else the first in byte order. Each
+//! other name becomes `NAME (case conflict).EXT` (or `(case conflict 2)`…),
+//! moved on the server if it is there and renamed on disk if it is here,
+//! to the same new name, so no content is lost and the next pass agrees.
+//!
+//! This is a pure function of the names; the pass carries it out.
+
+use coffer_proto::paths::normalize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The name as a case-insensitive, normalisation-insensitive disk sees it.
+pub fn fold(name: &str) -> String {
+    let nfc = normalize(name).unwrap_or_else(|_| name.to_string());
+    nfc.to_lowercase()
+}
+
+/// A file found on disk: its name as the server would keep it (NFC), and
+/// whether the name on disk is exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDisk {
+    pub name: String,
+    pub exact: bool,
+}
+
+/// A rename that keeps two colliding names apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rename {
+    /// The `index`-th file of the local list gets the name `to`.
+    Local { index: usize, to: String },
+    /// The server's `from` (at `version`) moves to `to`.
+    Remote {
+        from: String,
+        version: u64,
+        to: String,
+    },
+}
+
+/// The renames that leave no two names equal under [`fold`].
+/// `local` lists every file found on disk (two entries may share a name:
+/// a composed and a decomposed spelling); `remote` maps the server's
+/// names to their versions; `base` holds the names last agreed on.
+pub fn keep_apart(
+    local: &[OnDisk],
+    remote: &BTreeMap<String, u64>,
+    base: &BTreeSet<String>,
+) -> Vec<Rename> {
+    #[derive(Default)]
+    struct Group<'a> {
+        names: BTreeSet<&'a str>,
+        local: Vec<usize>,
+    }
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for (i, f) in local.iter().enumerate() {
+        let g = groups.entry(fold(&f.name)).or_default();
+        g.names.insert(&f.name);
+        g.local.push(i);
+    }
+    for name in remote.keys() {
+        groups.entry(fold(name)).or_default().names.insert(name);
+    }
+    let mut taken: BTreeSet<String> = groups.keys().cloned().collect();
+    let mut out = Vec::new();
+    for g in groups.values() {
+        if g.names.len() < 2 && g.local.len() < 2 {
+            continue;
+        }
+        let keeper = g
+            .names
+            .iter()
+            .find(|n| base.contains(**n))
+            .or_else(|| g.names.iter().find(|n| remote.contains_key(**n)))
+            .or_else(|| g.names.iter().next())
+            .copied()
+            .expect("a group has a name");
+        // The keeper's own file on disk: the exact spelling if there is
+        // one, else the first.
+        let kept_local = g
+            .local
+            .iter()
+            .copied()
+            .filter(|&i| local[i].name == keeper)
+            .min_by_key(|&i| (!local[i].exact, i));
+        let mut fresh = |name: &str| {
+            let mut n = 1;
+            loop {
+                let to = conflict_name(name, n);
+                if taken.insert(fold(&to)) {
+                    return to;
+                }
+                n += 1;
+            }
+        };
+        for name in g.names.iter().filter(|n| **n != keeper) {
+            let to = fresh(name);
+            if let Some(&version) = remote.get(*name) {
+                out.push(Rename::Remote {
+                    from: name.to_string(),
+                    version,
+                    to: to.clone(),
+                });
+            }
+            for &i in g.local.iter().filter(|&&i| local[i].name == *name) {
+                // Two spellings of one name here: each needs its own.
+                let to = if out
+                    .iter()
+                    .any(|r| matches!(r, Rename::Local { to: t, .. } if *t == to))
+                {
+                    fresh(name)
+                } else {
+                    to.clone()
+                };
+                out.push(Rename::Local { index: i, to });
+            }
+        }
+        for &i in g
+            .local
+            .iter()
+            .filter(|&&i| local[i].name == keeper && Some(i) != kept_local)
+        {
+            out.push(Rename::Local {
+                index: i,
+                to: fresh(keeper),
+            });
+        }
+    }
+    out
+}
+
+/// `dir/NAME (case conflict N).EXT`: the `n`-th free name for `path`.
+fn conflict_name(path: &str, n: usize) -> String {
+    let (dir, file) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => (&file[..i], &file[i..]),
+        _ => (file, ""),
+    };
+    let tag = if n == 1 {
+        "case conflict".to_string()
+    } else {
+        format!("case conflict {n}")
+    };
+    format!("{dir}{stem} ({tag}){ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(names: &[(&str, bool)]) -> Vec<OnDisk> {
+        names
+            .iter()
+            .map(|(n, exact)| OnDisk {
+                name: n.to_string(),
+                exact: *exact,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_apart_under_folding_need_nothing() {
+        let local = disk(&[("a.txt", true), ("b/a.txt", true)]);
+        let remote = BTreeMap::from([("a.txt".to_string(), 1), ("c.txt".to_string(), 2)]);
+        assert!(keep_apart(&local, &remote, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_new_local_name_gives_way_to_the_servers() {
+        let local = disk(&[("Report.txt", true)]);
+        let remote = BTreeMap::from([("report.txt".to_string(), 4)]);
+        assert_eq!(
+            keep_apart(&local, &remote, &BTreeSet::new()),
+            vec![Rename::Local {
+                index: 0,
+                to: "Report (case conflict).txt".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn server_names_that_collide_are_moved_and_the_agreed_one_stays() {
+        let local = disk(&[("docs/a.md", true)]);
+        let remote = BTreeMap::from([
+            ("docs/A.md".to_string(), 2),
+            ("docs/a.md".to_string(), 5),
+            ("docs/A.MD".to_string(), 7),
+        ]);
+        let base = BTreeSet::from(["docs/a.md".to_string()]);
+        let r = keep_apart(&local, &remote, &base);
+        assert_eq!(
+            r,
+            vec![
+                Rename::Remote {
+                    from: "docs/A.MD".into(),
+                    version: 7,
+                    to: "docs/A (case conflict).MD".into()
+                },
+                Rename::Remote {
+                    from: "docs/A.md".into(),
+                    version: 2,
+                    to: "docs/A (case conflict 2).md".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_on_both_sides_moves_to_the_same_new_name_on_both() {
+        let local = disk(&[("x.txt", true), ("X.txt", true)]);
+        let remote = BTreeMap::from([("x.txt".to_string(), 1), ("X.txt".to_string(), 3)]);
+        let base = BTreeSet::from(["x.txt".to_string(), "X.txt".to_string()]);
+        let r = keep_apart(&local, &remote, &base);
+        assert_eq!(
+            r,
+            vec![
+                Rename::Remote {
+                    from: "x.txt".into(),
+                    version: 1,
+                    to: "x (case conflict).txt".into()
+                },
+                Rename::Local {
+                    index: 0,
+                    to: "x (case conflict).txt".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_decomposed_spelling_beside_the_composed_one_is_renamed() {
+        // Both spellings on a disk that keeps them apart: the exact one
+        // keeps the name.
+        let local = disk(&[("caf\u{e9}.txt", false), ("caf\u{e9}.txt", true)]);
+        let r = keep_apart(&local, &BTreeMap::new(), &BTreeSet::new());
+        assert_eq!(
+            r,
+            vec![Rename::Local {
+                index: 0,
+                to: "caf\u{e9} (case conflict).txt".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn new_names_avoid_names_already_taken() {
+        let local = disk(&[
+            ("a.txt", true),
+            ("A.txt", true),
+            ("a (case conflict).txt", true),
+        ]);
+        let r = keep_apart(&local, &BTreeMap::new(), &BTreeSet::new());
+        assert_eq!(
+            r,
+            vec![Rename::Local {
+                index: 0,
+                to: "a (case conflict 2).txt".into()
+            }]
+        );
+        assert_eq!(fold("Caf\u{65}\u{301}.TXT"), "caf\u{e9}.txt");
+    }
+}

@@ -1,0 +1,1061 @@
+//! `coffer sync LOCAL REMOTE`: keeps a local folder and a remote folder
+//! the same, both ways. A pass scans the folder (reading only files whose
+//! size or time changed since the last pass), lists the remote folder,
+//! keeps apart names a disk would confuse ([`apart`]), plans with
+//! [`coffer_client::plan`] against what the last pass left agreed, checks
+//! the plan against the safety rules, and carries it out.
+//! The agreed state lives in the state directory ([`state`]), never in
+//! the folder, and is saved as the pass goes: a pass killed at any point
+//! leaves states the next pass's plan finishes (an upload not yet
+//! recorded is found on both sides with the same content, and agreed).
+
+mod apart;
+mod ignore;
+mod state;
+mod watch;
+
+use crate::resume::ResumeRecord;
+use crate::Ctx;
+use anyhow::{bail, Context};
+use apart::{OnDisk, Rename};
+use coffer_client::native::files::{download_file, plan_file, rfc3339, FileSource};
+use coffer_client::plan::{self, Action, BaseFile, LocalFile, Refusal, RemoteFile, Tree};
+use coffer_client::{Observer, UploadPlan};
+use futures::{StreamExt, TryStreamExt};
+use ignore::Ignore;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use state::{Store, Synced};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
+use watch::FolderWatch;
+
+/// Passes `--once` makes before it gives up on agreeing (each pass after
+/// the first only finishes what changed during the one before).
+const MAX_PASSES: usize = 4;
+
+/// The state is saved after this many steps (and at the end of a pass).
+const SAVE_EVERY: usize = 64;
+
+/// Steps of a pass run at once (uploads, downloads, deletes of different
+/// files): small files are round trips, not bytes. 32 measured no faster
+/// than 16 (BENCHMARKS.md), and each step may hold a few chunks.
+const PARALLEL_STEPS: usize = 16;
+
+/// Files hashed at once while scanning: enough to keep both the disk and
+/// the cores busy on small files.
+const PARALLEL_HASHES: usize = 8;
+
+/// Continuous sync passes again after this long even when nothing
+/// signalled a change (an event lost, a feed call cut).
+const RESCAN: Duration = Duration::from_secs(300);
+
+/// A file found in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    /// Where it is on disk (its name there may be a decomposed spelling
+    /// of the name it is synced under).
+    path: PathBuf,
+    size: u64,
+    mtime: u64,
+}
+
+/// One file of a scan: the name it is synced under (the server's normal
+/// form) and whether the name on disk is exactly that.
+struct Entry {
+    name: String,
+    exact: bool,
+    found: Found,
+}
+
+/// Everything a pass plans from.
+struct Snapshot {
+    found: BTreeMap<String, Found>,
+    local: Tree<LocalFile>,
+    /// Chunk lists of the files read this pass (or known from the state),
+    /// so an upload does not read its file a second time to plan it.
+    plans: BTreeMap<String, UploadPlan>,
+    remote: Tree<RemoteFile>,
+}
+
+impl Snapshot {
+    /// The bytes a step moves.
+    fn bytes(&self, a: &Action) -> u64 {
+        let local = || self.local.get(a.path()).map_or(0, |f| f.size);
+        let remote = || self.remote.get(a.path()).map_or(0, |f| f.size);
+        match a {
+            Action::Upload { .. } => local(),
+            Action::Download { .. } => remote(),
+            Action::Conflict { .. } => local() + remote(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a pass would do.
+enum Prepared {
+    /// Colliding names to move apart first, each with the name it moves
+    /// from and, for a local file, where it is on disk; the pass plans
+    /// after.
+    Apart(Vec<(Rename, String, Option<PathBuf>)>),
+    Plan(Vec<Action>, Snapshot),
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Default)]
+struct Done {
+    uploaded: u64,
+    downloaded: u64,
+    deleted_remote: u64,
+    deleted_local: u64,
+    conflicts: u64,
+    renamed: u64,
+    /// Steps skipped because a side changed after the listing.
+    deferred: u64,
+}
+
+struct Sync<'a> {
+    ctx: &'a Ctx,
+    root: PathBuf,
+    remote: String,
+    /// Steps run concurrently; each records its outcome here.
+    state: Mutex<Store>,
+    ignore: Mutex<Ignore>,
+    force: bool,
+    done: Mutex<Done>,
+    /// The running pass's progress (hidden when there is no terminal).
+    bar: Mutex<ProgressBar>,
+}
+
+pub async fn run(
+    ctx: &Ctx,
+    local: &Path,
+    remote: &str,
+    once: bool,
+    force: bool,
+    status: bool,
+) -> anyhow::Result<()> {
+    let remote = coffer_client::normalize_name(remote)?;
+    let meta = std::fs::metadata(local).with_context(|| {
+        format!(
+            "{} is not there: create it, or check that its disk is mounted; nothing was changed",
+            local.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("{} is not a folder", local.display());
+    }
+    let root = local.canonicalize()?;
+    let key = blake3::hash(format!("{}\0{}\0{remote}", ctx.server, root.display()).as_bytes());
+    let state_path = crate::resume::state_dir()?
+        .join("sync")
+        .join(format!("{}.db", &key.to_hex()[..32]));
+    // One sync per folder at a time: the lock is held while this runs,
+    // and a killed run's lock goes with its process.
+    std::fs::create_dir_all(state_path.parent().expect("under the state dir"))?;
+    let lock = std::fs::File::create(state_path.with_extension("lock"))
+        .with_context(|| format!("cannot create the lock next to {}", state_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another coffer sync of {} is running; stop it first",
+            root.display()
+        );
+    }
+    let store = Store::open(&state_path)?;
+    let ignore = Ignore::load(&root)?;
+    let mut s = Sync {
+        ctx,
+        root,
+        remote,
+        state: Mutex::new(store),
+        ignore: Mutex::new(ignore),
+        force,
+        done: Default::default(),
+        bar: Mutex::new(ProgressBar::hidden()),
+    };
+    if status {
+        // What is pending, safe or not: nothing runs.
+        s.force = true;
+        let pending = s.prepare().await?;
+        return s.report_pending(&pending);
+    }
+    if once {
+        let agreed = s.until_agreed().await?;
+        s.report(agreed);
+        if !agreed {
+            bail!("the folders do not agree yet: files kept changing during {MAX_PASSES} passes");
+        }
+        return Ok(());
+    }
+    s.follow().await
+}
+
+impl Sync<'_> {
+    /// Continuous sync: a pass whenever either side changes.
+    async fn follow(&self) -> anyhow::Result<()> {
+        let mut folder = FolderWatch::start(&self.root);
+        let mut cursor = self.ctx.coffer.latest_cursor().await?;
+        loop {
+            // Events so far are covered by the pass's own scan.
+            folder.drain();
+            if let Err(e) = self.until_agreed().await {
+                self.say(format!("coffer: sync: {e:#}"));
+            }
+            // Without events, the folder's names, sizes and times tell
+            // whether it changed since.
+            let seen = if folder.polling() {
+                Some(self.scan()?)
+            } else {
+                None
+            };
+            let mut watch = match self.ctx.coffer.watch(&cursor).await {
+                Ok(w) => w,
+                Err(e) => {
+                    self.say(format!("coffer: sync: following the server's changes: {e}"));
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            };
+            let rescan = tokio::time::sleep(RESCAN);
+            tokio::pin!(rescan);
+            loop {
+                tokio::select! {
+                    page = watch.next() => match page {
+                        Ok(Some(p)) => {
+                            cursor = p.cursor;
+                            if !p.changes.is_empty() { break; }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.say(format!("coffer: sync: following the server's changes: {e}"));
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            break;
+                        }
+                    },
+                    () = folder.changed() => match &seen {
+                        Some(seen) => if !same_files(&self.scan()?, seen) { break },
+                        None => break,
+                    },
+                    () = &mut rescan => break,
+                }
+            }
+        }
+    }
+
+    /// Passes until a plan is empty; `false` if they never got there.
+    async fn until_agreed(&self) -> anyhow::Result<bool> {
+        for _ in 0..MAX_PASSES {
+            match self.prepare().await? {
+                Prepared::Apart(renames) => self.keep_apart(renames).await?,
+                Prepared::Plan(actions, _) if actions.is_empty() => return Ok(true),
+                Prepared::Plan(actions, snapshot) => self.execute(actions, &snapshot).await?,
+            }
+        }
+        Ok(matches!(self.prepare().await?, Prepared::Plan(a, _) if a.is_empty()))
+    }
+
+    /// Scans, lists and plans, and checks the plan is safe to run.
+    async fn prepare(&self) -> anyhow::Result<Prepared> {
+        // The patterns may have been edited since the last pass.
+        *self.ignore.lock().unwrap() = Ignore::load(&self.root)?;
+        let entries = self.scan()?;
+        let synced = self.state.lock().unwrap().files().len();
+        if entries.is_empty() && synced > 0 && !self.force {
+            bail!(
+                "{} is empty, but {synced} files were synced from it: is its disk unmounted? \
+                 Nothing was deleted; run with --force to delete them on the server too",
+                self.root.display(),
+            );
+        }
+        let remote = self.list_remote().await?;
+        let base: Tree<BaseFile> = {
+            let ignore = self.ignore.lock().unwrap();
+            self.state
+                .lock()
+                .unwrap()
+                .files()
+                .iter()
+                .filter(|(k, _)| !ignore.ignores(k))
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        BaseFile {
+                            version: s.version,
+                            hash: s.hash.clone(),
+                        },
+                    )
+                })
+                .collect()
+        };
+
+        // Names a disk would take for one file are moved apart first.
+        let on_disk: Vec<OnDisk> = entries
+            .iter()
+            .map(|e| OnDisk {
+                name: e.name.clone(),
+                exact: e.exact,
+            })
+            .collect();
+        let versions = remote.iter().map(|(k, r)| (k.clone(), r.version)).collect();
+        let renames = apart::keep_apart(&on_disk, &versions, &base.keys().cloned().collect());
+        if !renames.is_empty() {
+            return Ok(Prepared::Apart(
+                renames
+                    .into_iter()
+                    .map(|r| match &r {
+                        Rename::Local { index, .. } => {
+                            let e = &entries[*index];
+                            (r.clone(), e.name.clone(), Some(e.found.path.clone()))
+                        }
+                        Rename::Remote { from, .. } => (r.clone(), from.clone(), None),
+                    })
+                    .collect(),
+            ));
+        }
+
+        let found: BTreeMap<String, Found> =
+            entries.into_iter().map(|e| (e.name, e.found)).collect();
+        let (local, plans) = self.hash(&found).await?;
+        let host = hostname();
+        let stamp = stamp();
+        // A conflict copy's name is new on both sides: two conflicts of one
+        // file in the same second get "(2)", "(3)"...
+        let actions = plan::plan(&local, &remote, &base, &|p| {
+            let first = plan::conflict_name(p, &host, &stamp);
+            let mut name = first.clone();
+            let mut n = 1;
+            while local.contains_key(&name) || remote.contains_key(&name) {
+                n += 1;
+                name = plan::conflict_name(p, &host, &format!("{stamp} ({n})"));
+            }
+            name
+        });
+        if !self.force {
+            if let Err(Refusal::MassDelete { deletes, of }) = plan::check(&actions, &base) {
+                bail!(
+                    "this pass would delete {deletes} of the {of} synced files; \
+                     nothing was changed. If that is what you want, run with --force"
+                );
+            }
+        }
+        Ok(Prepared::Plan(
+            actions,
+            Snapshot {
+                found,
+                local,
+                plans,
+                remote,
+            },
+        ))
+    }
+
+    /// The local tree: hashes of files unchanged since the last pass (same
+    /// size and time) come from the state; the others are read, several
+    /// at once.
+    async fn hash(
+        &self,
+        found: &BTreeMap<String, Found>,
+    ) -> anyhow::Result<(Tree<LocalFile>, BTreeMap<String, UploadPlan>)> {
+        let mut local = Tree::new();
+        let mut plans = BTreeMap::new();
+        let mut read = Vec::new();
+        {
+            let state = self.state.lock().unwrap();
+            for (name, f) in found {
+                match state
+                    .get(name)
+                    .filter(|s| s.size == f.size && s.mtime == f.mtime && s.mtime != 0)
+                {
+                    Some(s) => {
+                        local.insert(
+                            name.clone(),
+                            LocalFile {
+                                hash: s.hash.clone(),
+                                size: f.size,
+                            },
+                        );
+                        if !s.chunks.is_empty() {
+                            plans.insert(name.clone(), known_plan(s));
+                        }
+                    }
+                    None => read.push((name.clone(), f.path.clone())),
+                }
+            }
+        }
+        let hashed: Vec<(String, UploadPlan)> = futures::stream::iter(read)
+            .map(|(name, path)| async move {
+                plan_file(&path)
+                    .await
+                    .map(|p| (name, p))
+                    .with_context(|| format!("reading {}", path.display()))
+            })
+            .buffer_unordered(PARALLEL_HASHES)
+            .try_collect()
+            .await?;
+        for (name, p) in hashed {
+            local.insert(
+                name.clone(),
+                LocalFile {
+                    hash: p.content_hash.clone(),
+                    size: p.size,
+                },
+            );
+            plans.insert(name, p);
+        }
+        Ok((local, plans))
+    }
+
+    /// The remote folder, less what `.cofferignore` leaves out.
+    async fn list_remote(&self) -> anyhow::Result<Tree<RemoteFile>> {
+        let prefix = format!("{}/", self.remote);
+        let listed = self
+            .ctx
+            .coffer
+            .list(&prefix)
+            .await
+            .with_context(|| format!("listing {prefix}"))?;
+        let ignore = self.ignore.lock().unwrap();
+        Ok(listed
+            .into_iter()
+            .filter_map(|m| {
+                let rel = m.file_name.strip_prefix(&prefix)?.to_string();
+                if ignore.ignores(&rel) {
+                    return None;
+                }
+                Some((
+                    rel,
+                    RemoteFile {
+                        version: m.version_number,
+                        hash: m.content_hash,
+                        size: m.size,
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// Carries out the renames that keep colliding names apart.
+    async fn keep_apart(
+        &self,
+        renames: Vec<(Rename, String, Option<PathBuf>)>,
+    ) -> anyhow::Result<()> {
+        for (r, _, disk) in renames {
+            match r {
+                Rename::Remote { from, version, to } => {
+                    match self
+                        .ctx
+                        .coffer
+                        .move_file(&self.name(&from), &self.name(&to), Some(version))
+                        .await
+                    {
+                        Ok(_) => {}
+                        // Changed meanwhile: the next pass looks again.
+                        Err(e) if e.is_stale() || e.is_not_found() => continue,
+                        Err(e) => {
+                            return Err(e).context(format!("moving {from} on the server"));
+                        }
+                    }
+                    self.say(format!(
+                        "{from} is {to} now: its name differs from another only in case or accents"
+                    ));
+                }
+                Rename::Local { to, .. } => {
+                    let from = disk.expect("a local rename has its file");
+                    let dest = self.abs(&to);
+                    // Changed since the scan: the next pass looks again.
+                    if dest.exists() || !from.exists() {
+                        continue;
+                    }
+                    std::fs::rename(&from, &dest)
+                        .with_context(|| format!("cannot rename {}", from.display()))?;
+                    self.say(format!(
+                        "{} is {to} now: its name differs from another only in case or accents",
+                        from.display()
+                    ));
+                }
+            }
+            self.done.lock().unwrap().renamed += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the steps, [`PARALLEL_STEPS`] at a time; local deletes last,
+    /// so removing a folder a delete emptied never races a download into
+    /// it. The state is saved as steps finish; on an error, what finished
+    /// is saved and the rest waits for the next pass.
+    async fn execute(&self, actions: Vec<Action>, snap: &Snapshot) -> anyhow::Result<()> {
+        let (last, first): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::DeleteLocal { .. }));
+        let bar = self.pass_bar(&actions, snap);
+        let mut finished = 0;
+        let mut result = Ok(());
+        'phases: for phase in [first, last] {
+            let mut steps = futures::stream::iter(phase.into_iter().map(|a| self.step(a, snap)))
+                .buffer_unordered(PARALLEL_STEPS);
+            while let Some(r) = steps.next().await {
+                if let Err(e) = r {
+                    result = Err(e);
+                    break 'phases;
+                }
+                finished += 1;
+                if finished % SAVE_EVERY == 0 {
+                    self.save()?;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        *self.bar.lock().unwrap() = ProgressBar::hidden();
+        self.save()?;
+        result
+    }
+
+    /// A bar for the pass's transfers: bytes to move, and files done.
+    fn pass_bar(&self, actions: &[Action], snap: &Snapshot) -> ProgressBar {
+        let files = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Agree { .. } | Action::Forget { .. }))
+            .count();
+        let bytes: u64 = actions.iter().map(|a| snap.bytes(a)).sum();
+        let target = if self.ctx.out.quiet || files == 0 {
+            ProgressDrawTarget::hidden()
+        } else {
+            // Draws nothing when stderr is not a terminal.
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(bytes), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "sync {prefix} files [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta} {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("0/{files}"));
+        *self.bar.lock().unwrap() = bar.clone();
+        bar
+    }
+
+    /// Counts a finished step on the bar.
+    fn tick(&self, path: &str) {
+        let bar = self.bar.lock().unwrap().clone();
+        let files = bar
+            .prefix()
+            .split_once('/')
+            .and_then(|(done, of)| Some((done.parse::<u64>().ok()?, of.to_string())));
+        if let Some((done, of)) = files {
+            bar.set_prefix(format!("{}/{of}", done + 1));
+        }
+        bar.set_message(path.to_string());
+    }
+
+    fn name(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.remote)
+    }
+
+    fn abs(&self, rel: &str) -> PathBuf {
+        rel.split('/').fold(self.root.clone(), |p, c| p.join(c))
+    }
+
+    /// Where `rel` is on disk: where the scan found it, else its own name.
+    fn disk(&self, rel: &str, snap: &Snapshot) -> PathBuf {
+        snap.found
+            .get(rel)
+            .map_or_else(|| self.abs(rel), |f| f.path.clone())
+    }
+
+    /// Whether the local file is as the scan found it (or still absent).
+    fn unchanged(&self, rel: &str, snap: &Snapshot) -> bool {
+        let now = stat(&self.disk(rel, snap));
+        match (snap.found.get(rel), now) {
+            (Some(f), Some((size, mtime))) => f.size == size && f.mtime == mtime,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// A line of what the run did, above the progress bar if one shows.
+    fn say(&self, line: String) {
+        if self.ctx.out.quiet {
+            return;
+        }
+        let bar = self.bar.lock().unwrap().clone();
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    }
+
+    async fn step(&self, a: &Action, snap: &Snapshot) -> anyhow::Result<()> {
+        let path = a.path().to_string();
+        let moved = Moved::new(self.bar.lock().unwrap().clone());
+        match a {
+            Action::Upload { base, .. } => {
+                if self.upload(&path, &path, *base, snap, &moved).await? {
+                    self.say(format!("up: {path}"));
+                    self.done.lock().unwrap().uploaded += 1;
+                }
+            }
+            Action::Download {
+                version, replaces, ..
+            } => {
+                if !self.unchanged(&path, snap)
+                    || replaces.as_ref() != snap.local.get(&path).map(|l| &l.hash)
+                {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                self.download(&path, *version, snap, &moved).await?;
+                self.say(format!("down: {path}"));
+                self.done.lock().unwrap().downloaded += 1;
+            }
+            Action::DeleteRemote { base, .. } => {
+                match self
+                    .ctx
+                    .coffer
+                    .delete_if(&self.name(&path), Some(*base))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) if e.is_stale() => {
+                        self.done.lock().unwrap().deferred += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e).context(format!("deleting {path} on the server")),
+                }
+                self.state.lock().unwrap().remove(&path);
+                self.say(format!("deleted on the server (restorable): {path}"));
+                self.done.lock().unwrap().deleted_remote += 1;
+            }
+            Action::DeleteLocal { .. } => {
+                if !self.unchanged(&path, snap) {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                let abs = self.disk(&path, snap);
+                std::fs::remove_file(&abs)
+                    .with_context(|| format!("cannot delete {}", abs.display()))?;
+                self.prune_dirs(&abs);
+                self.state.lock().unwrap().remove(&path);
+                self.say(format!("deleted here: {path}"));
+                self.done.lock().unwrap().deleted_local += 1;
+            }
+            Action::Conflict {
+                keep_as, version, ..
+            } => {
+                if !self.unchanged(&path, snap) || self.abs(keep_as).exists() {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                // The local edit moves aside and goes up under its own
+                // name; the server's comes down to the path.
+                std::fs::rename(self.disk(&path, snap), self.abs(keep_as))
+                    .with_context(|| format!("cannot move {path} aside"))?;
+                self.upload(keep_as, &path, 0, snap, &moved).await?;
+                self.download(&path, *version, snap, &moved).await?;
+                self.say(format!(
+                    "conflict: {path}: this folder's copy is now {keep_as}"
+                ));
+                self.done.lock().unwrap().conflicts += 1;
+            }
+            Action::Agree { version, hash, .. } => {
+                let f = snap.found.get(&path);
+                let chunks = snap
+                    .plans
+                    .get(&path)
+                    .map(|p| p.chunks.clone())
+                    .unwrap_or_default();
+                self.state.lock().unwrap().insert(
+                    path,
+                    Synced {
+                        version: *version,
+                        hash: hash.clone(),
+                        size: f.map_or(0, |f| f.size),
+                        mtime: f.map_or(0, |f| f.mtime),
+                        chunks,
+                    },
+                );
+                return Ok(());
+            }
+            Action::Forget { .. } => {
+                self.state.lock().unwrap().remove(&path);
+                return Ok(());
+            }
+        }
+        moved.finish(snap.bytes(a));
+        self.tick(&path);
+        Ok(())
+    }
+
+    /// Uploads `rel` if the server still has version `base` of it (0:
+    /// none); `false` if it moved on meanwhile (the next pass sees why).
+    /// `scanned_as` is the name the scan found the file under (it differs
+    /// for a conflict copy moved aside): its chunk list is reused if the
+    /// file has not changed since.
+    async fn upload(
+        &self,
+        rel: &str,
+        scanned_as: &str,
+        base: u64,
+        snap: &Snapshot,
+        moved: &Moved,
+    ) -> anyhow::Result<bool> {
+        let abs = self.abs(rel);
+        let before = stat(&abs);
+        let known = snap
+            .found
+            .get(scanned_as)
+            .filter(|f| before == Some((f.size, f.mtime)))
+            .and_then(|_| snap.plans.get(scanned_as));
+        let plan = match known {
+            Some(p) => p.clone(),
+            None => plan_file(&abs).await?,
+        };
+        let source = FileSource::new(&abs);
+        // The session id is kept as `coffer put` keeps it: a run killed
+        // mid-upload is resumed by the next, not left open beside a new
+        // session (open sessions per user are capped).
+        let record = ResumeRecord::for_upload(&self.ctx.server, &self.name(rel), &abs)?;
+        let resume = record.load();
+        let r = self
+            .ctx
+            .coffer
+            .upload_if(
+                &self.name(rel),
+                &plan,
+                &source,
+                resume.as_deref(),
+                Some(base),
+                &KeepSession(&record, moved),
+            )
+            .await;
+        let report = match r {
+            Ok(r) => {
+                record.clear();
+                r
+            }
+            Err(e) if e.is_stale() => {
+                self.done.lock().unwrap().deferred += 1;
+                return Ok(false);
+            }
+            Err(e) => return Err(e).context(format!("uploading {rel}")),
+        };
+        // A file written during the upload is read again next pass.
+        let after = stat(&abs);
+        self.state.lock().unwrap().insert(
+            rel.to_string(),
+            Synced {
+                version: report.metadata.version_number,
+                hash: plan.content_hash,
+                size: plan.size,
+                mtime: if before == after {
+                    after.map_or(0, |a| a.1)
+                } else {
+                    0
+                },
+                chunks: plan.chunks,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Fetches `version` of `rel` into place (a temporary file renamed
+    /// once verified).
+    async fn download(
+        &self,
+        rel: &str,
+        version: u64,
+        snap: &Snapshot,
+        moved: &Moved,
+    ) -> anyhow::Result<()> {
+        let abs = self.disk(rel, snap);
+        if let Some(dir) = abs.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let meta = download_file(&self.ctx.coffer, &self.name(rel), version, &abs, moved)
+            .await
+            .with_context(|| format!("downloading {rel}"))?;
+        let (size, mtime) = stat(&abs).unwrap_or((meta.size, 0));
+        self.state.lock().unwrap().insert(
+            rel.to_string(),
+            Synced {
+                version: meta.version_number,
+                hash: meta.content_hash,
+                size,
+                mtime,
+                chunks: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes the folders a delete left empty, up to the root.
+    fn prune_dirs(&self, file: &Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        self.state.lock().unwrap().save()
+    }
+
+    /// Every file under the root, by the name it is synced under. Left
+    /// out: temporary download files, what `.cofferignore` names, and
+    /// (with a message) names the server would refuse.
+    fn scan(&self) -> anyhow::Result<Vec<Entry>> {
+        let ignore = self.ignore.lock().unwrap();
+        let mut out = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            for e in entries {
+                let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+                let path = e.path();
+                let file_name = e.file_name();
+                let Some(name) = file_name.to_str() else {
+                    self.say(format!("skipped (not UTF-8): {}", path.display()));
+                    continue;
+                };
+                if name.starts_with(".coffer-") && name.ends_with(".part") {
+                    // A download a killed run left unfinished (this run
+                    // holds the folder's lock, so none is in progress).
+                    std::fs::remove_file(&path).ok();
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(&self.root)
+                    .expect("under the root")
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if ignore.ignores(&rel) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue; // gone since the listing
+                };
+                if meta.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if !meta.is_file() {
+                    continue;
+                }
+                match coffer_client::normalize_name(&rel) {
+                    Ok(n) if !ignore.ignores(&n) => {
+                        let (size, mtime) = size_and_time(&meta);
+                        out.push(Entry {
+                            exact: n == rel,
+                            name: n,
+                            found: Found { path, size, mtime },
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.say(format!("skipped ({e}): {rel}")),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn report(&self, agreed: bool) {
+        let d = self.done.lock().unwrap();
+        let files = self.state.lock().unwrap().files().len();
+        let summary = json!({
+            "local": self.root,
+            "remote": self.remote,
+            "agreed": agreed,
+            "files": files,
+            "uploaded": d.uploaded,
+            "downloaded": d.downloaded,
+            "deleted_remote": d.deleted_remote,
+            "deleted_local": d.deleted_local,
+            "conflicts": d.conflicts,
+            "renamed": d.renamed,
+            "deferred": d.deferred,
+        });
+        self.ctx.out.emit(summary, || {
+            format!(
+                "sync {} <-> {}/: {files} files; {} up, {} down, {} deleted on the server, \
+                 {} deleted here, {} conflicts{}{}",
+                self.root.display(),
+                self.remote,
+                d.uploaded,
+                d.downloaded,
+                d.deleted_remote,
+                d.deleted_local,
+                d.conflicts,
+                if d.renamed > 0 {
+                    format!(", {} renamed apart", d.renamed)
+                } else {
+                    String::new()
+                },
+                if agreed { "; in agreement" } else { "" }
+            )
+        });
+    }
+
+    fn report_pending(&self, pending: &Prepared) -> anyhow::Result<()> {
+        let rows: Vec<(&'static str, String, Option<String>)> = match pending {
+            Prepared::Apart(renames) => renames
+                .iter()
+                .map(|(r, what, _)| match r {
+                    Rename::Local { to, .. } => ("rename here", what.clone(), Some(to.clone())),
+                    Rename::Remote { to, .. } => ("move on server", what.clone(), Some(to.clone())),
+                })
+                .collect(),
+            Prepared::Plan(actions, _) => actions
+                .iter()
+                .map(|a| (describe(a), a.path().to_string(), None))
+                .collect(),
+        };
+        let json_rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(action, path, to)| json!({ "path": path, "action": action, "to": to }))
+            .collect();
+        self.ctx.out.emit(
+            json!({ "pending": json_rows, "agreed": rows.is_empty() }),
+            || {
+                if rows.is_empty() {
+                    "nothing to do: the folders agree".to_string()
+                } else {
+                    rows.iter()
+                        .map(|(action, path, to)| match to {
+                            Some(to) => format!("{action:<16} {path} -> {to}"),
+                            None => format!("{action:<16} {path}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Whether two scans found the same files, sizes and times.
+fn same_files(a: &[Entry], b: &[Entry]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.name == y.name && x.found == y.found)
+}
+
+/// An upload plan rebuilt from a synced file's stored chunk list.
+fn known_plan(s: &Synced) -> UploadPlan {
+    UploadPlan {
+        size: s.size,
+        content_hash: s.hash.clone(),
+        chunks: s.chunks.clone(),
+        modified: rfc3339(UNIX_EPOCH + Duration::from_nanos(s.mtime)),
+    }
+}
+
+fn describe(a: &Action) -> &'static str {
+    match a {
+        Action::Upload { .. } => "upload",
+        Action::Download { .. } => "download",
+        Action::DeleteRemote { .. } => "delete on server",
+        Action::DeleteLocal { .. } => "delete here",
+        Action::Conflict { .. } => "conflict",
+        Action::Agree { .. } => "record",
+        Action::Forget { .. } => "forget",
+    }
+}
+
+fn size_and_time(meta: &std::fs::Metadata) -> (u64, u64) {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    (meta.len(), mtime)
+}
+
+fn stat(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| size_and_time(&m))
+}
+
+/// One step's bytes on the pass's bar; what a transfer did not report
+/// (chunks the server already had) is added when the step ends.
+struct Moved {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl Moved {
+    fn new(bar: ProgressBar) -> Self {
+        Moved {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn finish(&self, size: u64) {
+        let seen = self.bytes.load(Ordering::Relaxed);
+        self.bar.inc(size.saturating_sub(seen));
+    }
+}
+
+impl Observer for Moved {
+    fn advance(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.bar.inc(bytes);
+    }
+}
+
+/// Saves an upload's session id as soon as it exists, and shows its
+/// bytes on the bar.
+struct KeepSession<'a>(&'a ResumeRecord, &'a Moved);
+
+impl Observer for KeepSession<'_> {
+    fn session(&self, upload_id: &str, _resumed: bool) {
+        // Without the record the upload still works; only resuming it
+        // after a kill would not.
+        let _ = self.0.save(upload_id);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.1.advance(bytes);
+    }
+}
+
+/// This computer's name, for conflict copies.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this computer".into())
+}
+
+/// Now, as conflict copies name it: `YYYY-MM-DD HHMMSS` (UTC).
+fn stamp() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}{:02}{:02}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
