@@ -157,6 +157,22 @@ impl<T: Transport> Coffer<T> {
             .cursor)
     }
 
+    /// A page of the caller's changes after `cursor` (at most
+    /// `page_size`); a cursor too old to serve is
+    /// [`ClientError::is_stale`] (rescan).
+    pub async fn changes(
+        &self,
+        cursor: &str,
+        page_size: u32,
+    ) -> Result<coffer_proto::pb::ListChangesResponse, ClientError> {
+        let req = self.request(coffer_proto::pb::ListChangesRequest {
+            cursor: cursor.to_string(),
+            page_size,
+            latest: false,
+        });
+        Ok(self.files.clone().list_changes(req).await?.into_inner())
+    }
+
     /// The caller's changes after `cursor` as they happen: a first page at
     /// once, then one per change (see `WatchChanges`).
     pub async fn watch(&self, cursor: &str) -> Result<Watch, ClientError> {
@@ -195,6 +211,37 @@ impl<T: Transport> Coffer<T> {
             out.extend(page.files);
             if page.next_page_token.is_empty() {
                 return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// One folder's entries (all pages): the files directly in `folder`
+    /// ("" for the top, else a path ending in `/`), in path order, and
+    /// its sub-folders as full prefixes ("a/b/"). Nothing deeper is sent.
+    pub async fn list_folder(
+        &self,
+        folder: &str,
+    ) -> Result<(Vec<Metadata>, Vec<String>), ClientError> {
+        let prefix =
+            paths::normalize_prefix(folder).map_err(|source| ClientError::InvalidName {
+                name: folder.to_string(),
+                source,
+            })?;
+        let (mut files, mut folders) = (Vec::new(), Vec::new());
+        let mut page_token = String::new();
+        loop {
+            let req = self.request(ListFilesRequest {
+                prefix: prefix.clone(),
+                page_size: 1000,
+                page_token,
+                delimiter: "/".into(),
+            });
+            let page = self.files.clone().list_files(req).await?.into_inner();
+            files.extend(page.files);
+            folders.extend(page.folders);
+            if page.next_page_token.is_empty() {
+                return Ok((files, folders));
             }
             page_token = page.next_page_token;
         }

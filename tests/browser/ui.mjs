@@ -87,6 +87,17 @@ try {
   await page.waitForSelector('[data-testid=folder-row] >> text=native', { timeout: 30000 });
   check(true, 'the native client\'s upload is listed (folder native/)');
   await page.screenshot({ path: path.join(shots, 'empty-and-folder.png') });
+  // A folder opens on its own listing (ListFiles with a delimiter):
+  // inside native/ its file is listed, the top's entries are not, and
+  // the breadcrumb leads back.
+  await page.click('[data-testid=folder-row] >> text=native');
+  await page.waitForSelector(row('native/from-grpc.bin'));
+  check(await page.locator('[data-testid=folder-row]').count() === 0,
+    'inside native/ only its own entries are listed');
+  await page.click('.crumbs >> text=All files');
+  await page.waitForSelector('[data-testid=folder-row] >> text=native');
+  check(await page.locator(row('native/from-grpc.bin')).count() === 0,
+    'back at the top, native/ is a folder again, not its files');
 
   // Two files by a real drop event carrying a DataTransfer.
   const dt = await page.evaluateHandle(({ a, b }) => {

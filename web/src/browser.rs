@@ -1,7 +1,8 @@
-//! The file browser: folders from `/` in paths, sorting, paging, replica
-//! health, downloads of any version, version history with restore,
-//! delete with undo, and a Share button per file (the dialog lives in
-//! [`crate::shares`]).
+//! The file browser: one folder at a time (the server lists it, so a
+//! folder of a large tree costs only its own entries), sorting, paging,
+//! replica health, downloads of any version, version history with
+//! restore, delete with undo, and a Share button per file (the dialog
+//! lives in [`crate::shares`]).
 
 use crate::api;
 use crate::shares::ShareDialog;
@@ -20,27 +21,18 @@ enum SortBy {
     Time,
 }
 
-/// One row: a folder under the current one, or a file in it.
+/// One row: a folder under the current one (its name, its full prefix),
+/// or a file in it.
 #[derive(Clone, PartialEq)]
 enum Entry {
-    Folder(String),
+    Folder(String, String),
     File(Metadata),
 }
 
-fn entries(files: &[Metadata], folder: &str, sort: SortBy, descending: bool) -> Vec<Entry> {
-    let mut folders = std::collections::BTreeSet::new();
-    let mut here = Vec::new();
-    for f in files {
-        let Some(rest) = f.file_name.strip_prefix(folder) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            Some((sub, _)) => {
-                folders.insert(sub.to_string());
-            }
-            None => here.push(f.clone()),
-        }
-    }
+/// The rows of one folder: its sub-folders (by name, in order), then its
+/// files in the chosen order.
+fn entries(listing: &Listing, sort: SortBy, descending: bool) -> Vec<Entry> {
+    let mut here = listing.files.clone();
     here.sort_by(|a, b| {
         let o = match sort {
             SortBy::Name => a.file_name.cmp(&b.file_name),
@@ -53,11 +45,22 @@ fn entries(files: &[Metadata], folder: &str, sort: SortBy, descending: bool) -> 
             o
         }
     });
-    folders
-        .into_iter()
-        .map(Entry::Folder)
-        .chain(here.into_iter().map(Entry::File))
-        .collect()
+    let folders = listing.folders.iter().filter_map(|f| {
+        let name = f
+            .strip_prefix(listing.folder.as_str())?
+            .trim_end_matches('/');
+        (!name.is_empty()).then(|| Entry::Folder(name.to_string(), f.clone()))
+    });
+    folders.chain(here.into_iter().map(Entry::File)).collect()
+}
+
+/// One folder as the server listed it (ListFiles with a delimiter: the
+/// files directly in it and its sub-folders, nothing deeper).
+#[derive(Clone, Default, PartialEq)]
+struct Listing {
+    folder: String,
+    files: Vec<Metadata>,
+    folders: Vec<String>,
 }
 
 fn health(m: &Metadata) -> (String, &'static str) {
@@ -79,7 +82,7 @@ fn health(m: &Metadata) -> (String, &'static str) {
 pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let banner = expect_context::<Banner>();
     crate::live::follow(refresh);
-    let files = RwSignal::new(Vec::<Metadata>::new());
+    let listing = RwSignal::new(Listing::default());
     let loading = RwSignal::new(true);
     let folder = RwSignal::new(String::new());
     let sort = RwSignal::new((SortBy::Name, false));
@@ -89,22 +92,40 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     // The file (name, version number) the share dialog is open for.
     let sharing = RwSignal::new(None::<(String, u64)>);
 
+    // Only the open folder is fetched, again on every change the feed
+    // reports; an answer for a folder no longer open is dropped.
     Effect::new(move |_| {
         refresh.track();
+        let open = folder.get();
+        if listing.get_untracked().folder != open {
+            loading.set(true);
+        }
         spawn_local(async move {
-            match api::client().list("").await {
-                Ok(list) => {
-                    files.set(list);
+            match api::client().list_folder(&open).await {
+                Ok((files, folders)) if folder.get_untracked() == open => {
+                    listing.set(Listing {
+                        folder: open,
+                        files,
+                        folders,
+                    });
                     loading.set(false);
                 }
+                Ok(_) => {}
                 Err(e) => banner.0.set(Some(format!("Cannot list files: {e}"))),
             }
         });
     });
 
+    // Until the open folder's listing arrives, no rows (never the last
+    // folder's rows under the new folder's name).
     let rows = Memo::new(move |_| {
         let (by, desc) = sort.get();
-        entries(&files.get(), &folder.get(), by, desc)
+        let listing = listing.get();
+        if listing.folder == folder.get() {
+            entries(&listing, by, desc)
+        } else {
+            Vec::new()
+        }
     });
     let pages = move || rows.get().len().div_ceil(PAGE).max(1);
     let visible = move || {
@@ -233,8 +254,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                         visible()
                             .into_iter()
                             .map(|entry| match entry {
-                                Entry::Folder(sub) => {
-                                    let target = format!("{}{sub}/", folder.get_untracked());
+                                Entry::Folder(sub, target) => {
                                     view! {
                                         <tr class="folder" data-testid="folder-row">
                                             <td class="folder-icon" aria-hidden="true">"▸"</td>

@@ -322,7 +322,11 @@ async fn a_sync_killed_at_random_points_finishes_on_restart_with_nothing_lost() 
 /// One seed of the model: two or three replicas of one remote folder take
 /// random creates, edits, deletes, moves (conflicting ones included) with
 /// sync passes in between, then sync until quiet. Returns what failed.
-async fn model_run(server: &Server, seed: u64) -> Result<(usize, usize, usize), String> {
+/// A model run's counts: files in the final tree, contents checked,
+/// conflict copies and names moved apart for case.
+type ModelRun = (usize, usize, usize, usize);
+
+async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -364,11 +368,19 @@ async fn model_run(server: &Server, seed: u64) -> Result<(usize, usize, usize), 
     // Contents a sync pass saw: each must outlive the run, as a file or a
     // retained version.
     let mut observed: Vec<Vec<u8>> = Vec::new();
-    // Folders "dN" and files "fN.txt" never share a name.
-    let random_path = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
-        0 => format!("f{}.txt", next(5)),
-        1 => format!("d{}/f{}.txt", next(3), next(5)),
-        _ => format!("d{}/d{}/f{}.txt", next(2), next(2), next(5)),
+    // Folders "dN" and files "fN.txt" never share a name. A file is
+    // sometimes "FN.txt", which a case-insensitive disk would take for
+    // "fN.txt": sync keeps the two apart.
+    let random_path = |next: &mut dyn FnMut(u64) -> u64| {
+        let file = |next: &mut dyn FnMut(u64) -> u64| {
+            let f = if next(4) == 0 { "F" } else { "f" };
+            format!("{f}{}.txt", next(5))
+        };
+        match next(3) {
+            0 => file(next),
+            1 => format!("d{}/{}", next(3), file(next)),
+            _ => format!("d{}/d{}/{}", next(2), next(2), file(next)),
+        }
     };
     for step in 0..24 {
         let r = next(replicas.len() as u64) as usize;
@@ -414,6 +426,11 @@ async fn model_run(server: &Server, seed: u64) -> Result<(usize, usize, usize), 
             ));
         }
     }
+    // No two names a case-insensitive disk would confuse.
+    let mut folds = std::collections::HashSet::new();
+    if let Some(k) = first.keys().find(|k| !folds.insert(folded(k))) {
+        return Err(format!("{k} collides with another name under case folding"));
+    }
     // Every content a pass saw is a file now or a version the server kept
     // (the feed lists every version committed).
     let mut c = server.client().await;
@@ -454,7 +471,11 @@ async fn model_run(server: &Server, seed: u64) -> Result<(usize, usize, usize), 
         .keys()
         .filter(|k| k.contains("(conflicted copy from "))
         .count();
-    Ok((first.len(), seen, conflicts))
+    let apart = first
+        .keys()
+        .filter(|k| k.contains("(case conflict"))
+        .count();
+    Ok((first.len(), seen, conflicts, apart))
 }
 
 #[tokio::test]
@@ -474,35 +495,35 @@ async fn randomized_replicas_converge_and_lose_no_content() {
         }
     };
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
-    let runs: Vec<Result<(usize, usize, usize), String>> =
-        futures::stream::iter(seeds.iter().copied())
-            .map(|seed| {
-                let server = &server;
-                async move {
-                    model_run(server, seed).await.map_err(|e| {
-                        format!("seed {seed} (rerun with COFFER_SYNC_SEED={seed}): {e}")
-                    })
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-    let (files, contents, conflicts) = runs
+    let runs: Vec<Result<ModelRun, String>> = futures::stream::iter(seeds.iter().copied())
+        .map(|seed| {
+            let server = &server;
+            async move {
+                model_run(server, seed)
+                    .await
+                    .map_err(|e| format!("seed {seed} (rerun with COFFER_SYNC_SEED={seed}): {e}"))
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let (files, contents, conflicts, apart) = runs
         .iter()
         .flatten()
-        .fold((0, 0, 0), |(f, c, k), (rf, rc, rk)| {
-            (f + rf, c + rc, k + rk)
+        .fold((0, 0, 0, 0), |(f, c, k, a), (rf, rc, rk, ra)| {
+            (f + rf, c + rc, k + rk, a + ra)
         });
     let failures: Vec<String> = runs.into_iter().filter_map(|r| r.err()).collect();
     println!(
-        "{} seeds, {} failed; {files} files in the final trees ({conflicts} conflict copies), \
-         {contents} contents checked",
+        "{} seeds, {} failed; {files} files in the final trees ({conflicts} conflict copies, \
+         {apart} names moved apart for case), {contents} contents checked",
         seeds.len(),
         failures.len()
     );
     assert!(files > 0, "the model made no files");
     if seeds.len() >= 100 {
         assert!(conflicts > 0, "no seed made a conflicting edit");
+        assert!(apart > 0, "no seed made names that differ only in case");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -682,4 +703,60 @@ async fn continuous_sync_carries_edits_both_ways_as_they_happen() {
         "file-system events were unavailable: {log}"
     );
     assert_eq!(tree(a), tree(b));
+}
+
+#[tokio::test]
+async fn a_pass_lists_the_server_only_when_the_feed_shows_a_change_in_the_folder() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let a = tempfile::tempdir().unwrap();
+    let a = a.path();
+    let ca = Cli::for_server(&server);
+    let other = Cli::for_server(&server);
+    write(a, "one.txt", b"1");
+    ok(sync(&ca, a, &[]).await);
+    let pass = |extra: &'static [&'static str]| {
+        let ca = &ca;
+        async move {
+            let mut args = vec!["sync", a.to_str().unwrap(), "synced", "--once"];
+            args.extend_from_slice(extra);
+            ca.json(&args).await
+        }
+    };
+    let put = |name: &'static str, data: &'static [u8]| {
+        let other = &other;
+        async move {
+            let f = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(f.path(), data).unwrap();
+            let r = other.run(&["put", f.path().to_str().unwrap(), name]).await;
+            assert!(r.ok, "{}", r.stderr);
+        }
+    };
+
+    // Agreed, and nothing changed under synced/: no listing.
+    assert_eq!(pass(&[]).await["listings"], 0);
+    // A change elsewhere in the account: still none.
+    put("elsewhere/x.txt", b"x").await;
+    let r = pass(&[]).await;
+    assert_eq!(r["listings"], 0, "{r}");
+    // A change in the folder: listed, and it comes down.
+    put("synced/two.txt", b"2").await;
+    let r = pass(&[]).await;
+    assert!(r["listings"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(std::fs::read(a.join("two.txt")).unwrap(), b"2");
+    // A local edit is found by the scan alone; the pass after it agrees
+    // without listing.
+    write(a, "one.txt", b"1 edited");
+    let r = pass(&[]).await;
+    assert_eq!(r["uploaded"], 1, "{r}");
+    assert_eq!(pass(&[]).await["listings"], 0);
+    // New ignore rules: what was agreed under the old ones is listed
+    // again.
+    write(a, ".cofferignore", b"*.log\n");
+    assert!(pass(&[]).await["listings"].as_u64().unwrap() >= 1);
+    // A delete on the server is a change in the folder too.
+    let rm = other.run(&["rm", "synced/two.txt"]).await;
+    assert!(rm.ok, "{}", rm.stderr);
+    let r = pass(&[]).await;
+    assert_eq!(r["deleted_local"], 1, "{r}");
+    assert!(!a.join("two.txt").exists());
 }

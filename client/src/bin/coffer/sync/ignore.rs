@@ -25,6 +25,9 @@ pub const FILE: &str = ".cofferignore";
 #[derive(Debug)]
 pub struct Ignore {
     set: GlobSet,
+    /// A hash of the patterns: what was agreed under other patterns is
+    /// not trusted under these.
+    pub digest: String,
 }
 
 impl Ignore {
@@ -67,6 +70,7 @@ impl Ignore {
         }
         Ok(Ignore {
             set: set.build().context("building the ignore patterns")?,
+            digest: blake3::hash(text.as_bytes()).to_hex()[..16].to_string(),
         })
     }
 

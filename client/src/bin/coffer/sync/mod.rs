@@ -79,6 +79,8 @@ struct Snapshot {
     /// so an upload does not read its file a second time to plan it.
     plans: BTreeMap<String, UploadPlan>,
     remote: Tree<RemoteFile>,
+    /// The feed's cursor from before the remote folder was read.
+    cursor: String,
 }
 
 impl Snapshot {
@@ -113,6 +115,9 @@ struct Done {
     deleted_local: u64,
     conflicts: u64,
     renamed: u64,
+    /// Passes that listed the remote folder (the others knew from the
+    /// change feed that it had not changed since the last agreement).
+    listings: u64,
     /// Steps skipped because a side changed after the listing.
     deferred: u64,
 }
@@ -250,11 +255,27 @@ impl Sync<'_> {
         for _ in 0..MAX_PASSES {
             match self.prepare().await? {
                 Prepared::Apart(renames) => self.keep_apart(renames).await?,
-                Prepared::Plan(actions, _) if actions.is_empty() => return Ok(true),
+                Prepared::Plan(actions, snap) if actions.is_empty() => return self.agreed(&snap),
                 Prepared::Plan(actions, snapshot) => self.execute(actions, &snapshot).await?,
             }
         }
-        Ok(matches!(self.prepare().await?, Prepared::Plan(a, _) if a.is_empty()))
+        match self.prepare().await? {
+            Prepared::Plan(actions, snap) if actions.is_empty() => self.agreed(&snap),
+            _ => Ok(false),
+        }
+    }
+
+    /// Both sides agree as of `snap`: its cursor is saved, so the next
+    /// pass lists the remote folder only if the feed shows a change in it.
+    fn agreed(&self, snap: &Snapshot) -> anyhow::Result<bool> {
+        let key = self.cursor_key();
+        self.state.lock().unwrap().set_cursor(&key, &snap.cursor)?;
+        Ok(true)
+    }
+
+    /// The saved cursor's name: it holds only under the same ignore rules.
+    fn cursor_key(&self) -> String {
+        format!("agreed {}", self.ignore.lock().unwrap().digest)
     }
 
     /// Scans, lists and plans, and checks the plan is safe to run.
@@ -270,7 +291,7 @@ impl Sync<'_> {
                 self.root.display(),
             );
         }
-        let remote = self.list_remote().await?;
+        let (remote, cursor) = self.remote_tree().await?;
         let base: Tree<BaseFile> = {
             let ignore = self.ignore.lock().unwrap();
             self.state
@@ -348,6 +369,7 @@ impl Sync<'_> {
                 local,
                 plans,
                 remote,
+                cursor,
             },
         ))
     }
@@ -408,6 +430,59 @@ impl Sync<'_> {
         Ok((local, plans))
     }
 
+    /// The remote folder (less what `.cofferignore` leaves out), and the
+    /// feed's cursor from before it was read. When the feed shows no
+    /// change under the folder since the last agreed pass, under the same
+    /// ignore rules, the folder is what that pass agreed on and is not
+    /// listed again.
+    async fn remote_tree(&self) -> anyhow::Result<(Tree<RemoteFile>, String)> {
+        let key = self.cursor_key();
+        let saved = self.state.lock().unwrap().cursor(&key)?;
+        if let Some(saved) = saved {
+            let prefix = format!("{}/", self.remote);
+            match self.ctx.coffer.changes(&saved, 1000).await {
+                Ok(page)
+                    if !page.more
+                        && !page
+                            .changes
+                            .iter()
+                            .any(|c| c.file_name.starts_with(&prefix)) =>
+                {
+                    let ignore = self.ignore.lock().unwrap();
+                    let tree = self
+                        .state
+                        .lock()
+                        .unwrap()
+                        .files()
+                        .iter()
+                        .filter(|(k, _)| !ignore.ignores(k))
+                        .map(|(k, s)| {
+                            let r = RemoteFile {
+                                version: s.version,
+                                hash: s.hash.clone(),
+                                size: s.size,
+                            };
+                            (k.clone(), r)
+                        })
+                        .collect();
+                    return Ok((tree, page.cursor));
+                }
+                Ok(_) => {}
+                // Too old to serve: list.
+                Err(e) if e.is_stale() => {}
+                Err(e) => return Err(e).context("reading the change feed"),
+            }
+        }
+        let cursor = self
+            .ctx
+            .coffer
+            .latest_cursor()
+            .await
+            .context("reading the change feed")?;
+        self.done.lock().unwrap().listings += 1;
+        Ok((self.list_remote().await?, cursor))
+    }
+
     /// The remote folder, less what `.cofferignore` leaves out.
     async fn list_remote(&self) -> anyhow::Result<Tree<RemoteFile>> {
         let prefix = format!("{}/", self.remote);
@@ -442,6 +517,7 @@ impl Sync<'_> {
         &self,
         renames: Vec<(Rename, String, Option<PathBuf>)>,
     ) -> anyhow::Result<()> {
+        self.state.lock().unwrap().clear_cursor()?;
         for (r, _, disk) in renames {
             match r {
                 Rename::Remote { from, version, to } => {
@@ -487,6 +563,8 @@ impl Sync<'_> {
     /// it. The state is saved as steps finish; on an error, what finished
     /// is saved and the rest waits for the next pass.
     async fn execute(&self, actions: Vec<Action>, snap: &Snapshot) -> anyhow::Result<()> {
+        // The sides are about to change: the next pass lists again.
+        self.state.lock().unwrap().clear_cursor()?;
         let (last, first): (Vec<&Action>, Vec<&Action>) = actions
             .iter()
             .partition(|a| matches!(a, Action::DeleteLocal { .. }));
@@ -885,6 +963,7 @@ impl Sync<'_> {
             "deleted_local": d.deleted_local,
             "conflicts": d.conflicts,
             "renamed": d.renamed,
+            "listings": d.listings,
             "deferred": d.deferred,
         });
         self.ctx.out.emit(summary, || {

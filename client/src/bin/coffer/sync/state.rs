@@ -9,7 +9,7 @@
 
 use anyhow::Context;
 use coffer_client::upload::PlannedChunk;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS synced (
     mtime   INTEGER NOT NULL,
     chunks  BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 ";
 
 impl Store {
@@ -153,6 +157,34 @@ impl Store {
         self.dirty.clear();
         Ok(())
     }
+
+    /// The change-feed cursor saved under `name`.
+    pub fn cursor(&self, name: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Saves `value` as the only cursor, under `name`.
+    pub fn set_cursor(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM cursors", [])?;
+        tx.execute(
+            "INSERT INTO cursors (name, value) VALUES (?1, ?2)",
+            [name, value],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets the saved cursor (the state is about to change).
+    pub fn clear_cursor(&self) -> anyhow::Result<()> {
+        self.db.execute("DELETE FROM cursors", [])?;
+        Ok(())
+    }
 }
 
 /// A chunk as stored: its 32-byte id, then its size (u32, little-endian).
@@ -231,12 +263,18 @@ mod tests {
             s.remove("gone.txt");
             s.insert("late.txt".into(), synced(2, vec![]));
             // Not saved: a killed run loses only this.
+            s.set_cursor("old", "c1").unwrap();
+            s.set_cursor("feed", "c42").unwrap();
         }
         {
             let mut s = Store::open(&path).unwrap();
             assert_eq!(s.get("a/x.txt"), Some(&synced(3, chunks)));
             assert!(s.get("gone.txt").is_some(), "the remove was never saved");
             assert!(s.get("late.txt").is_none());
+            assert_eq!(s.cursor("feed").unwrap().as_deref(), Some("c42"));
+            assert_eq!(s.cursor("old").unwrap(), None, "one cursor at a time");
+            s.clear_cursor().unwrap();
+            assert_eq!(s.cursor("feed").unwrap(), None);
             s.remove("gone.txt");
             s.save().unwrap();
         }
