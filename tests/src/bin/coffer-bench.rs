@@ -155,14 +155,20 @@ impl CpuUse {
 /// and the best ratio this machine allows if Coffer itself cost nothing:
 /// the nodes' work for three copies, spread over every core.
 fn print_upload_cpu(s3_secs: f64, s3: CpuUse, put: CpuUse) {
+    print_cpu(("aws s3 cp upload", "coffer put"), s3_secs, s3, put);
+}
+
+/// [`print_upload_cpu`] for other commands: `names` are the baseline's
+/// and Coffer's.
+fn print_cpu(names: (&str, &str), s3_secs: f64, s3: CpuUse, put: CpuUse) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "CPU seconds, aws s3 cp upload: storage node {:.1}, aws {:.1}",
-        s3.nodes, s3.clients
+        "CPU seconds, {}: storage node {:.1}, aws {:.1}",
+        names.0, s3.nodes, s3.clients
     );
     println!(
-        "CPU seconds, coffer put: storage nodes {:.1}, server {:.1}, coffer {:.1}",
-        put.nodes, put.server, put.clients
+        "CPU seconds, {}: storage nodes {:.1}, server {:.1}, coffer {:.1}",
+        names.1, put.nodes, put.server, put.clients
     );
     let floor = put.nodes / cores;
     println!(
@@ -805,11 +811,15 @@ async fn sync_only_bench(
     small_files(&ours, n, 4096, 22)?;
     let dest = format!("s3://{}/sync/", node.bucket());
     settle();
+    let cpu = CpuUse::now(nodes, server);
     let s3 = aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])?;
+    let s3_cpu = CpuUse::now(nodes, server).since(cpu);
     let state = work.join("sync-state");
     let args = ["sync", ours.to_str().unwrap(), "bench/sync", "--once"];
     settle();
+    let cpu = CpuUse::now(nodes, server);
     let (first, _) = run_coffer(server, &state, &args)?;
+    let first_cpu = CpuUse::now(nodes, server).since(cpu);
     let before = server.latest_change().await;
     settle();
     let (again, _) = run_coffer(server, &state, &args)?;
@@ -822,6 +832,7 @@ async fn sync_only_bench(
         "{n} files of 4 KiB: aws s3 sync {s3:.2} s, first coffer sync {first:.2} s (3 copies)"
     );
     println!("first-sync ratio (aws / coffer) {:.2}", s3 / first);
+    print_cpu(("aws s3 sync", "coffer sync"), s3, s3_cpu, first_cpu);
     println!("no change: coffer sync {again:.2} s, aws s3 sync {s3_again:.2} s; no version made");
     println!("no-change pass / first {:.3}", again / first);
 
