@@ -64,6 +64,17 @@ impl ClientError {
         )
     }
 
+    /// Whether the target is taken (a move onto a live file).
+    pub fn is_already_exists(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Server {
+                code: Code::AlreadyExists,
+                ..
+            }
+        )
+    }
+
     /// Whether this is a "does not exist" answer.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::NotFound(_))

@@ -13,7 +13,9 @@ use crate::retry::with_backoff;
 use crate::Metadata;
 use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, Chunker, ContentHasher};
-use coffer_proto::pb::{ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest};
+use coffer_proto::pb::{
+    AbortUploadRequest, ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest,
+};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::future::Future;
@@ -164,8 +166,11 @@ impl<T: Transport> Coffer<T> {
             match self.start(req).await {
                 Ok(r) if r.content_hash == plan.content_hash => session = Some((r, true)),
                 // The file changed since that session began (same size and
-                // modification time are no proof): start afresh.
-                Ok(_) => {}
+                // modification time are no proof): abandon it, so it stops
+                // counting against the open sessions, and start afresh.
+                Ok(_) => {
+                    let _ = self.abort_upload(id).await;
+                }
                 // The session expired or was committed: start afresh.
                 Err(ClientError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -238,6 +243,15 @@ impl<T: Transport> Coffer<T> {
             bytes_sent,
             chunks_sent: to_send.len() as u64,
         })
+    }
+
+    /// Abandons the unfinished session `id` (see `AbortUpload`).
+    pub async fn abort_upload(&self, id: &str) -> Result<(), ClientError> {
+        let req = self.request(AbortUploadRequest {
+            upload_id: id.to_string(),
+        });
+        self.files.clone().abort_upload(req).await?;
+        Ok(())
     }
 
     async fn start(

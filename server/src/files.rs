@@ -758,6 +758,14 @@ impl Files {
         Ok(left as usize)
     }
 
+    /// Abandons the caller's session `id`: it no longer counts against
+    /// their open sessions, and chunks only it held become garbage.
+    pub async fn abort_upload(&self, caller: &Caller, id: &str) -> Result<(), FileError> {
+        let s = self.session(caller, id).await?;
+        self.meta.drop_session(&s.id).await?;
+        Ok(())
+    }
+
     /// Commits a session whose chunks are all stored as a new version, if
     /// the file's latest version is `base` (when given).
     pub async fn finish_upload(

@@ -304,6 +304,16 @@ impl FileStorage for FileStorageApi {
         Ok(Response::new(metadata(&v)))
     }
 
+    async fn abort_upload(
+        &self,
+        req: Request<AbortUploadRequest>,
+    ) -> Result<Response<AbortUploadResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        self.files.abort_upload(&who, &r.upload_id).await?;
+        Ok(Response::new(AbortUploadResponse {}))
+    }
+
     async fn move_file(
         &self,
         req: Request<MoveFileRequest>,

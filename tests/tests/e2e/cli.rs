@@ -375,6 +375,8 @@ async fn cli_resume_notices_a_file_changed_with_the_same_size_and_time() {
         .set_modified(mtime)
         .unwrap();
 
+    let old_session = recorded_session(&cli);
+    assert_open(&server, &old_session).await;
     let put = cli.json(&["put", s(&local), "edited.bin"]).await;
     assert_eq!(put["resumed"], false, "resumed another content: {put}");
     let got = work.path().join("got.bin");
@@ -382,6 +384,78 @@ async fn cli_resume_notices_a_file_changed_with_the_same_size_and_time() {
     assert!(
         std::fs::read(&got).unwrap() == edited,
         "stored the old content"
+    );
+    assert_abandoned(&server, &old_session).await;
+}
+
+#[tokio::test]
+async fn cli_an_edited_file_abandons_the_session_its_killed_put_left_open() {
+    // An ordinary edit (new size and time) after a killed put: the old
+    // session is found, abandoned, and does not linger beside the new
+    // one (open sessions per user are capped).
+    let (server, cli, work) = setup().await;
+    let got = work.path().join("got.bin");
+    let local = work.path().join("grown.bin");
+    std::fs::write(&local, pattern(16 * MIB, 3)).unwrap();
+    interrupted_put(&server, &cli, &local, "grown.bin", 4 * MIB).await;
+    let old_session = recorded_session(&cli);
+    assert_open(&server, &old_session).await;
+    let grown = pattern(16 * MIB + 5, 4);
+    std::fs::write(&local, &grown).unwrap();
+    let put = cli.json(&["put", s(&local), "grown.bin"]).await;
+    assert_eq!(put["resumed"], false, "{put}");
+    assert_abandoned(&server, &old_session).await;
+    assert_eq!(
+        std::fs::read_dir(cli.state_dir().join("uploads"))
+            .unwrap()
+            .count(),
+        0,
+        "no record is left behind"
+    );
+    cli.json(&["get", "grown.bin", s(&got)]).await;
+    assert!(
+        std::fs::read(&got).unwrap() == grown,
+        "stored the old content"
+    );
+}
+
+/// The session id of the one resume record a killed put left.
+fn recorded_session(cli: &Cli) -> String {
+    let records: Vec<_> = std::fs::read_dir(cli.state_dir().join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    r["upload_id"].as_str().unwrap().to_string()
+}
+
+/// Asks to resume session `id`, as the CLI's user.
+async fn resume(server: &Server, id: &str) -> Result<(), tonic::Status> {
+    let mut c = server.client().await;
+    c.start_upload(coffer_proto::pb::StartUploadRequest {
+        upload_id: id.to_string(),
+        ..Default::default()
+    })
+    .await
+    .map(drop)
+}
+
+/// The session `id` is open: it can be resumed.
+async fn assert_open(server: &Server, id: &str) {
+    if let Err(e) = resume(server, id).await {
+        panic!("session {id} is not open: {e:?}");
+    }
+}
+
+/// The session `id` was abandoned: it can no longer be resumed.
+async fn assert_abandoned(server: &Server, id: &str) {
+    let err = resume(server, id).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        tonic::Code::NotFound,
+        "session {id} still open: {err:?}"
     );
 }
 

@@ -1,12 +1,12 @@
 //! Limits that keep one client from exhausting the server: open sessions
-//! per user, plans of tiny chunks, the server-wide download memory budget
+//! per user (and abandoning one to free its place), plans of tiny chunks, the server-wide download memory budget
 //! against stalled readers, the idle time-out on silent uploads, paged
 //! version lists, spaced manual worker runs, the header time-out, and the
 //! content hash the server checks instead of trusting.
 
 use coffer_proto::pb::{
-    ChunkRef, FileDownloadRequest, FileRequest, FinishUploadRequest, ListVersionsRequest,
-    PutChunkRequest, RunWorkerRequest, StartUploadRequest,
+    AbortUploadRequest, ChunkRef, FileDownloadRequest, FileRequest, FinishUploadRequest,
+    ListVersionsRequest, PutChunkRequest, RunWorkerRequest, StartUploadRequest,
 };
 use coffer_tests::data::{download, is_stored, pattern, session_plan, upload_bytes};
 use coffer_tests::server::{Server, ServerOpts};
@@ -72,6 +72,50 @@ async fn open_upload_sessions_are_capped_per_user() {
     .unwrap();
     let started = c.start_upload(req).await.unwrap().into_inner();
     assert_eq!(started.missing_chunks, [chunks[0].0.clone()]);
+
+    // Full again; abandoning one frees a place at once. Only its owner
+    // can abandon it, once; afterwards it can be neither resumed nor
+    // finished.
+    let (req4, _) = session_plan("s4.bin", &pattern(1000, 4));
+    let err = c.start_upload(req4.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let abort = |id: &str| AbortUploadRequest {
+        upload_id: id.to_string(),
+    };
+    let err = b.abort_upload(abort(&open[1])).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "someone else's session: {err:?}"
+    );
+    c.abort_upload(abort(&open[1])).await.unwrap();
+    let err = c.abort_upload(abort(&open[1])).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "abandoned twice: {err:?}");
+    let err = c.abort_upload(abort("no-such-session")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    c.start_upload(req4).await.unwrap();
+    let resume = StartUploadRequest {
+        upload_id: open[1].clone(),
+        ..Default::default()
+    };
+    let err = c.start_upload(resume).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "an abandoned session resumed: {err:?}"
+    );
+    let err = c
+        .finish_upload(FinishUploadRequest {
+            upload_id: open[1].clone(),
+            base_version: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "an abandoned session finished: {err:?}"
+    );
 }
 
 #[tokio::test]

@@ -505,6 +505,12 @@ mod hostile {
         ) -> Result<Response<MetadataResponse>, Status> {
             Err(Status::unimplemented(""))
         }
+        async fn abort_upload(
+            &self,
+            _: Request<AbortUploadRequest>,
+        ) -> Result<Response<AbortUploadResponse>, Status> {
+            Err(Status::unimplemented(""))
+        }
         async fn move_file(
             &self,
             _: Request<MoveFileRequest>,

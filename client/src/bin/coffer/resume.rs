@@ -2,15 +2,16 @@
 //! it again continues that session and sends only what is missing.
 //!
 //! A record lives in `<state dir>/uploads/<key>.json`, where the key hashes
-//! the server, the remote name, the local path, its size and its mtime (an
-//! edited file gets a new key, hence a fresh session). The state dir is
+//! the server, the remote name and the local path. An edited file finds
+//! its old record: the SDK sees the session's content hash differ,
+//! abandons that session (`AbortUpload`, so it stops counting against the
+//! open sessions) and starts a fresh one. The state dir is
 //! `$COFFER_STATE_DIR`, else `$XDG_STATE_HOME/coffer`, else
 //! `~/.local/state/coffer`.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 /// What a record holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,26 +32,13 @@ pub struct ResumeRecord {
 }
 
 impl ResumeRecord {
-    /// The record slot for uploading `local` (as it is now) to `remote`.
+    /// The record slot for uploading `local` to `remote`.
     pub fn for_upload(server: &str, remote: &str, local: &Path) -> anyhow::Result<Self> {
-        let meta =
-            std::fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
         let local = std::fs::canonicalize(local)
             .with_context(|| format!("cannot read {}", local.display()))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         let local = local.to_string_lossy().into_owned();
         let mut h = blake3::Hasher::new();
-        for part in [
-            server,
-            remote,
-            &local,
-            &meta.len().to_string(),
-            &mtime.to_string(),
-        ] {
+        for part in [server, remote, &local] {
             h.update(part.as_bytes());
             h.update(&[0]);
         }

@@ -528,8 +528,11 @@ impl Sync<'_> {
                         .await
                     {
                         Ok(_) => {}
-                        // Changed meanwhile: the next pass looks again.
-                        Err(e) if e.is_stale() || e.is_not_found() => continue,
+                        // Changed meanwhile (or the new name was taken
+                        // since the listing): the next pass looks again.
+                        Err(e) if e.is_stale() || e.is_not_found() || e.is_already_exists() => {
+                            continue
+                        }
                         Err(e) => {
                             return Err(e).context(format!("moving {from} on the server"));
                         }
