@@ -5,7 +5,7 @@
 //!
 //! The rules, per path:
 //! - a side *changed* if it differs from the base (content for the local
-//!   side, version for the server's);
+//!   side, version or content for the server's);
 //! - one side changed: its change is carried to the other;
 //! - both changed to the same content, or both deleted: only the base is
 //!   brought up to date;
@@ -127,8 +127,10 @@ pub fn plan(
             (None, None) => false,
             _ => true,
         };
+        // The hash too: a file deleted, purged and made again starts
+        // over at version 1, so a number alone can repeat.
         let remote_changed = match (r, b) {
-            (Some(r), Some(b)) => r.version != b.version,
+            (Some(r), Some(b)) => r.version != b.version || r.hash != b.hash,
             (None, None) => false,
             _ => true,
         };
@@ -423,6 +425,19 @@ mod tests {
                     path: p(),
                     version: 5,
                     hash: "a".into(),
+                }],
+            ),
+            // The same version number with other content (the file was
+            // deleted, purged and made again): a change on the server.
+            (
+                Some(l("a")),
+                Some(r(1, "z")),
+                Some(b(1, "a")),
+                vec![Action::Download {
+                    path: p(),
+                    version: 1,
+                    hash: "z".into(),
+                    replaces: Some("a".into()),
                 }],
             ),
         ];

@@ -126,6 +126,22 @@ pub async fn download_file<T: Transport>(
     dest: &Path,
     observer: &dyn Observer,
 ) -> Result<Metadata, ClientError> {
+    let meta = download_file_if(coffer, name, version, dest, observer, &|| true).await?;
+    Ok(meta.expect("always renamed into place"))
+}
+
+/// [`download_file`], but the verified file is renamed into place only if
+/// `still()` says so just before (a sync checks that the file it replaces
+/// was not edited during the download); `None` if it was not, and
+/// nothing is left.
+pub async fn download_file_if<T: Transport>(
+    coffer: &Coffer<T>,
+    name: &str,
+    version: u64,
+    dest: &Path,
+    observer: &dyn Observer,
+    still: &dyn Fn() -> bool,
+) -> Result<Option<Metadata>, ClientError> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -181,9 +197,12 @@ pub async fn download_file<T: Transport>(
     // Only a complete, verified file is worth syncing.
     out.finish()
         .map_err(|e| ClientError::io("writing the download", e))?;
+    if !still() {
+        return Ok(None); // the temporary file goes with `tmp`
+    }
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
-    Ok(download.meta)
+    Ok(Some(download.meta))
 }
 
 /// Pieces (up to 1 MiB each) queued between the network and the disk.

@@ -760,3 +760,92 @@ async fn a_pass_lists_the_server_only_when_the_feed_shows_a_change_in_the_folder
     assert_eq!(r["deleted_local"], 1, "{r}");
     assert!(!a.join("two.txt").exists());
 }
+
+#[tokio::test]
+async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alone() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let outside = tempfile::tempdir().unwrap();
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+
+    // On the server, a folder named as a file A has: neither can become
+    // the other, on either side.
+    let f = outside.path().join("inner.txt");
+    std::fs::write(&f, b"inside the folder").unwrap();
+    let put = ca
+        .run(&["put", f.to_str().unwrap(), "synced/clash/inner.txt"])
+        .await;
+    assert!(put.ok, "{}", put.stderr);
+    write(a, "clash", b"a file named like the server's folder");
+    write(a, "fine/other.txt", b"other");
+    // More files than steps run at once: none waits on the clash.
+    for i in 0..40 {
+        write(
+            a,
+            &format!("later/{i:02}.txt"),
+            format!("later {i}").as_bytes(),
+        );
+    }
+    // A name typed decomposed (NFD), alone: it syncs under its composed
+    // name and stays as it is on this disk.
+    write(a, "cafe\u{301}.txt", b"menu");
+    // Links are neither followed nor synced.
+    write(outside.path(), "secret.txt", b"outside the folder");
+    std::os::unix::fs::symlink(outside.path(), a.join("link")).unwrap();
+
+    let run = sync(&ca, a, &[]).await;
+    assert!(!run.ok, "the clash cannot be synced, and says so");
+    assert!(run.stderr.contains("clash"), "{}", run.stderr);
+    assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+    let names = remote_names(&server).await;
+    assert!(
+        names.contains(&"synced/fine/other.txt".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"synced/caf\u{e9}.txt".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"synced/clash/inner.txt".to_string()),
+        "{names:?}"
+    );
+    let later = names
+        .iter()
+        .filter(|n| n.starts_with("synced/later/"))
+        .count();
+    assert_eq!(later, 40, "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("secret") || n.contains("link")),
+        "{names:?}"
+    );
+    assert_eq!(
+        std::fs::read(a.join("clash")).unwrap(),
+        b"a file named like the server's folder"
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("secret.txt")).unwrap(),
+        b"outside the folder"
+    );
+
+    // B gets what could be synced; an edit there reaches A's decomposed
+    // file in place, with no composed twin beside it.
+    let run = sync(&cb, b, &[]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(std::fs::read(b.join("caf\u{e9}.txt")).unwrap(), b"menu");
+    assert_eq!(std::fs::read(b.join("fine/other.txt")).unwrap(), b"other");
+    write(b, "caf\u{e9}.txt", b"new menu");
+    ok(sync(&cb, b, &[]).await);
+    let _ = sync(&ca, a, &[]).await;
+    assert_eq!(
+        std::fs::read(a.join("cafe\u{301}.txt")).unwrap(),
+        b"new menu"
+    );
+    assert!(
+        !a.join("caf\u{e9}.txt").exists(),
+        "a composed twin appeared"
+    );
+}

@@ -137,8 +137,8 @@ pub fn keep_apart(
     out
 }
 
-/// `dir/NAME (case conflict N).EXT`: the `n`-th free name for `path`.
-fn conflict_name(path: &str, n: usize) -> String {
+/// `dir/NAME (case conflict N).EXT`: the `n`-th candidate name for `path`.
+pub fn conflict_name(path: &str, n: usize) -> String {
     let (dir, file) = match path.rfind('/') {
         Some(i) => (&path[..=i], &path[i + 1..]),
         None => ("", path),

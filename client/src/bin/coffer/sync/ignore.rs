@@ -3,9 +3,12 @@
 //!
 //! - Blank lines and lines starting with `#` are skipped.
 //! - A pattern with no `/` matches a file or folder name at any depth
-//!   (`*.tmp`, `node_modules`, `.DS_Store`).
-//! - A pattern with a `/` matches a path from the synced folder's root
-//!   (`build/*.o`, `/docs/drafts`); a leading `/` is dropped.
+//!   (`*.tmp`, `node_modules`, `.DS_Store`). A trailing `/` is dropped, so
+//!   `node_modules/` is `node_modules` (it matches a file of that name too).
+//! - A pattern with a `/` inside, or starting with one, matches a path
+//!   from the synced folder's root (`build/*.o`, `/docs/drafts`).
+//! - Matching is case-sensitive, on names in Unicode NFC (patterns are
+//!   brought to NFC too).
 //! - A matched folder leaves out everything under it.
 //! - `*` and `?` stay within one name; `**` crosses folders; `[abc]` and
 //!   `{a,b}` work as in a shell.
@@ -53,19 +56,29 @@ impl Ignore {
             Ok(())
         };
         add(FILE, 0)?;
+        // Temporary download files, on either side.
+        add("**/.coffer-??????.part", 0)?;
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim_end_matches('\r').trim_end();
             if line.trim_start().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
             let pattern = line.trim_start().trim_end_matches('/');
+            let (rooted, pattern) = match pattern.strip_prefix('/') {
+                Some(p) => (true, p),
+                None => (false, pattern),
+            };
             if pattern.is_empty() {
                 continue;
             }
-            match pattern.strip_prefix('/') {
-                Some(rooted) => add(rooted, n + 1)?,
-                None if pattern.contains('/') => add(pattern, n + 1)?,
-                None => add(&format!("**/{pattern}"), n + 1)?,
+            // Names are matched in the server's normal form (NFC), so a
+            // pattern typed or pasted decomposed must be too.
+            let pattern =
+                coffer_client::normalize_name(pattern).unwrap_or_else(|_| pattern.to_string());
+            if rooted || pattern.contains('/') {
+                add(&pattern, n + 1)?;
+            } else {
+                add(&format!("**/{pattern}"), n + 1)?;
             }
         }
         Ok(Ignore {
@@ -99,7 +112,7 @@ mod tests {
     #[test]
     fn patterns_match_names_anywhere_and_rooted_paths_from_the_root() {
         let ig = Ignore::parse(
-            "# build output\n\n*.tmp\nnode_modules/\n/docs/drafts\nbuild/*.o\n  .DS_Store  \n",
+            "# build output\n\n*.tmp\nnode_modules/\n/docs/drafts\nbuild/*.o\n  .DS_Store  \n/cafe\u{301}\n",
         )
         .unwrap();
         for hit in [
@@ -111,6 +124,8 @@ mod tests {
             "docs/drafts/one.md",
             "build/main.o",
             "photos/.DS_Store",
+            "deep/.coffer-Ab12Cd.part",
+            "caf\u{e9}/menu.txt",
         ] {
             assert!(ig.ignores(hit), "{hit} should be left out");
         }
@@ -121,6 +136,8 @@ mod tests {
             "build/sub/main.o",
             "node_modules.txt",
             "tmp",
+            "deep/.coffer-notes.part",
+            "menu/caf\u{e9}",
         ] {
             assert!(!ig.ignores(miss), "{miss} should be synced");
         }

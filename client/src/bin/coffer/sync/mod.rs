@@ -11,6 +11,7 @@
 
 mod apart;
 mod ignore;
+mod scan;
 mod state;
 mod watch;
 
@@ -18,12 +19,13 @@ use crate::resume::ResumeRecord;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use apart::{OnDisk, Rename};
-use coffer_client::native::files::{download_file, plan_file, rfc3339, FileSource};
+use coffer_client::native::files::{download_file_if, plan_file, rfc3339, FileSource};
 use coffer_client::plan::{self, Action, BaseFile, LocalFile, Refusal, RemoteFile, Tree};
 use coffer_client::{Observer, UploadPlan};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use ignore::Ignore;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scan::{absent, covered, stat, Found, Scan};
 use serde_json::json;
 use state::{Store, Synced};
 use std::collections::BTreeMap;
@@ -52,24 +54,6 @@ const PARALLEL_HASHES: usize = 8;
 /// Continuous sync passes again after this long even when nothing
 /// signalled a change (an event lost, a feed call cut).
 const RESCAN: Duration = Duration::from_secs(300);
-
-/// A file found in the folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Found {
-    /// Where it is on disk (its name there may be a decomposed spelling
-    /// of the name it is synced under).
-    path: PathBuf,
-    size: u64,
-    mtime: u64,
-}
-
-/// One file of a scan: the name it is synced under (the server's normal
-/// form) and whether the name on disk is exactly that.
-struct Entry {
-    name: String,
-    exact: bool,
-    found: Found,
-}
 
 /// Everything a pass plans from.
 struct Snapshot {
@@ -133,6 +117,12 @@ struct Sync<'a> {
     done: Mutex<Done>,
     /// The running pass's progress (hidden when there is no terminal).
     bar: Mutex<ProgressBar>,
+    /// The last pass's scan: without file-system events, continuous sync
+    /// compares the folder with it.
+    last_scan: Mutex<Scan>,
+    /// Where the state lives (its writes are no change to the folder,
+    /// even if it is inside it).
+    state_dir: PathBuf,
 }
 
 pub async fn run(
@@ -154,7 +144,16 @@ pub async fn run(
         bail!("{} is not a folder", local.display());
     }
     let root = local.canonicalize()?;
-    let key = blake3::hash(format!("{}\0{}\0{remote}", ctx.server, root.display()).as_bytes());
+    // One state per server, account, folder and remote folder: another
+    // account's files are not what this state agreed on.
+    let user = ctx
+        .coffer
+        .whoami()
+        .await
+        .context("asking the server who this is")?
+        .username;
+    let key =
+        blake3::hash(format!("{}\0{user}\0{}\0{remote}", ctx.server, root.display()).as_bytes());
     let state_path = crate::resume::state_dir()?
         .join("sync")
         .join(format!("{}.db", &key.to_hex()[..32]));
@@ -180,6 +179,11 @@ pub async fn run(
         force,
         done: Default::default(),
         bar: Mutex::new(ProgressBar::hidden()),
+        last_scan: Mutex::new(Scan::default()),
+        state_dir: state_path
+            .parent()
+            .expect("under the state dir")
+            .to_path_buf(),
     };
     if status {
         // What is pending, safe or not: nothing runs.
@@ -203,23 +207,24 @@ impl Sync<'_> {
     async fn follow(&self) -> anyhow::Result<()> {
         let mut folder = FolderWatch::start(&self.root);
         let mut cursor = self.ctx.coffer.latest_cursor().await?;
+        let prefix = format!("{}/", self.remote);
+        let relevant = |p: &Path| self.relevant(p);
         loop {
             // Events so far are covered by the pass's own scan.
             folder.drain();
             if let Err(e) = self.until_agreed().await {
                 self.say(format!("coffer: sync: {e:#}"));
             }
-            // Without events, the folder's names, sizes and times tell
-            // whether it changed since.
-            let seen = if folder.polling() {
-                Some(self.scan()?)
-            } else {
-                None
-            };
             let mut watch = match self.ctx.coffer.watch(&cursor).await {
                 Ok(w) => w,
                 Err(e) => {
                     self.say(format!("coffer: sync: following the server's changes: {e}"));
+                    if e.is_stale() {
+                        // Too old to serve: the next pass lists anyway.
+                        if let Ok(c) = self.ctx.coffer.latest_cursor().await {
+                            cursor = c;
+                        }
+                    }
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     continue;
                 }
@@ -231,7 +236,9 @@ impl Sync<'_> {
                     page = watch.next() => match page {
                         Ok(Some(p)) => {
                             cursor = p.cursor;
-                            if !p.changes.is_empty() { break; }
+                            if p.changes.iter().any(|c| c.file_name.starts_with(&prefix)) {
+                                break;
+                            }
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -240,14 +247,39 @@ impl Sync<'_> {
                             break;
                         }
                     },
-                    () = folder.changed() => match &seen {
-                        Some(seen) => if !same_files(&self.scan()?, seen) { break },
-                        None => break,
+                    () = folder.changed(&relevant) => {
+                        if !folder.polling() {
+                            break;
+                        }
+                        // Without events: whether the folder differs
+                        // from what the last pass saw.
+                        match self.scan() {
+                            Ok(now) if now.same_files(&self.last_scan.lock().unwrap()) => {}
+                            _ => break,
+                        }
                     },
                     () = &mut rescan => break,
                 }
             }
         }
+    }
+
+    /// Whether a file-system event at `path` may change what a pass does:
+    /// not for ignored paths, temporary downloads, or the state's own
+    /// files.
+    fn relevant(&self, path: &Path) -> bool {
+        if path.starts_with(&self.state_dir) {
+            return false;
+        }
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return true;
+        };
+        let rel = rel.to_string_lossy();
+        if rel.is_empty() {
+            return true;
+        }
+        let rel = coffer_client::normalize_name(&rel).unwrap_or_else(|_| rel.into_owned());
+        !self.ignore.lock().unwrap().ignores(&rel)
     }
 
     /// Passes until a plan is empty; `false` if they never got there.
@@ -269,7 +301,10 @@ impl Sync<'_> {
     /// pass lists the remote folder only if the feed shows a change in it.
     fn agreed(&self, snap: &Snapshot) -> anyhow::Result<bool> {
         let key = self.cursor_key();
-        self.state.lock().unwrap().set_cursor(&key, &snap.cursor)?;
+        let mut state = self.state.lock().unwrap();
+        if state.cursor(&key)?.as_deref() != Some(snap.cursor.as_str()) {
+            state.set_cursor(&key, &snap.cursor)?;
+        }
         Ok(true)
     }
 
@@ -282,7 +317,12 @@ impl Sync<'_> {
     async fn prepare(&self) -> anyhow::Result<Prepared> {
         // The patterns may have been edited since the last pass.
         *self.ignore.lock().unwrap() = Ignore::load(&self.root)?;
-        let entries = self.scan()?;
+        let scan = self.scan()?;
+        *self.last_scan.lock().unwrap() = scan.clone();
+        let Scan {
+            entries,
+            mut skipped,
+        } = scan;
         let synced = self.state.lock().unwrap().files().len();
         if entries.is_empty() && synced > 0 && !self.force {
             bail!(
@@ -339,12 +379,13 @@ impl Sync<'_> {
 
         let found: BTreeMap<String, Found> =
             entries.into_iter().map(|e| (e.name, e.found)).collect();
-        let (local, plans) = self.hash(&found).await?;
+        let (local, plans, unreadable) = self.hash(&found).await;
+        skipped.extend(unreadable);
         let host = hostname();
         let stamp = stamp();
         // A conflict copy's name is new on both sides: two conflicts of one
         // file in the same second get "(2)", "(3)"...
-        let actions = plan::plan(&local, &remote, &base, &|p| {
+        let mut actions = plan::plan(&local, &remote, &base, &|p| {
             let first = plan::conflict_name(p, &host, &stamp);
             let mut name = first.clone();
             let mut n = 1;
@@ -354,6 +395,8 @@ impl Sync<'_> {
             }
             name
         });
+        // What this pass cannot see whole, it leaves alone.
+        actions.retain(|a| !covered(&skipped, a.path()));
         if !self.force {
             if let Err(Refusal::MassDelete { deletes, of }) = plan::check(&actions, &base) {
                 bail!(
@@ -376,11 +419,12 @@ impl Sync<'_> {
 
     /// The local tree: hashes of files unchanged since the last pass (same
     /// size and time) come from the state; the others are read, several
-    /// at once.
+    /// at once. Files that cannot be read are reported and named in the
+    /// third part (the pass leaves them alone).
     async fn hash(
         &self,
         found: &BTreeMap<String, Found>,
-    ) -> anyhow::Result<(Tree<LocalFile>, BTreeMap<String, UploadPlan>)> {
+    ) -> (Tree<LocalFile>, BTreeMap<String, UploadPlan>, Vec<String>) {
         let mut local = Tree::new();
         let mut plans = BTreeMap::new();
         let mut read = Vec::new();
@@ -407,27 +451,31 @@ impl Sync<'_> {
                 }
             }
         }
-        let hashed: Vec<(String, UploadPlan)> = futures::stream::iter(read)
-            .map(|(name, path)| async move {
-                plan_file(&path)
-                    .await
-                    .map(|p| (name, p))
-                    .with_context(|| format!("reading {}", path.display()))
-            })
+        let hashed: Vec<(String, Result<UploadPlan, _>)> = futures::stream::iter(read)
+            .map(|(name, path)| async move { (name, plan_file(&path).await) })
             .buffer_unordered(PARALLEL_HASHES)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let mut unreadable = Vec::new();
         for (name, p) in hashed {
-            local.insert(
-                name.clone(),
-                LocalFile {
-                    hash: p.content_hash.clone(),
-                    size: p.size,
-                },
-            );
-            plans.insert(name, p);
+            match p {
+                Ok(p) => {
+                    local.insert(
+                        name.clone(),
+                        LocalFile {
+                            hash: p.content_hash.clone(),
+                            size: p.size,
+                        },
+                    );
+                    plans.insert(name, p);
+                }
+                Err(e) => {
+                    self.say(format!("skipped this pass ({e}): {name}"));
+                    unreadable.push(name);
+                }
+            }
         }
-        Ok((local, plans))
+        (local, plans, unreadable)
     }
 
     /// The remote folder (less what `.cofferignore` leaves out), and the
@@ -518,7 +566,7 @@ impl Sync<'_> {
         renames: Vec<(Rename, String, Option<PathBuf>)>,
     ) -> anyhow::Result<()> {
         self.state.lock().unwrap().clear_cursor()?;
-        for (r, _, disk) in renames {
+        for (r, what, disk) in renames {
             match r {
                 Rename::Remote { from, version, to } => {
                     match self
@@ -541,12 +589,20 @@ impl Sync<'_> {
                         "{from} is {to} now: its name differs from another only in case or accents"
                     ));
                 }
-                Rename::Local { to, .. } => {
+                Rename::Local { mut to, .. } => {
                     let from = disk.expect("a local rename has its file");
-                    let dest = self.abs(&to);
-                    // Changed since the scan: the next pass looks again.
-                    if dest.exists() || !from.exists() {
-                        continue;
+                    if absent(&from) {
+                        continue; // gone since the scan
+                    }
+                    // Beside it: its folder may be spelled otherwise on
+                    // disk. A name taken by a file the scan did not count
+                    // (an ignored one) moves on to the next.
+                    let mut dest = from.with_file_name(file_name(&to));
+                    let mut n = 1;
+                    while !absent(&dest) {
+                        n += 1;
+                        to = apart::conflict_name(&what, n);
+                        dest = from.with_file_name(file_name(&to));
                     }
                     std::fs::rename(&from, &dest)
                         .with_context(|| format!("cannot rename {}", from.display()))?;
@@ -573,14 +629,21 @@ impl Sync<'_> {
             .partition(|a| matches!(a, Action::DeleteLocal { .. }));
         let bar = self.pass_bar(&actions, snap);
         let mut finished = 0;
-        let mut result = Ok(());
-        'phases: for phase in [first, last] {
-            let mut steps = futures::stream::iter(phase.into_iter().map(|a| self.step(a, snap)))
-                .buffer_unordered(PARALLEL_STEPS);
-            while let Some(r) = steps.next().await {
+        // A step that fails is reported and the others go on: one file
+        // (unreadable, or a file where the other side has a folder) must
+        // not hold up the rest.
+        let mut failed = Vec::new();
+        for phase in [first, last] {
+            let mut steps = futures::stream::iter(
+                phase
+                    .into_iter()
+                    .map(|a| async move { (a.path(), self.step(a, snap).await) }),
+            )
+            .buffer_unordered(PARALLEL_STEPS);
+            while let Some((path, r)) = steps.next().await {
                 if let Err(e) = r {
-                    result = Err(e);
-                    break 'phases;
+                    self.say(format!("coffer: sync: {path}: {e:#}"));
+                    failed.push(path);
                 }
                 finished += 1;
                 if finished % SAVE_EVERY == 0 {
@@ -591,7 +654,14 @@ impl Sync<'_> {
         bar.finish_and_clear();
         *self.bar.lock().unwrap() = ProgressBar::hidden();
         self.save()?;
-        result
+        match failed.as_slice() {
+            [] => Ok(()),
+            [one] => bail!("{one} could not be synced (above); the other files were"),
+            [one, ..] => bail!(
+                "{} files could not be synced (above), {one} among them; the other files were",
+                failed.len()
+            ),
+        }
     }
 
     /// A bar for the pass's transfers: bytes to move, and files done.
@@ -676,7 +746,8 @@ impl Sync<'_> {
         let moved = Moved::new(self.bar.lock().unwrap().clone());
         match a {
             Action::Upload { base, .. } => {
-                if self.upload(&path, &path, *base, snap, &moved).await? {
+                let abs = self.disk(&path, snap);
+                if self.upload(&path, &abs, &path, *base, snap, &moved).await? {
                     self.say(format!("up: {path}"));
                     self.done.lock().unwrap().uploaded += 1;
                 }
@@ -690,7 +761,13 @@ impl Sync<'_> {
                     self.done.lock().unwrap().deferred += 1;
                     return Ok(());
                 }
-                self.download(&path, *version, snap, &moved).await?;
+                // Checked again just before the rename: an edit saved
+                // during the transfer is never replaced.
+                let still = || self.unchanged(&path, snap);
+                if !self.download(&path, *version, snap, &moved, &still).await? {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
                 self.say(format!("down: {path}"));
                 self.done.lock().unwrap().downloaded += 1;
             }
@@ -729,16 +806,21 @@ impl Sync<'_> {
             Action::Conflict {
                 keep_as, version, ..
             } => {
-                if !self.unchanged(&path, snap) || self.abs(keep_as).exists() {
+                let here = self.disk(&path, snap);
+                let aside = here.with_file_name(file_name(keep_as));
+                if !self.unchanged(&path, snap) || !absent(&aside) {
                     self.done.lock().unwrap().deferred += 1;
                     return Ok(());
                 }
                 // The local edit moves aside and goes up under its own
-                // name; the server's comes down to the path.
-                std::fs::rename(self.disk(&path, snap), self.abs(keep_as))
+                // name; the server's comes down to the path, unless
+                // something was saved there meanwhile (the next pass
+                // sees it).
+                std::fs::rename(&here, &aside)
                     .with_context(|| format!("cannot move {path} aside"))?;
-                self.upload(keep_as, &path, 0, snap, &moved).await?;
-                self.download(&path, *version, snap, &moved).await?;
+                self.upload(keep_as, &aside, &path, 0, snap, &moved).await?;
+                let still = || absent(&here);
+                self.download(&path, *version, snap, &moved, &still).await?;
                 self.say(format!(
                     "conflict: {path}: this folder's copy is now {keep_as}"
                 ));
@@ -781,13 +863,13 @@ impl Sync<'_> {
     async fn upload(
         &self,
         rel: &str,
+        abs: &Path,
         scanned_as: &str,
         base: u64,
         snap: &Snapshot,
         moved: &Moved,
     ) -> anyhow::Result<bool> {
-        let abs = self.abs(rel);
-        let before = stat(&abs);
+        let before = stat(abs);
         let known = snap
             .found
             .get(scanned_as)
@@ -795,13 +877,13 @@ impl Sync<'_> {
             .and_then(|_| snap.plans.get(scanned_as));
         let plan = match known {
             Some(p) => p.clone(),
-            None => plan_file(&abs).await?,
+            None => plan_file(abs).await?,
         };
-        let source = FileSource::new(&abs);
+        let source = FileSource::new(abs);
         // The session id is kept as `coffer put` keeps it: a run killed
         // mid-upload is resumed by the next, not left open beside a new
         // session (open sessions per user are capped).
-        let record = ResumeRecord::for_upload(&self.ctx.server, &self.name(rel), &abs)?;
+        let record = ResumeRecord::for_upload(&self.ctx.server, &self.name(rel), abs)?;
         let resume = record.load();
         let r = self
             .ctx
@@ -827,7 +909,7 @@ impl Sync<'_> {
             Err(e) => return Err(e).context(format!("uploading {rel}")),
         };
         // A file written during the upload is read again next pass.
-        let after = stat(&abs);
+        let after = stat(abs);
         self.state.lock().unwrap().insert(
             rel.to_string(),
             Synced {
@@ -845,23 +927,35 @@ impl Sync<'_> {
         Ok(true)
     }
 
-    /// Fetches `version` of `rel` into place (a temporary file renamed
-    /// once verified).
+    /// Fetches `version` of `rel` into place: a temporary file, renamed
+    /// once verified and only if `still()` holds just before; `false` if
+    /// it did not (nothing changed).
     async fn download(
         &self,
         rel: &str,
         version: u64,
         snap: &Snapshot,
         moved: &Moved,
-    ) -> anyhow::Result<()> {
+        still: &dyn Fn() -> bool,
+    ) -> anyhow::Result<bool> {
         let abs = self.disk(rel, snap);
         if let Some(dir) = abs.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let meta = download_file(&self.ctx.coffer, &self.name(rel), version, &abs, moved)
-            .await
-            .with_context(|| format!("downloading {rel}"))?;
+        let meta = download_file_if(
+            &self.ctx.coffer,
+            &self.name(rel),
+            version,
+            &abs,
+            moved,
+            still,
+        )
+        .await
+        .with_context(|| format!("downloading {rel}"))?;
+        let Some(meta) = meta else {
+            return Ok(false);
+        };
         let (size, mtime) = stat(&abs).unwrap_or((meta.size, 0));
         self.state.lock().unwrap().insert(
             rel.to_string(),
@@ -873,7 +967,7 @@ impl Sync<'_> {
                 chunks: Vec::new(),
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the folders a delete left empty, up to the root.
@@ -891,65 +985,10 @@ impl Sync<'_> {
         self.state.lock().unwrap().save()
     }
 
-    /// Every file under the root, by the name it is synced under. Left
-    /// out: temporary download files, what `.cofferignore` names, and
-    /// (with a message) names the server would refuse.
-    fn scan(&self) -> anyhow::Result<Vec<Entry>> {
+    /// The folder as it is now (see [`scan::scan`]).
+    fn scan(&self) -> anyhow::Result<Scan> {
         let ignore = self.ignore.lock().unwrap();
-        let mut out = Vec::new();
-        let mut dirs = vec![self.root.clone()];
-        while let Some(dir) = dirs.pop() {
-            let entries = std::fs::read_dir(&dir)
-                .with_context(|| format!("cannot read {}", dir.display()))?;
-            for e in entries {
-                let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
-                let path = e.path();
-                let file_name = e.file_name();
-                let Some(name) = file_name.to_str() else {
-                    self.say(format!("skipped (not UTF-8): {}", path.display()));
-                    continue;
-                };
-                if name.starts_with(".coffer-") && name.ends_with(".part") {
-                    // A download a killed run left unfinished (this run
-                    // holds the folder's lock, so none is in progress).
-                    std::fs::remove_file(&path).ok();
-                    continue;
-                }
-                let rel = path
-                    .strip_prefix(&self.root)
-                    .expect("under the root")
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                if ignore.ignores(&rel) {
-                    continue;
-                }
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue; // gone since the listing
-                };
-                if meta.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                if !meta.is_file() {
-                    continue;
-                }
-                match coffer_client::normalize_name(&rel) {
-                    Ok(n) if !ignore.ignores(&n) => {
-                        let (size, mtime) = size_and_time(&meta);
-                        out.push(Entry {
-                            exact: n == rel,
-                            name: n,
-                            found: Found { path, size, mtime },
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(e) => self.say(format!("skipped ({e}): {rel}")),
-                }
-            }
-        }
-        Ok(out)
+        scan::scan(&self.root, &ignore, &|line| self.say(line))
     }
 
     fn report(&self, agreed: bool) {
@@ -1028,14 +1067,6 @@ impl Sync<'_> {
     }
 }
 
-/// Whether two scans found the same files, sizes and times.
-fn same_files(a: &[Entry], b: &[Entry]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.name == y.name && x.found == y.found)
-}
-
 /// An upload plan rebuilt from a synced file's stored chunk list.
 fn known_plan(s: &Synced) -> UploadPlan {
     UploadPlan {
@@ -1058,20 +1089,9 @@ fn describe(a: &Action) -> &'static str {
     }
 }
 
-fn size_and_time(meta: &std::fs::Metadata) -> (u64, u64) {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as u64);
-    (meta.len(), mtime)
-}
-
-fn stat(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| size_and_time(&m))
+/// The last segment of a `/`-separated path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// One step's bytes on the pass's bar; what a transfer did not report

@@ -4,7 +4,7 @@
 //! mounts, an exhausted inotify limit), a poll of the folder.
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -18,7 +18,8 @@ const SETTLE: Duration = Duration::from_millis(100);
 pub struct FolderWatch {
     /// Kept alive for its events; `None` when polling.
     watcher: Option<RecommendedWatcher>,
-    events: mpsc::UnboundedReceiver<()>,
+    /// The paths of each event; empty when events were lost.
+    events: mpsc::UnboundedReceiver<Vec<PathBuf>>,
 }
 
 impl FolderWatch {
@@ -27,15 +28,27 @@ impl FolderWatch {
     pub fn start(root: &Path) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
-            let wake = match e {
-                // Reads (our own hashing among them) change nothing.
-                Ok(e) => !matches!(e.kind, EventKind::Access(_)),
+            let paths = match e {
+                // Opening and reading (our own hashing among them) change
+                // nothing; a close after writing (an mmap write's only
+                // event) does.
+                Ok(e)
+                    if matches!(
+                        e.kind,
+                        EventKind::Access(notify::event::AccessKind::Close(
+                            notify::event::AccessMode::Write
+                        ))
+                    ) =>
+                {
+                    e.paths
+                }
+                Ok(e) if matches!(e.kind, EventKind::Access(_)) => return,
+                Ok(e) if e.paths.is_empty() => Vec::new(),
+                Ok(e) => e.paths,
                 // A lost event (queue overflow): look again to be sure.
-                Err(_) => true,
+                Err(_) => Vec::new(),
             };
-            if wake {
-                let _ = tx.send(());
-            }
+            let _ = tx.send(paths);
         })
         .and_then(|mut w| w.watch(root, RecursiveMode::Recursive).map(|()| w));
         let watcher = match watcher {
@@ -62,16 +75,20 @@ impl FolderWatch {
         while self.events.try_recv().is_ok() {}
     }
 
-    /// Returns once something in the folder may have changed (with
-    /// events), or after [`POLL`] (without).
-    pub async fn changed(&mut self) {
+    /// Returns once something in the folder may have changed at a path
+    /// `relevant` accepts (with events), or after [`POLL`] (without).
+    pub async fn changed(&mut self, relevant: &dyn Fn(&Path) -> bool) {
         if self.watcher.is_none() {
             tokio::time::sleep(POLL).await;
             return;
         }
-        if self.events.recv().await.is_none() {
-            // The watcher is gone; never wake for it again.
-            std::future::pending::<()>().await;
+        loop {
+            match self.events.recv().await {
+                Some(paths) if paths.is_empty() || paths.iter().any(|p| relevant(p)) => break,
+                Some(_) => {}
+                // The watcher is gone; never wake for it again.
+                None => std::future::pending::<()>().await,
+            }
         }
         tokio::time::sleep(SETTLE).await;
     }
