@@ -759,6 +759,28 @@ async fn a_pass_lists_the_server_only_when_the_feed_shows_a_change_in_the_folder
     let r = pass(&[]).await;
     assert_eq!(r["deleted_local"], 1, "{r}");
     assert!(!a.join("two.txt").exists());
+
+    // A path left alone (a link where a synced file was) keeps the two
+    // apart: the pass is not agreed, so the next one lists again rather
+    // than trust the feed's silence.
+    write(a, "keep.txt", b"so the folder is not empty");
+    pass(&[]).await;
+    std::fs::remove_file(a.join("one.txt")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", a.join("one.txt")).unwrap();
+    for round in 0..2 {
+        let run = ca
+            .run(&["--json", "sync", a.to_str().unwrap(), "synced", "--once"])
+            .await;
+        assert!(!run.ok, "agreed with a link in place of a synced file");
+        let r: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {} / {}", run.stdout, run.stderr));
+        assert_eq!(r["agreed"], false, "{r}");
+        if round == 1 {
+            assert!(r["listings"].as_u64().unwrap() >= 1, "{r}");
+        }
+    }
+    let names = remote_names(&server).await;
+    assert!(names.contains(&"synced/one.txt".to_string()), "{names:?}");
 }
 
 #[tokio::test]
@@ -848,4 +870,19 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
         !a.join("caf\u{e9}.txt").exists(),
         "a composed twin appeared"
     );
+
+    // A synced file replaced by a link is left alone: never read as a
+    // delete, never followed.
+    std::fs::remove_file(a.join("fine/other.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), a.join("fine/other.txt"))
+        .unwrap();
+    let run = sync(&ca, a, &[]).await;
+    assert!(!run.ok, "the folders do not agree");
+    let names = remote_names(&server).await;
+    assert!(
+        names.contains(&"synced/fine/other.txt".to_string()),
+        "{names:?}"
+    );
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(std::fs::read(b.join("fine/other.txt")).unwrap(), b"other");
 }

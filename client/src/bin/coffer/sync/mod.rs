@@ -65,6 +65,9 @@ struct Snapshot {
     remote: Tree<RemoteFile>,
     /// The feed's cursor from before the remote folder was read.
     cursor: String,
+    /// Whether the plan covers every path (none was left alone for being
+    /// a link or unreadable).
+    complete: bool,
 }
 
 impl Snapshot {
@@ -195,7 +198,10 @@ pub async fn run(
         let agreed = s.until_agreed().await?;
         s.report(agreed);
         if !agreed {
-            bail!("the folders do not agree yet: files kept changing during {MAX_PASSES} passes");
+            bail!(
+                "the folders do not agree yet: files were left alone (above), \
+                 or kept changing during {MAX_PASSES} passes"
+            );
         }
         return Ok(());
     }
@@ -297,11 +303,17 @@ impl Sync<'_> {
         }
     }
 
-    /// Both sides agree as of `snap`: its cursor is saved, so the next
-    /// pass lists the remote folder only if the feed shows a change in it.
+    /// Both sides agree as of `snap` (unless it left a path alone): its
+    /// cursor is saved, so the next pass lists the remote folder only if
+    /// the feed shows a change in it.
     fn agreed(&self, snap: &Snapshot) -> anyhow::Result<bool> {
         let key = self.cursor_key();
         let mut state = self.state.lock().unwrap();
+        if !snap.complete {
+            // A path left alone still differs: the next pass lists again.
+            state.clear_cursor()?;
+            return Ok(false);
+        }
         if state.cursor(&key)?.as_deref() != Some(snap.cursor.as_str()) {
             state.set_cursor(&key, &snap.cursor)?;
         }
@@ -396,7 +408,9 @@ impl Sync<'_> {
             name
         });
         // What this pass cannot see whole, it leaves alone.
+        let planned = actions.len();
         actions.retain(|a| !covered(&skipped, a.path()));
+        let complete = actions.len() == planned;
         if !self.force {
             if let Err(Refusal::MassDelete { deletes, of }) = plan::check(&actions, &base) {
                 bail!(
@@ -413,6 +427,7 @@ impl Sync<'_> {
                 plans,
                 remote,
                 cursor,
+                complete,
             },
         ))
     }
