@@ -369,17 +369,21 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
     // retained version.
     let mut observed: Vec<Vec<u8>> = Vec::new();
     // Folders "dN" and files "fN.txt" never share a name. A file is
-    // sometimes "FN.txt", which a case-insensitive disk would take for
-    // "fN.txt": sync keeps the two apart.
+    // sometimes "FN.txt" and a folder "DN", which a case-insensitive disk
+    // would take for "fN.txt" and "dN": sync keeps them apart.
     let random_path = |next: &mut dyn FnMut(u64) -> u64| {
         let file = |next: &mut dyn FnMut(u64) -> u64| {
             let f = if next(4) == 0 { "F" } else { "f" };
             format!("{f}{}.txt", next(5))
         };
+        let dir = |next: &mut dyn FnMut(u64) -> u64, n: u64| {
+            let d = if next(6) == 0 { "D" } else { "d" };
+            format!("{d}{}", next(n))
+        };
         match next(3) {
             0 => file(next),
-            1 => format!("d{}/{}", next(3), file(next)),
-            _ => format!("d{}/d{}/{}", next(2), next(2), file(next)),
+            1 => format!("{}/{}", dir(next, 3), file(next)),
+            _ => format!("{}/{}/{}", dir(next, 2), dir(next, 2), file(next)),
         }
     };
     for step in 0..24 {
@@ -426,10 +430,20 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
             ));
         }
     }
-    // No two names a case-insensitive disk would confuse.
-    let mut folds = std::collections::HashSet::new();
-    if let Some(k) = first.keys().find(|k| !folds.insert(folded(k))) {
-        return Err(format!("{k} collides with another name under case folding"));
+    // No two names a case-insensitive disk would confuse, files or
+    // folders.
+    let mut folds = std::collections::HashMap::new();
+    for k in first.keys() {
+        let mut at = 0;
+        for part in k.split('/') {
+            let spelled = &k[..at + part.len()];
+            at += part.len() + 1;
+            if let Some(other) = folds.insert(folded(spelled), spelled) {
+                if other != spelled {
+                    return Err(format!("{spelled} and {other} collide under case folding"));
+                }
+            }
+        }
     }
     // Every content a pass saw is a file now or a version the server kept
     // (the feed lists every version committed).
@@ -565,6 +579,7 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
         ("notes.md", b"notes lower"),
         ("report.txt", b"report from the server"),
         ("scratch.tmp", b"the server's scratch"),
+        ("Docs/a.txt", b"in Docs"),
     ] {
         let f = up.path().join("f");
         std::fs::write(&f, data).unwrap();
@@ -582,6 +597,8 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
     write(a, "caf\u{e9}.txt", b"composed");
     write(a, "cafe\u{301}.txt", b"decomposed");
     write(a, "plain.txt", b"plain");
+    // A folder spelled as the server's but for case.
+    write(a, "docs/b.txt", b"in docs");
     ok(sync(&ca, a, &[]).await);
 
     let remote = remote_tree(&server, &ca).await;
@@ -601,6 +618,15 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
     for n in remote.keys() {
         assert!(folds.insert(folded(n)), "{n} collides: {names:?}");
     }
+    let folders: std::collections::BTreeSet<&str> = remote
+        .keys()
+        .filter_map(|n| n.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    let folded_folders: std::collections::BTreeSet<String> =
+        folders.iter().map(|f| folded(f)).collect();
+    assert_eq!(folders.len(), folded_folders.len(), "{folders:?}");
+    assert_eq!(remote["Docs/a.txt"], b"in Docs");
+    assert_eq!(remote["docs (case conflict)/b.txt"], b"in docs");
     for content in [
         &b"notes upper"[..],
         b"notes lower",
@@ -609,6 +635,8 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
         b"composed",
         b"decomposed",
         b"plain",
+        b"in Docs",
+        b"in docs",
     ] {
         assert!(
             remote.values().any(|v| v == content),

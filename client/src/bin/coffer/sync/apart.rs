@@ -13,6 +13,8 @@
 //! other name becomes `NAME (case conflict).EXT` (or `(case conflict 2)`…),
 //! moved on the server if it is there and renamed on disk if it is here,
 //! to the same new name, so no content is lost and the next pass agrees.
+//! Folders are names too: the files under each losing spelling of a
+//! folder move to `FOLDER (case conflict)/`.
 //!
 //! This is a pure function of the names; the pass carries it out.
 
@@ -50,7 +52,120 @@ pub enum Rename {
 /// `local` lists every file found on disk (two entries may share a name:
 /// a composed and a decomposed spelling); `remote` maps the server's
 /// names to their versions; `base` holds the names last agreed on.
+///
+/// Folders come first: two spellings of one folder (`Docs/`, `docs/`)
+/// would be one folder on a case-insensitive disk, so the files under
+/// each spelling but one move to `NAME (case conflict)/`. Only the
+/// shallowest such folders are handled at once (their renames change the
+/// paths of anything deeper); the next pass sees the rest, then files.
 pub fn keep_apart(
+    local: &[OnDisk],
+    remote: &BTreeMap<String, u64>,
+    base: &BTreeSet<String>,
+) -> Vec<Rename> {
+    let folders = folders_apart(local, remote, base);
+    if !folders.is_empty() {
+        return folders;
+    }
+    files_apart(local, remote, base)
+}
+
+/// Every folder of `name`, shallowest first: `a`, `a/b` for `a/b/c`.
+fn folders_of(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/').map(move |(i, _)| &name[..i])
+}
+
+fn folders_apart(
+    local: &[OnDisk],
+    remote: &BTreeMap<String, u64>,
+    base: &BTreeSet<String>,
+) -> Vec<Rename> {
+    // Every spelling of every folder, by depth and folded name.
+    let mut spellings: BTreeMap<(usize, String), BTreeSet<&str>> = BTreeMap::new();
+    let names = local
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(remote.keys().map(|n| n.as_str()));
+    let mut taken = BTreeSet::new();
+    for name in names {
+        taken.insert(fold(name));
+        for (depth, folder) in folders_of(name).enumerate() {
+            taken.insert(fold(folder));
+            spellings
+                .entry((depth, fold(folder)))
+                .or_default()
+                .insert(folder);
+        }
+    }
+    let Some(depth) = spellings
+        .iter()
+        .find(|(_, s)| s.len() > 1)
+        .map(|((d, _), _)| *d)
+    else {
+        return Vec::new();
+    };
+    let under = |name: &str, folder: &str| {
+        name.strip_prefix(folder)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for ((_, _), group) in spellings
+        .iter()
+        .filter(|((d, _), s)| *d == depth && s.len() > 1)
+    {
+        let keeper = group
+            .iter()
+            .find(|f| base.iter().any(|b| under(b, f).is_some()))
+            .or_else(|| {
+                group
+                    .iter()
+                    .find(|f| remote.keys().any(|r| under(r, f).is_some()))
+            })
+            .or_else(|| group.iter().next())
+            .copied()
+            .expect("a group has a spelling");
+        for folder in group.iter().filter(|f| **f != keeper) {
+            let mut n = 1;
+            let to = loop {
+                let to = folder_conflict_name(folder, n);
+                if taken.insert(fold(&to)) {
+                    break to;
+                }
+                n += 1;
+            };
+            for (from, &version) in remote {
+                if let Some(rest) = under(from, folder) {
+                    out.push(Rename::Remote {
+                        from: from.clone(),
+                        version,
+                        to: format!("{to}/{rest}"),
+                    });
+                }
+            }
+            for (index, f) in local.iter().enumerate() {
+                if let Some(rest) = under(&f.name, folder) {
+                    out.push(Rename::Local {
+                        index,
+                        to: format!("{to}/{rest}"),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dir/NAME (case conflict N)`: the `n`-th candidate name for a folder.
+fn folder_conflict_name(folder: &str, n: usize) -> String {
+    if n == 1 {
+        format!("{folder} (case conflict)")
+    } else {
+        format!("{folder} (case conflict {n})")
+    }
+}
+
+fn files_apart(
     local: &[OnDisk],
     remote: &BTreeMap<String, u64>,
     base: &BTreeSet<String>,
@@ -250,6 +365,52 @@ mod tests {
                 index: 0,
                 to: "caf\u{e9} (case conflict).txt".into()
             }]
+        );
+    }
+
+    #[test]
+    fn two_spellings_of_a_folder_are_moved_apart_before_any_file() {
+        // Here `docs/b.txt` and an unrelated `Report.txt`/`report.txt`
+        // pair; on the server `Docs/a.txt` (agreed) and `Docs/sub/c.txt`.
+        let local = disk(&[
+            ("docs/b.txt", true),
+            ("Report.txt", true),
+            ("report.txt", true),
+        ]);
+        let remote = BTreeMap::from([
+            ("Docs/a.txt".to_string(), 3),
+            ("Docs/sub/c.txt".to_string(), 1),
+        ]);
+        let base = BTreeSet::from(["Docs/a.txt".to_string()]);
+        assert_eq!(
+            keep_apart(&local, &remote, &base),
+            vec![Rename::Local {
+                index: 0,
+                to: "docs (case conflict)/b.txt".into()
+            }],
+            "the folder first; the files' turn comes on the next pass"
+        );
+        // Deeper folders wait for the shallower, and the server's files
+        // under a losing spelling move too.
+        let remote = BTreeMap::from([
+            ("A/x/1.txt".to_string(), 1),
+            ("a/X/2.txt".to_string(), 2),
+            ("a/y.txt".to_string(), 4),
+        ]);
+        assert_eq!(
+            keep_apart(&[], &remote, &BTreeSet::from(["A/x/1.txt".to_string()])),
+            vec![
+                Rename::Remote {
+                    from: "a/X/2.txt".into(),
+                    version: 2,
+                    to: "a (case conflict)/X/2.txt".into()
+                },
+                Rename::Remote {
+                    from: "a/y.txt".into(),
+                    version: 4,
+                    to: "a (case conflict)/y.txt".into()
+                },
+            ]
         );
     }
 

@@ -609,18 +609,32 @@ impl Sync<'_> {
                     if absent(&from) {
                         continue; // gone since the scan
                     }
-                    // Beside it: its folder may be spelled otherwise on
-                    // disk. A name taken by a file the scan did not count
-                    // (an ignored one) moves on to the next.
-                    let mut dest = from.with_file_name(file_name(&to));
-                    let mut n = 1;
-                    while !absent(&dest) {
-                        n += 1;
-                        to = apart::conflict_name(&what, n);
+                    let mut dest;
+                    if parent(&to) == parent(&what) {
+                        // Beside it: its folder may be spelled otherwise
+                        // on disk. A name taken by a file the scan did not
+                        // count (an ignored one) moves on to the next.
                         dest = from.with_file_name(file_name(&to));
+                        let mut n = 1;
+                        while !absent(&dest) {
+                            n += 1;
+                            to = apart::conflict_name(&what, n);
+                            dest = from.with_file_name(file_name(&to));
+                        }
+                    } else {
+                        // Into a new folder (a folder's losing spelling).
+                        dest = self.abs(&to);
+                        if !absent(&dest) {
+                            continue;
+                        }
+                        if let Some(dir) = dest.parent() {
+                            std::fs::create_dir_all(dir)
+                                .with_context(|| format!("cannot create {}", dir.display()))?;
+                        }
                     }
                     std::fs::rename(&from, &dest)
                         .with_context(|| format!("cannot rename {}", from.display()))?;
+                    self.prune_dirs(&from);
                     self.say(format!(
                         "{} is {to} now: its name differs from another only in case or accents",
                         from.display()
@@ -1107,6 +1121,11 @@ fn describe(a: &Action) -> &'static str {
 /// The last segment of a `/`-separated path.
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// All but the last segment of a `/`-separated path ("" at the top).
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// One step's bytes on the pass's bar; what a transfer did not report
