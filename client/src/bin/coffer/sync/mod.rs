@@ -632,8 +632,14 @@ impl Sync<'_> {
                                 .with_context(|| format!("cannot create {}", dir.display()))?;
                         }
                     }
-                    std::fs::rename(&from, &dest)
-                        .with_context(|| format!("cannot rename {}", from.display()))?;
+                    match rename_no_clobber(&from, &dest) {
+                        Ok(()) => {}
+                        // Taken since the check: the next pass looks again.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => {
+                            return Err(e).context(format!("cannot rename {}", from.display()))
+                        }
+                    }
                     self.prune_dirs(&from);
                     self.say(format!(
                         "{} is {to} now: its name differs from another only in case or accents",
@@ -845,8 +851,14 @@ impl Sync<'_> {
                 // name; the server's comes down to the path, unless
                 // something was saved there meanwhile (the next pass
                 // sees it).
-                std::fs::rename(&here, &aside)
-                    .with_context(|| format!("cannot move {path} aside"))?;
+                match rename_no_clobber(&here, &aside) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        self.done.lock().unwrap().deferred += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e).context(format!("cannot move {path} aside")),
+                }
                 self.upload(keep_as, &aside, &path, 0, snap, &moved).await?;
                 let still = || absent(&here);
                 self.download(&path, *version, snap, &moved, &still).await?;
@@ -1123,6 +1135,19 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// Renames `from` to `to` unless something is at `to` (AlreadyExists):
+/// a hard link, which never replaces, then the old name removed. Where
+/// links are not supported (FAT, some network mounts) a plain rename
+/// after a check, with a moment's race.
+fn rename_no_clobber(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !absent(to) => Err(std::io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(from, to),
+    }
+}
+
 /// All but the last segment of a `/`-separated path ("" at the top).
 fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
@@ -1194,4 +1219,28 @@ fn stamp() -> String {
         t.minute(),
         t.second()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rename_never_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let e = rename_no_clobber(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"b");
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        rename_no_clobber(&a, &c).unwrap();
+        assert!(absent(&a));
+        assert_eq!(std::fs::read(&c).unwrap(), b"a");
+    }
 }
