@@ -696,9 +696,12 @@ async fn continuous_sync_carries_edits_both_ways_as_they_happen() {
 
     let logs = tempfile::tempdir().unwrap();
     let mut running = Vec::new();
-    for (cli, dir, log) in [(&ca, a, "a.log"), (&cb, b, "b.log")] {
+    // A follows file-system events; B polls (as on a network mount).
+    for (cli, dir, log, extra) in [(&ca, a, "a.log", None), (&cb, b, "b.log", Some("--poll"))] {
         let log = std::fs::File::create(logs.path().join(log)).unwrap();
-        let mut cmd = cli.command(&["sync", dir.to_str().unwrap(), "synced"]);
+        let mut args = vec!["sync", dir.to_str().unwrap(), "synced"];
+        args.extend(extra);
+        let mut cmd = cli.command(&args);
         cmd.stderr(log);
         running.push(cmd.spawn().unwrap());
     }

@@ -60,6 +60,11 @@ pub enum Command {
         /// Show what a pass would do, and do nothing.
         #[arg(long)]
         status: bool,
+        /// Look at the folder every 500 ms instead of following the file
+        /// system's events (for network mounts, whose changes made on
+        /// other machines raise no events here).
+        #[arg(long)]
+        poll: bool,
     },
     /// Download a file (or every file under a remote folder).
     Get {

@@ -86,7 +86,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             once,
             force,
             status,
-        } => sync::run(&ctx, &local, &remote, once, force, status).await,
+            poll,
+        } => {
+            let opts = sync::Options {
+                once,
+                force,
+                status,
+                poll,
+            };
+            sync::run(&ctx, &local, &remote, opts).await
+        }
         Command::Ls { prefix } => info::ls(&ctx, prefix.as_deref().unwrap_or("")).await,
         Command::Stat { remote, version } => info::stat(&ctx, &remote, version).await,
         Command::Versions { remote } => info::versions(&ctx, &remote).await,

@@ -128,14 +128,25 @@ struct Sync<'a> {
     state_dir: PathBuf,
 }
 
-pub async fn run(
-    ctx: &Ctx,
-    local: &Path,
-    remote: &str,
-    once: bool,
-    force: bool,
-    status: bool,
-) -> anyhow::Result<()> {
+/// How `coffer sync` runs (its flags).
+pub struct Options {
+    /// One full pass, then exit.
+    pub once: bool,
+    /// Let a pass delete most files, or everything from an empty folder.
+    pub force: bool,
+    /// Say what a pass would do; do nothing.
+    pub status: bool,
+    /// Poll the folder instead of following file-system events.
+    pub poll: bool,
+}
+
+pub async fn run(ctx: &Ctx, local: &Path, remote: &str, opts: Options) -> anyhow::Result<()> {
+    let Options {
+        once,
+        force,
+        status,
+        poll,
+    } = opts;
     let remote = coffer_client::normalize_name(remote)?;
     let meta = std::fs::metadata(local).with_context(|| {
         format!(
@@ -205,13 +216,17 @@ pub async fn run(
         }
         return Ok(());
     }
-    s.follow().await
+    s.follow(poll).await
 }
 
 impl Sync<'_> {
     /// Continuous sync: a pass whenever either side changes.
-    async fn follow(&self) -> anyhow::Result<()> {
-        let mut folder = FolderWatch::start(&self.root);
+    async fn follow(&self, poll: bool) -> anyhow::Result<()> {
+        let mut folder = if poll {
+            FolderWatch::polling_only()
+        } else {
+            FolderWatch::start(&self.root)
+        };
         let mut cursor = self.ctx.coffer.latest_cursor().await?;
         let prefix = format!("{}/", self.remote);
         let relevant = |p: &Path| self.relevant(p);

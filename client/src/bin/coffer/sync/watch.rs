@@ -65,6 +65,15 @@ impl FolderWatch {
         FolderWatch { watcher, events }
     }
 
+    /// No events: the caller polls (`coffer sync --poll`).
+    pub fn polling_only() -> Self {
+        let (_, events) = mpsc::unbounded_channel();
+        FolderWatch {
+            watcher: None,
+            events,
+        }
+    }
+
     /// Whether changes arrive as events (else the caller compares scans).
     pub fn polling(&self) -> bool {
         self.watcher.is_none()
