@@ -193,27 +193,7 @@ impl<T: Transport> Coffer<T> {
 
     /// Every live file under `prefix`, in path order (all pages).
     pub async fn list(&self, prefix: &str) -> Result<Vec<Metadata>, ClientError> {
-        let prefix =
-            paths::normalize_prefix(prefix).map_err(|source| ClientError::InvalidName {
-                name: prefix.to_string(),
-                source,
-            })?;
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let req = self.request(ListFilesRequest {
-                prefix: prefix.clone(),
-                page_size: 1000,
-                page_token,
-                delimiter: String::new(),
-            });
-            let page = self.files.clone().list_files(req).await?.into_inner();
-            out.extend(page.files);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = page.next_page_token;
-        }
+        Ok(self.list_pages(prefix, "").await?.0)
     }
 
     /// One folder's entries (all pages): the files directly in `folder`
@@ -223,19 +203,28 @@ impl<T: Transport> Coffer<T> {
         &self,
         folder: &str,
     ) -> Result<(Vec<Metadata>, Vec<String>), ClientError> {
-        let prefix =
-            paths::normalize_prefix(folder).map_err(|source| ClientError::InvalidName {
-                name: folder.to_string(),
+        self.list_pages(folder, "/").await
+    }
+
+    /// ListFiles, every page: files, and with a delimiter sub-folders.
+    async fn list_pages(
+        &self,
+        prefix: &str,
+        delimiter: &str,
+    ) -> Result<(Vec<Metadata>, Vec<String>), ClientError> {
+        let normal =
+            paths::normalize_prefix(prefix).map_err(|source| ClientError::InvalidName {
+                name: prefix.to_string(),
                 source,
             })?;
         let (mut files, mut folders) = (Vec::new(), Vec::new());
         let mut page_token = String::new();
         loop {
             let req = self.request(ListFilesRequest {
-                prefix: prefix.clone(),
+                prefix: normal.clone(),
                 page_size: 1000,
                 page_token,
-                delimiter: "/".into(),
+                delimiter: delimiter.to_string(),
             });
             let page = self.files.clone().list_files(req).await?.into_inner();
             files.extend(page.files);

@@ -1,0 +1,484 @@
+//! Carrying out a pass: moving colliding names apart, then the planned
+//! steps (uploads, downloads, deletes, conflicts), several at once, each
+//! checking that its side is still as the pass saw it.
+
+use super::scan::{absent, stat};
+use super::state::Synced;
+use super::{apart, Snapshot, Sync, PARALLEL_STEPS, SAVE_EVERY};
+use crate::resume::ResumeRecord;
+use anyhow::{bail, Context};
+use apart::Rename;
+use coffer_client::native::files::{download_file_if, plan_file, FileSource};
+use coffer_client::plan::Action;
+use coffer_client::Observer;
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+impl Sync<'_> {
+    /// Carries out the renames that keep colliding names apart.
+    pub(super) async fn keep_apart(
+        &self,
+        renames: Vec<(Rename, String, Option<PathBuf>)>,
+    ) -> anyhow::Result<()> {
+        self.state.lock().unwrap().clear_cursor()?;
+        for (r, what, disk) in renames {
+            match r {
+                Rename::Remote { from, version, to } => {
+                    match self
+                        .ctx
+                        .coffer
+                        .move_file(&self.name(&from), &self.name(&to), Some(version))
+                        .await
+                    {
+                        Ok(_) => {}
+                        // Changed meanwhile (or the new name was taken
+                        // since the listing): the next pass looks again.
+                        Err(e) if e.is_stale() || e.is_not_found() || e.is_already_exists() => {
+                            continue
+                        }
+                        Err(e) => {
+                            return Err(e).context(format!("moving {from} on the server"));
+                        }
+                    }
+                    self.say(format!(
+                        "{from} is {to} now: its name differs from another only in case or accents"
+                    ));
+                }
+                Rename::Local { mut to, .. } => {
+                    let from = disk.expect("a local rename has its file");
+                    if absent(&from) {
+                        continue; // gone since the scan
+                    }
+                    let mut dest;
+                    if parent(&to) == parent(&what) {
+                        // Beside it: its folder may be spelled otherwise
+                        // on disk. A name taken by a file the scan did not
+                        // count (an ignored one) moves on to the next.
+                        dest = from.with_file_name(file_name(&to));
+                        let mut n = 1;
+                        while !absent(&dest) {
+                            n += 1;
+                            to = apart::conflict_name(&what, n);
+                            dest = from.with_file_name(file_name(&to));
+                        }
+                    } else {
+                        // Into a new folder (a folder's losing spelling).
+                        dest = self.abs(&to);
+                        if !absent(&dest) {
+                            continue;
+                        }
+                        if let Some(dir) = dest.parent() {
+                            std::fs::create_dir_all(dir)
+                                .with_context(|| format!("cannot create {}", dir.display()))?;
+                        }
+                    }
+                    match rename_no_clobber(&from, &dest) {
+                        Ok(()) => {}
+                        // Taken since the check: the next pass looks again.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => {
+                            return Err(e).context(format!("cannot rename {}", from.display()))
+                        }
+                    }
+                    self.prune_dirs(&from);
+                    self.say(format!(
+                        "{} is {to} now: its name differs from another only in case or accents",
+                        from.display()
+                    ));
+                }
+            }
+            self.done.lock().unwrap().renamed += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the steps, [`PARALLEL_STEPS`] at a time; local deletes last,
+    /// so removing a folder a delete emptied never races a download into
+    /// it. The state is saved as steps finish; on an error, what finished
+    /// is saved and the rest waits for the next pass.
+    pub(super) async fn execute(
+        &self,
+        actions: Vec<Action>,
+        snap: &Snapshot,
+    ) -> anyhow::Result<()> {
+        // The sides are about to change: the next pass lists again.
+        self.state.lock().unwrap().clear_cursor()?;
+        let (last, first): (Vec<&Action>, Vec<&Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::DeleteLocal { .. }));
+        let bar = self.pass_bar(&actions, snap);
+        let mut finished = 0;
+        // A step that fails is reported and the others go on: one file
+        // (unreadable, or a file where the other side has a folder) must
+        // not hold up the rest.
+        let mut failed = Vec::new();
+        for phase in [first, last] {
+            let mut steps = futures::stream::iter(
+                phase
+                    .into_iter()
+                    .map(|a| async move { (a.path(), self.step(a, snap).await) }),
+            )
+            .buffer_unordered(PARALLEL_STEPS);
+            while let Some((path, r)) = steps.next().await {
+                if let Err(e) = r {
+                    self.say(format!("coffer: sync: {path}: {e:#}"));
+                    failed.push(path);
+                }
+                finished += 1;
+                if finished % SAVE_EVERY == 0 {
+                    self.save()?;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        *self.bar.lock().unwrap() = ProgressBar::hidden();
+        self.save()?;
+        match failed.as_slice() {
+            [] => Ok(()),
+            [one] => bail!("{one} could not be synced (above); the other files were"),
+            [one, ..] => bail!(
+                "{} files could not be synced (above), {one} among them; the other files were",
+                failed.len()
+            ),
+        }
+    }
+
+    async fn step(&self, a: &Action, snap: &Snapshot) -> anyhow::Result<()> {
+        let path = a.path().to_string();
+        let moved = Moved::new(self.bar.lock().unwrap().clone());
+        match a {
+            Action::Upload { base, .. } => {
+                let abs = self.disk(&path, snap);
+                if self.upload(&path, &abs, &path, *base, snap, &moved).await? {
+                    self.say(format!("up: {path}"));
+                    self.done.lock().unwrap().uploaded += 1;
+                }
+            }
+            Action::Download {
+                version, replaces, ..
+            } => {
+                if !self.unchanged(&path, snap)
+                    || replaces.as_ref() != snap.local.get(&path).map(|l| &l.hash)
+                {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                // Checked again just before the rename: an edit saved
+                // during the transfer is never replaced.
+                let still = || self.unchanged(&path, snap);
+                if !self.download(&path, *version, snap, &moved, &still).await? {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                self.say(format!("down: {path}"));
+                self.done.lock().unwrap().downloaded += 1;
+            }
+            Action::DeleteRemote { base, .. } => {
+                match self
+                    .ctx
+                    .coffer
+                    .delete_if(&self.name(&path), Some(*base))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) if e.is_stale() => {
+                        self.done.lock().unwrap().deferred += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e).context(format!("deleting {path} on the server")),
+                }
+                self.state.lock().unwrap().remove(&path);
+                self.say(format!("deleted on the server (restorable): {path}"));
+                self.done.lock().unwrap().deleted_remote += 1;
+            }
+            Action::DeleteLocal { .. } => {
+                if !self.unchanged(&path, snap) {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                let abs = self.disk(&path, snap);
+                std::fs::remove_file(&abs)
+                    .with_context(|| format!("cannot delete {}", abs.display()))?;
+                self.prune_dirs(&abs);
+                self.state.lock().unwrap().remove(&path);
+                self.say(format!("deleted here: {path}"));
+                self.done.lock().unwrap().deleted_local += 1;
+            }
+            Action::Conflict {
+                keep_as, version, ..
+            } => {
+                let here = self.disk(&path, snap);
+                let aside = here.with_file_name(file_name(keep_as));
+                if !self.unchanged(&path, snap) || !absent(&aside) {
+                    self.done.lock().unwrap().deferred += 1;
+                    return Ok(());
+                }
+                // The local edit moves aside and goes up under its own
+                // name; the server's comes down to the path, unless
+                // something was saved there meanwhile (the next pass
+                // sees it).
+                match rename_no_clobber(&here, &aside) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        self.done.lock().unwrap().deferred += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e).context(format!("cannot move {path} aside")),
+                }
+                self.upload(keep_as, &aside, &path, 0, snap, &moved).await?;
+                let still = || absent(&here);
+                self.download(&path, *version, snap, &moved, &still).await?;
+                self.say(format!(
+                    "conflict: {path}: this folder's copy is now {keep_as}"
+                ));
+                self.done.lock().unwrap().conflicts += 1;
+            }
+            Action::Agree { version, hash, .. } => {
+                let f = snap.found.get(&path);
+                let chunks = snap
+                    .plans
+                    .get(&path)
+                    .map(|p| p.chunks.clone())
+                    .unwrap_or_default();
+                self.state.lock().unwrap().insert(
+                    path,
+                    Synced {
+                        version: *version,
+                        hash: hash.clone(),
+                        size: f.map_or(0, |f| f.size),
+                        mtime: f.map_or(0, |f| f.mtime),
+                        chunks,
+                    },
+                );
+                return Ok(());
+            }
+            Action::Forget { .. } => {
+                self.state.lock().unwrap().remove(&path);
+                return Ok(());
+            }
+        }
+        moved.finish(snap.bytes(a));
+        self.tick(&path);
+        Ok(())
+    }
+
+    /// Uploads `rel` if the server still has version `base` of it (0:
+    /// none); `false` if it moved on meanwhile (the next pass sees why).
+    /// `scanned_as` is the name the scan found the file under (it differs
+    /// for a conflict copy moved aside): its chunk list is reused if the
+    /// file has not changed since.
+    async fn upload(
+        &self,
+        rel: &str,
+        abs: &Path,
+        scanned_as: &str,
+        base: u64,
+        snap: &Snapshot,
+        moved: &Moved,
+    ) -> anyhow::Result<bool> {
+        let before = stat(abs);
+        let known = snap
+            .found
+            .get(scanned_as)
+            .filter(|f| before == Some((f.size, f.mtime)))
+            .and_then(|_| snap.plans.get(scanned_as));
+        let plan = match known {
+            Some(p) => p.clone(),
+            None => plan_file(abs).await?,
+        };
+        let source = FileSource::new(abs);
+        // The session id is kept as `coffer put` keeps it: a run killed
+        // mid-upload is resumed by the next, not left open beside a new
+        // session (open sessions per user are capped).
+        let record = ResumeRecord::for_upload(&self.ctx.server, &self.name(rel), abs)?;
+        let resume = record.load();
+        let r = self
+            .ctx
+            .coffer
+            .upload_if(
+                &self.name(rel),
+                &plan,
+                &source,
+                resume.as_deref(),
+                Some(base),
+                &KeepSession(&record, moved),
+            )
+            .await;
+        let report = match r {
+            Ok(r) => {
+                record.clear();
+                r
+            }
+            Err(e) if e.is_stale() => {
+                self.done.lock().unwrap().deferred += 1;
+                return Ok(false);
+            }
+            Err(e) => return Err(e).context(format!("uploading {rel}")),
+        };
+        // A file written during the upload is read again next pass.
+        let after = stat(abs);
+        self.state.lock().unwrap().insert(
+            rel.to_string(),
+            Synced {
+                version: report.metadata.version_number,
+                hash: plan.content_hash,
+                size: plan.size,
+                mtime: if before == after {
+                    after.map_or(0, |a| a.1)
+                } else {
+                    0
+                },
+                chunks: plan.chunks,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Fetches `version` of `rel` into place: a temporary file, renamed
+    /// once verified and only if `still()` holds just before; `false` if
+    /// it did not (nothing changed).
+    async fn download(
+        &self,
+        rel: &str,
+        version: u64,
+        snap: &Snapshot,
+        moved: &Moved,
+        still: &dyn Fn() -> bool,
+    ) -> anyhow::Result<bool> {
+        let abs = self.disk(rel, snap);
+        if let Some(dir) = abs.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let meta = download_file_if(
+            &self.ctx.coffer,
+            &self.name(rel),
+            version,
+            &abs,
+            moved,
+            still,
+        )
+        .await
+        .with_context(|| format!("downloading {rel}"))?;
+        let Some(meta) = meta else {
+            return Ok(false);
+        };
+        let (size, mtime) = stat(&abs).unwrap_or((meta.size, 0));
+        self.state.lock().unwrap().insert(
+            rel.to_string(),
+            Synced {
+                version: meta.version_number,
+                hash: meta.content_hash,
+                size,
+                mtime,
+                chunks: Vec::new(),
+            },
+        );
+        Ok(true)
+    }
+
+    /// Removes the folders a delete left empty, up to the root.
+    fn prune_dirs(&self, file: &Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// The last segment of a `/`-separated path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Renames `from` to `to` unless something is at `to` (AlreadyExists):
+/// a hard link, which never replaces, then the old name removed. Where
+/// links are not supported (FAT, some network mounts) a plain rename
+/// after a check, with a moment's race.
+fn rename_no_clobber(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if !absent(to) => Err(std::io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(from, to),
+    }
+}
+
+/// All but the last segment of a `/`-separated path ("" at the top).
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// One step's bytes on the pass's bar; what a transfer did not report
+/// (chunks the server already had) is added when the step ends.
+struct Moved {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl Moved {
+    fn new(bar: ProgressBar) -> Self {
+        Moved {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn finish(&self, size: u64) {
+        let seen = self.bytes.load(Ordering::Relaxed);
+        self.bar.inc(size.saturating_sub(seen));
+    }
+}
+
+impl Observer for Moved {
+    fn advance(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.bar.inc(bytes);
+    }
+}
+
+/// Saves an upload's session id as soon as it exists, and shows its
+/// bytes on the bar.
+struct KeepSession<'a>(&'a ResumeRecord, &'a Moved);
+
+impl Observer for KeepSession<'_> {
+    fn session(&self, upload_id: &str, _resumed: bool) {
+        // Without the record the upload still works; only resuming it
+        // after a kill would not.
+        let _ = self.0.save(upload_id);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.1.advance(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rename_never_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let e = rename_no_clobber(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"b");
+        assert_eq!(std::fs::read(&a).unwrap(), b"a");
+        rename_no_clobber(&a, &c).unwrap();
+        assert!(absent(&a));
+        assert_eq!(std::fs::read(&c).unwrap(), b"a");
+    }
+}
