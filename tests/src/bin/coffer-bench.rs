@@ -142,6 +142,17 @@ impl CpuUse {
         }
     }
 
+    /// Runs `f`, and returns its result with the CPU spent meanwhile.
+    fn during<T>(
+        nodes: &[coffer_tests::garage::GarageNode],
+        server: &Server,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<(T, Self)> {
+        let before = Self::now(nodes, server);
+        let out = f()?;
+        Ok((out, Self::now(nodes, server).since(before)))
+    }
+
     fn since(self, before: Self) -> Self {
         Self {
             nodes: self.nodes - before.nodes,
@@ -437,13 +448,13 @@ async fn main() -> anyhow::Result<()> {
     // single runs on this shared machine vary by a third.
     settle();
     let bucket_key = format!("s3://{}/baseline/bench.bin", nodes[0].bucket());
-    let before = CpuUse::now(&nodes, &server);
-    let s3_up = aws(
-        &nodes[0],
-        &cfg,
-        &["s3", "cp", src.to_str().unwrap(), &bucket_key],
-    )?;
-    let s3_up_cpu = CpuUse::now(&nodes, &server).since(before);
+    let (s3_up, s3_up_cpu) = CpuUse::during(&nodes, &server, || {
+        aws(
+            &nodes[0],
+            &cfg,
+            &["s3", "cp", src.to_str().unwrap(), &bucket_key],
+        )
+    })?;
     let mut s3_downs = Vec::new();
     for _ in 0..repeat {
         settle();
@@ -515,9 +526,9 @@ async fn main() -> anyhow::Result<()> {
     settle();
     let state = work.path().join("cli-state");
     let run_cli = |args: &[&str]| run_coffer(&server, &state, args);
-    let before = CpuUse::now(&nodes, &server);
-    let (cli_up, _) = run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])?;
-    let cli_up_cpu = CpuUse::now(&nodes, &server).since(before);
+    let ((cli_up, _), cli_up_cpu) = CpuUse::during(&nodes, &server, || {
+        run_cli(&["put", cli_src.to_str().unwrap(), "bench/cli.bin"])
+    })?;
     let back = work.path().join("cli-back.bin");
     let mut cli_downs = Vec::new();
     for _ in 0..repeat {
@@ -698,9 +709,9 @@ async fn uploads_only(
     let node = &nodes[0];
     settle();
     let key = format!("s3://{}/baseline/bench.bin", node.bucket());
-    let before = CpuUse::now(nodes, server);
-    let s3 = aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])?;
-    let s3_cpu = CpuUse::now(nodes, server).since(before);
+    let (s3, s3_cpu) = CpuUse::during(nodes, server, || {
+        aws(node, cfg, &["s3", "cp", src.to_str().unwrap(), &key])
+    })?;
     let size = std::fs::metadata(src)?.len();
     let other = work.join("other.bin");
     {
@@ -711,14 +722,14 @@ async fn uploads_only(
         f.flush()?;
     }
     settle();
-    let before = CpuUse::now(nodes, server);
     let state = work.join("cli-state");
-    let (put, _) = run_coffer(
-        server,
-        &state,
-        &["put", other.to_str().unwrap(), "bench/other.bin"],
-    )?;
-    let put_cpu = CpuUse::now(nodes, server).since(before);
+    let ((put, _), put_cpu) = CpuUse::during(nodes, server, || {
+        run_coffer(
+            server,
+            &state,
+            &["put", other.to_str().unwrap(), "bench/other.bin"],
+        )
+    })?;
     let status = settled_status(server).await?;
     println!("aws s3 cp upload {s3:.2} s, coffer put {put:.2} s");
     println!("CLI upload ratio {:.2}", s3 / put);
@@ -748,22 +759,22 @@ async fn small_only_bench(
     small_files(&ours, n, 4096, 12)?;
     let dest = format!("s3://{}/small/", node.bucket());
     settle();
-    let before = CpuUse::now(nodes, server);
-    let s3 = aws(
-        node,
-        cfg,
-        &["s3", "cp", "--recursive", theirs.to_str().unwrap(), &dest],
-    )?;
-    let s3_cpu = CpuUse::now(nodes, server).since(before);
+    let (s3, s3_cpu) = CpuUse::during(nodes, server, || {
+        aws(
+            node,
+            cfg,
+            &["s3", "cp", "--recursive", theirs.to_str().unwrap(), &dest],
+        )
+    })?;
     let state = work.join("cli-state");
     settle();
-    let before = CpuUse::now(nodes, server);
-    let (put, _) = run_coffer(
-        server,
-        &state,
-        &["put", ours.to_str().unwrap(), "bench/small"],
-    )?;
-    let put_cpu = CpuUse::now(nodes, server).since(before);
+    let ((put, _), put_cpu) = CpuUse::during(nodes, server, || {
+        run_coffer(
+            server,
+            &state,
+            &["put", ours.to_str().unwrap(), "bench/small"],
+        )
+    })?;
     let before = server.latest_change().await;
     settle();
     let (reput, out) = run_coffer(
@@ -811,15 +822,14 @@ async fn sync_only_bench(
     small_files(&ours, n, 4096, 22)?;
     let dest = format!("s3://{}/sync/", node.bucket());
     settle();
-    let cpu = CpuUse::now(nodes, server);
-    let s3 = aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])?;
-    let s3_cpu = CpuUse::now(nodes, server).since(cpu);
+    let (s3, s3_cpu) = CpuUse::during(nodes, server, || {
+        aws(node, cfg, &["s3", "sync", theirs.to_str().unwrap(), &dest])
+    })?;
     let state = work.join("sync-state");
     let args = ["sync", ours.to_str().unwrap(), "bench/sync", "--once"];
     settle();
-    let cpu = CpuUse::now(nodes, server);
-    let (first, _) = run_coffer(server, &state, &args)?;
-    let first_cpu = CpuUse::now(nodes, server).since(cpu);
+    let ((first, _), first_cpu) =
+        CpuUse::during(nodes, server, || run_coffer(server, &state, &args))?;
     let before = server.latest_change().await;
     settle();
     let (again, _) = run_coffer(server, &state, &args)?;

@@ -275,7 +275,7 @@ impl Sync<'_> {
                         // Without events: whether the folder differs
                         // from what the last pass saw.
                         match self.scan() {
-                            Ok(now) if now.same_files(&self.last_scan.lock().unwrap()) => {}
+                            Ok(now) if now == *self.last_scan.lock().unwrap() => {}
                             _ => break,
                         }
                     },

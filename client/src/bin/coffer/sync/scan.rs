@@ -36,13 +36,6 @@ pub struct Scan {
     pub skipped: BTreeSet<String>,
 }
 
-impl Scan {
-    /// Whether the folder looks the same: names, sizes and times.
-    pub fn same_files(&self, other: &Scan) -> bool {
-        self == other
-    }
-}
-
 /// Whether `path` is, or is under, one of `skipped`.
 pub fn covered(skipped: &BTreeSet<String>, path: &str) -> bool {
     skipped.iter().any(|s| {
