@@ -60,6 +60,22 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_with(opts: Ser
         .take(2)
         .map(|c| c.id.clone())
         .collect();
+    // The upload answered once W copies were written; the last copy of
+    // each chunk may land a moment later. Counting objects (below) waits
+    // for it (local nodes only; a minute at most, a liveness bound).
+    for _ in 0..600 {
+        let nodes = local_chunk_objects(server.data_dir());
+        let settled = nodes.iter().all(|n| n.is_empty())
+            || nodes.iter().all(|n| {
+                stored_ids
+                    .iter()
+                    .all(|id| n.iter().any(|k| k.ends_with(id.as_str())))
+            });
+        if settled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let start = c
         .start_upload(p.request.clone())
