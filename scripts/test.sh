@@ -32,4 +32,8 @@ cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-featur
 # The web app (built above, exactly as the README's run command builds
 # it) is linted for the only target it has.
 (cd web && cargo clippy --target wasm32-unknown-unknown -- -D warnings && cargo fmt -- --check)
+# A failing test's panic message and location are what a report needs;
+# a backtrace is long enough to push them out of a truncated log's tail.
+# (RUST_BACKTRACE=1 cargo test ... -- NAME gives one when it helps.)
+export RUST_BACKTRACE=0
 cargo test --workspace
