@@ -213,9 +213,9 @@ impl<T: Transport> Coffer<T> {
         delimiter: &str,
     ) -> Result<(Vec<Metadata>, Vec<String>), ClientError> {
         let normal =
-            paths::normalize_prefix(prefix).map_err(|source| ClientError::InvalidName {
+            paths::normalize_prefix(prefix).map_err(|reason| ClientError::InvalidName {
                 name: prefix.to_string(),
-                source,
+                reason,
             })?;
         let (mut files, mut folders) = (Vec::new(), Vec::new());
         let mut page_token = String::new();
@@ -381,9 +381,9 @@ impl<T: Transport> Coffer<T> {
 
 /// Validates a remote file name locally, before any request.
 pub fn normalize(name: &str) -> Result<String, ClientError> {
-    paths::normalize(name).map_err(|source| ClientError::InvalidName {
+    paths::normalize(name).map_err(|reason| ClientError::InvalidName {
         name: name.to_string(),
-        source,
+        reason,
     })
 }
 

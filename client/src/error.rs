@@ -6,11 +6,13 @@ use tonic::Code;
 /// Why an SDK call failed.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// A file name or prefix that Coffer would reject.
-    #[error("invalid remote name {name:?}: {source}")]
+    /// A file name or prefix that Coffer would reject. (The reason is
+    /// part of the message, so it is not also a `source`: a report that
+    /// prints the chain would say it twice.)
+    #[error("invalid remote name {name:?}: {reason}")]
     InvalidName {
         name: String,
-        source: coffer_proto::paths::PathError,
+        reason: coffer_proto::paths::PathError,
     },
     /// The file (or that version of it) does not exist; the server's words.
     #[error("{0}")]
@@ -35,20 +37,21 @@ pub enum ClientError {
     /// The server broke the protocol (e.g. asked for a chunk the file lacks).
     #[error("protocol error: {0}")]
     Protocol(String),
-    /// Reading or writing local data failed.
-    #[error("{context}: {source}")]
+    /// Reading or writing local data failed (the I/O error is part of
+    /// the message, as above).
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl ClientError {
     /// Wraps an I/O error with what was being done.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         ClientError::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 

@@ -669,6 +669,58 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
     assert_eq!(server.latest_change().await, before, "the folders agreed");
 }
 
+#[tokio::test]
+async fn a_file_named_like_a_folder_moves_aside_and_files_and_folders_swap_places() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (a.path(), b.path());
+    let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
+    write(a, "turn", b"a file at first");
+    write(a, "back/inner.txt", b"inside a folder at first");
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+
+    // In A the file `turn` becomes a folder; in B the folder `back/`
+    // becomes a file. And, never synced, a file `clash` in A where B
+    // makes a folder `clash/`.
+    std::fs::remove_file(a.join("turn")).unwrap();
+    write(a, "turn/inside.txt", b"now a folder");
+    write(a, "clash", b"A's file");
+    std::fs::remove_dir_all(b.join("back")).unwrap();
+    write(b, "back", b"now a file");
+    write(b, "clash/in.txt", b"B's folder");
+    ok(sync(&ca, a, &[]).await);
+    let run = sync(&cb, b, &[]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("clash is clash (folder conflict) now: a folder has its name"),
+        "{}",
+        run.stderr
+    );
+    ok(sync(&ca, a, &[]).await);
+
+    // Each swap went through; the file that met a folder moved aside,
+    // and nothing was lost.
+    let remote = remote_tree(&server, &ca).await;
+    let expected: BTreeMap<String, Vec<u8>> = [
+        ("back", &b"now a file"[..]),
+        ("clash (folder conflict)", b"A's file"),
+        ("clash/in.txt", b"B's folder"),
+        ("turn/inside.txt", b"now a folder"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_vec()))
+    .collect();
+    assert_eq!(remote, expected);
+    assert_eq!(tree(a), expected);
+    assert_eq!(tree(b), expected);
+    let before = server.latest_change().await;
+    ok(sync(&ca, a, &[]).await);
+    ok(sync(&cb, b, &[]).await);
+    assert_eq!(server.latest_change().await, before, "the folders agreed");
+}
+
 /// Waits (up to a minute, a liveness bound only) until `path` holds
 /// `data`.
 async fn arrives(path: &Path, data: &[u8], log: &Path) {
@@ -822,17 +874,18 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
     let outside = tempfile::tempdir().unwrap();
     let (ca, cb) = (Cli::for_server(&server), Cli::for_server(&server));
 
-    // On the server, a folder named as a file A has: neither can become
-    // the other, on either side.
-    let f = outside.path().join("inner.txt");
-    std::fs::write(&f, b"inside the folder").unwrap();
-    let put = ca
-        .run(&["put", f.to_str().unwrap(), "synced/clash/inner.txt"])
-        .await;
-    assert!(put.ok, "{}", put.stderr);
-    write(a, "clash", b"a file named like the server's folder");
+    // A path this disk takes but the server cannot: within the server's
+    // 1,024 bytes here, past them under the remote folder's name.
+    let long: String = ["long".to_string()]
+        .into_iter()
+        .chain(['a', 'b', 'c', 'd'].map(|c| c.to_string().repeat(250)))
+        .chain(["too-long.txt".to_string()])
+        .collect::<Vec<_>>()
+        .join("/");
+    assert_eq!(long.len(), 1021);
+    write(a, &long, b"a path too long for the server");
     write(a, "fine/other.txt", b"other");
-    // More files than steps run at once: none waits on the clash.
+    // More files than steps run at once: none waits on the long path.
     for i in 0..40 {
         write(
             a,
@@ -848,8 +901,8 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
     std::os::unix::fs::symlink(outside.path(), a.join("link")).unwrap();
 
     let run = sync(&ca, a, &[]).await;
-    assert!(!run.ok, "the clash cannot be synced, and says so");
-    assert!(run.stderr.contains("clash"), "{}", run.stderr);
+    assert!(!run.ok, "the long path cannot be synced, and says so");
+    assert!(run.stderr.contains("too-long.txt"), "{}", run.stderr);
     assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
     let names = remote_names(&server).await;
     assert!(
@@ -860,10 +913,7 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
         names.contains(&"synced/caf\u{e9}.txt".to_string()),
         "{names:?}"
     );
-    assert!(
-        names.contains(&"synced/clash/inner.txt".to_string()),
-        "{names:?}"
-    );
+    assert!(!names.iter().any(|n| n.contains("too-long")), "{names:?}");
     let later = names
         .iter()
         .filter(|n| n.starts_with("synced/later/"))
@@ -876,8 +926,8 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
         "{names:?}"
     );
     assert_eq!(
-        std::fs::read(a.join("clash")).unwrap(),
-        b"a file named like the server's folder"
+        std::fs::read(a.join(&long)).unwrap(),
+        b"a path too long for the server"
     );
     assert_eq!(
         std::fs::read(outside.path().join("secret.txt")).unwrap(),

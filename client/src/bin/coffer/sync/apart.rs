@@ -16,6 +16,13 @@
 //! Folders are names too: the files under each losing spelling of a
 //! folder move to `FOLDER (case conflict)/`.
 //!
+//! A file and a folder cannot share a name either (on any disk, nor on
+//! the server). When one side has a file where the other has a folder,
+//! the folder keeps the name (it may hold many files) and the file moves
+//! to `NAME (folder conflict).EXT`, on each side that has it. A file
+//! whose deletion the pass is about to sync is left to that, and a
+//! folder holding only such files does not count.
+//!
 //! This is a pure function of the names; the pass carries it out.
 
 use coffer_proto::paths::normalize;
@@ -35,43 +42,144 @@ pub struct OnDisk {
     pub exact: bool,
 }
 
+/// Why a name had to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Another name differs from it only in case or accents.
+    Case,
+    /// A folder has the name.
+    Folder,
+}
+
+impl Why {
+    /// The words in the new name: `NAME (case conflict).EXT`.
+    fn tag(self) -> &'static str {
+        match self {
+            Why::Case => "case conflict",
+            Why::Folder => "folder conflict",
+        }
+    }
+
+    /// Why, for the user.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Why::Case => "its name differs from another only in case or accents",
+            Why::Folder => "a folder has its name",
+        }
+    }
+}
+
 /// A rename that keeps two colliding names apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rename {
     /// The `index`-th file of the local list gets the name `to`.
-    Local { index: usize, to: String },
+    Local { index: usize, to: String, why: Why },
     /// The server's `from` (at `version`) moves to `to`.
     Remote {
         from: String,
         version: u64,
         to: String,
+        why: Why,
     },
 }
 
-/// The renames that leave no two names equal under [`fold`].
-/// `local` lists every file found on disk (two entries may share a name:
-/// a composed and a decomposed spelling); `remote` maps the server's
-/// names to their versions; `base` holds the names last agreed on.
+/// The renames that leave no two names equal under [`fold`], and no
+/// file named like a folder. `local` lists every file found on disk (two
+/// entries may share a name: a composed and a decomposed spelling);
+/// `remote` maps the server's names to their versions; `base` holds the
+/// names last agreed on; `going` the names whose deletion this pass will
+/// carry to the other side.
 ///
 /// Folders come first: two spellings of one folder (`Docs/`, `docs/`)
 /// would be one folder on a case-insensitive disk, so the files under
 /// each spelling but one move to `NAME (case conflict)/`. Only the
 /// shallowest such folders are handled at once (their renames change the
-/// paths of anything deeper); the next pass sees the rest, then files.
+/// paths of anything deeper); the next pass sees the rest, then files
+/// named like folders, then files.
 pub fn keep_apart(
     local: &[OnDisk],
     remote: &BTreeMap<String, u64>,
     base: &BTreeSet<String>,
+    going: &BTreeSet<String>,
 ) -> Vec<Rename> {
     let folders = folders_apart(local, remote, base);
     if !folders.is_empty() {
         return folders;
     }
+    let files = files_off_folders(local, remote, going);
+    if !files.is_empty() {
+        return files;
+    }
     files_apart(local, remote, base)
 }
 
+/// Files named (under [`fold`]) like a folder of either side move to
+/// `NAME (folder conflict).EXT`, to the same new name on each side that
+/// has them. Names in `going` neither move nor make folders.
+fn files_off_folders(
+    local: &[OnDisk],
+    remote: &BTreeMap<String, u64>,
+    going: &BTreeSet<String>,
+) -> Vec<Rename> {
+    let names = || {
+        local
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(remote.keys().map(|n| n.as_str()))
+    };
+    let mut folders = BTreeSet::new();
+    let mut taken = BTreeSet::new();
+    for name in names() {
+        taken.insert(fold(name));
+        for folder in folders_of(name) {
+            taken.insert(fold(folder));
+            if !going.contains(name) {
+                folders.insert(fold(folder));
+            }
+        }
+    }
+    let clashes = |name: &str| !going.contains(name) && folders.contains(&fold(name));
+    let mut moved: BTreeMap<&str, String> = BTreeMap::new();
+    let mut new_name = |name| {
+        moved
+            .entry(name)
+            .or_insert_with(|| fresh(name, Why::Folder, &mut taken))
+            .clone()
+    };
+    let mut out = Vec::new();
+    for (from, &version) in remote.iter().filter(|(n, _)| clashes(n)) {
+        out.push(Rename::Remote {
+            from: from.clone(),
+            version,
+            to: new_name(from),
+            why: Why::Folder,
+        });
+    }
+    for (index, f) in local.iter().enumerate().filter(|(_, f)| clashes(&f.name)) {
+        out.push(Rename::Local {
+            index,
+            to: new_name(&f.name),
+            why: Why::Folder,
+        });
+    }
+    out
+}
+
+/// The first of `name`'s conflict names (see [`conflict_name`]) whose
+/// folded form is not in `taken`, which then holds it.
+fn fresh(name: &str, why: Why, taken: &mut BTreeSet<String>) -> String {
+    let mut n = 1;
+    loop {
+        let to = conflict_name(name, n, why);
+        if taken.insert(fold(&to)) {
+            return to;
+        }
+        n += 1;
+    }
+}
+
 /// Every folder of `name`, shallowest first: `a`, `a/b` for `a/b/c`.
-fn folders_of(name: &str) -> impl Iterator<Item = &str> {
+pub fn folders_of(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('/').map(move |(i, _)| &name[..i])
 }
 
@@ -137,6 +245,7 @@ fn folders_apart(
             for (from, &version) in remote {
                 if let Some(rest) = under(from, folder) {
                     out.push(Rename::Remote {
+                        why: Why::Case,
                         from: from.clone(),
                         version,
                         to: format!("{to}/{rest}"),
@@ -146,6 +255,7 @@ fn folders_apart(
             for (index, f) in local.iter().enumerate() {
                 if let Some(rest) = under(&f.name, folder) {
                     out.push(Rename::Local {
+                        why: Why::Case,
                         index,
                         to: format!("{to}/{rest}"),
                     });
@@ -206,20 +316,12 @@ fn files_apart(
             .copied()
             .filter(|&i| local[i].name == keeper)
             .min_by_key(|&i| (!local[i].exact, i));
-        let mut fresh = |name: &str| {
-            let mut n = 1;
-            loop {
-                let to = conflict_name(name, n);
-                if taken.insert(fold(&to)) {
-                    return to;
-                }
-                n += 1;
-            }
-        };
+        let mut fresh = |name: &str| fresh(name, Why::Case, &mut taken);
         for name in g.names.iter().filter(|n| **n != keeper) {
             let to = fresh(name);
             if let Some(&version) = remote.get(*name) {
                 out.push(Rename::Remote {
+                    why: Why::Case,
                     from: name.to_string(),
                     version,
                     to: to.clone(),
@@ -235,7 +337,11 @@ fn files_apart(
                 } else {
                     to.clone()
                 };
-                out.push(Rename::Local { index: i, to });
+                out.push(Rename::Local {
+                    index: i,
+                    to,
+                    why: Why::Case,
+                });
             }
         }
         for &i in g
@@ -244,6 +350,7 @@ fn files_apart(
             .filter(|&&i| local[i].name == keeper && Some(i) != kept_local)
         {
             out.push(Rename::Local {
+                why: Why::Case,
                 index: i,
                 to: fresh(keeper),
             });
@@ -252,8 +359,9 @@ fn files_apart(
     out
 }
 
-/// `dir/NAME (case conflict N).EXT`: the `n`-th candidate name for `path`.
-pub fn conflict_name(path: &str, n: usize) -> String {
+/// `dir/NAME (case conflict N).EXT` (or `folder conflict`): the `n`-th
+/// candidate name for `path`.
+pub fn conflict_name(path: &str, n: usize, why: Why) -> String {
     let (dir, file) = match path.rfind('/') {
         Some(i) => (&path[..=i], &path[i + 1..]),
         None => ("", path),
@@ -263,9 +371,9 @@ pub fn conflict_name(path: &str, n: usize) -> String {
         _ => (file, ""),
     };
     let tag = if n == 1 {
-        "case conflict".to_string()
+        why.tag().to_string()
     } else {
-        format!("case conflict {n}")
+        format!("{} {n}", why.tag())
     };
     format!("{dir}{stem} ({tag}){ext}")
 }
@@ -273,6 +381,15 @@ pub fn conflict_name(path: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With no deletions pending.
+    fn apart(
+        local: &[OnDisk],
+        remote: &BTreeMap<String, u64>,
+        base: &BTreeSet<String>,
+    ) -> Vec<Rename> {
+        keep_apart(local, remote, base, &BTreeSet::new())
+    }
 
     fn disk(names: &[(&str, bool)]) -> Vec<OnDisk> {
         names
@@ -288,7 +405,7 @@ mod tests {
     fn names_apart_under_folding_need_nothing() {
         let local = disk(&[("a.txt", true), ("b/a.txt", true)]);
         let remote = BTreeMap::from([("a.txt".to_string(), 1), ("c.txt".to_string(), 2)]);
-        assert!(keep_apart(&local, &remote, &BTreeSet::new()).is_empty());
+        assert!(apart(&local, &remote, &BTreeSet::new()).is_empty());
     }
 
     #[test]
@@ -296,8 +413,9 @@ mod tests {
         let local = disk(&[("Report.txt", true)]);
         let remote = BTreeMap::from([("report.txt".to_string(), 4)]);
         assert_eq!(
-            keep_apart(&local, &remote, &BTreeSet::new()),
+            apart(&local, &remote, &BTreeSet::new()),
             vec![Rename::Local {
+                why: Why::Case,
                 index: 0,
                 to: "Report (case conflict).txt".into()
             }]
@@ -313,16 +431,18 @@ mod tests {
             ("docs/A.MD".to_string(), 7),
         ]);
         let base = BTreeSet::from(["docs/a.md".to_string()]);
-        let r = keep_apart(&local, &remote, &base);
+        let r = apart(&local, &remote, &base);
         assert_eq!(
             r,
             vec![
                 Rename::Remote {
+                    why: Why::Case,
                     from: "docs/A.MD".into(),
                     version: 7,
                     to: "docs/A (case conflict).MD".into()
                 },
                 Rename::Remote {
+                    why: Why::Case,
                     from: "docs/A.md".into(),
                     version: 2,
                     to: "docs/A (case conflict 2).md".into()
@@ -336,16 +456,18 @@ mod tests {
         let local = disk(&[("x.txt", true), ("X.txt", true)]);
         let remote = BTreeMap::from([("x.txt".to_string(), 1), ("X.txt".to_string(), 3)]);
         let base = BTreeSet::from(["x.txt".to_string(), "X.txt".to_string()]);
-        let r = keep_apart(&local, &remote, &base);
+        let r = apart(&local, &remote, &base);
         assert_eq!(
             r,
             vec![
                 Rename::Remote {
+                    why: Why::Case,
                     from: "x.txt".into(),
                     version: 1,
                     to: "x (case conflict).txt".into()
                 },
                 Rename::Local {
+                    why: Why::Case,
                     index: 0,
                     to: "x (case conflict).txt".into()
                 },
@@ -358,10 +480,11 @@ mod tests {
         // Both spellings on a disk that keeps them apart: the exact one
         // keeps the name.
         let local = disk(&[("caf\u{e9}.txt", false), ("caf\u{e9}.txt", true)]);
-        let r = keep_apart(&local, &BTreeMap::new(), &BTreeSet::new());
+        let r = apart(&local, &BTreeMap::new(), &BTreeSet::new());
         assert_eq!(
             r,
             vec![Rename::Local {
+                why: Why::Case,
                 index: 0,
                 to: "caf\u{e9} (case conflict).txt".into()
             }]
@@ -383,8 +506,9 @@ mod tests {
         ]);
         let base = BTreeSet::from(["Docs/a.txt".to_string()]);
         assert_eq!(
-            keep_apart(&local, &remote, &base),
+            apart(&local, &remote, &base),
             vec![Rename::Local {
+                why: Why::Case,
                 index: 0,
                 to: "docs (case conflict)/b.txt".into()
             }],
@@ -398,14 +522,16 @@ mod tests {
             ("a/y.txt".to_string(), 4),
         ]);
         assert_eq!(
-            keep_apart(&[], &remote, &BTreeSet::from(["A/x/1.txt".to_string()])),
+            apart(&[], &remote, &BTreeSet::from(["A/x/1.txt".to_string()])),
             vec![
                 Rename::Remote {
+                    why: Why::Case,
                     from: "a/X/2.txt".into(),
                     version: 2,
                     to: "a (case conflict)/X/2.txt".into()
                 },
                 Rename::Remote {
+                    why: Why::Case,
                     from: "a/y.txt".into(),
                     version: 4,
                     to: "a (case conflict)/y.txt".into()
@@ -421,14 +547,62 @@ mod tests {
             ("A.txt", true),
             ("a (case conflict).txt", true),
         ]);
-        let r = keep_apart(&local, &BTreeMap::new(), &BTreeSet::new());
+        let r = apart(&local, &BTreeMap::new(), &BTreeSet::new());
         assert_eq!(
             r,
             vec![Rename::Local {
+                why: Why::Case,
                 index: 0,
                 to: "a (case conflict 2).txt".into()
             }]
         );
         assert_eq!(fold("Caf\u{65}\u{301}.TXT"), "caf\u{e9}.txt");
+    }
+
+    #[test]
+    fn a_file_named_like_a_folder_moves_aside_on_each_side_that_has_it() {
+        // Here a file `notes`, on the server `notes/a.md`; a file `Plan.txt`
+        // on both sides and `plan.TXT/b.md` here.
+        let local = disk(&[("notes", true), ("Plan.txt", true), ("plan.TXT/b.md", true)]);
+        let remote = BTreeMap::from([("notes/a.md".to_string(), 1), ("Plan.txt".to_string(), 6)]);
+        let base = BTreeSet::from(["Plan.txt".to_string()]);
+        assert_eq!(
+            apart(&local, &remote, &base),
+            vec![
+                Rename::Remote {
+                    from: "Plan.txt".into(),
+                    version: 6,
+                    to: "Plan (folder conflict).txt".into(),
+                    why: Why::Folder,
+                },
+                Rename::Local {
+                    index: 0,
+                    to: "notes (folder conflict)".into(),
+                    why: Why::Folder,
+                },
+                Rename::Local {
+                    index: 1,
+                    to: "Plan (folder conflict).txt".into(),
+                    why: Why::Folder,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pending_deletion_neither_moves_nor_makes_a_folder() {
+        // `x` was deleted here and `x/y` made: the server's `x` is about to
+        // be deleted, not moved. And `d/old`, deleted on the server, leaves
+        // its new file `d` nothing to clash with.
+        let local = disk(&[("x/y", true), ("d/old", true)]);
+        let remote = BTreeMap::from([("x".to_string(), 3), ("d".to_string(), 1)]);
+        let base = BTreeSet::from(["x".to_string(), "d/old".to_string()]);
+        let going = BTreeSet::from(["x".to_string(), "d/old".to_string()]);
+        assert!(keep_apart(&local, &remote, &base, &going).is_empty());
+        // Without the deletions pending both would move.
+        assert_eq!(
+            keep_apart(&local, &remote, &base, &BTreeSet::new()).len(),
+            2
+        );
     }
 }

@@ -29,7 +29,7 @@ use ignore::Ignore;
 use indicatif::ProgressBar;
 use scan::{covered, stat, Found, Scan};
 use state::{Store, Synced};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
@@ -373,7 +373,29 @@ impl Sync<'_> {
             })
             .collect();
         let versions = remote.iter().map(|(k, r)| (k.clone(), r.version)).collect();
-        let renames = apart::keep_apart(&on_disk, &versions, &base.keys().cloned().collect());
+        // Deletions this pass carries over: an agreed file gone from one
+        // side and unchanged on the other. A file named like a folder is
+        // left to them rather than moved aside.
+        let going: BTreeSet<String> = {
+            let state = self.state.lock().unwrap();
+            let here: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            let gone_there = entries.iter().filter(|e| {
+                !remote.contains_key(&e.name)
+                    && state.get(&e.name).is_some_and(|s| {
+                        s.size == e.found.size && s.mtime == e.found.mtime && s.mtime != 0
+                    })
+            });
+            let gone_here = remote.iter().filter(|(name, r)| {
+                !here.contains(name.as_str())
+                    && base.get(*name).is_some_and(|b| b.version == r.version)
+            });
+            gone_there
+                .map(|e| e.name.clone())
+                .chain(gone_here.map(|(name, _)| name.clone()))
+                .collect()
+        };
+        let renames =
+            apart::keep_apart(&on_disk, &versions, &base.keys().cloned().collect(), &going);
         if !renames.is_empty() {
             return Ok(Prepared::Apart(
                 renames

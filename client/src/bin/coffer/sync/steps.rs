@@ -7,12 +7,13 @@ use super::state::Synced;
 use super::{apart, Snapshot, Sync, PARALLEL_STEPS, SAVE_EVERY};
 use crate::resume::ResumeRecord;
 use anyhow::{bail, Context};
-use apart::Rename;
+use apart::{folders_of, Rename};
 use coffer_client::native::files::{download_file_if, plan_file, FileSource};
 use coffer_client::plan::Action;
 use coffer_client::Observer;
 use futures::StreamExt;
 use indicatif::ProgressBar;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +26,12 @@ impl Sync<'_> {
         self.state.lock().unwrap().clear_cursor()?;
         for (r, what, disk) in renames {
             match r {
-                Rename::Remote { from, version, to } => {
+                Rename::Remote {
+                    from,
+                    version,
+                    to,
+                    why,
+                } => {
                     match self
                         .ctx
                         .coffer
@@ -42,11 +48,9 @@ impl Sync<'_> {
                             return Err(e).context(format!("moving {from} on the server"));
                         }
                     }
-                    self.say(format!(
-                        "{from} is {to} now: its name differs from another only in case or accents"
-                    ));
+                    self.say(format!("{from} is {to} now: {}", why.reason()));
                 }
-                Rename::Local { mut to, .. } => {
+                Rename::Local { mut to, why, .. } => {
                     let from = disk.expect("a local rename has its file");
                     if absent(&from) {
                         continue; // gone since the scan
@@ -60,7 +64,7 @@ impl Sync<'_> {
                         let mut n = 1;
                         while !absent(&dest) {
                             n += 1;
-                            to = apart::conflict_name(&what, n);
+                            to = apart::conflict_name(&what, n, why);
                             dest = from.with_file_name(file_name(&to));
                         }
                     } else {
@@ -83,10 +87,7 @@ impl Sync<'_> {
                         }
                     }
                     self.prune_dirs(&from);
-                    self.say(format!(
-                        "{} is {to} now: its name differs from another only in case or accents",
-                        from.display()
-                    ));
+                    self.say(format!("{} is {to} now: {}", from.display(), why.reason()));
                 }
             }
             self.done.lock().unwrap().renamed += 1;
@@ -94,10 +95,9 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Runs the steps, [`PARALLEL_STEPS`] at a time; local deletes last,
-    /// so removing a folder a delete emptied never races a download into
-    /// it. The state is saved as steps finish; on an error, what finished
-    /// is saved and the rest waits for the next pass.
+    /// Runs the steps, [`PARALLEL_STEPS`] at a time, in three phases (see
+    /// [`phases`]). The state is saved as steps finish; on an error, what
+    /// finished is saved and the rest waits for the next pass.
     pub(super) async fn execute(
         &self,
         actions: Vec<Action>,
@@ -105,16 +105,13 @@ impl Sync<'_> {
     ) -> anyhow::Result<()> {
         // The sides are about to change: the next pass lists again.
         self.state.lock().unwrap().clear_cursor()?;
-        let (last, first): (Vec<&Action>, Vec<&Action>) = actions
-            .iter()
-            .partition(|a| matches!(a, Action::DeleteLocal { .. }));
         let bar = self.pass_bar(&actions, snap);
         let mut finished = 0;
         // A step that fails is reported and the others go on: one file
         // (unreadable, or a file where the other side has a folder) must
         // not hold up the rest.
         let mut failed = Vec::new();
-        for phase in [first, last] {
+        for phase in phases(&actions) {
             let mut steps = futures::stream::iter(
                 phase
                     .into_iter()
@@ -459,6 +456,38 @@ impl Observer for KeepSession<'_> {
     }
 }
 
+/// The steps in the order they may run: first everything but local
+/// deletes; then local deletes, so removing a folder a delete emptied
+/// never races a download into it; last the writes to a name a delete
+/// frees, where a file gives way to a folder or a folder to a file (`x`
+/// deleted and `x/y` written, or the other way round), which would fail
+/// while the old name is still there.
+fn phases(actions: &[Action]) -> [Vec<&Action>; 3] {
+    let deleted: BTreeSet<&str> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::DeleteLocal { .. } | Action::DeleteRemote { .. }))
+        .map(Action::path)
+        .collect();
+    let deleted_folders: BTreeSet<&str> = deleted.iter().flat_map(|d| folders_of(d)).collect();
+    let waits = |a: &Action| {
+        let p = a.path();
+        matches!(
+            a,
+            Action::Upload { .. } | Action::Download { .. } | Action::Conflict { .. }
+        ) && (deleted_folders.contains(p) || folders_of(p).any(|f| deleted.contains(f)))
+    };
+    let mut out: [Vec<&Action>; 3] = Default::default();
+    for a in actions {
+        let phase = match a {
+            Action::DeleteLocal { .. } => 1,
+            a if waits(a) => 2,
+            _ => 0,
+        };
+        out[phase].push(a);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,5 +509,38 @@ mod tests {
         rename_no_clobber(&a, &c).unwrap();
         assert!(absent(&a));
         assert_eq!(std::fs::read(&c).unwrap(), b"a");
+    }
+
+    #[test]
+    fn writes_to_a_name_a_delete_frees_wait_for_the_deletes() {
+        let up = |p: &str| Action::Upload {
+            path: p.into(),
+            base: 0,
+        };
+        let down = |p: &str| Action::Download {
+            path: p.into(),
+            version: 1,
+            hash: "h".into(),
+            replaces: None,
+        };
+        let actions = vec![
+            up("x/y"),
+            Action::DeleteRemote {
+                path: "x".into(),
+                base: 2,
+            },
+            down("d"),
+            Action::DeleteLocal {
+                path: "d/e/old".into(),
+                hash: "h".into(),
+            },
+            up("other"),
+            down("x.txt"),
+        ];
+        let [first, deletes, last] = phases(&actions);
+        let paths = |v: Vec<&Action>| v.iter().map(|a| a.path().to_string()).collect::<Vec<_>>();
+        assert_eq!(paths(first), ["x", "other", "x.txt"]);
+        assert_eq!(paths(deletes), ["d/e/old"]);
+        assert_eq!(paths(last), ["x/y", "d"]);
     }
 }
