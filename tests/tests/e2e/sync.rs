@@ -323,8 +323,22 @@ async fn a_sync_killed_at_random_points_finishes_on_restart_with_nothing_lost() 
 /// random creates, edits, deletes, moves (conflicting ones included) with
 /// sync passes in between, then sync until quiet. Returns what failed.
 /// A model run's counts: files in the final tree, contents checked,
-/// conflict copies and names moved apart for case.
-type ModelRun = (usize, usize, usize, usize);
+/// conflict copies, names moved apart for case and files moved off a
+/// folder's name.
+type ModelRun = (usize, usize, usize, usize, usize);
+
+/// Whether a file can be written at `rel` under `root`: no folder there
+/// and no file where it needs a folder.
+fn fits(root: &Path, rel: &str) -> bool {
+    let mut at = root.to_path_buf();
+    for part in rel.split('/') {
+        if at.is_file() {
+            return false;
+        }
+        at.push(part);
+    }
+    !at.is_dir()
+}
 
 async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -368,13 +382,17 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
     // Contents a sync pass saw: each must outlive the run, as a file or a
     // retained version.
     let mut observed: Vec<Vec<u8>> = Vec::new();
-    // Folders "dN" and files "fN.txt" never share a name. A file is
-    // sometimes "FN.txt" and a folder "DN", which a case-insensitive disk
-    // would take for "fN.txt" and "dN": sync keeps them apart.
+    // Folders are "dN" and files "fN.txt". A file is sometimes "FN.txt"
+    // and a folder "DN", which a case-insensitive disk would take for
+    // "fN.txt" and "dN", and a file is sometimes "dN", a folder's name:
+    // sync keeps them apart.
     let random_path = |next: &mut dyn FnMut(u64) -> u64| {
-        let file = |next: &mut dyn FnMut(u64) -> u64| {
-            let f = if next(4) == 0 { "F" } else { "f" };
-            format!("{f}{}.txt", next(5))
+        let file = |next: &mut dyn FnMut(u64) -> u64| match next(8) {
+            0 => format!("d{}", next(3)),
+            n => {
+                let f = if n == 1 { "F" } else { "f" };
+                format!("{f}{}.txt", next(5))
+            }
         };
         let dir = |next: &mut dyn FnMut(u64) -> u64, n: u64| {
             let d = if next(6) == 0 { "D" } else { "d" };
@@ -392,7 +410,12 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
         let files: Vec<String> = tree(dir).into_keys().collect();
         let content = format!("seed {seed} step {step} replica {r}").into_bytes();
         match next(10) {
-            0..=2 => write(dir, &random_path(&mut next), &content),
+            0..=2 => {
+                let to = random_path(&mut next);
+                if fits(dir, &to) {
+                    write(dir, &to, &content)
+                }
+            }
             3..=4 if !files.is_empty() => {
                 write(dir, &files[next(files.len() as u64) as usize], &content)
             }
@@ -402,7 +425,7 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
             6 if !files.is_empty() => {
                 let from = &files[next(files.len() as u64) as usize];
                 let to = random_path(&mut next);
-                if !dir.join(&to).exists() {
+                if fits(dir, &to) && !dir.join(&to).exists() {
                     std::fs::create_dir_all(dir.join(&to).parent().unwrap()).unwrap();
                     std::fs::rename(dir.join(from), dir.join(&to)).unwrap();
                 }
@@ -489,7 +512,11 @@ async fn model_run(server: &Server, seed: u64) -> Result<ModelRun, String> {
         .keys()
         .filter(|k| k.contains("(case conflict"))
         .count();
-    Ok((first.len(), seen, conflicts, apart))
+    let off_folders = first
+        .keys()
+        .filter(|k| k.contains("(folder conflict"))
+        .count();
+    Ok((first.len(), seen, conflicts, apart, off_folders))
 }
 
 #[tokio::test]
@@ -521,25 +548,27 @@ async fn randomized_replicas_converge_and_lose_no_content() {
         .buffer_unordered(4)
         .collect()
         .await;
-    let (files, contents, conflicts, apart) = runs
+    let (files, contents, conflicts, apart, off_folders) = runs
         .iter()
         .flatten()
-        .fold((0, 0, 0, 0), |(f, c, k, a), (rf, rc, rk, ra)| {
-            (f + rf, c + rc, k + rk, a + ra)
+        .fold((0, 0, 0, 0, 0), |(f, c, k, a, o), (rf, rc, rk, ra, ro)| {
+            (f + rf, c + rc, k + rk, a + ra, o + ro)
         });
     let failures: Vec<String> = runs.into_iter().filter_map(|r| r.err()).collect();
     println!(
         "{} seeds, {} failed; {files} files in the final trees ({conflicts} conflict copies, \
-         {apart} names moved apart for case), {contents} contents checked",
+         {apart} names moved apart for case, {off_folders} files moved off a folder's name), \
+         {contents} contents checked",
         seeds.len(),
         failures.len()
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(files > 0, "the model made no files");
     if seeds.len() >= 100 {
         assert!(conflicts > 0, "no seed made a conflicting edit");
         assert!(apart > 0, "no seed made names that differ only in case");
+        assert!(off_folders > 0, "no seed made a file named like a folder");
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Every file under `synced/` on the server, with its content.

@@ -350,6 +350,10 @@ impl Sync<'_> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        // Folders holding no file are not synced, so the other side could
+        // not see one here: it gives way. One holding anything stays, and
+        // the download fails.
+        remove_empty_folders(&abs);
         let meta = download_file_if(
             &self.ctx.coffer,
             &self.name(rel),
@@ -386,6 +390,31 @@ impl Sync<'_> {
             }
             dir = d.parent();
         }
+    }
+}
+
+/// Removes `path` if it is a folder holding nothing but empty folders
+/// (never a file, a link or anything else in them).
+fn remove_empty_folders(path: &Path) {
+    fn is_dir(p: &Path) -> bool {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+    }
+    fn only_folders(p: &Path) -> bool {
+        is_dir(p)
+            && std::fs::read_dir(p)
+                .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| only_folders(&e.path()))))
+    }
+    fn remove(p: &Path) {
+        if let Ok(entries) = std::fs::read_dir(p) {
+            for e in entries.flatten() {
+                remove(&e.path());
+            }
+        }
+        // Fails, as it should, if anything came in meanwhile.
+        let _ = std::fs::remove_dir(p);
+    }
+    if only_folders(path) {
+        remove(path);
     }
 }
 
@@ -542,5 +571,31 @@ mod tests {
         assert_eq!(paths(first), ["x", "other", "x.txt"]);
         assert_eq!(paths(deletes), ["d/e/old"]);
         assert_eq!(paths(last), ["x/y", "d"]);
+    }
+
+    #[test]
+    fn only_folders_of_empty_folders_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(empty.join("a/b")).unwrap();
+        std::fs::create_dir_all(empty.join("c")).unwrap();
+        remove_empty_folders(&empty);
+        assert!(absent(&empty));
+
+        let full = dir.path().join("full");
+        std::fs::create_dir_all(full.join("a/b")).unwrap();
+        std::fs::create_dir_all(full.join("c")).unwrap();
+        std::fs::write(full.join("a/b/kept.txt"), b"kept").unwrap();
+        remove_empty_folders(&full);
+        assert_eq!(std::fs::read(full.join("a/b/kept.txt")).unwrap(), b"kept");
+        assert!(
+            full.join("c").is_dir(),
+            "a folder that stays is left as it was"
+        );
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"f").unwrap();
+        remove_empty_folders(&file);
+        assert_eq!(std::fs::read(&file).unwrap(), b"f");
     }
 }
