@@ -47,6 +47,32 @@ fn opts(nodes: &[GarageNode]) -> ServerOpts {
         .with("COFFER_SCRUB_RATE_MIB", "0")
 }
 
+/// Runs repair passes (bounded, 500 ms apart: a pass that meets a slow
+/// or briefly unreachable node leaves work for the next) until `left`,
+/// given each node's chunk listing, counts nothing left to do; returns
+/// how long it took.
+async fn repair_until(
+    server: &Server,
+    nodes: &[GarageNode],
+    what: &str,
+    left: impl Fn(&[BTreeSet<String>]) -> usize,
+) -> Duration {
+    let start = Instant::now();
+    let mut last = String::new();
+    for _ in 0..20 {
+        let report = server.run_worker("repair").await;
+        let listings = futures::future::join_all(nodes.iter().map(listing)).await;
+        let n = left(&listings);
+        if n == 0 {
+            return start.elapsed();
+        }
+        eprintln!("repair pass: {report}; {n} not yet {what}");
+        last = report;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("repair never got every chunk {what}; last pass: {last}");
+}
+
 /// Runs repair until every key is on every node (bounded), and returns how
 /// long it took.
 async fn repair_until_complete(
@@ -54,22 +80,10 @@ async fn repair_until_complete(
     nodes: &[GarageNode],
     keys: &BTreeSet<String>,
 ) -> Duration {
-    let start = Instant::now();
-    let mut last = String::new();
-    for _ in 0..20 {
-        let report = server.run_worker("repair").await;
-        let mut complete = true;
-        for n in nodes {
-            complete &= keys.is_subset(&listing(n).await);
-        }
-        if complete {
-            return start.elapsed();
-        }
-        eprintln!("repair pass: {report}");
-        last = report;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("repair did not restore every replica; last pass: {last}");
+    repair_until(server, nodes, "on every node", |listings| {
+        listings.iter().filter(|l| !keys.is_subset(l)).count()
+    })
+    .await
 }
 
 /// Uploads `count` files named `{prefix}/{i}.bin` holding `content(i)`,
@@ -420,30 +434,15 @@ async fn adding_a_fourth_node_rebalances_and_removing_one_rebuilds() {
     server.restart_with(opts(&nodes)).await.unwrap();
     let node_ids: Vec<String> = nodes.iter().map(|n| n.endpoint()).collect();
     let refs: Vec<&str> = node_ids.iter().map(String::as_str).collect();
-    // Bounded like `repair_until_complete`: a pass that meets a slow or
-    // briefly unreachable node leaves work for the next one.
-    let mut misplaced = ids.len();
-    let mut report = String::new();
-    for _ in 0..20 {
-        report = server.run_worker("repair").await;
-        let listings = futures::future::join_all(nodes.iter().map(listing)).await;
-        misplaced = ids
-            .iter()
+    repair_until(&server, &nodes, "on exactly its 3 home nodes", |listings| {
+        ids.iter()
             .filter(|id| {
                 let home: BTreeSet<usize> = rank(id, &refs)[..3].iter().copied().collect();
                 (0..4).any(|n| listings[n].contains(&key(id)) != home.contains(&n))
             })
-            .count();
-        if misplaced == 0 {
-            break;
-        }
-        eprintln!("repair pass: {report}; {misplaced} chunks not yet on exactly their home nodes");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(
-        misplaced, 0,
-        "chunks are not on exactly their 3 home nodes; last pass: {report}"
-    );
+            .count()
+    })
+    .await;
     let moved = {
         let listing4 = listing(&nodes[3]).await;
         ids.iter().filter(|id| listing4.contains(&key(id))).count()

@@ -46,6 +46,20 @@ fn ok(r: Run) {
     assert!(r.ok, "coffer sync failed: {}", r.stderr);
 }
 
+/// A pass on each folder in turn, each of which must change nothing on
+/// the server: the folders agree with it.
+async fn passes_change_nothing(server: &Server, sides: &[(&Cli, &Path)]) {
+    let before = server.latest_change().await;
+    for (cli, dir) in sides {
+        ok(sync(cli, dir, &[]).await);
+    }
+    assert_eq!(
+        server.latest_change().await,
+        before,
+        "a no-change pass changed something"
+    );
+}
+
 async fn remote_names(server: &Server) -> Vec<String> {
     let mut c = server.client().await;
     c.list_files(ListFilesRequest {
@@ -128,14 +142,7 @@ async fn two_folders_converge_and_keep_both_sides_of_a_conflict() {
     assert!(conflicts[0].ends_with(").md"));
 
     // An unchanged pass on either side makes no version.
-    let before = server.latest_change().await;
-    ok(sync(&ca, a, &[]).await);
-    ok(sync(&cb, b, &[]).await);
-    assert_eq!(
-        server.latest_change().await,
-        before,
-        "a no-change pass changed something"
-    );
+    passes_change_nothing(&server, &[(&ca, a), (&cb, b)]).await;
     let status = cb
         .run(&["sync", b.to_str().unwrap(), "synced", "--status"])
         .await;
@@ -692,10 +699,7 @@ async fn ignored_paths_stay_put_and_names_a_disk_would_confuse_are_kept_apart() 
     // B ignores nothing: it gets everything, and the two agree.
     ok(sync(&cb, b, &[]).await);
     assert_eq!(tree(b), remote);
-    let before = server.latest_change().await;
-    ok(sync(&ca, a, &[]).await);
-    ok(sync(&cb, b, &[]).await);
-    assert_eq!(server.latest_change().await, before, "the folders agreed");
+    passes_change_nothing(&server, &[(&ca, a), (&cb, b)]).await;
 }
 
 #[tokio::test]
@@ -744,10 +748,7 @@ async fn a_file_named_like_a_folder_moves_aside_and_files_and_folders_swap_place
     assert_eq!(remote, expected);
     assert_eq!(tree(a), expected);
     assert_eq!(tree(b), expected);
-    let before = server.latest_change().await;
-    ok(sync(&ca, a, &[]).await);
-    ok(sync(&cb, b, &[]).await);
-    assert_eq!(server.latest_change().await, before, "the folders agreed");
+    passes_change_nothing(&server, &[(&ca, a), (&cb, b)]).await;
 }
 
 /// Waits (up to a minute, a liveness bound only) until `path` holds

@@ -373,27 +373,7 @@ impl Sync<'_> {
             })
             .collect();
         let versions = remote.iter().map(|(k, r)| (k.clone(), r.version)).collect();
-        // Deletions this pass carries over: an agreed file gone from one
-        // side and unchanged on the other. A file named like a folder is
-        // left to them rather than moved aside.
-        let going: BTreeSet<String> = {
-            let state = self.state.lock().unwrap();
-            let here: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-            let gone_there = entries.iter().filter(|e| {
-                !remote.contains_key(&e.name)
-                    && state.get(&e.name).is_some_and(|s| {
-                        s.size == e.found.size && s.mtime == e.found.mtime && s.mtime != 0
-                    })
-            });
-            let gone_here = remote.iter().filter(|(name, r)| {
-                !here.contains(name.as_str())
-                    && base.get(*name).is_some_and(|b| b.version == r.version)
-            });
-            gone_there
-                .map(|e| e.name.clone())
-                .chain(gone_here.map(|(name, _)| name.clone()))
-                .collect()
-        };
+        let going = self.going(&entries, &remote, &base);
         let renames =
             apart::keep_apart(&on_disk, &versions, &base.keys().cloned().collect(), &going);
         if !renames.is_empty() {
@@ -454,6 +434,30 @@ impl Sync<'_> {
         ))
     }
 
+    /// The deletions this pass carries over: agreed files gone from one
+    /// side and unchanged on the other. A file named like a folder is left
+    /// to them rather than moved aside.
+    fn going(
+        &self,
+        entries: &[scan::Entry],
+        remote: &Tree<RemoteFile>,
+        base: &Tree<BaseFile>,
+    ) -> BTreeSet<String> {
+        let state = self.state.lock().unwrap();
+        let here: BTreeSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let gone_there = entries.iter().filter(|e| {
+            !remote.contains_key(&e.name)
+                && state.get(&e.name).is_some_and(|s| s.describes(&e.found))
+        });
+        let gone_here = remote.iter().filter(|(name, r)| {
+            !here.contains(name.as_str()) && base.get(*name).is_some_and(|b| b.version == r.version)
+        });
+        gone_there
+            .map(|e| e.name.clone())
+            .chain(gone_here.map(|(name, _)| name.clone()))
+            .collect()
+    }
+
     /// The local tree: hashes of files unchanged since the last pass (same
     /// size and time) come from the state; the others are read, several
     /// at once. Files that cannot be read are reported and named in the
@@ -468,10 +472,7 @@ impl Sync<'_> {
         {
             let state = self.state.lock().unwrap();
             for (name, f) in found {
-                match state
-                    .get(name)
-                    .filter(|s| s.size == f.size && s.mtime == f.mtime && s.mtime != 0)
-                {
+                match state.get(name).filter(|s| s.describes(f)) {
                     Some(s) => {
                         local.insert(
                             name.clone(),

@@ -27,6 +27,14 @@ pub struct Synced {
     pub chunks: Vec<PlannedChunk>,
 }
 
+impl Synced {
+    /// Whether the file found on disk is still the one synced: same size
+    /// and modification time (an unknown time never matches).
+    pub fn describes(&self, found: &super::scan::Found) -> bool {
+        self.size == found.size && self.mtime == found.mtime && self.mtime != 0
+    }
+}
+
 pub struct Store {
     db: Connection,
     files: BTreeMap<String, Synced>,
