@@ -19,17 +19,9 @@ pub fn cli_bin() -> PathBuf {
         if profile_dir.file_name().is_some_and(|n| n == "deps") {
             profile_dir = profile_dir.parent().expect("target dir");
         }
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "coffer-client", "--bin", "coffer"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
         // Cheap when up to date; makes a bare `cargo test` work too.
-        let status = cmd
-            .current_dir(crate::server::workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building coffer failed");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        crate::server::cargo_build("coffer-client", "coffer", release);
         profile_dir.join("coffer")
     })
     .clone()

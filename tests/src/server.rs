@@ -64,27 +64,48 @@ pub fn server_bin() -> PathBuf {
         }
         let bin = profile_dir.join("coffer-server");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "coffer-server",
-            "--bin",
-            "coffer-server",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
         // Cheap when up to date; makes a bare `cargo test` work too.
-        let status = cmd
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building coffer-server failed");
+        cargo_build("coffer-server", "coffer-server", release);
         bin
     })
     .clone()
+}
+
+/// `cargo build -q -p PACKAGE --bin BIN` in the workspace, as a plain
+/// `cargo build` would run it: without the variables `cargo test` sets
+/// for the test itself. (Build scripts such as ring's rerun when
+/// `CARGO_MANIFEST_DIR` or `OUT_DIR` changes, and everything above them is then
+/// rebuilt, here and again by the next ordinary build.)
+pub fn cargo_build(package: &str, bin: &str, release: bool) {
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
 }
 
 /// The repository root.
@@ -585,7 +606,15 @@ impl Server {
     /// A connection without credentials (over TLS, trusting the server's
     /// own certificate, when it has one).
     pub async fn raw_channel(&self) -> Channel {
-        let mut endpoint = Channel::from_shared(self.addr.clone()).expect("valid address");
+        self.channel_from(None).await
+    }
+
+    /// A connection from the loopback address `local` (e.g. 127.0.0.2:
+    /// another client host, as the server's per-address limits see it).
+    pub async fn channel_from(&self, local: Option<std::net::IpAddr>) -> Channel {
+        let mut endpoint = Channel::from_shared(self.addr.clone())
+            .expect("valid address")
+            .local_address(local);
         if let Some(cert) = self.opts.get("COFFER_TLS_CERT") {
             let pem = std::fs::read(cert).expect("the server's certificate");
             let tls = tonic::transport::ClientTlsConfig::new()
