@@ -16,6 +16,8 @@
 //! - [`web`] (feature `wasm`): connecting from a browser.
 //!
 //! - [`format`]: sizes for people to read.
+//! - [`local_path`]: the one rule by which a name the server lists becomes
+//!   a path on this computer (no climbing out, names every OS can hold).
 //!
 //! Errors are [`ClientError`]; progress is reported through [`Observer`].
 
@@ -23,6 +25,7 @@ mod client;
 pub mod download;
 mod error;
 pub mod format;
+pub mod local_path;
 mod observer;
 pub mod plan;
 mod retry;

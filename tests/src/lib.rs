@@ -6,6 +6,7 @@
 //! - [`postgres`]: starts a throwaway PostgreSQL cluster on loopback.
 //! - [`server`]: starts the real `coffer-server` binary and connects clients.
 //! - [`grpc_web`]: a hand-framed grpc-web client.
+//! - [`hostile`]: a fake server that lists names no client may trust.
 //! - [`data`]: deterministic test content and upload/download helpers.
 //! - [`seed`]: a client generated from the tutorial's original proto.
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod data;
 pub mod garage;
 pub mod grpc_web;
+pub mod hostile;
 pub mod ports;
 pub mod postgres;
 pub mod server;

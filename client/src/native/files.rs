@@ -126,14 +126,17 @@ pub async fn download_file<T: Transport>(
     dest: &Path,
     observer: &dyn Observer,
 ) -> Result<Metadata, ClientError> {
-    let meta = download_file_if(coffer, name, version, dest, observer, &|| true).await?;
+    let meta =
+        download_file_if(coffer, name, version, dest, observer, &|| true, &|_| Ok(())).await?;
     Ok(meta.expect("always renamed into place"))
 }
 
 /// [`download_file`], but the verified file is renamed into place only if
 /// `still()` says so just before (a sync checks that the file it replaces
 /// was not edited during the download); `None` if it was not, and
-/// nothing is left.
+/// nothing is left. `claim` is told the temporary file's path before the
+/// file is made (a sync records it, so that only a file it made is ever
+/// taken for its leftover); an error from it stops the download.
 pub async fn download_file_if<T: Transport>(
     coffer: &Coffer<T>,
     name: &str,
@@ -141,15 +144,23 @@ pub async fn download_file_if<T: Transport>(
     dest: &Path,
     observer: &dyn Observer,
     still: &dyn Fn() -> bool,
+    claim: &dyn Fn(&Path) -> std::io::Result<()>,
 ) -> Result<Option<Metadata>, ClientError> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let tmp = tempfile::Builder::new()
-        .prefix(".coffer-")
-        .suffix(".part")
-        .tempfile_in(&dir)
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .make_in(&dir, |path| {
+            claim(path)?;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+        })
         .map_err(|e| ClientError::io(format!("cannot write in {}", dir.display()), e))?;
     let written = tmp
         .as_file()
@@ -203,6 +214,44 @@ pub async fn download_file_if<T: Transport>(
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
     Ok(Some(download.meta))
+}
+
+/// How a temporary download file is named: `.coffer-XXXXXX.part`.
+pub const TEMP_PREFIX: &str = ".coffer-";
+pub const TEMP_SUFFIX: &str = ".part";
+
+/// Makes the folders of `rel` (a relative path of plain segments) under
+/// `root`, one segment at a time, passing only through real folders: a
+/// symbolic link on the way, by whatever spelling the disk takes for its
+/// name (a case-insensitive disk finds `Link` for `link`), or a file, is
+/// refused, so nothing is ever written through a link the user left in
+/// the folder.
+pub fn create_folders_below(root: &Path, rel: &Path) -> std::io::Result<()> {
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        let std::path::Component::Normal(segment) = c else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} is not a plain relative path", rel.display()),
+            ));
+        };
+        at.push(segment);
+        let made = match std::fs::create_dir(&at) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        if !made && !std::fs::symlink_metadata(&at)?.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is a link or a file, not a folder; nothing is written through it",
+                    at.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Pieces (up to 1 MiB each) queued between the network and the disk.
@@ -289,6 +338,29 @@ impl Write for WriteBehind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn folders_are_made_only_through_real_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("docs/link")).unwrap();
+        std::fs::write(root.join("file"), b"f").unwrap();
+
+        create_folders_below(&root, Path::new("docs/new/deeper")).unwrap();
+        assert!(root.join("docs/new/deeper").is_dir());
+        create_folders_below(&root, Path::new("docs/new")).unwrap();
+
+        let through = create_folders_below(&root, Path::new("docs/link/x")).unwrap_err();
+        assert!(through.to_string().contains("link"), "{through}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(create_folders_below(&root, Path::new("file/x")).is_err());
+        assert!(create_folders_below(&root, Path::new("../x")).is_err());
+        assert!(!dir.path().join("x").exists());
+    }
 
     #[test]
     fn rate_limit_spaces_grants_by_size() {

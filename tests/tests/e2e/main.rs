@@ -6,6 +6,7 @@ mod accounts;
 mod bad_input;
 mod browser;
 mod cli;
+mod client_trust;
 mod conformance;
 mod consistency;
 mod deploy;

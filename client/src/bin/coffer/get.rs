@@ -6,7 +6,8 @@ use crate::output::meta_json;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use coffer_client::format::human_size;
-use coffer_client::native::files::download_file;
+use coffer_client::local_path::local_path;
+use coffer_client::native::files::{create_folders_below, download_file};
 use coffer_client::{normalize_name, ClientError};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -51,24 +52,43 @@ pub async fn run(
             }
             let root = local.map_or_else(|| PathBuf::from(base), Path::to_path_buf);
             // Every name the server returned is checked before anything is
-            // written: a server that is wrong or hostile gets no file
-            // outside `root`.
-            let plan = files
-                .iter()
-                .map(|f| Ok((f, root.join(inside(&remote, &f.file_name)?))))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            // written: a name that would climb out of `root`, or that
+            // another OS could not hold, is reported and skipped.
+            let mut plan = Vec::new();
+            let mut skipped = 0;
+            for f in &files {
+                match local_path(&remote, &f.file_name) {
+                    Ok(rel) => plan.push((f, rel)),
+                    Err(why) => {
+                        eprintln!("coffer: skipped ({why}): {:?}", f.file_name);
+                        skipped += 1;
+                    }
+                }
+            }
+            if !plan.is_empty() {
+                std::fs::create_dir_all(&root)
+                    .with_context(|| format!("cannot create {}", root.display()))?;
+            }
             let mut docs = Vec::new();
             let mut total = 0;
-            for (f, dest) in plan {
-                if let Some(dir) = dest.parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (f, rel) in plan {
+                if let Some(dir) = rel.parent() {
+                    create_folders_below(&root, dir)
+                        .with_context(|| format!("cannot make the folders of {}", f.file_name))?;
                 }
+                let dest = root.join(rel);
                 let m = get_file(ctx, &f.file_name, f.version_number, &dest).await?;
                 total += m.size;
                 let mut doc = meta_json(&m);
                 doc["local"] = json!(dest.to_string_lossy());
                 docs.push(doc);
+            }
+            if skipped > 0 {
+                bail!(
+                    "{skipped} of the {} files under {remote}/ were not fetched: their names \
+                     cannot be files here (above); the others were",
+                    files.len()
+                );
             }
             let doc = json!({ "name": remote, "files": docs, "bytes_total": total });
             ctx.out.emit(doc, || {
@@ -85,34 +105,6 @@ pub async fn run(
     }
 }
 
-/// The local relative path for `name`, listed under the folder `remote`:
-/// only a name in the normal form this client would send, below
-/// `remote/`, made of plain segments (no `..`, no root, no drive).
-fn inside(remote: &str, name: &str) -> anyhow::Result<PathBuf> {
-    let refuse = |why: &str| {
-        anyhow::anyhow!(
-            "the server listed {name:?} under {remote}/, which {why}; nothing was written"
-        )
-    };
-    match normalize_name(name) {
-        Ok(n) if n == name => {}
-        _ => return Err(refuse("is not a valid Coffer name")),
-    }
-    let rel = name
-        .strip_prefix(remote)
-        .and_then(|r| r.strip_prefix('/'))
-        .ok_or_else(|| refuse("is not inside that folder"))?;
-    let path = PathBuf::from(rel);
-    if rel.contains('\\')
-        || path
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(refuse("would leave the target folder"));
-    }
-    Ok(path)
-}
-
 async fn get_file(
     ctx: &Ctx,
     remote: &str,
@@ -125,31 +117,4 @@ async fn get_file(
         .with_context(|| format!("downloading {remote}"))?;
     bar.done();
     Ok(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::inside;
-    use std::path::PathBuf;
-
-    #[test]
-    fn only_names_inside_the_folder_become_local_paths() {
-        assert_eq!(inside("d", "d/a/b.txt").unwrap(), PathBuf::from("a/b.txt"));
-        for bad in [
-            "d/../x",
-            "d/a/../../x",
-            "../d/x",
-            "/etc/passwd",
-            "e/x",
-            "dx/y",
-            "d",
-            "d//x",
-            "d/./x",
-            "d/a\\..\\..\\x",
-            "d/a\u{202e}txt.exe",
-            "d/\u{0}",
-        ] {
-            assert!(inside("d", bad).is_err(), "{bad:?}");
-        }
-    }
 }

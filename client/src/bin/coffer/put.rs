@@ -129,7 +129,17 @@ pub async fn run(
         return Ok(());
     }
     let mut files = Vec::new();
-    walk(local, &mut files)?;
+    let mut skipped = Vec::new();
+    walk(local, &mut files, &mut skipped)?;
+    for p in &skipped {
+        let what = match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_symlink() => "a symbolic link, not followed",
+            _ => "neither a file nor a folder",
+        };
+        if !ctx.out.quiet {
+            eprintln!("coffer: skipped ({what}): {}", p.display());
+        }
+    }
     let mut named = Vec::with_capacity(files.len());
     let mut total = 0;
     for f in &files {
@@ -207,6 +217,7 @@ pub async fn run(
         "files": done.iter().map(|(_, p)| p.json()).collect::<Vec<_>>(),
         "unchanged": unchanged,
         "failed": failed,
+        "skipped": skipped.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
         "bytes_total": bytes_total,
         "bytes_sent": bytes_sent,
         "chunks_total": chunks_total,
@@ -271,8 +282,11 @@ async fn put_file(
     Ok(Put::Sent(report))
 }
 
-/// Every regular file under `dir`, in path order.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// Every regular file under `dir`, in path order. Symbolic links are not
+/// followed (as `coffer sync` does not: a link may lead out of the tree,
+/// or round in a loop); they, and anything that is neither file nor
+/// folder, go into `skipped`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .map(|e| e.map(|e| e.path()))
@@ -280,13 +294,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", dir.display()))?;
     entries.sort();
     for p in entries {
-        let t = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let t = std::fs::symlink_metadata(&p)
+            .with_context(|| format!("cannot read {}", p.display()))?;
         if t.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, skipped)?;
         } else if t.is_file() {
             out.push(p);
         } else {
-            bail!("{} is neither a file nor a directory", p.display());
+            skipped.push(p);
         }
     }
     Ok(())

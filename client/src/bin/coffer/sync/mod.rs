@@ -21,6 +21,7 @@ mod watch;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use apart::{OnDisk, Rename};
+use coffer_client::local_path::{check_relative, local_path};
 use coffer_client::native::files::{plan_file, rfc3339};
 use coffer_client::plan::{self, Action, BaseFile, LocalFile, Refusal, RemoteFile, Tree};
 use coffer_client::UploadPlan;
@@ -517,7 +518,8 @@ impl Sync<'_> {
     }
 
     /// What the last agreement holds, less what `.cofferignore` leaves
-    /// out, each file as `f` makes it.
+    /// out and names this computer must not write (an older client may
+    /// have agreed on one), each file as `f` makes it.
     fn agreed_tree<T>(&self, f: impl Fn(&Synced) -> T) -> Tree<T> {
         let ignore = self.ignore.lock().unwrap();
         self.state
@@ -525,7 +527,7 @@ impl Sync<'_> {
             .unwrap()
             .files()
             .iter()
-            .filter(|(k, _)| !ignore.ignores(k))
+            .filter(|(k, _)| !ignore.ignores(k) && check_relative(k).is_ok())
             .map(|(k, s)| (k.clone(), f(s)))
             .collect()
     }
@@ -571,7 +573,11 @@ impl Sync<'_> {
         Ok((self.list_remote().await?, cursor))
     }
 
-    /// The remote folder, less what `.cofferignore` leaves out.
+    /// The remote folder, less what `.cofferignore` leaves out. A name
+    /// that cannot be a path here ([`coffer_client::local_path`]: it would
+    /// climb out of the folder, or another OS could not hold it) is
+    /// reported and left out: never written, and, since the last
+    /// agreement leaves it out too, never taken for deleted here.
     async fn list_remote(&self) -> anyhow::Result<Tree<RemoteFile>> {
         let prefix = format!("{}/", self.remote);
         let listed = self
@@ -584,6 +590,10 @@ impl Sync<'_> {
         Ok(listed
             .into_iter()
             .filter_map(|m| {
+                if let Err(why) = local_path(&self.remote, &m.file_name) {
+                    self.say(format!("skipped ({why}): {}", m.file_name));
+                    return None;
+                }
                 let rel = m.file_name.strip_prefix(&prefix)?.to_string();
                 if ignore.ignores(&rel) {
                     return None;
@@ -604,7 +614,11 @@ impl Sync<'_> {
         format!("{}/{rel}", self.remote)
     }
 
+    /// Where `rel` goes on disk. Every name a pass plans with passed
+    /// [`check_relative`] (the scan, the listing and the agreed state
+    /// leave out the others), so it stays below the root.
     fn abs(&self, rel: &str) -> PathBuf {
+        debug_assert!(check_relative(rel).is_ok(), "{rel:?} reached a step");
         rel.split('/').fold(self.root.clone(), |p, c| p.join(c))
     }
 
@@ -629,10 +643,16 @@ impl Sync<'_> {
         self.state.lock().unwrap().save()
     }
 
-    /// The folder as it is now (see [`scan::scan`]).
+    /// The folder as it is now (see [`scan::scan`]); leftovers of this
+    /// client's killed downloads are removed on the way.
     fn scan(&self) -> anyhow::Result<Scan> {
+        let ours = self.state.lock().unwrap().partials()?;
         let ignore = self.ignore.lock().unwrap();
-        scan::scan(&self.root, &ignore, &|line| self.say(line))
+        let scan = scan::scan(&self.root, &ignore, &ours, &|line| self.say(line))?;
+        if !ours.is_empty() {
+            self.state.lock().unwrap().forget_gone_partials()?;
+        }
+        Ok(scan)
     }
 }
 

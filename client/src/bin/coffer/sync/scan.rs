@@ -3,6 +3,7 @@
 
 use super::ignore::Ignore;
 use anyhow::Context;
+use coffer_client::local_path::check_segment;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -36,29 +37,33 @@ pub struct Scan {
     pub skipped: BTreeSet<String>,
 }
 
-/// Whether `path` is, or is under, one of `skipped`.
+/// Whether `path` is, or is under, one of `skipped`, in any spelling of
+/// letter case: on a case-insensitive disk `docs/link/x` is written
+/// through a link `docs/Link`. (On a case-sensitive disk this leaves a
+/// little more alone than it must, never less.)
 pub fn covered(skipped: &BTreeSet<String>, path: &str) -> bool {
+    let path = path.to_lowercase();
     skipped.iter().any(|s| {
-        path.strip_prefix(s.as_str())
+        path.strip_prefix(s.to_lowercase().as_str())
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
 }
 
-/// Whether `name` is a temporary download file, as
-/// [`coffer_client::native::files::download_file`] names them
-/// (`.coffer-XXXXXX.part`).
-pub fn is_partial_download(name: &str) -> bool {
-    name.strip_prefix(".coffer-")
-        .and_then(|n| n.strip_suffix(".part"))
-        .is_some_and(|mid| mid.len() == 6 && mid.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
 /// Every file under `root` by the name it is synced under. Left out: what
 /// `ignore` names, and (with a message through `say`) names the server
-/// would refuse, symbolic links and unreadable folders. Temporary
-/// download files a killed run left behind are removed (the caller holds
-/// the folder's sync lock, so none is in progress).
-pub fn scan(root: &Path, ignore: &Ignore, say: &dyn Fn(String)) -> anyhow::Result<Scan> {
+/// would refuse or another OS could not hold
+/// ([`coffer_client::local_path`]), symbolic links and unreadable
+/// folders. Temporary download files a killed run left behind are
+/// removed, but only those named in `ours`, the ones this client made: a
+/// user's own file that happens to look like one is left alone (names of
+/// that shape are never synced, see [`Ignore`]; the caller holds the
+/// folder's sync lock, so no download of this client's is in progress).
+pub fn scan(
+    root: &Path,
+    ignore: &Ignore,
+    ours: &BTreeSet<PathBuf>,
+    say: &dyn Fn(String),
+) -> anyhow::Result<Scan> {
     let mut out = Scan::default();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -82,7 +87,7 @@ pub fn scan(root: &Path, ignore: &Ignore, say: &dyn Fn(String)) -> anyhow::Resul
                 say(format!("skipped (not UTF-8): {}", path.display()));
                 continue;
             };
-            if is_partial_download(name) {
+            if ours.contains(&path) {
                 std::fs::remove_file(&path).ok();
                 continue;
             }
@@ -98,6 +103,10 @@ pub fn scan(root: &Path, ignore: &Ignore, say: &dyn Fn(String)) -> anyhow::Resul
             if kind.is_symlink() {
                 say(format!("skipped (a symbolic link): {raw}"));
                 out.skipped.insert(rel);
+                continue;
+            }
+            if let Err(why) = check_segment(name) {
+                say(format!("skipped ({why}): {raw}"));
                 continue;
             }
             if kind.is_dir() {
@@ -175,11 +184,48 @@ mod tests {
     }
 
     #[test]
-    fn only_the_downloaders_own_names_are_taken_for_leftovers() {
-        assert!(is_partial_download(".coffer-a1B2c3.part"));
-        assert!(!is_partial_download(".coffer-notes.part"));
-        assert!(!is_partial_download(".coffer-a1B2c3.part.txt"));
-        assert!(!is_partial_download("coffer-a1B2c3.part"));
+    fn a_skipped_link_covers_every_spelling_of_its_case() {
+        let skipped = BTreeSet::from(["docs/Link".to_string()]);
+        assert!(covered(&skipped, "docs/link/x"));
+        assert!(covered(&skipped, "DOCS/LINK"));
+        assert!(!covered(&skipped, "docs/linked/x"));
+    }
+
+    #[test]
+    fn only_leftovers_this_client_made_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".coffer-Ab12Cd.part"), b"ours").unwrap();
+        std::fs::write(root.join(".coffer-Zz99Yy.part"), b"the user's").unwrap();
+        let ours = BTreeSet::from([root.join(".coffer-Ab12Cd.part")]);
+        scan(root, &Ignore::parse("").unwrap(), &ours, &|_| {}).unwrap();
+        assert!(!root.join(".coffer-Ab12Cd.part").exists());
+        assert_eq!(
+            std::fs::read(root.join(".coffer-Zz99Yy.part")).unwrap(),
+            b"the user's"
+        );
+    }
+
+    #[test]
+    fn names_another_os_cannot_hold_are_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("dir.")).unwrap();
+        std::fs::write(root.join("dir./inside.txt"), b"x").unwrap();
+        std::fs::write(root.join("a:b.txt"), b"x").unwrap();
+        std::fs::write(root.join("CON.txt"), b"x").unwrap();
+        std::fs::write(root.join("fine.txt"), b"x").unwrap();
+        let said = std::sync::Mutex::new(Vec::new());
+        let s = scan(root, &Ignore::parse("").unwrap(), &BTreeSet::new(), &|l| {
+            said.lock().unwrap().push(l)
+        })
+        .unwrap();
+        let names: Vec<&str> = s.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec!["fine.txt"]);
+        let said = said.into_inner().unwrap().join("\n");
+        for name in ["dir.", "a:b.txt", "CON.txt"] {
+            assert!(said.contains(name), "{name} not reported: {said}");
+        }
     }
 
     #[cfg(unix)]
@@ -190,10 +236,9 @@ mod tests {
         std::fs::create_dir_all(root.join("real")).unwrap();
         std::fs::write(root.join("real/a.txt"), b"a").unwrap();
         std::fs::write(root.join("cafe\u{301}.txt"), b"d").unwrap();
-        std::fs::write(root.join(".coffer-Ab12Cd.part"), b"left over").unwrap();
         std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
         std::os::unix::fs::symlink("/nowhere", root.join("dangling.txt")).unwrap();
-        let s = scan(root, &Ignore::parse("").unwrap(), &|_| {}).unwrap();
+        let s = scan(root, &Ignore::parse("").unwrap(), &BTreeSet::new(), &|_| {}).unwrap();
         let names: Vec<(&str, bool)> = s
             .entries
             .iter()
@@ -203,10 +248,6 @@ mod tests {
         assert_eq!(
             s.skipped,
             BTreeSet::from(["dangling.txt".to_string(), "link".to_string()])
-        );
-        assert!(
-            !root.join(".coffer-Ab12Cd.part").exists(),
-            "the leftover is gone"
         );
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use coffer_client::upload::PlannedChunk;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What both sides held when they last agreed on a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS cursors (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS partials (
+    path TEXT PRIMARY KEY
+) WITHOUT ROWID;
 ";
 
 impl Store {
@@ -191,6 +194,41 @@ impl Store {
     /// Forgets the saved cursor (the state is about to change).
     pub fn clear_cursor(&self) -> anyhow::Result<()> {
         self.db.execute("DELETE FROM cursors", [])?;
+        Ok(())
+    }
+
+    /// Records a temporary download file before it is made (committed at
+    /// once: a killed run's leftover is then known to be this client's,
+    /// and only such a file is ever removed as one).
+    pub fn claim_partial(&self, path: &Path) -> std::io::Result<()> {
+        let text = path.to_str().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path")
+        })?;
+        self.db
+            .execute("INSERT OR IGNORE INTO partials (path) VALUES (?1)", [text])
+            .map_err(std::io::Error::other)?;
+        Ok(())
+    }
+
+    /// The temporary download files this client made and has not seen
+    /// gone yet.
+    pub fn partials(&self) -> anyhow::Result<BTreeSet<PathBuf>> {
+        let mut q = self.db.prepare_cached("SELECT path FROM partials")?;
+        let rows = q.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .map(|r| r.map(PathBuf::from))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets the recorded temporary files no longer on disk.
+    pub fn forget_gone_partials(&self) -> anyhow::Result<()> {
+        for p in self.partials()? {
+            if std::fs::symlink_metadata(&p).is_err() {
+                let text = p.to_str().expect("recorded as UTF-8");
+                self.db
+                    .execute("DELETE FROM partials WHERE path = ?1", [text])?;
+            }
+        }
         Ok(())
     }
 }

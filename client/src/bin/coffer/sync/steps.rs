@@ -8,7 +8,7 @@ use super::{apart, Snapshot, Sync, PARALLEL_STEPS, SAVE_EVERY};
 use crate::resume::ResumeRecord;
 use anyhow::{bail, Context};
 use apart::{folders_of, Rename};
-use coffer_client::native::files::{download_file_if, plan_file, FileSource};
+use coffer_client::native::files::{create_folders_below, download_file_if, plan_file, FileSource};
 use coffer_client::plan::Action;
 use coffer_client::Observer;
 use futures::StreamExt;
@@ -73,10 +73,7 @@ impl Sync<'_> {
                         if !absent(&dest) {
                             continue;
                         }
-                        if let Some(dir) = dest.parent() {
-                            std::fs::create_dir_all(dir)
-                                .with_context(|| format!("cannot create {}", dir.display()))?;
-                        }
+                        self.make_folders(&to)?;
                     }
                     match rename_no_clobber(&from, &dest) {
                         Ok(()) => {}
@@ -346,9 +343,9 @@ impl Sync<'_> {
         still: &dyn Fn() -> bool,
     ) -> anyhow::Result<bool> {
         let abs = self.disk(rel, snap);
-        if let Some(dir) = abs.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+        if !snap.found.contains_key(rel) {
+            // A new file: its folders are made here, never through a link.
+            self.make_folders(rel)?;
         }
         // Folders holding no file are not synced, so the other side could
         // not see one here: it gives way. One holding anything stays, and
@@ -361,6 +358,7 @@ impl Sync<'_> {
             &abs,
             moved,
             still,
+            &|tmp| self.state.lock().unwrap().claim_partial(tmp),
         )
         .await
         .with_context(|| format!("downloading {rel}"))?;
@@ -379,6 +377,17 @@ impl Sync<'_> {
             },
         );
         Ok(true)
+    }
+
+    /// Makes the folders `rel` (a file's name) goes in, refusing to pass
+    /// through a link or a file ([`create_folders_below`]).
+    fn make_folders(&self, rel: &str) -> anyhow::Result<()> {
+        let Some((dir, _)) = rel.rsplit_once('/') else {
+            return Ok(());
+        };
+        let dir: PathBuf = dir.split('/').collect();
+        create_folders_below(&self.root, &dir)
+            .with_context(|| format!("cannot make the folders of {rel}"))
     }
 
     /// Removes the folders a delete left empty, up to the root.
