@@ -136,6 +136,19 @@ pub struct Config {
     /// more; downloads beyond what fits wait for one to end.
     #[arg(long, env = "COFFER_DOWNLOAD_MEMORY_MIB", default_value_t = 256)]
     pub download_memory_mib: usize,
+    /// Downloads one caller may have open at once: per account, per
+    /// share link, and per client address; one more is refused
+    /// RESOURCE_EXHAUSTED (HTTP 429).
+    #[arg(long, env = "COFFER_MAX_DOWNLOADS_PER_CALLER", default_value_t = 32)]
+    pub max_downloads_per_caller: usize,
+    /// Seconds a download waits for room in the download memory budget
+    /// before it is refused RESOURCE_EXHAUSTED (HTTP 503).
+    #[arg(long, env = "COFFER_DOWNLOAD_QUEUE_SECS", default_value_t = 30)]
+    pub download_queue_secs: u64,
+    /// KiB per second a client must read a download at, averaged over
+    /// each idle time-out of waiting on it; a slower reader is ended.
+    #[arg(long, env = "COFFER_MIN_DOWNLOAD_RATE_KIB", default_value_t = 16)]
+    pub min_download_rate_kib: u64,
     /// Open upload sessions one user may have at once.
     #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
     pub max_open_uploads: u32,
@@ -156,6 +169,21 @@ pub struct Config {
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "COFFER_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Connections one client address may hold at once; one more is
+    /// closed at once (behind a proxy, every client shares its address:
+    /// raise this, or put the limit in the proxy).
+    #[arg(
+        long,
+        env = "COFFER_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
+    /// Reverse proxies (addresses or networks, comma-separated, e.g.
+    /// `10.0.0.0/8,127.0.0.1`) whose `X-Forwarded-For` names the client:
+    /// login throttling and per-client limits then see the client, not the
+    /// proxy. From any other peer the header is ignored.
+    #[arg(long, env = "COFFER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Concurrent HTTP/2 streams (calls) per connection.
     #[arg(long, env = "COFFER_HTTP2_MAX_STREAMS", default_value_t = 128)]
     pub http2_max_streams: u32,
@@ -186,6 +214,12 @@ pub struct Config {
     /// PostgreSQL database.
     #[arg(long, env = "COFFER_AUTH_KEY", hide_env_values = true)]
     pub auth_key: Option<String>,
+    /// MiB that password checks (logins, share-link passwords) may hold
+    /// at once: each argon2id check holds 19 MiB, so the default runs 6
+    /// at a time; more wait their turn for up to 10 s, then are refused
+    /// UNAVAILABLE (HTTP 503).
+    #[arg(long, env = "COFFER_PASSWORD_MEMORY_MIB", default_value_t = 128)]
+    pub password_memory_mib: usize,
     /// A bearer token that may read `/metrics` (besides admins).
     #[arg(long, env = "COFFER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -298,6 +332,7 @@ impl Config {
             access_ttl: Duration::from_secs(self.access_token_secs.max(1)),
             refresh_ttl: Duration::from_secs(self.refresh_token_secs.max(1)),
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
+            password_checks: (self.password_memory_mib / crate::auth::password::CHECK_MIB).max(1),
         }
     }
 
@@ -355,6 +390,14 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// An address (`10.1.2.3`) or network (`10.0.0.0/8`).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a network like 10.0.0.0/8"))
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The change feed a client follows: pages of one owner's changes after a
-//! cursor, and a watch that wakes at once on this server's commits and
-//! polls for those made through other servers sharing the database.
+//! cursor, and a watch that wakes at once on this server's commits of its
+//! owner (only: one user's uploads never make another's watches query)
+//! and polls for those made through other servers sharing the database.
 
 use crate::files::FileError;
 use crate::meta::{ChangeRow, Meta, OwnerId};
 use futures::Stream;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -19,8 +21,39 @@ pub const MAX_PAGE: u32 = 1000;
 #[derive(Clone)]
 pub struct Feed {
     meta: Meta,
-    /// Bumped after every change this server makes.
-    bump: Arc<watch::Sender<u64>>,
+    bells: Bells,
+}
+
+/// One bell per owner with watchers, rung after every change this server
+/// makes to that owner's files. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Bells(Arc<Mutex<HashMap<OwnerId, watch::Sender<u64>>>>);
+
+impl Bells {
+    /// Wakes `owner`'s watches (if any).
+    pub fn ring(&self, owner: OwnerId) {
+        let mut bells = self.0.lock().unwrap();
+        if let Some(b) = bells.get(&owner) {
+            if b.receiver_count() == 0 {
+                bells.remove(&owner);
+            } else {
+                b.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+
+    /// A receiver woken by `owner`'s bell.
+    pub fn listen(&self, owner: OwnerId) -> watch::Receiver<u64> {
+        let mut bells = self.0.lock().unwrap();
+        // Bells nobody listens to any more go (bounded by live watches).
+        if bells.len() > 64 {
+            bells.retain(|_, b| b.receiver_count() > 0);
+        }
+        bells
+            .entry(owner)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
 }
 
 /// Changes after a cursor, and the cursor to continue from.
@@ -36,13 +69,13 @@ impl Feed {
     pub fn new(meta: Meta) -> Self {
         Self {
             meta,
-            bump: Arc::new(watch::channel(0).0),
+            bells: Bells::default(),
         }
     }
 
-    /// Wakes the watches: something changed.
-    pub fn changed(&self) {
-        self.bump.send_modify(|n| *n = n.wrapping_add(1));
+    /// Wakes `owner`'s watches: something of theirs changed.
+    pub fn changed(&self, owner: OwnerId) {
+        self.bells.ring(owner);
     }
 
     /// Up to `limit` changes after `cursor` (empty: from the first); with
@@ -86,7 +119,7 @@ impl Feed {
     ) -> impl Stream<Item = Result<Page, FileError>> + Send + 'static {
         let start = parse_cursor(cursor).map(|c| c.to_string());
         // The cursor to go on from; `None` once the watch has ended.
-        let state = (self.clone(), self.bump.subscribe(), Some(start), true);
+        let state = (self.clone(), self.bells.listen(owner), Some(start), true);
         futures::stream::unfold(state, move |(feed, mut rx, cursor, first)| async move {
             let cursor = match cursor? {
                 Ok(c) => c,
@@ -121,4 +154,31 @@ fn parse_cursor(cursor: &str) -> Result<u64, FileError> {
             "cursor {cursor:?} is not one this server handed out"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn a_change_wakes_only_its_owners_watches() {
+        let bells = Bells::default();
+        let mut alice = bells.listen(1);
+        let mut bob = bells.listen(2);
+        alice.borrow_and_update();
+        bob.borrow_and_update();
+        bells.ring(1);
+        assert!(
+            alice.changed().now_or_never().is_some(),
+            "alice's watch wakes"
+        );
+        assert!(bob.changed().now_or_never().is_none(), "bob's does not");
+        bells.ring(2);
+        assert!(bob.changed().now_or_never().is_some());
+        // A bell nobody listens to any more is dropped when rung.
+        drop(bob);
+        bells.ring(2);
+        assert!(!bells.0.lock().unwrap().contains_key(&2));
+    }
 }

@@ -20,6 +20,7 @@ use crate::meta::{
     ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion,
     SessionRow, StreamRef, VersionRow,
 };
+use crate::per_key::PerKey;
 use bytes::Bytes;
 use coffer_proto::chunking::{
     chunk_id, content_hash, is_chunk_id, Chunker, CONTENT_HASH_CONTEXT, MAX_CHUNK, MIN_CHUNK,
@@ -58,6 +59,16 @@ pub struct FilesConfig {
     /// A download whose client takes nothing for this long is ended, and
     /// a streamed upload that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// Downloads one caller may have open at once: per account, per share
+    /// link and per client address alike.
+    pub max_downloads_per_caller: usize,
+    /// How long a download waits for room in the server-wide budget
+    /// before it is refused (RESOURCE_EXHAUSTED, HTTP 503).
+    pub download_queue_wait: Duration,
+    /// The slowest a client may read a download, in bytes per second,
+    /// averaged over each idle time-out: a slower one is ended, so a
+    /// reader that takes a piece now and then cannot hold its place.
+    pub min_download_rate: u64,
 }
 
 impl Default for FilesConfig {
@@ -69,6 +80,9 @@ impl Default for FilesConfig {
             max_open_sessions: 64,
             download_memory_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            max_downloads_per_caller: 32,
+            download_queue_wait: Duration::from_secs(30),
+            min_download_rate: 16 * 1024,
         }
     }
 }
@@ -100,6 +114,14 @@ pub enum FileError {
     /// A limit on one user (quota, open sessions, request rate).
     #[error("{0}")]
     Limit(String),
+    /// One caller (an account, a share link, an address) has as many
+    /// downloads open as it may (HTTP 429).
+    #[error("{0}")]
+    TooMany(String),
+    /// The server is at its capacity and stayed there for longer than a
+    /// request may wait (HTTP 503).
+    #[error("{0}")]
+    Busy(String),
     /// A file and a folder would share a name.
     #[error("{0}")]
     AlreadyExists(String),
@@ -231,12 +253,28 @@ pub struct Files {
     /// Bytes streamed uploads have received and not yet stored.
     upload_held: Arc<std::sync::atomic::AtomicU64>,
     feed: Feed,
+    /// Open downloads per caller key (see [`Files::admit_download`]).
+    downloads: PerKey<String>,
+}
+
+/// A download's places under its caller's keys, held while it is open.
+pub type Admitted = crate::per_key::Held<String>;
+
+/// The keys a download is counted under: who asks (`account NAME`,
+/// `share link ID`) and from where.
+pub fn download_keys(who: String, addr: Option<std::net::IpAddr>) -> Vec<String> {
+    let mut keys = vec![who];
+    if let Some(a) = addr {
+        keys.push(format!("address {a}"));
+    }
+    keys
 }
 
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
         let budget = DownloadBudget::new(cfg.download_memory_bytes);
         Self {
+            downloads: PerKey::new(cfg.max_downloads_per_caller),
             feed: Feed::new(meta.clone()),
             meta,
             cluster,
@@ -258,6 +296,18 @@ impl Files {
     /// The server-wide download budget.
     pub fn download_budget(&self) -> &DownloadBudget {
         &self.budget
+    }
+
+    /// A place for one more open download under each of `keys` (the
+    /// account or share link, and the client address), or TooMany if one
+    /// of them has [`FilesConfig::max_downloads_per_caller`] open.
+    pub fn admit_download(&self, keys: &[String]) -> Result<Admitted, FileError> {
+        self.downloads.enter(keys).map_err(|full| {
+            FileError::TooMany(format!(
+                "{full} has {} downloads open, as many as it may; finish one first",
+                self.downloads.max()
+            ))
+        })
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -611,7 +661,7 @@ impl Files {
                 path: row.path.clone(),
                 version: number,
             })?;
-        self.feed.changed();
+        self.feed.changed(caller.owner);
         self.with_health(restored).await
     }
 
@@ -629,7 +679,7 @@ impl Files {
             .delete_file(caller.owner, &path, base)
             .await?
             .ok_or(FileError::NotFound(path))?;
-        self.feed.changed();
+        self.feed.changed(caller.owner);
         Ok(latest)
     }
 
@@ -654,7 +704,7 @@ impl Files {
             .move_file(caller.owner, &from, &to, base, &caller.name)
             .await?
             .ok_or(FileError::NotFound(from))?;
-        self.feed.changed();
+        self.feed.changed(caller.owner);
         self.with_health(row).await
     }
 
@@ -776,7 +826,7 @@ impl Files {
     ) -> Result<FileVersion, FileError> {
         let s = self.session(caller, id).await?;
         let row = self.meta.finish_session(&s, &caller.name, base).await?;
-        self.feed.changed();
+        self.feed.changed(caller.owner);
         self.with_health(row).await
     }
 }
@@ -973,7 +1023,7 @@ impl StreamUpload {
             modified,
         };
         let row = self.files.meta.commit_version(&v).await?;
-        self.files.feed.changed();
+        self.files.feed.changed(self.caller.owner);
         self.files.with_health(row).await
     }
 }

@@ -15,6 +15,8 @@
 //! - [`snapshot`]: metadata snapshots on the nodes, and restore from them.
 //! - [`commands`]: operator commands (`coffer-server meta restore`, …).
 //! - [`tls`]: the rustls configuration of the one port.
+//! - [`listen`]: the accept loop and its connection limits; [`per_key`]:
+//!   caps on what one address, account or link holds open.
 //! - [`config`]: flags and environment, read by the binary only.
 //! - [`server`]: [`server::run`], the whole lifecycle on a bound listener.
 
@@ -31,6 +33,7 @@ pub mod files;
 pub mod identity;
 pub mod listen;
 pub mod meta;
+pub mod per_key;
 pub mod server;
 pub mod shares;
 pub mod snapshot;

@@ -121,6 +121,9 @@ pub async fn run(
         download_memory_bytes: cfg.download_memory_mib.max(1) * 1024 * 1024,
         max_open_sessions: cfg.max_open_uploads.max(1),
         idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),
+        max_downloads_per_caller: cfg.max_downloads_per_caller.max(1),
+        download_queue_wait: Duration::from_secs(cfg.download_queue_secs.max(1)),
+        min_download_rate: cfg.min_download_rate_kib * 1024,
         ..FilesConfig::default()
     };
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);
@@ -192,6 +195,8 @@ pub async fn run(
     });
     let limits = crate::listen::Limits {
         max_connections: cfg.max_connections,
+        max_per_address: cfg.max_connections_per_address,
+        trusted_proxies: cfg.trusted_proxies.clone(),
         http2_max_streams: cfg.http2_max_streams.max(1),
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
         idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),

@@ -1,12 +1,11 @@
 //! The `CofferAuth` gRPC service: log in, refresh, log out, who am I, and
 //! short-lived download links for browsers.
 
-use super::guard::caller;
+use super::guard::{caller, peer};
 use crate::auth::{tokens, Auth, Tokens};
 use crate::files::Files;
 use coffer_proto::pb::coffer_auth_server::CofferAuth;
 use coffer_proto::pb::*;
-use std::net::SocketAddr;
 use tonic::{Request, Response, Status};
 
 pub struct AuthApi {
@@ -29,14 +28,6 @@ fn login_response(t: Tokens) -> LoginResponse {
         username: t.user.name,
         role: t.user.role.as_str().to_string(),
     }
-}
-
-/// The client's address, as the connection gives it.
-fn peer<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .or_else(|| req.remote_addr().map(|a| a.ip()))
 }
 
 #[tonic::async_trait]

@@ -1,8 +1,10 @@
 //! The `FileStorage` gRPC service: decodes requests, calls [`Files`],
 //! encodes answers. No logic of its own beyond framing.
 
-use super::guard::caller;
-use crate::files::{FileVersion, Files, UploadPlan};
+use super::guard::{caller, peer};
+use crate::auth::Auth;
+use crate::caller::Caller;
+use crate::files::{download_keys, FileVersion, Files, UploadPlan};
 use crate::meta::ChunkRef;
 use coffer_proto::pb::file_storage_server::FileStorage;
 use coffer_proto::pb::*;
@@ -12,12 +14,52 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub struct FileStorageApi {
     files: Files,
+    /// Asked, while a stream is open, whether its caller's login still is.
+    auth: Auth,
 }
 
 impl FileStorageApi {
-    pub fn new(files: Files) -> Self {
-        Self { files }
+    pub fn new(files: Files, auth: Auth) -> Self {
+        Self { files, auth }
     }
+}
+
+/// How often an open stream (a download, a watch of the change feed)
+/// checks that its caller's login is still live: logging out, a new
+/// password and removing the user end it within this long, on every
+/// server sharing the database.
+pub const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `stream`, ended with UNAUTHENTICATED once `who`'s login has ended.
+fn until_revoked<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    auth: Auth,
+    who: Caller,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
+    let mut check = tokio::time::interval(REVOCATION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (Box::pin(stream), check, auth, who, false);
+    futures::stream::unfold(
+        state,
+        |(mut stream, mut check, auth, who, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                tokio::select! {
+                    item = stream.next() => {
+                        return item.map(|i| (i, (stream, check, auth, who, false)));
+                    }
+                    _ = check.tick() => {
+                        if !auth.still_live(&who).await {
+                            let e = Status::unauthenticated("the login has ended; log in again");
+                            return Some((Err(e), (stream, check, auth, who, true)));
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn version_arg(v: u64) -> Option<u64> {
@@ -134,16 +176,22 @@ impl FileStorage for FileStorageApi {
         req: Request<FileDownloadRequest>,
     ) -> Result<Response<Self::DownloadFileStream>, Status> {
         let who = caller(&req)?;
+        let admitted = self
+            .files
+            .admit_download(&download_keys(format!("account {}", who.name), peer(&req)))?;
         let r = req.into_inner();
         let (v, chunks) = self
             .files
             .open(&who, &r.file_name, version_arg(r.version))
             .await?;
-        let frames = crate::download::pipe(&self.files, chunks, 0, v.size).map(|piece| {
-            piece
-                .map(|file_data| FileResponse { file_data })
-                .map_err(Status::from)
-        });
+        let frames = crate::download::pipe(&self.files, chunks, 0, v.size, admitted)
+            .await?
+            .map(|piece| {
+                piece
+                    .map(|file_data| FileResponse { file_data })
+                    .map_err(Status::from)
+            });
+        let frames = until_revoked(frames, self.auth.clone(), who);
         let mut resp = Response::new(Box::pin(frames) as FrameStream);
         let md = resp.metadata_mut();
         md.insert("x-coffer-version", v.number.into());
@@ -350,9 +398,12 @@ impl FileStorage for FileStorageApi {
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
         let who = caller(&req)?;
         let pages = self.files.feed().watch(who.owner, &req.into_inner().cursor);
-        Ok(Response::new(Box::pin(
-            pages.map(|p| p.map(changes_page).map_err(Status::from)),
-        )))
+        let pages = pages.map(|p| p.map(changes_page).map_err(Status::from));
+        Ok(Response::new(Box::pin(until_revoked(
+            pages,
+            self.auth.clone(),
+            who,
+        ))))
     }
 }
 

@@ -159,6 +159,15 @@ fn url_params(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     })
 }
 
+/// The client's address, as the accept loop resolved it (a trusted
+/// proxy's `X-Forwarded-For` included).
+pub fn peer<T>(req: &tonic::Request<T>) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| req.remote_addr().map(|a| a.ip()))
+}
+
 /// The caller the guard let through. Services behind the guard always
 /// find one; its absence is a wiring bug, answered as UNAUTHENTICATED
 /// rather than served to nobody in particular.

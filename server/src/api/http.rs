@@ -5,15 +5,15 @@
 
 use super::guard::TicketScope;
 use crate::caller::Caller;
-use crate::files::FileVersion;
-use crate::files::Files;
+use crate::files::{download_keys, Admitted, FileVersion, Files};
 use crate::meta::ChunkRef;
 use axum::body::Body;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 #[derive(Debug, Deserialize)]
 pub struct DownloadQuery {
@@ -30,6 +30,7 @@ pub async fn download(
     Query(q): Query<DownloadQuery>,
     caller: Option<Extension<Caller>>,
     scope: Option<Extension<TicketScope>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
     let Some(Extension(caller)) = caller else {
@@ -44,6 +45,13 @@ pub async fn download(
                 .into_response();
         }
     }
+    let admitted = match files.admit_download(&download_keys(
+        format!("account {}", caller.name),
+        Some(addr.ip()),
+    )) {
+        Ok(a) => a,
+        Err(e) => return super::status::http_error(e),
+    };
     let (v, chunks) = match files
         .open(&caller, &path, (q.version != 0).then_some(q.version))
         .await
@@ -51,18 +59,19 @@ pub async fn download(
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
-    serve(&files, &v, chunks, &headers)
+    serve(&files, &v, chunks, &headers, admitted).await
 }
 
 /// Answers a GET of version `v` (its chunks `chunks`): the whole content,
 /// or the one byte range a `Range` header asks for (206; 416 if it lies
 /// outside the content). A malformed or multi-range header is ignored, as
 /// HTTP allows, and the whole content sent.
-pub fn serve(
+pub async fn serve(
     files: &Files,
     v: &FileVersion,
     chunks: Vec<ChunkRef>,
     headers: &HeaderMap,
+    admitted: Admitted,
 ) -> Response {
     let range = headers
         .get(header::RANGE)
@@ -92,9 +101,11 @@ pub fn serve(
     // Only the chunks the range touches are read. An error after the
     // headers are sent ends the body early; the client sees a short
     // download rather than wrong bytes.
-    let body = Body::from_stream(
-        crate::download::pipe(files, chunks, start, end).map(|r| r.map_err(std::io::Error::other)),
-    );
+    let pieces = match crate::download::pipe(files, chunks, start, end, admitted).await {
+        Ok(p) => p,
+        Err(e) => return super::status::http_error(e),
+    };
+    let body = Body::from_stream(pieces.map(|r| r.map_err(std::io::Error::other)));
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -53,7 +53,7 @@ pub async fn router(
     request_timeout: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
-    let api = grpc::FileStorageApi::new(files.clone());
+    let api = grpc::FileStorageApi::new(files.clone(), auth.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<FileStorageServer<grpc::FileStorageApi>>()

@@ -6,6 +6,7 @@
 //! works.
 
 use super::guard::caller;
+use crate::files::download_keys;
 use crate::shares::{ShareError, ShareView, Shares};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -110,11 +111,18 @@ pub async fn download(
         Ok(v) => v,
         Err(e) => return refusal(e),
     };
+    let admitted = match shares.files().admit_download(&download_keys(
+        format!("share link {}", view.row.id),
+        Some(addr.ip()),
+    )) {
+        Ok(a) => a,
+        Err(e) => return super::status::http_error(e),
+    };
     let (v, chunks) = match shares.open(&view).await {
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
-    let mut resp = super::http::serve(shares.files(), &v, chunks, &headers);
+    let mut resp = super::http::serve(shares.files(), &v, chunks, &headers, admitted).await;
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),

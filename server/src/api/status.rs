@@ -9,6 +9,19 @@ use tonic::Status;
 /// A domain error as an HTTP response: the gRPC code's HTTP equivalent and
 /// the message as text.
 pub fn http_error(e: FileError) -> Response {
+    let retry = match &e {
+        FileError::TooMany(_) => Some(StatusCode::TOO_MANY_REQUESTS),
+        FileError::Busy(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
+        _ => None,
+    };
+    if let Some(code) = retry {
+        let mut resp = (code, format!("{e}\n")).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        return resp;
+    }
     let status = Status::from(e);
     let code = match status.code() {
         tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
@@ -52,6 +65,7 @@ impl From<AuthError> for Status {
             AuthError::Unauthenticated(_) => Status::unauthenticated(msg),
             AuthError::Forbidden(_) => Status::permission_denied(msg),
             AuthError::Throttled(_) => Status::resource_exhausted(msg),
+            AuthError::Busy => Status::unavailable(msg),
             AuthError::InvalidArgument(_) => Status::invalid_argument(msg),
             AuthError::Meta(m) => Status::from(FileError::from(m)),
             AuthError::Config(_) => {
@@ -80,7 +94,9 @@ impl From<FileError> for Status {
                 tracing::error!(error = %msg, "out of space");
                 Status::resource_exhausted(msg)
             }
-            FileError::Limit(_) => Status::resource_exhausted(msg),
+            FileError::Limit(_) | FileError::TooMany(_) | FileError::Busy(_) => {
+                Status::resource_exhausted(msg)
+            }
             FileError::AlreadyExists(_) => Status::already_exists(msg),
             FileError::Timeout(_) => Status::deadline_exceeded(msg),
             FileError::DataLoss(_) => {

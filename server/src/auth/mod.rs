@@ -37,6 +37,9 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// A token that may read `/metrics` besides admins' access tokens.
     pub metrics_token: Option<String>,
+    /// Password checks (argon2id, [`password::CHECK_MIB`] MiB each) run at
+    /// once, server-wide; more wait up to [`PASSWORD_QUEUE_WAIT`].
+    pub password_checks: usize,
 }
 
 impl Default for AuthConfig {
@@ -46,9 +49,14 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             metrics_token: None,
+            password_checks: 4,
         }
     }
 }
+
+/// How long a login or share-link password waits for a turn at the
+/// password checks before it is refused as busy (UNAVAILABLE / 503).
+pub const PASSWORD_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -62,6 +70,9 @@ pub enum AuthError {
     /// Too many failed logins lately; try again after this long.
     #[error("too many failed logins; try again in {} s", .0.as_secs().max(1))]
     Throttled(Duration),
+    /// Every password check is taken and none came free in time.
+    #[error("the server is checking too many passwords at once; try again in a few seconds")]
+    Busy,
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -93,6 +104,8 @@ struct Inner {
     share_key: [u8; 32],
     cfg: AuthConfig,
     throttle: throttle::Throttle,
+    /// Turns at checking a password: each holds argon2's memory.
+    checking: tokio::sync::Semaphore,
     password_checks: AtomicU64,
     throttled: AtomicU64,
 }
@@ -107,6 +120,7 @@ impl Auth {
             meta,
             keys: Keys::new(key),
             share_key: blake3::derive_key("coffer 2026-11 share link mac", key),
+            checking: tokio::sync::Semaphore::new(cfg.password_checks.max(1)),
             cfg,
             throttle: throttle::Throttle::default(),
             password_checks: AtomicU64::new(0),
@@ -140,29 +154,35 @@ impl Auth {
             ));
         }
         let wrong = || unauthenticated("wrong user name or password");
-        // An invalid name is just a wrong one: the same answer, throttled alike.
-        let name = password::normalize_name(name).unwrap_or_else(|_| name.to_string());
-        let keys = throttle::keys(&name, addr);
+        password::check_length(password).map_err(AuthError::InvalidArgument)?;
+        // An invalid name is just a wrong one: the same answer, throttled
+        // alike, under a short stand-in (it may be megabytes long).
+        let valid = password::normalize_name(name).ok();
+        let key = valid.clone().unwrap_or_else(|| {
+            format!("invalid:{}", &blake3::hash(name.as_bytes()).to_hex()[..16])
+        });
+        let shown = valid
+            .clone()
+            .unwrap_or_else(|| format!("(an invalid name of {} bytes)", name.len()));
+        let keys = throttle::keys(&key, addr);
         if let Some(wait) = self.0.throttle.wait(&keys, Instant::now()) {
             self.0.throttled.fetch_add(1, Ordering::Relaxed);
             return Err(AuthError::Throttled(wait));
         }
-        let user = self.0.meta.user(&name).await?;
+        let user = match &valid {
+            Some(n) => self.0.meta.user(n).await?,
+            None => None,
+        };
         let hash = user.as_ref().map_or_else(
             || password::decoy().to_string(),
             |u| u.password_hash.clone(),
         );
-        let given = password.to_string();
-        self.0.password_checks.fetch_add(1, Ordering::Relaxed);
-        let matches = tokio::task::spawn_blocking(move || password::verify(&given, &hash))
-            .await
-            .unwrap_or(false);
+        let matches = self.check_password(&keys, password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
-            self.0.throttle.failed(&keys, Instant::now());
-            tracing::info!(user = %name, addr = ?addr, "failed login");
+            tracing::info!(user = %shown, addr = ?addr, "failed login");
             return Err(wrong());
         };
-        self.0.throttle.succeeded(&keys[0]);
+        self.0.throttle.succeeded(&keys);
         tracing::info!(user = %user.name, addr = ?addr, "login");
         let (secret, hash) = tokens::new_refresh_secret();
         let (login, refresh_expires) = self
@@ -264,6 +284,22 @@ impl Auth {
         self.live(&claims).await
     }
 
+    /// Whether `who`'s login is still live (an open stream asks this now
+    /// and then). `true` without authentication, and while the database
+    /// cannot say: a stream is not cut for a passing outage.
+    pub async fn still_live(&self, who: &Caller) -> bool {
+        let Some(login) = &who.login else {
+            return true;
+        };
+        match self.0.meta.login(login).await {
+            Ok(found) => found.is_some_and(|l| l.user.id == who.owner),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether a login is live");
+                true
+            }
+        }
+    }
+
     /// The caller of `claims` if their login is live, as the user is now.
     async fn live(&self, claims: &tokens::Claims) -> Result<Caller, AuthError> {
         let login = self
@@ -344,26 +380,51 @@ impl Auth {
         given: &str,
         addr: Option<IpAddr>,
     ) -> Result<(), AuthError> {
-        let mut keys = vec![format!("share:{link}")];
-        if let Some(a) = addr {
-            keys.push(format!("share-addr:{a}"));
-        }
+        password::check_length(given).map_err(AuthError::InvalidArgument)?;
+        let keys = match addr {
+            Some(a) => vec![format!("share:{link}@{a}"), format!("share-addr:{a}")],
+            None => vec![format!("share:{link}")],
+        };
         if let Some(wait) = self.0.throttle.wait(&keys, Instant::now()) {
             self.0.throttled.fetch_add(1, Ordering::Relaxed);
             return Err(AuthError::Throttled(wait));
         }
-        let (given, hash) = (given.to_string(), hash.to_string());
-        self.0.password_checks.fetch_add(1, Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || password::verify(&given, &hash))
-            .await
-            .unwrap_or(false);
-        if ok {
+        if self.check_password(&keys, given, hash.to_string()).await? {
+            self.0.throttle.succeeded(&keys);
             Ok(())
         } else {
-            self.0.throttle.failed(&keys, Instant::now());
             tracing::info!(link, addr = ?addr, "wrong share link password");
             Err(unauthenticated("wrong password for this link"))
         }
+    }
+
+    /// Checks `given` against the PHC string `hash` for an attempt with
+    /// the throttle `keys`: first a turn at the bounded password checks
+    /// (argon2 holds [`password::CHECK_MIB`] MiB, so they are few; busy
+    /// after [`PASSWORD_QUEUE_WAIT`]), then the attempt is counted as a
+    /// failure before the check (throttled if that is too many), to be
+    /// forgiven by the caller on a match.
+    async fn check_password(
+        &self,
+        keys: &[String],
+        given: &str,
+        hash: String,
+    ) -> Result<bool, AuthError> {
+        let _turn = tokio::time::timeout(PASSWORD_QUEUE_WAIT, self.0.checking.acquire())
+            .await
+            .map_err(|_| AuthError::Busy)?
+            .expect("the semaphore is never closed");
+        if let Err(wait) = self.0.throttle.attempt(keys, Instant::now()) {
+            self.0.throttled.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Throttled(wait));
+        }
+        self.0.password_checks.fetch_add(1, Ordering::Relaxed);
+        let given = given.to_string();
+        Ok(
+            tokio::task::spawn_blocking(move || password::verify(&given, &hash))
+                .await
+                .unwrap_or(false),
+        )
     }
 
     /// Whether `authorization` may read `/metrics`: an admin's access

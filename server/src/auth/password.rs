@@ -5,6 +5,11 @@ use argon2::Argon2;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 8;
+/// Longest password accepted, in bytes: a longer one is refused before
+/// anything is hashed.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// MiB one argon2id check holds (the argon2 crate's default parameters).
+pub const CHECK_MIB: usize = 19;
 
 /// Hashes `password` with argon2id and a random salt. CPU-heavy: call it
 /// off the async runtime.
@@ -34,8 +39,17 @@ pub fn decoy() -> &'static str {
     DECOY.get_or_init(|| hash("no user has this password").unwrap_or_default())
 }
 
+/// Refuses a password too long to be anyone's (before it is hashed).
+pub fn check_length(password: &str) -> Result<(), String> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!("a password is at most {MAX_PASSWORD_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// Checks a new password; the message says what is wrong.
 pub fn check_new(password: &str) -> Result<(), String> {
+    check_length(password)?;
     if password.chars().count() < MIN_PASSWORD {
         return Err(format!(
             "a password needs at least {MIN_PASSWORD} characters"

@@ -1062,6 +1062,13 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     meta.delete_file(DEFAULT_OWNER, "doc", None).await.unwrap();
     assert!(meta.share("s2").await.unwrap().is_none());
     tick().await;
+    // For good: the path made again (a new version, here; a restore or a
+    // move back alike) does not bring a link back.
+    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    let after = meta.share("s2").await.unwrap().expect("version 1 is kept");
+    assert!(after.revoked, "a deleted file's link came back");
+    meta.delete_file(DEFAULT_OWNER, "doc", None).await.unwrap();
+    tick().await;
     meta.apply_retention(&Retention {
         purge_deleted_after: Some(Duration::ZERO),
         ..Retention::default()

@@ -401,3 +401,37 @@ async fn names_are_normalised_and_files_and_folders_never_clash() {
         Code::AlreadyExists
     );
 }
+
+#[tokio::test]
+async fn a_deleted_files_links_stay_dead_when_its_path_returns() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+    upload_bytes(&mut c, "report.txt", b"first").await.unwrap();
+    let mut shares = CofferShareClient::new(server.channel_as(server.token()).await);
+    let link = shares
+        .create_share_link(CreateShareLinkRequest {
+            file_name: "report.txt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetch(&server, &link.url, None, None).await.0, 200);
+    c.delete_file(DeleteFileRequest {
+        file_name: "report.txt".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_ne!(fetch(&server, &link.url, None, None).await.0, 200);
+    // The path made again, by an upload and by a restore: still gone.
+    upload_bytes(&mut c, "report.txt", b"second").await.unwrap();
+    assert_eq!(fetch(&server, &link.url, None, None).await.0, 410);
+    c.restore_version(RestoreVersionRequest {
+        file_name: "report.txt".into(),
+        version: 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(fetch(&server, &link.url, None, None).await.0, 410);
+}

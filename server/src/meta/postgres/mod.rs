@@ -448,6 +448,15 @@ async fn delete_file<C: GenericClient>(
         &[&owner, &path],
     )
     .await?;
+    // A deleted file's links end for good: re-creating the path (an
+    // upload, a restore, a move back) must not bring them back.
+    c.execute(
+        "UPDATE share_links SET revoked_at = now()
+         WHERE revoked_at IS NULL
+           AND file_id = (SELECT id FROM files WHERE owner_id = $1 AND path = $2)",
+        &[&owner, &path],
+    )
+    .await?;
     changes::record(
         c,
         owner,

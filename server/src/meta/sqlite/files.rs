@@ -268,6 +268,14 @@ pub fn delete_file(
         "UPDATE files SET deleted_at = ?3 WHERE owner_id = ?1 AND path = ?2 AND deleted_at IS NULL",
         params![owner, path, now],
     )?;
+    // A deleted file's links end for good: re-creating the path (an
+    // upload, a restore, a move back) must not bring them back.
+    c.execute(
+        "UPDATE share_links SET revoked_at = ?3
+         WHERE revoked_at IS NULL
+           AND file_id = (SELECT id FROM files WHERE owner_id = ?1 AND path = ?2)",
+        params![owner, path, now],
+    )?;
     super::changes::record(
         c,
         owner,
