@@ -52,6 +52,7 @@ const HOSTILE: &[&str] = &[
     "evil/../../escaped.txt",
     "evil/a/../../../../x",
     "evil/../empty/x",
+    "evil/../empty",
     "/etc/coffer-escaped",
     "evil/..\\..\\AppData\\Roaming\\Startup\\x.bat",
     "evil/C:\\Windows\\x.dll",
