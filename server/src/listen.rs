@@ -13,6 +13,7 @@
 //! - HTTP/2 connections take at most `http2_max_streams` concurrent calls,
 //!   bounded header lists and send buffers, and are pinged: a peer that
 //!   answers no ping within the idle time-out is dropped;
+//! - over TLS, every answer says `Strict-Transport-Security`;
 //! - on shutdown, in-flight requests get [`SHUTDOWN_GRACE`] to finish.
 
 use crate::per_key::PerKey;
@@ -42,6 +43,9 @@ pub struct Limits {
 
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// `Strict-Transport-Security` on every answer over TLS: a year.
+const HSTS: &str = "max-age=31536000";
 
 /// Largest request head (HTTP/1) or header list (HTTP/2) accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -107,10 +111,21 @@ pub async fn serve(
         }
         let router = router.clone();
         let proxies = proxies.clone();
+        let hsts = acceptor.is_some();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
             let client = client_address(addr, req.headers(), &proxies);
             req.extensions_mut().insert(ConnectInfo(client));
-            router.clone().oneshot(req)
+            let answer = router.clone().oneshot(req);
+            async move {
+                let mut resp = answer.await?;
+                if hsts {
+                    // Served over TLS: browsers keep to HTTPS from now on.
+                    resp.headers_mut()
+                        .entry(hyper::header::STRICT_TRANSPORT_SECURITY)
+                        .or_insert(hyper::header::HeaderValue::from_static(HSTS));
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();

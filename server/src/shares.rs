@@ -16,6 +16,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 use thiserror::Error;
 
+/// The shortest password a link may have: a guesser is slowed per link
+/// and address, but a short password falls to guessers at many
+/// addresses.
+pub const MIN_SHARE_PASSWORD: usize = 8;
+
 /// A link's life when the request names none.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest life a link may have.
@@ -92,7 +97,14 @@ impl Shares {
         }
         let password_hash = match password {
             "" => None,
+            p if p.chars().count() < MIN_SHARE_PASSWORD => {
+                return Err(FileError::InvalidArgument(format!(
+                    "a link's password needs at least {MIN_SHARE_PASSWORD} characters \
+                     (or none at all)"
+                )));
+            }
             p => {
+                password::check_length(p).map_err(FileError::InvalidArgument)?;
                 let p = p.to_string();
                 let hash = tokio::task::spawn_blocking(move || password::hash(&p))
                     .await

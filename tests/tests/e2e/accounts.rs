@@ -972,6 +972,20 @@ async fn the_cli_logs_in_and_round_trips_a_file_over_tls() {
     let server = Server::start(opts).await.unwrap();
     assert!(server.addr().starts_with("https://"), "{}", server.addr());
     server.add_user("erin", "erin-password", false).await;
+    // Browsers are told to keep to HTTPS.
+    let answer = server
+        .client()
+        .await
+        .list_files(coffer_proto::pb::ListFilesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer
+            .metadata()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_string()),
+        Some("max-age=31536000".to_string())
+    );
 
     let cli = Cli::new(server.addr());
     let ca = cert.to_str().unwrap();

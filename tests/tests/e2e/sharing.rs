@@ -435,3 +435,28 @@ async fn a_deleted_files_links_stay_dead_when_its_path_returns() {
     .unwrap();
     assert_eq!(fetch(&server, &link.url, None, None).await.0, 410);
 }
+
+#[tokio::test]
+async fn a_share_password_is_long_enough_or_absent() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let mut c = server.client().await;
+    upload_bytes(&mut c, "doc.txt", b"x").await.unwrap();
+    let mut shares = CofferShareClient::new(server.channel_as(server.token()).await);
+    let e = shares
+        .create_share_link(link("doc.txt", 0, 0, "1234"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("at least 8"), "{e:?}");
+    assert!(shares
+        .list_share_links(ListShareLinksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .links
+        .is_empty());
+    shares
+        .create_share_link(link("doc.txt", 0, 0, "12345678"))
+        .await
+        .unwrap();
+}
