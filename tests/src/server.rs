@@ -108,6 +108,18 @@ pub fn cargo_build(package: &str, bin: &str, release: bool) {
     assert!(status.success(), "building {bin} failed");
 }
 
+/// A size line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in bytes.
+pub fn proc_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        * 1024
+}
+
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -655,6 +667,34 @@ impl Server {
     pub async fn get(&self, path: &str) -> (u16, String, String) {
         let (status, head, body) = self.get_bytes(path).await;
         (status, head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A number (counter or gauge) from `/metrics`, read as the admin.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (code, _, text) = self.get("/metrics").await;
+        assert_eq!(code, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+
+    /// The admin's files under `prefix`, by name, in path order.
+    pub async fn names_under(&self, prefix: &str) -> Vec<String> {
+        self.client()
+            .await
+            .list_files(coffer_proto::pb::ListFilesRequest {
+                prefix: prefix.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("ListFiles")
+            .into_inner()
+            .files
+            .into_iter()
+            .map(|f| f.file_name)
+            .collect()
     }
 
     /// A plain HTTP GET of `path` as the admin: (status, head, body).

@@ -6,7 +6,6 @@
 //! neither written through nor followed by `coffer put`; a user's own
 //! file named like a temporary download is never deleted.
 
-use coffer_proto::pb::ListFilesRequest;
 use coffer_tests::cli::Cli;
 use coffer_tests::data::upload_bytes;
 use coffer_tests::hostile::{self, files_under, CONTENT};
@@ -140,25 +139,6 @@ const UNPORTABLE: &[&str] = &[
     "synced/dir./inside.txt",
 ];
 
-async fn remote_names(server: &Server) -> Vec<String> {
-    let mut c = server.client().await;
-    let mut names: Vec<String> = c
-        .list_files(ListFilesRequest {
-            prefix: "synced/".into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .files
-        .into_iter()
-        .map(|f| f.file_name)
-        .collect();
-    names.sort();
-    names
-}
-
 fn write(root: &Path, rel: &str, data: &[u8]) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -175,7 +155,7 @@ async fn names_another_os_cannot_hold_are_skipped_never_written_nor_deleted() {
     upload_bytes(&mut c, "synced/fine.txt", b"fine")
         .await
         .unwrap();
-    let before = remote_names(&server).await;
+    let before = server.names_under("synced/").await;
 
     let work = Work::new();
     let target = work.target();
@@ -207,7 +187,7 @@ async fn names_another_os_cannot_hold_are_skipped_never_written_nor_deleted() {
         .run(&["sync", target.to_str().unwrap(), "synced", "--once"])
         .await;
     assert!(out.ok, "{out:?}");
-    assert_eq!(remote_names(&server).await, before);
+    assert_eq!(server.names_under("synced/").await, before);
     assert_eq!(
         std::fs::read(target.join(".coffer-Ab12Cd.part")).unwrap(),
         b"mine"
@@ -236,5 +216,5 @@ async fn coffer_put_of_a_folder_does_not_follow_links() {
             out.stderr
         );
     }
-    assert_eq!(remote_names(&server).await, vec!["synced/real.txt"]);
+    assert_eq!(server.names_under("synced/").await, vec!["synced/real.txt"]);
 }

@@ -9,31 +9,9 @@ use coffer_proto::pb::{
     ListVersionsRequest, PutChunkRequest, RunWorkerRequest, StartUploadRequest,
 };
 use coffer_tests::data::{download, is_stored, pattern, session_plan, upload_bytes};
-use coffer_tests::server::{Server, ServerOpts};
+use coffer_tests::server::{proc_bytes, Server, ServerOpts};
 use std::time::Duration;
 use tonic::Code;
-
-/// A gauge from the server's `/metrics`.
-async fn gauge(server: &Server, name: &str) -> u64 {
-    let (code, _, text) = server.get("/metrics").await;
-    assert_eq!(code, 200);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
-
-/// The resident set of a process, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
-}
 
 #[tokio::test]
 async fn open_upload_sessions_are_capped_per_user() {
@@ -205,7 +183,7 @@ async fn stalled_downloads_stay_within_the_memory_budget_while_others_download()
     upload_bytes(&mut c, "big.bin", &data).await.unwrap();
     // Warm up the paths a download takes, then measure from here.
     assert!(download(&mut c, "big.bin", 0).await.unwrap() == data);
-    let before = rss(pid);
+    let before = proc_bytes(pid, "VmRSS:");
 
     // One connection, 200 downloads that read one message and stop.
     let stalled_client = server.client().await;
@@ -231,7 +209,10 @@ async fn stalled_downloads_stay_within_the_memory_budget_while_others_download()
         let peak = peak.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(rss(pid), std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(
+                    proc_bytes(pid, "VmRSS:"),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -251,8 +232,8 @@ async fn stalled_downloads_stay_within_the_memory_budget_while_others_download()
         "the other client's download took {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let buffered = gauge(&server, "coffer_download_buffer_bytes").await;
-    let pipes = gauge(&server, "coffer_download_pipe_bytes").await;
+    let buffered = server.metric("coffer_download_buffer_bytes").await;
+    let pipes = server.metric("coffer_download_pipe_bytes").await;
     println!("held: {buffered} bytes read ahead, {pipes} bytes reserved by open downloads");
     assert!(
         buffered + pipes <= BUDGET_MIB << 20,
@@ -300,7 +281,7 @@ async fn a_silent_upload_is_closed_after_the_idle_time_out_and_its_buffers_let_g
     // The server holds the bytes while the client says nothing more...
     let mut held = 0;
     for _ in 0..200 {
-        held = gauge(&server, "coffer_upload_buffer_bytes").await;
+        held = server.metric("coffer_upload_buffer_bytes").await;
         if held > 0 || call.is_finished() {
             break;
         }
@@ -312,7 +293,7 @@ async fn a_silent_upload_is_closed_after_the_idle_time_out_and_its_buffers_let_g
     let err = call.await.unwrap().unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
     assert!(err.message().contains("sent nothing"), "{err:?}");
-    assert_eq!(gauge(&server, "coffer_upload_buffer_bytes").await, 0);
+    assert_eq!(server.metric("coffer_upload_buffer_bytes").await, 0);
     drop(tx);
     let mut c = server.client().await;
     assert!(!is_stored(&mut c, "silent.bin").await);

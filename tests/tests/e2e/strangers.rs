@@ -9,7 +9,7 @@ use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::coffer_share_client::CofferShareClient;
 use coffer_proto::pb::{CreateShareLinkRequest, LoginRequest};
 use coffer_tests::data::upload_bytes;
-use coffer_tests::server::{http_get_with, Server, ServerOpts};
+use coffer_tests::server::{http_get_with, proc_bytes, Server, ServerOpts};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -55,28 +55,6 @@ async fn login(
     })
     .await
     .map(drop)
-}
-
-/// A counter from `/metrics`.
-async fn metric(server: &Server, name: &str) -> u64 {
-    let (code, _, text) = server.get("/metrics").await;
-    assert_eq!(code, 200);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-}
-
-/// A line of `/proc/PID/status`, in bytes.
-fn proc_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 #[tokio::test]
@@ -170,7 +148,7 @@ async fn huge_user_names_are_neither_kept_nor_logged() {
 async fn concurrent_guesses_are_counted_before_they_are_hashed() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     server.add_user("carol", "carol-password-1", false).await;
-    let checks = metric(&server, "coffer_login_password_checks_total").await;
+    let checks = server.metric("coffer_login_password_checks_total").await;
     let channel = server.raw_channel().await;
     let guesses = (0..60).map(|i| {
         let mut auth = CofferAuthClient::new(channel.clone());
@@ -183,7 +161,7 @@ async fn concurrent_guesses_are_counted_before_they_are_hashed() {
             "{e:?}"
         );
     }
-    let hashed = metric(&server, "coffer_login_password_checks_total").await - checks;
+    let hashed = server.metric("coffer_login_password_checks_total").await - checks;
     assert!(
         hashed <= 5,
         "{hashed} of 60 concurrent guesses were hashed; the free ones are 5"

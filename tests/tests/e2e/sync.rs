@@ -4,7 +4,7 @@
 //! version; mass deletes and emptied or missing folders change nothing
 //! without `--force`.
 
-use coffer_proto::pb::{ListChangesRequest, ListFilesRequest, ListVersionsRequest};
+use coffer_proto::pb::{ListChangesRequest, ListVersionsRequest};
 use coffer_tests::cli::{Cli, Run};
 use coffer_tests::data::pattern;
 use coffer_tests::server::{Server, ServerOpts};
@@ -58,22 +58,6 @@ async fn passes_change_nothing(server: &Server, sides: &[(&Cli, &Path)]) {
         before,
         "a no-change pass changed something"
     );
-}
-
-async fn remote_names(server: &Server) -> Vec<String> {
-    let mut c = server.client().await;
-    c.list_files(ListFilesRequest {
-        prefix: "synced/".into(),
-        page_size: 1000,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .files
-    .into_iter()
-    .map(|f| f.file_name)
-    .collect()
 }
 
 #[tokio::test]
@@ -162,7 +146,7 @@ async fn a_mass_delete_or_an_emptied_or_missing_folder_deletes_nothing_without_f
         write(&a, &format!("f{i}.txt"), format!("file {i}").as_bytes());
     }
     ok(sync(&cli, &a, &[]).await);
-    assert_eq!(remote_names(&server).await.len(), 10);
+    assert_eq!(server.names_under("synced/").await.len(), 10);
 
     // Most of the tree deleted: refused, and nothing changes.
     for i in 0..8 {
@@ -173,7 +157,7 @@ async fn a_mass_delete_or_an_emptied_or_missing_folder_deletes_nothing_without_f
         !refused.ok && refused.stderr.contains("--force"),
         "{refused:?}"
     );
-    assert_eq!(remote_names(&server).await.len(), 10);
+    assert_eq!(server.names_under("synced/").await.len(), 10);
     let status = cli
         .run(&["--json", "sync", a.to_str().unwrap(), "synced", "--status"])
         .await;
@@ -192,7 +176,7 @@ async fn a_mass_delete_or_an_emptied_or_missing_folder_deletes_nothing_without_f
         "{missing:?}"
     );
     assert_eq!(
-        remote_names(&server).await.len(),
+        server.names_under("synced/").await.len(),
         10,
         "the server lost nothing"
     );
@@ -208,7 +192,7 @@ async fn a_mass_delete_or_an_emptied_or_missing_folder_deletes_nothing_without_f
     }
     ok(sync(&cli, &a, &["--force"]).await);
     assert_eq!(
-        remote_names(&server).await,
+        server.names_under("synced/").await,
         ["synced/f8.txt", "synced/f9.txt"]
     );
 }
@@ -582,7 +566,7 @@ async fn randomized_replicas_converge_and_lose_no_content() {
 async fn remote_tree(server: &Server, cli: &Cli) -> BTreeMap<String, Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let mut out = BTreeMap::new();
-    for name in remote_names(server).await {
+    for name in server.names_under("synced/").await {
         let dest = dir.path().join("f");
         let got = cli.run(&["get", &name, dest.to_str().unwrap()]).await;
         assert!(got.ok, "coffer get {name}: {}", got.stderr);
@@ -892,7 +876,7 @@ async fn a_pass_lists_the_server_only_when_the_feed_shows_a_change_in_the_folder
             assert!(r["listings"].as_u64().unwrap() >= 1, "{r}");
         }
     }
-    let names = remote_names(&server).await;
+    let names = server.names_under("synced/").await;
     assert!(names.contains(&"synced/one.txt".to_string()), "{names:?}");
 }
 
@@ -934,7 +918,7 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
     assert!(!run.ok, "the long path cannot be synced, and says so");
     assert!(run.stderr.contains("too-long.txt"), "{}", run.stderr);
     assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
-    let names = remote_names(&server).await;
+    let names = server.names_under("synced/").await;
     assert!(
         names.contains(&"synced/fine/other.txt".to_string()),
         "{names:?}"
@@ -989,7 +973,7 @@ async fn one_file_that_cannot_sync_holds_up_nothing_else_and_links_are_left_alon
         .unwrap();
     let run = sync(&ca, a, &[]).await;
     assert!(!run.ok, "the folders do not agree");
-    let names = remote_names(&server).await;
+    let names = server.names_under("synced/").await;
     assert!(
         names.contains(&"synced/fine/other.txt".to_string()),
         "{names:?}"
