@@ -128,21 +128,6 @@ impl Throttle {
             }
         }
     }
-
-    /// Bytes the records hold at most, keys included (for the limits'
-    /// documentation and tests).
-    pub fn max_bytes() -> usize {
-        MAX_KEYS * (MAX_KEY_BYTES + std::mem::size_of::<Record>() + 32)
-    }
-
-    /// Keys remembered now.
-    pub fn len(&self) -> usize {
-        self.records.lock().unwrap().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The throttle keys of a login attempt: the user at this address first
