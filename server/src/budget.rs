@@ -1,4 +1,11 @@
-//! The server-wide download memory budget: every byte a download holds,
+//! The server-wide memory budgets for transfers.
+//!
+//! Uploads: every byte a streamed upload or a `PutChunk` holds, received
+//! and not yet stored, is counted against `COFFER_UPLOAD_MEMORY_MIB`
+//! ([`UploadBudget`]). An upload that finds no room waits, reading nothing
+//! more from its client (HTTP/2 flow control then stops the sender).
+//!
+//! Downloads: every byte a download holds,
 //! read ahead from the nodes or waiting in its pipe and network buffers,
 //! is counted against one number, `COFFER_DOWNLOAD_MEMORY_MIB`.
 //!
@@ -100,10 +107,113 @@ impl DownloadBudget {
     }
 }
 
+/// The server-wide upload budget, in KiB permits (a fair queue). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct UploadBudget {
+    kib: Arc<Semaphore>,
+    total_kib: usize,
+}
+
+/// Room an upload holds in the [`UploadBudget`]; it grows and shrinks with
+/// what the upload holds, and is given back whole when dropped.
+pub struct UploadRoom {
+    kib: Arc<Semaphore>,
+    held: u32,
+}
+
+fn kib_of(bytes: u64) -> u32 {
+    bytes.div_ceil(KIB as u64).min(u32::MAX as u64) as u32
+}
+
+impl UploadBudget {
+    /// A budget of `bytes`, raised to what one upload needs at most: its
+    /// largest message, a chunk being cut and the chunks being stored.
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = (bytes / KIB).max(8 * MAX_CHUNK / KIB);
+        Self {
+            kib: Arc::new(Semaphore::new(total_kib)),
+            total_kib,
+        }
+    }
+
+    /// An empty room, to grow with [`UploadRoom::cover`].
+    pub fn room(&self) -> UploadRoom {
+        UploadRoom {
+            kib: self.kib.clone(),
+            held: 0,
+        }
+    }
+
+    /// KiB held now, and the whole budget.
+    pub fn used_kib(&self) -> (usize, usize) {
+        (
+            self.total_kib.saturating_sub(self.kib.available_permits()),
+            self.total_kib,
+        )
+    }
+}
+
+impl UploadRoom {
+    /// Grows the room to cover `bytes`, waiting in line up to `wait`;
+    /// `false` (and the room unchanged) if the budget had no room by then.
+    pub async fn cover(&mut self, bytes: u64, wait: std::time::Duration) -> bool {
+        let need = kib_of(bytes);
+        if need <= self.held {
+            return true;
+        }
+        match tokio::time::timeout(wait, self.kib.clone().acquire_many_owned(need - self.held))
+            .await
+        {
+            Ok(Ok(p)) => {
+                p.forget();
+                self.held = need;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shrinks the room to what `bytes` need, giving the rest back.
+    pub fn shrink(&mut self, bytes: u64) {
+        let keep = kib_of(bytes);
+        if keep < self.held {
+            self.kib.add_permits((self.held - keep) as usize);
+            self.held = keep;
+        }
+    }
+}
+
+impl Drop for UploadRoom {
+    fn drop(&mut self) {
+        self.shrink(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::FutureExt;
+
+    #[tokio::test]
+    async fn uploads_past_the_budget_wait_then_give_up_and_rooms_give_back() {
+        let budget = UploadBudget::new(1);
+        let total = budget.used_kib().1 as u64 * 1024;
+        assert_eq!(total, 8 * MAX_CHUNK as u64, "the floor fits one upload");
+        let wait = std::time::Duration::from_millis(50);
+        let mut a = budget.room();
+        assert!(a.cover(total - 1024, wait).await);
+        let mut b = budget.room();
+        assert!(b.cover(1024, wait).await, "the last KiB is there");
+        assert!(!b.cover(2048, wait).await, "a room grew past the budget");
+        assert_eq!(budget.used_kib().0 as u64 * 1024, total);
+        a.shrink(10 * 1024);
+        assert!(b.cover(2048, wait).await, "shrinking gave room back");
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used_kib().0, 0, "dropped rooms give everything back");
+        assert!(budget.room().cover(total, wait).now_or_never().is_some());
+    }
 
     #[tokio::test]
     async fn open_downloads_beyond_the_pipes_half_wait_for_one_to_end() {

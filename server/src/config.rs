@@ -136,6 +136,12 @@ pub struct Config {
     /// more; downloads beyond what fits wait for one to end.
     #[arg(long, env = "COFFER_DOWNLOAD_MEMORY_MIB", default_value_t = 256)]
     pub download_memory_mib: usize,
+    /// MiB all uploads together may hold, server-wide: bytes received
+    /// and not yet stored. An upload finding no room reads nothing more
+    /// from its client until one frees some; after the queue wait it is
+    /// refused RESOURCE_EXHAUSTED (HTTP 503).
+    #[arg(long, env = "COFFER_UPLOAD_MEMORY_MIB", default_value_t = 256)]
+    pub upload_memory_mib: usize,
     /// Downloads one caller may have open at once: per account, per
     /// share link, and per client address; one more is refused
     /// RESOURCE_EXHAUSTED (HTTP 429).

@@ -12,7 +12,7 @@
 //! every chunk is stored on at least W nodes; before that nothing of the
 //! upload is visible.
 
-use crate::budget::DownloadBudget;
+use crate::budget::{DownloadBudget, UploadBudget, UploadRoom};
 use crate::caller::Caller;
 use crate::cluster::{Cluster, ClusterError};
 use crate::feed::Feed;
@@ -62,9 +62,13 @@ pub struct FilesConfig {
     /// Downloads one caller may have open at once: per account, per share
     /// link and per client address alike.
     pub max_downloads_per_caller: usize,
-    /// How long a download waits for room in the server-wide budget
-    /// before it is refused (RESOURCE_EXHAUSTED, HTTP 503).
+    /// How long a download (or an upload) waits for room in the
+    /// server-wide budget before it is refused (RESOURCE_EXHAUSTED, HTTP
+    /// 503).
     pub download_queue_wait: Duration,
+    /// Bytes all uploads together may hold, server-wide: received and not
+    /// yet stored (see [`crate::budget::UploadBudget`]).
+    pub upload_memory_bytes: usize,
     /// The slowest a client may read a download, in bytes per second,
     /// averaged over each idle time-out: a slower one is ended, so a
     /// reader that takes a piece now and then cannot hold its place.
@@ -82,6 +86,7 @@ impl Default for FilesConfig {
             idle_timeout: Duration::from_secs(60),
             max_downloads_per_caller: 32,
             download_queue_wait: Duration::from_secs(30),
+            upload_memory_bytes: 256 * 1024 * 1024,
             min_download_rate: 16 * 1024,
         }
     }
@@ -250,6 +255,7 @@ pub struct Files {
     /// The server-wide download budget (see
     /// [`FilesConfig::download_memory_bytes`]).
     budget: DownloadBudget,
+    uploads: UploadBudget,
     /// Bytes streamed uploads have received and not yet stored.
     upload_held: Arc<std::sync::atomic::AtomicU64>,
     feed: Feed,
@@ -273,6 +279,7 @@ pub fn download_keys(who: String, addr: Option<std::net::IpAddr>) -> Vec<String>
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
         let budget = DownloadBudget::new(cfg.download_memory_bytes);
+        let uploads = UploadBudget::new(cfg.upload_memory_bytes);
         Self {
             downloads: PerKey::new(cfg.max_downloads_per_caller),
             feed: Feed::new(meta.clone()),
@@ -280,7 +287,27 @@ impl Files {
             cluster,
             cfg,
             budget,
+            uploads,
             upload_held: Arc::default(),
+        }
+    }
+
+    /// The server-wide upload budget.
+    pub fn upload_budget(&self) -> &UploadBudget {
+        &self.uploads
+    }
+
+    /// Grows `room` to cover `bytes`, or fails Busy after the queue wait.
+    async fn cover(&self, room: &mut UploadRoom, bytes: u64) -> Result<(), FileError> {
+        let wait = self.cfg.download_queue_wait;
+        if room.cover(bytes, wait).await {
+            Ok(())
+        } else {
+            Err(FileError::Busy(format!(
+                "the server is receiving as many uploads as its memory allows \
+                 (COFFER_UPLOAD_MEMORY_MIB) and none made room in {} s; try again",
+                wait.as_secs()
+            )))
         }
     }
 
@@ -322,6 +349,7 @@ impl Files {
             stream: None,
             chunker: Chunker::new(),
             room: None,
+            memory: self.uploads.room(),
             held: 0,
             size: 0,
             chunks: Vec::new(),
@@ -803,7 +831,10 @@ impl Files {
         }
         // The session references the chunk already. Stored before or not,
         // the caller has shown they have it.
+        let mut memory = self.uploads.room();
+        self.cover(&mut memory, data.len() as u64).await?;
         self.store_chunk(data, None).await?;
+        drop(memory);
         let left = self.meta.chunk_sent(id, caller.owner, chunk).await?;
         Ok(left as usize)
     }
@@ -907,8 +938,12 @@ pub struct StreamUpload {
     chunker: Chunker,
     /// What the caller's quota leaves (`Some(None)`: no quota), read at
     /// the first bytes: an upload that will not fit stops early, before it
-    /// stores much. The commit checks again.
+    /// stores much. Each chunk's reference is checked against the quota as
+    /// it is stored, and the commit checks again.
     room: Option<Option<(u64, u64)>>,
+    /// The upload's room in the server-wide upload budget, covering
+    /// `held`.
+    memory: UploadRoom,
     /// Bytes received and not yet stored (counted in the server's gauge).
     held: u64,
     size: u64,
@@ -919,12 +954,19 @@ pub struct StreamUpload {
 impl StreamUpload {
     /// Adds the next bytes of the file.
     pub async fn push(&mut self, data: &[u8]) -> Result<(), FileError> {
-        self.size += data.len() as u64;
-        self.hold(data.len() as u64);
         if self.room.is_none() {
+            // The upload counts against the caller's open uploads from its
+            // first bytes.
+            let cfg = &self.files.cfg;
+            let s = (self.files.meta)
+                .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
+                .await?;
+            self.stream = Some(s);
             let u = self.files.meta.usage(self.caller.owner).await?;
-            self.room = Some(u.quota.map(|q| (u.used, q)));
+            self.room = Some(u.quota.map(|q| (u.used.saturating_add(u.reserved), q)));
         }
+        self.size += data.len() as u64;
+        self.hold(data.len() as u64).await?;
         if let Some(Some((used, quota))) = self.room {
             if used.saturating_add(self.size) > quota {
                 return Err(FileError::Limit(crate::meta::quota_message(
@@ -945,8 +987,10 @@ impl StreamUpload {
         let stream = match &self.stream {
             Some(s) => s.clone(),
             None => {
-                let ttl = self.files.cfg.session_ttl;
-                let s = self.files.meta.open_stream(self.caller.owner, ttl).await?;
+                let cfg = &self.files.cfg;
+                let s = (self.files.meta)
+                    .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
+                    .await?;
                 self.stream = Some(s.clone());
                 s
             }
@@ -972,16 +1016,22 @@ impl StreamUpload {
         Ok(())
     }
 
-    fn hold(&mut self, n: u64) {
+    /// Counts `n` more bytes held, once the upload budget has room for
+    /// them.
+    async fn hold(&mut self, n: u64) -> Result<(), FileError> {
+        let files = self.files.clone();
+        files.cover(&mut self.memory, self.held + n).await?;
         self.held += n;
         self.files
             .upload_held
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn release(&mut self, n: u64) {
         let n = n.min(self.held);
         self.held -= n;
+        self.memory.shrink(self.held);
         self.files
             .upload_held
             .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
@@ -1019,6 +1069,7 @@ impl StreamUpload {
             uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.
             stream: self.stream.take(),
+            session: None,
             base,
             modified,
         };
@@ -1122,5 +1173,59 @@ mod tests {
         let got = read_all(&files, &chunks).await;
         let want: Vec<Bytes> = chunks.iter().map(|(_, d)| d.clone()).collect();
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn uploads_wait_for_room_in_the_server_wide_budget_then_give_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, node, _) = slow_node(dir.path(), &[], 0).await;
+        // The smallest budget (8 chunks of 4 MiB), a short wait, and
+        // writes slow enough that nothing is stored while a second upload
+        // waits.
+        files.cfg.download_queue_wait = Duration::from_millis(300);
+        files.uploads = UploadBudget::new(1);
+        let total = files.upload_budget().used_kib().1 as u64 * 1024;
+        node.set_write_delay(Duration::from_secs(2));
+        let big = |seed: u8, n: u64| {
+            let mut rng = seed as u64 + 1;
+            (0..n)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        let first = big(1, total - 8 * 1024 * 1024);
+        let second = big(2, 9 * 1024 * 1024);
+        let anyone = Caller::anyone();
+        let mut a = files.begin_stream(&anyone);
+        let f = files.clone();
+        let holder = tokio::spawn(async move {
+            a.push(&first).await.unwrap();
+            a.finish("a", None, None).await.unwrap()
+        });
+        // Wait until the first upload holds its bytes.
+        while f.upload_budget().used_kib().0 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut b = f.begin_stream(&anyone);
+        let err = b.push(&second).await.unwrap_err();
+        assert!(matches!(err, FileError::Busy(_)), "{err}");
+        assert!(
+            err.to_string().contains("COFFER_UPLOAD_MEMORY_MIB"),
+            "{err}"
+        );
+        drop(b);
+        // The first is unharmed, and everything is given back.
+        let v = holder.await.unwrap();
+        assert_eq!(v.size, total - 8 * 1024 * 1024);
+        assert_eq!(f.upload_budget().used_kib().0, 0);
+        assert_eq!(f.upload_held_bytes(), 0);
+        let mut c = f.begin_stream(&anyone);
+        node.set_write_delay(Duration::ZERO);
+        c.push(&big(3, 9 * 1024 * 1024)).await.unwrap();
+        c.finish("c", None, None).await.unwrap();
     }
 }

@@ -119,6 +119,7 @@ pub async fn run(
     let files_cfg = FilesConfig {
         read_ahead_bytes: cfg.read_ahead_mib.max(1) * 1024 * 1024,
         download_memory_bytes: cfg.download_memory_mib.max(1) * 1024 * 1024,
+        upload_memory_bytes: cfg.upload_memory_mib.max(1) * 1024 * 1024,
         max_open_sessions: cfg.max_open_uploads.max(1),
         idle_timeout: Duration::from_secs(cfg.idle_timeout_secs.max(1)),
         max_downloads_per_caller: cfg.max_downloads_per_caller.max(1),

@@ -42,6 +42,7 @@ fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
         chunks: chunks.to_vec(),
         uploader: "test".into(),
         stream: None,
+        session: None,
         base: None,
         modified: None,
     }
@@ -487,7 +488,7 @@ pub async fn orphans_ripen_only_on_a_later_pass(meta: Meta) {
 pub async fn streams_protect_their_chunks_until_commit_or_drop(meta: Meta) {
     let (a, b) = (chunk('a', 2), chunk('b', 3));
     let stream = meta
-        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600))
+        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600), 100)
         .await
         .unwrap();
     for (i, c) in [&a, &b].into_iter().enumerate() {
@@ -520,7 +521,7 @@ pub async fn streams_protect_their_chunks_until_commit_or_drop(meta: Meta) {
     // An abandoned stream, dropped: its chunk is collectable.
     let c = chunk('c', 1);
     let s2 = meta
-        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600))
+        .open_stream(DEFAULT_OWNER, Duration::from_secs(3600), 100)
         .await
         .unwrap();
     let r = StreamRef {
@@ -979,6 +980,73 @@ pub async fn open_sessions_are_capped_per_owner_and_bookkept_without_scans(meta:
     // A finished session no longer counts against the cap.
     meta.finish_session(&open[0], "test", None).await.unwrap();
     meta.open_session(&s).await.unwrap();
+}
+
+pub async fn open_uploads_reserve_their_bytes_and_streams_count_as_sessions(meta: Meta) {
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let alice = meta.add_user("alice", "h", Role::User).await.unwrap();
+    assert!(meta.set_quota("alice", Some(1000)).await.unwrap());
+    let session = |path: &str, c: &ChunkRef| {
+        let mut s = new_session(path, "h", vec![c.clone()]);
+        s.owner = alice.id;
+        s.max_open = 3;
+        s
+    };
+    let (a, b, c) = (chunk('a', 600), chunk('b', 500), chunk('c', 300));
+    // One session of 600 fits; a second of 500 would reserve 1,100.
+    let (open_a, _) = meta.open_session(&session("a", &a)).await.unwrap();
+    let u = meta.usage(alice.id).await.unwrap();
+    assert_eq!((u.used, u.reserved), (0, 600));
+    let err = meta.open_session(&session("b", &b)).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    // A stream's chunks reserve as they are held: 300 fits, 300 more not.
+    let stream = meta
+        .open_stream(alice.id, Duration::from_secs(3600), 3)
+        .await
+        .unwrap();
+    let held = |i: u32| StreamRef {
+        stream: stream.clone(),
+        index: i,
+    };
+    match meta.hold_chunk(&c, Some(&held(0))).await.unwrap() {
+        ChunkHold::Write(hold) => meta.record_chunk(&c, &hold, &[]).await.unwrap(),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(meta.usage(alice.id).await.unwrap().reserved, 900);
+    let err = meta.hold_chunk(&c, Some(&held(1))).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    assert_eq!(meta.usage(alice.id).await.unwrap().reserved, 900);
+    // Streams count against the open uploads: 1 session + 2 streams = 3.
+    let second = meta
+        .open_stream(alice.id, Duration::from_secs(3600), 3)
+        .await
+        .unwrap();
+    let err = meta
+        .open_stream(alice.id, Duration::from_secs(3600), 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    let err = meta.open_session(&session("d", &c)).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    // A commit does not count its own reservation twice: 600 of its own
+    // plus the stream's 300 fit in 1,000.
+    store(&meta, &a).await;
+    meta.chunk_sent(&open_a.id, alice.id, &a.id).await.unwrap();
+    let v = meta.finish_session(&open_a, "alice", None).await.unwrap();
+    assert_eq!(v.size, 600);
+    let u = meta.usage(alice.id).await.unwrap();
+    assert_eq!(
+        (u.used, u.reserved),
+        (600, 300),
+        "the commit ended its reservation"
+    );
+    // Dropping uploads frees their reservations and their places.
+    meta.drop_session(&stream).await.unwrap();
+    meta.drop_session(&second).await.unwrap();
+    assert_eq!(meta.usage(alice.id).await.unwrap().reserved, 0);
+    meta.open_stream(alice.id, Duration::from_secs(3600), 3)
+        .await
+        .unwrap();
 }
 
 pub async fn versions_page_newest_first(meta: Meta) {

@@ -248,6 +248,9 @@ pub struct NewVersion {
     /// The streamed upload whose chunk references this commit replaces
     /// (see [`MetaStore::open_stream`]); closed in the same transaction.
     pub stream: Option<String>,
+    /// The upload session this commit completes: what it holds reserved
+    /// against the quota stops counting.
+    pub session: Option<String>,
     /// Commit only if the file's latest live version is this one (`0`: no
     /// live file at the path); `None` commits whatever is there.
     pub base: Option<u64>,
@@ -266,9 +269,16 @@ impl NewVersion {
             chunks: s.chunks.clone(),
             uploader: uploader.to_string(),
             stream: None,
+            session: Some(s.id.clone()),
             base: None,
             modified: s.modified.clone(),
         }
+    }
+
+    /// The upload (session or stream) this commit completes, whose
+    /// reservation it replaces.
+    pub fn completes(&self) -> Option<&str> {
+        self.session.as_deref().or(self.stream.as_deref())
     }
 
     /// The version that makes `old` (with its `chunks`) the newest again.
@@ -286,6 +296,7 @@ impl NewVersion {
             chunks,
             uploader: uploader.to_string(),
             stream: None,
+            session: None,
             base: None,
             modified: old.modified,
         }
@@ -413,6 +424,10 @@ pub struct Usage {
     /// Logical bytes: the sizes of every retained version, deleted files'
     /// too (they are restorable).
     pub used: u64,
+    /// Bytes open uploads hold reserved: each open session's declared
+    /// size, each streamed upload's chunks stored so far. They count
+    /// against the quota with `used`.
+    pub reserved: u64,
     /// `None`: no quota.
     pub quota: Option<u64>,
 }
@@ -563,7 +578,8 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Asks whether `chunk` is stored before writing it, and holds it
     /// either way (see [`ChunkHold`]). With `stream`, the streamed upload
-    /// references the chunk from now on, in the same transaction.
+    /// references the chunk from now on, in the same transaction, unless
+    /// that would take its owner past their quota ([`MetaError::Limit`]).
     async fn hold_chunk(
         &self,
         chunk: &ChunkRef,
@@ -752,8 +768,14 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<VersionRow, MetaError>;
 
     /// Opens a streamed upload: a session with no plan whose chunk
-    /// references [`MetaStore::hold_chunk`] adds as they are stored.
-    async fn open_stream(&self, owner: OwnerId, ttl: Duration) -> Result<String, MetaError>;
+    /// references [`MetaStore::hold_chunk`] adds as they are stored. It
+    /// counts against the owner's `max_open` uploads like a session.
+    async fn open_stream(
+        &self,
+        owner: OwnerId,
+        ttl: Duration,
+        max_open: u32,
+    ) -> Result<String, MetaError>;
 
     /// Drops a session or stream and its references (an abandoned upload).
     async fn drop_session(&self, id: &str) -> Result<(), MetaError>;
@@ -866,7 +888,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Ends login `id`; `false` if it was not live.
     async fn close_login(&self, id: &str) -> Result<bool, MetaError>;
 
-    /// What `owner`'s retained versions take, and their quota.
+    /// What `owner`'s retained versions take and their open uploads
+    /// reserve, and their quota.
     async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError>;
 
     /// Sets (or with `None` lifts) a user's quota; `false` if there is no

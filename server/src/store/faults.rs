@@ -17,6 +17,8 @@ pub struct FaultyStore {
     pub corrupt_reads: AtomicBool,
     /// Milliseconds each read waits before it starts.
     pub read_delay_ms: AtomicU64,
+    /// Milliseconds each write waits before it starts.
+    pub write_delay_ms: AtomicU64,
     reads_in_flight: AtomicUsize,
     max_reads_in_flight: AtomicUsize,
 }
@@ -28,6 +30,7 @@ impl FaultyStore {
             down: AtomicBool::new(false),
             corrupt_reads: AtomicBool::new(false),
             read_delay_ms: AtomicU64::new(0),
+            write_delay_ms: AtomicU64::new(0),
             reads_in_flight: AtomicUsize::new(0),
             max_reads_in_flight: AtomicUsize::new(0),
         }
@@ -35,6 +38,11 @@ impl FaultyStore {
 
     pub fn set_read_delay(&self, delay: std::time::Duration) {
         self.read_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        self.write_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
@@ -75,6 +83,10 @@ impl BlobStore for FaultyStore {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
         self.check()?;
+        let delay = self.write_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         self.inner.put(key, data).await
     }
 

@@ -1052,6 +1052,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
                 chunks: vec![chunk],
                 uploader: "bench".into(),
                 stream: None,
+                session: None,
                 base: None,
                 modified: None,
             })

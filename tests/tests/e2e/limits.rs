@@ -1,5 +1,7 @@
 //! Limits that keep one client from exhausting the server: open sessions
-//! per user (and abandoning one to free its place), plans of tiny chunks, the server-wide download memory budget
+//! per user (and abandoning one to free its place), what open uploads
+//! reserve against the quota, streams against the session cap, the
+//! server-wide upload memory budget, plans of tiny chunks, the server-wide download memory budget
 //! against stalled readers, the idle time-out on silent uploads, paged
 //! version lists, spaced manual worker runs, the header time-out, and the
 //! content hash the server checks instead of trusting.
@@ -94,6 +96,157 @@ async fn open_upload_sessions_are_capped_per_user() {
         Code::NotFound,
         "an abandoned session finished: {err:?}"
     );
+}
+
+/// Opens a streamed upload of `name` that sends `data` and then nothing,
+/// until the returned sender is dropped.
+fn held_stream(
+    c: &mut coffer_proto::pb::file_storage_client::FileStorageClient<coffer_tests::server::Conn>,
+    name: &str,
+    data: Vec<u8>,
+) -> (
+    tokio::sync::mpsc::Sender<FileRequest>,
+    tokio::task::JoinHandle<
+        Result<tonic::Response<coffer_proto::pb::UploadResponse>, tonic::Status>,
+    >,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<FileRequest>(4);
+    tx.try_send(FileRequest {
+        file_name: name.into(),
+        file_data: data.into(),
+    })
+    .unwrap();
+    let mut c = c.clone();
+    let call = tokio::spawn(async move {
+        c.upload_file(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    (tx, call)
+}
+
+#[tokio::test]
+async fn open_uploads_reserve_their_bytes_and_streams_take_a_session_place() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_MAX_OPEN_UPLOADS", "3"))
+        .await
+        .unwrap();
+    let alice = server.add_user("alice", "alice-password-1", false).await;
+    let out = server.command(&["user", "quota", "alice", "10MB"]).await;
+    assert!(out.success, "{out:?}");
+    let mut c = server.client_as(Some(&alice)).await;
+    // One session of 6 MB fits the quota of 10 MB.
+    let (plan, _) = session_plan("a.bin", &pattern(6_000_000, 1));
+    c.start_upload(plan).await.unwrap();
+    // Streams take a place among the open uploads: with the session and
+    // two silent streams open, a third upload of any kind is refused.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        held.push(held_stream(
+            &mut c,
+            &format!("s{i}.bin"),
+            pattern(1000, 10 + i),
+        ));
+    }
+    let mut bytes = 0;
+    for _ in 0..500 {
+        bytes = server.metric("coffer_upload_buffer_bytes").await;
+        if bytes == 2000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bytes, 2000, "both streams are open");
+    let (plan, _) = session_plan("d.bin", &pattern(1000, 4));
+    let err = c.start_upload(plan).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("at most 3"), "{err:?}");
+    let err = upload_bytes(&mut c, "e.bin", &pattern(1000, 5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("at most 3"), "{err:?}");
+    // A stream that ends gives its place back.
+    for (tx, call) in held {
+        drop(tx);
+        call.await.unwrap().unwrap();
+    }
+    // The session's 6 MB stay reserved: 6 more, by session or by stream,
+    // would cross the quota, though nothing is committed yet.
+    let (plan, _) = session_plan("b.bin", &pattern(6_000_000, 2));
+    let err = c.start_upload(plan).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("quota"), "{err:?}");
+    let err = upload_bytes(&mut c, "c.bin", &pattern(6_000_000, 3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("quota"), "{err:?}");
+    upload_bytes(&mut c, "e.bin", &pattern(1000, 5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn uploads_hold_no_more_than_the_server_wide_upload_budget() {
+    // The smallest budget: 32 MiB; a waiting upload is refused after 1 s.
+    let server = Server::start(
+        ServerOpts::embedded()
+            .with("COFFER_UPLOAD_MEMORY_MIB", "1")
+            .with("COFFER_DOWNLOAD_QUEUE_SECS", "1")
+            .with("COFFER_MAX_OPEN_UPLOADS", "100"),
+    )
+    .await
+    .unwrap();
+    let mut c = server.client().await;
+    // Silent streams of 3 MiB each (less than the largest chunk: the
+    // server holds every byte while it waits for more).
+    const HELD: usize = 3 * 1024 * 1024;
+    let mut open = Vec::new();
+    for i in 0..10 {
+        open.push(held_stream(
+            &mut c,
+            &format!("held{i}.bin"),
+            pattern(HELD, i),
+        ));
+    }
+    let mut held = 0;
+    for _ in 0..500 {
+        held = server.metric("coffer_upload_buffer_bytes").await;
+        if held == 10 * HELD as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held, 10 * HELD as u64, "ten uploads of 3 MiB fit in 32 MiB");
+    // The next ones wait, and are refused.
+    let mut late = Vec::new();
+    for i in 10..16 {
+        late.push(held_stream(
+            &mut c,
+            &format!("held{i}.bin"),
+            pattern(HELD, i),
+        ));
+    }
+    for (tx, call) in late {
+        match tokio::time::timeout(Duration::from_secs(60), call).await {
+            Ok(Ok(Err(e))) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                assert!(e.message().contains("COFFER_UPLOAD_MEMORY_MIB"), "{e:?}");
+            }
+            other => panic!("an upload past the budget was not refused: {other:?}"),
+        }
+        drop(tx);
+    }
+    let held = server.metric("coffer_upload_buffer_bytes").await;
+    assert_eq!(held, 10 * HELD as u64, "the ten that fit hold their bytes");
+    // The ten that fit finish; room comes back.
+    for (tx, call) in open.drain(..10) {
+        drop(tx);
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(server.metric("coffer_upload_buffer_bytes").await, 0);
+    upload_bytes(&mut c, "after.bin", &pattern(HELD, 99))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -67,6 +67,7 @@ conformance!(
     a_file_and_a_folder_never_share_a_name,
     quotas_count_every_retained_version_and_refuse_what_crosses,
     open_sessions_are_capped_per_owner_and_bookkept_without_scans,
+    open_uploads_reserve_their_bytes_and_streams_count_as_sessions,
     versions_page_newest_first,
     share_links_name_one_version_and_end,
     a_stale_base_version_changes_nothing,

@@ -19,6 +19,27 @@ pub async fn lock_owner<C: GenericClient>(c: &C, owner: OwnerId) -> Result<Optio
         .map(|q| q.max(0) as u64))
 }
 
+/// Fails with [`MetaError::Limit`] if `owner` has `max_open` uploads open
+/// (sessions and streams alike).
+pub async fn check_open<C: GenericClient>(
+    c: &C,
+    owner: OwnerId,
+    max_open: u32,
+) -> Result<(), MetaError> {
+    let open: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM upload_sessions
+             WHERE owner_id = $1 AND expires_at > now() AND committed_version IS NULL",
+            &[&owner],
+        )
+        .await?
+        .get(0);
+    if open >= max_open as i64 {
+        return Err(MetaError::Limit(crate::meta::sessions_message(max_open)));
+    }
+    Ok(())
+}
+
 /// See [`crate::meta::sqlite::files::check_path_free`].
 pub async fn check_path_free<C: GenericClient>(
     c: &C,
@@ -70,15 +91,40 @@ pub async fn used_bytes<C: GenericClient>(c: &C, owner: OwnerId) -> Result<u64, 
     Ok(used.max(0) as u64)
 }
 
-/// Fails with [`MetaError::Limit`] if `more` bytes would cross `quota`.
+/// Bytes `owner`'s open uploads hold reserved (all but `except`); see
+/// [`crate::meta::sqlite::accounts::reserved_bytes`].
+pub async fn reserved_bytes<C: GenericClient>(
+    c: &C,
+    owner: OwnerId,
+    except: Option<&str>,
+) -> Result<u64, MetaError> {
+    let reserved: i64 = c
+        .query_one(
+            "SELECT COALESCE(SUM(sc.size), 0)::BIGINT FROM upload_sessions s
+             JOIN session_chunks sc ON sc.session_id = s.id
+             WHERE s.owner_id = $1 AND s.expires_at > now() AND s.committed_version IS NULL
+               AND s.id <> $2",
+            &[&owner, &except.unwrap_or("")],
+        )
+        .await?
+        .get(0);
+    Ok(reserved.max(0) as u64)
+}
+
+/// Fails with [`MetaError::Limit`] if `more` bytes would cross `quota`,
+/// counting what `owner`'s open uploads hold reserved (all but `except`,
+/// the upload this commit completes).
 pub async fn check_quota<C: GenericClient>(
     c: &C,
     owner: OwnerId,
     quota: Option<u64>,
     more: u64,
+    except: Option<&str>,
 ) -> Result<(), MetaError> {
     let Some(quota) = quota else { return Ok(()) };
-    let used = used_bytes(c, owner).await?;
+    let used = used_bytes(c, owner)
+        .await?
+        .saturating_add(reserved_bytes(c, owner, except).await?);
     if used.saturating_add(more) > quota {
         return Err(MetaError::Limit(crate::meta::quota_message(
             used, more, quota,
@@ -95,6 +141,7 @@ pub async fn usage<C: GenericClient>(c: &C, owner: OwnerId) -> Result<Usage, Met
         .and_then(|r| r.get(0));
     Ok(Usage {
         used: used_bytes(c, owner).await?,
+        reserved: reserved_bytes(c, owner, None).await?,
         quota: quota.map(|q| q.max(0) as u64),
     })
 }

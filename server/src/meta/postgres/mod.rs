@@ -362,7 +362,7 @@ async fn insert_version<C: GenericClient>(
     let quota = limits::lock_owner(c, v.owner).await?;
     changes::check_base(c, v.owner, &v.path, v.base).await?;
     limits::check_path_free(c, v.owner, &v.path).await?;
-    limits::check_quota(c, v.owner, quota, v.size).await?;
+    limits::check_quota(c, v.owner, quota, v.size, v.completes()).await?;
     let file_id: i64 = c
         .query_one(
             "INSERT INTO files (owner_id, path) VALUES ($1, $2)
@@ -561,6 +561,16 @@ impl MetaStore for PgMeta {
     ) -> Result<ChunkHold, MetaError> {
         transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
+            if let Some(s) = stream {
+                let owner = tx
+                    .query_opt("SELECT owner_id FROM upload_sessions WHERE id = $1", &[&s.stream])
+                    .await?
+                    .map(|r| r.get::<_, OwnerId>(0));
+                if let Some(owner) = owner {
+                    let quota = limits::lock_owner(&tx, owner).await?;
+                    limits::check_quota(&tx, owner, quota, chunk.size as u64, None).await?;
+                }
+            }
             let row = tx
                 .query_opt(
                     "INSERT INTO chunks (id, size, created_at, state, hold)
@@ -876,20 +886,9 @@ impl MetaStore for PgMeta {
         transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
             async {
             let quota = limits::lock_owner(&tx, s.owner).await?;
-            let open: i64 = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM upload_sessions
-                     WHERE owner_id = $1 AND expires_at > now() AND NOT stream
-                       AND committed_version IS NULL",
-                    &[&s.owner],
-                )
-                .await?
-                .get(0);
-            if open >= s.max_open as i64 {
-                return Err(MetaError::Limit(super::sessions_message(s.max_open)));
-            }
+            limits::check_open(&tx, s.owner, s.max_open).await?;
             limits::check_path_free(&tx, s.owner, &s.path).await?;
-            limits::check_quota(&tx, s.owner, quota, s.size).await?;
+            limits::check_quota(&tx, s.owner, quota, s.size, None).await?;
             let missing = owner_unknown(&tx, s.owner, &s.chunks, true).await?;
             let id = random_id();
             let expires: time::OffsetDateTime = tx
@@ -1029,17 +1028,27 @@ impl MetaStore for PgMeta {
         .await)
     }
 
-    async fn open_stream(&self, owner: OwnerId, ttl: Duration) -> Result<String, MetaError> {
-        let id = random_id();
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, stream)
-                 VALUES ($1, $2, '', 0, '', now(), now() + $3::BIGINT * INTERVAL '1 millisecond', TRUE)",
-                &[&id, &owner, &ms(ttl)],
-            )
-            .await?;
-        Ok(id)
+    async fn open_stream(
+        &self,
+        owner: OwnerId,
+        ttl: Duration,
+        max_open: u32,
+    ) -> Result<String, MetaError> {
+        transaction!(self, IsolationLevel::ReadCommitted, unsynced, |tx| {
+            async {
+                limits::lock_owner(&tx, owner).await?;
+                limits::check_open(&tx, owner, max_open).await?;
+                let id = random_id();
+                tx.execute(
+                    "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, stream)
+                     VALUES ($1, $2, '', 0, '', now(), now() + $3::BIGINT * INTERVAL '1 millisecond', TRUE)",
+                    &[&id, &owner, &ms(ttl)],
+                )
+                .await?;
+                Ok(id)
+            }
+            .await
+        })
     }
 
     async fn drop_session(&self, id: &str) -> Result<(), MetaError> {

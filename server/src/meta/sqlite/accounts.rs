@@ -159,8 +159,28 @@ pub fn used_bytes(c: &Connection, owner: OwnerId) -> Result<u64, MetaError> {
     Ok(used.max(0) as u64)
 }
 
+/// Bytes `owner`'s open uploads hold reserved against their quota: the
+/// declared size of each open session, the chunks stored so far of each
+/// streamed upload; all but `except`.
+pub fn reserved_bytes(
+    c: &Connection,
+    owner: OwnerId,
+    except: Option<&str>,
+    now: &str,
+) -> Result<u64, MetaError> {
+    let reserved: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(sc.size), 0) FROM upload_sessions s
+             JOIN session_chunks sc ON sc.session_id = s.id
+             WHERE s.owner_id = ?1 AND s.expires_at > ?2 AND s.committed_version IS NULL
+               AND s.id <> ?3",
+        )?
+        .query_row(params![owner, now, except.unwrap_or("")], |r| r.get(0))?;
+    Ok(reserved.max(0) as u64)
+}
+
 /// See [`crate::meta::MetaStore::usage`].
-pub fn usage(c: &Connection, owner: OwnerId) -> Result<Usage, MetaError> {
+pub fn usage(c: &Connection, owner: OwnerId, now: &str) -> Result<Usage, MetaError> {
     let quota: Option<i64> = c
         .prepare_cached("SELECT quota_bytes FROM owners WHERE id = ?1")?
         .query_row([owner], |r| r.get(0))
@@ -168,6 +188,7 @@ pub fn usage(c: &Connection, owner: OwnerId) -> Result<Usage, MetaError> {
         .flatten();
     Ok(Usage {
         used: used_bytes(c, owner)?,
+        reserved: reserved_bytes(c, owner, None, now)?,
         quota: quota.map(|q| q.max(0) as u64),
     })
 }

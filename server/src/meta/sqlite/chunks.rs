@@ -14,6 +14,15 @@ pub fn hold(
     stream: Option<&StreamRef>,
     now: &str,
 ) -> Result<ChunkHold, MetaError> {
+    if let Some(s) = stream {
+        let owner: Option<OwnerId> = c
+            .prepare_cached("SELECT owner_id FROM upload_sessions WHERE id = ?1")?
+            .query_row([&s.stream], |r| r.get(0))
+            .optional()?;
+        if let Some(owner) = owner {
+            super::files::check_quota(c, owner, chunk.size as u64, None, now)?;
+        }
+    }
     let row: Option<(String, Option<String>)> = c
         .prepare_cached(
             "INSERT INTO chunks (id, size, created_at, state, hold) VALUES (?1, ?2, ?3, 'pending', ?4)

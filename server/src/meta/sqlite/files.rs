@@ -142,15 +142,24 @@ pub fn check_path_free(c: &Connection, owner: OwnerId, path: &str) -> Result<(),
 }
 
 /// Fails with [`MetaError::Limit`] if `owner` has a quota and `more`
-/// bytes would cross it. Owners without a quota pay nothing.
-pub fn check_quota(c: &Connection, owner: OwnerId, more: u64) -> Result<(), MetaError> {
+/// bytes would cross it, counting what their open uploads hold reserved
+/// (all but `except`, the upload this commit completes). Owners without a
+/// quota pay nothing.
+pub fn check_quota(
+    c: &Connection,
+    owner: OwnerId,
+    more: u64,
+    except: Option<&str>,
+    now: &str,
+) -> Result<(), MetaError> {
     let quota: Option<i64> = c
         .prepare_cached("SELECT quota_bytes FROM owners WHERE id = ?1")?
         .query_row([owner], |r| r.get(0))
         .optional()?
         .flatten();
     let Some(quota) = quota else { return Ok(()) };
-    let used = super::accounts::used_bytes(c, owner)?;
+    let used = super::accounts::used_bytes(c, owner)?
+        .saturating_add(super::accounts::reserved_bytes(c, owner, except, now)?);
     let quota = quota.max(0) as u64;
     if used.saturating_add(more) > quota {
         return Err(MetaError::Limit(crate::meta::quota_message(
@@ -176,7 +185,7 @@ pub fn insert_version(
     }
     super::changes::check_base(tx, v.owner, &v.path, v.base)?;
     check_path_free(tx, v.owner, &v.path)?;
-    check_quota(tx, v.owner, v.size)?;
+    check_quota(tx, v.owner, v.size, v.completes(), now)?;
     let file_id: i64 = tx.query_row(
         "INSERT INTO files (owner_id, path) VALUES (?1, ?2)
          ON CONFLICT (owner_id, path) DO UPDATE SET deleted_at = NULL RETURNING id",

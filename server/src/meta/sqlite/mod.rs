@@ -460,9 +460,16 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
-    async fn open_stream(&self, owner: OwnerId, ttl: Duration) -> Result<String, MetaError> {
-        self.tx_unsynced(move |tx, now| sessions::open_stream(tx, owner, &later(now, ttl), now))
-            .await
+    async fn open_stream(
+        &self,
+        owner: OwnerId,
+        ttl: Duration,
+        max_open: u32,
+    ) -> Result<String, MetaError> {
+        self.tx_unsynced(move |tx, now| {
+            sessions::open_stream(tx, owner, max_open, &later(now, ttl), now)
+        })
+        .await
     }
 
     async fn drop_session(&self, id: &str) -> Result<(), MetaError> {
@@ -631,7 +638,8 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError> {
-        self.call(move |c| accounts::usage(c, owner)).await
+        self.call(move |c| accounts::usage(c, owner, &super::now_rfc3339()))
+            .await
     }
 
     async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, MetaError> {

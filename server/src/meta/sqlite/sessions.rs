@@ -17,18 +17,9 @@ pub fn create(
     expires_at: &str,
     now: &str,
 ) -> Result<(SessionRow, Vec<String>), MetaError> {
-    let open: i64 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM upload_sessions
-             WHERE owner_id = ?1 AND expires_at > ?2 AND stream = 0
-               AND committed_version IS NULL",
-        )?
-        .query_row(params![s.owner, now], |r| r.get(0))?;
-    if open >= s.max_open as i64 {
-        return Err(MetaError::Limit(crate::meta::sessions_message(s.max_open)));
-    }
+    check_open(tx, s.owner, s.max_open, now)?;
     super::files::check_path_free(tx, s.owner, &s.path)?;
-    super::files::check_quota(tx, s.owner, s.size)?;
+    super::files::check_quota(tx, s.owner, s.size, None, now)?;
     let missing = super::chunks::unknown_touching(tx, s.owner, &s.chunks, Some(now))?;
     let id = random_id();
     tx.execute(
@@ -81,14 +72,31 @@ pub fn create(
     Ok((row, missing))
 }
 
+/// Fails with [`MetaError::Limit`] if `owner` has `max_open` uploads open
+/// (sessions and streams alike).
+fn check_open(c: &Connection, owner: OwnerId, max_open: u32, now: &str) -> Result<(), MetaError> {
+    let open: i64 = c
+        .prepare_cached(
+            "SELECT COUNT(*) FROM upload_sessions
+             WHERE owner_id = ?1 AND expires_at > ?2 AND committed_version IS NULL",
+        )?
+        .query_row(params![owner, now], |r| r.get(0))?;
+    if open >= max_open as i64 {
+        return Err(MetaError::Limit(crate::meta::sessions_message(max_open)));
+    }
+    Ok(())
+}
+
 /// Opens a streamed upload's session (no plan; chunks are added as they
-/// are stored).
+/// are stored), if `owner` has fewer than `max_open` uploads open.
 pub fn open_stream(
     tx: &Transaction,
     owner: OwnerId,
+    max_open: u32,
     expires_at: &str,
     now: &str,
 ) -> Result<String, MetaError> {
+    check_open(tx, owner, max_open, now)?;
     let id = random_id();
     tx.execute(
         "INSERT INTO upload_sessions (id, owner_id, path, size, hash, created_at, expires_at, stream)
