@@ -298,6 +298,10 @@ pub enum MetaCommand {
         /// The cluster whose snapshots to use, if the nodes hold several.
         #[arg(long)]
         cluster: Option<String>,
+        /// The most GiB a snapshot may decompress to; a larger one is
+        /// skipped as bad.
+        #[arg(long, default_value_t = 256)]
+        max_size_gib: u64,
     },
     /// Lists the snapshots on the reachable nodes, newest first.
     Snapshots,

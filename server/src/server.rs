@@ -32,7 +32,7 @@ async fn start_auth(cfg: &Config, meta: &Meta) -> anyhow::Result<crate::auth::Au
         );
         return Ok(crate::auth::Auth::new(
             meta.clone(),
-            b"unused: authentication is off",
+            crate::auth::KEY_WHEN_DISABLED,
             auth_cfg,
         ));
     }
@@ -150,8 +150,15 @@ pub async fn run(
     // This server's name in the lease table, for taking and releasing.
     let holder = workers::lease::holder_name(&cfg.data_dir);
     let snapshots = crate::snapshot::SnapshotLog::default();
-    let (worker_set, worker_tasks) =
-        start_workers(&cfg, &meta, files.cluster(), &holder, &snapshots, &cancel);
+    let auth = start_auth(&cfg, &meta).await?;
+    let (worker_set, worker_tasks) = start_workers(
+        &cfg,
+        &meta,
+        files.cluster(),
+        &holder,
+        (&snapshots, auth.snapshot_key()),
+        &cancel,
+    );
     let ops = Ops {
         meta: meta.clone(),
         cluster: files.cluster().clone(),
@@ -167,7 +174,6 @@ pub async fn run(
         }
         _ => None,
     };
-    let auth = start_auth(&cfg, &meta).await?;
     let shares = crate::shares::Shares::new(meta.clone(), files.clone(), auth.clone());
     let router = api::router(
         files,
@@ -257,7 +263,7 @@ fn start_workers(
     meta: &Meta,
     cluster: &Arc<Cluster>,
     holder: &str,
-    snapshots: &crate::snapshot::SnapshotLog,
+    (snapshots, snapshot_key): (&crate::snapshot::SnapshotLog, [u8; 32]),
     cancel: &CancellationToken,
 ) -> (Workers, Vec<tokio::task::JoinHandle<()>>) {
     use workers::lease::Leased;
@@ -339,6 +345,7 @@ fn start_workers(
                 daily_days: cfg.snapshot_keep_days,
             },
             log: snapshots.clone(),
+            key: snapshot_key,
         };
         let interval = match cfg.snapshot_interval_secs {
             0 => secs(100 * 365 * 24 * 3600),

@@ -188,6 +188,12 @@ impl ServerOpts {
         self
     }
 
+    /// Without any setting of `key`.
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     /// The development switch: no authentication.
     pub fn without_auth(self) -> Self {
         self.with("COFFER_AUTH", "disabled")
@@ -530,6 +536,16 @@ impl Server {
     /// Runs `coffer-server ARGS` on this server's data dir and options.
     pub async fn command(&self, args: &[&str]) -> CommandOutput {
         server_command(&self.opts, &self.data_dir, args).await
+    }
+
+    /// Runs `coffer-server ARGS` on this server's data dir with the
+    /// configuration `change` makes of its own.
+    pub async fn command_with(
+        &self,
+        change: impl FnOnce(ServerOpts) -> ServerOpts,
+        args: &[&str],
+    ) -> CommandOutput {
+        server_command(&change(self.opts.clone()), &self.data_dir, args).await
     }
 
     /// Empties the data dir, as a lost disk would (after [`Server::kill`]).

@@ -102,6 +102,7 @@ struct Inner {
     keys: Keys,
     /// Keys the MAC in share-link tokens (derived from the signing key).
     share_key: [u8; 32],
+    snapshot_key: [u8; 32],
     cfg: AuthConfig,
     throttle: throttle::Throttle,
     /// Turns at checking a password: each holds argon2's memory.
@@ -120,6 +121,7 @@ impl Auth {
             meta,
             keys: Keys::new(key),
             share_key: blake3::derive_key("coffer 2026-11 share link mac", key),
+            snapshot_key: crate::snapshot::mac_key(key),
             checking: tokio::sync::Semaphore::new(cfg.password_checks.max(1)),
             cfg,
             throttle: throttle::Throttle::default(),
@@ -130,6 +132,11 @@ impl Auth {
 
     pub fn enabled(&self) -> bool {
         self.0.cfg.enabled
+    }
+
+    /// The key of metadata snapshots' MACs, derived from the signing key.
+    pub fn snapshot_key(&self) -> [u8; 32] {
+        self.0.snapshot_key
     }
 
     /// (password hashes checked, login attempts refused unchecked) since
@@ -473,6 +480,39 @@ pub async fn load_key(
     match key_file {
         Some(path) => read_or_create_key(path, &fresh),
         None => Ok(meta.init_setting(KEY_SETTING, &fresh).await?.into_bytes()),
+    }
+}
+
+/// The signing key used when authentication is off (it signs nothing a
+/// client sees; snapshots are still keyed by it).
+pub const KEY_WHEN_DISABLED: &[u8] = b"unused: authentication is off";
+
+/// The signing key a server of this configuration runs with, read and
+/// never created: `configured`, else the key file. `None` if neither is
+/// there.
+pub fn existing_key(
+    configured: Option<&str>,
+    key_file: &Path,
+) -> Result<Option<Vec<u8>>, AuthError> {
+    if let Some(k) = configured {
+        if k.len() < 32 {
+            return Err(AuthError::Config(
+                "COFFER_AUTH_KEY must be at least 32 characters".into(),
+            ));
+        }
+        return Ok(Some(k.as_bytes().to_vec()));
+    }
+    match std::fs::read_to_string(key_file) {
+        Ok(k) if k.trim().len() >= 32 => Ok(Some(k.trim().as_bytes().to_vec())),
+        Ok(_) => Err(AuthError::Config(format!(
+            "signing key {} is shorter than 32 characters",
+            key_file.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AuthError::Config(format!(
+            "signing key {}: {e}",
+            key_file.display()
+        ))),
     }
 }
 

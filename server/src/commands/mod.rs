@@ -13,7 +13,12 @@ pub mod users;
 pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow::Result<()> {
     match command {
         Command::User(c) => users::run(&cfg, c).await,
-        Command::Meta(MetaCommand::Restore { at, force, cluster }) => {
+        Command::Meta(MetaCommand::Restore {
+            at,
+            force,
+            cluster,
+            max_size_gib,
+        }) => {
             if cfg.database_url.is_some() {
                 anyhow::bail!(
                     "the metadata is in PostgreSQL (COFFER_DATABASE_URL): restore it with \
@@ -24,12 +29,15 @@ pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow:
                 .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
             // No server may use the database while it is replaced.
             let _lock = crate::server::lock_data_dir(&cfg.data_dir)?;
+            let key = snapshot_key(&cfg)?;
             let targets = targets(&cfg, nodes).await?;
             let opts = RestoreOptions {
                 database: cfg.sqlite_path(),
                 at,
                 cluster,
                 force,
+                key,
+                max_bytes: max_size_gib.saturating_mul(1 << 30),
             };
             let done = restore::restore(&targets, &opts).await?;
             report_restore(&cfg, &targets, &done).await
@@ -43,6 +51,24 @@ pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow:
             }
             Ok(())
         }
+    }
+}
+
+/// The key that authenticates this server's snapshots: derived from the
+/// signing key it runs with, which must be here (`COFFER_AUTH_KEY`, or
+/// `auth.key` in the data dir).
+fn snapshot_key(cfg: &Config) -> anyhow::Result<[u8; 32]> {
+    if !cfg.auth_config().enabled {
+        return Ok(crate::snapshot::mac_key(crate::auth::KEY_WHEN_DISABLED));
+    }
+    let file = cfg.data_dir.join("auth.key");
+    match crate::auth::existing_key(cfg.auth_key.as_deref(), &file)? {
+        Some(k) => Ok(crate::snapshot::mac_key(&k)),
+        None => anyhow::bail!(
+            "snapshots are authenticated with the server's signing key, and it is not here: \
+             set COFFER_AUTH_KEY to the key the server ran with, or put its auth.key back at {}",
+            file.display()
+        ),
     }
 }
 
@@ -70,6 +96,7 @@ async fn report_restore(
         println!("the database it replaced is kept at {}", old.display());
     }
     println!("versions committed after {taken} are lost");
+    println!("every login has ended: users sign in again");
     let meta = crate::meta::open(None, &cfg.sqlite_path())
         .await
         .context("cannot open the restored database")?;

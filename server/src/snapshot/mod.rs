@@ -9,8 +9,14 @@
 //! Snapshots live under [`PREFIX`], outside the `chunks/` prefix that gc,
 //! repair and scrub walk, so none of them ever treats one as a chunk. An
 //! object's name says which cluster it belongs to, when it was taken and
-//! the BLAKE3 of its bytes:
-//! `coffer/snapshots/<cluster>/<YYYYMMDDTHHMMSS.mmmZ>-<blake3>.sqlite.zst`.
+//! its MAC: `coffer/snapshots/<cluster>/<YYYYMMDDTHHMMSS.mmmZ>-<mac>.sqlite.zst`.
+//!
+//! The MAC is a keyed BLAKE3 over the cluster, the time and the bytes,
+//! keyed by a key derived from the server's signing key ([`mac_key`]). A
+//! node (or anyone who can write to one) without that key can neither
+//! plant a snapshot, nor re-date or re-file a genuine one; a restore needs
+//! the signing key the server ran with (`COFFER_AUTH_KEY`, or `auth.key`
+//! kept from the data dir).
 
 pub mod restore;
 pub mod take;
@@ -27,8 +33,13 @@ const SUFFIX: &str = ".sqlite.zst";
 pub struct SnapshotName {
     pub cluster: String,
     pub taken_at: OffsetDateTime,
-    /// BLAKE3 of the object's bytes, hex.
-    pub checksum: String,
+    /// The MAC of the snapshot ([`SnapshotName::hasher`]), hex.
+    pub mac: String,
+}
+
+/// The key of snapshot MACs, derived from the server's token-signing key.
+pub fn mac_key(signing_key: &[u8]) -> [u8; 32] {
+    blake3::derive_key("coffer 2026-12 metadata snapshot mac", signing_key)
 }
 
 fn stamp_format() -> Vec<time::format_description::BorrowedFormatItem<'static>> {
@@ -39,22 +50,42 @@ fn stamp_format() -> Vec<time::format_description::BorrowedFormatItem<'static>> 
 }
 
 impl SnapshotName {
-    /// The object key on every node.
-    pub fn key(&self) -> String {
-        let stamp = self
-            .taken_at
+    /// The time as the name spells it.
+    fn stamp(&self) -> String {
+        self.taken_at
             .to_offset(time::UtcOffset::UTC)
             .format(&stamp_format())
-            .expect("a formattable time");
-        format!("{PREFIX}{}/{stamp}-{}{SUFFIX}", self.cluster, self.checksum)
+            .expect("a formattable time")
+    }
+
+    /// The object key on every node.
+    pub fn key(&self) -> String {
+        format!(
+            "{PREFIX}{}/{}-{}{SUFFIX}",
+            self.cluster,
+            self.stamp(),
+            self.mac
+        )
+    }
+
+    /// A hasher that, fed the snapshot's bytes, gives its MAC under `key`:
+    /// keyed BLAKE3 over the cluster, the time and then the bytes.
+    pub fn hasher(&self, key: &[u8; 32]) -> blake3::Hasher {
+        let mut h = blake3::Hasher::new_keyed(key);
+        h.update(b"coffer snapshot v1\0");
+        h.update(self.cluster.as_bytes());
+        h.update(b"\0");
+        h.update(self.stamp().as_bytes());
+        h.update(b"\0");
+        h
     }
 
     /// The name in `key`, if it is a snapshot's.
     pub fn parse(key: &str) -> Option<Self> {
         let (cluster, file) = key.strip_prefix(PREFIX)?.split_once('/')?;
-        let (stamp, checksum) = file.strip_suffix(SUFFIX)?.split_once('-')?;
+        let (stamp, mac) = file.strip_suffix(SUFFIX)?.split_once('-')?;
         let id_like = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !id_like(cluster) || checksum.len() != 64 || !id_like(checksum) {
+        if !id_like(cluster) || mac.len() != 64 || !id_like(mac) {
             return None;
         }
         let taken_at = time::PrimitiveDateTime::parse(stamp, &stamp_format())
@@ -63,7 +94,7 @@ impl SnapshotName {
         Some(Self {
             cluster: cluster.to_string(),
             taken_at,
-            checksum: checksum.to_string(),
+            mac: mac.to_string(),
         })
     }
 }
@@ -146,7 +177,7 @@ mod tests {
         SnapshotName {
             cluster: "c0ffee".into(),
             taken_at: at(s),
-            checksum: "a".repeat(64),
+            mac: "a".repeat(64),
         }
     }
 

@@ -2,10 +2,15 @@
 //! newest good snapshot on any reachable node (or the newest taken at or
 //! before a given time), and audits it against what the nodes hold.
 //!
-//! A snapshot is good when its bytes match the checksum in its name, it
-//! decompresses, SQLite finds the database intact and it names the
-//! cluster it was filed under. A bad one is reported and the next older
-//! one is tried.
+//! A snapshot is good when its MAC (keyed by the server's signing key)
+//! matches its cluster, time and bytes, it decompresses within the bound,
+//! SQLite finds the database intact and it names the cluster it was filed
+//! under. A bad one is reported and the next older one is tried. It is
+//! read to disk piece by piece and checked before it is decompressed, so
+//! neither a huge object nor a decompression bomb is ever held in memory.
+//!
+//! Every login ends on restore: a snapshot does not know which refresh
+//! tokens were revoked after it was taken.
 
 use super::take::{list, Target};
 use super::{SnapshotName, PREFIX};
@@ -29,7 +34,14 @@ pub struct RestoreOptions {
     pub cluster: Option<String>,
     /// Replace an existing database (kept beside it under another name).
     pub force: bool,
+    /// The MAC key of the snapshots (see [`super::mac_key`]).
+    pub key: [u8; 32],
+    /// The most bytes a snapshot may decompress to.
+    pub max_bytes: u64,
 }
+
+/// The default of [`RestoreOptions::max_bytes`]: 256 GiB.
+pub const MAX_RESTORED_BYTES: u64 = 256 << 30;
 
 #[derive(Debug, Error)]
 pub enum RestoreError {
@@ -150,7 +162,7 @@ pub async fn restore(nodes: &[Target], opts: &RestoreOptions) -> Result<Restored
     for (name, _, holders) in candidates {
         for i in holders {
             let (node, store) = &nodes[i];
-            match fetch(store.as_ref(), &name, dir).await {
+            match fetch(store.as_ref(), &name, dir, opts).await {
                 Ok(file) => {
                     let replaced = install(file, db, opts.force)?;
                     return Ok(Restored {
@@ -171,29 +183,72 @@ pub async fn restore(nodes: &[Target], opts: &RestoreOptions) -> Result<Restored
     Err(RestoreError::AllBad(skipped.join("; ")))
 }
 
-/// Reads one snapshot object, verifies it and unpacks it into a temporary
-/// file in `dir`, ready for the database's place.
+/// Writes an object's pieces to a file and feeds them to its MAC.
+struct Receiving {
+    file: std::io::BufWriter<std::fs::File>,
+    mac: blake3::Hasher,
+}
+
+impl crate::store::Sink for Receiving {
+    fn take(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        self.mac.update(piece);
+        self.file.write_all(piece)
+    }
+}
+
+/// Reads one snapshot object to disk, authenticates it and unpacks it
+/// into a temporary file in `dir`, ready for the database's place.
 async fn fetch(
     store: &dyn crate::store::BlobStore,
     name: &SnapshotName,
     dir: &Path,
+    opts: &RestoreOptions,
 ) -> Result<tempfile::NamedTempFile, String> {
-    let data = store.get(&name.key()).await.map_err(|e| e.to_string())?;
-    let sum = blake3::hash(&data).to_hex();
-    if sum.as_str() != name.checksum {
-        return Err(format!(
-            "corrupt: its BLAKE3 is {sum}, its name says {}",
-            name.checksum
-        ));
+    let scratch = |prefix: &str| {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot make a file in {}: {e}", dir.display()))
+    };
+    let packed = scratch(".restore-packed-")?;
+    let mut into = Receiving {
+        file: std::io::BufWriter::new(packed.reopen().map_err(|e| e.to_string())?),
+        mac: name.hasher(&opts.key),
+    };
+    store
+        .get_into(&name.key(), &mut into)
+        .await
+        .map_err(|e| e.to_string())?;
+    into.file.flush().map_err(|e| e.to_string())?;
+    let claimed = blake3::Hash::from_hex(&name.mac).map_err(|e| e.to_string())?;
+    // `Hash` compares in constant time.
+    if into.mac.finalize() != claimed {
+        return Err(
+            "not authenticated: its MAC does not match (corrupt, planted, or taken \
+             with another signing key than the one given)"
+                .into(),
+        );
     }
-    let (dir, cluster) = (dir.to_path_buf(), name.cluster.clone());
+    let (cluster, max) = (name.cluster.clone(), opts.max_bytes);
+    let mut file = scratch(".restore-")?;
     tokio::task::spawn_blocking(move || {
-        let mut file = tempfile::Builder::new()
-            .prefix(".restore-")
-            .tempfile_in(&dir)
-            .map_err(|e| format!("cannot make a file in {}: {e}", dir.display()))?;
-        zstd::stream::copy_decode(&data[..], file.as_file_mut())
+        let mut decoder = zstd::stream::read::Decoder::new(
+            std::fs::File::open(packed.path()).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("does not decompress: {e}"))?;
+        // At most a 128 MiB window, whatever the frame asks for.
+        decoder
+            .window_log_max(27)
             .map_err(|e| format!("does not decompress: {e}"))?;
+        let mut limited = std::io::Read::take(decoder, max.saturating_add(1));
+        let n = std::io::copy(&mut limited, file.as_file_mut())
+            .map_err(|e| format!("does not decompress: {e}"))?;
+        if n > max {
+            return Err(format!(
+                "decompresses to more than {max} bytes, the bound on a restored database"
+            ));
+        }
+        drop(packed);
         file.as_file().sync_all().map_err(|e| e.to_string())?;
         crate::meta::sqlite::SqliteMeta::prepare_restored(file.path(), &cluster)
             .map_err(|e| e.to_string())?;

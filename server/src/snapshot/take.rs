@@ -23,10 +23,16 @@ pub struct Taken {
     pub failed: Vec<String>,
 }
 
-/// Takes one snapshot of `meta` (through a scratch file in `scratch`) and
-/// writes it to every one of `nodes`. Fails if there is nothing to
-/// snapshot yet, the database cannot be copied, or no node took it.
-pub async fn take(meta: &Meta, nodes: &[Target], scratch: &Path) -> Result<Taken, String> {
+/// Takes one snapshot of `meta` (through a scratch file in `scratch`),
+/// authenticated with `key` (see [`super::mac_key`]), and writes it to
+/// every one of `nodes`. Fails if there is nothing to snapshot yet, the
+/// database cannot be copied, or no node took it.
+pub async fn take(
+    meta: &Meta,
+    nodes: &[Target],
+    scratch: &Path,
+    key: &[u8; 32],
+) -> Result<Taken, String> {
     let cluster = meta
         .cluster_id()
         .await
@@ -46,11 +52,17 @@ pub async fn take(meta: &Meta, nodes: &[Target], scratch: &Path) -> Result<Taken
     let (data, database_bytes) = tokio::task::spawn_blocking(move || compress(&copy))
         .await
         .map_err(|e| e.to_string())??;
-    let name = SnapshotName {
+    let mut name = SnapshotName {
         cluster,
         taken_at,
-        checksum: blake3::hash(&data).to_hex().to_string(),
+        mac: String::new(),
     };
+    name.mac = name
+        .hasher(key)
+        .update(&data)
+        .finalize()
+        .to_hex()
+        .to_string();
     let key = name.key();
     let data = Bytes::from(data);
     let writes = nodes.iter().map(|(id, store)| {
@@ -162,6 +174,8 @@ pub struct SnapshotWorker {
     pub scratch: PathBuf,
     pub keep: Keep,
     pub log: SnapshotLog,
+    /// The MAC key (see [`super::mac_key`]).
+    pub key: [u8; 32],
 }
 
 impl SnapshotWorker {
@@ -189,7 +203,7 @@ impl Worker for SnapshotWorker {
 
     async fn pass(&mut self, _cancel: &CancellationToken) -> Result<String, String> {
         let targets = self.targets();
-        let mut taken = match take(&self.meta, &targets, &self.scratch).await {
+        let mut taken = match take(&self.meta, &targets, &self.scratch, &self.key).await {
             Ok(t) => t,
             Err(e) => {
                 self.failed(&e);

@@ -163,6 +163,35 @@ impl BlobStore for LocalStore {
         .await
     }
 
+    async fn get_into(
+        &self,
+        key: &str,
+        out: &mut (dyn super::Sink + Send),
+    ) -> Result<u64, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let path = self.path_of(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.name.clone(),
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => return Err(self.other(e)),
+        };
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut n = 0u64;
+        loop {
+            let got = file.read(&mut buf).await.map_err(|e| self.other(e))?;
+            if got == 0 {
+                return Ok(n);
+            }
+            out.take(&buf[..got]).map_err(|e| self.other(e))?;
+            n += got as u64;
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         self.blocking(move |s| match std::fs::remove_file(&path) {

@@ -50,6 +50,11 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// Where [`BlobStore::get_into`] puts the pieces of an object.
+pub trait Sink {
+    fn take(&mut self, piece: &[u8]) -> std::io::Result<()>;
+}
+
 /// A storage node.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -61,6 +66,17 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
     /// Reads an object whole; [`StoreError::NotFound`] if absent.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+    /// Hands an object to `out` piece by piece as it arrives, never
+    /// holding it whole (stores that cannot stream read it whole); returns
+    /// its size. `out` failing ends the read with its error.
+    async fn get_into(&self, key: &str, out: &mut (dyn Sink + Send)) -> Result<u64, StoreError> {
+        let data = self.get(key).await?;
+        out.take(&data).map_err(|e| StoreError::Other {
+            store: self.name().to_string(),
+            source: e.into(),
+        })?;
+        Ok(data.len() as u64)
+    }
     /// Deletes an object; deleting an absent object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every object whose key starts with `prefix`, in no set order.

@@ -190,6 +190,35 @@ impl BlobStore for S3Store {
         Ok(body.into_bytes())
     }
 
+    async fn get_into(
+        &self,
+        key: &str,
+        out: &mut (dyn super::Sink + Send),
+    ) -> Result<u64, StoreError> {
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        let mut body = resp.body;
+        let mut n = 0u64;
+        loop {
+            let piece = body.try_next().await.map_err(|e| StoreError::Unavailable {
+                store: self.name.clone(),
+                source: Box::new(e),
+            })?;
+            let Some(piece) = piece else { return Ok(n) };
+            out.take(&piece).map_err(|e| StoreError::Other {
+                store: self.name.clone(),
+                source: Box::new(e),
+            })?;
+            n += piece.len() as u64;
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self
             .client

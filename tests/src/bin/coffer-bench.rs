@@ -1087,7 +1087,8 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
         .collect();
     settle();
     let t = Instant::now();
-    let taken = take::take(&meta, &targets, work.path())
+    let key = coffer_server::snapshot::mac_key(b"a signing key for the benchmark, 32+ bytes");
+    let taken = take::take(&meta, &targets, work.path(), &key)
         .await
         .map_err(anyhow::Error::msg)?;
     let snap_secs = t.elapsed().as_secs_f64();
@@ -1099,6 +1100,8 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
         at: None,
         cluster: None,
         force: false,
+        key,
+        max_bytes: restore::MAX_RESTORED_BYTES,
     };
     restore::restore(&targets, &opts).await?;
     let restore_secs = t.elapsed().as_secs_f64();

@@ -11,9 +11,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tonic::Code;
 
-/// Workers run only when a test asks.
+/// The signing key the operator keeps off the server's disk: snapshots
+/// are authenticated with a key derived from it.
+const SIGNING_KEY: &str = "the-operators-signing-key-kept-in-a-safe-place";
+
+/// Workers run only when a test asks; the signing key comes from the
+/// operator, as a restore after a lost disk needs it.
 fn quiet(opts: ServerOpts) -> ServerOpts {
-    opts.with("COFFER_PROBE_INTERVAL_MS", "300")
+    opts.with("COFFER_AUTH_KEY", SIGNING_KEY)
+        .with("COFFER_PROBE_INTERVAL_MS", "300")
         .with("COFFER_REPAIR_INTERVAL_SECS", "3600")
         .with("COFFER_SCRUB_INTERVAL_SECS", "3600")
         .with("COFFER_GC_INTERVAL_SECS", "3600")
@@ -261,6 +267,107 @@ async fn restore_picks_the_snapshot_for_a_time_and_skips_a_corrupt_one() {
     server.restart().await.unwrap();
     assert_serves(&server, &[("f1", f(1)), ("f2", f(2))].into()).await;
     assert_absent(&server, "f3").await;
+}
+
+#[tokio::test]
+async fn planted_snapshots_are_refused_and_every_login_ends_on_restore() {
+    let root = tempfile::tempdir().unwrap();
+    let (opts, dirs) = dir_nodes(root.path());
+    let mut server = Server::start(opts).await.unwrap();
+    upload_bytes(&mut server.client().await, "kept", &pattern(20_000, 1))
+        .await
+        .unwrap();
+    let genuine = snapshot(&server).await;
+    let token = server.token().unwrap().to_string();
+    server.kill().await;
+    server.wipe_data_dir();
+
+    // Someone who can write to a node plants newer snapshots: the genuine
+    // one re-dated, and a copy named by its unkeyed BLAKE3 (how snapshots
+    // were checked before they carried a MAC).
+    let (old_stamp, old_mac) = genuine
+        .last_key
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".sqlite.zst")
+        .split_once('-')
+        .unwrap();
+    let (old_stamp, old_mac) = (old_stamp.to_string(), old_mac.to_string());
+    let bytes = std::fs::read(dirs[0].join(&genuine.last_key)).unwrap();
+    let plant = |stamp: &str, mac: &str| {
+        let key = genuine
+            .last_key
+            .replace(&old_stamp, stamp)
+            .replace(&old_mac, mac);
+        for d in &dirs {
+            std::fs::write(d.join(&key), &bytes).unwrap();
+        }
+    };
+    plant("29991231T000000.000Z", &old_mac);
+    plant(
+        "29991231T000001.000Z",
+        blake3::hash(&bytes).to_hex().as_str(),
+    );
+
+    // Without the signing key there is nothing to check them with.
+    let out = server
+        .command_with(|o| o.without("COFFER_AUTH_KEY"), &["meta", "restore"])
+        .await;
+    assert!(
+        !out.success && out.stderr.contains("COFFER_AUTH_KEY"),
+        "{out:?}"
+    );
+    // With another key, no snapshot is genuine.
+    let out = server
+        .command_with(
+            |o| {
+                o.with(
+                    "COFFER_AUTH_KEY",
+                    "another-key-of-at-least-thirty-two-characters",
+                )
+            },
+            &["meta", "restore"],
+        )
+        .await;
+    assert!(
+        !out.success && out.stderr.contains("not authenticated"),
+        "{out:?}"
+    );
+    // Decompression is bounded: with a bound of 0 GiB, even the genuine
+    // one is too big.
+    let out = server
+        .command(&["meta", "restore", "--max-size-gib", "0"])
+        .await;
+    assert!(
+        !out.success && out.stderr.contains("decompresses to more than 0 bytes"),
+        "{out:?}"
+    );
+    // With the right one, both plants are skipped for the genuine one.
+    let out = server.command(&["meta", "restore"]).await;
+    assert!(out.success, "{out:?}");
+    assert_eq!(
+        out.stdout.matches("not authenticated").count(),
+        2 * dirs.len(),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("taken at {}", genuine.last_taken_at))
+            && out.stdout.contains("every login has ended"),
+        "{out:?}"
+    );
+    server.restart().await.unwrap();
+    assert_serves(&server, &[("kept", pattern(20_000, 1))].into()).await;
+    // A login of before the restore (it could have been revoked after the
+    // snapshot) is over.
+    let err = server
+        .client_as(Some(&token))
+        .await
+        .list_files(coffer_proto::pb::ListFilesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 }
 
 #[tokio::test]

@@ -100,7 +100,9 @@ impl SqliteMeta {
                 )))
             }
         }
-        conn.execute_batch("DELETE FROM gc_orphans; DELETE FROM leases;")?;
+        // Every login ends: the snapshot cannot know which were ended
+        // after it was taken.
+        conn.execute_batch("DELETE FROM gc_orphans; DELETE FROM leases; DELETE FROM logins;")?;
         // Chunks stored after the snapshot are orphans now; gc leaves them
         // for RESTORE_HOLD so a restore of the wrong snapshot can be undone.
         conn.execute(
