@@ -62,8 +62,9 @@ fn worker(s: &Status_, leases: &[crate::meta::LeaseRow]) -> WorkerStatus {
 impl CofferAdmin for AdminApi {
     async fn cluster_status(
         &self,
-        _req: Request<ClusterStatusRequest>,
+        req: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusResponse>, Status> {
+        super::guard::admin(&req)?;
         let r = self
             .ops
             .report()
@@ -109,6 +110,7 @@ impl CofferAdmin for AdminApi {
         &self,
         req: Request<RunWorkerRequest>,
     ) -> Result<Response<RunWorkerResponse>, Status> {
+        super::guard::admin(&req)?;
         let r = req.into_inner();
         if r.name == "snapshot" && self.ops.meta.backend() != "sqlite" {
             // The backend's own answer says which tools do the job.
@@ -142,5 +144,62 @@ impl CofferAdmin for AdminApi {
         Ok(Response::new(RunWorkerResponse {
             status: Some(worker(&status, &leases)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::Caller;
+    use crate::cluster::{Cluster, ClusterConfig};
+    use crate::meta::{Meta, Role};
+    use std::sync::Arc;
+
+    /// Calls reaching the service without the guard (a wiring mistake)
+    /// are still refused unless an admin makes them.
+    #[tokio::test]
+    async fn only_admins_get_through_even_past_the_guard() {
+        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let node: Arc<dyn crate::store::BlobStore> = Arc::new(
+            crate::store::local::LocalStore::new("n0".to_string(), dir.path().join("n0")),
+        );
+        let (cluster, _events) =
+            Cluster::new(vec![("n0".into(), node)], ClusterConfig::for_nodes(1)).unwrap();
+        let api = AdminApi::new(Ops {
+            meta,
+            cluster: Arc::new(cluster),
+            workers: Default::default(),
+            snapshots: Default::default(),
+            manual_run_interval: std::time::Duration::ZERO,
+        });
+        let as_ = |role: Option<Role>| {
+            let mut req = Request::new(RunWorkerRequest {
+                name: "gc".into(),
+                wait: false,
+            });
+            if let Some(role) = role {
+                req.extensions_mut().insert(Caller {
+                    role,
+                    name: "someone".into(),
+                    ..Caller::anyone()
+                });
+            }
+            req
+        };
+        let err = api.run_worker(as_(None)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+        let err = api.run_worker(as_(Some(Role::User))).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+        let mut req = Request::new(ClusterStatusRequest {});
+        req.extensions_mut().insert(Caller {
+            role: Role::User,
+            ..Caller::anyone()
+        });
+        let err = api.cluster_status(req).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+        // An admin passes the check (the worker is unknown here).
+        let err = api.run_worker(as_(Some(Role::Admin))).await.unwrap_err();
+        assert_ne!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     }
 }

@@ -34,6 +34,32 @@ fn load(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The Secrets `deploy/k8s/make-secrets.sh` creates: name -> key -> the
+/// value as the script writes it (quotes removed).
+fn script_secrets() -> BTreeMap<String, BTreeMap<String, String>> {
+    let path = workspace_root().join("deploy/k8s/make-secrets.sh");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("kubectl create secret generic ") {
+            let name = rest.split_whitespace().next().unwrap().to_string();
+            out.entry(name.clone()).or_default();
+            current = Some(name);
+        } else if let Some(pair) = line.strip_prefix("--from-literal=") {
+            let pair = pair.trim_end_matches('\\').trim();
+            let (k, v) = pair.split_once('=').unwrap();
+            let name = current.clone().expect("a literal outside a secret");
+            out.get_mut(&name)
+                .unwrap()
+                .insert(k.to_string(), v.trim_matches('"').to_string());
+        } else if line.is_empty() {
+            current = None;
+        }
+    }
+    out
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -139,6 +165,12 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
 
 #[test]
 fn kubernetes_manifests_agree_with_each_other_and_the_server() {
+    let sh = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(workspace_root().join("deploy/k8s/make-secrets.sh"))
+        .status()
+        .unwrap();
+    assert!(sh.success(), "make-secrets.sh does not parse");
     let mut docs = load("deploy/k8s/minio.yaml");
     docs.extend(load("deploy/k8s/coffer.yaml"));
     docs.extend(load("deploy/k8s/postgres.yaml"));
@@ -150,12 +182,52 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
             .unwrap_or_else(|| panic!("no {kind} {name}"))
             .clone()
     };
+    // No Secret is shipped: the script makes each, from random values.
+    assert!(
+        !docs.iter().any(|d| d["kind"].as_str() == Some("Secret")),
+        "a manifest ships a Secret, so a deployment could run on its defaults"
+    );
+    let secrets = script_secrets();
+    assert_eq!(
+        secrets.keys().collect::<Vec<_>>(),
+        ["coffer-auth", "coffer-db", "coffer-s3"]
+    );
+    for (name, key) in [
+        ("coffer-db", "POSTGRES_PASSWORD"),
+        ("coffer-s3", "MINIO_SECRET_KEY"),
+        ("coffer-auth", "COFFER_ADMIN_PASSWORD"),
+    ] {
+        let v = &secrets[name][key];
+        let var = v.strip_prefix('$').expect("a variable");
+        let script =
+            std::fs::read_to_string(workspace_root().join("deploy/k8s/make-secrets.sh")).unwrap();
+        assert!(
+            script.contains(&format!("{var}=$(random)")),
+            "{name}.{key} is not drawn at random"
+        );
+    }
+    let secret_has = |name: &str, key: &str| secrets.get(name).is_some_and(|s| s.contains_key(key));
+    // Every secretKeyRef in any manifest names a key the script makes.
+    for d in &docs {
+        if let Some(containers) = d["spec"]["template"]["spec"]["containers"].as_sequence() {
+            for c in containers {
+                for e in c["env"].as_sequence().into_iter().flatten() {
+                    if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
+                        let named = s(&e["valueFrom"]["secretKeyRef"]["name"]);
+                        assert!(
+                            secret_has(&named, key),
+                            "make-secrets.sh makes no {named}.{key}"
+                        );
+                    }
+                }
+            }
+        }
+    }
     let minio = find("StatefulSet", "minio");
     let minio_svc = find("Service", "minio");
     assert_eq!(s(&minio["spec"]["serviceName"]), "minio");
     let replicas: usize = s(&minio["spec"]["replicas"]).parse().unwrap();
-    find("Secret", "coffer-s3");
-    let db_secret = find("Secret", "coffer-db");
+    let db_secret = &secrets["coffer-db"];
 
     // Stateless replicas on the shared database.
     let coffer = find("Deployment", "coffer");
@@ -169,11 +241,6 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
             known_var(&name),
             "coffer.yaml sets {name}, which coffer-server does not read"
         );
-        if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
-            let named = s(&e["valueFrom"]["secretKeyRef"]["name"]);
-            let from = find("Secret", &named);
-            assert!(from["stringData"].get(key).is_some(), "{named} lacks {key}");
-        }
         env.insert(name, e.get("value").map(s).unwrap_or_default());
     }
     for i in 1..=replicas {
@@ -204,15 +271,15 @@ fn kubernetes_manifests_agree_with_each_other_and_the_server() {
     // The database URL names the PostgreSQL Service and its port, and the
     // StatefulSet takes the same credentials.
     assert!(env.contains_key("COFFER_DATABASE_URL"));
-    let url = s(&db_secret["stringData"]["COFFER_DATABASE_URL"]);
+    let url = db_secret["COFFER_DATABASE_URL"].clone();
     let pg_svc = find("Service", "postgres");
     let pg_port = s(&pg_svc["spec"]["ports"][0]["port"]);
     assert!(
         url.contains(&format!("@postgres:{pg_port}/")),
         "{url} does not reach the postgres Service"
     );
-    let user = s(&db_secret["stringData"]["POSTGRES_USER"]);
-    let password = s(&db_secret["stringData"]["POSTGRES_PASSWORD"]);
+    let user = &db_secret["POSTGRES_USER"];
+    let password = &db_secret["POSTGRES_PASSWORD"];
     assert!(
         url.starts_with(&format!("postgres://{user}:{password}@")),
         "{url}"
