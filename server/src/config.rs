@@ -158,6 +158,16 @@ pub struct Config {
     /// Open upload sessions one user may have at once.
     #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
     pub max_open_uploads: u32,
+    /// Versions one user may keep, every file's and deleted files' alike
+    /// (each file has at least one): empty files cost no quota, so this
+    /// bounds what one account adds to the metadata. 0: no limit. With
+    /// several servers on one database, give them all the same value.
+    #[arg(
+        long,
+        env = "COFFER_MAX_VERSIONS_PER_USER",
+        default_value_t = 1_000_000
+    )]
+    pub max_versions_per_user: u64,
     /// Seconds a client may stay silent: a streamed upload that sends
     /// nothing, a download whose client reads nothing, and a connection
     /// that answers no keep-alive ping are closed after this long.

@@ -105,6 +105,13 @@ pub async fn run(
     let meta = meta::open(cfg.database_url.as_deref(), &cfg.sqlite_path())
         .await
         .context("cannot open the metadata database")?;
+    let max_versions = match cfg.max_versions_per_user {
+        0 => String::new(),
+        n => n.to_string(),
+    };
+    meta.set_setting(crate::meta::MAX_VERSIONS, &max_versions)
+        .await
+        .context("cannot record the version limit")?;
 
     let mut cluster_cfg = ClusterConfig::for_nodes(nodes.len());
     if let Some(r) = cfg.replication {

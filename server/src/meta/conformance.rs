@@ -1049,6 +1049,57 @@ pub async fn open_uploads_reserve_their_bytes_and_streams_count_as_sessions(meta
         .unwrap();
 }
 
+pub async fn versions_count_against_the_per_owner_limit_empty_ones_too(meta: Meta) {
+    meta.add_user("root", "h", Role::Admin).await.unwrap();
+    let alice = meta.add_user("alice", "h", Role::User).await.unwrap();
+    meta.set_setting(MAX_VERSIONS, "3").await.unwrap();
+    let empty = |path: &str| {
+        let mut v = new_version(path, &[]);
+        v.owner = alice.id;
+        v
+    };
+    meta.commit_version(&empty("a")).await.unwrap();
+    meta.commit_version(&empty("a")).await.unwrap();
+    meta.commit_version(&empty("b")).await.unwrap();
+    let err = meta.commit_version(&empty("c")).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    assert!(err.to_string().contains("at most 3"), "{err}");
+    let err = meta
+        .restore_version(alice.id, "a", 1, "alice")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    // Someone else has their own count.
+    meta.commit_version(&new_version("c", &[])).await.unwrap();
+    // Deleted files' versions still count; purged ones and trimmed ones
+    // give their places back.
+    meta.delete_file(alice.id, "b", None).await.unwrap();
+    let err = meta.commit_version(&empty("c")).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    tick().await;
+    meta.apply_retention(&Retention {
+        purge_deleted_after: Some(Duration::ZERO),
+        ..Retention::default()
+    })
+    .await
+    .unwrap();
+    meta.commit_version(&empty("c")).await.unwrap();
+    let err = meta.commit_version(&empty("d")).await.unwrap_err();
+    assert!(matches!(err, MetaError::Limit(_)), "{err}");
+    meta.apply_retention(&Retention {
+        keep_last: Some(1),
+        ..Retention::default()
+    })
+    .await
+    .unwrap();
+    meta.commit_version(&empty("d")).await.unwrap();
+    // No limit: anything goes.
+    meta.set_setting(MAX_VERSIONS, "").await.unwrap();
+    for i in 0..5 {
+        meta.commit_version(&empty(&format!("e{i}"))).await.unwrap();
+    }
+}
+
 pub async fn versions_page_newest_first(meta: Meta) {
     let a = chunk('a', 1);
     store(&meta, &a).await;

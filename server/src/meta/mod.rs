@@ -90,6 +90,19 @@ pub fn quota_message(used: u64, more: u64, quota: u64) -> String {
     )
 }
 
+/// The setting that holds the most versions one owner may keep (see
+/// [`MetaStore::set_setting`]); unset: no limit.
+pub const MAX_VERSIONS: &str = "max_versions_per_owner";
+
+/// The refusal of a version past the per-owner limit; both backends say
+/// the same.
+pub fn versions_message(max: u64) -> String {
+    format!(
+        "too many versions: at most {max} per user, deleted files' included; delete files \
+         and let old versions expire, or ask an admin to raise COFFER_MAX_VERSIONS_PER_USER"
+    )
+}
+
 /// Content hashes of chunk lists given as `(key, chunk id)` rows ordered
 /// by key, then by position (a key with no chunk has a `None` row): what
 /// both backends' migration to the chunk-id content hash recomputes.
@@ -911,6 +924,9 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Ends the owner's link `id`; `false` if they have no such link.
     async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError>;
+
+    /// Sets the setting `key` to `value`, whatever it was.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), MetaError>;
 
     /// The setting `key`; sets it to `value` first unless it is set (a
     /// secret every server of one database must share).

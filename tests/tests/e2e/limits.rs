@@ -250,6 +250,39 @@ async fn uploads_hold_no_more_than_the_server_wide_upload_budget() {
 }
 
 #[tokio::test]
+async fn empty_files_count_against_the_per_user_version_limit() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_MAX_VERSIONS_PER_USER", "3"))
+        .await
+        .unwrap();
+    let alice = server.add_user("alice", "alice-password-1", false).await;
+    let mut c = server.client_as(Some(&alice)).await;
+    for name in ["a", "a", "b"] {
+        upload_bytes(&mut c, name, b"").await.unwrap();
+    }
+    // Empty files cost no quota, but each version is a row.
+    let err = upload_bytes(&mut c, "c", b"").await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("at most 3"), "{err:?}");
+    let (plan, _) = session_plan("c", b"");
+    let err = c.start_upload(plan.clone()).await;
+    if let Ok(started) = err {
+        // A session of an empty file needs no chunk: its commit is refused.
+        let err = c
+            .finish_upload(FinishUploadRequest {
+                upload_id: started.into_inner().upload_id,
+                base_version: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    }
+    assert!(!is_stored(&mut c, "c").await);
+    // Someone else has their own allowance.
+    let mut admin = server.client().await;
+    upload_bytes(&mut admin, "c", b"").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_plan_of_tiny_chunks_or_a_wrong_content_hash_is_refused_and_stores_nothing() {
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let mut c = server.client().await;

@@ -68,6 +68,7 @@ conformance!(
     quotas_count_every_retained_version_and_refuse_what_crosses,
     open_sessions_are_capped_per_owner_and_bookkept_without_scans,
     open_uploads_reserve_their_bytes_and_streams_count_as_sessions,
+    versions_count_against_the_per_owner_limit_empty_ones_too,
     versions_page_newest_first,
     share_links_name_one_version_and_end,
     a_stale_base_version_changes_nothing,

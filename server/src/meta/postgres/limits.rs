@@ -91,6 +91,25 @@ pub async fn used_bytes<C: GenericClient>(c: &C, owner: OwnerId) -> Result<u64, 
     Ok(used.max(0) as u64)
 }
 
+/// See [`crate::meta::sqlite::files::check_versions`].
+pub async fn check_versions<C: GenericClient>(c: &C, owner: OwnerId) -> Result<(), MetaError> {
+    let row = c
+        .query_opt(
+            "SELECT version_count, (SELECT value FROM settings WHERE key = $2)
+             FROM owners WHERE id = $1",
+            &[&owner, &crate::meta::MAX_VERSIONS],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(()) };
+    let (count, max): (i64, Option<String>) = (row.get(0), row.get(1));
+    if let Some(max) = max.and_then(|m| m.parse::<u64>().ok()) {
+        if count.max(0) as u64 >= max {
+            return Err(MetaError::Limit(crate::meta::versions_message(max)));
+        }
+    }
+    Ok(())
+}
+
 /// Bytes `owner`'s open uploads hold reserved (all but `except`); see
 /// [`crate::meta::sqlite::accounts::reserved_bytes`].
 pub async fn reserved_bytes<C: GenericClient>(

@@ -363,6 +363,7 @@ async fn insert_version<C: GenericClient>(
     changes::check_base(c, v.owner, &v.path, v.base).await?;
     limits::check_path_free(c, v.owner, &v.path).await?;
     limits::check_quota(c, v.owner, quota, v.size, v.completes()).await?;
+    limits::check_versions(c, v.owner).await?;
     let file_id: i64 = c
         .query_one(
             "INSERT INTO files (owner_id, path) VALUES ($1, $2)
@@ -397,6 +398,11 @@ async fn insert_version<C: GenericClient>(
         )
         .await?
         .get(0);
+    c.execute(
+        "UPDATE owners SET version_count = version_count + 1 WHERE id = $1",
+        &[&v.owner],
+    )
+    .await?;
     let idx: Vec<i32> = (0..v.chunks.len() as i32).collect();
     let ids: Vec<&str> = v.chunks.iter().map(|c| c.id.as_str()).collect();
     c.execute(
@@ -1066,6 +1072,17 @@ impl MetaStore for PgMeta {
                 let doomed = "SELECT id FROM files
                     WHERE deleted_at < now() - $1::BIGINT * INTERVAL '1 millisecond'";
                 tx.execute(
+                    &format!(
+                        "UPDATE owners o SET version_count = o.version_count - g.n
+                         FROM (SELECT f.owner_id, COUNT(*) AS n FROM versions v
+                               JOIN files f ON f.id = v.file_id
+                               WHERE f.id IN ({doomed}) GROUP BY f.owner_id) g
+                         WHERE o.id = g.owner_id"
+                    ),
+                    &[&ms(after)],
+                )
+                .await?;
+                tx.execute(
                     &format!("DELETE FROM version_chunks WHERE file_id IN ({doomed})"),
                     &[&ms(after)],
                 )
@@ -1090,6 +1107,16 @@ impl MetaStore for PgMeta {
                        AND ($2::BIGINT IS NULL OR created_at < now() - $2::BIGINT * INTERVAL '1 millisecond')";
                 let young = retention.keep_younger_than.map(ms);
                 let keep = keep as i64;
+                tx.execute(
+                    &format!(
+                        "UPDATE owners o SET version_count = o.version_count - g.n
+                         FROM (SELECT f.owner_id, COUNT(*) AS n FROM ({doomed}) d
+                               JOIN files f ON f.id = d.file_id GROUP BY f.owner_id) g
+                         WHERE o.id = g.owner_id"
+                    ),
+                    &[&keep, &young],
+                )
+                .await?;
                 tx.execute(
                     &format!("DELETE FROM version_chunks WHERE (file_id, number) IN ({doomed})"),
                     &[&keep, &young],
@@ -1533,6 +1560,18 @@ impl MetaStore for PgMeta {
 
     async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError> {
         shares::revoke(&self.client().await?, owner, id).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), MetaError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {

@@ -169,6 +169,27 @@ pub fn check_quota(
     Ok(())
 }
 
+/// Fails with [`MetaError::Limit`] if `owner` keeps as many versions as
+/// the per-owner limit allows (the setting [`crate::meta::MAX_VERSIONS`]).
+pub fn check_versions(c: &Connection, owner: OwnerId) -> Result<(), MetaError> {
+    let (count, max): (i64, Option<String>) = c
+        .prepare_cached(
+            "SELECT version_count, (SELECT value FROM settings WHERE key = ?2)
+             FROM owners WHERE id = ?1",
+        )?
+        .query_row(params![owner, crate::meta::MAX_VERSIONS], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .unwrap_or((0, None));
+    if let Some(max) = max.and_then(|m| m.parse::<u64>().ok()) {
+        if count.max(0) as u64 >= max {
+            return Err(MetaError::Limit(crate::meta::versions_message(max)));
+        }
+    }
+    Ok(())
+}
+
 /// Inserts a new version inside `tx`: the file is created or undeleted,
 /// the version takes the next number. Fails with
 /// [`MetaError::MissingChunks`] if a listed chunk is not stored, or was
@@ -186,6 +207,7 @@ pub fn insert_version(
     super::changes::check_base(tx, v.owner, &v.path, v.base)?;
     check_path_free(tx, v.owner, &v.path)?;
     check_quota(tx, v.owner, v.size, v.completes(), now)?;
+    check_versions(tx, v.owner)?;
     let file_id: i64 = tx.query_row(
         "INSERT INTO files (owner_id, path) VALUES (?1, ?2)
          ON CONFLICT (owner_id, path) DO UPDATE SET deleted_at = NULL RETURNING id",
@@ -212,6 +234,8 @@ pub fn insert_version(
             v.modified
         ],
     )?;
+    tx.prepare_cached("UPDATE owners SET version_count = version_count + 1 WHERE id = ?1")?
+        .execute([v.owner])?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO version_chunks (file_id, number, idx, chunk_id) VALUES (?1, ?2, ?3, ?4)",
     )?;

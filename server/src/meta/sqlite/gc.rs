@@ -16,6 +16,15 @@ pub fn apply_retention(
     let mut removed = 0;
     if let Some(cutoff) = &purge_deleted_before {
         tx.execute(
+            "WITH gone AS (
+                 SELECT f.owner_id, COUNT(*) AS n FROM versions v JOIN files f ON f.id = v.file_id
+                 WHERE f.deleted_at < ?1 GROUP BY f.owner_id)
+             UPDATE owners SET version_count = version_count -
+                 (SELECT n FROM gone WHERE gone.owner_id = owners.id)
+             WHERE id IN (SELECT owner_id FROM gone)",
+            [cutoff],
+        )?;
+        tx.execute(
             "DELETE FROM version_chunks WHERE file_id IN (SELECT id FROM files WHERE deleted_at < ?1)",
             [cutoff],
         )?;
@@ -38,6 +47,17 @@ pub fn apply_retention(
                        ROW_NUMBER() OVER (PARTITION BY file_id ORDER BY number DESC) AS rank
                 FROM versions)
              WHERE rank > MAX(?1, 1) AND (?2 IS NULL OR created_at < ?2)";
+        tx.execute(
+            &format!(
+                "WITH gone AS (
+                     SELECT f.owner_id, COUNT(*) AS n FROM ({doomed}) d
+                     JOIN files f ON f.id = d.file_id GROUP BY f.owner_id)
+                 UPDATE owners SET version_count = version_count -
+                     (SELECT n FROM gone WHERE gone.owner_id = owners.id)
+                 WHERE id IN (SELECT owner_id FROM gone)"
+            ),
+            params![keep, keep_newer_than],
+        )?;
         tx.execute(
             &format!("DELETE FROM version_chunks WHERE (file_id, number) IN ({doomed})"),
             params![keep, keep_newer_than],

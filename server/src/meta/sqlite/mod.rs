@@ -671,6 +671,12 @@ impl MetaStore for SqliteMeta {
             .await
     }
 
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), MetaError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.tx(move |tx, _| ops::set_setting(tx, &key, &value))
+            .await
+    }
+
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.tx(move |tx, _| ops::init_setting(tx, &key, &value))

@@ -59,6 +59,16 @@ pub fn setting(c: &Connection, key: &str) -> Result<Option<String>, MetaError> {
     )
 }
 
+/// Sets `key` to `value`.
+pub fn set_setting(tx: &Transaction, key: &str, value: &str) -> Result<(), MetaError> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
 /// Sets `key` to `value` unless it is set; returns the value it has.
 pub fn init_setting(tx: &Transaction, key: &str, value: &str) -> Result<String, MetaError> {
     tx.execute(

@@ -199,6 +199,14 @@ ALTER TABLE versions ADD COLUMN modified_at TEXT;
 ALTER TABLE upload_sessions ADD COLUMN modified_at TEXT;
 ALTER TABLE changes ADD COLUMN modified_at TEXT;
 "#,
+    r#"
+-- Versions each owner keeps (deleted files' too), for the per-user limit
+-- on versions: kept up to date by every insert and delete of a version.
+ALTER TABLE owners ADD COLUMN version_count INTEGER NOT NULL DEFAULT 0;
+UPDATE owners SET version_count =
+    (SELECT COUNT(*) FROM versions v JOIN files f ON f.id = v.file_id
+     WHERE f.owner_id = owners.id);
+"#,
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its
