@@ -13,6 +13,7 @@ mod deploy;
 mod embedded;
 mod feed;
 mod harness;
+mod hostile_soak;
 mod limits;
 mod meta;
 mod recovery;
