@@ -24,42 +24,15 @@ impl FileStorageApi {
     }
 }
 
-/// How often an open stream (a download, a watch of the change feed)
-/// checks that its caller's login is still live: logging out, a new
-/// password and removing the user end it within this long, on every
-/// server sharing the database.
-pub const REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// `stream`, ended with UNAUTHENTICATED once `who`'s login has ended.
 fn until_revoked<T: Send + 'static>(
     stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
     auth: Auth,
     who: Caller,
 ) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
-    let mut check = tokio::time::interval(REVOCATION_CHECK);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (Box::pin(stream), check, auth, who, false);
-    futures::stream::unfold(
-        state,
-        |(mut stream, mut check, auth, who, ended)| async move {
-            if ended {
-                return None;
-            }
-            loop {
-                tokio::select! {
-                    item = stream.next() => {
-                        return item.map(|i| (i, (stream, check, auth, who, false)));
-                    }
-                    _ = check.tick() => {
-                        if !auth.still_live(&who).await {
-                            let e = Status::unauthenticated("the login has ended; log in again");
-                            return Some((Err(e), (stream, check, auth, who, true)));
-                        }
-                    }
-                }
-            }
-        },
-    )
+    super::revoke::until_revoked(stream, auth, who, || {
+        Err(Status::unauthenticated("the login has ended; log in again"))
+    })
 }
 
 fn version_arg(v: u64) -> Option<u64> {

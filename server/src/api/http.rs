@@ -30,6 +30,7 @@ pub async fn download(
     Query(q): Query<DownloadQuery>,
     caller: Option<Extension<Caller>>,
     scope: Option<Extension<TicketScope>>,
+    Extension(auth): Extension<crate::auth::Auth>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
@@ -59,19 +60,21 @@ pub async fn download(
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
-    serve(&files, &v, chunks, &headers, admitted).await
+    serve(&files, &v, chunks, &headers, admitted, Some((auth, caller))).await
 }
 
 /// Answers a GET of version `v` (its chunks `chunks`): the whole content,
 /// or the one byte range a `Range` header asks for (206; 416 if it lies
 /// outside the content). A malformed or multi-range header is ignored, as
-/// HTTP allows, and the whole content sent.
+/// HTTP allows, and the whole content sent. With `login`, the body ends
+/// early once that caller's login ends.
 pub async fn serve(
     files: &Files,
     v: &FileVersion,
     chunks: Vec<ChunkRef>,
     headers: &HeaderMap,
     admitted: Admitted,
+    login: Option<(crate::auth::Auth, Caller)>,
 ) -> Response {
     let range = headers
         .get(header::RANGE)
@@ -105,7 +108,15 @@ pub async fn serve(
         Ok(p) => p,
         Err(e) => return super::status::http_error(e),
     };
-    let body = Body::from_stream(pieces.map(|r| r.map_err(std::io::Error::other)));
+    let pieces = pieces.map(|r| r.map_err(std::io::Error::other));
+    let body = match login {
+        Some((auth, who)) => {
+            Body::from_stream(super::revoke::until_revoked(pieces, auth, who, || {
+                Err(std::io::Error::other("the login has ended"))
+            }))
+        }
+        None => Body::from_stream(pieces),
+    };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(

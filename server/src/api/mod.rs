@@ -8,6 +8,7 @@
 //! - [`status`]: the one place domain errors become gRPC statuses.
 //! - [`limit`]: the time limit on unary calls.
 //! - [`http`]: `GET /download/<path>`, file downloads over plain HTTP.
+//! - [`revoke`]: open streams end with their caller's login.
 //! - [`share`]: the `CofferShare` service and `GET /s/<token>`, share
 //!   links anyone can download.
 //! - [`web`]: the built web app at `/`.
@@ -21,6 +22,7 @@ pub mod grpc;
 pub mod guard;
 pub mod http;
 pub mod limit;
+pub mod revoke;
 pub mod share;
 pub mod status;
 pub mod web;
@@ -124,7 +126,12 @@ pub async fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(ops.clone()))
         .route("/metrics", get(metrics))
-        .route("/download/{*path}", get(http::download).with_state(files))
+        .route(
+            "/download/{*path}",
+            get(http::download)
+                .with_state(files)
+                .layer(axum::Extension(auth.clone())),
+        )
         .route("/s/{token}", get(share::download).with_state(shares))
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.

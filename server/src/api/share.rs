@@ -122,7 +122,7 @@ pub async fn download(
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
-    let mut resp = super::http::serve(shares.files(), &v, chunks, &headers, admitted).await;
+    let mut resp = super::http::serve(shares.files(), &v, chunks, &headers, admitted, None).await;
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),

@@ -1,7 +1,7 @@
 //! Ending a login ends what it has open: a `WatchChanges` stream and a
-//! download in progress are cut with UNAUTHENTICATED after logout, a new
-//! password or `user rm`, on this server and on another sharing its
-//! database.
+//! download in progress (gRPC, or HTTP with a token) are cut after
+//! logout, a new password or `user rm`, on this server and on another
+//! sharing its database.
 
 use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::{FileDownloadRequest, LogoutRequest, WatchChangesRequest};
@@ -104,4 +104,55 @@ async fn a_download_in_progress_ends_with_a_new_password() {
     })
     .await;
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+}
+
+#[tokio::test]
+async fn an_http_download_in_progress_ends_with_its_login() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SIZE: usize = 48 << 20;
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let carol = server.add_user("carol", PASSWORD, false).await;
+    let mut c = server.client_as(Some(&carol)).await;
+    upload_bytes(&mut c, "big.bin", &pattern(SIZE, 8))
+        .await
+        .unwrap();
+    let addr = server.addr().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "GET /download/big.bin HTTP/1.1\r\nHost: coffer\r\nAuthorization: Bearer {carol}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut auth = CofferAuthClient::new(server.channel_as(Some(&carol)).await);
+    auth.logout(LogoutRequest::default()).await.unwrap();
+    // Read on at about 1.3 MB/s (well above the minimum rate): the whole
+    // file would take over half a minute; the login's end cuts it first.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the download outlived its login");
+    assert!(got < SIZE, "the whole file came after logout ({got} bytes)");
 }
