@@ -469,7 +469,10 @@ impl Server {
     }
 
     async fn spawn_server(&mut self) -> anyhow::Result<()> {
-        if self.opts.command.is_none() && !self.opts.process {
+        // A binary named by COFFER_SERVER_BIN is what every test runs
+        // against (e.g. an older build, to see a new test fail on it).
+        let named = std::env::var_os("COFFER_SERVER_BIN").is_some();
+        if self.opts.command.is_none() && !self.opts.process && !named {
             let (server, addr) = InProcess::start(&self.opts, &self.data_dir)?;
             self.in_process = Some(server);
             self.addr = addr;
