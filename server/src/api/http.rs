@@ -25,12 +25,11 @@ pub struct DownloadQuery {
 /// caller the guard let through; a download ticket reaches only the file
 /// and version it names.
 pub async fn download(
-    State(files): State<Files>,
+    State((files, auth)): State<(Files, crate::auth::Auth)>,
     Path(path): Path<String>,
     Query(q): Query<DownloadQuery>,
     caller: Option<Extension<Caller>>,
     scope: Option<Extension<TicketScope>>,
-    Extension(auth): Extension<crate::auth::Auth>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {

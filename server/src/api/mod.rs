@@ -128,9 +128,7 @@ pub async fn router(
         .route("/metrics", get(metrics))
         .route(
             "/download/{*path}",
-            get(http::download)
-                .with_state(files)
-                .layer(axum::Extension(auth.clone())),
+            get(http::download).with_state((files, auth.clone())),
         )
         .route("/s/{token}", get(share::download).with_state(shares))
         // tonic's router already answers unknown gRPC paths; replace that
