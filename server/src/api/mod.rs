@@ -11,7 +11,8 @@
 //! - [`revoke`]: open streams end with their caller's login.
 //! - [`share`]: the `CofferShare` service and `GET /s/<token>`, share
 //!   links anyone can download.
-//! - [`web`]: the built web app at `/`.
+//! - [`web`]: the built web app at `/`; [`web_assets`]: the embedded
+//!   app's ETags and compressed forms.
 //! - `/metrics`: Prometheus text; `/healthz`: liveness; `/readyz`:
 //!   readiness (the database answers and at least W nodes are up), which
 //!   `grpc.health.v1` reports too.
@@ -26,6 +27,7 @@ pub mod revoke;
 pub mod share;
 pub mod status;
 pub mod web;
+pub mod web_assets;
 
 use crate::auth::Auth;
 use crate::files::Files;

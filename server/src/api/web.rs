@@ -2,7 +2,10 @@
 //! build time (see `build.rs`), or Trunk's output in a directory
 //! (`COFFER_WEB_DIR`, for front-end work). index.html answers every unknown
 //! path (client-side routing); Trunk's content-hashed assets are cached
-//! for long, index.html not at all. Pages carry a Content-Security-Policy
+//! for long (immutable), index.html revalidated every time. The embedded
+//! assets carry ETags (a repeat visit's revalidation is a 304) and go out
+//! brotli- or gzip-compressed as the client's `Accept-Encoding` allows
+//! (see [`super::web_assets`]). Pages carry a Content-Security-Policy
 //! that allows this origin's scripts, the wasm module, and exactly the
 //! inline loader Trunk writes into index.html (by its hash).
 
@@ -32,6 +35,7 @@ pub fn routes(dir: Option<&Path>) -> Router {
             .find(|(name, _)| *name == "index.html")
             .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
             .unwrap_or_default();
+        super::web_assets::pack_in_background(super::web_assets::assets(embedded::ASSETS));
         return with_policy(Router::new().fallback(serve_embedded), &index);
     };
     let index = dir.join("index.html");
@@ -121,15 +125,19 @@ fn not_built(why: String) -> Router {
         .layer(middleware::from_fn(unknown_grpc))
 }
 
-/// One embedded asset by path; index.html for any other path.
+/// One embedded asset by path; index.html for any other path. Sent in
+/// the best coding the client accepts that is ready, with an ETag per
+/// coding; a matching `If-None-Match` gets 304.
 async fn serve_embedded(req: Request) -> Response {
+    use super::web_assets::{acceptable, assets, compressible, packed, Coding};
     let path = req.uri().path().trim_start_matches('/');
-    let find = |p: &str| embedded::ASSETS.iter().find(|(name, _)| *name == p);
-    let (name, bytes) = match find(path).or_else(|| find("index.html")) {
-        Some(&(name, bytes)) => (name, bytes),
-        None => return StatusCode::NOT_FOUND.into_response(),
+    let all = assets(embedded::ASSETS);
+    let find = |p: &str| all.iter().position(|a| a.name == p);
+    let Some(i) = find(path).or_else(|| find("index.html")) else {
+        return StatusCode::NOT_FOUND.into_response();
     };
-    let mime = match name.rsplit_once('.').map(|(_, ext)| ext) {
+    let asset = &all[i];
+    let mime = match asset.name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
         Some("wasm") => "application/wasm",
@@ -140,7 +148,47 @@ async fn serve_embedded(req: Request) -> Response {
         Some("json") => "application/json",
         _ => "application/octet-stream",
     };
-    ([(header::CONTENT_TYPE, mime)], bytes).into_response()
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let forms = packed(i);
+    let (coding, body): (Coding, &'static [u8]) = acceptable(accept)
+        .into_iter()
+        .find_map(|c| match c {
+            Coding::Brotli => forms.and_then(|f| f.br.as_deref()).map(|b| (c, b)),
+            Coding::Gzip => forms.and_then(|f| f.gzip.as_deref()).map(|b| (c, b)),
+            Coding::Identity => Some((c, asset.bytes)),
+        })
+        .unwrap_or((Coding::Identity, asset.bytes));
+    let etag = match coding.token() {
+        Some(t) => format!("{}-{t}\"", asset.etag.trim_end_matches('"')),
+        None => asset.etag.clone(),
+    };
+    let etag = HeaderValue::from_str(&etag).expect("an ETag is header text");
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t.as_bytes() == etag.as_bytes())
+        });
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, mime)], body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag);
+    if compressible(asset.name) {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if let Some(t) = coding.token() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(t));
+    }
+    resp
 }
 
 /// A gRPC call to a service or method this server lacks gets UNIMPLEMENTED,
@@ -168,17 +216,24 @@ async fn unknown_grpc(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Whether `path` names a content-hashed asset: Trunk names them
+/// `name-<hash>.ext`, and the wasm module `name-<hash>_bg.wasm`. Anything
+/// else (index.html, the client-side routes that fall back to it) must be
+/// revalidated.
+fn content_hashed(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|f| {
+        f.rsplit_once('.')
+            .map(|(stem, _)| stem.strip_suffix("_bg").unwrap_or(stem))
+            .and_then(|stem| stem.rsplit_once('-'))
+            .is_some_and(|(_, h)| h.len() >= 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
 async fn cache_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let mut resp = next.run(req).await.into_response();
-    // Trunk names assets `name-<hash>.ext`; anything else (index.html, the
-    // client-side routes that fall back to it) must be revalidated.
-    let hashed = path.rsplit('/').next().is_some_and(|f| {
-        f.rsplit_once('.')
-            .and_then(|(stem, _)| stem.rsplit_once('-'))
-            .is_some_and(|(_, h)| h.len() >= 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    });
-    let value = if hashed && resp.status().is_success() {
+    let served = resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED;
+    let value = if content_hashed(&path) && served {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
@@ -190,6 +245,18 @@ async fn cache_headers(req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_hashed_names_are_trunks_the_wasm_module_included() {
+        use super::content_hashed;
+        assert!(content_hashed("/coffer-web-0123456789abcdef.js"));
+        assert!(content_hashed("/coffer-web-0123456789abcdef_bg.wasm"));
+        assert!(content_hashed("/snippets/x/style-0123456789abcdef.css"));
+        assert!(!content_hashed("/index.html"));
+        assert!(!content_hashed("/coffer-web_bg.wasm"));
+        assert!(!content_hashed("/files/docs"));
+        assert!(!content_hashed("/coffer-web-notahash012345678.js"));
+    }
+
     #[test]
     fn the_policy_names_exactly_the_inline_scripts() {
         let html = "<html><script type=\"module\">\nimport init from '/a.js';\n</script>\

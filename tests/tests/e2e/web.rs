@@ -1,7 +1,8 @@
 //! The built web app is served at `/` on the API's port, with caching
-//! fit for Trunk's hashed assets, and a clear message when it is not built.
+//! fit for Trunk's hashed assets, compressed as the client allows, and a
+//! clear message when it is not built.
 
-use coffer_tests::server::{http_get, Server, ServerOpts};
+use coffer_tests::server::{http_get, http_get_with, Server, ServerOpts};
 
 #[tokio::test]
 async fn the_web_app_is_served_with_sensible_caching() {
@@ -206,4 +207,148 @@ async fn every_response_carries_the_security_headers() {
             assert!(head.contains(h), "{path}: no {h:?} in\n{head}");
         }
     }
+}
+
+/// The header `name` of a raw response head, lower-cased name.
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+#[tokio::test]
+async fn the_embedded_app_goes_out_compressed_as_asked_and_revalidates_to_nothing() {
+    use std::io::Read;
+    let built = coffer_tests::server::workspace_root().join("dist/index.html");
+    let index = std::fs::read_to_string(&built).unwrap_or_else(|_| {
+        panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
+    });
+    let server = Server::start(ServerOpts::embedded().process())
+        .await
+        .unwrap();
+    // Every asset the page loads: itself, its script and its module.
+    let mut assets = vec!["/".to_string()];
+    for part in index.split(['"', '\'']) {
+        let asset = part.starts_with('/') && (part.ends_with(".js") || part.ends_with(".wasm"));
+        if asset && !assets.iter().any(|a| a == part) {
+            assets.push(part.to_string());
+        }
+    }
+    assert!(assets.iter().any(|a| a.ends_with("_bg.wasm")), "{assets:?}");
+    let addr = server.addr().to_string();
+    for asset in &assets {
+        let (code, head, plain) = http_get_with(&addr, asset, &[]).await;
+        assert_eq!(code, 200, "{asset}");
+        assert_eq!(
+            header_of(&head, "content-encoding"),
+            None,
+            "{asset}: {head}"
+        );
+        // The compressed forms are made in the background: ask until the
+        // brotli one comes.
+        let mut br = None;
+        for _ in 0..600 {
+            let (code, head, body) = http_get_with(
+                &addr,
+                asset,
+                &[("Accept-Encoding", "gzip, deflate, br, zstd")],
+            )
+            .await;
+            assert_eq!(code, 200);
+            match header_of(&head, "content-encoding").as_deref() {
+                Some("br") => {
+                    br = Some((head, body));
+                    break;
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                other => panic!("{asset}: sent {other:?} before brotli to a client taking br"),
+            }
+        }
+        let (head, body) = br.unwrap_or_else(|| panic!("{asset} never came brotli-compressed"));
+        assert_eq!(header_of(&head, "vary").as_deref(), Some("accept-encoding"));
+        let mut back = Vec::new();
+        brotli::Decompressor::new(&body[..], 4096)
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == plain, "{asset}: brotli form differs");
+        // Smaller always; under half for the script and the module.
+        let (packed, whole) = (body.len(), plain.len());
+        assert!(packed < whole, "{asset}: {packed} of {whole}");
+        assert!(
+            whole < 64 * 1024 || packed * 2 < whole,
+            "{asset}: {packed} of {whole}"
+        );
+        println!("{asset}: {whole} bytes, brotli {packed}");
+        // gzip for a client that refuses brotli.
+        let (_, head, body) =
+            http_get_with(&addr, asset, &[("Accept-Encoding", "br;q=0, gzip")]).await;
+        assert_eq!(
+            header_of(&head, "content-encoding").as_deref(),
+            Some("gzip")
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == plain, "{asset}: gzip form differs");
+        // Plain for one that takes neither.
+        let (_, head, body) = http_get_with(&addr, asset, &[("Accept-Encoding", "identity")]).await;
+        assert_eq!(header_of(&head, "content-encoding"), None);
+        assert!(body == plain);
+        // Revalidation: the ETag of what was sent gets 304 and no body.
+        let etag = header_of(&head, "etag").expect("an ETag");
+        let (code, head304, body) = http_get_with(&addr, asset, &[("If-None-Match", &etag)]).await;
+        assert_eq!(code, 304, "{asset}: {head304}");
+        assert!(body.is_empty());
+        // Hashed assets are immutable; the page is revalidated.
+        let cache = header_of(&head, "cache-control").unwrap_or_default();
+        if asset == "/" {
+            assert_eq!(cache, "no-cache");
+        } else {
+            assert!(cache.contains("immutable"), "{asset}: {cache}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_second_visit_moves_under_a_tenth_of_the_first() {
+    let root = coffer_tests::server::workspace_root();
+    assert!(
+        root.join("dist/index.html").is_file(),
+        "the web app is not built: `bash scripts/test.sh` builds it before the server"
+    );
+    // The binary's own embedded app, as `scripts/run.sh` serves it.
+    let server = Server::start(ServerOpts::embedded().process())
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/reload.mjs"))
+        .env("COFFER_URL", server.addr())
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+    let first = report["first"]["bytes"].as_u64().unwrap();
+    let second = report["second"]["bytes"].as_u64().unwrap();
+    println!(
+        "first load moved {first} bytes ({} decoded), the second {second}",
+        report["first"]["decoded"]
+    );
+    assert!(
+        first > 100_000,
+        "the first load moved too little to be the app: {report}"
+    );
+    assert!(
+        second * 10 < first,
+        "the second load moved {second} bytes of the first's {first}: {report}"
+    );
 }
