@@ -15,12 +15,36 @@ if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
   trunk build --release --offline
 fi
 profile="${COFFER_RUN_PROFILE:-release}"
+# The server, and the `coffer` command-line client (built apart, as the
+# tests build them, so each keeps its own features and nothing rebuilds).
 cargo build --profile "$profile" -p coffer-server --bin coffer-server
+cargo build --profile "$profile" -p coffer-client --bin coffer
 case "$profile" in
   dev) out=debug ;;
   *) out="$profile" ;;
 esac
 bin="target/$out/coffer-server"
+cli="$(pwd)/target/$out/coffer"
+
+# Where the server will listen, as it will say itself once started.
+port="${PORT:-5000}"
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in
+    --port=*) port="${!i#--port=}" ;;
+    --port) j=$((i + 1)); port="${!j:-$port}" ;;
+  esac
+done
+host="${COFFER_HOST:-localhost}"
+case "$host" in 0.0.0.0|::|"") host=localhost ;; esac
+scheme=http
+if [ -n "${COFFER_TLS_CERT:-}" ]; then scheme=https; fi
+if [ "$port" = "0" ]; then
+  where="the address in the 'coffer-server listening on' line below"
+  login="$cli --server URL login --user admin   (URL: that address)"
+else
+  where="$scheme://$host:$port"
+  login="$cli --server $where login --user admin"
+fi
 
 # First run with authentication on and nobody to sign in: create the admin
 # `admin` with a random password, shown here once (never stored in clear).
@@ -30,13 +54,13 @@ if [ -z "${COFFER_ADMIN_PASSWORD:-}" ] && [ "${COFFER_AUTH:-enabled}" != "disabl
   COFFER_PASSWORD="$password" "$bin" "$@" user add admin --admin >/dev/null
   cat <<MSG
 
-  Coffer's first admin is ready. Sign in at http://localhost:5000 as
+  Coffer's first admin is ready. Sign in at $where as
 
       user:     admin
       password: $password
 
   (shown once: note it now). From the command line:
-      coffer login --user admin
+      $login
   More users:  $bin user add NAME [--admin]
   New password: $bin user passwd admin
 

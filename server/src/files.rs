@@ -1186,16 +1186,14 @@ mod tests {
         files.uploads = UploadBudget::new(1);
         let total = files.upload_budget().used_kib().1 as u64 * 1024;
         node.set_write_delay(Duration::from_secs(2));
+        // Bytes that do not repeat (so they chunk like real content).
         let big = |seed: u8, n: u64| {
-            let mut rng = seed as u64 + 1;
-            (0..n)
-                .map(|_| {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    rng as u8
-                })
-                .collect::<Vec<u8>>()
+            let mut out = vec![0u8; n as usize];
+            blake3::Hasher::new()
+                .update(&[seed])
+                .finalize_xof()
+                .fill(&mut out);
+            out
         };
         let first = big(1, total - 8 * 1024 * 1024);
         let second = big(2, 9 * 1024 * 1024);

@@ -780,6 +780,38 @@ pub async fn http_get_with(
     (status, head, if chunked { dechunk(&body) } else { body })
 }
 
+/// Sends a GET of `path` (with extra `headers`) on `conn` and reads the
+/// response head only, leaving the body unread on the connection: (status,
+/// head). An error if the server closes before the head ends.
+pub async fn get_head(
+    conn: &mut tokio::net::TcpStream,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: coffer\r\n{extra}\r\n").as_bytes())
+        .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).await? != 1 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, head))
+}
+
 /// The body of an HTTP/1.1 chunked transfer, joined.
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -78,6 +78,19 @@ impl S3Store {
         }
     }
 
+    /// The body of object `key`, as it arrives.
+    async fn body_of(&self, key: &str) -> Result<ByteStream, StoreError> {
+        Ok(self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?
+            .body)
+    }
+
     fn classify<E>(&self, key: &str, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -171,22 +184,15 @@ impl BlobStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.classify(key, e))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                store: self.name.clone(),
-                source: Box::new(e),
-            })?;
+        let body =
+            self.body_of(key)
+                .await?
+                .collect()
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    store: self.name.clone(),
+                    source: Box::new(e),
+                })?;
         Ok(body.into_bytes())
     }
 
@@ -195,15 +201,7 @@ impl BlobStore for S3Store {
         key: &str,
         out: &mut (dyn super::Sink + Send),
     ) -> Result<u64, StoreError> {
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.classify(key, e))?;
-        let mut body = resp.body;
+        let mut body = self.body_of(key).await?;
         let mut n = 0u64;
         loop {
             let piece = body.try_next().await.map_err(|e| StoreError::Unavailable {

@@ -185,7 +185,9 @@ async fn readme_run_command_tells_the_first_user_how_to_sign_in() {
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut password, mut addr) = (None, None);
+    let mut said = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
+        said.push(line.clone());
         if let Some(p) = line.trim().strip_prefix("password: ") {
             password = Some(p.trim().to_string());
         }
@@ -199,6 +201,19 @@ async fn readme_run_command_tells_the_first_user_how_to_sign_in() {
         addr.expect("the server started"),
     );
     assert!(password.len() >= 16, "{password}");
+    // On port 0 it cannot know the address, and does not claim one; it
+    // names the `coffer` client it built.
+    let said = said.join("\n");
+    assert!(!said.contains("localhost:5000"), "{said}");
+    let cli = said
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" --server URL login --user admin")
+                .map(|(cli, _)| cli.to_string())
+        })
+        .unwrap_or_else(|| panic!("no login command: {said}"));
+    assert!(std::path::Path::new(&cli).is_file(), "{cli} was not built");
     let channel = tonic::transport::Channel::from_shared(addr)
         .unwrap()
         .connect()

@@ -10,13 +10,13 @@ use coffer_proto::pb::coffer_share_client::CofferShareClient;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::{CreateShareLinkRequest, LoginRequest};
 use coffer_tests::data::{download, pattern, session_plan, upload_bytes};
-use coffer_tests::server::{proc_bytes, Bearer, Server, ServerOpts};
+use coffer_tests::server::{get_head, proc_bytes, Bearer, Server, ServerOpts};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::Code;
 
@@ -125,19 +125,9 @@ async fn a_well_behaved_client_is_served_while_strangers_attack() {
         attacks.spawn(async move {
             gate.wait_for(|open| *open).await.unwrap();
             let mut conn = conn;
-            conn.write_all(format!("GET {url} HTTP/1.1\r\nHost: coffer\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                if conn.read(&mut byte).await.unwrap_or(0) != 1 {
-                    return ("slow reader", Err(Code::Aborted));
-                }
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let code: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+            let Ok((code, _)) = get_head(&mut conn, &url, &[]).await else {
+                return ("slow reader", Err(Code::Aborted));
+            };
             held.lock().await.push(conn);
             match code {
                 200 => ("slow reader", Ok(())),

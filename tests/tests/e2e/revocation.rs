@@ -6,7 +6,7 @@
 use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::{FileDownloadRequest, LogoutRequest, WatchChangesRequest};
 use coffer_tests::data::{pattern, upload_bytes};
-use coffer_tests::server::{server_command, Server, ServerOpts};
+use coffer_tests::server::{get_head, server_command, Server, ServerOpts};
 use std::time::Duration;
 use tonic::Code;
 
@@ -108,7 +108,7 @@ async fn a_download_in_progress_ends_with_a_new_password() {
 
 #[tokio::test]
 async fn an_http_download_in_progress_ends_with_its_login() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     const SIZE: usize = 48 << 20;
     let server = Server::start(ServerOpts::embedded()).await.unwrap();
     let carol = server.add_user("carol", PASSWORD, false).await;
@@ -118,25 +118,15 @@ async fn an_http_download_in_progress_ends_with_its_login() {
         .unwrap();
     let addr = server.addr().trim_start_matches("http://").to_string();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    conn.write_all(
-        format!(
-            "GET /download/big.bin HTTP/1.1\r\nHost: coffer\r\nAuthorization: Bearer {carol}\r\n\r\n"
-        )
-        .as_bytes(),
+    let bearer = format!("Bearer {carol}");
+    let (code, head) = get_head(
+        &mut conn,
+        "/download/big.bin",
+        &[("Authorization", &bearer)],
     )
     .await
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert_eq!(code, 200, "{head}");
     let mut auth = CofferAuthClient::new(server.channel_as(Some(&carol)).await);
     auth.logout(LogoutRequest::default()).await.unwrap();
     // Read on at about 1.3 MB/s (well above the minimum rate): the whole

@@ -9,7 +9,7 @@ use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::coffer_share_client::CofferShareClient;
 use coffer_proto::pb::{CreateShareLinkRequest, LoginRequest};
 use coffer_tests::data::upload_bytes;
-use coffer_tests::server::{http_get_with, proc_bytes, Server, ServerOpts};
+use coffer_tests::server::{get_head, http_get_with, proc_bytes, Server, ServerOpts};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -345,19 +345,8 @@ async fn open_download(
 /// A share-link GET from `from` that reads the response head and then
 /// nothing more; the connection is held open. Its status code.
 async fn held_share_get(server: &Server, url: &str, from: IpAddr) -> (u16, tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
     let mut conn = silent(server, from).await;
-    conn.write_all(format!("GET {url} HTTP/1.1\r\nHost: coffer\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (code, _) = get_head(&mut conn, url, &[]).await.expect("closed early");
     (code, conn)
 }
 
