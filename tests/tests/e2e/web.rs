@@ -149,12 +149,17 @@ async fn files_download_over_plain_http_by_version() {
     assert_eq!(server.get_bytes("/download/a/%2E%2E/b").await.0, 400);
 }
 
+/// The index.html Trunk built into `dist/`, which the server embeds.
+fn built_index() -> String {
+    let built = coffer_tests::server::workspace_root().join("dist/index.html");
+    std::fs::read_to_string(&built).unwrap_or_else(|_| {
+        panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
+    })
+}
+
 #[tokio::test]
 async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
-    let built = coffer_tests::server::workspace_root().join("dist/index.html");
-    let index = std::fs::read_to_string(&built).unwrap_or_else(|_| {
-        panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
-    });
+    let index = built_index();
     // The binary, started in its data dir, where no dist/ is.
     let server = Server::start(ServerOpts::embedded().process())
         .await
@@ -182,7 +187,7 @@ async fn the_binary_serves_its_own_web_app_from_any_working_directory() {
     // A client-side route gets the app too; an asset comes with its type.
     let (code, _, body) = http_get(server.addr(), "/some/folder").await;
     assert_eq!((code, body == index), (200, true));
-    let wasm = std::fs::read_dir(built.parent().unwrap())
+    let wasm = std::fs::read_dir(coffer_tests::server::workspace_root().join("dist"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -222,10 +227,7 @@ fn header_of(head: &str, name: &str) -> Option<String> {
 #[tokio::test]
 async fn the_embedded_app_goes_out_compressed_as_asked_and_revalidates_to_nothing() {
     use std::io::Read;
-    let built = coffer_tests::server::workspace_root().join("dist/index.html");
-    let index = std::fs::read_to_string(&built).unwrap_or_else(|_| {
-        panic!("the web app is not built: `bash scripts/test.sh` builds it before the server")
-    });
+    let index = built_index();
     let server = Server::start(ServerOpts::embedded().process())
         .await
         .unwrap();
