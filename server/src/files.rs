@@ -957,11 +957,7 @@ impl StreamUpload {
         if self.room.is_none() {
             // The upload counts against the caller's open uploads from its
             // first bytes.
-            let cfg = &self.files.cfg;
-            let s = (self.files.meta)
-                .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
-                .await?;
-            self.stream = Some(s);
+            self.stream().await?;
             let u = self.files.meta.usage(self.caller.owner).await?;
             self.room = Some(u.quota.map(|q| (u.used.saturating_add(u.reserved), q)));
         }
@@ -984,17 +980,7 @@ impl StreamUpload {
         while self.inflight.len() >= self.files.cfg.upload_parallelism.max(1) {
             self.collect_one().await?;
         }
-        let stream = match &self.stream {
-            Some(s) => s.clone(),
-            None => {
-                let cfg = &self.files.cfg;
-                let s = (self.files.meta)
-                    .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
-                    .await?;
-                self.stream = Some(s.clone());
-                s
-            }
-        };
+        let stream = self.stream().await?;
         let index = (self.chunks.len() + self.inflight.len()) as u32;
         let files = self.files.clone();
         self.inflight.push_back(tokio::spawn(async move {
@@ -1003,6 +989,19 @@ impl StreamUpload {
                 .await
         }));
         Ok(())
+    }
+
+    /// The metadata's handle on this upload, opened on first use.
+    async fn stream(&mut self) -> Result<String, FileError> {
+        if let Some(s) = &self.stream {
+            return Ok(s.clone());
+        }
+        let cfg = &self.files.cfg;
+        let s = (self.files.meta)
+            .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
+            .await?;
+        self.stream = Some(s.clone());
+        Ok(s)
     }
 
     async fn collect_one(&mut self) -> Result<(), FileError> {
