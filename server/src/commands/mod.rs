@@ -109,7 +109,7 @@ async fn report_restore(
                      then removes them once unclaimed for its grace period ({} s)",
                     a.orphan_chunks,
                     a.orphan_bytes,
-                    crate::meta::sqlite::RESTORE_HOLD.as_secs() / 86_400,
+                    crate::meta::sql::gc::RESTORE_HOLD.as_secs() / 86_400,
                     cfg.gc_grace_secs
                 );
             }

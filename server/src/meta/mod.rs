@@ -21,6 +21,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -987,6 +988,24 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         t.second(),
         t.millisecond()
     )
+}
+
+/// A time column's milliseconds since the Unix epoch as RFC 3339 (see
+/// [`rfc3339`]).
+pub fn ms_rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    rfc3339(t)
+}
+
+/// Milliseconds since the Unix epoch of `s`: a number of them, or an
+/// RFC 3339 time.
+pub fn parse_ms(s: &str) -> Option<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Now, as RFC 3339 in UTC with millisecond precision.

@@ -25,6 +25,7 @@ mod sessions;
 mod sharing;
 mod strangers;
 mod sync;
+mod upgrade;
 mod versions;
 mod web;
 

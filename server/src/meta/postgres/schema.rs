@@ -200,47 +200,27 @@ UPDATE owners SET version_count =
     (SELECT COUNT(*) FROM versions v JOIN files f ON f.id = v.file_id
      WHERE f.owner_id = owners.id);
 "#,
+    r#"
+-- Booleans become integers (0, 1), as on every engine; times too, below
+-- (`times_to_ms`).
+ALTER TABLE upload_sessions ALTER COLUMN stream DROP DEFAULT;
+ALTER TABLE upload_sessions ALTER COLUMN stream TYPE INTEGER USING CASE WHEN stream THEN 1 ELSE 0 END;
+ALTER TABLE upload_sessions ALTER COLUMN stream SET DEFAULT 0;
+ALTER TABLE owners ALTER COLUMN removed DROP DEFAULT;
+ALTER TABLE owners ALTER COLUMN removed TYPE INTEGER USING CASE WHEN removed THEN 1 ELSE 0 END;
+ALTER TABLE owners ALTER COLUMN removed SET DEFAULT 0;
+ALTER TABLE changes ALTER COLUMN deleted TYPE INTEGER USING CASE WHEN deleted THEN 1 ELSE 0 END;
+"#,
 ];
 
-/// Content hashes became a hash over the chunk ids: recompute every
-/// version's and open session's from the chunk lists (migration 6).
-async fn rehash_versions(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), MetaError> {
-    let hashes = |rows: Vec<tokio_postgres::Row>| {
-        crate::meta::content_hashes(rows.iter().map(|r| (r.get(0), r.get(1))))
-    };
-    let rows = tx
-        .query(
-            "SELECT v.file_id || ':' || v.number, vc.chunk_id FROM versions v
-             LEFT JOIN version_chunks vc ON vc.file_id = v.file_id AND vc.number = v.number
-             ORDER BY v.file_id, v.number, vc.idx",
-            &[],
-        )
-        .await
-        .map_err(super::pg)?;
-    for (key, hash) in hashes(rows)? {
-        let (file, number) = key.split_once(':').unwrap_or_default();
-        let (file, number): (i64, i64) = (file.parse().unwrap_or(0), number.parse().unwrap_or(0));
-        tx.execute(
-            "UPDATE versions SET hash = $3 WHERE file_id = $1 AND number = $2",
-            &[&file, &number, &hash],
-        )
-        .await
-        .map_err(super::pg)?;
-    }
-    let rows = tx
-        .query(
-            "SELECT s.id, sc.chunk_id FROM upload_sessions s
-             LEFT JOIN session_chunks sc ON sc.session_id = s.id
-             WHERE NOT s.stream ORDER BY s.id, sc.idx",
-            &[],
-        )
-        .await
-        .map_err(super::pg)?;
-    for (id, hash) in hashes(rows)? {
-        tx.execute(
-            "UPDATE upload_sessions SET hash = $2 WHERE id = $1",
-            &[&id, &hash],
-        )
+/// Turns every time column into integer milliseconds since the Unix
+/// epoch, as on every engine (migration 5).
+async fn times_to_ms(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), MetaError> {
+    for &(table, column, _) in crate::meta::sql::TIME_COLUMNS {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {table} ALTER COLUMN {column} TYPE BIGINT
+             USING CAST(FLOOR(EXTRACT(EPOCH FROM {column}) * 1000) AS BIGINT)"
+        ))
         .await
         .map_err(super::pg)?;
     }
@@ -280,7 +260,7 @@ pub async fn migrate(client: &mut Object) -> Result<(), MetaError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.batch_execute(sql).await.map_err(super::pg)?;
         if i == 5 {
-            rehash_versions(&tx).await?;
+            times_to_ms(&tx).await?;
         }
         tx.execute(
             "UPDATE coffer_schema SET version = $1 WHERE id = 1",

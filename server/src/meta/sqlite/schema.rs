@@ -207,12 +207,46 @@ UPDATE owners SET version_count =
     (SELECT COUNT(*) FROM versions v JOIN files f ON f.id = v.file_id
      WHERE f.owner_id = owners.id);
 "#,
+    // Times become integer milliseconds since the Unix epoch, as on every
+    // engine: see `times_to_ms`.
+    "",
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its
 /// transaction.
 type RustStep = fn(&rusqlite::Transaction) -> rusqlite::Result<()>;
-const RUST_STEPS: &[(usize, RustStep)] = &[(5, rehash_versions)];
+const RUST_STEPS: &[(usize, RustStep)] = &[(5, rehash_versions), (8, times_to_ms)];
+
+/// Turns every time column from RFC 3339 text into integer milliseconds
+/// (migration 8). A column's type is its affinity in SQLite, so each is
+/// added anew, filled, and put in the old one's place; the indexes on
+/// them are made again.
+fn times_to_ms(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DROP INDEX files_deleted; DROP INDEX upload_sessions_by_owner;
+         DROP INDEX share_links_by_owner; DROP INDEX changes_by_time;",
+    )?;
+    for &(table, column, not_null) in crate::meta::sql::TIME_COLUMNS {
+        let ms = format!("CAST(round((julianday({column}) - 2440587.5) * 86400000.0) AS INTEGER)");
+        let (decl, value) = if not_null {
+            ("INTEGER NOT NULL DEFAULT 0", format!("COALESCE({ms}, 0)"))
+        } else {
+            ("INTEGER", ms)
+        };
+        tx.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column}_ms {decl};
+             UPDATE {table} SET {column}_ms = {value};
+             ALTER TABLE {table} DROP COLUMN {column};
+             ALTER TABLE {table} RENAME COLUMN {column}_ms TO {column};"
+        ))?;
+    }
+    tx.execute_batch(
+        "CREATE INDEX files_deleted ON files(deleted_at) WHERE deleted_at IS NOT NULL;
+         CREATE INDEX upload_sessions_by_owner ON upload_sessions(owner_id, expires_at);
+         CREATE INDEX share_links_by_owner ON share_links(owner_id, created_at);
+         CREATE INDEX changes_by_time ON changes(at);",
+    )
+}
 
 /// Content hashes became a hash over the chunk ids (the server computes
 /// it from the chunk list): recompute every version's and every open

@@ -1,0 +1,247 @@
+//! Chunks and their replicas: holds before a write, records after it,
+//! replica outcomes, dedup answers and the operator's figures.
+//!
+//! Writers make every reference to a stored chunk *write* the chunk's row
+//! (a touch), while gc claims chunks in a [`super::tx::Mode::Claim`]
+//! transaction: a claim that meets a row touched since it began fails and
+//! is retried, and a touch that meets a claimed row sees `deleting`. So a
+//! chunk is never claimed once a committed version or session references
+//! it, on any number of servers.
+
+use super::tx::{list, rows, Row, Tx};
+use crate::meta::{
+    random_id, ChunkHold, ChunkRef, MetaError, MetaReport, OwnerId, ReplicaOutcome, StreamRef,
+};
+use std::collections::{HashMap, HashSet};
+
+/// A `(chunk id, size)` row.
+pub fn chunk_ref(r: &Row) -> ChunkRef {
+    ChunkRef {
+        id: r.get(0),
+        size: r.get(1),
+    }
+}
+
+/// Which of `chunks` `owner` must send (see
+/// [`crate::meta::MetaStore::unknown_chunks`]); with `touch`, the age of
+/// every stored one of theirs is refreshed, which is how a new reference
+/// keeps gc away.
+pub fn owner_unknown(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    chunks: &[ChunkRef],
+    touch: bool,
+) -> Result<Vec<String>, MetaError> {
+    if chunks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let owned = "id IN (SELECT value FROM list_of($1)) AND state = 'ok' AND EXISTS
+         (SELECT 1 FROM owner_chunks o WHERE o.owner_id = $2 AND o.chunk_id = chunks.id)";
+    let sql = if touch {
+        format!("UPDATE chunks SET created_at = now_ms() WHERE {owned} RETURNING id, size")
+    } else {
+        format!("SELECT id, size FROM chunks WHERE {owned}")
+    };
+    let stored: HashMap<String, u32> = tx
+        .query(&sql, &[&list(&ids), &owner])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    missing_of(chunks, &stored)
+}
+
+/// Records that `owner` sent (or committed) the chunks `ids`.
+pub fn grant(tx: &dyn Tx, owner: OwnerId, ids: &[&str]) -> Result<(), MetaError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO owner_chunks (owner_id, chunk_id)
+         SELECT CAST($1 AS BIGINT), t.value FROM list_of($2) AS t WHERE true
+         ON CONFLICT DO NOTHING",
+        &[&owner, &list(ids)],
+    )?;
+    Ok(())
+}
+
+/// The ids of `chunks` not in `stored`, each once in first-seen order;
+/// a size mismatch is an error.
+fn missing_of(
+    chunks: &[ChunkRef],
+    stored: &HashMap<String, u32>,
+) -> Result<Vec<String>, MetaError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for ch in chunks {
+        if !seen.insert(ch.id.as_str()) {
+            continue;
+        }
+        match stored.get(&ch.id) {
+            None => out.push(ch.id.clone()),
+            Some(&size) if size != ch.size => {
+                return Err(MetaError::ChunkSize {
+                    id: ch.id.clone(),
+                    stored: size,
+                    declared: ch.size,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// See [`crate::meta::MetaStore::hold_chunk`].
+pub fn hold(
+    tx: &dyn Tx,
+    chunk: &ChunkRef,
+    stream: Option<&StreamRef>,
+) -> Result<ChunkHold, MetaError> {
+    if let Some(s) = stream {
+        let owner = tx
+            .query_opt(
+                "SELECT owner_id FROM upload_sessions WHERE id = $1",
+                &[&s.stream],
+            )?
+            .map(|r| r.get::<OwnerId>(0));
+        if let Some(owner) = owner {
+            let quota = super::limits::lock_owner(tx, owner)?;
+            super::limits::check_quota(tx, owner, quota, chunk.size as u64, None)?;
+        }
+    }
+    let row = tx.query_opt(
+        "INSERT INTO chunks (id, size, created_at, state, hold)
+         VALUES ($1, $2, now_ms(), 'pending', $3)
+         ON CONFLICT (id) DO UPDATE SET created_at = now_ms()
+           WHERE chunks.state <> 'deleting'
+         RETURNING state, hold",
+        &[&chunk.id, &chunk.size, &random_id()],
+    )?;
+    let hold = match row {
+        None => return Ok(ChunkHold::Deleting),
+        Some(r) if r.get::<String>(0) == "ok" => ChunkHold::Stored,
+        Some(r) => ChunkHold::Write(r.get::<Option<String>>(1).unwrap_or_default()),
+    };
+    if let Some(s) = stream {
+        tx.execute(
+            "INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (session_id, idx) DO UPDATE SET chunk_id = excluded.chunk_id, size = excluded.size",
+            &[&s.stream, &s.index, &chunk.id, &chunk.size],
+        )?;
+    }
+    Ok(hold)
+}
+
+/// See [`crate::meta::MetaStore::record_chunk`].
+pub fn record(
+    tx: &dyn Tx,
+    chunk: &ChunkRef,
+    hold: &str,
+    nodes: &[String],
+) -> Result<(), MetaError> {
+    let n = tx.execute(
+        "UPDATE chunks SET state = 'ok', hold = NULL, created_at = now_ms()
+         WHERE id = $1 AND (state = 'ok' OR (state = 'pending' AND hold = $2))",
+        &[&chunk.id, &hold],
+    )?;
+    if n == 0 {
+        return Err(MetaError::ChunkDeleting(chunk.id.clone()));
+    }
+    if !nodes.is_empty() {
+        tx.execute(
+            "INSERT INTO replicas (chunk_id, node, state, checked_at)
+             SELECT CAST($1 AS TEXT), t.value, 'ok', now_ms() FROM list_of($2) AS t WHERE true
+             ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
+            &[&chunk.id, &list(nodes)],
+        )?;
+    }
+    Ok(())
+}
+
+/// See [`crate::meta::MetaStore::record_replicas`].
+pub fn record_replicas(tx: &dyn Tx, outcomes: &[ReplicaOutcome]) -> Result<(), MetaError> {
+    // One row per (chunk, node): the last outcome wins, and a batch never
+    // names a row twice (which an upsert refuses).
+    let mut last = HashMap::new();
+    for o in outcomes {
+        last.insert((o.chunk_id.as_str(), o.node.as_str()), o.state.as_str());
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<_> = last.into_iter().collect();
+    keys.sort_unstable();
+    let batch = rows(
+        keys.iter()
+            .map(|((c, n), s)| vec![(*c).into(), (*n).into(), (*s).into()]),
+    );
+    tx.execute(
+        "INSERT INTO replicas (chunk_id, node, state, checked_at)
+         SELECT t.value ->> 0, t.value ->> 1, t.value ->> 2, now_ms() FROM rows_of($1) AS t WHERE true
+         ON CONFLICT (chunk_id, node) DO UPDATE SET state = excluded.state, checked_at = excluded.checked_at",
+        &[&batch],
+    )?;
+    Ok(())
+}
+
+/// See [`crate::meta::MetaStore::chunks_page`].
+pub fn page(tx: &dyn Tx, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
+    Ok(tx
+        .query(
+            "SELECT id, size FROM chunks WHERE state = 'ok' AND id > $1 ORDER BY id LIMIT $2",
+            &[&after, &limit],
+        )?
+        .iter()
+        .map(chunk_ref)
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::replicas_needing_repair`].
+pub fn needing_repair(tx: &dyn Tx, limit: u32) -> Result<Vec<(String, String)>, MetaError> {
+    Ok(tx
+        .query(
+            "SELECT r.chunk_id, r.node FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+             WHERE r.state <> 'ok' AND c.state = 'ok' LIMIT $1",
+            &[&limit],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::forget_replica`].
+pub fn forget_replica(tx: &dyn Tx, chunk: &str, node: &str) -> Result<(), MetaError> {
+    tx.execute(
+        "DELETE FROM replicas WHERE chunk_id = $1 AND node = $2",
+        &[&chunk, &node],
+    )?;
+    Ok(())
+}
+
+/// See [`crate::meta::MetaStore::report`]; run in one snapshot.
+pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
+    let usage = tx
+        .query(
+            "SELECT r.node, COUNT(*), CAST(COALESCE(SUM(c.size), 0) AS BIGINT)
+             FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+             WHERE r.state = 'ok' AND c.state = 'ok' GROUP BY r.node ORDER BY r.node",
+            &[],
+        )?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let counts = tx.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE good < $1) FROM (
+             SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') AS good
+             FROM chunks c WHERE c.state = 'ok') g",
+        &[&r],
+    )?;
+    Ok(MetaReport {
+        usage,
+        chunks: counts.get(0),
+        under_replicated: counts.get(1),
+    })
+}
