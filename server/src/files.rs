@@ -1134,7 +1134,7 @@ mod tests {
             read_ahead_bytes,
             ..FilesConfig::default()
         };
-        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
         (Files::new(meta, Arc::new(cluster), cfg), node, chunks)
     }
 

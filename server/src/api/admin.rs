@@ -159,7 +159,7 @@ mod tests {
     /// are still refused unless an admin makes them.
     #[tokio::test]
     async fn only_admins_get_through_even_past_the_guard() {
-        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let node: Arc<dyn crate::store::BlobStore> = Arc::new(
             crate::store::local::LocalStore::new("n0".to_string(), dir.path().join("n0")),

@@ -547,7 +547,7 @@ mod tests {
     #[tokio::test]
     async fn the_key_file_is_made_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
         let path = dir.path().join("auth.key");
         let k1 = load_key(&meta, None, Some(&path)).await.unwrap();
         let k2 = load_key(&meta, None, Some(&path)).await.unwrap();

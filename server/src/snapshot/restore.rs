@@ -250,8 +250,7 @@ async fn fetch(
         }
         drop(packed);
         file.as_file().sync_all().map_err(|e| e.to_string())?;
-        crate::meta::sqlite::SqliteMeta::prepare_restored(file.path(), &cluster)
-            .map_err(|e| e.to_string())?;
+        crate::meta::sqlite::prepare_restored(file.path(), &cluster).map_err(|e| e.to_string())?;
         Ok(file)
     })
     .await

@@ -206,7 +206,7 @@ mod tests {
         let nodes: Vec<(String, Arc<dyn BlobStore>)> = vec![("n0".into(), node.clone())];
         let (cluster, _events) = Cluster::new(nodes, ClusterConfig::for_nodes(1)).unwrap();
         let cluster = Arc::new(cluster);
-        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
         let files = Files::new(meta.clone(), cluster.clone(), FilesConfig::default());
         let cfg = GcConfig {
             grace: Duration::ZERO,
@@ -323,7 +323,7 @@ mod tests {
         let id = chunk_id(&data);
         cluster.write_chunk(&id, data).await.unwrap();
         let mut gc = Gc {
-            meta: Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap()),
+            meta: Arc::new(crate::meta::sqlite::open_in_memory().unwrap()),
             cluster,
             cfg: GcConfig {
                 grace: Duration::ZERO,

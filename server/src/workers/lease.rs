@@ -123,7 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_lease_holder_runs_a_pass() {
-        let meta: Meta = Arc::new(crate::meta::sqlite::SqliteMeta::open_in_memory().unwrap());
+        let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
         let runs = Arc::new(AtomicU32::new(0));
         let leased = |holder: &str| Leased {
             inner: Count(runs.clone()),

@@ -1029,7 +1029,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     let ram = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
-    let built: Meta = Arc::new(coffer_server::meta::sqlite::SqliteMeta::open(
+    let built: Meta = Arc::new(coffer_server::meta::sqlite::open(
         &ram.path().join("coffer.db"),
     )?);
     built.init_cluster_id("bench").await?;
@@ -1066,7 +1066,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
     let db = work.path().join("coffer.db");
     built.snapshot_into(&db).await?;
     drop(built);
-    let meta: Meta = Arc::new(coffer_server::meta::sqlite::SqliteMeta::open(&db)?);
+    let meta: Meta = Arc::new(coffer_server::meta::sqlite::open(&db)?);
     let db_bytes = std::fs::metadata(&db)?.len();
 
     settle();
@@ -1105,9 +1105,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
     };
     restore::restore(&targets, &opts).await?;
     let restore_secs = t.elapsed().as_secs_f64();
-    let restored: Meta = Arc::new(coffer_server::meta::sqlite::SqliteMeta::open(
-        &opts.database,
-    )?);
+    let restored: Meta = Arc::new(coffer_server::meta::sqlite::open(&opts.database)?);
     let t = Instant::now();
     let audit = restore::audit(&restored, &targets).await?;
     let audit_secs = t.elapsed().as_secs_f64();

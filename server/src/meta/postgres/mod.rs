@@ -13,8 +13,8 @@
 pub mod schema;
 
 use super::sql::tx::{Params, Row, Value};
-use super::sql::{Engine, Mode, SqlMeta, Tx};
-use super::MetaError;
+use super::sql::{Engine, Mode, Tx, Work};
+use super::{MetaError, MetaStore};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -78,41 +78,36 @@ impl From<tokio_postgres::Error> for MetaError {
     }
 }
 
-/// The metadata store on PostgreSQL.
-pub type PgMeta = SqlMeta<PgEngine>;
-
 /// The PostgreSQL engine; see the module's documentation.
 pub struct PgEngine {
     pool: Pool,
 }
 
-impl SqlMeta<PgEngine> {
-    /// Connects to `url` and migrates the schema.
-    pub async fn connect(url: &str) -> Result<Self, MetaError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            MetaError::Backend(format!("bad database URL {}: {e}", super::redact(url)))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| MetaError::Backend(e.to_string()))?;
-        let mut client = client(&pool).await?;
-        schema::migrate(&mut client).await?;
-        Ok(SqlMeta::new(PgEngine { pool }))
+/// Connects to `url` and migrates the schema.
+pub async fn connect(url: &str) -> Result<MetaStore, MetaError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| MetaError::Backend(format!("bad database URL {}: {e}", super::redact(url))))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
     }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| MetaError::Backend(e.to_string()))?;
+    let mut client = client(&pool).await?;
+    schema::migrate(&mut client).await?;
+    Ok(MetaStore::new(std::sync::Arc::new(PgEngine { pool })))
 }
 
 async fn client(pool: &Pool) -> Result<Object, MetaError> {
@@ -141,11 +136,7 @@ impl Engine for PgEngine {
         "postgres"
     }
 
-    async fn run<R, F>(&self, mode: Mode, f: F) -> Result<R, MetaError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&dyn Tx) -> Result<R, MetaError> + Send + 'static,
-    {
+    async fn run(&self, mode: Mode, f: Work) -> Result<Box<dyn std::any::Any + Send>, MetaError> {
         let pool = self.pool.clone();
         let handle = Handle::current();
         tokio::task::spawn_blocking(move || {

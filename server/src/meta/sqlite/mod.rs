@@ -11,8 +11,8 @@
 pub mod schema;
 
 use super::sql::tx::{Params, Row, Value};
-use super::sql::{ops, Engine, Mode, SqlMeta, Tx};
-use super::MetaError;
+use super::sql::{ops, Engine, Mode, Tx, Work};
+use super::{MetaError, MetaStore};
 use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::Connection;
@@ -39,9 +39,6 @@ impl From<rusqlite::Error> for MetaError {
         }
     }
 }
-
-/// The metadata store on SQLite.
-pub type SqliteMeta = SqlMeta<SqliteEngine>;
 
 /// One connection and the clock its `now_ms()` reads: set when an
 /// operation starts, so every statement of a transaction sees one time.
@@ -78,66 +75,74 @@ pub struct SqliteEngine {
     lookups: Shared,
 }
 
-impl SqlMeta<SqliteEngine> {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Self, MetaError> {
+/// Opens (creating if needed) the database at `path` and migrates it.
+pub fn open(path: &Path) -> Result<MetaStore, MetaError> {
+    Ok(MetaStore::new(Arc::new(SqliteEngine::open(path)?)))
+}
+
+/// An in-memory database, for tests of pure logic.
+pub fn open_in_memory() -> Result<MetaStore, MetaError> {
+    Ok(MetaStore::new(Arc::new(SqliteEngine::open_in_memory()?)))
+}
+
+impl SqliteEngine {
+    fn open(path: &Path) -> Result<Self, MetaError> {
         let writer = Arc::new(Mutex::new(Conn::new(setup(Connection::open(path)?)?)?));
         let read_only = || -> Result<Shared, MetaError> {
             let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             c.busy_timeout(Duration::from_secs(10))?;
             Ok(Arc::new(Mutex::new(Conn::new(c)?)))
         };
-        Ok(SqlMeta::new(SqliteEngine {
+        Ok(SqliteEngine {
             writer,
             reader: read_only()?,
             lookups: read_only()?,
-        }))
+        })
     }
 
-    /// An in-memory database, for tests of pure logic.
-    pub fn open_in_memory() -> Result<Self, MetaError> {
+    fn open_in_memory() -> Result<Self, MetaError> {
         let c = Arc::new(Mutex::new(Conn::new(
             setup(Connection::open_in_memory()?)?,
         )?));
-        Ok(SqlMeta::new(SqliteEngine {
+        Ok(SqliteEngine {
             writer: c.clone(),
             reader: c.clone(),
             lookups: c,
-        }))
+        })
     }
+}
 
-    /// Checks a database file unpacked from a snapshot and readies it to
-    /// be the server's: SQLite finds it intact and it belongs to
-    /// `cluster`. Orphan sightings are forgotten, so every chunk stored
-    /// after the snapshot gets a full grace period from the restart, and
-    /// worker leases are dropped.
-    pub fn prepare_restored(path: &Path, cluster: &str) -> Result<(), MetaError> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            return Err(MetaError::Backend(format!("damaged database: {check}")));
-        }
-        let conn = Conn::new(conn)?;
-        let tx = SqliteTx(&conn.c);
-        match ops::setting(&tx, ops::CLUSTER_ID)? {
-            Some(id) if id == cluster => {}
-            other => {
-                return Err(MetaError::Backend(format!(
-                    "the database belongs to cluster {}, not {cluster}",
-                    other.unwrap_or_else(|| "(none)".into())
-                )))
-            }
-        }
-        // Every login ends: the snapshot cannot know which were ended
-        // after it was taken.
-        conn.c
-            .execute_batch("DELETE FROM gc_orphans; DELETE FROM leases; DELETE FROM logins;")?;
-        // Chunks stored after the snapshot are orphans now; gc leaves them
-        // for the restore hold so a restore of the wrong snapshot can be
-        // undone.
-        let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        ops::set_setting(&tx, ops::RESTORED_AT, &now.to_string())
+/// Checks a database file unpacked from a snapshot and readies it to be
+/// the server's: SQLite finds it intact and it belongs to `cluster`.
+/// Orphan sightings are forgotten, so every chunk stored after the
+/// snapshot gets a full grace period from the restart, and worker leases
+/// are dropped.
+pub fn prepare_restored(path: &Path, cluster: &str) -> Result<(), MetaError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(MetaError::Backend(format!("damaged database: {check}")));
     }
+    let conn = Conn::new(conn)?;
+    let tx = SqliteTx(&conn.c);
+    match ops::setting(&tx, ops::CLUSTER_ID)? {
+        Some(id) if id == cluster => {}
+        other => {
+            return Err(MetaError::Backend(format!(
+                "the database belongs to cluster {}, not {cluster}",
+                other.unwrap_or_else(|| "(none)".into())
+            )))
+        }
+    }
+    // Every login ends: the snapshot cannot know which were ended
+    // after it was taken.
+    conn.c
+        .execute_batch("DELETE FROM gc_orphans; DELETE FROM leases; DELETE FROM logins;")?;
+    // Chunks stored after the snapshot are orphans now; gc leaves them
+    // for the restore hold so a restore of the wrong snapshot can be
+    // undone.
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    ops::set_setting(&tx, ops::RESTORED_AT, &now.to_string())
 }
 
 fn setup(mut conn: Connection) -> Result<Connection, MetaError> {
@@ -184,11 +189,7 @@ impl Engine for SqliteEngine {
         "sqlite"
     }
 
-    async fn run<R, F>(&self, mode: Mode, f: F) -> Result<R, MetaError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&dyn Tx) -> Result<R, MetaError> + Send + 'static,
-    {
+    async fn run(&self, mode: Mode, f: Work) -> Result<Box<dyn std::any::Any + Send>, MetaError> {
         let conn = match mode {
             Mode::Lookup => self.lookups.clone(),
             Mode::Report => self.reader.clone(),
@@ -303,7 +304,7 @@ impl Tx for SqliteTx<'_> {
 mod tests {
     use super::*;
     use crate::meta::sql::gc::RESTORE_HOLD;
-    use crate::meta::{MetaStore, Role};
+    use crate::meta::Role;
 
     #[test]
     fn sqlite_failures_become_kinds() {
@@ -347,7 +348,7 @@ mod tests {
         let path = dir.path().join("coffer.db");
         let found = vec!["a".repeat(64)];
         // Noted once, then ripe on the next pass under a zero grace period.
-        let ripe = |meta: SqliteMeta| {
+        let ripe = |meta: MetaStore| {
             let found = found.clone();
             async move {
                 meta.note_orphans("n1", &found, Duration::ZERO)
@@ -359,14 +360,14 @@ mod tests {
                     .unwrap()
             }
         };
-        let meta = SqliteMeta::open(&path).unwrap();
+        let meta = open(&path).unwrap();
         meta.init_cluster_id("c1").await.unwrap();
         assert_eq!(ripe(meta.clone()).await, found, "no restore: ripe at once");
         drop(meta);
 
-        assert!(SqliteMeta::prepare_restored(&path, "c2").is_err());
-        SqliteMeta::prepare_restored(&path, "c1").unwrap();
-        let meta = SqliteMeta::open(&path).unwrap();
+        assert!(prepare_restored(&path, "c2").is_err());
+        prepare_restored(&path, "c1").unwrap();
+        let meta = open(&path).unwrap();
         assert!(
             ripe(meta.clone()).await.is_empty(),
             "orphans wait out the restore hold"
@@ -384,7 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("coffer.db");
         std::fs::write(&path, b"not a database at all").unwrap();
-        assert!(SqliteMeta::prepare_restored(&path, "c1").is_err());
+        assert!(prepare_restored(&path, "c1").is_err());
     }
 
     fn synchronous(c: &Connection) -> i64 {
@@ -393,8 +394,8 @@ mod tests {
 
     #[test]
     fn unsynced_commits_and_restores_full_sync_even_on_error() {
-        let meta = SqliteMeta::open_in_memory().unwrap();
-        let mut g = meta.engine.writer.lock().unwrap();
+        let engine = SqliteEngine::open_in_memory().unwrap();
+        let mut g = engine.writer.lock().unwrap();
         let c = &mut g.c;
         assert_eq!(synchronous(c), 2, "FULL by default");
         let failed: Result<(), MetaError> = unsynced(c, |c| {
@@ -423,7 +424,7 @@ mod tests {
     /// Holds the connection `mode` runs on until released; returns once
     /// it holds it.
     async fn hold(
-        meta: &SqliteMeta,
+        engine: &Arc<SqliteEngine>,
         mode: Mode,
     ) -> (
         tokio::task::JoinHandle<Result<(), MetaError>>,
@@ -431,15 +432,14 @@ mod tests {
     ) {
         let (entered, wait_entered) = std::sync::mpsc::channel();
         let (release, wait_release) = std::sync::mpsc::channel::<()>();
-        let engine = meta.engine.clone();
+        let engine = engine.clone();
         let held = tokio::spawn(async move {
-            engine
-                .run(mode, move |_| {
-                    entered.send(()).unwrap();
-                    wait_release.recv().unwrap();
-                    Ok(())
-                })
-                .await
+            let work: Work = Box::new(move |_| {
+                entered.send(()).unwrap();
+                wait_release.recv().unwrap();
+                Ok(Box::new(()))
+            });
+            engine.run(mode, work).await.map(|_| ())
         });
         tokio::task::spawn_blocking(move || wait_entered.recv().unwrap())
             .await
@@ -450,8 +450,9 @@ mod tests {
     #[tokio::test]
     async fn reports_read_beside_writes_and_see_what_was_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteMeta::open(&dir.path().join("coffer.db")).unwrap();
-        let (report, release) = hold(&meta, Mode::Report).await;
+        let engine = Arc::new(SqliteEngine::open(&dir.path().join("coffer.db")).unwrap());
+        let meta = MetaStore::new(engine.clone());
+        let (report, release) = hold(&engine, Mode::Report).await;
         // A write goes through meanwhile (a deadlock here fails the test).
         let write = meta.init_cluster_id("c1");
         tokio::time::timeout(Duration::from_secs(60), write)
@@ -460,25 +461,32 @@ mod tests {
             .unwrap();
         release.send(()).unwrap();
         report.await.unwrap().unwrap();
-        let seen = meta
-            .engine
-            .run(Mode::Report, |tx| ops::setting(tx, ops::CLUSTER_ID))
+        let seen = engine
+            .run(
+                Mode::Report,
+                Box::new(|tx| Ok(Box::new(ops::setting(tx, ops::CLUSTER_ID)?))),
+            )
             .await
             .unwrap();
-        assert_eq!(seen.as_deref(), Some("c1"), "a new report sees it");
+        assert_eq!(
+            seen.downcast_ref::<Option<String>>().unwrap().as_deref(),
+            Some("c1"),
+            "a new report sees it"
+        );
     }
 
     #[tokio::test]
     async fn login_lookups_go_on_while_a_report_and_a_write_hold_their_connections() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteMeta::open(&dir.path().join("coffer.db")).unwrap();
+        let engine = Arc::new(SqliteEngine::open(&dir.path().join("coffer.db")).unwrap());
+        let meta = MetaStore::new(engine.clone());
         let user = meta.add_user("u", "h", Role::User).await.unwrap();
         let (id, _) = meta
             .open_login(user.id, "t", Duration::from_secs(60))
             .await
             .unwrap();
-        let (report, release) = hold(&meta, Mode::Report).await;
-        let (write, release_w) = hold(&meta, Mode::Write).await;
+        let (report, release) = hold(&engine, Mode::Report).await;
+        let (write, release_w) = hold(&engine, Mode::Write).await;
         let login = tokio::time::timeout(Duration::from_secs(60), meta.login(&id))
             .await
             .expect("the lookup waited for another connection")
