@@ -24,9 +24,14 @@ pub enum ClientError {
     /// the network is gone (fetch failed before any answer).
     #[error("cannot reach the server: {0}")]
     Offline(String),
-    /// The server answered with an error.
+    /// The server answered with an error; `reason` is its code for
+    /// programs (see [`coffer_proto::reason`]), when it named one.
     #[error("server error ({code:?}): {message}")]
-    Server { code: Code, message: String },
+    Server {
+        code: Code,
+        message: String,
+        reason: Option<String>,
+    },
     /// Downloaded bytes did not hash to the version's content hash.
     #[error("download of {name} is corrupt: expected content hash {expected}, got {actual}")]
     HashMismatch {
@@ -58,12 +63,10 @@ impl ClientError {
     /// Whether the server refused because the client's view is out of
     /// date: a stale base version, or a change cursor too old to serve.
     pub fn is_stale(&self) -> bool {
+        use coffer_proto::reason::{CURSOR_GONE, STALE};
         matches!(
             self,
-            ClientError::Server {
-                code: Code::FailedPrecondition,
-                ..
-            }
+            ClientError::Server { reason: Some(r), .. } if r == STALE || r == CURSOR_GONE
         )
     }
 
@@ -95,6 +98,7 @@ impl From<tonic::Status> for ClientError {
             code => ClientError::Server {
                 code,
                 message: one_line(&source_chain(&s)),
+                reason: coffer_proto::reason::of(&s).map(|(r, _)| r),
             },
         }
     }
@@ -140,5 +144,22 @@ mod tests {
         assert!(e.to_string().starts_with("cannot reach the server"), "{e}");
         let other = ClientError::from(tonic::Status::unknown("something else"));
         assert!(matches!(other, ClientError::Server { .. }), "{other:?}");
+    }
+
+    #[test]
+    fn stale_is_the_servers_reason_not_a_guess_from_the_code() {
+        use coffer_proto::reason;
+        let stale = reason::status(Code::FailedPrecondition, "changed", reason::STALE, &[]);
+        assert!(ClientError::from(stale).is_stale());
+        let gone = reason::status(Code::FailedPrecondition, "old", reason::CURSOR_GONE, &[]);
+        assert!(ClientError::from(gone).is_stale());
+        let missing = reason::status(
+            Code::FailedPrecondition,
+            "2 chunk(s) not stored",
+            reason::CHUNKS_MISSING,
+            &[],
+        );
+        assert!(!ClientError::from(missing).is_stale());
+        assert!(!ClientError::from(tonic::Status::failed_precondition("x")).is_stale());
     }
 }

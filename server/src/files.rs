@@ -116,9 +116,15 @@ pub enum FileError {
     /// The server ran out of room (the metadata disk is full).
     #[error("out of space: {0}")]
     Exhausted(String),
-    /// A limit on one user (quota, open sessions, request rate).
+    /// A limit on one user (quota, open uploads, versions).
     #[error("{0}")]
-    Limit(String),
+    Limit(crate::meta::Limit),
+    /// A conditional write's base version is not the file's latest.
+    #[error("{0}")]
+    Stale(crate::meta::Stale),
+    /// A change-feed cursor the feed cannot serve any more.
+    #[error("{0}")]
+    CursorGone(crate::meta::CursorGone),
     /// One caller (an account, a share link, an address) has as many
     /// downloads open as it may (HTTP 429).
     #[error("{0}")]
@@ -127,9 +133,9 @@ pub enum FileError {
     /// request may wait (HTTP 503).
     #[error("{0}")]
     Busy(String),
-    /// A file and a folder would share a name.
+    /// A file and a folder would share a name, or a move's target is taken.
     #[error("{0}")]
-    AlreadyExists(String),
+    AlreadyExists(crate::meta::PathConflict),
     /// The client went quiet for longer than the idle time-out.
     #[error("idle time-out: {0}")]
     Timeout(String),
@@ -150,10 +156,11 @@ impl From<MetaError> for FileError {
             e @ (MetaError::Busy(_) | MetaError::Unreachable(_) | MetaError::ChunkDeleting(_)) => {
                 FileError::Unavailable(e.to_string())
             }
-            e @ MetaError::Conflict(_) => FileError::Precondition(e.to_string()),
-            MetaError::PathConflict(m) => FileError::AlreadyExists(m),
-            MetaError::Limit(m) => FileError::Limit(m),
-            MetaError::Stale(m) | MetaError::CursorGone(m) => FileError::Precondition(m),
+            MetaError::Conflict(c) => FileError::Precondition(c.to_string()),
+            MetaError::PathConflict(p) => FileError::AlreadyExists(p),
+            MetaError::Limit(l) => FileError::Limit(l),
+            MetaError::Stale(s) => FileError::Stale(s),
+            MetaError::CursorGone(c) => FileError::CursorGone(c),
             e @ (MetaError::Backend(_) | MetaError::Unsupported(_)) => {
                 FileError::Internal(e.to_string())
             }
@@ -965,9 +972,11 @@ impl StreamUpload {
         self.hold(data.len() as u64).await?;
         if let Some(Some((used, quota))) = self.room {
             if used.saturating_add(self.size) > quota {
-                return Err(FileError::Limit(crate::meta::quota_message(
-                    used, self.size, quota,
-                )));
+                return Err(FileError::Limit(crate::meta::Limit::Quota {
+                    used,
+                    more: self.size,
+                    quota,
+                }));
             }
         }
         for chunk in self.chunker.push(data) {

@@ -84,27 +84,9 @@ pub struct LoginRow {
     pub expires_at: String,
 }
 
-/// The refusal of a write of `more` bytes by an owner who uses `used` of
-/// `quota`; both backends say the same.
-pub fn quota_message(used: u64, more: u64, quota: u64) -> String {
-    format!(
-        "quota exceeded: {used} bytes used of {quota}; this needs {more} more \
-         (delete files and let old versions expire, or ask an admin for more)"
-    )
-}
-
 /// The setting that holds the most versions one owner may keep (see
 /// [`MetaStore::set_setting`]); unset: no limit.
 pub const MAX_VERSIONS: &str = "max_versions_per_owner";
-
-/// The refusal of a version past the per-owner limit; both backends say
-/// the same.
-pub fn versions_message(max: u64) -> String {
-    format!(
-        "too many versions: at most {max} per user, deleted files' included; delete files \
-         and let old versions expire, or ask an admin to raise COFFER_MAX_VERSIONS_PER_USER"
-    )
-}
 
 /// Content hashes of chunk lists given as `(key, chunk id)` rows ordered
 /// by key, then by position (a key with no chunk has a `None` row): what
@@ -126,14 +108,6 @@ pub fn content_hashes(
     }
     out.extend(cur.take().map(|(k, h)| (k, h.finish())));
     Ok(out)
-}
-
-/// The refusal of one session too many; both backends say the same.
-pub fn sessions_message(max_open: u32) -> String {
-    format!(
-        "too many open upload sessions: at most {max_open} per user; finish or let \
-         others expire first"
-    )
 }
 
 /// The metadata store every part of the server shares.
@@ -183,21 +157,22 @@ pub enum MetaError {
     },
     /// What the request would create exists already.
     #[error("{0}")]
-    Conflict(String),
-    /// A file and a folder would share a name (`a` and `a/b`).
+    Conflict(Conflict),
+    /// A file and a folder would share a name (`a` and `a/b`), or a move's
+    /// target is taken.
     #[error("{0}")]
-    PathConflict(String),
-    /// A per-user limit (quota, open sessions) would be crossed.
+    PathConflict(PathConflict),
+    /// A per-user limit (quota, open uploads, versions) would be crossed.
     #[error("{0}")]
-    Limit(String),
+    Limit(Limit),
     /// A conditional write named a base version the file has moved on
     /// from; nothing was changed.
     #[error("{0}")]
-    Stale(String),
+    Stale(Stale),
     /// A change-feed cursor older than the changes kept (or newer than
     /// any): the client must list everything again.
     #[error("{0}")]
-    CursorGone(String),
+    CursorGone(CursorGone),
     /// The backend does not do this; the message says what does.
     #[error("{0}")]
     Unsupported(String),
@@ -205,6 +180,56 @@ pub enum MetaError {
     /// retrying.
     #[error("metadata store: {0}")]
     Backend(String),
+}
+
+// What a refusal is about, as data; `api::status` words each for people
+// (their `Display`) and names it for programs (a reason in the status
+// details).
+
+/// What exists already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// A user of this name.
+    User(String),
+}
+
+/// A name that is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathConflict {
+    /// `path` cannot be created: `file` (one of its folders) is a file.
+    NotAFolder { path: String, file: String },
+    /// `path` cannot be a file: it is a folder holding `inside`.
+    IsAFolder { path: String, inside: String },
+    /// A move's target `path` is a live file.
+    Taken { path: String },
+}
+
+/// A per-user limit a write would cross.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limit {
+    /// `more` bytes on top of `used` would cross `quota`.
+    Quota { used: u64, more: u64, quota: u64 },
+    /// The user has `max` uploads open.
+    Uploads { max: u32 },
+    /// The user keeps `max` versions.
+    Versions { max: u64 },
+}
+
+/// A conditional write whose `base` is not `path`'s `latest` version (0:
+/// no file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub path: String,
+    pub base: u64,
+    pub latest: u64,
+}
+
+/// A change-feed `cursor` that cannot be served against the owner's
+/// latest change `head`: ahead of it, or older than the changes kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorGone {
+    pub cursor: u64,
+    pub head: u64,
 }
 
 /// A chunk in a file's ordered chunk list.
@@ -398,38 +423,15 @@ pub struct ChangeRow {
 /// How long the change feed keeps entries; an older cursor must rescan.
 pub const CHANGES_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// The message for a write whose base version is not the file's latest.
-pub fn stale_message(path: &str, base: u64, latest: u64) -> String {
-    let now = match latest {
-        0 => "there is no such file now".to_string(),
-        n => format!("its latest version is {n}"),
-    };
-    let was = match base {
-        0 => "expected no file".to_string(),
-        n => format!("expected version {n}"),
-    };
-    format!("{path:?} has changed: {was}, but {now}; nothing was changed")
-}
-
-/// The message for a move onto a live file.
-pub fn move_target_message(to: &str) -> String {
-    format!("{to:?} exists: delete it first, or move to another name")
-}
-
 /// Whether a page of changes after `after` (the first `first`, or none)
 /// can be served against the owner's `head`; the error tells the client
 /// to list everything again.
 pub fn check_cursor(after: u64, first: Option<u64>, head: u64) -> Result<(), MetaError> {
-    let gone = |why: &str| {
-        Err(MetaError::CursorGone(format!(
-            "cursor {after} {why}; list the files again and continue from a new cursor"
-        )))
-    };
-    if after > head {
-        return gone(&format!("is ahead of the latest change ({head})"));
-    }
-    if after < head && first != Some(after + 1) {
-        return gone("is older than the changes kept");
+    if after > head || (after < head && first != Some(after + 1)) {
+        return Err(MetaError::CursorGone(CursorGone {
+            cursor: after,
+            head,
+        }));
     }
     Ok(())
 }

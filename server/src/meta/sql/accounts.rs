@@ -3,7 +3,7 @@
 
 use super::ms;
 use super::tx::{Row, Tx};
-use crate::meta::{LoginRow, MetaError, OwnerId, Role, UserRow, DEFAULT_OWNER};
+use crate::meta::{Conflict, LoginRow, MetaError, OwnerId, Role, UserRow, DEFAULT_OWNER};
 use std::time::Duration;
 
 const SELECT_USER: &str = "SELECT id, name, role, password_hash, created_at FROM owners";
@@ -47,7 +47,7 @@ pub fn add(tx: &dyn Tx, name: &str, password_hash: &str, role: Role) -> Result<U
     // One account change at a time: the first user is decided once.
     tx.lock_table("owners")?;
     if by_name(tx, name)?.is_some() {
-        return Err(MetaError::Conflict(format!("user {name:?} exists")));
+        return Err(MetaError::Conflict(Conflict::User(name.to_string())));
     }
     let first = tx
         .query_opt(

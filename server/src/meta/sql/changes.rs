@@ -5,7 +5,7 @@
 //! before an earlier one.
 
 use super::tx::Tx;
-use crate::meta::{check_cursor, stale_message, ChangeRow, MetaError, OwnerId};
+use crate::meta::{check_cursor, ChangeRow, MetaError, OwnerId, Stale};
 use std::time::Duration;
 
 /// What a change says of the version it is about.
@@ -64,7 +64,11 @@ pub fn check_base(
         .and_then(|r| r.get::<Option<u64>>(0))
         .unwrap_or(0);
     if latest != base {
-        return Err(MetaError::Stale(stale_message(path, base, latest)));
+        return Err(MetaError::Stale(Stale {
+            path: path.to_string(),
+            base,
+            latest,
+        }));
     }
     Ok(())
 }

@@ -5,8 +5,7 @@ use super::changes::{self, Change};
 use super::tx::{rows, Row, Tx};
 use super::{chunks, limits, sessions};
 use crate::meta::{
-    attach_health, move_target_message, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId,
-    VersionRow,
+    attach_health, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict, VersionRow,
 };
 
 const SELECT_VERSION: &str = "
@@ -335,7 +334,9 @@ pub fn move_file(
     };
     changes::check_base(tx, owner, from, base)?;
     if version(tx, owner, to, None)?.is_some_and(|v| !v.deleted) {
-        return Err(MetaError::PathConflict(move_target_message(to)));
+        return Err(MetaError::PathConflict(PathConflict::Taken {
+            path: to.to_string(),
+        }));
     }
     let chunks = version_chunks(tx, old.file_id, old.number)?;
     delete(tx, owner, from, None)?;

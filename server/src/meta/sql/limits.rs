@@ -3,7 +3,7 @@
 //! stay within their limits; and usage reports.
 
 use super::tx::{list, Tx};
-use crate::meta::{MetaError, OwnerId, Usage};
+use crate::meta::{Limit, MetaError, OwnerId, PathConflict, Usage};
 
 /// Takes the owner's row lock and returns their quota: version commits
 /// and upload openings of one owner then run one at a time, on every
@@ -28,7 +28,7 @@ pub fn check_open(tx: &dyn Tx, owner: OwnerId, max_open: u32) -> Result<(), Meta
         )?
         .get(0);
     if open >= max_open as i64 {
-        return Err(MetaError::Limit(crate::meta::sessions_message(max_open)));
+        return Err(MetaError::Limit(Limit::Uploads { max: max_open }));
     }
     Ok(())
 }
@@ -45,10 +45,10 @@ pub fn check_path_free(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), Me
             &[&owner, &list(&folders)],
         )?;
         if let Some(r) = clash {
-            let folder: String = r.get(0);
-            return Err(MetaError::PathConflict(format!(
-                "{path:?} cannot be created: {folder:?} is a file, not a folder"
-            )));
+            return Err(MetaError::PathConflict(PathConflict::NotAFolder {
+                path: path.to_string(),
+                file: r.get(0),
+            }));
         }
     }
     let inside = tx.query_opt(
@@ -57,10 +57,10 @@ pub fn check_path_free(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), Me
         &[&owner, &format!("{path}/"), &format!("{path}0")],
     )?;
     if let Some(r) = inside {
-        let inside: String = r.get(0);
-        return Err(MetaError::PathConflict(format!(
-            "{path:?} cannot be a file: it is a folder holding {inside:?}"
-        )));
+        return Err(MetaError::PathConflict(PathConflict::IsAFolder {
+            path: path.to_string(),
+            inside: r.get(0),
+        }));
     }
     Ok(())
 }
@@ -103,9 +103,7 @@ pub fn check_quota(
     let Some(quota) = quota else { return Ok(()) };
     let used = used_bytes(tx, owner)?.saturating_add(reserved_bytes(tx, owner, except)?);
     if used.saturating_add(more) > quota {
-        return Err(MetaError::Limit(crate::meta::quota_message(
-            used, more, quota,
-        )));
+        return Err(MetaError::Limit(Limit::Quota { used, more, quota }));
     }
     Ok(())
 }
@@ -122,7 +120,7 @@ pub fn check_versions(tx: &dyn Tx, owner: OwnerId) -> Result<(), MetaError> {
     let (count, max): (u64, Option<String>) = (row.get(0), row.get(1));
     if let Some(max) = max.and_then(|m| m.parse::<u64>().ok()) {
         if count >= max {
-            return Err(MetaError::Limit(crate::meta::versions_message(max)));
+            return Err(MetaError::Limit(Limit::Versions { max }));
         }
     }
     Ok(())
