@@ -13,6 +13,7 @@ use coffer_proto::pb::{
     MoveFileRequest, RefreshRequest, RestoreVersionRequest, RevokeShareLinkRequest,
     RunWorkerRequest, ShareLink, WhoAmIRequest, WhoAmIResponse, WorkerStatus,
 };
+use coffer_proto::put::PutMode;
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::MetadataValue;
 use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
@@ -307,18 +308,14 @@ impl<T: Transport> Coffer<T> {
         Ok(self.files.clone().restore_version(req).await?.into_inner())
     }
 
-    /// Deletes `name` (restorable); returns its latest version number.
-    pub async fn delete(&self, name: &str) -> Result<u64, ClientError> {
-        self.delete_if(name, None).await
-    }
-
-    /// Deletes `name` (restorable) if its latest version is still `base`
-    /// (when given); else [`ClientError::is_stale`] and nothing changes.
-    pub async fn delete_if(&self, name: &str, base: Option<u64>) -> Result<u64, ClientError> {
+    /// Deletes `name` (restorable) if `mode` holds, else
+    /// [`ClientError::is_stale`] and nothing changes; returns its latest
+    /// version number.
+    pub async fn delete(&self, name: &str, mode: PutMode) -> Result<u64, ClientError> {
         let file_name = normalize(name)?;
         let req = self.request(DeleteFileRequest {
             file_name,
-            base_version: base,
+            base_version: mode.base(),
         });
         Ok(self
             .files
@@ -330,19 +327,19 @@ impl<T: Transport> Coffer<T> {
     }
 
     /// Moves `from` to `to` (a new version of `to` with `from`'s content;
-    /// `from` deleted, restorable) if `from`'s latest version is still
-    /// `base` (when given); else [`ClientError::is_stale`] and nothing
-    /// changes. A live file at `to` is ALREADY_EXISTS.
+    /// `from` deleted, restorable) if `mode` holds for `from`; else
+    /// [`ClientError::is_stale`] and nothing changes. A live file at `to`
+    /// is ALREADY_EXISTS.
     pub async fn move_file(
         &self,
         from: &str,
         to: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<Metadata, ClientError> {
         let req = self.request(MoveFileRequest {
             from_name: normalize(from)?,
             to_name: normalize(to)?,
-            base_version: base,
+            base_version: mode.base(),
         });
         Ok(self.files.clone().move_file(req).await?.into_inner())
     }

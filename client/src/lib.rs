@@ -38,6 +38,7 @@ pub mod web;
 
 pub use client::{normalize as normalize_name, Coffer, Transport, Watch};
 pub use coffer_proto::pb;
+pub use coffer_proto::put::PutMode;
 pub use error::ClientError;
 pub use observer::{NoProgress, Observer};
 pub use upload::{ChunkSource, UploadPlan, UploadReport};

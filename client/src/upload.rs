@@ -16,6 +16,7 @@ use coffer_proto::chunking::{chunk_id, Chunker, ContentHasher};
 use coffer_proto::pb::{
     AbortUploadRequest, ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest,
 };
+use coffer_proto::put::PutMode;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::future::Future;
@@ -130,30 +131,17 @@ pub struct UploadReport {
 
 impl<T: Transport> Coffer<T> {
     /// Uploads `plan` as a new version of `name`, reading chunk bytes from
-    /// `source`. With `resume`, continues that session if the server still
-    /// has it, else starts a new one.
+    /// `source`, committed only if `mode` holds (else
+    /// [`ClientError::is_stale`] and nothing is committed). With `resume`,
+    /// continues that session if the server still has it, else starts a
+    /// new one.
     pub async fn upload<S: ChunkSource>(
         &self,
         name: &str,
         plan: &UploadPlan,
         source: &S,
         resume: Option<&str>,
-        observer: &dyn Observer,
-    ) -> Result<UploadReport, ClientError> {
-        self.upload_if(name, plan, source, resume, None, observer)
-            .await
-    }
-
-    /// [`Coffer::upload`], committed only if `name`'s latest version is
-    /// still `base` (0: no file) when given; else [`ClientError::is_stale`]
-    /// and nothing is committed.
-    pub async fn upload_if<S: ChunkSource>(
-        &self,
-        name: &str,
-        plan: &UploadPlan,
-        source: &S,
-        resume: Option<&str>,
-        base: Option<u64>,
+        mode: PutMode,
         observer: &dyn Observer,
     ) -> Result<UploadReport, ClientError> {
         let file_name = normalize(name)?;
@@ -225,7 +213,7 @@ impl<T: Transport> Coffer<T> {
 
         let req = self.request(FinishUploadRequest {
             upload_id: upload_id.clone(),
-            base_version: base,
+            base_version: mode.base(),
         });
         let metadata = self.files.clone().finish_upload(req).await?.into_inner();
         if metadata.content_hash != plan.content_hash {

@@ -11,6 +11,7 @@
 
 pub mod chunking;
 pub mod paths;
+pub mod put;
 pub mod reason;
 
 /// Generated protobuf messages and the `FileStorage` client (and server,

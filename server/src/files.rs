@@ -26,6 +26,7 @@ use coffer_proto::chunking::{
     chunk_id, content_hash, is_chunk_id, Chunker, CONTENT_HASH_CONTEXT, MAX_CHUNK, MIN_CHUNK,
 };
 use coffer_proto::paths::{self, PathError};
+use coffer_proto::put::PutMode;
 use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -700,33 +701,33 @@ impl Files {
         self.with_health(restored).await
     }
 
-    /// Deletes a file (its versions stay restorable), if its latest
-    /// version is `base` (when given); returns its latest version number.
+    /// Deletes a file (its versions stay restorable), if `mode` holds;
+    /// returns its latest version number.
     pub async fn delete(
         &self,
         caller: &Caller,
         path: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<u64, FileError> {
         let path = paths::normalize(path)?;
         let latest = self
             .meta
-            .delete_file(caller.owner, &path, base)
+            .delete_file(caller.owner, &path, mode)
             .await?
             .ok_or(FileError::NotFound(path))?;
         self.feed.changed(caller.owner);
         Ok(latest)
     }
 
-    /// Moves a live file to another name (if its latest version is
-    /// `base`, when given): the old name is deleted, restorable, and the
-    /// new one gets a version with the same content.
+    /// Moves a live file to another name (if `mode` holds for it): the old
+    /// name is deleted, restorable, and the new one gets a version with
+    /// the same content.
     pub async fn move_file(
         &self,
         caller: &Caller,
         from: &str,
         to: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<FileVersion, FileError> {
         let (from, to) = (paths::normalize(from)?, paths::normalize(to)?);
         if from == to {
@@ -736,7 +737,7 @@ impl Files {
         }
         let row = self
             .meta
-            .move_file(caller.owner, &from, &to, base, &caller.name)
+            .move_file(caller.owner, &from, &to, mode, &caller.name)
             .await?
             .ok_or(FileError::NotFound(from))?;
         self.feed.changed(caller.owner);
@@ -855,15 +856,15 @@ impl Files {
     }
 
     /// Commits a session whose chunks are all stored as a new version, if
-    /// the file's latest version is `base` (when given).
+    /// `mode` holds.
     pub async fn finish_upload(
         &self,
         caller: &Caller,
         id: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<FileVersion, FileError> {
         let s = self.session(caller, id).await?;
-        let row = self.meta.finish_session(&s, &caller.name, base).await?;
+        let row = self.meta.finish_session(&s, &caller.name, mode).await?;
         self.feed.changed(caller.owner);
         self.with_health(row).await
     }
@@ -1051,12 +1052,12 @@ impl StreamUpload {
     }
 
     /// Stores the rest and commits the file as a new version of `path`, if
-    /// its latest version is `base` (when given), carrying the client's
+    /// `mode` holds, carrying the client's
     /// modification time (checked with [`modified_time`]).
     pub async fn finish(
         mut self,
         path: &str,
-        base: Option<u64>,
+        mode: PutMode,
         modified: Option<String>,
     ) -> Result<FileVersion, FileError> {
         let path = paths::normalize(path)?;
@@ -1078,7 +1079,7 @@ impl StreamUpload {
             // The commit replaces the stream's references.
             stream: self.stream.take(),
             session: None,
-            base,
+            mode,
             modified,
         };
         let row = self.files.meta.commit_version(&v).await?;
@@ -1210,7 +1211,7 @@ mod tests {
         let f = files.clone();
         let holder = tokio::spawn(async move {
             a.push(&first).await.unwrap();
-            a.finish("a", None, None).await.unwrap()
+            a.finish("a", PutMode::Overwrite, None).await.unwrap()
         });
         // Wait until the first upload holds its bytes.
         while f.upload_budget().used_kib().0 == 0 {
@@ -1232,6 +1233,6 @@ mod tests {
         let mut c = f.begin_stream(&anyone);
         node.set_write_delay(Duration::ZERO);
         c.push(&big(3, 9 * 1024 * 1024)).await.unwrap();
-        c.finish("c", None, None).await.unwrap();
+        c.finish("c", PutMode::Overwrite, None).await.unwrap();
     }
 }

@@ -8,7 +8,7 @@ use crate::api;
 use crate::shares::ShareDialog;
 use crate::Banner;
 use coffer_client::format::human_size;
-use coffer_client::Metadata;
+use coffer_client::{Metadata, PutMode};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -174,7 +174,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     };
     let delete = move |name: String| {
         spawn_local(async move {
-            match api::client().delete(&name).await {
+            match api::client().delete(&name, PutMode::Overwrite).await {
                 Ok(latest) => {
                     undo.set(Some((name, latest)));
                     history.set(None);

@@ -7,7 +7,7 @@ use crate::api::{self, BlobSource, SLICE};
 use crate::Banner;
 use coffer_client::format::human_size;
 use coffer_client::upload::Planner;
-use coffer_client::Observer;
+use coffer_client::{Observer, PutMode};
 use futures::future::{AbortHandle, Abortable};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -89,6 +89,7 @@ async fn upload(file: web_sys::File, item: Item) -> Result<String, String> {
             &plan,
             &BlobSource(blob),
             None,
+            PutMode::Overwrite,
             &Progress(item.clone()),
         )
         .await

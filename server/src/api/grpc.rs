@@ -8,6 +8,7 @@ use crate::files::{download_keys, FileVersion, Files, UploadPlan};
 use crate::meta::ChunkRef;
 use coffer_proto::pb::file_storage_server::FileStorage;
 use coffer_proto::pb::*;
+use coffer_proto::put::PutMode;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use tonic::{Request, Response, Status, Streaming};
@@ -130,7 +131,9 @@ impl FileStorage for FileStorageApi {
             upload.push(&msg.file_data).await?;
         }
         let name = name.ok_or_else(no_name)?;
-        let v = upload.finish(&name, base, modified).await?;
+        let v = upload
+            .finish(&name, PutMode::from_base(base), modified)
+            .await?;
         Ok(Response::new(UploadResponse {
             message: format!(
                 "File {} uploaded successfully as version {}",
@@ -257,7 +260,7 @@ impl FileStorage for FileStorageApi {
         let r = req.into_inner();
         let latest = self
             .files
-            .delete(&who, &r.file_name, r.base_version)
+            .delete(&who, &r.file_name, PutMode::from_base(r.base_version))
             .await?;
         Ok(Response::new(DeleteFileResponse {
             latest_version: latest,
@@ -320,7 +323,7 @@ impl FileStorage for FileStorageApi {
         let r = req.into_inner();
         let v = self
             .files
-            .finish_upload(&who, &r.upload_id, r.base_version)
+            .finish_upload(&who, &r.upload_id, PutMode::from_base(r.base_version))
             .await?;
         Ok(Response::new(metadata(&v)))
     }
@@ -343,7 +346,12 @@ impl FileStorage for FileStorageApi {
         let r = req.into_inner();
         let v = self
             .files
-            .move_file(&who, &r.from_name, &r.to_name, r.base_version)
+            .move_file(
+                &who,
+                &r.from_name,
+                &r.to_name,
+                PutMode::from_base(r.base_version),
+            )
             .await?;
         Ok(Response::new(metadata(&v)))
     }

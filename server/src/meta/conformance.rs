@@ -43,7 +43,7 @@ fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
         uploader: "test".into(),
         stream: None,
         session: None,
-        base: None,
+        mode: PutMode::Overwrite,
         modified: None,
     }
 }
@@ -147,13 +147,13 @@ pub async fn delete_hides_from_listing_and_a_new_version_undeletes(meta: Meta) {
         .unwrap();
     assert_eq!(under_d.len(), 2);
     assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one", None)
+        meta.delete_file(DEFAULT_OWNER, "d/one", PutMode::Overwrite)
             .await
             .unwrap(),
         Some(1)
     );
     assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one", None)
+        meta.delete_file(DEFAULT_OWNER, "d/one", PutMode::Overwrite)
             .await
             .unwrap(),
         None
@@ -244,7 +244,10 @@ pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
     );
     assert!(meta.session(&s.id, 2).await.unwrap().is_none());
     assert_eq!(meta.chunk_sent(&s.id, DEFAULT_OWNER, "").await.unwrap(), 2);
-    let err = meta.finish_session(&s, "u", None).await.unwrap_err();
+    let err = meta
+        .finish_session(&s, "u", PutMode::Overwrite)
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(2)), "{err}");
     store(&meta, &a).await;
     assert_eq!(
@@ -258,7 +261,10 @@ pub async fn sessions_report_missing_chunks_and_slots(meta: Meta) {
     );
     let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
     assert_eq!(again, s);
-    let v = meta.finish_session(&s, "u", None).await.unwrap();
+    let v = meta
+        .finish_session(&s, "u", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert_eq!((v.number, v.size, v.chunk_count), (1, 7, 3));
 }
 
@@ -269,8 +275,16 @@ pub async fn finishing_again_returns_the_committed_version_and_never_recommits(m
         .open_session(&new_session("f", &"1".repeat(64), vec![a.clone()]))
         .await
         .unwrap();
-    let first = meta.finish_session(&old, "u", None).await.unwrap();
-    assert_eq!(meta.finish_session(&old, "u", None).await.unwrap(), first);
+    let first = meta
+        .finish_session(&old, "u", PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.finish_session(&old, "u", PutMode::Overwrite)
+            .await
+            .unwrap(),
+        first
+    );
     // A newer upload, then retention keeping one version removes the
     // first: finishing the old session again must not bring it back.
     let (newer, _) = meta
@@ -278,7 +292,10 @@ pub async fn finishing_again_returns_the_committed_version_and_never_recommits(m
         .await
         .unwrap();
     assert_eq!(
-        meta.finish_session(&newer, "u", None).await.unwrap().number,
+        meta.finish_session(&newer, "u", PutMode::Overwrite)
+            .await
+            .unwrap()
+            .number,
         2
     );
     let keep_one = Retention {
@@ -286,7 +303,10 @@ pub async fn finishing_again_returns_the_committed_version_and_never_recommits(m
         ..Default::default()
     };
     assert_eq!(meta.apply_retention(&keep_one).await.unwrap(), 1);
-    let err = meta.finish_session(&old, "u", None).await.unwrap_err();
+    let err = meta
+        .finish_session(&old, "u", PutMode::Overwrite)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, MetaError::CommittedVersionGone { version: 1, .. }),
         "{err}"
@@ -380,7 +400,9 @@ pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: 
     meta.commit_version(&new_version("g", std::slice::from_ref(&b)))
         .await
         .unwrap();
-    meta.delete_file(DEFAULT_OWNER, "g", None).await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "g", PutMode::Overwrite)
+        .await
+        .unwrap();
     tick().await;
     assert!(
         meta.claim_unreferenced(Duration::ZERO, 10)
@@ -738,7 +760,10 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
     let (s, missing) = meta.open_session(&plan).await.unwrap();
     assert_eq!(missing, vec![a.id.clone()]);
     // Naming alice's chunk without sending it commits nothing.
-    let err = meta.finish_session(&s, "bob", None).await.unwrap_err();
+    let err = meta
+        .finish_session(&s, "bob", PutMode::Overwrite)
+        .await
+        .unwrap_err();
     assert!(matches!(err, MetaError::MissingChunks(1)), "{err}");
     assert!(meta
         .list_versions(bob.id, "b.bin", None, 1000, 1)
@@ -747,7 +772,10 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
         .is_empty());
     // Once he has sent it, it is his too.
     assert_eq!(meta.chunk_sent(&s.id, bob.id, &a.id).await.unwrap(), 0);
-    let v = meta.finish_session(&s, "bob", None).await.unwrap();
+    let v = meta
+        .finish_session(&s, "bob", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert_eq!(v.size, 3_000);
     assert!(meta
         .unknown_chunks(bob.id, std::slice::from_ref(&a))
@@ -878,7 +906,7 @@ pub async fn a_file_and_a_folder_never_share_a_name(meta: Meta) {
         meta.commit_version(&new_version(fine, one)).await.unwrap();
     }
     // A deleted file frees its name for a folder; restoring it then clashes.
-    meta.delete_file(DEFAULT_OWNER, "docs/report", None)
+    meta.delete_file(DEFAULT_OWNER, "docs/report", PutMode::Overwrite)
         .await
         .unwrap();
     meta.commit_version(&new_version("docs/report/v2", one))
@@ -931,7 +959,9 @@ pub async fn quotas_count_every_retained_version_and_refuse_what_crosses(meta: M
     assert!(matches!(err, MetaError::Limit(_)), "{err}");
     assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
     // Deleted files still count (restorable); purging gives room back.
-    meta.delete_file(alice.id, "x", None).await.unwrap();
+    meta.delete_file(alice.id, "x", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert_eq!(meta.usage(alice.id).await.unwrap().used, 1100);
     tick().await;
     meta.apply_retention(&Retention {
@@ -978,7 +1008,9 @@ pub async fn open_sessions_are_capped_per_owner_and_bookkept_without_scans(meta:
         );
     }
     // A finished session no longer counts against the cap.
-    meta.finish_session(&open[0], "test", None).await.unwrap();
+    meta.finish_session(&open[0], "test", PutMode::Overwrite)
+        .await
+        .unwrap();
     meta.open_session(&s).await.unwrap();
 }
 
@@ -1032,7 +1064,10 @@ pub async fn open_uploads_reserve_their_bytes_and_streams_count_as_sessions(meta
     // plus the stream's 300 fit in 1,000.
     store(&meta, &a).await;
     meta.chunk_sent(&open_a.id, alice.id, &a.id).await.unwrap();
-    let v = meta.finish_session(&open_a, "alice", None).await.unwrap();
+    let v = meta
+        .finish_session(&open_a, "alice", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert_eq!(v.size, 600);
     let u = meta.usage(alice.id).await.unwrap();
     assert_eq!(
@@ -1073,7 +1108,9 @@ pub async fn versions_count_against_the_per_owner_limit_empty_ones_too(meta: Met
     meta.commit_version(&new_version("c", &[])).await.unwrap();
     // Deleted files' versions still count; purged ones and trimmed ones
     // give their places back.
-    meta.delete_file(alice.id, "b", None).await.unwrap();
+    meta.delete_file(alice.id, "b", PutMode::Overwrite)
+        .await
+        .unwrap();
     let err = meta.commit_version(&empty("c")).await.unwrap_err();
     assert!(matches!(err, MetaError::Limit(_)), "{err}");
     tick().await;
@@ -1178,7 +1215,9 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     assert!(meta.revoke_share(DEFAULT_OWNER, "s1").await.unwrap());
     assert!(meta.share("s1").await.unwrap().unwrap().revoked);
     // Deleting the file ends its links; purging removes them.
-    meta.delete_file(DEFAULT_OWNER, "doc", None).await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "doc", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert!(meta.share("s2").await.unwrap().is_none());
     tick().await;
     // For good: the path made again (a new version, here; a restore or a
@@ -1186,7 +1225,9 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     meta.commit_version(&new_version("doc", one)).await.unwrap();
     let after = meta.share("s2").await.unwrap().expect("version 1 is kept");
     assert!(after.revoked, "a deleted file's link came back");
-    meta.delete_file(DEFAULT_OWNER, "doc", None).await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "doc", PutMode::Overwrite)
+        .await
+        .unwrap();
     tick().await;
     meta.apply_retention(&Retention {
         purge_deleted_after: Some(Duration::ZERO),
@@ -1201,7 +1242,7 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
 /// A commit of `path` conditional on `base`.
 fn based(path: &str, chunks: &[ChunkRef], base: u64) -> NewVersion {
     NewVersion {
-        base: Some(base),
+        mode: PutMode::from_base(Some(base)),
         ..new_version(path, chunks)
     }
 }
@@ -1237,15 +1278,19 @@ pub async fn a_stale_base_version_changes_nothing(meta: Meta) {
         .open_session(&new_session("f", "s".repeat(64).as_str(), vec![a.clone()]))
         .await
         .unwrap();
-    stale(meta.finish_session(&s, "u", Some(1)).await.unwrap_err());
+    stale(
+        meta.finish_session(&s, "u", PutMode::Update(1))
+            .await
+            .unwrap_err(),
+    );
     // Delete and move check their base too.
     stale(
-        meta.delete_file(DEFAULT_OWNER, "f", Some(1))
+        meta.delete_file(DEFAULT_OWNER, "f", PutMode::Update(1))
             .await
             .unwrap_err(),
     );
     stale(
-        meta.move_file(DEFAULT_OWNER, "f", "g", Some(1), "u")
+        meta.move_file(DEFAULT_OWNER, "f", "g", PutMode::Update(1), "u")
             .await
             .unwrap_err(),
     );
@@ -1272,11 +1317,16 @@ pub async fn a_stale_base_version_changes_nothing(meta: Meta) {
     );
     // With the right bases all go through.
     assert_eq!(
-        meta.finish_session(&s, "u", Some(2)).await.unwrap().number,
+        meta.finish_session(&s, "u", PutMode::Update(2))
+            .await
+            .unwrap()
+            .number,
         3
     );
     assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "f", Some(3)).await.unwrap(),
+        meta.delete_file(DEFAULT_OWNER, "f", PutMode::Update(3))
+            .await
+            .unwrap(),
         Some(3)
     );
     // A deleted file counts as none: base 0 recreates it.
@@ -1297,18 +1347,24 @@ pub async fn a_move_deletes_the_old_name_and_versions_the_new(meta: Meta) {
         .unwrap();
     // Onto a live file: refused, nothing changes.
     let err = meta
-        .move_file(DEFAULT_OWNER, "dir/old", "taken", None, "u")
+        .move_file(DEFAULT_OWNER, "dir/old", "taken", PutMode::Overwrite, "u")
         .await
         .unwrap_err();
     assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
     // Nothing at the source.
     assert!(meta
-        .move_file(DEFAULT_OWNER, "nothing", "x", None, "u")
+        .move_file(DEFAULT_OWNER, "nothing", "x", PutMode::Overwrite, "u")
         .await
         .unwrap()
         .is_none());
     let moved = meta
-        .move_file(DEFAULT_OWNER, "dir/old", "new/place", Some(1), "u")
+        .move_file(
+            DEFAULT_OWNER,
+            "dir/old",
+            "new/place",
+            PutMode::Update(1),
+            "u",
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1325,10 +1381,16 @@ pub async fn a_move_deletes_the_old_name_and_versions_the_new(meta: Meta) {
         .unwrap();
     assert!(old.deleted, "the old name is deleted, its version kept");
     // The old name is free again: it can take the file back.
-    meta.move_file(DEFAULT_OWNER, "new/place", "dir/old", None, "u")
-        .await
-        .unwrap()
-        .unwrap();
+    meta.move_file(
+        DEFAULT_OWNER,
+        "new/place",
+        "dir/old",
+        PutMode::Overwrite,
+        "u",
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let back = meta
         .version(DEFAULT_OWNER, "dir/old", None)
         .await
@@ -1350,11 +1412,13 @@ pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: 
         .await
         .unwrap()
         .unwrap();
-    meta.move_file(DEFAULT_OWNER, "a", "b", None, "u")
+    meta.move_file(DEFAULT_OWNER, "a", "b", PutMode::Overwrite, "u")
         .await
         .unwrap()
         .unwrap();
-    meta.delete_file(DEFAULT_OWNER, "b", None).await.unwrap();
+    meta.delete_file(DEFAULT_OWNER, "b", PutMode::Overwrite)
+        .await
+        .unwrap();
     let (all, head) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
     let seen: Vec<(u64, &str, bool, u64)> = all
         .iter()
@@ -1431,7 +1495,7 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
         .unwrap()
         .unwrap();
     assert_eq!(restored.modified.as_deref(), Some(t.as_str()));
-    meta.move_file(DEFAULT_OWNER, "m", "n", None, "u")
+    meta.move_file(DEFAULT_OWNER, "m", "n", PutMode::Overwrite, "u")
         .await
         .unwrap()
         .unwrap();
@@ -1455,7 +1519,10 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
     assert_eq!(s.modified.as_deref(), Some(later.as_str()));
     let again = meta.session(&s.id, DEFAULT_OWNER).await.unwrap().unwrap();
     assert_eq!(again.modified.as_deref(), Some(later.as_str()));
-    let committed = meta.finish_session(&again, "u", None).await.unwrap();
+    let committed = meta
+        .finish_session(&again, "u", PutMode::Overwrite)
+        .await
+        .unwrap();
     assert_eq!(committed.modified.as_deref(), Some(later.as_str()));
     // The feed says it too.
     let (changes, _) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();

@@ -27,6 +27,7 @@ mod store;
 
 pub use store::MetaStore;
 
+use coffer_proto::put::PutMode;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -292,9 +293,8 @@ pub struct NewVersion {
     /// The upload session this commit completes: what it holds reserved
     /// against the quota stops counting.
     pub session: Option<String>,
-    /// Commit only if the file's latest live version is this one (`0`: no
-    /// live file at the path); `None` commits whatever is there.
-    pub base: Option<u64>,
+    /// What the commit expects at the path.
+    pub mode: PutMode,
     /// The content's modification time, as the client gave it.
     pub modified: Option<String>,
 }
@@ -311,7 +311,7 @@ impl NewVersion {
             uploader: uploader.to_string(),
             stream: None,
             session: Some(s.id.clone()),
-            base: None,
+            mode: PutMode::Overwrite,
             modified: s.modified.clone(),
         }
     }
@@ -338,7 +338,7 @@ impl NewVersion {
             uploader: uploader.to_string(),
             stream: None,
             session: None,
-            base: None,
+            mode: PutMode::Overwrite,
             modified: old.modified,
         }
     }

@@ -21,6 +21,7 @@ use super::{
     MetaReport, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
     SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
 };
+use coffer_proto::put::PutMode;
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
@@ -271,17 +272,16 @@ impl MetaStore {
     }
 
     /// Marks a live file deleted; its versions stay. Returns the latest
-    /// version number, or `None` if there is no live file at `path`. With
-    /// a `base`, fails with [`MetaError::Stale`] unless that is the
-    /// latest version.
+    /// version number, or `None` if there is no live file at `path`; fails
+    /// with [`MetaError::Stale`] unless `mode` holds.
     pub async fn delete_file(
         &self,
         owner: OwnerId,
         path: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<Option<u64>, MetaError> {
         let path = path.to_string();
-        self.run(Mode::Write, move |tx| files::delete(tx, owner, &path, base))
+        self.run(Mode::Write, move |tx| files::delete(tx, owner, &path, mode))
             .await
     }
 
@@ -289,18 +289,18 @@ impl MetaStore {
     /// deleted (its versions stay, restorable) and `to` gets a new version
     /// with the same content. `None` if there is no live file at `from`;
     /// [`MetaError::PathConflict`] if there is one at `to`;
-    /// [`MetaError::Stale`] if `base` is given and is not `from`'s latest.
+    /// [`MetaError::Stale`] unless `mode` holds for `from`.
     pub async fn move_file(
         &self,
         owner: OwnerId,
         from: &str,
         to: &str,
-        base: Option<u64>,
+        mode: PutMode,
         uploader: &str,
     ) -> Result<Option<VersionRow>, MetaError> {
         let (from, to, uploader) = (from.to_string(), to.to_string(), uploader.to_string());
         self.run(Mode::Write, move |tx| {
-            files::move_file(tx, owner, &from, &to, base, &uploader)
+            files::move_file(tx, owner, &from, &to, mode, &uploader)
         })
         .await
     }
@@ -383,18 +383,18 @@ impl MetaStore {
     /// Commits the session as a new version and marks it committed. Fails
     /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
     /// never sent by the session's owner, and [`MetaError::Stale`] if
-    /// `base` is given and is not the file's latest version.
+    /// `mode` does not hold.
     /// Finishing a committed session again returns the version it
     /// committed, so a client whose answer was lost can retry.
     pub async fn finish_session(
         &self,
         s: &SessionRow,
         uploader: &str,
-        base: Option<u64>,
+        mode: PutMode,
     ) -> Result<VersionRow, MetaError> {
         let (s, uploader) = (s.clone(), uploader.to_string());
         self.run(Mode::Write, move |tx| {
-            sessions::finish(tx, &s, &uploader, base)
+            sessions::finish(tx, &s, &uploader, mode)
         })
         .await
     }

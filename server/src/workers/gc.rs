@@ -390,7 +390,10 @@ mod tests {
         collect(&mut s.gc).await;
         upload.push(&data[8 * 1024 * 1024..]).await.unwrap();
         collect(&mut s.gc).await;
-        upload.finish("long.bin", None, None).await.unwrap();
+        upload
+            .finish("long.bin", coffer_proto::put::PutMode::Overwrite, None)
+            .await
+            .unwrap();
 
         let (_, chunks) = s
             .files

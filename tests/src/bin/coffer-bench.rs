@@ -1053,7 +1053,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
                 uploader: "bench".into(),
                 stream: None,
                 session: None,
-                base: None,
+                mode: Default::default(),
                 modified: None,
             })
             .await?;

@@ -4,6 +4,7 @@
 use crate::output::{meta_json, meta_line};
 use crate::Ctx;
 use coffer_client::format::human_size;
+use coffer_client::PutMode;
 use serde_json::{json, Value};
 
 pub async fn ls(ctx: &Ctx, prefix: &str) -> anyhow::Result<()> {
@@ -61,7 +62,7 @@ pub async fn restore(ctx: &Ctx, remote: &str, version: u64) -> anyhow::Result<()
 }
 
 pub async fn rm(ctx: &Ctx, remote: &str) -> anyhow::Result<()> {
-    let latest = ctx.coffer.delete(remote).await?;
+    let latest = ctx.coffer.delete(remote, PutMode::Overwrite).await?;
     let doc = json!({ "name": remote, "deleted": true, "latest_version": latest });
     ctx.out.emit(doc, || {
         format!("deleted {remote} (restore with: coffer restore {remote} {latest})")

@@ -8,7 +8,7 @@ use crate::Ctx;
 use anyhow::{bail, Context};
 use coffer_client::format::human_size;
 use coffer_client::native::files::{plan_file, FileSource};
-use coffer_client::{Metadata, Observer, UploadReport};
+use coffer_client::{Metadata, Observer, PutMode, UploadReport};
 use futures::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
@@ -269,7 +269,14 @@ async fn put_file(
     let resume = record.load();
     let report = ctx
         .coffer
-        .upload(remote, &plan, &source, resume.as_deref(), &observer)
+        .upload(
+            remote,
+            &plan,
+            &source,
+            resume.as_deref(),
+            PutMode::Overwrite,
+            &observer,
+        )
         .await
         .with_context(|| format!("uploading {} to {remote}", local.display()))?;
     record.clear();

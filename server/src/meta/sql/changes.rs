@@ -6,6 +6,7 @@
 
 use super::tx::Tx;
 use crate::meta::{check_cursor, ChangeRow, MetaError, OwnerId, Stale};
+use coffer_proto::put::PutMode;
 use std::time::Duration;
 
 /// What a change says of the version it is about.
@@ -43,17 +44,14 @@ pub fn record(tx: &dyn Tx, owner: OwnerId, c: Change) -> Result<u64, MetaError> 
     Ok(seq)
 }
 
-/// With a `base`, fails with [`MetaError::Stale`] unless it is the latest
-/// version of the live file at `path` (`0`: there is none). Called with
-/// the owner's row locked, so no other write of theirs slips in between.
-pub fn check_base(
-    tx: &dyn Tx,
-    owner: OwnerId,
-    path: &str,
-    base: Option<u64>,
-) -> Result<(), MetaError> {
-    let Some(base) = base else {
-        return Ok(());
+/// Fails with [`MetaError::Stale`] unless `mode` holds for the live file
+/// at `path`. Called with the owner's row locked, so no other write of
+/// theirs slips in between.
+pub fn check_base(tx: &dyn Tx, owner: OwnerId, path: &str, mode: PutMode) -> Result<(), MetaError> {
+    let base = match mode {
+        PutMode::Overwrite => return Ok(()),
+        PutMode::Create => 0,
+        PutMode::Update(n) => n,
     };
     let latest = tx
         .query_opt(

@@ -7,6 +7,7 @@ use super::{chunks, limits, sessions};
 use crate::meta::{
     attach_health, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict, VersionRow,
 };
+use coffer_proto::put::PutMode;
 
 const SELECT_VERSION: &str = "
     SELECT f.id, f.path, v.number, v.size, v.hash, v.created_at,
@@ -170,7 +171,7 @@ pub fn insert_version(
         return Err(MetaError::MissingChunks(missing));
     }
     let quota = limits::lock_owner(tx, v.owner)?;
-    changes::check_base(tx, v.owner, &v.path, v.base)?;
+    changes::check_base(tx, v.owner, &v.path, v.mode)?;
     limits::check_path_free(tx, v.owner, &v.path)?;
     limits::check_quota(tx, v.owner, quota, v.size, v.completes())?;
     limits::check_versions(tx, v.owner)?;
@@ -282,14 +283,14 @@ pub fn delete(
     tx: &dyn Tx,
     owner: OwnerId,
     path: &str,
-    base: Option<u64>,
+    mode: PutMode,
 ) -> Result<Option<u64>, MetaError> {
     // The owner's lock before the file's, as every write of theirs.
     limits::lock_owner(tx, owner)?;
     let Some(latest) = version(tx, owner, path, None)?.filter(|v| !v.deleted) else {
         return Ok(None);
     };
-    changes::check_base(tx, owner, path, base)?;
+    changes::check_base(tx, owner, path, mode)?;
     tx.execute(
         "UPDATE files SET deleted_at = now_ms()
          WHERE owner_id = $1 AND path = $2 AND deleted_at IS NULL",
@@ -324,7 +325,7 @@ pub fn move_file(
     owner: OwnerId,
     from: &str,
     to: &str,
-    base: Option<u64>,
+    mode: PutMode,
     uploader: &str,
 ) -> Result<Option<VersionRow>, MetaError> {
     // The owner's lock first, as every write of theirs takes it.
@@ -332,14 +333,14 @@ pub fn move_file(
     let Some(old) = version(tx, owner, from, None)?.filter(|v| !v.deleted) else {
         return Ok(None);
     };
-    changes::check_base(tx, owner, from, base)?;
+    changes::check_base(tx, owner, from, mode)?;
     if version(tx, owner, to, None)?.is_some_and(|v| !v.deleted) {
         return Err(MetaError::PathConflict(PathConflict::Taken {
             path: to.to_string(),
         }));
     }
     let chunks = version_chunks(tx, old.file_id, old.number)?;
-    delete(tx, owner, from, None)?;
+    delete(tx, owner, from, PutMode::Overwrite)?;
     let mut v = NewVersion::restoring(old, chunks, owner, uploader);
     v.path = to.to_string();
     insert_version(tx, &v, None).map(Some)

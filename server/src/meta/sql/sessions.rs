@@ -7,6 +7,7 @@ use crate::meta::{
     finished_again, random_id, ChunkSlot, MetaError, NewSession, NewVersion, OwnerId, SessionRow,
     VersionRow,
 };
+use coffer_proto::put::PutMode;
 use std::time::Duration;
 
 /// See [`crate::meta::MetaStore::open_session`].
@@ -150,7 +151,7 @@ pub fn finish(
     tx: &dyn Tx,
     s: &SessionRow,
     uploader: &str,
-    base: Option<u64>,
+    mode: PutMode,
 ) -> Result<VersionRow, MetaError> {
     // Locks the session: two finishes of it commit one version.
     let committed = tx
@@ -164,7 +165,7 @@ pub fn finish(
         return finished_again(s, number, now_there);
     }
     let mut v = NewVersion::of_session(s, uploader);
-    v.base = base;
+    v.mode = mode;
     let row = files::insert_version(tx, &v, None)?;
     tx.execute(
         "UPDATE upload_sessions SET committed_version = $2 WHERE id = $1",

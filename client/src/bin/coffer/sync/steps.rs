@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use apart::{folders_of, Rename};
 use coffer_client::native::files::{create_folders_below, download_file_if, plan_file, FileSource};
 use coffer_client::plan::Action;
-use coffer_client::Observer;
+use coffer_client::{Observer, PutMode};
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use std::collections::BTreeSet;
@@ -35,7 +35,7 @@ impl Sync<'_> {
                     match self
                         .ctx
                         .coffer
-                        .move_file(&self.name(&from), &self.name(&to), Some(version))
+                        .move_file(&self.name(&from), &self.name(&to), PutMode::Update(version))
                         .await
                     {
                         Ok(_) => {}
@@ -173,7 +173,7 @@ impl Sync<'_> {
                 match self
                     .ctx
                     .coffer
-                    .delete_if(&self.name(&path), Some(*base))
+                    .delete(&self.name(&path), PutMode::from_base(Some(*base)))
                     .await
                 {
                     Ok(_) => {}
@@ -292,12 +292,12 @@ impl Sync<'_> {
         let r = self
             .ctx
             .coffer
-            .upload_if(
+            .upload(
                 &self.name(rel),
                 &plan,
                 &source,
                 resume.as_deref(),
-                Some(base),
+                PutMode::from_base(Some(base)),
                 &KeepSession(&record, moved),
             )
             .await;
