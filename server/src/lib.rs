@@ -4,8 +4,14 @@
 //! - [`store`]: the [`store::BlobStore`] trait and its backends (local
 //!   directory, S3), plus a fault-injecting decorator.
 //! - [`cluster`]: placement, quorum writes, verified reads, node health.
-//! - [`meta`]: the metadata interface and its SQLite and PostgreSQL backends.
+//! - [`meta`]: the metadata layer, written once over an engine seam, and
+//!   its SQLite and PostgreSQL adapters.
 //! - [`files`]: the domain — uploads, downloads, versions, sessions.
+//! - [`budget`]: the server-wide memory budgets for transfers;
+//!   [`download`]: one download's pipe, for gRPC and HTTP alike.
+//! - [`feed`]: the change feed (pages after a cursor, and watches).
+//! - [`shares`]: share links.
+//! - [`status`]: what operators see (nodes, replication, workers).
 //! - [`auth`]: accounts — passwords, tokens, throttled logins.
 //! - [`caller`]: who is calling, as the domain sees it.
 //! - [`api`]: gRPC / grpc-web / HTTP on one port, behind one auth layer.

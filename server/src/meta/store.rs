@@ -547,7 +547,7 @@ impl MetaStore {
 
     // ---- accounts ----
     /// Creates a user. The first user ever created takes over the
-    /// [`DEFAULT_OWNER`]'s files. [`MetaError::Conflict`] if the name is
+    /// [`crate::meta::DEFAULT_OWNER`]'s files. [`MetaError::Conflict`] if the name is
     /// taken.
     pub async fn add_user(
         &self,

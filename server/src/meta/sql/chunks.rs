@@ -13,6 +13,61 @@ use crate::meta::{
     random_id, ChunkHold, ChunkRef, MetaError, MetaReport, OwnerId, ReplicaOutcome, StreamRef,
 };
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// A chunk row's life cycle, and the one place its states are named. A
+/// row is a hold as well as a record:
+/// - no row, then `Pending` when a writer holds the chunk (under a random
+///   hold id), then `Ok` when that writer records it stored on W nodes;
+/// - `Ok` or `Pending`, then `Deleting` when gc claims it (nothing
+///   references it and it is older than the grace period), then no row
+///   once gc has deleted its objects.
+///
+/// Holding an `Ok` row touches it (gc's claim then fails and retries);
+/// holding a `Deleting` row is refused until gc is done. Only `Ok` chunks
+/// are stored for anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkState {
+    Pending,
+    Ok,
+    Deleting,
+}
+
+impl ChunkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChunkState::Pending => "pending",
+            ChunkState::Ok => "ok",
+            ChunkState::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ChunkState::Pending, ChunkState::Ok, ChunkState::Deleting]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+
+    /// What a writer's hold learns from the row it left: stored (touched),
+    /// write it under the row's hold, or (no row: it met `Deleting`) wait.
+    pub fn hold_answer(row: Option<(ChunkState, Option<String>)>) -> ChunkHold {
+        match row {
+            Some((ChunkState::Ok, _)) => ChunkHold::Stored,
+            Some((ChunkState::Pending, hold)) => ChunkHold::Write(hold.unwrap_or_default()),
+            None | Some((ChunkState::Deleting, _)) => ChunkHold::Deleting,
+        }
+    }
+}
+
+/// As SQL names it: a quoted literal, so partial indexes on the state
+/// serve every plan.
+impl fmt::Display for ChunkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}'", self.as_str())
+    }
+}
+
+use ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
 
 /// A `(chunk id, size)` row.
 pub fn chunk_ref(r: &Row) -> ChunkRef {
@@ -38,8 +93,10 @@ pub fn owner_unknown(
     let mut ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let owned = "id IN (SELECT value FROM list_of($1)) AND state = 'ok' AND EXISTS
-         (SELECT 1 FROM owner_chunks o WHERE o.owner_id = $2 AND o.chunk_id = chunks.id)";
+    let owned = format!(
+        "id IN (SELECT value FROM list_of($1)) AND state = {OK} AND EXISTS
+         (SELECT 1 FROM owner_chunks o WHERE o.owner_id = $2 AND o.chunk_id = chunks.id)"
+    );
     let sql = if touch {
         format!("UPDATE chunks SET created_at = now_ms() WHERE {owned} RETURNING id, size")
     } else {
@@ -113,18 +170,20 @@ pub fn hold(
         }
     }
     let row = tx.query_opt(
-        "INSERT INTO chunks (id, size, created_at, state, hold)
-         VALUES ($1, $2, now_ms(), 'pending', $3)
-         ON CONFLICT (id) DO UPDATE SET created_at = now_ms()
-           WHERE chunks.state <> 'deleting'
-         RETURNING state, hold",
+        &format!(
+            "INSERT INTO chunks (id, size, created_at, state, hold)
+             VALUES ($1, $2, now_ms(), {PENDING}, $3)
+             ON CONFLICT (id) DO UPDATE SET created_at = now_ms()
+               WHERE chunks.state <> {DELETING}
+             RETURNING state, hold"
+        ),
         &[&chunk.id, &chunk.size, &random_id()],
     )?;
-    let hold = match row {
-        None => return Ok(ChunkHold::Deleting),
-        Some(r) if r.get::<String>(0) == "ok" => ChunkHold::Stored,
-        Some(r) => ChunkHold::Write(r.get::<Option<String>>(1).unwrap_or_default()),
-    };
+    let row = row.and_then(|r| Some((ChunkState::parse(&r.get::<String>(0))?, r.get(1))));
+    let hold = ChunkState::hold_answer(row);
+    if hold == ChunkHold::Deleting {
+        return Ok(hold);
+    }
     if let Some(s) = stream {
         tx.execute(
             "INSERT INTO session_chunks (session_id, idx, chunk_id, size) VALUES ($1, $2, $3, $4)
@@ -143,8 +202,10 @@ pub fn record(
     nodes: &[String],
 ) -> Result<(), MetaError> {
     let n = tx.execute(
-        "UPDATE chunks SET state = 'ok', hold = NULL, created_at = now_ms()
-         WHERE id = $1 AND (state = 'ok' OR (state = 'pending' AND hold = $2))",
+        &format!(
+            "UPDATE chunks SET state = {OK}, hold = NULL, created_at = now_ms()
+             WHERE id = $1 AND (state = {OK} OR (state = {PENDING} AND hold = $2))"
+        ),
         &[&chunk.id, &hold],
     )?;
     if n == 0 {
@@ -191,7 +252,9 @@ pub fn record_replicas(tx: &dyn Tx, outcomes: &[ReplicaOutcome]) -> Result<(), M
 pub fn page(tx: &dyn Tx, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
     Ok(tx
         .query(
-            "SELECT id, size FROM chunks WHERE state = 'ok' AND id > $1 ORDER BY id LIMIT $2",
+            &format!(
+                "SELECT id, size FROM chunks WHERE state = {OK} AND id > $1 ORDER BY id LIMIT $2"
+            ),
             &[&after, &limit],
         )?
         .iter()
@@ -203,8 +266,10 @@ pub fn page(tx: &dyn Tx, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaE
 pub fn needing_repair(tx: &dyn Tx, limit: u32) -> Result<Vec<(String, String)>, MetaError> {
     Ok(tx
         .query(
-            "SELECT r.chunk_id, r.node FROM replicas r JOIN chunks c ON c.id = r.chunk_id
-             WHERE r.state <> 'ok' AND c.state = 'ok' LIMIT $1",
+            &format!(
+                "SELECT r.chunk_id, r.node FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+                 WHERE r.state <> 'ok' AND c.state = {OK} LIMIT $1"
+            ),
             &[&limit],
         )?
         .iter()
@@ -225,18 +290,22 @@ pub fn forget_replica(tx: &dyn Tx, chunk: &str, node: &str) -> Result<(), MetaEr
 pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
     let usage = tx
         .query(
-            "SELECT r.node, COUNT(*), CAST(COALESCE(SUM(c.size), 0) AS BIGINT)
-             FROM replicas r JOIN chunks c ON c.id = r.chunk_id
-             WHERE r.state = 'ok' AND c.state = 'ok' GROUP BY r.node ORDER BY r.node",
+            &format!(
+                "SELECT r.node, COUNT(*), CAST(COALESCE(SUM(c.size), 0) AS BIGINT)
+                 FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+                 WHERE r.state = 'ok' AND c.state = {OK} GROUP BY r.node ORDER BY r.node"
+            ),
             &[],
         )?
         .iter()
         .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect();
     let counts = tx.query_one(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE good < $1) FROM (
-             SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') AS good
-             FROM chunks c WHERE c.state = 'ok') g",
+        &format!(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE good < $1) FROM (
+                 SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') AS good
+                 FROM chunks c WHERE c.state = {OK}) g"
+        ),
         &[&r],
     )?;
     Ok(MetaReport {
@@ -244,4 +313,28 @@ pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
         chunks: counts.get(0),
         under_replicated: counts.get(1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_a_hold_answers_by_the_row_it_left() {
+        for s in [PENDING, OK, DELETING] {
+            assert_eq!(ChunkState::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), format!("'{}'", s.as_str()));
+        }
+        assert_eq!(ChunkState::parse("gone"), None);
+        assert_eq!(ChunkState::hold_answer(Some((OK, None))), ChunkHold::Stored);
+        assert_eq!(
+            ChunkState::hold_answer(Some((PENDING, Some("h".into())))),
+            ChunkHold::Write("h".into())
+        );
+        assert_eq!(ChunkState::hold_answer(None), ChunkHold::Deleting);
+        assert_eq!(
+            ChunkState::hold_answer(Some((DELETING, None))),
+            ChunkHold::Deleting
+        );
+    }
 }

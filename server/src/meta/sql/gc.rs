@@ -1,6 +1,7 @@
 //! Garbage collection's metadata: version retention and purges, claims on
 //! chunks nothing references, and the notes on orphan objects.
 
+use super::chunks::ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
 use super::tx::{list, Tx};
 use super::{ms, ops};
 use crate::meta::{MetaError, Retention, PENDING_FLOOR};
@@ -88,18 +89,20 @@ pub fn claim_unreferenced(
 ) -> Result<Vec<String>, MetaError> {
     let pending = grace.max(PENDING_FLOOR);
     tx.execute(
-        "UPDATE chunks SET state = 'deleting', hold = NULL WHERE id IN (
-             SELECT id FROM chunks c
-             WHERE ((c.state = 'ok' AND c.created_at < now_ms() - $1)
-                 OR (c.state = 'pending' AND c.created_at < now_ms() - $2))
-               AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
-               AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
-             LIMIT $3)",
+        &format!(
+            "UPDATE chunks SET state = {DELETING}, hold = NULL WHERE id IN (
+                 SELECT id FROM chunks c
+                 WHERE ((c.state = {OK} AND c.created_at < now_ms() - $1)
+                     OR (c.state = {PENDING} AND c.created_at < now_ms() - $2))
+                   AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
+                   AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
+                 LIMIT $3)"
+        ),
         &[&ms(grace), &ms(pending), &limit],
     )?;
     Ok(tx
         .query(
-            "SELECT id FROM chunks WHERE state = 'deleting' LIMIT $1",
+            &format!("SELECT id FROM chunks WHERE state = {DELETING} LIMIT $1"),
             &[&limit],
         )?
         .iter()
@@ -110,7 +113,7 @@ pub fn claim_unreferenced(
 /// See [`crate::meta::MetaStore::forget_chunk`].
 pub fn forget_chunk(tx: &dyn Tx, id: &str) -> Result<(), MetaError> {
     let n = tx.execute(
-        "DELETE FROM chunks WHERE id = $1 AND state = 'deleting'",
+        &format!("DELETE FROM chunks WHERE id = $1 AND state = {DELETING}"),
         &[&id],
     )?;
     if n > 0 {
@@ -165,8 +168,10 @@ pub fn note_orphans(
 /// See [`crate::meta::MetaStore::claim_orphan`].
 pub fn claim_orphan(tx: &dyn Tx, id: &str) -> Result<bool, MetaError> {
     Ok(tx.execute(
-        "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, 0, now_ms(), 'deleting')
-         ON CONFLICT (id) DO NOTHING",
+        &format!(
+            "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, 0, now_ms(), {DELETING})
+             ON CONFLICT (id) DO NOTHING"
+        ),
         &[&id],
     )? > 0)
 }

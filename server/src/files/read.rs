@@ -1,0 +1,123 @@
+//! Reading: a version's metadata, and its chunks for a download, read a
+//! few ahead within the stream's and the server's download budgets.
+
+use super::*;
+
+/// Most chunks of one download in flight at once, however small.
+const MAX_READ_AHEAD_CHUNKS: usize = 64;
+
+/// Download budgets are never closed.
+const OPEN: &str = "the download budget is open";
+
+/// A chunk read for a download, verified. It counts against the download
+/// budget (its stream's read-ahead and the server's) until dropped.
+pub struct HeldChunk {
+    pub data: Bytes,
+    _room: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+}
+
+/// A download's places under its caller's keys, held while it is open.
+pub type Admitted = crate::per_key::Held<String>;
+
+/// The keys a download is counted under: who asks (`account NAME`,
+/// `share link ID`) and from where.
+pub fn download_keys(who: String, addr: Option<std::net::IpAddr>) -> Vec<String> {
+    let mut keys = vec![who];
+    if let Some(a) = addr {
+        keys.push(format!("address {a}"));
+    }
+    keys
+}
+
+impl Files {
+    /// Metadata of version `version` (latest live one if `None`).
+    pub async fn metadata(
+        &self,
+        caller: &Caller,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<FileVersion, FileError> {
+        let row = self.find(caller, path, version).await?;
+        self.with_health(row).await
+    }
+
+    /// Opens a version for reading: its metadata and ordered chunk list.
+    pub async fn open(
+        &self,
+        caller: &Caller,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
+        let row = self.find(caller, path, version).await?;
+        let chunks = self.meta.version_chunks(row.file_id, row.number).await?;
+        Ok((self.with_health(row).await?, chunks))
+    }
+
+    /// The contents of `chunks`, in order, verified, up to
+    /// [`FilesConfig::read_ahead_bytes`] fetched ahead. Each chunk counts
+    /// against the server-wide budget until the [`HeldChunk`] is dropped.
+    pub fn read_chunks(
+        &self,
+        chunks: Vec<ChunkRef>,
+    ) -> impl Stream<Item = Result<HeldChunk, FileError>> + Send + 'static {
+        let cluster = self.cluster.clone();
+        let global = self.budget.read_ahead().clone();
+        // Budget in KiB: semaphore permits are u32, chunks up to MAX_CHUNK.
+        let budget_kib = (self.cfg.read_ahead_bytes / 1024).max(MAX_CHUNK / 1024);
+        // Read-ahead starts at one chunk and doubles with every chunk the
+        // reader takes, up to the budget: a reader that stalls at once
+        // holds one chunk, not the whole read-ahead.
+        let first = MAX_CHUNK / 1024;
+        let budget = Arc::new(tokio::sync::Semaphore::new(first));
+        let granted = Arc::new(std::sync::atomic::AtomicUsize::new(first));
+        let grow = budget.clone();
+        futures::stream::iter(chunks)
+            // In order, one at a time: a chunk waits for room in the budget,
+            // so the earliest chunk is never starved by later ones.
+            .then(move |c| {
+                let budget = budget.clone();
+                let global = global.clone();
+                let cluster = cluster.clone();
+                // Yields the read's handle on purpose: `buffered` below
+                // awaits it, so reads overlap.
+                #[allow(clippy::async_yields_async)]
+                async move {
+                    let kib = (c.size as usize).div_ceil(1024).clamp(1, first) as u32;
+                    // This stream's read-ahead first, then the server's
+                    // (a fair queue: the earliest waiter is served first).
+                    let room = (
+                        budget.acquire_many_owned(kib).await.expect(OPEN),
+                        global.acquire_many_owned(kib).await.expect(OPEN),
+                    );
+                    // A task per chunk: fetches and BLAKE3 checks run on
+                    // every core, not on the response's task. The task owns
+                    // the room, so a read that outlives a dropped download
+                    // still counts until it ends.
+                    tokio::spawn(async move { (cluster.read_chunk(&c.id).await, room) })
+                }
+            })
+            .map(|read| async move {
+                match read.await {
+                    Ok((r, room)) => r
+                        .map_err(FileError::from)
+                        .map(|data| HeldChunk { data, _room: room }),
+                    Err(e) => Err(FileError::Internal(e.to_string())),
+                }
+            })
+            .buffered(MAX_READ_AHEAD_CHUNKS)
+            // The reader's progress earns more read-ahead; the room itself
+            // goes with the chunk, given back when the reader drops it.
+            .map(move |chunk| {
+                let had = granted.load(std::sync::atomic::Ordering::Relaxed);
+                if had < budget_kib {
+                    let more = had.min(budget_kib - had);
+                    granted.store(had + more, std::sync::atomic::Ordering::Relaxed);
+                    grow.add_permits(more);
+                }
+                chunk
+            })
+    }
+}

@@ -1,0 +1,227 @@
+//! Upload sessions: the client cuts and hashes, the server checks the
+//! plan, takes only the chunks the cluster lacks, and commits once.
+
+use super::*;
+
+/// What a client declares when it opens an upload session.
+#[derive(Debug, Clone)]
+pub struct UploadPlan {
+    pub path: String,
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
+    pub hash: String,
+    /// The content's modification time (RFC 3339), if the client gives
+    /// one; see [`modified_time`].
+    pub modified: Option<String>,
+}
+
+/// A client's modification time, checked and written the one way the
+/// server stores it: RFC 3339 in UTC, with as many fractional digits as
+/// the client gave (up to nanoseconds). Empty means none.
+pub fn modified_time(t: &str) -> Result<Option<String>, FileError> {
+    use time::format_description::well_known::Rfc3339;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let parsed = time::OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+        FileError::InvalidArgument(format!(
+            "modification time {t:?} is not RFC 3339 (e.g. 2026-11-27T10:15:00.123456789Z)"
+        ))
+    })?;
+    parsed
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map(Some)
+        .map_err(|e| FileError::InvalidArgument(format!("modification time {t:?}: {e}")))
+}
+
+/// An open upload session, as returned to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStatus {
+    pub id: String,
+    /// Chunk ids the cluster still lacks, each once, in file order.
+    pub missing: Vec<String>,
+    pub expires_at: String,
+    /// The content the session uploads (BLAKE3, hex).
+    pub hash: String,
+}
+
+impl Files {
+    /// Opens an upload session for `plan` and says which chunks to send.
+    pub async fn start_upload(
+        &self,
+        caller: &Caller,
+        plan: UploadPlan,
+    ) -> Result<SessionStatus, FileError> {
+        let path = paths::normalize(&plan.path)?;
+        validate_plan(&plan)?;
+        let (session, missing) = self
+            .meta
+            .open_session(&NewSession {
+                owner: caller.owner,
+                path,
+                size: plan.size,
+                hash: plan.hash,
+                chunks: plan.chunks,
+                ttl: self.cfg.session_ttl,
+                max_open: self.cfg.max_open_sessions,
+                modified: plan.modified,
+            })
+            .await?;
+        Ok(SessionStatus {
+            id: session.id,
+            missing,
+            expires_at: session.expires_at,
+            hash: session.hash,
+        })
+    }
+
+    async fn session(&self, caller: &Caller, id: &str) -> Result<SessionRow, FileError> {
+        self.meta
+            .session(id, caller.owner)
+            .await?
+            .ok_or_else(|| FileError::SessionNotFound(id.to_string()))
+    }
+
+    /// What an open session still lacks (resume after a dropped connection).
+    pub async fn resume_upload(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<SessionStatus, FileError> {
+        let s = self.session(caller, id).await?;
+        let missing = self.meta.unknown_chunks(caller.owner, &s.chunks).await?;
+        Ok(SessionStatus {
+            id: s.id,
+            missing,
+            expires_at: s.expires_at,
+            hash: s.hash,
+        })
+    }
+
+    /// Stores one chunk of a session after checking it is one of the
+    /// session's and that its bytes hash to its id. Returns how many of the
+    /// session's chunks are still missing.
+    pub async fn put_chunk(
+        &self,
+        caller: &Caller,
+        id: &str,
+        chunk: &str,
+        data: Bytes,
+    ) -> Result<usize, FileError> {
+        let slot = self.meta.chunk_slot(id, caller.owner, chunk).await?;
+        let declared = match slot {
+            ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
+            ChunkSlot::NotListed => {
+                return Err(FileError::InvalidArgument(format!(
+                    "chunk {chunk:?} is not part of upload {id}"
+                )))
+            }
+            ChunkSlot::Declared(size) => size,
+        };
+        if data.len() != declared as usize {
+            return Err(FileError::InvalidArgument(format!(
+                "chunk {chunk} has {} bytes; the upload declared {declared}",
+                data.len(),
+            )));
+        }
+        if chunk_id(&data) != chunk {
+            return Err(FileError::InvalidArgument(format!(
+                "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
+            )));
+        }
+        // The session references the chunk already. Stored before or not,
+        // the caller has shown they have it.
+        let mut memory = self.uploads.room();
+        self.cover(&mut memory, data.len() as u64).await?;
+        self.store_chunk(data, None).await?;
+        drop(memory);
+        let left = self.meta.chunk_sent(id, caller.owner, chunk).await?;
+        Ok(left as usize)
+    }
+
+    /// Abandons the caller's session `id`: it no longer counts against
+    /// their open sessions, and chunks only it held become garbage.
+    pub async fn abort_upload(&self, caller: &Caller, id: &str) -> Result<(), FileError> {
+        let s = self.session(caller, id).await?;
+        self.meta.drop_session(&s.id).await?;
+        Ok(())
+    }
+
+    /// Commits a session whose chunks are all stored as a new version, if
+    /// `mode` holds.
+    pub async fn finish_upload(
+        &self,
+        caller: &Caller,
+        id: &str,
+        mode: PutMode,
+    ) -> Result<FileVersion, FileError> {
+        let s = self.session(caller, id).await?;
+        let row = self.meta.finish_session(&s, &caller.name, mode).await?;
+        self.feed.changed(caller.owner);
+        self.with_health(row).await
+    }
+}
+
+fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {
+    let bad = |m: String| Err(FileError::InvalidArgument(m));
+    if !is_chunk_id(&plan.hash) {
+        return bad(
+            "contentHash must be the content hash (over the chunk ids): 64 lowercase hex digits"
+                .into(),
+        );
+    }
+    let last = plan.chunks.len().saturating_sub(1);
+    let mut total = 0u64;
+    let mut sizes = std::collections::HashMap::new();
+    for (i, c) in plan.chunks.iter().enumerate() {
+        if !is_chunk_id(&c.id) {
+            return bad(format!(
+                "chunk {i}: id must be 64 lowercase hex digits (BLAKE3)"
+            ));
+        }
+        if c.size == 0 || c.size as usize > MAX_CHUNK {
+            return bad(format!(
+                "chunk {i}: size {} is outside 1..={MAX_CHUNK}",
+                c.size
+            ));
+        }
+        // FastCDC cuts no chunk shorter than the minimum but the last, so
+        // the number of chunks (and the session's bookkeeping) is bounded
+        // by the size.
+        if i < last && (c.size as usize) < MIN_CHUNK {
+            return bad(format!(
+                "chunk {i}: size {} is below the chunking minimum of {MIN_CHUNK} bytes \
+                 (only the last chunk may be shorter)",
+                c.size
+            ));
+        }
+        if let Some(earlier) = sizes.insert(c.id.as_str(), c.size) {
+            if earlier != c.size {
+                return bad(format!(
+                    "chunk {i}: id {} was listed before with size {earlier}, now {}",
+                    c.id, c.size
+                ));
+            }
+        }
+        total += c.size as u64;
+    }
+    if total != plan.size {
+        return bad(format!(
+            "chunk sizes add up to {total} bytes, but the file size is {}",
+            plan.size
+        ));
+    }
+    // The server computes the content hash itself; a claim that differs
+    // is refused rather than served as the version's hash.
+    let hash = content_hash(plan.chunks.iter().map(|c| c.id.as_str()))
+        .map_err(|e| FileError::InvalidArgument(e.to_string()))?;
+    if hash != plan.hash {
+        return bad(format!(
+            "contentHash {} is not the hash of the listed chunks ({hash}): it is \
+             BLAKE3 (derive-key \"{CONTENT_HASH_CONTEXT}\") over the chunk ids in order",
+            plan.hash
+        ));
+    }
+    Ok(())
+}

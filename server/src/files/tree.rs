@@ -1,0 +1,209 @@
+//! The namespace: listings (flat and by folder), versions, restore,
+//! delete and move.
+
+use super::*;
+
+impl Files {
+    /// A page of live files under `prefix`, and the token of the next page
+    /// (empty on the last one).
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, String), FileError> {
+        let prefix = paths::normalize_prefix(prefix)?;
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let r = self.cluster.config().replication;
+        let rows = self
+            .meta
+            .list_files(caller.owner, &prefix, page_token, limit + 1, r)
+            .await?;
+        let more = rows.len() > limit as usize;
+        let out: Vec<FileVersion> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(row, h)| self.with_health_counts(row, h))
+            .collect();
+        let next = if more {
+            out.last().map(|v| v.path.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((out, next))
+    }
+
+    /// A page of what is directly in `folder` (its files, and its
+    /// sub-folders as prefixes ending in `/`), in path order, and the token
+    /// of the next page (empty on the last one). Files and folders count
+    /// alike against the page size. A sub-folder holding many files costs
+    /// one query to step over, not a read of its files.
+    pub async fn list_folder(
+        &self,
+        caller: &Caller,
+        folder: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, Vec<String>, String), FileError> {
+        let mut prefix = paths::normalize_prefix(folder)?;
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        } as usize;
+        let r = self.cluster.config().replication;
+        let (mut files, mut folders) = (Vec::new(), Vec::<String>::new());
+        // Sorts after every path inside a folder `f/` (as the next page's
+        // token, and to step over the folder's files).
+        let past = |f: &str| format!("{f}\u{10FFFF}");
+        let mut after = page_token.to_string();
+        let mut last = String::new();
+        let mut skip: Option<String> = None;
+        loop {
+            let rows = self
+                .meta
+                .list_files(caller.owner, &prefix, &after, limit as u32 + 1, r)
+                .await?;
+            let exhausted = rows.len() <= limit;
+            for (row, h) in rows {
+                after = row.path.clone();
+                if skip.as_deref().is_some_and(|f| row.path.starts_with(f)) {
+                    continue;
+                }
+                if files.len() + folders.len() == limit {
+                    // Full, and something follows.
+                    return Ok((files, folders, last));
+                }
+                match row.path[prefix.len()..].find('/') {
+                    None => {
+                        last = row.path.clone();
+                        files.push(self.with_health_counts(row, h));
+                    }
+                    Some(i) => {
+                        let f = row.path[..prefix.len() + i + 1].to_string();
+                        last = past(&f);
+                        folders.push(f.clone());
+                        skip = Some(f);
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((files, folders, String::new()));
+            }
+            // Step over the rest of a folder the batch ended in.
+            if let Some(f) = skip.as_deref().filter(|f| after.starts_with(f)) {
+                after = past(f);
+            }
+        }
+    }
+
+    /// A page of a file's versions, newest first, and the token of the
+    /// next page (empty on the last one).
+    pub async fn versions(
+        &self,
+        caller: &Caller,
+        path: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, String), FileError> {
+        let path = paths::normalize(path)?;
+        let limit = match page_size {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let before = match page_token {
+            "" => None,
+            t => Some(t.parse::<u64>().map_err(|_| {
+                FileError::InvalidArgument(format!("pageToken {t:?} is not one this server gave"))
+            })?),
+        };
+        let r = self.cluster.config().replication;
+        let rows = self
+            .meta
+            .list_versions(caller.owner, &path, before, limit + 1, r)
+            .await?;
+        if rows.is_empty() && before.is_none() {
+            return Err(FileError::NotFound(path));
+        }
+        let more = rows.len() > limit as usize;
+        let out: Vec<FileVersion> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(row, h)| self.with_health_counts(row, h))
+            .collect();
+        let next = match out.last() {
+            Some(v) if more => v.number.to_string(),
+            _ => String::new(),
+        };
+        Ok((out, next))
+    }
+
+    /// Makes version `number` the newest again, as a new version.
+    pub async fn restore(
+        &self,
+        caller: &Caller,
+        path: &str,
+        number: u64,
+    ) -> Result<FileVersion, FileError> {
+        let row = self.find(caller, path, Some(number)).await?;
+        let restored = self
+            .meta
+            .restore_version(caller.owner, &row.path, number, &caller.name)
+            .await?
+            .ok_or_else(|| FileError::VersionNotFound {
+                path: row.path.clone(),
+                version: number,
+            })?;
+        self.feed.changed(caller.owner);
+        self.with_health(restored).await
+    }
+
+    /// Deletes a file (its versions stay restorable), if `mode` holds;
+    /// returns its latest version number.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        path: &str,
+        mode: PutMode,
+    ) -> Result<u64, FileError> {
+        let path = paths::normalize(path)?;
+        let latest = self
+            .meta
+            .delete_file(caller.owner, &path, mode)
+            .await?
+            .ok_or(FileError::NotFound(path))?;
+        self.feed.changed(caller.owner);
+        Ok(latest)
+    }
+
+    /// Moves a live file to another name (if `mode` holds for it): the old
+    /// name is deleted, restorable, and the new one gets a version with
+    /// the same content.
+    pub async fn move_file(
+        &self,
+        caller: &Caller,
+        from: &str,
+        to: &str,
+        mode: PutMode,
+    ) -> Result<FileVersion, FileError> {
+        let (from, to) = (paths::normalize(from)?, paths::normalize(to)?);
+        if from == to {
+            return Err(FileError::InvalidArgument(format!(
+                "{from:?} cannot be moved onto itself"
+            )));
+        }
+        let row = self
+            .meta
+            .move_file(caller.owner, &from, &to, mode, &caller.name)
+            .await?
+            .ok_or(FileError::NotFound(from))?;
+        self.feed.changed(caller.owner);
+        self.with_health(row).await
+    }
+}
