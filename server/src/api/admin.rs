@@ -49,6 +49,7 @@ fn worker(s: &Status_, leases: &[crate::meta::LeaseRow]) -> WorkerStatus {
         lease_expires: lease.map(|l| l.expires_at.clone()).unwrap_or_default(),
         name: s.name.clone(),
         state: if s.running { "running" } else { "idle" }.into(),
+        last_outcome: s.last_outcome.clone(),
         passes: s.passes,
         last_pass_started: s.last_pass_started.clone(),
         last_pass_finished: s.last_pass_finished.clone(),

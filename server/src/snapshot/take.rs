@@ -6,7 +6,7 @@ use super::{expired, Keep, SnapshotInfo, SnapshotLog, SnapshotName, PREFIX};
 use crate::cluster::Cluster;
 use crate::meta::{rfc3339, Meta};
 use crate::store::BlobStore;
-use crate::workers::runner::Worker;
+use crate::workers::runner::{Pass, Worker, WorkerError};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -201,13 +201,13 @@ impl Worker for SnapshotWorker {
         "snapshot"
     }
 
-    async fn pass(&mut self, _cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, _cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let targets = self.targets();
         let mut taken = match take(&self.meta, &targets, &self.scratch, &self.key).await {
             Ok(t) => t,
             Err(e) => {
                 self.failed(&e);
-                return Err(e);
+                return Err(e.into());
             }
         };
         taken.info.of_nodes = self.cluster.nodes().len() as u32;
@@ -242,6 +242,6 @@ impl Worker for SnapshotWorker {
             report.push_str(&format!("; errors: {}", problems.join("; ")));
         }
         tracing::info!(key = %info.key, bytes = info.bytes, nodes = info.nodes, "metadata snapshot taken");
-        Ok(report)
+        Ok(Pass::done(report))
     }
 }

@@ -6,7 +6,7 @@
 //! they have been seen unclaimed for the grace period.
 
 use super::pace::Pace;
-use super::runner::Worker;
+use super::runner::{Pass, Worker, WorkerError};
 use crate::cluster::Cluster;
 use crate::identity::{self, Identity};
 use crate::meta::{Meta, Retention};
@@ -54,14 +54,13 @@ impl Gc {
     /// Deletes chunks nothing references: claims them in the metadata
     /// (from then on uploads of them wait and write them again), deletes
     /// their objects, then forgets them. Returns (chunks, errors).
-    async fn collect_chunks(&self, cancel: &CancellationToken) -> Result<(u64, u64), String> {
+    async fn collect_chunks(&self, cancel: &CancellationToken) -> Result<(u64, u64), WorkerError> {
         let (mut chunks, mut errors) = (0u64, 0u64);
         loop {
             let claimed = self
                 .meta
                 .claim_unreferenced(self.cfg.grace, CLAIM_BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let full = claimed.len() as u32 >= CLAIM_BATCH;
             for id in claimed {
                 if cancel.is_cancelled() {
@@ -77,10 +76,7 @@ impl Gc {
                         errors += 1;
                     }
                 }
-                self.meta
-                    .forget_chunk(&id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.meta.forget_chunk(&id).await?;
                 chunks += 1;
             }
             if !full {
@@ -91,7 +87,7 @@ impl Gc {
 
     /// Deletes objects no chunk row names once they stayed unclaimed for
     /// the grace period. Returns (objects, errors).
-    async fn sweep_orphans(&self, cancel: &CancellationToken) -> Result<(u64, u64), String> {
+    async fn sweep_orphans(&self, cancel: &CancellationToken) -> Result<(u64, u64), WorkerError> {
         let (mut orphans, mut errors) = (0u64, 0u64);
         for node in self.cluster.nodes() {
             if cancel.is_cancelled() || node.health.is_down() {
@@ -105,28 +101,19 @@ impl Gc {
             let ripe = self
                 .meta
                 .note_orphans(&node.id, &found, self.cfg.grace)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             for id in ripe {
                 self.pace.spend(1).await;
                 // The listing is old by now: an upload may have claimed
                 // the id since. The claim makes uploads of it wait.
-                if !self
-                    .meta
-                    .claim_orphan(&id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
+                if !self.meta.claim_orphan(&id).await? {
                     continue;
                 }
                 match self.cluster.delete_from(node, &id).await {
                     Ok(()) => orphans += 1,
                     Err(_) => errors += 1,
                 }
-                self.meta
-                    .forget_chunk(&id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.meta.forget_chunk(&id).await?;
             }
         }
         Ok((orphans, errors))
@@ -138,44 +125,42 @@ impl Worker for Gc {
         "gc"
     }
 
-    async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let retention = Retention {
             keep_last: self.cfg.keep_versions,
             keep_younger_than: self.cfg.keep_younger_than,
             purge_deleted_after: self.cfg.deleted_retention,
         };
-        let versions = self
-            .meta
-            .apply_retention(&retention)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.meta
-            .delete_expired_sessions()
-            .await
-            .map_err(|e| e.to_string())?;
+        let versions = self.meta.apply_retention(&retention).await?;
+        self.meta.delete_expired_sessions().await?;
         // Feed entries older than this are gone; a cursor before them
         // makes its client list everything again.
-        self.meta
-            .prune_changes(crate::meta::CHANGES_KEPT)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.meta.prune_changes(crate::meta::CHANGES_KEPT).await?;
         let (chunks, mut errors) = self.collect_chunks(cancel).await?;
         // Objects no row names are orphans only if the nodes belong to
         // this database: checked every pass, as a node may have come back.
+        let mut orphans = 0;
         let sweep = match identity::check(&self.meta, &self.cluster).await? {
             Identity::Mismatch(why) => {
                 tracing::warn!(%why, "gc: orphan sweep off");
                 format!("orphan sweep off: {why}")
             }
             Identity::Agreed(_) => {
-                let (orphans, e) = self.sweep_orphans(cancel).await?;
-                errors += e;
+                let (n, e) = self.sweep_orphans(cancel).await?;
+                (orphans, errors) = (n, errors + e);
                 format!("deleted {orphans} orphan objects")
             }
         };
-        Ok(format!(
+        let report = format!(
             "removed {versions} versions and {chunks} unreferenced chunks, {sweep}, {errors} errors"
-        ))
+        );
+        Ok(if cancel.is_cancelled() {
+            Pass::cancelled(report)
+        } else if versions + chunks + orphans + errors == 0 {
+            Pass::idle(report)
+        } else {
+            Pass::done(report)
+        })
     }
 }
 
@@ -247,7 +232,7 @@ mod tests {
     /// (so a grace period of zero has run out for them).
     async fn collect(gc: &mut Gc) -> String {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        gc.pass(&CancellationToken::new()).await.unwrap()
+        gc.pass(&CancellationToken::new()).await.unwrap().report
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! takes over within the lease time once the holder dies. A pass renews
 //! the lease every third of its time.
 
-use super::runner::Worker;
+use super::runner::{Pass, Worker, WorkerError};
 use crate::meta::Meta;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ impl<W: Worker + Sync> Worker for Leased<W> {
         self.inner.name()
     }
 
-    async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let Self {
             inner,
             meta,
@@ -43,19 +43,14 @@ impl<W: Worker + Sync> Worker for Leased<W> {
             ttl,
         } = self;
         let name = inner.name();
-        if !meta
-            .try_lease(name, holder, *ttl)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        if !meta.try_lease(name, holder, *ttl).await? {
             let other = meta
                 .leases()
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .into_iter()
                 .find(|l| l.name == name)
                 .map_or_else(|| "another server".to_string(), |l| l.holder);
-            return Ok(format!("standby: {name} runs on {other}"));
+            return Ok(Pass::standby(format!("standby: {name} runs on {other}")));
         }
         // Renewed while the pass runs; a lost lease stops the pass.
         let lost = cancel.child_token();
@@ -115,9 +110,9 @@ mod tests {
         fn name(&self) -> &'static str {
             "count"
         }
-        async fn pass(&mut self, _: &CancellationToken) -> Result<String, String> {
+        async fn pass(&mut self, _: &CancellationToken) -> Result<Pass, WorkerError> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Ok("counted".into())
+            Ok(Pass::done("counted"))
         }
     }
 
@@ -134,14 +129,17 @@ mod tests {
         };
         let (mut a, mut b) = (leased("a"), leased("b"));
         let cancel = CancellationToken::new();
-        assert_eq!(a.pass(&cancel).await.unwrap(), "counted");
+        assert_eq!(a.pass(&cancel).await.unwrap(), Pass::done("counted"));
         let standby = b.pass(&cancel).await.unwrap();
-        assert_eq!(standby, "standby: count runs on a");
+        assert_eq!(standby, Pass::standby("standby: count runs on a"));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // The holder stops renewing (it died): b takes over after expiry.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(b.pass(&cancel).await.unwrap(), "counted");
-        assert!(a.pass(&cancel).await.unwrap().starts_with("standby"));
+        assert_eq!(b.pass(&cancel).await.unwrap(), Pass::done("counted"));
+        assert_eq!(
+            a.pass(&cancel).await.unwrap().state,
+            super::super::runner::WorkerState::Standby
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 }

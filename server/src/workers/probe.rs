@@ -2,7 +2,7 @@
 //! failed node is marked down even when no request touches it, and marked
 //! up again as soon as it answers.
 
-use super::runner::Worker;
+use super::runner::{Pass, Worker, WorkerError};
 use crate::cluster::Cluster;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +17,7 @@ impl Worker for Probe {
         "probe"
     }
 
-    async fn pass(&mut self, _cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, _cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let cfg = self.cluster.config().clone();
         let probes = self.cluster.nodes().iter().map(|node| {
             let node = node.clone();
@@ -41,6 +41,9 @@ impl Worker for Probe {
             .into_iter()
             .filter(|ok| *ok)
             .count();
-        Ok(format!("{up} of {} nodes up", self.cluster.nodes().len()))
+        Ok(Pass::done(format!(
+            "{up} of {} nodes up",
+            self.cluster.nodes().len()
+        )))
     }
 }

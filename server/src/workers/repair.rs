@@ -9,7 +9,7 @@
 //! before any is removed, so no replica is lost on the way.
 
 use super::pace::Pace;
-use super::runner::Worker;
+use super::runner::{Pass, Worker, WorkerError};
 use crate::cluster::{Cluster, Node, ReplicaState};
 use crate::meta::Meta;
 use std::collections::HashSet;
@@ -148,7 +148,7 @@ impl Worker for Repair {
         "repair"
     }
 
-    async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let mut t = Tally::default();
         self.drain_hints(&mut t, cancel).await?;
         self.anti_entropy(&mut t, cancel).await?;
@@ -157,8 +157,10 @@ impl Worker for Repair {
             t.copied, t.removed, t.errors
         );
         match t.last_error {
-            Some(e) if t.errors > 0 => Err(format!("{report}; last error: {e}")),
-            _ => Ok(report),
+            Some(last) if t.errors > 0 => Err(WorkerError::Partly { report, last }),
+            _ if cancel.is_cancelled() => Ok(Pass::cancelled(report)),
+            _ if t.copied + t.removed == 0 => Ok(Pass::idle(report)),
+            _ => Ok(Pass::done(report)),
         }
     }
 }

@@ -2,22 +2,107 @@
 //! repeats them on an interval or when asked, until cancelled, and keeps a
 //! [`WorkerHandle`] with its status for the admin API and metrics.
 
-use crate::meta::now_rfc3339;
+use crate::cluster::ClusterError;
+use crate::meta::{now_rfc3339, MetaError};
+use crate::store::StoreError;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// It did what there was to do.
+    Done,
+    /// There was nothing to do.
+    Idle,
+    /// Another server holds this worker's lease and runs it.
+    Standby,
+    /// It stopped early: the server is stopping, or the lease was lost.
+    Cancelled,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Done => "done",
+            WorkerState::Idle => "idle",
+            WorkerState::Standby => "standby",
+            WorkerState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a pass did: how it ended, and a line for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub state: WorkerState,
+    pub report: String,
+}
+
+impl Pass {
+    pub fn done(report: impl Into<String>) -> Self {
+        Self {
+            state: WorkerState::Done,
+            report: report.into(),
+        }
+    }
+
+    pub fn idle(report: impl Into<String>) -> Self {
+        Self {
+            state: WorkerState::Idle,
+            report: report.into(),
+        }
+    }
+
+    pub fn standby(report: impl Into<String>) -> Self {
+        Self {
+            state: WorkerState::Standby,
+            report: report.into(),
+        }
+    }
+
+    pub fn cancelled(report: impl Into<String>) -> Self {
+        Self {
+            state: WorkerState::Cancelled,
+            report: report.into(),
+        }
+    }
+}
+
+/// Why a pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The pass went through but some of its steps failed: what it did,
+    /// and the last failure.
+    #[error("{report}; last error: {last}")]
+    Partly { report: String, last: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for WorkerError {
+    fn from(e: String) -> Self {
+        WorkerError::Other(e)
+    }
+}
+
 /// A kind of background work done in passes.
 pub trait Worker: Send + 'static {
     fn name(&self) -> &'static str;
-    /// One pass. `Ok` carries a one-line report of what it did; `Err` a
-    /// one-line error. A pass should stop early when `cancel` fires.
+    /// One pass. A pass should stop early when `cancel` fires.
     fn pass(
         &mut self,
         cancel: &CancellationToken,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<Pass, WorkerError>> + Send;
 }
 
 /// A snapshot of a worker's status.
@@ -25,6 +110,8 @@ pub trait Worker: Send + 'static {
 pub struct WorkerStatus {
     pub name: String,
     pub running: bool,
+    /// How the last pass ended: a [`WorkerState`], or "failed".
+    pub last_outcome: String,
     pub passes: u64,
     pub last_pass_started: String,
     pub last_pass_finished: String,
@@ -100,12 +187,16 @@ pub fn spawn<W: Worker>(
                 s.passes += 1;
                 s.last_pass_finished = now_rfc3339();
                 match result {
-                    Ok(report) => s.last_report = report,
+                    Ok(pass) => {
+                        s.last_outcome = pass.state.as_str().into();
+                        s.last_report = pass.report;
+                    }
                     Err(e) => {
                         tracing::warn!(worker = worker.name(), error = %e, "worker pass failed");
                         s.errors += 1;
+                        s.last_outcome = "failed".into();
                         s.last_report = format!("failed: {e}");
-                        s.last_error = e;
+                        s.last_error = e.to_string();
                     }
                 }
             }
@@ -126,12 +217,12 @@ mod tests {
         fn name(&self) -> &'static str {
             "counter"
         }
-        async fn pass(&mut self, _: &CancellationToken) -> Result<String, String> {
+        async fn pass(&mut self, _: &CancellationToken) -> Result<Pass, WorkerError> {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             if n == 2 {
-                return Err("second pass fails".into());
+                return Err(WorkerError::Other("second pass fails".into()));
             }
-            Ok(format!("pass {n}"))
+            Ok(Pass::done(format!("pass {n}")))
         }
     }
 
@@ -149,11 +240,13 @@ mod tests {
             (s.passes, s.last_report.as_str(), s.running),
             (1, "pass 1", false)
         );
+        assert_eq!(s.last_outcome, "done");
         let s = h.run_now(true).await.unwrap();
         assert_eq!(
             (s.passes, s.errors, s.last_error.as_str()),
             (2, 1, "second pass fails")
         );
+        assert_eq!(s.last_outcome, "failed");
         assert_eq!(count.load(Ordering::SeqCst), 2);
         cancel.cancel();
         task.await.unwrap();

@@ -4,7 +4,7 @@
 
 use super::pace::Pace;
 use super::repair::restore_copy;
-use super::runner::Worker;
+use super::runner::{Pass, Worker, WorkerError};
 use crate::cluster::{Cluster, ReplicaState};
 use crate::meta::Meta;
 use crate::store::StoreError;
@@ -23,7 +23,7 @@ impl Worker for Scrub {
         "scrub"
     }
 
-    async fn pass(&mut self, cancel: &CancellationToken) -> Result<String, String> {
+    async fn pass(&mut self, cancel: &CancellationToken) -> Result<Pass, WorkerError> {
         let chunks = super::all_chunks(&self.meta).await?;
         let (mut checked, mut corrupt, mut missing, mut fixed, mut errors) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -31,7 +31,9 @@ impl Worker for Scrub {
         for id in chunks {
             for node in self.cluster.home(&id) {
                 if cancel.is_cancelled() {
-                    return Ok(format!("cancelled after {checked} replicas"));
+                    return Ok(Pass::cancelled(format!(
+                        "cancelled after {checked} replicas"
+                    )));
                 }
                 if node.health.is_down() {
                     continue;
@@ -71,8 +73,11 @@ impl Worker for Scrub {
             "checked {checked} replicas: {corrupt} corrupt, {missing} missing, {fixed} replaced, {errors} errors"
         );
         if errors > 0 {
-            return Err(format!("{report}; last error: {last_error}"));
+            return Err(WorkerError::Partly {
+                report,
+                last: last_error,
+            });
         }
-        Ok(report)
+        Ok(Pass::done(report))
     }
 }

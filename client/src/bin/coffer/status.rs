@@ -111,7 +111,7 @@ pub async fn run_worker(ctx: &Ctx, name: &str, wait: bool) -> anyhow::Result<()>
             format!("started a {name} pass")
         }
     });
-    if wait && s.last_report.starts_with("failed") {
+    if wait && s.last_outcome == "failed" {
         anyhow::bail!("the {name} pass failed: {}", s.last_report);
     }
     Ok(())
@@ -149,6 +149,7 @@ fn worker_json(w: &WorkerStatus) -> Value {
         "last_pass_started": w.last_pass_started,
         "last_pass_finished": w.last_pass_finished,
         "last_report": w.last_report,
+        "last_outcome": w.last_outcome,
         "errors": w.errors,
         "last_error": w.last_error,
         "lease_holder": w.lease_holder,
