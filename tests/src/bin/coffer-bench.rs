@@ -934,10 +934,13 @@ async fn metadata_only(
         }
         f.flush()?;
     }
+    // The content hash (over the chunk ids), cut here from the file.
     let hash_of = |p: &Path| -> anyhow::Result<String> {
-        let mut h = blake3::Hasher::new();
-        h.update_reader(std::fs::File::open(p)?)?;
-        Ok(h.finalize().to_hex().to_string())
+        let mut h = coffer_proto::chunking::StreamContentHasher::new();
+        for b in file_blocks(p) {
+            h.update(&b);
+        }
+        Ok(h.finish())
     };
     let (want_sqlite, want_pg) = (hash_of(src)?, hash_of(&other)?);
     let mut sq = sqlite.client().await;

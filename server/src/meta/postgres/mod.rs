@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Statement};
 
 /// Connections per server.
 const POOL_SIZE: usize = 16;
@@ -214,9 +214,21 @@ impl PgTx {
         Ok(self.handle.block_on(self.client.batch_execute(sql))?)
     }
 
-    fn bound(params: Params) -> Vec<Value> {
-        params.iter().map(|p| p.to_value()).collect()
+    /// `sql` in PostgreSQL's spelling, prepared once per connection.
+    fn prepare(&self, sql: &str) -> Result<Statement, MetaError> {
+        Ok(self
+            .handle
+            .block_on(self.client.prepare_cached(&dialect(sql)))?)
     }
+}
+
+/// `params` as the values the statement binds.
+fn values(params: Params) -> Vec<Value> {
+    params.iter().map(|p| p.to_value()).collect()
+}
+
+fn refs(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
 impl Drop for PgTx {
@@ -229,34 +241,26 @@ impl Drop for PgTx {
 
 impl Tx for PgTx {
     fn query(&self, sql: &str, params: Params) -> Result<Vec<Row>, MetaError> {
-        let values = Self::bound(params);
-        let sql = dialect(sql);
-        self.handle.block_on(async {
-            let stmt = self.client.prepare_cached(&sql).await?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let rows = self.client.query(&stmt, &refs).await?;
-            rows.iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.try_get::<_, Value>(i))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(Row)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(MetaError::from)
-        })
+        let (stmt, values) = (self.prepare(sql)?, values(params));
+        let rows = self
+            .handle
+            .block_on(self.client.query(&stmt, &refs(&values)))?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<_, Value>(i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(MetaError::from)
     }
 
     fn execute(&self, sql: &str, params: Params) -> Result<u64, MetaError> {
-        let values = Self::bound(params);
-        let sql = dialect(sql);
-        self.handle.block_on(async {
-            let stmt = self.client.prepare_cached(&sql).await?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            Ok(self.client.execute(&stmt, &refs).await?)
-        })
+        let (stmt, values) = (self.prepare(sql)?, values(params));
+        Ok(self
+            .handle
+            .block_on(self.client.execute(&stmt, &refs(&values)))?)
     }
 
     fn lock_table(&self, table: &str) -> Result<(), MetaError> {
