@@ -47,8 +47,13 @@ struct Conn {
     now: Arc<AtomicI64>,
 }
 
+/// Statements kept prepared per connection: every statement the policy
+/// has, so none is parsed and planned twice (rusqlite keeps 16).
+const PREPARED: usize = 256;
+
 impl Conn {
     fn new(c: Connection) -> Result<Self, MetaError> {
+        c.set_prepared_statement_cache_capacity(PREPARED);
         let now = Arc::new(AtomicI64::new(0));
         let clock = now.clone();
         c.create_scalar_function(
@@ -234,17 +239,25 @@ impl Engine for SqliteEngine {
 /// JSON arrays read with `json_each`.
 fn dialect(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch == '$' && chars.peek().is_some_and(|c| c.is_ascii_digit()) {
-            out.push('?');
-        } else {
-            out.push(ch);
-        }
+    let mut rest = sql;
+    while let Some(at) = rest.find(['$', ' ', 'l', 'r']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let (to, skip) =
+            if rest.starts_with('$') && rest[1..].starts_with(|c: char| c.is_ascii_digit()) {
+                ("?", 1)
+            } else if rest.starts_with(" FOR UPDATE") {
+                ("", " FOR UPDATE".len())
+            } else if rest.starts_with("list_of(") || rest.starts_with("rows_of(") {
+                ("json_each(", "list_of(".len())
+            } else {
+                (&rest[..1], 1)
+            };
+        out.push_str(to);
+        rest = &rest[skip..];
     }
-    out.replace(" FOR UPDATE", "")
-        .replace("list_of(", "json_each(")
-        .replace("rows_of(", "json_each(")
+    out.push_str(rest);
+    out
 }
 
 impl rusqlite::ToSql for Value {
