@@ -257,8 +257,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                 Entry::Folder(sub, target) => {
                                     view! {
                                         <tr class="folder" data-testid="folder-row">
-                                            <td class="folder-icon" aria-hidden="true">"▸"</td>
-                                            <td colspan="5">
+                                            <td colspan="6">
+                                                <span class="folder-icon" aria-hidden="true">"▸"</span>
                                                 <button class="link" on:click=move |_| {
                                                     folder.set(target.clone());
                                                     page.set(0);

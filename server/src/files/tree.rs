@@ -14,10 +14,7 @@ impl Files {
         page_size: u32,
     ) -> Result<(Vec<FileVersion>, String), FileError> {
         let prefix = paths::normalize_prefix(prefix)?;
-        let limit = match page_size {
-            0 => 100,
-            n => n.min(1000),
-        };
+        let limit = page_limit(page_size);
         let r = self.cluster.config().replication;
         let rows = self
             .meta
@@ -53,10 +50,7 @@ impl Files {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
-        let limit = match page_size {
-            0 => 100,
-            n => n.min(1000),
-        } as usize;
+        let limit = page_limit(page_size) as usize;
         let r = self.cluster.config().replication;
         let (mut files, mut folders) = (Vec::new(), Vec::<String>::new());
         // Sorts after every path inside a folder `f/` (as the next page's
@@ -113,10 +107,7 @@ impl Files {
         page_size: u32,
     ) -> Result<(Vec<FileVersion>, String), FileError> {
         let path = paths::normalize(path)?;
-        let limit = match page_size {
-            0 => 100,
-            n => n.min(1000),
-        };
+        let limit = page_limit(page_size);
         let before = match page_token {
             "" => None,
             t => Some(t.parse::<u64>().map_err(|_| {
@@ -205,5 +196,14 @@ impl Files {
             .ok_or(FileError::NotFound(from))?;
         self.feed.changed(caller.owner);
         self.with_health(row).await
+    }
+}
+
+/// How many entries a page holds: `page_size`, 100 when it is 0, at most
+/// 1,000.
+fn page_limit(page_size: u32) -> u32 {
+    match page_size {
+        0 => 100,
+        n => n.min(1000),
     }
 }
