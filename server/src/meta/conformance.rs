@@ -33,6 +33,13 @@ pub async fn store_unowned(meta: &Meta, c: &ChunkRef) {
     }
 }
 
+/// Which of the one chunk `c` `owner` must send.
+async fn unknown(meta: &Meta, owner: OwnerId, c: &ChunkRef) -> Vec<String> {
+    meta.unknown_chunks(owner, std::slice::from_ref(c))
+        .await
+        .unwrap()
+}
+
 fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
     NewVersion {
         owner: DEFAULT_OWNER,
@@ -430,12 +437,7 @@ pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: 
     let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
     assert_eq!(claimed, vec![b.id.clone()], "only the purged file's chunk");
     // Claimed: no longer stored for anyone, and uploads of it must wait.
-    assert_eq!(
-        meta.unknown_chunks(DEFAULT_OWNER, std::slice::from_ref(&b))
-            .await
-            .unwrap(),
-        vec![b.id.clone()]
-    );
+    assert_eq!(unknown(&meta, DEFAULT_OWNER, &b).await, vec![b.id.clone()]);
     assert_eq!(
         meta.hold_chunk(&b, None).await.unwrap(),
         ChunkHold::Deleting
@@ -672,11 +674,7 @@ pub async fn gc_never_claims_a_chunk_a_racing_commit_references(meta: Meta) {
                     !claimed.contains(&c.id),
                     "round {round}: gc claimed a chunk a committed version names"
                 );
-                assert!(meta
-                    .unknown_chunks(DEFAULT_OWNER, std::slice::from_ref(&c))
-                    .await
-                    .unwrap()
-                    .is_empty());
+                assert!(unknown(&meta, DEFAULT_OWNER, &c).await.is_empty());
             }
             Err(MetaError::MissingChunks(1)) => {
                 assert!(
@@ -736,18 +734,9 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
     assert_ne!(bob.id, alice.id);
     let a = chunk('a', 3_000);
     store(&meta, &a).await; // alice's
-    assert!(meta
-        .unknown_chunks(alice.id, std::slice::from_ref(&a))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(unknown(&meta, alice.id, &a).await.is_empty());
     // Bob learns nothing: not that it exists, nor its size.
-    assert_eq!(
-        meta.unknown_chunks(bob.id, std::slice::from_ref(&a))
-            .await
-            .unwrap(),
-        vec![a.id.clone()]
-    );
+    assert_eq!(unknown(&meta, bob.id, &a).await, vec![a.id.clone()]);
     assert_eq!(
         meta.unknown_chunks(bob.id, &[chunk('a', 10)])
             .await
@@ -777,28 +766,15 @@ pub async fn dedup_answers_only_for_the_owners_own_chunks(meta: Meta) {
         .await
         .unwrap();
     assert_eq!(v.size, 3_000);
-    assert!(meta
-        .unknown_chunks(bob.id, std::slice::from_ref(&a))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(unknown(&meta, bob.id, &a).await.is_empty());
     // A streamed upload's chunks were cut from the owner's bytes: theirs.
     let b = chunk('b', 5);
     store_unowned(&meta, &b).await;
     let mut v = new_version("c.bin", std::slice::from_ref(&b));
     v.owner = bob.id;
     meta.commit_version(&v).await.unwrap();
-    assert!(meta
-        .unknown_chunks(bob.id, std::slice::from_ref(&b))
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        meta.unknown_chunks(alice.id, std::slice::from_ref(&b))
-            .await
-            .unwrap(),
-        vec![b.id.clone()]
-    );
+    assert!(unknown(&meta, bob.id, &b).await.is_empty());
+    assert_eq!(unknown(&meta, alice.id, &b).await, vec![b.id.clone()]);
 }
 
 pub async fn accounts_logins_end_with_password_changes_and_removal(meta: Meta) {

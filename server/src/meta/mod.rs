@@ -1,22 +1,13 @@
-//! The metadata interface: one trait, [`MetaStore`], whose methods are
-//! domain operations (commit a version, open a session, hold a chunk,
-//! claim chunks for deletion, take a worker lease…), and its two backends,
-//! [`sqlite`] (the embedded default) and [`postgres`] (several servers on
-//! one database).
+//! The metadata layer: [`MetaStore`], whose methods are domain operations
+//! (commit a version, open a session, hold a chunk, claim chunks for
+//! deletion, take a worker lease…), the rows and refusals they speak in,
+//! and the engines under it: [`sqlite`] (the embedded default) and
+//! [`postgres`] (several servers on one database), each an adapter of the
+//! [`sql`] seam over which every operation is written once.
 //!
-//! Each method owns its transaction; nothing outside the backends names a
-//! database crate. Errors are [`MetaError`] kinds (busy, full,
-//! unreachable, conflict…), so callers decide on meaning, not on SQLSTATEs.
-//!
-//! Architecture Invariant: a version row, its chunk list and its file's
-//! "not deleted" state are written in one transaction, and only after every
-//! chunk it lists is recorded `ok` in `chunks`, i.e. stored on at least W
-//! nodes.
-//!
-//! Architecture Invariant: whatever must hold across servers lives here,
-//! never in one process: chunk holds against gc, version numbers, worker
-//! leases, and time (expiry and grace periods are measured on the
-//! backend's clock).
+//! Nothing outside the adapters names a database crate. Errors are
+//! [`MetaError`] kinds (busy, full, unreachable, a refusal carrying its
+//! data…), so callers decide on meaning, not on SQLSTATEs.
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

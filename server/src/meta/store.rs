@@ -80,7 +80,6 @@ impl MetaStore {
         self.engine.name()
     }
 
-    // ---- chunks ----
     /// Asks whether `chunk` is stored before writing it, and holds it
     /// either way (see [`ChunkHold`]). With `stream`, the streamed upload
     /// references the chunk from now on, in the same transaction, unless
@@ -95,428 +94,6 @@ impl MetaStore {
             chunks::hold(tx, &chunk, stream.as_ref())
         })
         .await
-    }
-
-    /// Records a written chunk as stored on `nodes`, under the hold
-    /// [`MetaStore::hold_chunk`] gave. Fails with
-    /// [`MetaError::ChunkDeleting`] if the hold was lost to gc, in which
-    /// case the objects may be gone: hold and write again.
-    pub async fn record_chunk(
-        &self,
-        chunk: &ChunkRef,
-        hold: &str,
-        nodes: &[String],
-    ) -> Result<(), MetaError> {
-        let (chunk, hold, nodes) = (chunk.clone(), hold.to_string(), nodes.to_vec());
-        self.run(Mode::Unsynced, move |tx| {
-            chunks::record(tx, &chunk, &hold, &nodes)
-        })
-        .await
-    }
-
-    /// Records replica outcomes. Without an fsync of its own where the
-    /// backend allows: a lost outcome is found again by anti-entropy.
-    pub async fn record_replicas(&self, outcomes: &[ReplicaOutcome]) -> Result<(), MetaError> {
-        let outcomes = outcomes.to_vec();
-        self.run(Mode::Unsynced, move |tx| {
-            chunks::record_replicas(tx, &outcomes)
-        })
-        .await
-    }
-
-    /// Which of `chunks` `owner` must send (each once, in first-seen
-    /// order): those not stored, and those `owner` never sent or
-    /// committed, so dedup reveals nothing of other owners' content.
-    /// Fails with [`MetaError::ChunkSize`] if one of the owner's chunks has
-    /// another size than the one given.
-    pub async fn unknown_chunks(
-        &self,
-        owner: OwnerId,
-        chunks: &[ChunkRef],
-    ) -> Result<Vec<String>, MetaError> {
-        let chunks = chunks.to_vec();
-        self.run(Mode::Read, move |tx| {
-            chunks::owner_unknown(tx, owner, &chunks, false)
-        })
-        .await
-    }
-
-    /// Stored chunks with ids after `after`, in id order, at most `limit`.
-    pub async fn chunks_page(&self, after: &str, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
-        let after = after.to_string();
-        self.run(Mode::Read, move |tx| chunks::page(tx, &after, limit))
-            .await
-    }
-
-    /// Replicas recorded missing or corrupt, of stored chunks.
-    pub async fn replicas_needing_repair(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<(String, String)>, MetaError> {
-        self.run(Mode::Read, move |tx| chunks::needing_repair(tx, limit))
-            .await
-    }
-
-    /// Forgets that `node` holds `chunk` (its copy was removed on purpose).
-    pub async fn forget_replica(&self, chunk: &str, node: &str) -> Result<(), MetaError> {
-        let (chunk, node) = (chunk.to_string(), node.to_string());
-        self.run(Mode::Write, move |tx| {
-            chunks::forget_replica(tx, &chunk, &node)
-        })
-        .await
-    }
-
-    // ---- files and versions ----
-    /// Version `number` of a file, or its latest when `None`. Deleted
-    /// files are returned too, flagged.
-    pub async fn version(
-        &self,
-        owner: OwnerId,
-        path: &str,
-        number: Option<u64>,
-    ) -> Result<Option<VersionRow>, MetaError> {
-        let path = path.to_string();
-        self.run(Mode::Read, move |tx| {
-            files::version(tx, owner, &path, number)
-        })
-        .await
-    }
-
-    /// The ordered chunk list of a version.
-    pub async fn version_chunks(
-        &self,
-        file_id: i64,
-        number: u64,
-    ) -> Result<Vec<ChunkRef>, MetaError> {
-        self.run(Mode::Read, move |tx| {
-            files::version_chunks(tx, file_id, number)
-        })
-        .await
-    }
-
-    /// How well a version is replicated against `r` good copies a chunk.
-    pub async fn version_health(
-        &self,
-        file_id: i64,
-        number: u64,
-        r: usize,
-    ) -> Result<HealthCounts, MetaError> {
-        self.run(Mode::Read, move |tx| {
-            files::version_health(tx, file_id, number, r)
-        })
-        .await
-    }
-
-    /// The latest versions of live files under `prefix` sorting after
-    /// `after`, in path order, at most `limit`, each with its health
-    /// against `r` (one query for the page, not one a row).
-    pub async fn list_files(
-        &self,
-        owner: OwnerId,
-        prefix: &str,
-        after: &str,
-        limit: u32,
-        r: usize,
-    ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
-        let (prefix, after) = (prefix.to_string(), after.to_string());
-        self.run(Mode::Read, move |tx| {
-            files::list_files(tx, owner, &prefix, &after, limit, r)
-        })
-        .await
-    }
-
-    /// Versions of a file numbered below `before` (all when `None`),
-    /// newest first, at most `limit`, with health against `r`.
-    pub async fn list_versions(
-        &self,
-        owner: OwnerId,
-        path: &str,
-        before: Option<u64>,
-        limit: u32,
-        r: usize,
-    ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
-        let path = path.to_string();
-        self.run(Mode::Read, move |tx| {
-            files::list_versions(tx, owner, &path, before, limit, r)
-        })
-        .await
-    }
-
-    /// Commits a new version whose content the owner sent (a streamed
-    /// upload, cut by the server): the file is created or undeleted, the
-    /// version takes the next number, and the owner owns its chunks. Fails
-    /// with [`MetaError::MissingChunks`] if a listed chunk is not stored,
-    /// [`MetaError::Limit`] if it would cross the owner's quota, and
-    /// [`MetaError::PathConflict`] if a live file is a folder of the path
-    /// or the path a folder of a live file. Every way of making a version
-    /// (finishing a session, restoring) checks the same.
-    pub async fn commit_version(&self, v: &NewVersion) -> Result<VersionRow, MetaError> {
-        let v = v.clone();
-        self.run(Mode::Write, move |tx| files::commit(tx, &v)).await
-    }
-
-    /// Makes version `number` the newest again, as a new version (and
-    /// undeletes the file). `None` if there is no such version.
-    pub async fn restore_version(
-        &self,
-        owner: OwnerId,
-        path: &str,
-        number: u64,
-        uploader: &str,
-    ) -> Result<Option<VersionRow>, MetaError> {
-        let (path, uploader) = (path.to_string(), uploader.to_string());
-        self.run(Mode::Write, move |tx| {
-            files::restore(tx, owner, &path, number, &uploader)
-        })
-        .await
-    }
-
-    /// Marks a live file deleted; its versions stay. Returns the latest
-    /// version number, or `None` if there is no live file at `path`; fails
-    /// with [`MetaError::Stale`] unless `mode` holds.
-    pub async fn delete_file(
-        &self,
-        owner: OwnerId,
-        path: &str,
-        mode: PutMode,
-    ) -> Result<Option<u64>, MetaError> {
-        let path = path.to_string();
-        self.run(Mode::Write, move |tx| files::delete(tx, owner, &path, mode))
-            .await
-    }
-
-    /// Moves the live file at `from` to `to` in one transaction: `from` is
-    /// deleted (its versions stay, restorable) and `to` gets a new version
-    /// with the same content. `None` if there is no live file at `from`;
-    /// [`MetaError::PathConflict`] if there is one at `to`;
-    /// [`MetaError::Stale`] unless `mode` holds for `from`.
-    pub async fn move_file(
-        &self,
-        owner: OwnerId,
-        from: &str,
-        to: &str,
-        mode: PutMode,
-        uploader: &str,
-    ) -> Result<Option<VersionRow>, MetaError> {
-        let (from, to, uploader) = (from.to_string(), to.to_string(), uploader.to_string());
-        self.run(Mode::Write, move |tx| {
-            files::move_file(tx, owner, &from, &to, mode, &uploader)
-        })
-        .await
-    }
-
-    // ---- change feed ----
-    /// The owner's changes numbered after `after`, oldest first, at most
-    /// `limit`, and the owner's latest change number. Fails with
-    /// [`MetaError::CursorGone`] if changes after `after` were pruned, or
-    /// `after` is ahead of the latest; a `limit` of 0 only asks for the
-    /// latest number.
-    pub async fn changes(
-        &self,
-        owner: OwnerId,
-        after: u64,
-        limit: u32,
-    ) -> Result<(Vec<ChangeRow>, u64), MetaError> {
-        self.run(Mode::Read, move |tx| changes::list(tx, owner, after, limit))
-            .await
-    }
-
-    /// Deletes changes recorded more than `older_than` ago; returns how
-    /// many.
-    pub async fn prune_changes(&self, older_than: Duration) -> Result<u64, MetaError> {
-        self.run(Mode::Write, move |tx| changes::prune(tx, older_than))
-            .await
-    }
-
-    // ---- upload sessions ----
-    /// Opens a session for `s` and says which of its chunks are not
-    /// stored. The session references every chunk it lists, so gc spares
-    /// them until it expires.
-    pub async fn open_session(
-        &self,
-        s: &NewSession,
-    ) -> Result<(SessionRow, Vec<String>), MetaError> {
-        let s = s.clone();
-        // Unsynced: a session lost to a crash is started again.
-        self.run(Mode::Unsynced, move |tx| sessions::open(tx, &s))
-            .await
-    }
-
-    /// The open session `id` of `owner`.
-    pub async fn session(&self, id: &str, owner: OwnerId) -> Result<Option<SessionRow>, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Read, move |tx| sessions::get(tx, &id, owner))
-            .await
-    }
-
-    /// Whether `chunk` belongs to the open session `id` of `owner`, and its
-    /// declared size. Index lookups, whatever the session's length.
-    pub async fn chunk_slot(
-        &self,
-        id: &str,
-        owner: OwnerId,
-        chunk: &str,
-    ) -> Result<ChunkSlot, MetaError> {
-        let (id, chunk) = (id.to_string(), chunk.to_string());
-        self.run(Mode::Read, move |tx| {
-            sessions::chunk_slot(tx, &id, owner, &chunk)
-        })
-        .await
-    }
-
-    /// Records that `owner` sent `chunk` of their session `id` (its bytes
-    /// were checked and stored), and returns how many distinct chunks of
-    /// the session they still must send.
-    pub async fn chunk_sent(
-        &self,
-        id: &str,
-        owner: OwnerId,
-        chunk: &str,
-    ) -> Result<u64, MetaError> {
-        let (id, chunk) = (id.to_string(), chunk.to_string());
-        self.run(Mode::Unsynced, move |tx| {
-            sessions::chunk_sent(tx, &id, owner, &chunk)
-        })
-        .await
-    }
-
-    /// Commits the session as a new version and marks it committed. Fails
-    /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
-    /// never sent by the session's owner, and [`MetaError::Stale`] if
-    /// `mode` does not hold.
-    /// Finishing a committed session again returns the version it
-    /// committed, so a client whose answer was lost can retry.
-    pub async fn finish_session(
-        &self,
-        s: &SessionRow,
-        uploader: &str,
-        mode: PutMode,
-    ) -> Result<VersionRow, MetaError> {
-        let (s, uploader) = (s.clone(), uploader.to_string());
-        self.run(Mode::Write, move |tx| {
-            sessions::finish(tx, &s, &uploader, mode)
-        })
-        .await
-    }
-
-    /// Opens a streamed upload: a session with no plan whose chunk
-    /// references [`MetaStore::hold_chunk`] adds as they are stored. It
-    /// counts against the owner's `max_open` uploads like a session.
-    pub async fn open_stream(
-        &self,
-        owner: OwnerId,
-        ttl: Duration,
-        max_open: u32,
-    ) -> Result<String, MetaError> {
-        self.run(Mode::Unsynced, move |tx| {
-            sessions::open_stream(tx, owner, ttl, max_open)
-        })
-        .await
-    }
-
-    /// Drops a session or stream and its references (an abandoned upload).
-    pub async fn drop_session(&self, id: &str) -> Result<(), MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Write, move |tx| sessions::drop(tx, &id))
-            .await
-    }
-
-    // ---- garbage collection ----
-    /// Applies `retention`; returns how many versions were removed.
-    pub async fn apply_retention(&self, retention: &Retention) -> Result<u64, MetaError> {
-        let retention = retention.clone();
-        self.run(Mode::Write, move |tx| gc::apply_retention(tx, &retention))
-            .await
-    }
-
-    /// Deletes expired sessions; returns how many.
-    pub async fn delete_expired_sessions(&self) -> Result<u64, MetaError> {
-        self.run(Mode::Write, sessions::delete_expired).await
-    }
-
-    /// Marks chunks that nothing references and that are older than
-    /// `grace` (a `pending` one: older than `max(grace, PENDING_FLOOR)`)
-    /// as being deleted, at most `limit`, and returns every chunk so
-    /// marked (also those a gc pass that died left marked). A marked chunk
-    /// is not stored for anyone: uploads of it wait, then write it again.
-    pub async fn claim_unreferenced(
-        &self,
-        grace: Duration,
-        limit: u32,
-    ) -> Result<Vec<String>, MetaError> {
-        self.run(Mode::Claim, move |tx| {
-            gc::claim_unreferenced(tx, grace, limit)
-        })
-        .await
-    }
-
-    /// Forgets a chunk marked for deletion, once its objects are deleted.
-    pub async fn forget_chunk(&self, id: &str) -> Result<(), MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Write, move |tx| gc::forget_chunk(tx, &id))
-            .await
-    }
-
-    /// Notes objects on `node` that no chunk row names; returns those seen
-    /// unclaimed for longer than `grace`, and forgets notes about objects
-    /// that are gone or no longer orphans.
-    pub async fn note_orphans(
-        &self,
-        node: &str,
-        found: &[String],
-        grace: Duration,
-    ) -> Result<Vec<String>, MetaError> {
-        let (node, found) = (node.to_string(), found.to_vec());
-        self.run(Mode::Write, move |tx| {
-            gc::note_orphans(tx, &node, &found, grace)
-        })
-        .await
-    }
-
-    /// Marks an orphan's id as being deleted, if no row names it (an
-    /// upload may have claimed it since the listing). Release it with
-    /// [`MetaStore::forget_chunk`].
-    pub async fn claim_orphan(&self, id: &str) -> Result<bool, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Write, move |tx| gc::claim_orphan(tx, &id))
-            .await
-    }
-
-    // ---- operations ----
-    /// Whole-table figures, read without holding up writers.
-    pub async fn report(&self, r: usize) -> Result<MetaReport, MetaError> {
-        self.run(Mode::Report, move |tx| chunks::report(tx, r))
-            .await
-    }
-
-    /// Takes or renews the lease `name` for `holder` for `ttl`; returns
-    /// whether `holder` holds it now. A lease held by another and not yet
-    /// expired is left alone.
-    pub async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, MetaError> {
-        let (name, holder) = (name.to_string(), holder.to_string());
-        self.run(Mode::Unsynced, move |tx| {
-            ops::try_lease(tx, &name, &holder, ttl)
-        })
-        .await
-    }
-
-    /// Gives a lease up, if `holder` holds it.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), MetaError> {
-        let (name, holder) = (name.to_string(), holder.to_string());
-        self.run(Mode::Write, move |tx| {
-            ops::release_lease(tx, &name, &holder)
-        })
-        .await
-    }
-
-    /// Every lease and its holder.
-    pub async fn leases(&self) -> Result<Vec<LeaseRow>, MetaError> {
-        self.run(Mode::Read, ops::leases).await
     }
 
     /// The cluster identity recorded in this database, if any.
@@ -535,151 +112,6 @@ impl MetaStore {
         .await
     }
 
-    /// Whether the database holds any chunk row.
-    pub async fn has_chunks(&self) -> Result<bool, MetaError> {
-        self.run(Mode::Read, ops::has_chunks).await
-    }
-
-    /// Answers if the database is reachable (readiness).
-    pub async fn ping(&self) -> Result<(), MetaError> {
-        self.run(Mode::Lookup, ops::ping).await
-    }
-
-    // ---- accounts ----
-    /// Creates a user. The first user ever created takes over the
-    /// [`crate::meta::DEFAULT_OWNER`]'s files. [`MetaError::Conflict`] if the name is
-    /// taken.
-    pub async fn add_user(
-        &self,
-        name: &str,
-        password_hash: &str,
-        role: Role,
-    ) -> Result<UserRow, MetaError> {
-        let (name, hash) = (name.to_string(), password_hash.to_string());
-        self.run(Mode::Write, move |tx| accounts::add(tx, &name, &hash, role))
-            .await
-    }
-
-    /// The user called `name`.
-    pub async fn user(&self, name: &str) -> Result<Option<UserRow>, MetaError> {
-        let name = name.to_string();
-        self.run(Mode::Read, move |tx| accounts::by_name(tx, &name))
-            .await
-    }
-
-    /// Every user, by name.
-    pub async fn users(&self) -> Result<Vec<UserRow>, MetaError> {
-        self.run(Mode::Read, accounts::list).await
-    }
-
-    /// Sets a user's password hash and ends every login of theirs; `false`
-    /// if there is no such user.
-    pub async fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, MetaError> {
-        let (name, hash) = (name.to_string(), password_hash.to_string());
-        self.run(Mode::Write, move |tx| {
-            accounts::set_password(tx, &name, &hash)
-        })
-        .await
-    }
-
-    /// Removes a user: their logins end and their files are deleted;
-    /// `false` if there is no such user.
-    pub async fn remove_user(&self, name: &str) -> Result<bool, MetaError> {
-        let name = name.to_string();
-        self.run(Mode::Write, move |tx| accounts::remove(tx, &name))
-            .await
-    }
-
-    /// Opens a login for `user`, whose refresh token hashes to
-    /// `token_hash`, for `ttl`; returns its id and expiry (RFC 3339).
-    pub async fn open_login(
-        &self,
-        user: OwnerId,
-        token_hash: &str,
-        ttl: Duration,
-    ) -> Result<(String, String), MetaError> {
-        let hash = token_hash.to_string();
-        self.run(Mode::Write, move |tx| {
-            accounts::open_login(tx, user, &hash, ttl)
-        })
-        .await
-    }
-
-    /// The login `id` if it is live (not ended, not expired, its user not
-    /// removed), with its user as they are now.
-    pub async fn login(&self, id: &str) -> Result<Option<LoginRow>, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Lookup, move |tx| accounts::login(tx, &id))
-            .await
-    }
-
-    /// Ends login `id`; `false` if it was not live.
-    pub async fn close_login(&self, id: &str) -> Result<bool, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Write, move |tx| accounts::close_login(tx, &id))
-            .await
-    }
-
-    /// What `owner`'s retained versions take and their open uploads
-    /// reserve, and their quota.
-    pub async fn usage(&self, owner: OwnerId) -> Result<Usage, MetaError> {
-        self.run(Mode::Read, move |tx| limits::usage(tx, owner))
-            .await
-    }
-
-    /// Sets (or with `None` lifts) a user's quota; `false` if there is no
-    /// such user.
-    pub async fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<bool, MetaError> {
-        let name = name.to_string();
-        self.run(Mode::Write, move |tx| accounts::set_quota(tx, &name, quota))
-            .await
-    }
-
-    // ---- share links ----
-    /// Creates a share link to a version of one of the owner's live files;
-    /// `None` if there is no such file or version.
-    pub async fn create_share(&self, s: &NewShare) -> Result<Option<ShareRow>, MetaError> {
-        let s = s.clone();
-        self.run(Mode::Write, move |tx| shares::create(tx, &s))
-            .await
-    }
-
-    /// The owner's links, newest first, live and dead.
-    pub async fn shares(&self, owner: OwnerId) -> Result<Vec<ShareRow>, MetaError> {
-        self.run(Mode::Read, move |tx| shares::list(tx, owner))
-            .await
-    }
-
-    /// The link `id` (expired and revoked ones too), if its file is live
-    /// and its version still retained.
-    pub async fn share(&self, id: &str) -> Result<Option<ShareRow>, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Lookup, move |tx| shares::get(tx, &id)).await
-    }
-
-    /// Ends the owner's link `id`; `false` if they have no such link.
-    pub async fn revoke_share(&self, owner: OwnerId, id: &str) -> Result<bool, MetaError> {
-        let id = id.to_string();
-        self.run(Mode::Write, move |tx| shares::revoke(tx, owner, &id))
-            .await
-    }
-
-    /// Sets the setting `key` to `value`, whatever it was.
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), MetaError> {
-        let (key, value) = (key.to_string(), value.to_string());
-        self.run(Mode::Write, move |tx| ops::set_setting(tx, &key, &value))
-            .await
-    }
-
-    /// The setting `key`; sets it to `value` first unless it is set (a
-    /// secret every server of one database must share).
-    pub async fn init_setting(&self, key: &str, value: &str) -> Result<String, MetaError> {
-        let (key, value) = (key.to_string(), value.to_string());
-        self.run(Mode::Write, move |tx| ops::init_setting(tx, &key, &value))
-            .await
-    }
-
-    // ---- disaster recovery ----
     /// Writes a consistent copy of the whole database to the new file
     /// `dest`, while other transactions go on.
     /// [`MetaError::Unsupported`] where the database's own tools do this
@@ -688,3 +120,269 @@ impl MetaStore {
         self.engine.snapshot_into(dest).await
     }
 }
+
+/// The store's operations that are one call of a concern function: each
+/// line names the [`Mode`] it runs in, its signature, and the function
+/// that does the work. Borrowed arguments are owned once, so that every
+/// attempt of a retried transaction lends them out again.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $mode:ident fn $name:ident($($arg:ident: $ty:ty),*)
+        -> $out:ty = $f:path;)*) => {
+        impl MetaStore {$(
+            $(#[$doc])*
+            pub async fn $name(&self, $($arg: $ty),*) -> Result<$out, MetaError> {
+                $(let $arg = $arg.to_owned();)*
+                self.run(Mode::$mode, move |tx| $f(tx, $($arg.lend()),*)).await
+            }
+        )*}
+    };
+}
+
+operations! {
+    /// Records a written chunk as stored on `nodes`, under the hold
+    /// [`MetaStore::hold_chunk`] gave. Fails with
+    /// [`MetaError::ChunkDeleting`] if the hold was lost to gc, in which
+    /// case the objects may be gone: hold and write again.
+    Unsynced fn record_chunk(chunk: &ChunkRef, hold: &str, nodes: &[String]) -> () = chunks::record;
+    /// Records replica outcomes. Without an fsync of its own where the
+    /// backend allows: a lost outcome is found again by anti-entropy.
+    Unsynced fn record_replicas(outcomes: &[ReplicaOutcome]) -> () = chunks::record_replicas;
+    /// Which of `chunks` `owner` must send (each once, in first-seen
+    /// order): those not stored, and those `owner` never sent or
+    /// committed, so dedup reveals nothing of other owners' content.
+    /// Fails with [`MetaError::ChunkSize`] if one of the owner's chunks has
+    /// another size than the one given.
+    Read fn unknown_chunks(owner: OwnerId, chunks: &[ChunkRef]) -> Vec<String> = chunks::unknown;
+    /// Stored chunks with ids after `after`, in id order, at most `limit`.
+    Read fn chunks_page(after: &str, limit: u32) -> Vec<ChunkRef> = chunks::page;
+    /// Replicas recorded missing or corrupt, of stored chunks.
+    Read fn replicas_needing_repair(limit: u32) -> Vec<(String, String)> = chunks::needing_repair;
+    /// Forgets that `node` holds `chunk` (its copy was removed on purpose).
+    Write fn forget_replica(chunk: &str, node: &str) -> () = chunks::forget_replica;
+
+    // ---- files and versions ----
+    /// Version `number` of a file, or its latest when `None`. Deleted
+    /// files are returned too, flagged.
+    Read fn version(owner: OwnerId, path: &str, number: Option<u64>)
+        -> Option<VersionRow> = files::version;
+    /// The ordered chunk list of a version.
+    Read fn version_chunks(file_id: i64, number: u64) -> Vec<ChunkRef> = files::version_chunks;
+    /// How well a version is replicated against `r` good copies a chunk.
+    Read fn version_health(file_id: i64, number: u64, r: usize)
+        -> HealthCounts = files::version_health;
+    /// The latest versions of live files under `prefix` sorting after
+    /// `after`, in path order, at most `limit`, each with its health
+    /// against `r` (one query for the page, not one a row).
+    Read fn list_files(owner: OwnerId, prefix: &str, after: &str, limit: u32, r: usize)
+        -> Vec<(VersionRow, HealthCounts)> = files::list_files;
+    /// Versions of a file numbered below `before` (all when `None`),
+    /// newest first, at most `limit`, with health against `r`.
+    Read fn list_versions(owner: OwnerId, path: &str, before: Option<u64>, limit: u32, r: usize)
+        -> Vec<(VersionRow, HealthCounts)> = files::list_versions;
+    /// Commits a new version whose content the owner sent (a streamed
+    /// upload, cut by the server): the file is created or undeleted, the
+    /// version takes the next number, and the owner owns its chunks. Fails
+    /// with [`MetaError::MissingChunks`] if a listed chunk is not stored,
+    /// [`MetaError::Limit`] if it would cross the owner's quota, and
+    /// [`MetaError::PathConflict`] if a live file is a folder of the path
+    /// or the path a folder of a live file. Every way of making a version
+    /// (finishing a session, restoring) checks the same.
+    Write fn commit_version(v: &NewVersion) -> VersionRow = files::commit;
+    /// Makes version `number` the newest again, as a new version (and
+    /// undeletes the file). `None` if there is no such version.
+    Write fn restore_version(owner: OwnerId, path: &str, number: u64, uploader: &str)
+        -> Option<VersionRow> = files::restore;
+    /// Marks a live file deleted; its versions stay. Returns the latest
+    /// version number, or `None` if there is no live file at `path`; fails
+    /// with [`MetaError::Stale`] unless `mode` holds.
+    Write fn delete_file(owner: OwnerId, path: &str, mode: PutMode) -> Option<u64> = files::delete;
+    /// Moves the live file at `from` to `to` in one transaction: `from` is
+    /// deleted (its versions stay, restorable) and `to` gets a new version
+    /// with the same content. `None` if there is no live file at `from`;
+    /// [`MetaError::PathConflict`] if there is one at `to`;
+    /// [`MetaError::Stale`] unless `mode` holds for `from`.
+    Write fn move_file(owner: OwnerId, from: &str, to: &str, mode: PutMode, uploader: &str)
+        -> Option<VersionRow> = files::move_file;
+
+    // ---- change feed ----
+    /// The owner's changes numbered after `after`, oldest first, at most
+    /// `limit`, and the owner's latest change number. Fails with
+    /// [`MetaError::CursorGone`] if changes after `after` were pruned, or
+    /// `after` is ahead of the latest; a `limit` of 0 only asks for the
+    /// latest number.
+    Read fn changes(owner: OwnerId, after: u64, limit: u32)
+        -> (Vec<ChangeRow>, u64) = changes::list;
+    /// Deletes changes recorded more than `older_than` ago; returns how
+    /// many.
+    Write fn prune_changes(older_than: Duration) -> u64 = changes::prune;
+
+    // ---- upload sessions ----
+    /// Opens a session for `s` and says which of its chunks are not
+    /// stored. The session references every chunk it lists, so gc spares
+    /// them until it expires.
+    Unsynced fn open_session(s: &NewSession) -> (SessionRow, Vec<String>) = sessions::open;
+    /// The open session `id` of `owner`.
+    Read fn session(id: &str, owner: OwnerId) -> Option<SessionRow> = sessions::get;
+    /// Whether `chunk` belongs to the open session `id` of `owner`, and its
+    /// declared size. Index lookups, whatever the session's length.
+    Read fn chunk_slot(id: &str, owner: OwnerId, chunk: &str) -> ChunkSlot = sessions::chunk_slot;
+    /// Records that `owner` sent `chunk` of their session `id` (its bytes
+    /// were checked and stored), and returns how many distinct chunks of
+    /// the session they still must send.
+    Unsynced fn chunk_sent(id: &str, owner: OwnerId, chunk: &str) -> u64 = sessions::chunk_sent;
+    /// Commits the session as a new version and marks it committed. Fails
+    /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
+    /// never sent by the session's owner, and [`MetaError::Stale`] if
+    /// `mode` does not hold.
+    /// Finishing a committed session again returns the version it
+    /// committed, so a client whose answer was lost can retry.
+    Write fn finish_session(s: &SessionRow, uploader: &str, mode: PutMode)
+        -> VersionRow = sessions::finish;
+    /// Opens a streamed upload: a session with no plan whose chunk
+    /// references [`MetaStore::hold_chunk`] adds as they are stored. It
+    /// counts against the owner's `max_open` uploads like a session.
+    Unsynced fn open_stream(owner: OwnerId, ttl: Duration, max_open: u32)
+        -> String = sessions::open_stream;
+    /// Drops a session or stream and its references (an abandoned upload).
+    Write fn drop_session(id: &str) -> () = sessions::drop;
+
+    // ---- garbage collection ----
+    /// Applies `retention`; returns how many versions were removed.
+    Write fn apply_retention(retention: &Retention) -> u64 = gc::apply_retention;
+    /// Deletes expired sessions; returns how many.
+    Write fn delete_expired_sessions() -> u64 = sessions::delete_expired;
+    /// Marks chunks that nothing references and that are older than
+    /// `grace` (a `pending` one: older than `max(grace, PENDING_FLOOR)`)
+    /// as being deleted, at most `limit`, and returns every chunk so
+    /// marked (also those a gc pass that died left marked). A marked chunk
+    /// is not stored for anyone: uploads of it wait, then write it again.
+    Claim fn claim_unreferenced(grace: Duration, limit: u32)
+        -> Vec<String> = gc::claim_unreferenced;
+    /// Forgets a chunk marked for deletion, once its objects are deleted.
+    Write fn forget_chunk(id: &str) -> () = gc::forget_chunk;
+    /// Notes objects on `node` that no chunk row names; returns those seen
+    /// unclaimed for longer than `grace`, and forgets notes about objects
+    /// that are gone or no longer orphans.
+    Write fn note_orphans(node: &str, found: &[String], grace: Duration)
+        -> Vec<String> = gc::note_orphans;
+    /// Marks an orphan's id as being deleted, if no row names it (an
+    /// upload may have claimed it since the listing). Release it with
+    /// [`MetaStore::forget_chunk`].
+    Write fn claim_orphan(id: &str) -> bool = gc::claim_orphan;
+
+    // ---- operations ----
+    /// Whole-table figures, read without holding up writers.
+    Report fn report(r: usize) -> MetaReport = chunks::report;
+    /// Takes or renews the lease `name` for `holder` for `ttl`; returns
+    /// whether `holder` holds it now. A lease held by another and not yet
+    /// expired is left alone.
+    Unsynced fn try_lease(name: &str, holder: &str, ttl: Duration) -> bool = ops::try_lease;
+    /// Gives a lease up, if `holder` holds it.
+    Write fn release_lease(name: &str, holder: &str) -> () = ops::release_lease;
+    /// Every lease and its holder.
+    Read fn leases() -> Vec<LeaseRow> = ops::leases;
+    /// Whether the database holds any chunk row.
+    Read fn has_chunks() -> bool = ops::has_chunks;
+    /// Answers if the database is reachable (readiness).
+    Lookup fn ping() -> () = ops::ping;
+
+    // ---- accounts ----
+    /// Creates a user. The first user ever created takes over the
+    /// [`crate::meta::DEFAULT_OWNER`]'s files. [`MetaError::Conflict`] if the name is
+    /// taken.
+    Write fn add_user(name: &str, password_hash: &str, role: Role) -> UserRow = accounts::add;
+    /// The user called `name`.
+    Read fn user(name: &str) -> Option<UserRow> = accounts::by_name;
+    /// Every user, by name.
+    Read fn users() -> Vec<UserRow> = accounts::list;
+    /// Sets a user's password hash and ends every login of theirs; `false`
+    /// if there is no such user.
+    Write fn set_password(name: &str, password_hash: &str) -> bool = accounts::set_password;
+    /// Removes a user: their logins end and their files are deleted;
+    /// `false` if there is no such user.
+    Write fn remove_user(name: &str) -> bool = accounts::remove;
+    /// Opens a login for `user`, whose refresh token hashes to
+    /// `token_hash`, for `ttl`; returns its id and expiry (RFC 3339).
+    Write fn open_login(user: OwnerId, token_hash: &str, ttl: Duration)
+        -> (String, String) = accounts::open_login;
+    /// The login `id` if it is live (not ended, not expired, its user not
+    /// removed), with its user as they are now.
+    Lookup fn login(id: &str) -> Option<LoginRow> = accounts::login;
+    /// Ends login `id`; `false` if it was not live.
+    Write fn close_login(id: &str) -> bool = accounts::close_login;
+    /// What `owner`'s retained versions take and their open uploads
+    /// reserve, and their quota.
+    Read fn usage(owner: OwnerId) -> Usage = limits::usage;
+    /// Sets (or with `None` lifts) a user's quota; `false` if there is no
+    /// such user.
+    Write fn set_quota(name: &str, quota: Option<u64>) -> bool = accounts::set_quota;
+
+    // ---- share links ----
+    /// Creates a share link to a version of one of the owner's live files;
+    /// `None` if there is no such file or version.
+    Write fn create_share(s: &NewShare) -> Option<ShareRow> = shares::create;
+    /// The owner's links, newest first, live and dead.
+    Read fn shares(owner: OwnerId) -> Vec<ShareRow> = shares::list;
+    /// The link `id` (expired and revoked ones too), if its file is live
+    /// and its version still retained.
+    Lookup fn share(id: &str) -> Option<ShareRow> = shares::get;
+    /// Ends the owner's link `id`; `false` if they have no such link.
+    Write fn revoke_share(owner: OwnerId, id: &str) -> bool = shares::revoke;
+    /// Sets the setting `key` to `value`, whatever it was.
+    Write fn set_setting(key: &str, value: &str) -> () = ops::set_setting;
+    /// The setting `key`; sets it to `value` first unless it is set (a
+    /// secret every server of one database must share).
+    Write fn init_setting(key: &str, value: &str) -> String = ops::init_setting;
+}
+
+/// How an argument an operation owns is lent to each attempt: as the
+/// borrowed form the concern function takes.
+trait Lend {
+    type Out<'a>
+    where
+        Self: 'a;
+    fn lend(&self) -> Self::Out<'_>;
+}
+
+impl Lend for String {
+    type Out<'a> = &'a str;
+    fn lend(&self) -> &str {
+        self
+    }
+}
+
+impl<T> Lend for Vec<T> {
+    type Out<'a>
+        = &'a [T]
+    where
+        T: 'a;
+    fn lend(&self) -> &[T] {
+        self
+    }
+}
+
+/// Values the concern functions take by value.
+macro_rules! lend_copy {
+    ($($t:ty),*) => {$(
+        impl Lend for $t {
+            type Out<'a> = $t;
+            fn lend(&self) -> $t {
+                *self
+            }
+        }
+    )*};
+}
+lend_copy!(i64, u32, u64, usize, Option<u64>, Duration, Role, PutMode);
+
+/// Values the concern functions take by reference.
+macro_rules! lend_ref {
+    ($($t:ty),*) => {$(
+        impl Lend for $t {
+            type Out<'a> = &'a $t;
+            fn lend(&self) -> &$t {
+                self
+            }
+        }
+    )*};
+}
+lend_ref!(ChunkRef, NewVersion, NewSession, SessionRow, Retention, NewShare);

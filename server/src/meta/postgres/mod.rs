@@ -40,35 +40,31 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> MetaError {
         Some(db) => db.message().to_string(),
         None => e.to_string(),
     };
-    match e.code() {
-        Some(c)
-            if *c == SqlState::T_R_SERIALIZATION_FAILURE
-                || *c == SqlState::T_R_DEADLOCK_DETECTED
-                || *c == SqlState::UNIQUE_VIOLATION
-                || *c == SqlState::LOCK_NOT_AVAILABLE =>
-        {
-            MetaError::Busy(msg)
-        }
-        Some(c)
-            if *c == SqlState::DISK_FULL
-                || *c == SqlState::INSUFFICIENT_RESOURCES
-                || *c == SqlState::OUT_OF_MEMORY =>
-        {
-            MetaError::Full(msg)
-        }
-        Some(c)
-            if *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-                || *c == SqlState::CONNECTION_FAILURE
-                || *c == SqlState::TOO_MANY_CONNECTIONS =>
-        {
-            MetaError::Unreachable(msg)
-        }
-        Some(_) => MetaError::Backend(msg),
-        None if e.is_closed() || msg.contains("connect") || msg.contains("timed out") => {
-            MetaError::Unreachable(msg)
-        }
-        None => MetaError::Backend(msg),
+    let is = |codes: &[SqlState]| e.code().is_some_and(|c| codes.contains(c));
+    if is(&[
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::UNIQUE_VIOLATION,
+        SqlState::LOCK_NOT_AVAILABLE,
+    ]) {
+        MetaError::Busy(msg)
+    } else if is(&[
+        SqlState::DISK_FULL,
+        SqlState::INSUFFICIENT_RESOURCES,
+        SqlState::OUT_OF_MEMORY,
+    ]) {
+        MetaError::Full(msg)
+    } else if is(&[
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::CONNECTION_FAILURE,
+        SqlState::TOO_MANY_CONNECTIONS,
+    ]) || (e.code().is_none()
+        && (e.is_closed() || msg.contains("connect") || msg.contains("timed out")))
+    {
+        MetaError::Unreachable(msg)
+    } else {
+        MetaError::Backend(msg)
     }
 }
 

@@ -77,6 +77,11 @@ pub fn chunk_ref(r: &Row) -> ChunkRef {
     }
 }
 
+/// See [`crate::meta::MetaStore::unknown_chunks`].
+pub fn unknown(tx: &dyn Tx, owner: OwnerId, chunks: &[ChunkRef]) -> Result<Vec<String>, MetaError> {
+    owner_unknown(tx, owner, chunks, false)
+}
+
 /// Which of `chunks` `owner` must send (see
 /// [`crate::meta::MetaStore::unknown_chunks`]); with `touch`, the age of
 /// every stored one of theirs is refreshed, which is how a new reference

@@ -37,41 +37,18 @@ impl ToValue for Value {
     }
 }
 
-impl ToValue for i64 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
-    }
+/// Integers and booleans bind as [`Value::Int`] (a `u64` beyond
+/// `i64::MAX` is clamped).
+macro_rules! int_values {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value {
+                Value::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
 }
-
-impl ToValue for i32 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self as i64)
-    }
-}
-
-impl ToValue for u32 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self as i64)
-    }
-}
-
-impl ToValue for u64 {
-    fn to_value(&self) -> Value {
-        Value::Int((*self).min(i64::MAX as u64) as i64)
-    }
-}
-
-impl ToValue for usize {
-    fn to_value(&self) -> Value {
-        Value::Int((*self).min(i64::MAX as usize) as i64)
-    }
-}
-
-impl ToValue for bool {
-    fn to_value(&self) -> Value {
-        Value::Int(*self as i64)
-    }
-}
+int_values!(i64, i32, u32, u64, usize, bool);
 
 impl ToValue for str {
     fn to_value(&self) -> Value {
@@ -124,23 +101,17 @@ impl FromValue for i64 {
     }
 }
 
-impl FromValue for u64 {
-    fn from_value(v: &Value) -> Option<Self> {
-        i64::from_value(v).map(|i| i.max(0) as u64)
-    }
+/// Unsigned integers read from [`Value::Int`], clamped to their range.
+macro_rules! unsigned_values {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: &Value) -> Option<Self> {
+                i64::from_value(v).map(|i| <$t>::try_from(i.max(0)).unwrap_or(<$t>::MAX))
+            }
+        }
+    )*};
 }
-
-impl FromValue for u32 {
-    fn from_value(v: &Value) -> Option<Self> {
-        i64::from_value(v).map(|i| i.clamp(0, u32::MAX as i64) as u32)
-    }
-}
-
-impl FromValue for usize {
-    fn from_value(v: &Value) -> Option<Self> {
-        i64::from_value(v).map(|i| i.max(0) as usize)
-    }
-}
+unsigned_values!(u64, u32, usize);
 
 impl FromValue for bool {
     fn from_value(v: &Value) -> Option<Self> {

@@ -318,6 +318,7 @@ mod tests {
     use super::*;
     use crate::meta::sql::gc::RESTORE_HOLD;
     use crate::meta::Role;
+    use std::mem::discriminant;
 
     #[test]
     fn sqlite_failures_become_kinds() {
@@ -327,22 +328,15 @@ mod tests {
                 None,
             ))
         };
-        assert!(matches!(
-            failure(rusqlite::ffi::SQLITE_FULL),
-            MetaError::Full(_)
-        ));
-        assert!(matches!(
-            failure(rusqlite::ffi::SQLITE_BUSY),
-            MetaError::Busy(_)
-        ));
-        assert!(matches!(
-            failure(rusqlite::ffi::SQLITE_LOCKED),
-            MetaError::Busy(_)
-        ));
-        assert!(matches!(
-            failure(rusqlite::ffi::SQLITE_CORRUPT),
-            MetaError::Backend(_)
-        ));
+        use rusqlite::ffi::{SQLITE_BUSY, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_LOCKED};
+        let kind = |code, of: MetaError| {
+            let got = failure(code);
+            assert_eq!(discriminant(&got), discriminant(&of), "{code}: {got:?}");
+        };
+        kind(SQLITE_FULL, MetaError::Full(String::new()));
+        kind(SQLITE_BUSY, MetaError::Busy(String::new()));
+        kind(SQLITE_LOCKED, MetaError::Busy(String::new()));
+        kind(SQLITE_CORRUPT, MetaError::Backend(String::new()));
     }
 
     #[test]
