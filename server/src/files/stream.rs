@@ -166,12 +166,25 @@ impl StreamUpload {
             chunks: std::mem::take(&mut self.chunks),
             uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.
-            stream: self.stream.take(),
+            stream: self.stream.clone(),
             session: None,
             mode,
             modified,
         };
-        let row = self.files.meta.commit_version(&v).await?;
+        let row = match self.files.meta.commit_version(&v).await {
+            Ok(row) => row,
+            Err(e) => {
+                // A refused commit (stale, a name taken, the quota) frees
+                // the upload's place before the refusal is answered.
+                if let Some(stream) = &self.stream {
+                    if self.files.meta.drop_session(stream).await.is_ok() {
+                        self.stream = None;
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+        self.stream = None;
         self.files.feed.changed(self.caller.owner);
         self.files.with_health(row).await
     }

@@ -594,3 +594,29 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
     // A whole request is answered as ever.
     assert_eq!(server.get("/healthz").await.0, 200);
 }
+
+/// A streamed upload whose commit is refused (here: stale) gives its
+/// place among the open uploads back before the refusal is answered.
+/// Found by the fault soak (seed 2): refused conditional uploads kept
+/// their places until they expired, and after 64 of them every upload of
+/// that user was refused as one too many.
+#[tokio::test]
+async fn refused_streamed_uploads_free_their_place() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_MAX_OPEN_UPLOADS", "2"))
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    for i in 0..4 {
+        let mut req = tonic::Request::new(tokio_stream::iter([FileRequest {
+            file_data: pattern(1000, i).into(),
+            file_name: "stale.bin".into(),
+        }]));
+        req.metadata_mut()
+            .insert("x-coffer-base-version", "7".parse().unwrap());
+        let err = c.upload_file(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    }
+    upload_bytes(&mut c, "fresh.bin", &pattern(1000, 9))
+        .await
+        .expect("refused uploads left no place taken");
+}
