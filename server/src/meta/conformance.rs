@@ -623,6 +623,12 @@ pub async fn replica_outcomes_drive_health_and_repair_hints(meta: Meta) {
     );
     meta.forget_replica(&a.id, "n3").await.unwrap();
     assert!(meta.replicas_needing_repair(10).await.unwrap().is_empty());
+    // Two good copies recorded, on n1 and n2: short of three, not of two.
+    let short = meta.short_of_copies(3).await.unwrap();
+    assert_eq!(short.len(), 1, "{short:?}");
+    let on: std::collections::HashSet<String> = ["n1", "n2"].map(String::from).into();
+    assert_eq!(short[&a.id], on);
+    assert!(meta.short_of_copies(2).await.unwrap().is_empty());
     assert_eq!(
         meta.chunks_page("", 10).await.unwrap(),
         vec![a.clone()],

@@ -23,6 +23,7 @@ use super::{
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,6 +158,9 @@ operations! {
     Read fn chunks_page(after: &str, limit: u32) -> Vec<ChunkRef> = chunks::page;
     /// Replicas recorded missing or corrupt, of stored chunks.
     Read fn replicas_needing_repair(limit: u32) -> Vec<(String, String)> = chunks::needing_repair;
+    /// Stored chunks with fewer than `r` good copies recorded, each with
+    /// the nodes any copy of it is recorded on (good or not).
+    Report fn short_of_copies(r: usize) -> HashMap<String, HashSet<String>> = chunks::short_of_copies;
     /// Forgets that `node` holds `chunk` (its copy was removed on purpose).
     Write fn forget_replica(chunk: &str, node: &str) -> () = chunks::forget_replica;
 

@@ -3,10 +3,12 @@
 //! Each pass first drains the hints (replicas recorded missing or corrupt
 //! by writes, reads and scrub), then runs anti-entropy: it lists every
 //! node's bucket, compares with the placement each stored chunk should
-//! have, copies what is missing from a verified replica, and, once a
-//! chunk's home nodes all hold it, removes copies from nodes outside its
-//! home (left by sloppy writes or a change of nodes). Copies are made
-//! before any is removed, so no replica is lost on the way.
+//! have, copies what is missing from a verified replica, records copies it
+//! finds where no outcome was recorded (an outcome lost to a crash or an
+//! unreachable database), and, once a chunk's home nodes all hold it,
+//! removes copies from nodes outside its home (left by sloppy writes or a
+//! change of nodes). Copies are made before any is removed, so no replica
+//! is lost on the way.
 
 use super::pace::Pace;
 use super::runner::{Pass, Worker, WorkerError};
@@ -38,6 +40,8 @@ pub async fn restore_copy(cluster: &Cluster, id: &str, node: &Node) -> Result<u6
 #[derive(Default)]
 struct Tally {
     copied: u64,
+    /// Copies found on their home nodes with no outcome recorded.
+    found: u64,
     removed: u64,
     errors: u64,
     last_error: Option<String>,
@@ -98,6 +102,11 @@ impl Repair {
         }
         let index = |id: &str| nodes.iter().position(|n| n.id == id).expect("known node");
         let chunks = super::all_chunks(&self.meta).await?;
+        let short = self
+            .meta
+            .short_of_copies(self.cluster.config().replication)
+            .await
+            .map_err(|e| e.to_string())?;
         for id in chunks {
             if cancel.is_cancelled() {
                 break;
@@ -107,7 +116,18 @@ impl Repair {
             for node in &home {
                 match &listings[index(&node.id)] {
                     None => {}
-                    Some(set) if set.contains(&id) => home_ok += 1,
+                    Some(set) if set.contains(&id) => {
+                        home_ok += 1;
+                        // Listed, never recorded: say so (scrub verifies
+                        // its bytes like any other copy's).
+                        if short
+                            .get(&id)
+                            .is_some_and(|known| !known.contains(&node.id))
+                        {
+                            self.cluster.report(&id, &node.id, ReplicaState::Ok);
+                            t.found += 1;
+                        }
+                    }
                     Some(_) => match restore_copy(&self.cluster, &id, node).await {
                         Ok(bytes) => {
                             t.copied += 1;
@@ -153,13 +173,13 @@ impl Worker for Repair {
         self.drain_hints(&mut t, cancel).await?;
         self.anti_entropy(&mut t, cancel).await?;
         let report = format!(
-            "copied {} chunk replicas, removed {} misplaced, {} errors",
-            t.copied, t.removed, t.errors
+            "copied {} chunk replicas, recorded {} found unrecorded, removed {} misplaced, {} errors",
+            t.copied, t.found, t.removed, t.errors
         );
         match t.last_error {
             Some(last) if t.errors > 0 => Err(WorkerError::Partly { report, last }),
             _ if cancel.is_cancelled() => Ok(Pass::cancelled(report)),
-            _ if t.copied + t.removed == 0 => Ok(Pass::idle(report)),
+            _ if t.copied + t.found + t.removed == 0 => Ok(Pass::idle(report)),
             _ => Ok(Pass::done(report)),
         }
     }

@@ -282,6 +282,29 @@ pub fn needing_repair(tx: &dyn Tx, limit: u32) -> Result<Vec<(String, String)>, 
         .collect())
 }
 
+/// See [`crate::meta::MetaStore::short_of_copies`].
+pub fn short_of_copies(
+    tx: &dyn Tx,
+    r: usize,
+) -> Result<HashMap<String, HashSet<String>>, MetaError> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    let rows = tx.query(
+        &format!(
+            "SELECT c.id, r.node FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id
+             WHERE c.state = {OK} AND (SELECT COUNT(*) FROM replicas g
+                                       WHERE g.chunk_id = c.id AND g.state = 'ok') < $1"
+        ),
+        &[&r],
+    )?;
+    for row in rows {
+        let nodes = out.entry(row.get(0)).or_default();
+        if let Some(node) = row.get::<Option<String>>(1) {
+            nodes.insert(node);
+        }
+    }
+    Ok(out)
+}
+
 /// See [`crate::meta::MetaStore::forget_replica`].
 pub fn forget_replica(tx: &dyn Tx, chunk: &str, node: &str) -> Result<(), MetaError> {
     tx.execute(
