@@ -8,6 +8,8 @@
 //! - [`grpc_web`]: a hand-framed grpc-web client.
 //! - [`hostile`]: a fake server that lists names no client may trust.
 //! - [`data`]: deterministic test content and upload/download helpers.
+//! - [`proxy`]: a fault-injecting TCP proxy (delays, cut links).
+//! - [`soak`]: the randomized fault soak and its history checker.
 //! - [`seed`]: a client generated from the tutorial's original proto.
 
 pub mod cli;
@@ -17,7 +19,9 @@ pub mod grpc_web;
 pub mod hostile;
 pub mod ports;
 pub mod postgres;
+pub mod proxy;
 pub mod server;
+pub mod soak;
 
 /// Client types generated from the tutorial's unmodified `storage.proto`.
 #[allow(clippy::all)]

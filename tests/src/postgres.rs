@@ -17,6 +17,21 @@ pub struct PgCluster {
     port: u16,
     dir: PathBuf,
     pid: u32,
+    durability: Durability,
+}
+
+/// What a commit survives once acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Nothing is waited for: a crash of the server loses the last
+    /// commits. Fast, for tests that never crash it.
+    None,
+    /// Each commit's log is written before it is acknowledged, but not
+    /// synced: a crash of the server loses nothing, a crash of the machine
+    /// may.
+    Process,
+    /// Synced to disk, as in production.
+    Disk,
 }
 
 static CLUSTER: OnceCell<PgCluster> = OnceCell::const_new();
@@ -93,12 +108,18 @@ impl PgCluster {
     }
 
     fn start() -> anyhow::Result<PgCluster> {
-        Self::start_with(false)
+        Self::start_with(Durability::None)
     }
 
     /// A cluster of its own, for a test that freezes it.
     pub fn start_private() -> anyhow::Result<PgCluster> {
-        Self::start_with(false)
+        Self::start_with(Durability::None)
+    }
+
+    /// A cluster of its own that loses no acknowledged commit when it is
+    /// crashed ([`PgCluster::restart`]), for the fault soak.
+    pub fn start_crash_safe() -> anyhow::Result<PgCluster> {
+        Self::start_with(Durability::Process)
     }
 
     /// The postmaster and every process it started.
@@ -143,13 +164,12 @@ impl PgCluster {
     /// production one does (the shared test cluster does not), for
     /// benchmarks.
     pub fn start_durable() -> anyhow::Result<PgCluster> {
-        Self::start_with(true)
+        Self::start_with(Durability::Disk)
     }
 
-    fn start_with(durable: bool) -> anyhow::Result<PgCluster> {
+    fn start_with(durability: Durability) -> anyhow::Result<PgCluster> {
         remove_stale_clusters();
         use std::os::unix::fs::PermissionsExt;
-        use std::os::unix::process::CommandExt;
         let bin = pg_bin_dir()?;
         // Not a 0700 temp dir: the postgres user must reach it.
         let dir = std::env::temp_dir().join(format!(
@@ -181,20 +201,45 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port()?;
-        let log = std::fs::File::create(dir.join("postgres.log"))?;
+        let mut cluster = PgCluster {
+            port,
+            dir,
+            pid: 0,
+            durability,
+        };
+        cluster.boot()?;
+        Ok(cluster)
+    }
+
+    /// Starts the postmaster on the cluster's directory and port, and
+    /// waits until it accepts connections.
+    fn boot(&mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let bin = pg_bin_dir()?;
+        let (dir, data) = (self.dir.clone(), self.dir.join("data"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("postgres.log"))?;
         let mut cmd = command_as_owner(&bin.join("postgres"))?;
         cmd.args(["-D", data.to_str().unwrap()])
-            .args(["-p", &port.to_string(), "-k", dir.to_str().unwrap()])
+            .args(["-p", &self.port.to_string(), "-k", dir.to_str().unwrap()])
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
                 "max_connections=300",
             ]);
-        if !durable {
+        match self.durability {
             // A test database: durability is not what is tested here.
-            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"]);
+            Durability::None => {
+                cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+                    .args(["-c", "full_page_writes=off"]);
+            }
+            Durability::Process => {
+                cmd.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+            }
+            Durability::Disk => {}
         }
         cmd.stdout(Stdio::null()).stderr(log);
         // SAFETY: prctl is async-signal-safe; it runs after the uid
@@ -217,18 +262,36 @@ impl PgCluster {
                 tx.send(Err(e)).ok();
             }
         });
-        let pid = rx.recv()??;
-        let cluster = PgCluster { port, dir, pid };
+        self.pid = rx.recv()??;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,
                 "PostgreSQL did not start: {}",
-                cluster.log_tail()
+                self.log_tail()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Ok(cluster)
+        Ok(())
+    }
+
+    /// Crashes the server (an immediate shutdown: no checkpoint, every
+    /// connection cut) and starts it again on the same data and port; it
+    /// recovers from its write-ahead log as after a power cut.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.thaw();
+        // SAFETY: kill(2) with a valid signal number.
+        unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Path::new(&format!("/proc/{}", self.pid)).exists() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "PostgreSQL did not stop: {}",
+                self.log_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.boot()
     }
 
     /// The postmaster's process id.

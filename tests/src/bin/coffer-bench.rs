@@ -29,6 +29,11 @@
 //! `--only sync` syncs `--files` (default 10,000) such files against
 //! `aws s3 sync`, then a no-change pass, then times a saved file's trip
 //! between two running `coffer sync`.
+//! `soak` runs the randomized fault soak instead (see
+//! `coffer_tests::soak`): `--seconds` of faults (or `--minutes`), `--seed`
+//! (default: a random one, printed), `--clients` (default 3), `--runs` soaks
+//! one after another with seeds counting up from `--seed`; it exits non-zero
+//! if any run finds a violation.
 //! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
@@ -59,6 +64,47 @@ fn str_arg(name: &str) -> Option<String> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
+}
+
+/// `coffer-bench soak`: one or more soaks, a summary of each and of all.
+async fn soak() -> anyhow::Result<()> {
+    use coffer_tests::soak::{run, Config};
+    let seconds = match str_arg("--minutes") {
+        Some(m) => m.parse::<u64>().context("--minutes")? * 60,
+        None => arg("--seconds", 60),
+    };
+    let first = arg("--seed", rand::random::<u32>() as u64);
+    let runs = arg("--runs", 1);
+    let mut failed = Vec::new();
+    let mut lines = Vec::new();
+    for seed in first..first + runs {
+        let mut cfg = Config::new(seed, std::time::Duration::from_secs(seconds));
+        cfg.clients = arg("--clients", 3) as usize;
+        let report = run(&cfg).await?;
+        println!("{}", report.summary());
+        let (ok, failed_ops, unknown) = report
+            .ops
+            .values()
+            .fold((0, 0, 0), |a, o| (a.0 + o.0, a.1 + o.1, a.2 + o.2));
+        lines.push(format!(
+            "| {seed} | {ok} | {failed_ops} | {unknown} | {} | {} | {} | {:.1} | {} |",
+            report.faults.values().sum::<u64>(),
+            report.verdict.acked_checked,
+            report.verdict.bytes_verified,
+            report.heal_secs,
+            report.verdict.violations.len()
+        ));
+        if !report.passed() {
+            failed.push(seed);
+        }
+    }
+    println!("| seed | ok | failed | unknown | faults | acked checked | bytes verified | heal s | violations |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for l in lines {
+        println!("{l}");
+    }
+    anyhow::ensure!(failed.is_empty(), "violations found with seeds {failed:?}");
+    Ok(())
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -368,6 +414,9 @@ fn browser_upload(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        return soak().await;
+    }
     if str_arg("--only").as_deref() == Some("snapshot") {
         return snapshot_only(arg("--files", 100_000)).await;
     }

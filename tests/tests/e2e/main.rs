@@ -23,6 +23,7 @@ mod scale_out;
 mod seed;
 mod sessions;
 mod sharing;
+mod soak;
 mod strangers;
 mod sync;
 mod upgrade;

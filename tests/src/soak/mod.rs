@@ -1,0 +1,328 @@
+//! A randomized fault soak with a history checker, after Jepsen: clients
+//! work against a real cluster ([`cluster`]) from a seeded generator
+//! ([`workload`]) while a nemesis breaks things from the same seed
+//! ([`nemesis`]); every operation is recorded ([`history`]); once the
+//! faults stop and the cluster heals (scrub and repair run until every
+//! chunk has its copies, then gc), the checker ([`check`]) holds the
+//! history and the cluster to what Coffer promises: nothing acknowledged
+//! is ever lost.
+//!
+//! A run that finds a violation (or any run, with `COFFER_SOAK_SAVE` set)
+//! writes its history, faults and every process's log to one folder
+//! (`target/soak/`, or `COFFER_SOAK_DIR`) and prints the command that runs
+//! the same schedule again.
+
+pub mod check;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod workload;
+
+use cluster::SoakCluster;
+use coffer_proto::pb::coffer_admin_client::CofferAdminClient;
+use coffer_proto::pb::file_storage_client::FileStorageClient;
+use coffer_proto::pb::{ClusterStatusRequest, RunWorkerRequest};
+use history::{History, Kind, Outcome};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One soak run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    /// How long clients work and the nemesis breaks things.
+    pub duration: Duration,
+    pub clients: usize,
+    /// Versions of each file the servers keep (older ones are gc's).
+    pub keep_versions: u32,
+    /// Break nothing: the workload alone.
+    pub calm: bool,
+    /// Drop every copy of one acknowledged chunk before checking: what a
+    /// broken store would do, to show the checker catches it.
+    pub drop_acked_chunk: bool,
+    /// Where a failing run's folder goes (default: `COFFER_SOAK_DIR`,
+    /// else `target/soak/`).
+    pub save_to: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(seed: u64, duration: Duration) -> Self {
+        Self {
+            seed,
+            duration,
+            clients: 3,
+            keep_versions: 20,
+            calm: false,
+            drop_acked_chunk: false,
+            save_to: None,
+        }
+    }
+
+    /// The command that runs this schedule again.
+    pub fn repeat_command(&self) -> String {
+        format!(
+            "cargo run --release -p coffer-tests --bin coffer-bench -- soak --seed {} --seconds {} --clients {}",
+            self.seed,
+            self.duration.as_secs(),
+            self.clients
+        )
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    /// By kind: (ok, failed, unknown).
+    pub ops: BTreeMap<&'static str, (u64, u64, u64)>,
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Why operations failed or have no known outcome, by status.
+    pub reasons: BTreeMap<String, u64>,
+    pub verdict: check::Verdict,
+    /// From the end of the faults until every chunk had its copies.
+    pub heal_secs: f64,
+    /// Where the history and logs of a failing run went.
+    pub folder: Option<PathBuf>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.verdict.violations.is_empty()
+    }
+
+    /// A summary for people.
+    pub fn summary(&self) -> String {
+        let mut out = format!("soak seed {}\n", self.seed);
+        let total: u64 = self.ops.values().map(|(a, b, c)| a + b + c).sum();
+        out += &format!("operations: {total}\n");
+        for (kind, (ok, failed, unknown)) in &self.ops {
+            out += &format!("  {kind:<15} ok {ok:>5}  failed {failed:>5}  unknown {unknown:>5}\n");
+        }
+        let mut reasons: Vec<_> = self.reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        out += "most frequent reasons for failed and unknown outcomes:\n";
+        for (reason, n) in reasons.iter().take(8) {
+            out += &format!("  {n:>5}  {reason}\n");
+        }
+        out += &format!("faults: {}\n", self.faults.values().sum::<u64>());
+        for (kind, n) in &self.faults {
+            out += &format!("  {kind:<17} {n:>4}\n");
+        }
+        let v = &self.verdict;
+        out += &format!(
+            "checked: {} acknowledged writes, {} versions read back ({} bytes), {} chunks' copies\n",
+            v.acked_checked, v.versions_checked, v.bytes_verified, v.chunks_checked
+        );
+        out += &format!(
+            "healed (every chunk on 3 nodes) in {:.1} s\n",
+            self.heal_secs
+        );
+        out += &format!("violations: {}\n", v.violations.len());
+        for m in v.violations.iter().take(50) {
+            out += &format!("  {m}\n");
+        }
+        if let Some(f) = &self.folder {
+            out += &format!("history and logs: {}\n", f.display());
+        }
+        out
+    }
+}
+
+/// Runs one soak; the report says whether it passed.
+pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
+    eprintln!(
+        "soak: seed {} for {:?} (repeat: {})",
+        cfg.seed,
+        cfg.duration,
+        cfg.repeat_command()
+    );
+    let mut cluster = SoakCluster::start(cfg.keep_versions).await?;
+    let history = Arc::new(History::new());
+    let until = Instant::now() + cfg.duration;
+    let addrs = cluster.addrs();
+    let work = workload::run(cfg.seed, cfg.clients, &addrs, until, history.clone());
+    if cfg.calm {
+        work.await?;
+    } else {
+        let faults = nemesis::run(cfg.seed, &mut cluster, until, history.clone());
+        let (w, f) = tokio::join!(work, faults);
+        w?;
+        f?;
+    }
+    cluster.heal().await?;
+    let healed = Instant::now();
+    let heal = heal(&cluster).await;
+    let heal_secs = healed.elapsed().as_secs_f64();
+    let ops = history.ops();
+    let mut report = Report {
+        seed: cfg.seed,
+        heal_secs,
+        ..Report::default()
+    };
+    for op in &ops {
+        let e = report.ops.entry(op.kind.name()).or_default();
+        let reason = match &op.outcome {
+            Outcome::Ok { .. } => {
+                e.0 += 1;
+                continue;
+            }
+            Outcome::Failed { code, message } => {
+                e.1 += 1;
+                format!("failed {code}: {message}")
+            }
+            Outcome::Unknown { message } => {
+                e.2 += 1;
+                format!("unknown {message}")
+            }
+        };
+        // Names and numbers apart, the same reason.
+        let reason: String = reason
+            .chars()
+            .take(90)
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        *report.reasons.entry(reason).or_default() += 1;
+    }
+    for f in history.faults() {
+        *report.faults.entry(f.kind).or_default() += 1;
+    }
+    if let Err(e) = heal {
+        report
+            .verdict
+            .violations
+            .push(format!("the cluster did not heal: {e:#}"));
+    }
+    if cfg.drop_acked_chunk {
+        drop_one_acked_chunk(&cluster, &ops, &history).await?;
+    }
+    check::history(&ops, &mut report.verdict);
+    let mut c =
+        FileStorageClient::new(workload::channel(&addrs[0])?).max_decoding_message_size(64 << 20);
+    check::cluster(
+        &ops,
+        &cluster,
+        &mut c,
+        cfg.keep_versions,
+        &mut report.verdict,
+    )
+    .await?;
+    if !report.passed() || std::env::var_os("COFFER_SOAK_SAVE").is_some() {
+        report.folder = Some(save(cfg, &cluster, &history, &report)?);
+    }
+    Ok(report)
+}
+
+/// Scrub finds what the faults destroyed, repair copies it back, until
+/// the servers count no chunk short of copies; then gc runs.
+async fn heal(cluster: &SoakCluster) -> anyhow::Result<()> {
+    let admins = cluster
+        .addrs()
+        .iter()
+        .map(|a| workload::channel_for(a, Duration::from_secs(600)).map(CofferAdminClient::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // One server holds each worker's lease: run it wherever it runs.
+    let run = |name: &'static str| {
+        let admins = admins.clone();
+        async move {
+            // A killed server's lease runs out before another takes it.
+            for _ in 0..60 {
+                for mut admin in admins.clone() {
+                    let status = admin
+                        .run_worker(RunWorkerRequest {
+                            name: name.into(),
+                            wait: true,
+                        })
+                        .await?
+                        .into_inner()
+                        .status
+                        .unwrap_or_default();
+                    if status.last_outcome != "standby" {
+                        eprintln!(
+                            "soak: {name}: {} ({})",
+                            status.last_report, status.last_outcome
+                        );
+                        return Ok(status);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            anyhow::bail!("no server ran {name}")
+        }
+    };
+    for pass in 0..10 {
+        run("scrub").await?;
+        run("repair").await?;
+        let status = admins[0]
+            .clone()
+            .cluster_status(ClusterStatusRequest {})
+            .await?
+            .into_inner();
+        if status.under_replicated_chunks == 0 {
+            run("gc").await?;
+            return Ok(());
+        }
+        eprintln!(
+            "soak: heal pass {pass}: {} chunks short of copies",
+            status.under_replicated_chunks
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!("chunks were still short of copies after 10 scrub and repair passes")
+}
+
+/// Deletes every copy of the first chunk of the last acknowledged upload.
+async fn drop_one_acked_chunk(
+    cluster: &SoakCluster,
+    ops: &[history::Op],
+    history: &History,
+) -> anyhow::Result<()> {
+    let (op, content) = ops
+        .iter()
+        .rev()
+        .find_map(|o| match (&o.kind, o.acked()) {
+            (Kind::Upload { content, .. }, Some(_)) => Some((o, content)),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow::anyhow!("no upload was acknowledged"))?;
+    let data = content.bytes();
+    let (off, len) = coffer_proto::chunking::chunk_spans(&data)[0];
+    let id = coffer_proto::chunking::chunk_id(&data[off..off + len]);
+    history.fault("drop chunk", format!("{id} of op {}", op.id));
+    eprintln!("soak: dropping chunk {id} of op {} from every node", op.id);
+    cluster.drop_chunk(&id).await
+}
+
+/// Writes the run's history, faults, findings and logs to a folder.
+fn save(
+    cfg: &Config,
+    cluster: &SoakCluster,
+    history: &History,
+    report: &Report,
+) -> anyhow::Result<PathBuf> {
+    let dir = cfg
+        .save_to
+        .clone()
+        .or_else(|| std::env::var_os("COFFER_SOAK_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| crate::server::workspace_root().join("target/soak"))
+        .join(format!("seed-{}-{}", cfg.seed, std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut lines = String::new();
+    for op in history.ops() {
+        lines += &serde_json::to_string(&op)?;
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("history.jsonl"), lines)?;
+    let mut lines = String::new();
+    for f in history.faults() {
+        lines += &serde_json::to_string(&f)?;
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("faults.jsonl"), lines)?;
+    let mut summary = report.summary();
+    summary += &format!("repeat: {}\n", cfg.repeat_command());
+    std::fs::write(dir.join("report.txt"), summary)?;
+    cluster.save_logs(&dir);
+    Ok(dir)
+}

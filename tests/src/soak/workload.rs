@@ -1,0 +1,507 @@
+//! The workload: concurrent clients, each drawing operations from its own
+//! seeded generator and sending each to either server, recording what it
+//! invoked and how it ended.
+
+use super::history::{Content, History, Kind, Op, Outcome, Seen};
+use bytes::Bytes;
+use coffer_proto::chunking::StreamContentHasher;
+use coffer_proto::pb::file_storage_client::FileStorageClient;
+use coffer_proto::pb::{self, MetadataResponse};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The paths clients contend on: few, in three folders.
+pub const PATHS: usize = 12;
+/// Longest any one operation may take before its outcome is unknown.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn path(i: usize) -> String {
+    format!("{}/f{i}.bin", ["a", "b", "c"][i % 3])
+}
+
+type Client = FileStorageClient<Channel>;
+
+/// One client of the workload.
+struct Worker {
+    id: usize,
+    rng: StdRng,
+    servers: Vec<Client>,
+    history: Arc<History>,
+    next_op: Arc<AtomicU64>,
+    /// The latest version this client saw of each path.
+    known: HashMap<String, u64>,
+    /// Content this client wrote, for uploads of the same bytes elsewhere.
+    written: Vec<Content>,
+    cursor: String,
+}
+
+/// A lazily connecting channel to `addr`: a server that is down fails the
+/// calls made while it is, not the client.
+pub fn channel(addr: &str) -> anyhow::Result<Channel> {
+    channel_for(addr, OP_TIMEOUT)
+}
+
+/// [`channel`] with calls allowed `timeout` (a worker pass run to its end).
+pub fn channel_for(addr: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(addr.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// Runs `clients` clients against `addrs` until `until`.
+pub async fn run(
+    seed: u64,
+    clients: usize,
+    addrs: &[String],
+    until: Instant,
+    history: Arc<History>,
+) -> anyhow::Result<()> {
+    let next_op = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for id in 0..clients {
+        let servers = addrs
+            .iter()
+            .map(|a| {
+                channel(a).map(|c| {
+                    FileStorageClient::new(c)
+                        .max_decoding_message_size(64 << 20)
+                        .max_encoding_message_size(64 << 20)
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut w = Worker {
+            id,
+            rng: StdRng::seed_from_u64(seed ^ (0x5eed_0000 + id as u64)),
+            servers,
+            history: history.clone(),
+            next_op: next_op.clone(),
+            known: HashMap::new(),
+            written: Vec::new(),
+            cursor: String::new(),
+        };
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                w.step().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(())
+}
+
+/// A content size: mostly small files, some of a few chunks, few large.
+fn size(rng: &mut StdRng) -> u64 {
+    match rng.random_range(0..100) {
+        0..60 => rng.random_range(1..64 * 1024),
+        60..85 => rng.random_range(64 * 1024..1024 * 1024),
+        85..97 => rng.random_range(1024 * 1024..3 * 1024 * 1024),
+        _ => rng.random_range(4 * 1024 * 1024..9 * 1024 * 1024),
+    }
+}
+
+/// Whether a refusal with `code` says for sure that nothing changed.
+fn refused(code: Code) -> bool {
+    matches!(
+        code,
+        Code::FailedPrecondition
+            | Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::OutOfRange
+            | Code::ResourceExhausted
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+    )
+}
+
+fn outcome_of(s: &Status) -> Outcome {
+    if refused(s.code()) {
+        Outcome::Failed {
+            code: format!("{:?}", s.code()),
+            message: s.message().to_string(),
+        }
+    } else {
+        Outcome::Unknown {
+            message: format!("{:?}: {}", s.code(), s.message()),
+        }
+    }
+}
+
+fn seen_of(m: &MetadataResponse, how: &'static str) -> Seen {
+    Seen {
+        path: m.file_name.clone(),
+        version: m.version_number,
+        size: m.size,
+        hash: m.content_hash.clone(),
+        deleted: m.deleted,
+        seq: None,
+        how,
+    }
+}
+
+/// A request carrying `base` as the conditional write's header.
+fn with_base<T>(msg: T, base: Option<u64>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(b) = base {
+        req.metadata_mut()
+            .insert("x-coffer-base-version", b.to_string().parse().unwrap());
+    }
+    req
+}
+
+impl Worker {
+    /// Draws, runs and records one operation.
+    async fn step(&mut self) {
+        let server = self.rng.random_range(0..self.servers.len());
+        let kind = self.draw();
+        let id = self.next_op.fetch_add(1, Ordering::Relaxed);
+        let invoked_ms = self.history.now_ms();
+        let outcome = match tokio::time::timeout(OP_TIMEOUT, self.perform(server, &kind)).await {
+            Ok(Ok(seen)) => Outcome::Ok { seen },
+            Ok(Err(s)) => outcome_of(&s),
+            Err(_) => Outcome::Unknown {
+                message: "timed out".into(),
+            },
+        };
+        if let Outcome::Ok { seen } = &outcome {
+            for s in seen
+                .iter()
+                .filter(|s| s.how == "ack" || s.how == "metadata")
+            {
+                self.known.insert(s.path.clone(), s.version);
+            }
+        }
+        self.history.record(Op {
+            id,
+            client: self.id,
+            server,
+            kind,
+            invoked_ms,
+            completed_ms: self.history.now_ms(),
+            outcome,
+        });
+    }
+
+    fn any_path(&mut self) -> String {
+        path(self.rng.random_range(0..PATHS))
+    }
+
+    /// The base of a conditional write (sometimes stale on purpose), or
+    /// none for an unconditional one.
+    fn base(&mut self, path: &str) -> Option<u64> {
+        if self.rng.random_bool(0.3) {
+            let known = self.known.get(path).copied().unwrap_or(0);
+            Some(if self.rng.random_bool(0.2) {
+                known.saturating_sub(1)
+            } else {
+                known
+            })
+        } else {
+            None
+        }
+    }
+
+    fn draw(&mut self) -> Kind {
+        let path = self.any_path();
+        match self.rng.random_range(0..100) {
+            0..30 => {
+                let seed = self.rng.random();
+                let content = Content::new(seed, size(&mut self.rng));
+                self.written.push(content.clone());
+                let base = self.base(&path);
+                Kind::Upload {
+                    path,
+                    content,
+                    base,
+                    session: false,
+                }
+            }
+            30..40 => {
+                let content = Content::new(self.rng.random(), size(&mut self.rng));
+                self.written.push(content.clone());
+                let base = self.base(&path);
+                Kind::Upload {
+                    path,
+                    content,
+                    base,
+                    session: true,
+                }
+            }
+            // The same bytes again, elsewhere: dedup.
+            40..48 if !self.written.is_empty() => {
+                let i = self.rng.random_range(0..self.written.len());
+                Kind::Upload {
+                    path,
+                    content: self.written[i].clone(),
+                    base: None,
+                    session: self.rng.random_bool(0.5),
+                }
+            }
+            48..54 => {
+                let to = self.any_path();
+                let base = self.base(&path);
+                Kind::Move {
+                    from: path,
+                    to,
+                    base,
+                }
+            }
+            54..61 => {
+                let base = self.base(&path);
+                Kind::Delete { path, base }
+            }
+            61..67 => {
+                let latest = self.known.get(&path).copied().unwrap_or(1).max(1);
+                Kind::Restore {
+                    version: self.rng.random_range(1..=latest),
+                    path,
+                }
+            }
+            67..82 => Kind::Read { path },
+            82..90 => Kind::List {
+                prefix: ["a/", "b/", "c/", ""][self.rng.random_range(0..4)].to_string(),
+            },
+            _ => Kind::Changes {
+                cursor: self.cursor.clone(),
+            },
+        }
+    }
+
+    async fn perform(&mut self, server: usize, kind: &Kind) -> Result<Vec<Seen>, Status> {
+        let mut c = self.servers[server].clone();
+        match kind {
+            Kind::Upload {
+                path,
+                content,
+                base,
+                session: false,
+            } => {
+                let data = content.bytes();
+                let blocks: Vec<pb::FileRequest> = data
+                    .chunks(crate::data::MESSAGE)
+                    .enumerate()
+                    .map(|(i, b)| pb::FileRequest {
+                        file_data: Bytes::copy_from_slice(b),
+                        file_name: if i == 0 { path.clone() } else { String::new() },
+                    })
+                    .collect();
+                let blocks = if blocks.is_empty() {
+                    vec![pb::FileRequest {
+                        file_data: Bytes::new(),
+                        file_name: path.clone(),
+                    }]
+                } else {
+                    blocks
+                };
+                let r = c
+                    .upload_file(with_base(tokio_stream::iter(blocks), *base))
+                    .await?
+                    .into_inner();
+                Ok(vec![Seen {
+                    path: path.clone(),
+                    version: r.version,
+                    size: r.size,
+                    hash: r.content_hash,
+                    deleted: false,
+                    seq: None,
+                    how: "ack",
+                }])
+            }
+            Kind::Upload {
+                path,
+                content,
+                base,
+                session: true,
+            } => {
+                let data = content.bytes();
+                let (plan, chunks) = crate::data::session_plan(path, &data);
+                let start = c.start_upload(plan).await?.into_inner();
+                let send = |c: &mut Client, missing: Vec<String>, limit: usize| {
+                    let mut c = c.clone();
+                    let upload_id = start.upload_id.clone();
+                    let chunks = &chunks;
+                    async move {
+                        for id in missing.into_iter().take(limit) {
+                            let data = chunks.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+                            c.put_chunk(pb::PutChunkRequest {
+                                upload_id: upload_id.clone(),
+                                chunk_id: id,
+                                data,
+                            })
+                            .await?;
+                        }
+                        Ok::<(), Status>(())
+                    }
+                };
+                let finish = async {
+                    // Half the chunks, then resume as a client that restarted.
+                    let half = start.missing_chunks.len().div_ceil(2);
+                    send(&mut c, start.missing_chunks.clone(), half).await?;
+                    let resumed = c
+                        .start_upload(pb::StartUploadRequest {
+                            upload_id: start.upload_id.clone(),
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner();
+                    send(&mut c, resumed.missing_chunks, usize::MAX).await?;
+                    c.clone()
+                        .finish_upload(pb::FinishUploadRequest {
+                            upload_id: start.upload_id.clone(),
+                            base_version: *base,
+                        })
+                        .await
+                };
+                let m = match finish.await {
+                    Ok(m) => m.into_inner(),
+                    Err(s) => {
+                        // Give the session up, as a client that stops
+                        // trying does, so it stops counting against the
+                        // open uploads (best effort: the server may be
+                        // the reason it failed).
+                        let abort = c.abort_upload(pb::AbortUploadRequest {
+                            upload_id: start.upload_id.clone(),
+                        });
+                        tokio::time::timeout(Duration::from_secs(5), abort)
+                            .await
+                            .ok();
+                        return Err(s);
+                    }
+                };
+                Ok(vec![seen_of(&m, "ack")])
+            }
+            Kind::Move { from, to, base } => {
+                let m = c
+                    .move_file(pb::MoveFileRequest {
+                        from_name: from.clone(),
+                        to_name: to.clone(),
+                        base_version: *base,
+                    })
+                    .await?
+                    .into_inner();
+                Ok(vec![seen_of(&m, "ack")])
+            }
+            Kind::Delete { path, base } => {
+                let r = c
+                    .delete_file(pb::DeleteFileRequest {
+                        file_name: path.clone(),
+                        base_version: *base,
+                    })
+                    .await?
+                    .into_inner();
+                Ok(vec![Seen {
+                    path: path.clone(),
+                    version: r.latest_version,
+                    size: 0,
+                    hash: String::new(),
+                    deleted: true,
+                    seq: None,
+                    how: "delete",
+                }])
+            }
+            Kind::Restore { path, version } => {
+                let m = c
+                    .restore_version(pb::RestoreVersionRequest {
+                        file_name: path.clone(),
+                        version: *version,
+                    })
+                    .await?
+                    .into_inner();
+                Ok(vec![seen_of(&m, "ack")])
+            }
+            Kind::Read { path } => {
+                let m = c
+                    .get_metadata(pb::FileMetadataRequest {
+                        file_name: path.clone(),
+                        version: 0,
+                    })
+                    .await?
+                    .into_inner();
+                let (size, hash) = read_version(&mut c, path, m.version_number).await?;
+                let mut bytes = seen_of(&m, "bytes");
+                (bytes.size, bytes.hash) = (size, hash);
+                Ok(vec![seen_of(&m, "metadata"), bytes])
+            }
+            Kind::List { prefix } => {
+                let mut seen = Vec::new();
+                let mut token = String::new();
+                loop {
+                    let r = c
+                        .list_files(pb::ListFilesRequest {
+                            prefix: prefix.clone(),
+                            page_size: 1000,
+                            page_token: token,
+                            delimiter: String::new(),
+                        })
+                        .await?
+                        .into_inner();
+                    seen.extend(r.files.iter().map(|m| seen_of(m, "listing")));
+                    if r.next_page_token.is_empty() {
+                        return Ok(seen);
+                    }
+                    token = r.next_page_token;
+                }
+            }
+            Kind::Changes { cursor } => {
+                let r = c
+                    .list_changes(pb::ListChangesRequest {
+                        cursor: cursor.clone(),
+                        page_size: 100,
+                        latest: false,
+                    })
+                    .await?
+                    .into_inner();
+                self.cursor = r.cursor;
+                Ok(r.changes.iter().map(seen_of_change).collect())
+            }
+        }
+    }
+}
+
+pub fn seen_of_change(ch: &pb::Change) -> Seen {
+    Seen {
+        path: ch.file_name.clone(),
+        version: ch.version,
+        size: if ch.deleted { 0 } else { ch.size },
+        hash: if ch.deleted {
+            String::new()
+        } else {
+            ch.content_hash.clone()
+        },
+        deleted: ch.deleted,
+        seq: Some(ch.seq),
+        how: "feed",
+    }
+}
+
+/// Downloads version `version` of `path`; returns its length and the
+/// content hash of the bytes that came.
+pub async fn read_version(
+    c: &mut Client,
+    path: &str,
+    version: u64,
+) -> Result<(u64, String), Status> {
+    let mut stream = c
+        .download_file(pb::FileDownloadRequest {
+            file_name: path.to_string(),
+            version,
+        })
+        .await?
+        .into_inner();
+    let mut h = StreamContentHasher::new();
+    let mut n = 0u64;
+    while let Some(msg) = stream.message().await? {
+        n += msg.file_data.len() as u64;
+        h.update(&msg.file_data);
+    }
+    Ok((n, h.finish()))
+}
