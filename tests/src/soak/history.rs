@@ -63,6 +63,11 @@ pub enum Kind {
     Changes {
         cursor: String,
     },
+    /// A share link to the latest version, then a download through it
+    /// over plain HTTP, without a token.
+    Share {
+        path: String,
+    },
 }
 
 impl Kind {
@@ -85,6 +90,7 @@ impl Kind {
             Kind::Read { .. } => "read",
             Kind::List { .. } => "list",
             Kind::Changes { .. } => "changes",
+            Kind::Share { .. } => "share link",
         }
     }
 }
@@ -101,7 +107,8 @@ pub struct Seen {
     /// The change's number, for a change-feed entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    /// Where it was seen: "ack", "metadata", "bytes", "listing", "feed".
+    /// Where it was seen: "ack", "metadata", "bytes", "listing", "feed",
+    /// "share".
     pub how: &'static str,
 }
 

@@ -5,6 +5,7 @@
 use super::history::{Content, History, Kind, Op, Outcome, Seen};
 use bytes::Bytes;
 use coffer_proto::chunking::StreamContentHasher;
+use coffer_proto::pb::coffer_share_client::CofferShareClient;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::{self, MetadataResponse};
 use rand::rngs::StdRng;
@@ -32,6 +33,10 @@ struct Worker {
     id: usize,
     rng: StdRng,
     servers: Vec<Client>,
+    /// The same servers' channels and addresses, for the other services
+    /// and plain HTTP.
+    channels: Vec<Channel>,
+    addrs: Vec<String>,
     history: Arc<History>,
     next_op: Arc<AtomicU64>,
     /// The latest version this client saw of each path.
@@ -66,20 +71,24 @@ pub async fn run(
     let next_op = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for id in 0..clients {
-        let servers = addrs
+        let channels = addrs
             .iter()
-            .map(|a| {
-                channel(a).map(|c| {
-                    FileStorageClient::new(c)
-                        .max_decoding_message_size(64 << 20)
-                        .max_encoding_message_size(64 << 20)
-                })
-            })
+            .map(|a| channel(a))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let servers = channels
+            .iter()
+            .map(|c| {
+                FileStorageClient::new(c.clone())
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })
+            .collect();
         let mut w = Worker {
             id,
             rng: StdRng::seed_from_u64(seed ^ (0x5eed_0000 + id as u64)),
             servers,
+            channels,
+            addrs: addrs.to_vec(),
             history: history.clone(),
             next_op: next_op.clone(),
             known: HashMap::new(),
@@ -267,9 +276,10 @@ impl Worker {
                 }
             }
             67..82 => Kind::Read { path },
-            82..90 => Kind::List {
+            82..87 => Kind::List {
                 prefix: ["a/", "b/", "c/", ""][self.rng.random_range(0..4)].to_string(),
             },
+            87..90 => Kind::Share { path },
             _ => Kind::Changes {
                 cursor: self.cursor.clone(),
             },
@@ -451,6 +461,31 @@ impl Worker {
                     token = r.next_page_token;
                 }
             }
+            Kind::Share { path } => {
+                let link = CofferShareClient::new(self.channels[server].clone())
+                    .create_share_link(pb::CreateShareLinkRequest {
+                        file_name: path.clone(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                let (status, body) = http_get(&self.addrs[server], &link.url)
+                    .await
+                    .map_err(|e| Status::unavailable(format!("share link: {e}")))?;
+                match status {
+                    200 => Ok(vec![Seen {
+                        path: path.clone(),
+                        version: link.version,
+                        size: body.len() as u64,
+                        hash: coffer_proto::chunking::content_hash_of(&body),
+                        deleted: false,
+                        seq: None,
+                        how: "share",
+                    }]),
+                    404 | 410 => Err(Status::not_found(format!("share link answered {status}"))),
+                    _ => Err(Status::unavailable(format!("share link answered {status}"))),
+                }
+            }
             Kind::Changes { cursor } => {
                 let r = c
                     .list_changes(pb::ListChangesRequest {
@@ -481,6 +516,35 @@ pub fn seen_of_change(ch: &pb::Change) -> Seen {
         seq: Some(ch.seq),
         how: "feed",
     }
+}
+
+/// A plain HTTP GET of `path` from the server at `addr` (`http://…`):
+/// its status and body.
+async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no complete response head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = &raw[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        crate::server::dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Ok((status, body))
 }
 
 /// Downloads version `version` of `path`; returns its length and the
