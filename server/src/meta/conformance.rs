@@ -40,6 +40,20 @@ async fn unknown(meta: &Meta, owner: OwnerId, c: &ChunkRef) -> Vec<String> {
         .unwrap()
 }
 
+/// Deletes the default owner's `path`; its latest version, if it was live.
+async fn delete(meta: &Meta, path: &str) -> Option<u64> {
+    meta.delete_file(DEFAULT_OWNER, path, PutMode::Overwrite)
+        .await
+        .unwrap()
+}
+
+/// Commits `chunks` as the next version of `path`.
+async fn commit(meta: &Meta, path: &str, chunks: &[ChunkRef]) -> VersionRow {
+    meta.commit_version(&new_version(path, chunks))
+        .await
+        .unwrap()
+}
+
 fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
     NewVersion {
         owner: DEFAULT_OWNER,
@@ -78,14 +92,8 @@ pub async fn versions_number_up_and_restore_appends(meta: Meta) {
     let (a, b) = (chunk('a', 3), chunk('b', 5));
     store(&meta, &a).await;
     store(&meta, &b).await;
-    let v1 = meta
-        .commit_version(&new_version("x", std::slice::from_ref(&a)))
-        .await
-        .unwrap();
-    let v2 = meta
-        .commit_version(&new_version("x", &[a.clone(), b.clone()]))
-        .await
-        .unwrap();
+    let v1 = commit(&meta, "x", std::slice::from_ref(&a)).await;
+    let v2 = commit(&meta, "x", &[a.clone(), b.clone()]).await;
     assert_eq!((v1.number, v2.number), (1, 2));
     assert_eq!(v2.chunk_count, 2);
     let v3 = meta
@@ -146,25 +154,15 @@ pub async fn a_version_with_unstored_chunks_is_refused_whole(meta: Meta) {
 
 pub async fn delete_hides_from_listing_and_a_new_version_undeletes(meta: Meta) {
     for p in ["d/one", "d/two", "e"] {
-        meta.commit_version(&new_version(p, &[])).await.unwrap();
+        commit(&meta, p, &[]).await;
     }
     let under_d = meta
         .list_files(DEFAULT_OWNER, "d/", "", 10, 1)
         .await
         .unwrap();
     assert_eq!(under_d.len(), 2);
-    assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one", PutMode::Overwrite)
-            .await
-            .unwrap(),
-        Some(1)
-    );
-    assert_eq!(
-        meta.delete_file(DEFAULT_OWNER, "d/one", PutMode::Overwrite)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(delete(&meta, "d/one").await, Some(1));
+    assert_eq!(delete(&meta, "d/one").await, None);
     let live = meta.list_files(DEFAULT_OWNER, "", "", 10, 1).await.unwrap();
     assert_eq!(
         live.iter()
@@ -195,9 +193,7 @@ pub async fn listing_pages_in_byte_order_with_health(meta: Meta) {
     store(&meta, &a).await;
     // Byte order: upper case before lower case, 'Z' < 'a' < 'é'.
     for p in ["b", "Z", "a.txt", "é", "a/b"] {
-        meta.commit_version(&new_version(p, std::slice::from_ref(&a)))
-            .await
-            .unwrap();
+        commit(&meta, p, std::slice::from_ref(&a)).await;
     }
     let mut seen = Vec::new();
     let mut after = String::new();
@@ -369,9 +365,7 @@ pub async fn keep_last_trims_old_versions_but_the_age_rule_protects_young_ones(m
     let a = chunk('a', 1);
     store(&meta, &a).await;
     for _ in 0..3 {
-        meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
-            .await
-            .unwrap();
+        commit(&meta, "f", std::slice::from_ref(&a)).await;
     }
     let keep_young = Retention {
         keep_last: Some(1),
@@ -401,15 +395,9 @@ pub async fn deleted_files_are_purged_and_their_chunks_become_collectable(meta: 
     let (a, b) = (chunk('a', 1), chunk('b', 1));
     store(&meta, &a).await;
     store(&meta, &b).await;
-    meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
-        .await
-        .unwrap();
-    meta.commit_version(&new_version("g", std::slice::from_ref(&b)))
-        .await
-        .unwrap();
-    meta.delete_file(DEFAULT_OWNER, "g", PutMode::Overwrite)
-        .await
-        .unwrap();
+    commit(&meta, "f", std::slice::from_ref(&a)).await;
+    commit(&meta, "g", std::slice::from_ref(&b)).await;
+    delete(&meta, "g").await;
     tick().await;
     assert!(
         meta.claim_unreferenced(Duration::ZERO, 10)
@@ -591,10 +579,7 @@ pub async fn expired_sessions_are_deleted_and_release_their_chunks(meta: Meta) {
 pub async fn replica_outcomes_drive_health_and_repair_hints(meta: Meta) {
     let a = chunk('a', 10);
     store(&meta, &a).await; // good on n1
-    let v = meta
-        .commit_version(&new_version("f", std::slice::from_ref(&a)))
-        .await
-        .unwrap();
+    let v = commit(&meta, "f", std::slice::from_ref(&a)).await;
     let outcome = |node: &str, state| ReplicaOutcome {
         chunk_id: a.id.clone(),
         node: node.into(),
@@ -868,9 +853,7 @@ pub async fn a_file_and_a_folder_never_share_a_name(meta: Meta) {
     let a = chunk('a', 1);
     store(&meta, &a).await;
     let one = std::slice::from_ref(&a);
-    meta.commit_version(&new_version("docs/report", one))
-        .await
-        .unwrap();
+    commit(&meta, "docs/report", one).await;
     for clash in ["docs", "docs/report/v2", "docs/report/v2/deep"] {
         let err = meta
             .commit_version(&new_version(clash, one))
@@ -885,15 +868,11 @@ pub async fn a_file_and_a_folder_never_share_a_name(meta: Meta) {
     }
     // Neighbours that only share a prefix are fine.
     for fine in ["docs/report2", "docs/repor", "docs-x", "docs/other/x"] {
-        meta.commit_version(&new_version(fine, one)).await.unwrap();
+        commit(&meta, fine, one).await;
     }
     // A deleted file frees its name for a folder; restoring it then clashes.
-    meta.delete_file(DEFAULT_OWNER, "docs/report", PutMode::Overwrite)
-        .await
-        .unwrap();
-    meta.commit_version(&new_version("docs/report/v2", one))
-        .await
-        .unwrap();
+    delete(&meta, "docs/report").await;
+    commit(&meta, "docs/report/v2", one).await;
     let err = meta
         .restore_version(DEFAULT_OWNER, "docs/report", 1, "test")
         .await
@@ -1087,7 +1066,7 @@ pub async fn versions_count_against_the_per_owner_limit_empty_ones_too(meta: Met
         .unwrap_err();
     assert!(matches!(err, MetaError::Limit(_)), "{err}");
     // Someone else has their own count.
-    meta.commit_version(&new_version("c", &[])).await.unwrap();
+    commit(&meta, "c", &[]).await;
     // Deleted files' versions still count; purged ones and trimmed ones
     // give their places back.
     meta.delete_file(alice.id, "b", PutMode::Overwrite)
@@ -1123,9 +1102,7 @@ pub async fn versions_page_newest_first(meta: Meta) {
     let a = chunk('a', 1);
     store(&meta, &a).await;
     for _ in 0..7 {
-        meta.commit_version(&new_version("f", std::slice::from_ref(&a)))
-            .await
-            .unwrap();
+        commit(&meta, "f", std::slice::from_ref(&a)).await;
     }
     let numbers = |rows: Vec<(VersionRow, HealthCounts)>| -> Vec<u64> {
         rows.into_iter().map(|(v, _)| v.number).collect()
@@ -1151,8 +1128,8 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     let a = chunk('a', 1);
     store(&meta, &a).await;
     let one = std::slice::from_ref(&a);
-    meta.commit_version(&new_version("doc", one)).await.unwrap();
-    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    commit(&meta, "doc", one).await;
+    commit(&meta, "doc", one).await;
     let share = |id: &str, number: Option<u64>, ttl: Duration| NewShare {
         id: id.to_string(),
         owner: DEFAULT_OWNER,
@@ -1179,7 +1156,7 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
         .unwrap()
         .is_none());
     // A later version does not move a link.
-    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    commit(&meta, "doc", one).await;
     assert_eq!(meta.share("s1").await.unwrap().unwrap().number, 2);
     let ids: Vec<String> = meta
         .shares(DEFAULT_OWNER)
@@ -1197,19 +1174,15 @@ pub async fn share_links_name_one_version_and_end(meta: Meta) {
     assert!(meta.revoke_share(DEFAULT_OWNER, "s1").await.unwrap());
     assert!(meta.share("s1").await.unwrap().unwrap().revoked);
     // Deleting the file ends its links; purging removes them.
-    meta.delete_file(DEFAULT_OWNER, "doc", PutMode::Overwrite)
-        .await
-        .unwrap();
+    delete(&meta, "doc").await;
     assert!(meta.share("s2").await.unwrap().is_none());
     tick().await;
     // For good: the path made again (a new version, here; a restore or a
     // move back alike) does not bring a link back.
-    meta.commit_version(&new_version("doc", one)).await.unwrap();
+    commit(&meta, "doc", one).await;
     let after = meta.share("s2").await.unwrap().expect("version 1 is kept");
     assert!(after.revoked, "a deleted file's link came back");
-    meta.delete_file(DEFAULT_OWNER, "doc", PutMode::Overwrite)
-        .await
-        .unwrap();
+    delete(&meta, "doc").await;
     tick().await;
     meta.apply_retention(&Retention {
         purge_deleted_after: Some(Duration::ZERO),
@@ -1321,12 +1294,8 @@ pub async fn a_move_deletes_the_old_name_and_versions_the_new(meta: Meta) {
     let (a, b) = (chunk('a', 1), chunk('b', 2));
     store(&meta, &a).await;
     store(&meta, &b).await;
-    meta.commit_version(&new_version("dir/old", std::slice::from_ref(&a)))
-        .await
-        .unwrap();
-    meta.commit_version(&new_version("taken", std::slice::from_ref(&b)))
-        .await
-        .unwrap();
+    commit(&meta, "dir/old", std::slice::from_ref(&a)).await;
+    commit(&meta, "taken", std::slice::from_ref(&b)).await;
     // Onto a live file: refused, nothing changes.
     let err = meta
         .move_file(DEFAULT_OWNER, "dir/old", "taken", PutMode::Overwrite, "u")
@@ -1388,8 +1357,8 @@ pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: 
     assert!(none.is_empty());
     assert_eq!(head, 0);
     let one = std::slice::from_ref(&a);
-    meta.commit_version(&new_version("a", one)).await.unwrap();
-    meta.commit_version(&new_version("a", one)).await.unwrap();
+    commit(&meta, "a", one).await;
+    commit(&meta, "a", one).await;
     meta.restore_version(DEFAULT_OWNER, "a", 1, "u")
         .await
         .unwrap()
@@ -1398,9 +1367,7 @@ pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: 
         .await
         .unwrap()
         .unwrap();
-    meta.delete_file(DEFAULT_OWNER, "b", PutMode::Overwrite)
-        .await
-        .unwrap();
+    delete(&meta, "b").await;
     let (all, head) = meta.changes(DEFAULT_OWNER, 0, 100).await.unwrap();
     let seen: Vec<(u64, &str, bool, u64)> = all
         .iter()
@@ -1442,7 +1409,7 @@ pub async fn the_change_feed_numbers_every_change_and_expires_old_cursors(meta: 
     assert_eq!(head, 6);
     assert_eq!(meta.changes(DEFAULT_OWNER, 0, 0).await.unwrap().1, 6);
     // Numbering goes on after a prune.
-    meta.commit_version(&new_version("c", one)).await.unwrap();
+    commit(&meta, "c", one).await;
     let (after, _) = meta.changes(DEFAULT_OWNER, 6, 100).await.unwrap();
     assert_eq!(after.iter().map(|c| c.seq).collect::<Vec<_>>(), [7]);
 }
@@ -1461,9 +1428,7 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
         .unwrap();
     assert_eq!(v.modified.as_deref(), Some(t.as_str()));
     // A version without one has none, whatever came before.
-    meta.commit_version(&new_version("m", std::slice::from_ref(&b)))
-        .await
-        .unwrap();
+    commit(&meta, "m", std::slice::from_ref(&b)).await;
     let latest = meta
         .version(DEFAULT_OWNER, "m", None)
         .await

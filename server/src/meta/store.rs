@@ -160,7 +160,8 @@ operations! {
     Read fn replicas_needing_repair(limit: u32) -> Vec<(String, String)> = chunks::needing_repair;
     /// Stored chunks with fewer than `r` good copies recorded, each with
     /// the nodes any copy of it is recorded on (good or not).
-    Report fn short_of_copies(r: usize) -> HashMap<String, HashSet<String>> = chunks::short_of_copies;
+    Report fn short_of_copies(r: usize)
+        -> HashMap<String, HashSet<String>> = chunks::short_of_copies;
     /// Forgets that `node` holds `chunk` (its copy was removed on purpose).
     Write fn forget_replica(chunk: &str, node: &str) -> () = chunks::forget_replica;
 
