@@ -38,6 +38,8 @@ pub struct Verdict {
     pub acked_checked: u64,
     pub bytes_verified: u64,
     pub chunks_checked: u64,
+    /// Last edits of a side of the sync pair found kept.
+    pub sync_edits_checked: u64,
 }
 
 /// The rules over the history alone.
@@ -45,7 +47,11 @@ pub fn history(ops: &[Op], v: &mut Verdict) {
     let written: HashSet<&str> = ops
         .iter()
         .filter_map(|o| match &o.kind {
-            Kind::Upload { content, .. } => Some(content.hash.as_str()),
+            Kind::Upload { content, .. }
+            | Kind::SyncEdit {
+                content: Some(content),
+                ..
+            } => Some(content.hash.as_str()),
             _ => None,
         })
         .collect();

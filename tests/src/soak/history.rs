@@ -68,6 +68,13 @@ pub enum Kind {
     Share {
         path: String,
     },
+    /// A file written (or, with no content, deleted) in one folder of the
+    /// `coffer sync` pair.
+    SyncEdit {
+        side: usize,
+        name: String,
+        content: Option<Content>,
+    },
 }
 
 impl Kind {
@@ -91,6 +98,7 @@ impl Kind {
             Kind::List { .. } => "list",
             Kind::Changes { .. } => "changes",
             Kind::Share { .. } => "share link",
+            Kind::SyncEdit { .. } => "sync edit",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod check;
 pub mod cluster;
 pub mod history;
 pub mod nemesis;
+pub mod sync;
 pub mod workload;
 
 use cluster::SoakCluster;
@@ -39,6 +40,8 @@ pub struct Config {
     pub keep_versions: u32,
     /// Break nothing: the workload alone.
     pub calm: bool,
+    /// Run the `coffer sync` folder pair beside the clients.
+    pub sync: bool,
     /// Drop every copy of one acknowledged chunk before checking: what a
     /// broken store would do, to show the checker catches it.
     pub drop_acked_chunk: bool,
@@ -55,6 +58,7 @@ impl Config {
             clients: 3,
             keep_versions: 20,
             calm: false,
+            sync: true,
             drop_acked_chunk: false,
             save_to: None,
         }
@@ -112,8 +116,10 @@ impl Report {
         }
         let v = &self.verdict;
         out += &format!(
-            "checked: {} acknowledged writes, {} versions read back ({} bytes), {} chunks' copies\n",
-            v.acked_checked, v.versions_checked, v.bytes_verified, v.chunks_checked
+            "checked: {} acknowledged writes, {} versions read back ({} bytes), {} chunks' copies, \
+             {} last edits of the sync pair\n",
+            v.acked_checked, v.versions_checked, v.bytes_verified, v.chunks_checked,
+            v.sync_edits_checked
         );
         out += &format!(
             "healed (every chunk on 3 nodes) in {:.1} s\n",
@@ -142,13 +148,26 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let history = Arc::new(History::new());
     let until = Instant::now() + cfg.duration;
     let addrs = cluster.addrs();
+    let mut pair = match cfg.sync {
+        true => Some(sync::SyncPair::start(&addrs, &history).await?),
+        false => None,
+    };
     let work = workload::run(cfg.seed, cfg.clients, &addrs, until, history.clone());
+    let edits = async {
+        match pair.as_mut() {
+            Some(p) => p.edit(cfg.seed, until, history.clone()).await,
+            None => Ok(()),
+        }
+    };
     if cfg.calm {
-        work.await?;
+        let (w, e) = tokio::join!(work, edits);
+        w?;
+        e?;
     } else {
         let faults = nemesis::run(cfg.seed, &mut cluster, until, history.clone());
-        let (w, f) = tokio::join!(work, faults);
+        let (w, e, f) = tokio::join!(work, edits, faults);
         w?;
+        e?;
         f?;
     }
     cluster.heal().await?;
@@ -200,6 +219,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     check::history(&ops, &mut report.verdict);
     let mut c =
         FileStorageClient::new(workload::channel(&addrs[0])?).max_decoding_message_size(64 << 20);
+    if let Some(p) = pair.as_mut() {
+        p.check(&mut c, &history, &mut report.verdict).await?;
+        // Nothing changes the files while the cluster is checked.
+        p.stop().await;
+    }
     check::cluster(
         &ops,
         &cluster,
@@ -209,7 +233,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     )
     .await?;
     if !report.passed() || std::env::var_os("COFFER_SOAK_SAVE").is_some() {
-        report.folder = Some(save(cfg, &cluster, &history, &report)?);
+        let folder = save(cfg, &cluster, &history, &report)?;
+        if let Some(p) = &pair {
+            p.save_logs(&folder);
+        }
+        report.folder = Some(folder);
     }
     Ok(report)
 }

@@ -486,6 +486,7 @@ impl Worker {
                     _ => Err(Status::unavailable(format!("share link answered {status}"))),
                 }
             }
+            Kind::SyncEdit { .. } => unreachable!("the sync pair's editor makes these"),
             Kind::Changes { cursor } => {
                 let r = c
                     .list_changes(pb::ListChangesRequest {

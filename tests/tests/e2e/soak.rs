@@ -46,6 +46,7 @@ async fn the_checker_fails_when_an_acknowledged_chunk_is_dropped() {
     let folder = tempfile::tempdir().unwrap();
     let mut cfg = Config::new(3, Duration::from_secs(8));
     cfg.calm = true;
+    cfg.sync = false;
     cfg.drop_acked_chunk = true;
     cfg.save_to = Some(folder.path().to_path_buf());
     let report = run(&cfg).await.expect("the soak ran");
