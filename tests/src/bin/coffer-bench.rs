@@ -87,8 +87,9 @@ async fn soak() -> anyhow::Result<()> {
             .values()
             .fold((0, 0, 0), |a, o| (a.0 + o.0, a.1 + o.1, a.2 + o.2));
         lines.push(format!(
-            "| {seed} | {ok} | {failed_ops} | {unknown} | {} | {} | {} | {:.1} | {} |",
+            "| {seed} | {ok} | {failed_ops} | {unknown} | {} | {} | {} | {} | {:.1} | {} |",
             report.faults.values().sum::<u64>(),
+            report.acked,
             report.verdict.acked_checked,
             report.verdict.bytes_verified,
             report.heal_secs,
@@ -98,8 +99,8 @@ async fn soak() -> anyhow::Result<()> {
             failed.push(seed);
         }
     }
-    println!("| seed | ok | failed | unknown | faults | acked checked | bytes verified | heal s | violations |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| seed | ok | failed | unknown | faults | acknowledged | still kept, read back | bytes verified | heal s | violations |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for l in lines {
         println!("{l}");
     }

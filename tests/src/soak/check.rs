@@ -13,10 +13,11 @@
 //! - each client's reads of the change feed continue without a gap.
 //!
 //! Rules over the healed cluster (after repair and gc have run):
-//! - every acknowledged version that retention keeps (the newest
-//!   `keep` of its path) is still listed, and every listed version reads
-//!   back with its content hash and size (unknown outcomes may have
-//!   happened or not, but not half);
+//! - every version seen during the run (acknowledged, read, listed, in
+//!   the feed, through a share link) that retention keeps (the newest
+//!   `keep` of its path) is still there, unchanged, and every listed
+//!   version reads back with its content hash and size (unknown outcomes
+//!   may have happened or not, but not half);
 //! - the change feed replayed from its start gives the final listing;
 //! - every chunk of acknowledged content is on 3 nodes again, and the
 //!   servers count no under-replicated chunk;
@@ -24,7 +25,7 @@
 
 use super::cluster::{SoakCluster, REPLICATION};
 use super::history::{Kind, Op, Seen};
-use super::workload::{read_version, seen_of_change};
+use super::workload::{list_all, read_version, seen_of_change, versions_of};
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::{self};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -156,30 +157,6 @@ fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-/// Every version of `path`, newest first.
-async fn versions_of(
-    c: &mut FileStorageClient<Channel>,
-    path: &str,
-) -> Result<Vec<pb::MetadataResponse>, tonic::Status> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .list_versions(pb::ListVersionsRequest {
-                file_name: path.to_string(),
-                page_size: 1000,
-                page_token: token,
-            })
-            .await?
-            .into_inner();
-        out.extend(r.versions);
-        if r.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = r.next_page_token;
-    }
-}
-
 /// The rules over the healed cluster, read through `c`.
 pub async fn cluster(
     ops: &[Op],
@@ -241,53 +218,40 @@ pub async fn cluster(
     let kept = |path: &str, version: u64| {
         version + u64::from(keep) > latest.get(path).copied().unwrap_or(0)
     };
-    // Acknowledged versions are all still there, as acknowledged.
-    for op in ops {
-        let Some(a) = op.acked() else { continue };
-        if !kept(&a.path, a.version) {
-            continue;
-        }
-        v.acked_checked += 1;
-        match finals.get(&(a.path.clone(), a.version)) {
-            Some(m) if m.content_hash == a.hash && m.size == a.size => {}
-            Some(m) => v.violations.push(format!(
-                "op {}: version {} of {} was acknowledged as {} and is now {}",
-                op.id,
-                a.version,
-                a.path,
-                short(&a.hash),
-                short(&m.content_hash)
-            )),
-            None => v.violations.push(format!(
-                "op {}: acknowledged version {} of {} is gone",
-                op.id, a.version, a.path
-            )),
-        }
-    }
-    // Whatever was seen during the run is there now, unchanged: a version
-    // of an upload whose outcome was unknown, once seen, stays.
+    // Whatever was seen during the run, acknowledgements among it, is
+    // there now unchanged while retention keeps it: a version of an upload
+    // whose outcome was unknown, once seen, stays too.
     let mut reported = HashSet::new();
     for op in ops {
-        for s in op.seen().iter().filter(|s| !s.hash.is_empty()) {
-            if !reported.insert((s.path.as_str(), s.version)) || !kept(&s.path, s.version) {
+        for s in op
+            .seen()
+            .iter()
+            .filter(|s| !s.hash.is_empty() && kept(&s.path, s.version))
+        {
+            v.acked_checked += u64::from(s.how == "ack");
+            let now = finals.get(&(s.path.clone(), s.version));
+            if now.is_some_and(|m| (m.content_hash.as_str(), m.size) == (s.hash.as_str(), s.size))
+                || !reported.insert((s.path.as_str(), s.version))
+            {
                 continue;
             }
-            match finals.get(&(s.path.clone(), s.version)) {
-                Some(m) if m.content_hash == s.hash => {}
-                Some(m) => v.violations.push(format!(
-                    "op {} saw version {} of {} as {} ({}); it is now {}",
+            v.violations.push(match now {
+                Some(m) => format!(
+                    "op {} saw version {} of {} as {} ({} bytes, {}); it is now {} ({} bytes)",
                     op.id,
                     s.version,
                     s.path,
                     short(&s.hash),
+                    s.size,
                     s.how,
-                    short(&m.content_hash)
-                )),
-                None => v.violations.push(format!(
+                    short(&m.content_hash),
+                    m.size
+                ),
+                None => format!(
                     "op {} saw version {} of {} ({}); it is gone",
                     op.id, s.version, s.path, s.how
-                )),
-            }
+                ),
+            });
         }
     }
     feed(c, v).await?;
@@ -351,26 +315,11 @@ async fn feed(c: &mut FileStorageClient<Channel>, v: &mut Verdict) -> anyhow::Re
             break;
         }
     }
-    let mut listing: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut token = String::new();
-    loop {
-        let r = c
-            .list_files(pb::ListFilesRequest {
-                prefix: String::new(),
-                page_size: 1000,
-                page_token: token,
-                delimiter: String::new(),
-            })
-            .await?
-            .into_inner();
-        for m in r.files {
-            listing.insert(m.file_name, (m.version_number, m.content_hash));
-        }
-        if r.next_page_token.is_empty() {
-            break;
-        }
-        token = r.next_page_token;
-    }
+    let listing: BTreeMap<String, (u64, String)> = list_all(c, "")
+        .await?
+        .into_iter()
+        .map(|m| (m.file_name, (m.version_number, m.content_hash)))
+        .collect();
     if replay != listing {
         let differ: Vec<String> = listing
             .keys()

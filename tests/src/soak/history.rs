@@ -172,12 +172,14 @@ impl Op {
     }
 }
 
-/// A fault the nemesis injected or healed.
+/// A fault the nemesis injected, or (not `injected`) another event of
+/// the run: a fault healed, a process started again.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fault {
     pub at_ms: u64,
     pub kind: &'static str,
     pub what: String,
+    pub injected: bool,
 }
 
 /// The history being recorded, shared by clients and the nemesis.
@@ -211,12 +213,24 @@ impl History {
         self.ops.lock().unwrap().push(op);
     }
 
+    /// Records a fault injected.
     pub fn fault(&self, kind: &'static str, what: String) {
+        self.note(kind, what, true);
+    }
+
+    /// Records another event: a fault healed, a process started again.
+    pub fn event(&self, kind: &'static str, what: String) {
+        self.note(kind, what, false);
+    }
+
+    fn note(&self, kind: &'static str, what: String, injected: bool) {
         let at_ms = self.now_ms();
-        self.faults
-            .lock()
-            .unwrap()
-            .push(Fault { at_ms, kind, what });
+        self.faults.lock().unwrap().push(Fault {
+            at_ms,
+            kind,
+            what,
+            injected,
+        });
     }
 
     /// The operations, in the order they completed.

@@ -85,6 +85,9 @@ pub struct Report {
     /// Why operations failed or have no known outcome, by status.
     pub reasons: BTreeMap<String, u64>,
     pub verdict: check::Verdict,
+    /// Writes acknowledged during the run (the checker reads back those
+    /// retention still keeps: `verdict.acked_checked`).
+    pub acked: u64,
     /// From the end of the faults until every chunk had its copies.
     pub heal_secs: f64,
     /// Where the history and logs of a failing run went.
@@ -110,15 +113,15 @@ impl Report {
         for (reason, n) in reasons.iter().take(8) {
             out += &format!("  {n:>5}  {reason}\n");
         }
-        out += &format!("faults: {}\n", self.faults.values().sum::<u64>());
+        out += &format!("faults injected: {}\n", self.faults.values().sum::<u64>());
         for (kind, n) in &self.faults {
             out += &format!("  {kind:<17} {n:>4}\n");
         }
         let v = &self.verdict;
         out += &format!(
-            "checked: {} acknowledged writes, {} versions read back ({} bytes), {} chunks' copies, \
+            "checked: {} acknowledged writes of {} (the rest were removed by retention), {} versions read back ({} bytes), {} chunks' copies, \
              {} last edits of the sync pair\n",
-            v.acked_checked, v.versions_checked, v.bytes_verified, v.chunks_checked,
+            v.acked_checked, self.acked, v.versions_checked, v.bytes_verified, v.chunks_checked,
             v.sync_edits_checked
         );
         out += &format!(
@@ -180,6 +183,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         heal_secs,
         ..Report::default()
     };
+    report.acked = ops.iter().filter(|o| o.acked().is_some()).count() as u64;
     for op in &ops {
         let e = report.ops.entry(op.kind.name()).or_default();
         let reason = match &op.outcome {
@@ -204,7 +208,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             .collect();
         *report.reasons.entry(reason).or_default() += 1;
     }
-    for f in history.faults() {
+    for f in history.faults().into_iter().filter(|f| f.injected) {
         *report.faults.entry(f.kind).or_default() += 1;
     }
     if let Err(e) = heal {

@@ -36,7 +36,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let victim = rng.random_range(0..cluster.nodes.len());
-    history.fault("victim", format!("node {victim} may lose its data"));
+    history.event("victim", format!("node {victim} may lose its data"));
     let mut pending: Vec<(Instant, Heal)> = Vec::new();
     while Instant::now() < until {
         let wait = Duration::from_millis(rng.random_range(500..3000));
@@ -127,7 +127,7 @@ pub async fn run(
     for (_, heal) in pending {
         end(cluster, heal, &history).await?;
     }
-    history.fault("heal", "every fault ended".into());
+    history.event("heal", "every fault ended".into());
     cluster.heal().await
 }
 
@@ -136,21 +136,21 @@ async fn end(cluster: &mut SoakCluster, heal: Heal, history: &History) -> anyhow
         Heal::Resume(n) => {
             cluster.nodes[n].resume();
             cluster.node_state[n] = NodeState::Up;
-            history.fault("resume node", format!("node {n}"));
+            history.event("resume node", format!("node {n}"));
         }
         Heal::Restart(n) => {
             cluster.nodes[n].restart().await?;
             cluster.node_state[n] = NodeState::Up;
-            history.fault("restart node", format!("node {n}"));
+            history.event("restart node", format!("node {n}"));
         }
         Heal::Link(n) => {
             cluster.proxies[n].set(Fault::None);
-            history.fault("heal link", format!("servers to node {n}"));
+            history.event("heal link", format!("servers to node {n}"));
         }
         Heal::Server(s) => {
             cluster.servers[s].restart().await?;
             cluster.server_up[s] = true;
-            history.fault("restart server", format!("server {s}"));
+            history.event("restart server", format!("server {s}"));
         }
     }
     Ok(())

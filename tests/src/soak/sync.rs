@@ -8,9 +8,9 @@
 
 use super::check::Verdict;
 use super::history::{Content, History, Kind, Op, Outcome};
+use super::workload::{list_all, versions_of};
 use crate::cli::Cli;
 use coffer_proto::pb::file_storage_client::FileStorageClient;
-use coffer_proto::pb::{ListFilesRequest, ListVersionsRequest};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -95,7 +95,7 @@ impl SyncPair {
                 None => None,
             };
             if let Some(status) = exited {
-                history.fault(
+                history.event(
                     "sync exited",
                     format!("side {side}: {status}; started again"),
                 );
@@ -261,27 +261,12 @@ fn tree(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 async fn remote_tree(
     c: &mut FileStorageClient<Channel>,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    let mut token = String::new();
     let prefix = format!("{REMOTE}/");
-    loop {
-        let r = c
-            .list_files(ListFilesRequest {
-                prefix: prefix.clone(),
-                page_size: 1000,
-                page_token: token,
-                delimiter: String::new(),
-            })
-            .await?
-            .into_inner();
-        for m in r.files {
-            out.insert(m.file_name[prefix.len()..].to_string(), m.content_hash);
-        }
-        if r.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = r.next_page_token;
-    }
+    Ok(list_all(c, &prefix)
+        .await?
+        .into_iter()
+        .map(|m| (m.file_name[prefix.len()..].to_string(), m.content_hash))
+        .collect())
 }
 
 /// Content hashes of every version of `path` (none if it never existed).
@@ -289,20 +274,8 @@ async fn versions(
     c: &mut FileStorageClient<Channel>,
     path: &str,
 ) -> anyhow::Result<HashSet<String>> {
-    match c
-        .list_versions(ListVersionsRequest {
-            file_name: path.to_string(),
-            page_size: 1000,
-            page_token: String::new(),
-        })
-        .await
-    {
-        Ok(r) => Ok(r
-            .into_inner()
-            .versions
-            .into_iter()
-            .map(|m| m.content_hash)
-            .collect()),
+    match versions_of(c, path).await {
+        Ok(list) => Ok(list.into_iter().map(|m| m.content_hash).collect()),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(HashSet::new()),
         Err(s) => Err(s.into()),
     }

@@ -441,26 +441,11 @@ impl Worker {
                 (bytes.size, bytes.hash) = (size, hash);
                 Ok(vec![seen_of(&m, "metadata"), bytes])
             }
-            Kind::List { prefix } => {
-                let mut seen = Vec::new();
-                let mut token = String::new();
-                loop {
-                    let r = c
-                        .list_files(pb::ListFilesRequest {
-                            prefix: prefix.clone(),
-                            page_size: 1000,
-                            page_token: token,
-                            delimiter: String::new(),
-                        })
-                        .await?
-                        .into_inner();
-                    seen.extend(r.files.iter().map(|m| seen_of(m, "listing")));
-                    if r.next_page_token.is_empty() {
-                        return Ok(seen);
-                    }
-                    token = r.next_page_token;
-                }
-            }
+            Kind::List { prefix } => Ok(list_all(&mut c, prefix)
+                .await?
+                .iter()
+                .map(|m| seen_of(m, "listing"))
+                .collect()),
             Kind::Share { path } => {
                 let link = CofferShareClient::new(self.channels[server].clone())
                     .create_share_link(pb::CreateShareLinkRequest {
@@ -516,6 +501,49 @@ pub fn seen_of_change(ch: &pb::Change) -> Seen {
         deleted: ch.deleted,
         seq: Some(ch.seq),
         how: "feed",
+    }
+}
+
+/// Every live file under `prefix`, page after page.
+pub async fn list_all(c: &mut Client, prefix: &str) -> Result<Vec<MetadataResponse>, Status> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .list_files(pb::ListFilesRequest {
+                prefix: prefix.to_string(),
+                page_size: 1000,
+                page_token: token,
+                delimiter: String::new(),
+            })
+            .await?
+            .into_inner();
+        out.extend(r.files);
+        if r.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = r.next_page_token;
+    }
+}
+
+/// Every version of `path`, newest first.
+pub async fn versions_of(c: &mut Client, path: &str) -> Result<Vec<MetadataResponse>, Status> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = c
+            .list_versions(pb::ListVersionsRequest {
+                file_name: path.to_string(),
+                page_size: 1000,
+                page_token: token,
+            })
+            .await?
+            .into_inner();
+        out.extend(r.versions);
+        if r.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        token = r.next_page_token;
     }
 }
 
