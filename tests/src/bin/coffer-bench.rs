@@ -80,7 +80,19 @@ async fn soak() -> anyhow::Result<()> {
     for seed in first..first + runs {
         let mut cfg = Config::new(seed, std::time::Duration::from_secs(seconds));
         cfg.clients = arg("--clients", 3) as usize;
-        let report = run(&cfg).await?;
+        let mut soak = Box::pin(run(&cfg));
+        let ended = tokio::select! {
+            r = &mut soak => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(report) = ended else {
+            // Dropped, the run stops every process it started; the
+            // runtime would then wait on its blocking pool, so leave.
+            drop(soak);
+            eprintln!("soak: interrupted (seed {seed})");
+            std::process::exit(130);
+        };
+        let report = report?;
         println!("{}", report.summary());
         let (ok, failed_ops, unknown) = report
             .ops
