@@ -581,6 +581,14 @@ impl Server {
         self.child.as_ref().and_then(|c| c.id())
     }
 
+    /// How the server's process ended, if it ended without being killed
+    /// ([`Server::kill`] forgets the process it kills).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// A client of the full (extended) API, as the admin.
     pub async fn client(&self) -> FileStorageClient<Conn> {
         self.client_as(self.token()).await

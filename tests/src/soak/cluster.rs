@@ -16,6 +16,9 @@ pub const REPLICATION: usize = 3;
 pub const WRITE_QUORUM: usize = 2;
 pub const SERVERS: usize = 2;
 
+/// The history's name for a server that exited by itself.
+pub const CRASH: &str = "server crashed";
+
 /// What a node is going through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeState {
@@ -82,6 +85,35 @@ impl SoakCluster {
             server_up: vec![true; servers.len()],
             servers,
         })
+    }
+
+    /// Starts again every server whose process ended by itself (a crash:
+    /// the nemesis only kills what it marks down), saying so in the
+    /// history.
+    pub async fn revive_crashed(
+        &mut self,
+        history: &super::history::History,
+    ) -> anyhow::Result<()> {
+        for (i, s) in self.servers.iter_mut().enumerate() {
+            if !self.server_up[i] {
+                continue;
+            }
+            if let Some(status) = s.exited() {
+                let tail: Vec<String> = s
+                    .log_tail()
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .map(String::from)
+                    .collect();
+                history.event(
+                    CRASH,
+                    format!("server {i} exited by itself ({status}); last log lines: {tail:?}"),
+                );
+                s.restart().await?;
+            }
+        }
+        Ok(())
     }
 
     /// The servers' addresses (`http://…`), fixed for the whole soak.

@@ -149,12 +149,41 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     );
     let mut cluster = SoakCluster::start(cfg.keep_versions).await?;
     let history = Arc::new(History::new());
+    let mut pair = None;
+    match soak(cfg, &mut cluster, &history, &mut pair).await {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            // The history and the logs say most about what went wrong.
+            let mut report = Report {
+                seed: cfg.seed,
+                ..Report::default()
+            };
+            report
+                .verdict
+                .violations
+                .push(format!("the soak stopped: {e:#}"));
+            if let Ok(folder) = save(cfg, &cluster, &history, &report) {
+                if let Some(p) = &pair {
+                    p.save_logs(&folder);
+                }
+                eprintln!("soak: history and logs: {}", folder.display());
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn soak(
+    cfg: &Config,
+    cluster: &mut SoakCluster,
+    history: &Arc<History>,
+    pair: &mut Option<sync::SyncPair>,
+) -> anyhow::Result<Report> {
     let until = Instant::now() + cfg.duration;
     let addrs = cluster.addrs();
-    let mut pair = match cfg.sync {
-        true => Some(sync::SyncPair::start(&addrs, &history).await?),
-        false => None,
-    };
+    if cfg.sync {
+        *pair = Some(sync::SyncPair::start(&addrs, history).await?);
+    }
     let work = workload::run(cfg.seed, cfg.clients, &addrs, until, history.clone());
     let edits = async {
         match pair.as_mut() {
@@ -167,15 +196,16 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         w?;
         e?;
     } else {
-        let faults = nemesis::run(cfg.seed, &mut cluster, until, history.clone());
+        let faults = nemesis::run(cfg.seed, cluster, until, history.clone());
         let (w, e, f) = tokio::join!(work, edits, faults);
         w?;
         e?;
         f?;
     }
+    cluster.revive_crashed(history).await?;
     cluster.heal().await?;
     let healed = Instant::now();
-    let heal = heal(&cluster).await;
+    let heal = heal(cluster).await;
     let heal_secs = healed.elapsed().as_secs_f64();
     let ops = history.ops();
     let mut report = Report {
@@ -208,8 +238,12 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             .collect();
         *report.reasons.entry(reason).or_default() += 1;
     }
-    for f in history.faults().into_iter().filter(|f| f.injected) {
-        *report.faults.entry(f.kind).or_default() += 1;
+    for f in history.faults() {
+        if f.injected {
+            *report.faults.entry(f.kind).or_default() += 1;
+        } else if f.kind == cluster::CRASH {
+            report.verdict.violations.push(f.what);
+        }
     }
     if let Err(e) = heal {
         report
@@ -218,26 +252,26 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
             .push(format!("the cluster did not heal: {e:#}"));
     }
     if cfg.drop_acked_chunk {
-        drop_one_acked_chunk(&cluster, &ops, &history).await?;
+        drop_one_acked_chunk(cluster, &ops, history).await?;
     }
     check::history(&ops, &mut report.verdict);
     let mut c =
         FileStorageClient::new(workload::channel(&addrs[0])?).max_decoding_message_size(64 << 20);
     if let Some(p) = pair.as_mut() {
-        p.check(&mut c, &history, &mut report.verdict).await?;
+        p.check(&mut c, history, &mut report.verdict).await?;
         // Nothing changes the files while the cluster is checked.
         p.stop().await;
     }
     check::cluster(
         &ops,
-        &cluster,
+        cluster,
         &mut c,
         cfg.keep_versions,
         &mut report.verdict,
     )
     .await?;
     if !report.passed() || std::env::var_os("COFFER_SOAK_SAVE").is_some() {
-        let folder = save(cfg, &cluster, &history, &report)?;
+        let folder = save(cfg, cluster, history, &report)?;
         if let Some(p) = &pair {
             p.save_logs(&folder);
         }

@@ -41,6 +41,7 @@ pub async fn run(
     while Instant::now() < until {
         let wait = Duration::from_millis(rng.random_range(500..3000));
         tokio::time::sleep(wait.min(until.saturating_duration_since(Instant::now()))).await;
+        cluster.revive_crashed(&history).await?;
         // End the faults that are due.
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(at, _)| *at <= now);
@@ -128,6 +129,7 @@ pub async fn run(
         end(cluster, heal, &history).await?;
     }
     history.event("heal", "every fault ended".into());
+    cluster.revive_crashed(&history).await?;
     cluster.heal().await
 }
 
