@@ -88,6 +88,28 @@ async fn start_auth(cfg: &Config, meta: &Meta) -> anyhow::Result<crate::auth::Au
 
 /// Runs a server on `listener` with the storage nodes `node_specs` (as
 /// [`Config::node_specs`] resolves them) until `shutdown` completes.
+/// How long a starting server waits for an unreachable metadata database.
+const META_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Opens the metadata database, waiting up to [`META_PATIENCE`] for one
+/// that cannot be reached yet: a database starting or restarting beside
+/// this server (a crash of both, a deployment that starts them together)
+/// is waited for, not a reason to exit.
+async fn open_meta(cfg: &Config) -> Result<Meta, meta::MetaError> {
+    let deadline = std::time::Instant::now() + META_PATIENCE;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match meta::open(cfg.database_url.as_deref(), &cfg.sqlite_path()).await {
+            Err(meta::MetaError::Unreachable(e)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "the metadata database cannot be reached yet; trying again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 pub async fn run(
     cfg: Config,
     node_specs: Vec<NodeSpec>,
@@ -102,7 +124,7 @@ pub async fn run(
         Some(_) => None,
     };
     let nodes = build_nodes(&cfg, node_specs).await?;
-    let meta = meta::open(cfg.database_url.as_deref(), &cfg.sqlite_path())
+    let meta = open_meta(&cfg)
         .await
         .context("cannot open the metadata database")?;
     let max_versions = match cfg.max_versions_per_user {

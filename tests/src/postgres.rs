@@ -279,6 +279,13 @@ impl PgCluster {
     /// connection cut) and starts it again on the same data and port; it
     /// recovers from its write-ahead log as after a power cut.
     pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop()?;
+        self.boot()
+    }
+
+    /// Crashes the server (an immediate shutdown) and leaves it down:
+    /// connections are refused until [`PgCluster::start_again`].
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         self.thaw();
         // SAFETY: kill(2) with a valid signal number.
         unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
@@ -291,6 +298,11 @@ impl PgCluster {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same data and port.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
         self.boot()
     }
 

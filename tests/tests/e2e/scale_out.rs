@@ -207,3 +207,30 @@ async fn one_server_runs_each_worker_and_another_takes_over_when_it_dies() {
         "B never took gc over: {report}"
     );
 }
+
+/// A server that starts while its database cannot be reached (starting or
+/// restarting beside it) waits for it instead of exiting. Found by the
+/// fault soak (seed 103): a server restarted just as PostgreSQL restarted
+/// exited with "cannot open the metadata database", and stayed down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_waits_for_a_database_that_is_not_up_yet() {
+    let mut pg = tokio::task::spawn_blocking(coffer_tests::postgres::PgCluster::start_private)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = pg.database().await.unwrap();
+    pg.stop().unwrap();
+    // Up again a few seconds after the server began to start.
+    let back = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        pg.start_again().map(|()| pg)
+    });
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DATABASE_URL", &url))
+        .await
+        .expect("the server waited for its database");
+    let _pg = back.await.unwrap().unwrap();
+    let mut c = server.client().await;
+    let data = pattern(70_000, 3);
+    upload_bytes(&mut c, "after.bin", &data).await.unwrap();
+    assert!(download(&mut c, "after.bin", 0).await.unwrap() == data);
+}
