@@ -568,12 +568,40 @@ async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = &raw[split + 4..];
+    // A body cut short (the server failed after its head) is an error, as
+    // it is to any HTTP client, not a short file.
     let body = if head.contains("transfer-encoding: chunked") {
-        crate::server::dechunk(body)
+        dechunk_whole(body).ok_or_else(|| std::io::Error::other("chunked body cut short"))?
     } else {
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if length.is_some_and(|n| n != body.len()) {
+            return Err(std::io::Error::other(
+                "body shorter than its content-length",
+            ));
+        }
         body.to_vec()
     };
     Ok((status, body))
+}
+
+/// A chunked body decoded, or `None` unless it ends with its last
+/// (empty) chunk.
+fn dechunk_whole(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&b[..eol]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        let data = b.get(eol + 2..eol + 2 + size)?;
+        out.extend_from_slice(data);
+        b = b.get(eol + 2 + size + 2..)?;
+    }
 }
 
 /// Downloads version `version` of `path`; returns its length and the
@@ -597,4 +625,20 @@ pub async fn read_version(
         h.update(&msg.file_data);
     }
     Ok((n, h.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk_whole;
+
+    #[test]
+    fn a_chunked_body_counts_only_when_it_ends() {
+        assert_eq!(
+            dechunk_whole(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(),
+            Some(&b"abcde"[..])
+        );
+        assert_eq!(dechunk_whole(b"3\r\nabc\r\n"), None, "no last chunk");
+        assert_eq!(dechunk_whole(b"5\r\nab"), None, "a chunk cut short");
+        assert_eq!(dechunk_whole(b""), None, "nothing at all");
+    }
 }
