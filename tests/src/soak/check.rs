@@ -259,7 +259,7 @@ pub async fn cluster(
         .iter()
         .filter(|o| o.acked().is_some_and(|a| kept(&a.path, a.version)))
         .collect();
-    replication(&kept_acks, cluster, v).await?;
+    replication(ops, &kept_acks, cluster, v).await?;
     // A deleted file is restorable.
     for (path, latest) in deleted {
         match c
@@ -341,16 +341,30 @@ async fn feed(c: &mut FileStorageClient<Channel>, v: &mut Verdict) -> anyhow::Re
     Ok(())
 }
 
-/// Every chunk of the content of `acks` (acknowledged writes still kept)
-/// is on `REPLICATION` nodes.
-async fn replication(acks: &[&Op], cluster: &SoakCluster, v: &mut Verdict) -> anyhow::Result<()> {
+/// Every chunk of the content of `acks` (acknowledged writes still kept:
+/// uploads, and the restores and moves that copied some upload's bytes)
+/// is on `REPLICATION` nodes. `ops` says what bytes each content hash is.
+async fn replication(
+    ops: &[Op],
+    acks: &[&Op],
+    cluster: &SoakCluster,
+    v: &mut Verdict,
+) -> anyhow::Result<()> {
+    let contents: HashMap<&str, &super::history::Content> = ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            Kind::Upload { content, .. } => Some((content.hash.as_str(), content)),
+            _ => None,
+        })
+        .collect();
     let copies = cluster.copies().await?;
     let mut done = HashSet::new();
     for op in acks {
-        let Kind::Upload { content, path, .. } = &op.kind else {
+        let Some(a) = op.acked() else { continue };
+        let Some(content) = contents.get(a.hash.as_str()) else {
             continue;
         };
-        if !done.insert(content.hash.clone()) {
+        if !done.insert(a.hash.as_str()) {
             continue;
         }
         let data = content.bytes();
@@ -360,9 +374,10 @@ async fn replication(acks: &[&Op], cluster: &SoakCluster, v: &mut Verdict) -> an
             let n = copies.get(&id).copied().unwrap_or(0);
             if n < REPLICATION {
                 v.violations.push(format!(
-                    "op {}: chunk {} of {path} is on {n} nodes, not {REPLICATION}",
+                    "op {}: chunk {} of {} is on {n} nodes, not {REPLICATION}",
                     op.id,
-                    short(&id)
+                    short(&id),
+                    a.path
                 ));
             }
         }
