@@ -82,17 +82,6 @@ fn random_hex<const N: usize>() -> String {
     hex::encode(rand::random::<[u8; N]>())
 }
 
-/// Sends `sig` to `pid`; errors (e.g. the process is gone) are ignored.
-fn send_signal(pid: u32, sig: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
 /// One single-node Garage server process and everything it owns.
 ///
 /// Dropping it kills the process (SIGCONT then SIGKILL, then reaps it) and deletes its directory.
@@ -461,16 +450,20 @@ api_bind_addr = "127.0.0.1:{admin}"
     }
 
     /// Freezes the server with SIGSTOP (a hung node: connections are accepted, nothing answers).
+    ///
+    /// Returns once every thread has stopped: the kernel stops a process's threads one by one as
+    /// each is next scheduled, and until then a thread woken by a request can still answer it.
     pub fn pause(&self) {
         if let Some(pid) = self.pid() {
-            send_signal(pid, libc::SIGSTOP);
+            crate::signal::send(pid, libc::SIGSTOP);
+            crate::signal::wait_stopped(pid);
         }
     }
 
     /// Lets a paused server run again (SIGCONT).
     pub fn resume(&self) {
         if let Some(pid) = self.pid() {
-            send_signal(pid, libc::SIGCONT);
+            crate::signal::send(pid, libc::SIGCONT);
         }
     }
 
@@ -479,7 +472,7 @@ api_bind_addr = "127.0.0.1:{admin}"
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
-                send_signal(pid, libc::SIGCONT);
+                crate::signal::send(pid, libc::SIGCONT);
             }
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -581,7 +574,7 @@ impl Drop for GarageNode {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
-                send_signal(pid, libc::SIGCONT);
+                crate::signal::send(pid, libc::SIGCONT);
             }
             let _ = child.start_kill();
             let deadline = Instant::now() + Duration::from_secs(5);

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod postgres;
 pub mod proxy;
 pub mod server;
+pub mod signal;
 pub mod soak;
 
 /// Client types generated from the tutorial's unmodified `storage.proto`.

@@ -146,17 +146,19 @@ impl PgCluster {
     /// Freezes the whole server (SIGSTOP): it stops answering, as a
     /// database that is down or cut off does.
     pub fn freeze(&self) {
-        for pid in self.processes() {
-            // SAFETY: kill(2) with a valid signal number.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let pids = self.processes();
+        for &pid in &pids {
+            crate::signal::send(pid as u32, libc::SIGSTOP);
+        }
+        for pid in pids {
+            crate::signal::wait_stopped(pid as u32);
         }
     }
 
     /// Resumes a frozen server.
     pub fn thaw(&self) {
         for pid in self.processes() {
-            // SAFETY: kill(2) with a valid signal number.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
+            crate::signal::send(pid as u32, libc::SIGCONT);
         }
     }
 
@@ -287,8 +289,7 @@ impl PgCluster {
     /// connections are refused until [`PgCluster::start_again`].
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.thaw();
-        // SAFETY: kill(2) with a valid signal number.
-        unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
+        crate::signal::send(self.pid, libc::SIGQUIT);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while Path::new(&format!("/proc/{}", self.pid)).exists() {
             anyhow::ensure!(
@@ -356,8 +357,11 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         // Immediate shutdown; the shared cluster is never dropped and goes
         // with the test process instead.
-        // SAFETY: kill(2) with a valid signal number.
-        unsafe { libc::kill(self.pid as i32, libc::SIGQUIT) };
+        // After `stop` the pid may belong to another process by now.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
+        if comm.trim() == "postgres" {
+            crate::signal::send(self.pid, libc::SIGQUIT);
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
         std::fs::remove_dir_all(&self.dir).ok();
     }
