@@ -66,6 +66,7 @@ impl From<MetaError> for FileError {
             MetaError::MissingChunks(missing) => FileError::ChunksMissing { missing },
             e @ MetaError::ChunkSize { .. } => FileError::InvalidArgument(e.to_string()),
             e @ MetaError::CommittedVersionGone { .. } => FileError::Precondition(e.to_string()),
+            e @ MetaError::StreamGone(_) => FileError::Timeout(e.to_string()),
             e @ MetaError::Full(_) => FileError::Exhausted(e.to_string()),
             e @ (MetaError::Busy(_) | MetaError::Unreachable(_) | MetaError::ChunkDeleting(_)) => {
                 FileError::Unavailable(e.to_string())

@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// A streamed upload keeps its place among the user's open uploads this
+/// many idle time-outs after its last chunk. Past that its server is taken
+/// for dead (a crash leaves no one to close it) and the place is free.
+const STREAM_WINDOW: u32 = 10;
+
 impl Files {
     /// Starts a streamed upload; the name is given at the end.
     pub fn begin_stream(&self, caller: &Caller) -> StreamUpload {
@@ -97,7 +102,11 @@ impl StreamUpload {
         }
         let cfg = &self.files.cfg;
         let s = (self.files.meta)
-            .open_stream(self.caller.owner, cfg.session_ttl, cfg.max_open_sessions)
+            .open_stream(
+                self.caller.owner,
+                cfg.idle_timeout * STREAM_WINDOW,
+                cfg.max_open_sessions,
+            )
             .await?;
         self.stream = Some(s.clone());
         Ok(s)

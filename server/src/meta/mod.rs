@@ -165,6 +165,9 @@ pub enum MetaError {
     /// any): the client must list everything again.
     #[error("{0}")]
     CursorGone(CursorGone),
+    /// A streamed upload expired: no chunk came within its window.
+    #[error("upload {0} expired: no data came for too long")]
+    StreamGone(String),
     /// The backend does not do this; the message says what does.
     #[error("{0}")]
     Unsupported(String),

@@ -44,6 +44,9 @@ struct Worker {
     /// Content this client wrote, for uploads of the same bytes elsewhere.
     written: Vec<Content>,
     cursor: String,
+    /// Upload sessions given up whose abort failed too: aborted again
+    /// before each operation, as a client that remembers them does.
+    abandoned: Vec<String>,
 }
 
 /// A lazily connecting channel to `addr`: a server that is down fails the
@@ -94,6 +97,7 @@ pub async fn run(
             known: HashMap::new(),
             written: Vec::new(),
             cursor: String::new(),
+            abandoned: Vec::new(),
         };
         tasks.push(tokio::spawn(async move {
             while Instant::now() < until {
@@ -170,6 +174,7 @@ fn with_base<T>(msg: T, base: Option<u64>) -> tonic::Request<T> {
 impl Worker {
     /// Draws, runs and records one operation.
     async fn step(&mut self) {
+        self.abort_abandoned().await;
         let server = self.rng.random_range(0..self.servers.len());
         let kind = self.draw();
         let id = self.next_op.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +203,23 @@ impl Worker {
             completed_ms: self.history.now_ms(),
             outcome,
         });
+    }
+
+    /// Aborts the sessions given up earlier, keeping those no server took.
+    async fn abort_abandoned(&mut self) {
+        let mut left = Vec::new();
+        for (i, upload_id) in std::mem::take(&mut self.abandoned).into_iter().enumerate() {
+            let mut c = self.servers[i % self.servers.len()].clone();
+            let abort = c.abort_upload(pb::AbortUploadRequest {
+                upload_id: upload_id.clone(),
+            });
+            match tokio::time::timeout(Duration::from_secs(5), abort).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) if s.code() == Code::NotFound => {}
+                _ => left.push(upload_id),
+            }
+        }
+        self.abandoned = left;
     }
 
     fn any_path(&mut self) -> String {
@@ -376,14 +398,10 @@ impl Worker {
                     Err(s) => {
                         // Give the session up, as a client that stops
                         // trying does, so it stops counting against the
-                        // open uploads (best effort: the server may be
-                        // the reason it failed).
-                        let abort = c.abort_upload(pb::AbortUploadRequest {
-                            upload_id: start.upload_id.clone(),
-                        });
-                        tokio::time::timeout(Duration::from_secs(5), abort)
-                            .await
-                            .ok();
+                        // open uploads; if no server takes the abort now,
+                        // it is tried again later.
+                        self.abandoned.push(start.upload_id.clone());
+                        self.abort_abandoned().await;
                         return Err(s);
                     }
                 };

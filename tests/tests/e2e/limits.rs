@@ -620,3 +620,81 @@ async fn refused_streamed_uploads_free_their_place() {
         .await
         .expect("refused uploads left no place taken");
 }
+
+/// A streamed upload that sends `head` bytes, then one byte now and then
+/// (never idle, never done), holding its place among the open uploads.
+fn trickle(name: &str, head: usize) -> impl tokio_stream::Stream<Item = FileRequest> + 'static {
+    let name = name.to_string();
+    let first: Vec<FileRequest> = pattern(head, 3)
+        .chunks(64 * 1024)
+        .map(|b| FileRequest {
+            file_data: b.to_vec().into(),
+            file_name: name.clone(),
+        })
+        .collect();
+    let drip = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let byte = FileRequest {
+            file_data: vec![1].into(),
+            file_name: String::new(),
+        };
+        Some((byte, ()))
+    });
+    futures::StreamExt::chain(tokio_stream::iter(first), drip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_cut_off_by_a_crash_free_their_place_soon() {
+    // Idle time-out 3 s: a stream holds its place 30 s after its last chunk.
+    let opts = ServerOpts::embedded()
+        .process()
+        .with("COFFER_MAX_OPEN_UPLOADS", "2")
+        .with("COFFER_IDLE_TIMEOUT_SECS", "3");
+    let mut server = Server::start(opts).await.unwrap();
+    // Two streams past their first chunk (at most 4 MiB) take both places.
+    let mut streams = Vec::new();
+    for i in 0..2 {
+        let mut c = server.client().await;
+        let name = format!("t{i}.bin");
+        streams.push(tokio::spawn(async move {
+            c.upload_file(trickle(&name, 9 << 20)).await
+        }));
+    }
+    // Both have stored a chunk, so both hold a place (read from the
+    // database: nothing else is sent while they are open).
+    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
+    let mut tries = 0;
+    while db
+        .query_row(
+            "SELECT COUNT(DISTINCT session_id) FROM session_chunks",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        < 2
+    {
+        tries += 1;
+        assert!(tries < 600, "the streams never stored a chunk");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The server dies with both open: nobody closes them.
+    server.kill().await;
+    for s in streams {
+        assert!(s.await.unwrap().is_err(), "a stream cut off by the crash");
+    }
+    server.restart().await.unwrap();
+    let mut c = server.client().await;
+    let err = upload_bytes(&mut c, "fresh.bin", &pattern(1000, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    // Within the stream window (not the day a session is kept), the places
+    // are free again.
+    let mut tries = 0;
+    while let Err(e) = upload_bytes(&mut c, "fresh.bin", &pattern(1000, 2)).await {
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        tries += 1;
+        assert!(tries < 120, "the crashed streams' places were never freed");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -163,16 +163,18 @@ pub fn hold(
     stream: Option<&StreamRef>,
 ) -> Result<ChunkHold, MetaError> {
     if let Some(s) = stream {
-        let owner = tx
+        // Each chunk keeps its stream open one more window: a stream's
+        // `created_at` is its last chunk's time (both sides read the old row).
+        let owner: OwnerId = tx
             .query_opt(
-                "SELECT owner_id FROM upload_sessions WHERE id = $1",
+                "UPDATE upload_sessions SET created_at = now_ms(),
+                   expires_at = now_ms() + (expires_at - created_at) WHERE id = $1 RETURNING owner_id",
                 &[&s.stream],
             )?
-            .map(|r| r.get::<OwnerId>(0));
-        if let Some(owner) = owner {
-            let quota = super::limits::lock_owner(tx, owner)?;
-            super::limits::check_quota(tx, owner, quota, chunk.size as u64, None)?;
-        }
+            .ok_or_else(|| MetaError::StreamGone(s.stream.clone()))?
+            .get(0);
+        let quota = super::limits::lock_owner(tx, owner)?;
+        super::limits::check_quota(tx, owner, quota, chunk.size as u64, None)?;
     }
     let row = tx.query_opt(
         &format!(
