@@ -128,7 +128,7 @@ pub async fn download_file<T: Transport>(
 ) -> Result<Metadata, ClientError> {
     let meta =
         download_file_if(coffer, name, version, dest, observer, &|| true, &|_| Ok(())).await?;
-    Ok(meta.expect("always renamed into place"))
+    Ok(meta.expect("always renamed into place").0)
 }
 
 /// [`download_file`], but the verified file is renamed into place only if
@@ -137,6 +137,10 @@ pub async fn download_file<T: Transport>(
 /// nothing is left. `claim` is told the temporary file's path before the
 /// file is made (a sync records it, so that only a file it made is ever
 /// taken for its leftover); an error from it stops the download.
+///
+/// Also returns the file system's metadata of the file as written, read
+/// before it was renamed into place: a sync records that, never a stat of
+/// `dest` afterwards, which may already be someone's newer edit.
 pub async fn download_file_if<T: Transport>(
     coffer: &Coffer<T>,
     name: &str,
@@ -145,7 +149,7 @@ pub async fn download_file_if<T: Transport>(
     observer: &dyn Observer,
     still: &dyn Fn() -> bool,
     claim: &dyn Fn(&Path) -> std::io::Result<()>,
-) -> Result<Option<Metadata>, ClientError> {
+) -> Result<Option<(Metadata, std::fs::Metadata)>, ClientError> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -208,12 +212,16 @@ pub async fn download_file_if<T: Transport>(
     // Only a complete, verified file is worth syncing.
     out.finish()
         .map_err(|e| ClientError::io("writing the download", e))?;
+    let stamp = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| ClientError::io("writing the download", e))?;
     if !still() {
         return Ok(None); // the temporary file goes with `tmp`
     }
     tmp.persist(dest)
         .map_err(|e| ClientError::io(format!("cannot write {}", dest.display()), e.error))?;
-    Ok(Some(download.meta))
+    Ok(Some((download.meta, stamp)))
 }
 
 /// How a temporary download file is named: `.coffer-XXXXXX.part`.

@@ -362,10 +362,12 @@ impl Sync<'_> {
         )
         .await
         .with_context(|| format!("downloading {rel}"))?;
-        let Some(meta) = meta else {
+        let Some((meta, written)) = meta else {
             return Ok(false);
         };
-        let (size, mtime) = stat(&abs).unwrap_or((meta.size, 0));
+        // What was written, not what is there now: an edit that landed
+        // since is seen (and uploaded) by the next pass.
+        let (size, mtime) = super::scan::size_and_time(&written);
         self.state.lock().unwrap().insert(
             rel.to_string(),
             Synced {
