@@ -14,9 +14,12 @@ use coffer_proto::pb::file_storage_client::FileStorageClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::process::Child;
 use tonic::transport::Channel;
 
@@ -42,6 +45,8 @@ pub struct SyncPair {
     last: Vec<HashMap<String, Option<Content>>>,
     /// Edits made so far.
     edits: u64,
+    /// The history's time zero, which the logs' times count from.
+    epoch: Instant,
 }
 
 impl SyncPair {
@@ -56,6 +61,7 @@ impl SyncPair {
             children: vec![None, None],
             last: vec![HashMap::new(), HashMap::new()],
             edits: 0,
+            epoch: Instant::now() - Duration::from_millis(history.now_ms()),
             root,
         };
         for side in 0..2 {
@@ -79,15 +85,37 @@ impl SyncPair {
         self.root.path().join(format!("sync-{side}.log"))
     }
 
+    /// Starts side `side`'s `coffer sync`; each line it prints goes to its
+    /// log with the history's time, so the log and the history line up.
     fn spawn(&mut self, side: usize) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(side))?;
         let dir = self.dir(side);
         let mut cmd = self.clis[side].command(&["sync", dir.to_str().unwrap(), REMOTE]);
-        cmd.stdout(log.try_clone()?).stderr(log);
-        self.children[side] = Some(cmd.spawn()?);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let out = child
+            .stdout
+            .take()
+            .map(|o| Box::pin(o) as Pin<Box<dyn AsyncRead + Send>>);
+        let err = child
+            .stderr
+            .take()
+            .map(|e| Box::pin(e) as Pin<Box<dyn AsyncRead + Send>>);
+        for pipe in [out, err].into_iter().flatten() {
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log(side))?;
+            let epoch = self.epoch;
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let ms = epoch.elapsed().as_millis();
+                    let _ = writeln!(log, "[{ms:>7} ms] {line}");
+                }
+            });
+        }
+        self.children[side] = Some(child);
         Ok(())
     }
 
