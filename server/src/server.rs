@@ -86,8 +86,6 @@ async fn start_auth(cfg: &Config, meta: &Meta) -> anyhow::Result<crate::auth::Au
     Ok(crate::auth::Auth::new(meta.clone(), &key, auth_cfg))
 }
 
-/// Runs a server on `listener` with the storage nodes `node_specs` (as
-/// [`Config::node_specs`] resolves them) until `shutdown` completes.
 /// How long a starting server waits for an unreachable metadata database.
 const META_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -110,6 +108,8 @@ async fn open_meta(cfg: &Config) -> Result<Meta, meta::MetaError> {
     }
 }
 
+/// Runs a server on `listener` with the storage nodes `node_specs` (as
+/// [`Config::node_specs`] resolves them) until `shutdown` completes.
 pub async fn run(
     cfg: Config,
     node_specs: Vec<NodeSpec>,

@@ -81,10 +81,9 @@ impl MetaStore {
         self.engine.name()
     }
 
-    /// Asks whether `chunk` is stored before writing it, and holds it
-    /// either way (see [`ChunkHold`]). With `stream`, the streamed upload
-    /// references the chunk from now on and stays open one more `ttl`, in the
-    /// same transaction, unless that would take its owner past their quota
+    /// Asks whether `chunk` is stored before writing it, and holds it either way (see
+    /// [`ChunkHold`]). With `stream`, the streamed upload references the chunk from now on and
+    /// is renewed, in the same transaction, unless that would take its owner past their quota
     /// ([`MetaError::Limit`]) or the stream expired ([`MetaError::StreamGone`]).
     pub async fn hold_chunk(
         &self,
@@ -245,9 +244,8 @@ operations! {
     Write fn finish_session(s: &SessionRow, uploader: &str, mode: PutMode)
         -> VersionRow = sessions::finish;
     /// Opens a streamed upload: a session with no plan whose chunk
-    /// references [`MetaStore::hold_chunk`] adds as they are stored; `ttl`
-    /// after its last one it expires. It counts against the owner's
-    /// `max_open` uploads like a session.
+    /// references [`MetaStore::hold_chunk`] adds (expiring `ttl` after the
+    /// last); it counts against the owner's `max_open` uploads like a session.
     Unsynced fn open_stream(owner: OwnerId, ttl: Duration, max_open: u32)
         -> String = sessions::open_stream;
     /// Drops a session or stream and its references (an abandoned upload).

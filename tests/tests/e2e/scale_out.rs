@@ -234,3 +234,34 @@ async fn a_server_waits_for_a_database_that_is_not_up_yet() {
     upload_bytes(&mut c, "after.bin", &data).await.unwrap();
     assert!(download(&mut c, "after.bin", 0).await.unwrap() == data);
 }
+
+/// The database is reachable but every connection to it breaks at once
+/// (as when it crashes under a starting server's first queries): the
+/// server waits for it as for one that is down, and starts once it heals.
+#[tokio::test]
+async fn a_server_waits_for_a_database_whose_connections_break() {
+    use coffer_tests::proxy::{Fault, Proxy};
+    let pg = coffer_tests::postgres::PgCluster::shared().await.unwrap();
+    let url = pg.database().await.unwrap();
+    let (head, rest) = url.split_once("@127.0.0.1:").unwrap();
+    let (port, db) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    proxy.set(Fault::Cut);
+    let addr = proxy.endpoint().replace("http://", "");
+    let via = format!("{head}@{addr}/{db}");
+    let healer = async {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        proxy.set(Fault::None);
+    };
+    let (server, ()) = tokio::join!(
+        Server::start(ServerOpts::embedded().with("COFFER_DATABASE_URL", &via)),
+        healer
+    );
+    let server = server.expect("the server waited for its database");
+    let mut c = server.client().await;
+    let data = pattern(70_000, 4);
+    upload_bytes(&mut c, "after.bin", &data).await.unwrap();
+    assert!(download(&mut c, "after.bin", 0).await.unwrap() == data);
+}

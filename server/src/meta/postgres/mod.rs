@@ -34,6 +34,10 @@ pub fn is_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Words of errors without a SQLSTATE that mean the connection is gone
+/// ("error communicating with the server" when it crashed under a query).
+const LOST: [&str; 3] = ["connect", "communicat", "timed out"];
+
 /// A PostgreSQL error as a [`MetaError`] kind.
 pub(crate) fn pg(e: tokio_postgres::Error) -> MetaError {
     let msg = match e.as_db_error() {
@@ -59,8 +63,7 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> MetaError {
         SqlState::CANNOT_CONNECT_NOW,
         SqlState::CONNECTION_FAILURE,
         SqlState::TOO_MANY_CONNECTIONS,
-    ]) || (e.code().is_none()
-        && (e.is_closed() || msg.contains("connect") || msg.contains("timed out")))
+    ]) || (e.code().is_none() && (e.is_closed() || LOST.iter().any(|w| msg.contains(w))))
     {
         MetaError::Unreachable(msg)
     } else {

@@ -163,8 +163,7 @@ pub fn hold(
     stream: Option<&StreamRef>,
 ) -> Result<ChunkHold, MetaError> {
     if let Some(s) = stream {
-        // Each chunk keeps its stream open one more window: a stream's
-        // `created_at` is its last chunk's time (both sides read the old row).
+        // Each chunk renews its stream; a stream's `created_at` is its last chunk's.
         let owner: OwnerId = tx
             .query_opt(
                 "UPDATE upload_sessions SET created_at = now_ms(),
