@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// Owner ids: a user's id is the owner id of their files. With
-/// authentication switched off every file belongs to [`DEFAULT_OWNER`],
-/// which the first user created takes over.
+/// Owner ids: a user's id is the owner id of their files. With authentication switched off every
+/// file belongs to [`DEFAULT_OWNER`], which the first user created takes over.
 pub type OwnerId = i64;
 pub const DEFAULT_OWNER: OwnerId = 1;
 
@@ -105,10 +104,9 @@ pub fn content_hashes(
 /// The metadata store every part of the server shares.
 pub type Meta = Arc<MetaStore>;
 
-/// An unclaimed `pending` chunk row (an upload writing the chunk) is taken
-/// for abandoned only after this long, whatever gc's grace period: a
-/// chunk write never takes this long, so gc never collects a chunk an
-/// upload is still writing.
+/// An unclaimed `pending` chunk row (an upload writing the chunk) is taken for abandoned only after
+/// this long, whatever gc's grace period: a chunk write never takes this long, so gc never collects
+/// a chunk an upload is still writing.
 pub const PENDING_FLOOR: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Error)]
@@ -338,10 +336,9 @@ impl NewVersion {
     }
 }
 
-/// What finishing session `s` again returns, given what is now stored as
-/// the version `number` it committed: that very version, or an error.
-/// Retention may have removed it, and a purged file's path may hold other
-/// content by now; committing again would put stale content on top.
+/// What finishing session `s` again returns, given what is now stored as the version `number` it
+/// committed: that very version, or an error. Retention may have removed it, and a purged file's
+/// path may hold other content by now; committing again would put stale content on top.
 pub fn finished_again(
     s: &SessionRow,
     number: u64,
@@ -395,9 +392,8 @@ pub struct NewSession {
     pub modified: Option<String>,
 }
 
-/// One entry of an owner's change feed: a version committed (a commit,
-/// restore or the arriving end of a move), or a file deleted (or moved
-/// away).
+/// One entry of an owner's change feed: a version committed (a commit, restore or the arriving end
+/// of a move), or a file deleted (or moved away).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRow {
     /// Per owner, from 1, one more for every change: no gaps.
@@ -417,9 +413,8 @@ pub struct ChangeRow {
 /// How long the change feed keeps entries; an older cursor must rescan.
 pub const CHANGES_KEPT: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// Whether a page of changes after `after` (the first `first`, or none)
-/// can be served against the owner's `head`; the error tells the client
-/// to list everything again.
+/// Whether a page of changes after `after` (the first `first`, or none) can be served against the
+/// owner's `head`; the error tells the client to list everything again.
 pub fn check_cursor(after: u64, first: Option<u64>, head: u64) -> Result<(), MetaError> {
     if after > head || (after < head && first != Some(after + 1)) {
         return Err(MetaError::CursorGone(CursorGone {

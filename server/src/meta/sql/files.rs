@@ -271,6 +271,11 @@ pub fn restore(
         return Ok(None);
     };
     let chunks = version_chunks(tx, old.file_id, old.number)?;
+    // Retention may have removed the version between the two reads (on PostgreSQL, each
+    // statement sees the latest commit): then its chunks do not add up, and a retry finds it gone.
+    if chunks.iter().map(|c| u64::from(c.size)).sum::<u64>() != old.size {
+        return Err(MetaError::Busy("the version was just removed".into()));
+    }
     let v = NewVersion::restoring(old, chunks, owner, uploader);
     // The owner committed these chunks once already.
     let ids: Vec<&str> = v.chunks.iter().map(|c| c.id.as_str()).collect();
