@@ -16,12 +16,26 @@ use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::process::Child;
 use tonic::transport::Channel;
+
+/// Appends each line of `pipe` to `log`, prefixed with the time since `epoch`.
+fn log_lines(
+    pipe: impl AsyncRead + Unpin + Send + 'static,
+    mut log: std::fs::File,
+    epoch: Instant,
+) {
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let ms = epoch.elapsed().as_millis();
+            let _ = writeln!(log, "[{ms:>7} ms] {line}");
+        }
+    });
+}
 
 /// The remote folder both sides sync with.
 pub const REMOTE: &str = "sync";
@@ -93,27 +107,17 @@ impl SyncPair {
         cmd.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn()?;
-        let out = child
-            .stdout
-            .take()
-            .map(|o| Box::pin(o) as Pin<Box<dyn AsyncRead + Send>>);
-        let err = child
-            .stderr
-            .take()
-            .map(|e| Box::pin(e) as Pin<Box<dyn AsyncRead + Send>>);
-        for pipe in [out, err].into_iter().flatten() {
-            let mut log = std::fs::OpenOptions::new()
+        let log = || {
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(self.log(side))?;
-            let epoch = self.epoch;
-            tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(pipe).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let ms = epoch.elapsed().as_millis();
-                    let _ = writeln!(log, "[{ms:>7} ms] {line}");
-                }
-            });
+                .open(self.log(side))
+        };
+        if let Some(out) = child.stdout.take() {
+            log_lines(out, log()?, self.epoch);
+        }
+        if let Some(err) = child.stderr.take() {
+            log_lines(err, log()?, self.epoch);
         }
         self.children[side] = Some(child);
         Ok(())
