@@ -51,9 +51,19 @@ impl Files {
         path: &str,
         version: Option<u64>,
     ) -> Result<(FileVersion, Vec<ChunkRef>), FileError> {
-        let row = self.find(caller, path, version).await?;
-        let chunks = self.meta.version_chunks(row.file_id, row.number).await?;
-        Ok((self.with_health(row).await?, chunks))
+        // Retention may remove the version between the two reads (on
+        // PostgreSQL each sees the latest commit): its chunk list then comes
+        // back empty, and a second look finds the version gone.
+        for _ in 0..3 {
+            let row = self.find(caller, path, version).await?;
+            let chunks = self.meta.version_chunks(row.file_id, row.number).await?;
+            if chunks.iter().map(|c| u64::from(c.size)).sum::<u64>() == row.size {
+                return Ok((self.with_health(row).await?, chunks));
+            }
+        }
+        Err(FileError::Internal(format!(
+            "the chunks of {path:?} do not add up to its size"
+        )))
     }
 
     /// The contents of `chunks`, in order, verified, up to
