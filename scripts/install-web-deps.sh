@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building the web app needs, if missing (idempotent): the
-# wasm32 target, Trunk 0.21.14 and wasm-bindgen-cli 0.2.130 (which must equal
-# the wasm-bindgen crate pinned in web/Cargo.toml). Trunk runs --offline and
-# never downloads tools itself; wasm-opt is not used.
+# Installs what front-end development with `trunk serve` needs, if missing
+# (idempotent): the wasm32 target, Trunk 0.21.14 and wasm-bindgen-cli 0.2.130
+# (which must equal the wasm-bindgen crate pinned in web/Cargo.toml). Trunk
+# runs --offline and never downloads tools itself. Building and running
+# Coffer needs none of this: scripts/run.sh and scripts/test.sh build the
+# web app with tools/web-build.
 set -euo pipefail
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 

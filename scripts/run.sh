@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
-# Builds Coffer (the web app with Trunk, then the server) and starts it on
-# the embedded default: three local-directory storage nodes and SQLite
-# under ./coffer-data; web app, gRPC and grpc-web on http://localhost:5000.
-# Arguments go to coffer-server (see `coffer-server --help`); the
-# environment and a .env file configure it too (MINIO_ENDPOINT_1..N, ...).
+# Builds Coffer (the web app, the server and the `coffer` command-line
+# client) and starts the server on the embedded default: three
+# local-directory storage nodes and SQLite under ./coffer-data; web app,
+# gRPC and grpc-web on http://localhost:5000. Arguments go to coffer-server
+# (see `coffer-server --help`); the environment and a .env file configure
+# it too (MINIO_ENDPOINT_1..N, ...). Nothing to install but Rust: the web
+# app is built by an in-repo step (tools/web-build), not Trunk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+profile="${COFFER_RUN_PROFILE:-release}"
+
+# Each step says what it does, how long it took the first time on a
+# 2-core machine, and how long it took now.
+step() {
+  echo "==> $1" >&2
+  step_started=$SECONDS
+}
+step_done() {
+  echo "    ($((SECONDS - step_started)) s)" >&2
+}
 
 # COFFER_SKIP_WEB_BUILD=1 serves whatever dist/ holds (tests use it to run
 # this script while the browser test reads dist/).
 if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
-  bash scripts/install-web-deps.sh
-  trunk build --release --offline
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "adding Rust's wasm32 target (once)"
+    rustup target add wasm32-unknown-unknown
+    step_done
+  fi
+  step "building the web app into dist/ (first time about 4 min, then seconds)"
+  cargo run -q --profile "$profile" -p coffer-web-build
+  step_done
 fi
-profile="${COFFER_RUN_PROFILE:-release}"
 # The server, and the `coffer` command-line client (built apart, as the
 # tests build them, so each keeps its own features and nothing rebuilds).
+step "building the server (first time about 8 min, then seconds)"
 cargo build --profile "$profile" -p coffer-server --bin coffer-server
+step_done
+step "building the coffer command-line client (first time about 1 min, then seconds)"
 cargo build --profile "$profile" -p coffer-client --bin coffer
+step_done
 case "$profile" in
   dev) out=debug ;;
   *) out="$profile" ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coffer's whole test command: installs what the tests need when missing
-# (Garage, the AWS CLI, Chromium and playwright-core, Trunk and
-# wasm-bindgen-cli), builds the web app, then checks formatting and lints
+# (Garage, the AWS CLI, Chromium and playwright-core, the wasm32 target),
+# builds the web app as the README's run command does, then checks formatting and lints
 # and runs every test (unit tests, the BlobStore conformance suite on local
 # and Garage nodes, the end-to-end suite against the real server binary,
 # and the browser test in headless Chromium).
@@ -20,14 +20,13 @@ if [ "${avail_kib:-0}" -lt $((6 * 1024 * 1024)) ]; then
 fi
 
 bash scripts/install-test-deps.sh
-bash scripts/install-web-deps.sh
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 # The web app first: the server binary embeds dist/ when it is built.
-trunk build --release --offline
+cargo run -p coffer-web-build
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p coffer-server --bin coffer-server
 # The client SDK also builds for the browser (grpc-web over wasm32).
-rustup target add wasm32-unknown-unknown
 cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-features --features wasm
 # The web app (built above, exactly as the README's run command builds
 # it) is linted for the only target it has.

@@ -15,7 +15,7 @@ async fn browser_and_native_clients_share_one_port() {
     let dist = root.join("dist");
     assert!(
         dist.join("index.html").is_file(),
-        "the web app is not built: `bash scripts/test.sh` builds it (trunk build --release --offline)"
+        "the web app is not built: `bash scripts/test.sh` builds it (cargo run -p coffer-web-build)"
     );
     assert!(
         root.join("tests/browser/node_modules/playwright-core")

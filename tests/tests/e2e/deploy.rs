@@ -155,7 +155,7 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
     }
     // The image's server carries the web app: built before the server.
     let web = docker
-        .find("trunk build")
+        .find("cargo run --release -p coffer-web-build")
         .expect("the image builds the web app");
     let server = docker
         .find("cargo build --release -p coffer-server")
