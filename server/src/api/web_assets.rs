@@ -87,7 +87,9 @@ const BROTLI_QUALITY: u32 = if cfg!(debug_assertions) { 5 } else { 11 };
 
 fn pack(a: &Asset) -> Packed {
     use std::io::Write;
-    if !compressible(a.name) || a.bytes.len() < 1024 {
+    // The page itself is under 1 KiB and still halves; below a few hundred
+    // bytes the headers outweigh what compression saves.
+    if !compressible(a.name) || a.bytes.len() < 256 {
         return Packed::default();
     }
     let mut br = Vec::new();
