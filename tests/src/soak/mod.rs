@@ -179,11 +179,12 @@ async fn soak(
     history: &Arc<History>,
     pair: &mut Option<sync::SyncPair>,
 ) -> anyhow::Result<Report> {
-    let until = Instant::now() + cfg.duration;
     let addrs = cluster.addrs();
     if cfg.sync {
         *pair = Some(sync::SyncPair::start(&addrs, history).await?);
     }
+    // Only now: starting the pair may first build the `coffer` binary.
+    let until = Instant::now() + cfg.duration;
     let work = workload::run(cfg.seed, cfg.clients, &addrs, until, history.clone());
     let edits = async {
         match pair.as_mut() {

@@ -46,10 +46,10 @@ const NAMES: [&str; 4] = ["s0.txt", "s1.txt", "d/s2.txt", "d/s3.txt"];
 /// refuses to carry an emptied folder's deletes, as an unmounted disk's).
 const KEEP: &str = "keep.txt";
 
-/// How long the pair may take to agree once the cluster has healed: more
-/// than `coffer sync`'s full rescan (every 5 minutes), which finds what a
-/// missed file-system event hid.
-const AGREE_WITHIN: Duration = Duration::from_secs(6 * 60);
+/// How long the pair may take to agree once the cluster has healed: less
+/// than `coffer sync`'s full rescan (every 5 minutes), so an edit whose
+/// event was lost fails the run instead of waiting for the rescan.
+const AGREE_WITHIN: Duration = Duration::from_secs(3 * 60);
 
 pub struct SyncPair {
     root: tempfile::TempDir,
