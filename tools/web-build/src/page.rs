@@ -8,8 +8,9 @@ use anyhow::{bail, ensure, Context};
 /// The `href` of every `<link data-trunk rel="css">`, in page order.
 pub fn stylesheets(template: &str) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    for tag in trunk_links(template)? {
-        if attr(tag, "rel") == Some("css") {
+    for (start, end) in links(template)? {
+        let tag = &template[start..end];
+        if tag.contains("data-trunk") && attr(tag, "rel") == Some("css") {
             out.push(
                 attr(tag, "href")
                     .context("a css link without href")?
@@ -29,19 +30,16 @@ pub fn render(
     wasm: &str,
 ) -> anyhow::Result<String> {
     let mut out = String::with_capacity(template.len() + 1024);
-    let mut rest = template;
+    let mut copied = 0;
     let mut loaders = 0;
-    while let Some(start) = rest.find("<link") {
-        let end = start
-            + rest[start..]
-                .find('>')
-                .context("a <link> without its '>'")?
-            + 1;
-        let tag = &rest[start..end];
-        out.push_str(&rest[..start]);
+    for (start, end) in links(template)? {
+        let tag = &template[start..end];
         if !tag.contains("data-trunk") {
-            out.push_str(tag);
-        } else if attr(tag, "rel") == Some("css") {
+            continue;
+        }
+        out.push_str(&template[copied..start]);
+        copied = end;
+        if attr(tag, "rel") == Some("css") {
             let href = attr(tag, "href").context("a css link without href")?;
             let name = hashed(href).with_context(|| format!("no hashed name for {href}"))?;
             out.push_str(&format!(r#"<link rel="stylesheet" href="/{name}"/>"#));
@@ -51,9 +49,8 @@ pub fn render(
         } else {
             bail!("web/index.html: a data-trunk link this build does not know: {tag}");
         }
-        rest = &rest[end..];
     }
-    out.push_str(rest);
+    out.push_str(&template[copied..]);
     ensure!(
         loaders == 1,
         "web/index.html needs exactly one <link data-trunk rel=\"rust\">"
@@ -74,19 +71,19 @@ dispatchEvent(new CustomEvent("TrunkApplicationStarted", {{detail: {{wasm}}}}));
     )
 }
 
-fn trunk_links(template: &str) -> anyhow::Result<Vec<&str>> {
+/// Where each `<link ...>` tag of `template` starts and ends.
+fn links(template: &str) -> anyhow::Result<Vec<(usize, usize)>> {
     let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("<link") {
+    let mut from = 0;
+    while let Some(at) = template[from..].find("<link") {
+        let start = from + at;
         let end = start
-            + rest[start..]
+            + template[start..]
                 .find('>')
                 .context("a <link> without its '>'")?
             + 1;
-        if rest[start..end].contains("data-trunk") {
-            out.push(&rest[start..end]);
-        }
-        rest = &rest[end..];
+        out.push((start, end));
+        from = end;
     }
     Ok(out)
 }
