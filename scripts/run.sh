@@ -38,7 +38,7 @@ fi
 step "building the server (first time about 8 min, then seconds)"
 cargo build --profile "$profile" -p coffer-server --bin coffer-server
 step_done
-step "building the coffer command-line client (first time about 1 min, then seconds)"
+step "building the coffer command-line client (first time about 3 min, then seconds)"
 cargo build --profile "$profile" -p coffer-client --bin coffer
 step_done
 case "$profile" in
