@@ -1,4 +1,4 @@
-//! Embeds the built web app (Trunk's `dist/` at the repository root) in the
+//! Embeds the built web app (`dist/` at the repository root, from tools/web-build) in the
 //! server binary, so it serves the app whatever its working directory.
 //! Without a `dist/` at build time the binary carries no app (and says so
 //! at `/`); `scripts/run.sh` and `scripts/test.sh` build the app first.

@@ -244,7 +244,7 @@ pub struct Config {
     #[arg(long, env = "COFFER_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
     /// A built web app to serve at `/` instead of the one in the binary
-    /// (Trunk's output, for front-end work).
+    /// (a built `dist/`, for front-end work).
     #[arg(long, env = "COFFER_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
     /// Log filter (tracing `EnvFilter` syntax).

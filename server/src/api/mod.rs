@@ -45,7 +45,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
 
 /// Builds the router for every route the server answers.
-/// `web_dir` holds a built web app (Trunk's `dist/`) to serve instead of
+/// `web_dir` holds a built web app (a `dist/` folder) to serve instead of
 /// the one embedded in the binary.
 /// Readiness is re-checked for `grpc.health.v1` this often, until `cancel`.
 pub async fn router(

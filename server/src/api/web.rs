@@ -1,13 +1,13 @@
 //! Serves the built web app at `/`: the copy embedded in the binary at
-//! build time (see `build.rs`), or Trunk's output in a directory
+//! build time (see `build.rs`), or a built `dist/` in a directory
 //! (`COFFER_WEB_DIR`, for front-end work). index.html answers every unknown
-//! path (client-side routing); Trunk's content-hashed assets are cached
+//! path (client-side routing); the content-hashed assets are cached
 //! for long (immutable), index.html revalidated every time. The embedded
 //! assets carry ETags (a repeat visit's revalidation is a 304) and go out
 //! brotli- or gzip-compressed as the client's `Accept-Encoding` allows
 //! (see [`super::web_assets`]). Pages carry a Content-Security-Policy
 //! that allows this origin's scripts, the wasm module, and exactly the
-//! inline loader Trunk writes into index.html (by its hash).
+//! inline loader index.html carries (by its hash).
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -216,7 +216,7 @@ async fn unknown_grpc(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Whether `path` names a content-hashed asset: Trunk names them
+/// Whether `path` names a content-hashed asset: tools/web-build and Trunk name them
 /// `name-<hash>.ext`, and the wasm module `name-<hash>_bg.wasm`. Anything
 /// else (index.html, the client-side routes that fall back to it) must be
 /// revalidated.
