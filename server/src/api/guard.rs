@@ -16,8 +16,8 @@ use tonic::Status;
 /// What a route asks of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// Anyone: the web app's files, liveness, readiness, health, logging
-    /// in, share links (which check their own password).
+    /// Anyone: the web app's files, liveness, readiness, health, server
+    /// reflection, logging in, share links (which check their own password).
     Open,
     /// A logged-in user.
     User,
@@ -29,22 +29,23 @@ pub enum Need {
     Download,
 }
 
-/// The gRPC methods anyone may call.
+/// The gRPC methods anyone may call. Server reflection is open too (by
+/// prefix, below): it describes the services exactly as the public
+/// `proto/storage.proto` does, and generic tools such as grpcurl need it
+/// before they can even send a login.
 const OPEN_METHODS: &[&str] = &["/CofferAuth/Login", "/CofferAuth/Refresh"];
 
 /// Path prefixes of the gRPC services that need a user. Decided by path,
 /// never by content type, so no request reaches a service unchecked by
 /// calling itself something else.
-const USER_SERVICES: &[&str] = &[
-    "/FileStorage/",
-    "/CofferAuth/",
-    "/CofferShare/",
-    "/grpc.reflection.",
-];
+const USER_SERVICES: &[&str] = &["/FileStorage/", "/CofferAuth/", "/CofferShare/"];
 
 /// What a request for `path` needs.
 pub fn need(path: &str) -> Need {
-    if OPEN_METHODS.contains(&path) || path.starts_with("/grpc.health.v1.Health/") {
+    if OPEN_METHODS.contains(&path)
+        || path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.")
+    {
         Need::Open
     } else if path.starts_with("/CofferAdmin/") {
         Need::Admin
@@ -207,11 +208,11 @@ mod tests {
         assert_eq!(need("/CofferAdmin/RunWorker"), Need::Admin);
         assert_eq!(
             need("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
-            Need::User
+            Need::Open
         );
         assert_eq!(
             need("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
-            Need::User
+            Need::Open
         );
         assert_eq!(need("/metrics"), Need::Metrics);
         assert_eq!(need("/download/a.txt"), Need::Download);

@@ -79,7 +79,6 @@ fn bad_credentials(server: &Server) -> Vec<(&'static str, Option<String>)> {
 /// Calls every RPC of every service that needs a token through `ch`;
 /// returns (rpc, code) of each.
 async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
-    let f_channel = ch.clone();
     let mut f = FileStorageClient::new(ch.clone());
     let mut a = CofferAdminClient::new(ch.clone());
     let mut auth = CofferAuthClient::new(ch.clone());
@@ -228,7 +227,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
             .map(drop),
         ),
     ));
-    let mut share = CofferShareClient::new(ch.clone());
+    let mut share = CofferShareClient::new(ch);
     let made = share
         .create_share_link(CreateShareLinkRequest {
             file_name: "keep.txt".into(),
@@ -258,44 +257,6 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
                 .map(drop),
         ),
     ));
-    let mut refl =
-        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
-    let req = tonic_reflection::pb::v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
-                String::new(),
-            ),
-        ),
-    };
-    let r = match refl
-        .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-    {
-        Ok(s) => s.into_inner().message().await.map(drop),
-        Err(e) => Err(e),
-    };
-    out.push(("ServerReflectionInfo", code(r)));
-    let mut alpha =
-        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(
-            f_channel.clone(),
-        );
-    let req = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::ListServices(
-                String::new(),
-            ),
-        ),
-    };
-    let r = match alpha
-        .server_reflection_info(tokio_stream::iter(vec![req]))
-        .await
-    {
-        Ok(s) => s.into_inner().message().await.map(drop),
-        Err(e) => Err(e),
-    };
-    out.push(("ServerReflectionInfo v1alpha", code(r)));
     // Last: it ends the login.
     out.push((
         "Logout",

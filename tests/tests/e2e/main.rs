@@ -16,6 +16,7 @@ mod harness;
 mod hostile_soak;
 mod limits;
 mod meta;
+mod readme;
 mod recovery;
 mod replication;
 mod revocation;
