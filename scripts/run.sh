@@ -33,13 +33,11 @@ if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
   cargo run -q --profile "$profile" -p coffer-web-build
   step_done
 fi
-# The server, and the `coffer` command-line client (built apart, as the
-# tests build them, so each keeps its own features and nothing rebuilds).
-step "building the server (first time about 8 min, then seconds)"
-cargo build --profile "$profile" -p coffer-server --bin coffer-server
-step_done
-step "building the coffer command-line client (first time about 3 min, then seconds)"
-cargo build --profile "$profile" -p coffer-client --bin coffer
+# The server and the `coffer` command-line client in one build: they share
+# most of their dependencies (tokio, tonic, hyper, rustls...), which then
+# compile once.
+step "building the server and the coffer command-line client (first time about 8 min, then seconds)"
+cargo build --profile "$profile" -p coffer-server -p coffer-client --bin coffer-server --bin coffer
 step_done
 case "$profile" in
   dev) out=debug ;;

@@ -25,7 +25,8 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 cargo run -p coffer-web-build
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo build -p coffer-server --bin coffer-server
+# The server and the CLI together, as run.sh and the tests build them.
+cargo build -p coffer-server -p coffer-client --bin coffer-server --bin coffer
 # The client SDK also builds for the browser (grpc-web over wasm32).
 cargo check -p coffer-client --target wasm32-unknown-unknown --no-default-features --features wasm
 # The web app (built above, exactly as the README's run command builds

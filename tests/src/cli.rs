@@ -21,7 +21,7 @@ pub fn cli_bin() -> PathBuf {
         }
         // Cheap when up to date; makes a bare `cargo test` work too.
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        crate::server::cargo_build("coffer-client", "coffer", release);
+        crate::server::build_binaries(release);
         profile_dir.join("coffer")
     })
     .clone()

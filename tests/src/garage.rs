@@ -441,6 +441,7 @@ api_bind_addr = "127.0.0.1:{admin}"
         );
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(coffer_server::store::s3::https_client())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
             .credentials_provider(creds)

@@ -65,20 +65,24 @@ pub fn server_bin() -> PathBuf {
         let bin = profile_dir.join("coffer-server");
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         // Cheap when up to date; makes a bare `cargo test` work too.
-        cargo_build("coffer-server", "coffer-server", release);
+        build_binaries(release);
         bin
     })
     .clone()
 }
 
-/// `cargo build -q -p PACKAGE --bin BIN` in the workspace, as a plain
-/// `cargo build` would run it: without the variables `cargo test` sets
+/// Builds the server and the CLI in one `cargo build`, as `scripts/run.sh`
+/// and `scripts/test.sh` do: built together, their shared dependencies
+/// compile once with one set of features, and a build of either alone would
+/// compile them again with another. Run as a plain `cargo build` would
+/// run it: without the variables `cargo test` sets
 /// for the test itself. (Build scripts such as ring's rerun when
 /// `CARGO_MANIFEST_DIR` or `OUT_DIR` changes, and everything above them is then
 /// rebuilt, here and again by the next ordinary build.)
-pub fn cargo_build(package: &str, bin: &str, release: bool) {
+pub fn build_binaries(release: bool) {
     let mut cmd = std::process::Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+    cmd.args(["build", "-q", "-p", "coffer-server", "-p", "coffer-client"]);
+    cmd.args(["--bin", "coffer-server", "--bin", "coffer"]);
     if release {
         cmd.arg("--release");
     }
@@ -105,7 +109,7 @@ pub fn cargo_build(package: &str, bin: &str, release: bool) {
         .current_dir(workspace_root())
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "building {bin} failed");
+    assert!(status.success(), "building coffer-server and coffer failed");
 }
 
 /// A size line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in bytes.

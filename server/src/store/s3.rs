@@ -11,6 +11,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedHttpClient,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -33,6 +34,26 @@ pub struct S3Config {
     pub timeout: Duration,
 }
 
+/// The HTTP client for S3 nodes: the SDK's default one (hyper, rustls,
+/// proxy settings from the environment), except that rustls runs on
+/// *ring*, the provider the server's own TLS uses. The SDK's default
+/// provider is aws-lc, a C library whose build (cmake) cost every first
+/// build of the server about a minute on two cores, for nothing here.
+pub fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
 /// An S3-backed [`BlobStore`].
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -46,6 +67,7 @@ impl S3Store {
     pub fn new(cfg: &S3Config) -> Self {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https_client())
             .endpoint_url(&cfg.endpoint)
             .region(Region::new(cfg.region.clone()))
             .credentials_provider(Credentials::new(
