@@ -29,22 +29,14 @@ if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
     rustup target add wasm32-unknown-unknown
     step_done
   fi
-  step "building the web app into dist/ (first time about 3.5 min, then seconds)"
-  # The module builds while the step that packs it does: each alone leaves
-  # a core idle at times (a chain of crates; the module's link in one
-  # unit). coffer-web-build then finds the module built by the very command
-  # it runs itself (tools/web-build checks that this line matches).
-  cargo build -q --release --target wasm32-unknown-unknown --manifest-path web/Cargo.toml --target-dir web/target &
-  module=$!
-  cargo build --profile "$profile" -p coffer-web-build
-  wait "$module"
+  step "building the web app into dist/ (first time about 4 min, then seconds)"
   cargo run -q --profile "$profile" -p coffer-web-build
   step_done
 fi
 # The server and the `coffer` command-line client in one build: they share
 # most of their dependencies (tokio, tonic, hyper, rustls...), which then
 # compile once.
-step "building the server and the coffer command-line client (first time about 7 min, then seconds)"
+step "building the server and the coffer command-line client (first time about 8 min, then seconds)"
 cargo build --profile "$profile" -p coffer-server -p coffer-client --bin coffer-server --bin coffer
 step_done
 case "$profile" in

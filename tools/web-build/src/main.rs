@@ -19,10 +19,6 @@ use std::time::Instant;
 /// Changes whenever this build's output for the same input may change.
 const BUILDER: &str = "coffer-web-build 2, wasm-bindgen 0.2.130";
 
-/// How cargo builds the module (then `--manifest-path web/Cargo.toml
-/// --target-dir web/target`); `scripts/run.sh` runs the same beforehand.
-const MODULE_BUILD: &[&str] = &["build", "--release", "--target", "wasm32-unknown-unknown"];
-
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().context("the repository root")?;
@@ -36,8 +32,13 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(MODULE_BUILD)
-        .arg("--manifest-path")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--manifest-path",
+        ])
         .arg(web.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
@@ -141,25 +142,5 @@ mod tests {
         let app = pin(&format!("{dir}/../../web/Cargo.toml"), "wasm-bindgen");
         assert_eq!(ours, app);
         assert!(super::BUILDER.contains(ours.trim_start_matches('=')));
-    }
-
-    /// run.sh builds the module beside this tool; it must be the same build,
-    /// or the tool would build the module again.
-    #[test]
-    fn run_sh_builds_the_module_as_this_tool_does() {
-        let run =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/run.sh"))
-                .unwrap();
-        let [build, rest @ ..] = super::MODULE_BUILD else {
-            unreachable!()
-        };
-        let ours = format!(
-            "cargo {build} -q {} --manifest-path web/Cargo.toml --target-dir web/target &",
-            rest.join(" ")
-        );
-        assert!(
-            run.lines().any(|l| l.trim() == ours),
-            "scripts/run.sh does not run `{ours}`"
-        );
     }
 }
