@@ -13,13 +13,7 @@ profile="${COFFER_RUN_PROFILE:-release}"
 
 # Each step says what it does, how long it took the first time on a
 # 2-core machine, and how long it took now.
-step() {
-  echo "==> $1" >&2
-  step_started=$SECONDS
-}
-step_done() {
-  echo "    ($((SECONDS - step_started)) s)" >&2
-}
+source scripts/steps.sh
 
 # COFFER_SKIP_WEB_BUILD=1 serves whatever dist/ holds (tests use it to run
 # this script while the browser test reads dist/).

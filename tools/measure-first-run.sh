@@ -4,7 +4,18 @@
 # target/; Rust itself (rustup's toolchain, with the wasm32 target) is all
 # there is. Prints the seconds until the server says it is listening.
 # Usage: tools/measure-first-run.sh REV   (BENCHMARKS.md, "A newcomer's first run")
+#
+# With --test, runs the test command (`bash .ci/run`) once instead, the
+# same way, and prints its steps' times. Garage lands in the throwaway
+# CARGO_HOME, so it is built every time; Debian and pip packages are
+# installed system-wide, so only a machine without them measures those.
+# Usage: tools/measure-first-run.sh --test REV   (README.md, "Tests")
 set -euo pipefail
+mode=run
+if [ "${1:-}" = "--test" ]; then
+  mode=test
+  shift
+fi
 rev="$1"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 root=$(mktemp -d /tmp/firstrun-XXXXXX)
@@ -17,7 +28,16 @@ for t in cargo rustc rustup rustdoc cargo-clippy rustfmt; do
   ln -s "$(command -v "$t")" "$CARGO_HOME/bin/$t"
 done
 export PATH="$CARGO_HOME/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-unset CARGO_TARGET_DIR CARGO_INCREMENTAL
+unset CARGO_TARGET_DIR CARGO_INCREMENTAL GARAGE_BIN
+if [ "$mode" = test ]; then
+  start=$SECONDS
+  status=0
+  bash .ci/run >"$root/test.log" 2>&1 || status=$?
+  echo "test command: exit $status after $((SECONDS - start)) s"
+  sed -n '/^==> steps, in seconds/,$p' "$root/test.log"
+  echo "log: $root/test.log"
+  exit "$status"
+fi
 run() {
   local log="$1" start=$SECONDS
   PORT=5091 COFFER_DATA_DIR="$root/data" bash scripts/run.sh >"$log" 2>&1 &
