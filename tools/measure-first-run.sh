@@ -27,7 +27,13 @@ mkdir -p "$CARGO_HOME/bin"
 for t in cargo rustc rustup rustdoc cargo-clippy rustfmt; do
   ln -s "$(command -v "$t")" "$CARGO_HOME/bin/$t"
 done
-export PATH="$CARGO_HOME/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+if [ "$mode" = test ]; then
+  # The machine's own tools (pip, node...) stay; only ~/.cargo/bin goes.
+  PATH="$CARGO_HOME/bin:$(tr : '\n' <<<"$PATH" | grep -v '/\.cargo/bin' | paste -sd:)"
+  export PATH
+else
+  export PATH="$CARGO_HOME/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+fi
 unset CARGO_TARGET_DIR CARGO_INCREMENTAL GARAGE_BIN
 if [ "$mode" = test ]; then
   start=$SECONDS
