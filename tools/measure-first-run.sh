@@ -24,7 +24,7 @@ cd "$root/coffer"
 git checkout -q "$rev"
 export CARGO_HOME="$root/cargo-home"
 mkdir -p "$CARGO_HOME/bin"
-for t in cargo rustc rustup rustdoc cargo-clippy rustfmt; do
+for t in cargo rustc rustup rustdoc cargo-clippy clippy-driver cargo-fmt rustfmt; do
   ln -s "$(command -v "$t")" "$CARGO_HOME/bin/$t"
 done
 if [ "$mode" = test ]; then
