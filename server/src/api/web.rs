@@ -3,9 +3,9 @@
 //! (`COFFER_WEB_DIR`, for front-end work). index.html answers every unknown
 //! path (client-side routing); the content-hashed assets are cached
 //! for long (immutable), index.html revalidated every time. The embedded
-//! assets carry ETags (a repeat visit's revalidation is a 304) and go out
-//! brotli- or gzip-compressed as the client's `Accept-Encoding` allows
-//! (see [`super::web_assets`]). Pages carry a Content-Security-Policy
+//! assets carry ETags (a repeat visit's revalidation is a 304); embedded or
+//! not, assets go out in the brotli or gzip form tools/web-build made, as
+//! the client's `Accept-Encoding` allows (see [`super::web_assets`]). Pages carry a Content-Security-Policy
 //! that allows this origin's scripts, the wasm module, and exactly the
 //! inline loader index.html carries (by its hash).
 
@@ -35,7 +35,6 @@ pub fn routes(dir: Option<&Path>) -> Router {
             .find(|(name, _)| *name == "index.html")
             .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
             .unwrap_or_default();
-        super::web_assets::pack_in_background(super::web_assets::assets(embedded::ASSETS));
         return with_policy(Router::new().fallback(serve_embedded), &index);
     };
     let index = dir.join("index.html");
@@ -43,6 +42,8 @@ pub fn routes(dir: Option<&Path>) -> Router {
         return not_built(format!("no {}", index.display()));
     };
     let files = ServeDir::new(dir)
+        .precompressed_br()
+        .precompressed_gzip()
         .append_index_html_on_directories(true)
         .fallback(ServeFile::new(index));
     with_policy(Router::new().fallback_service(files), &html)
@@ -126,10 +127,10 @@ fn not_built(why: String) -> Router {
 }
 
 /// One embedded asset by path; index.html for any other path. Sent in
-/// the best coding the client accepts that is ready, with an ETag per
+/// the best coding the client accepts that the asset has, with an ETag per
 /// coding; a matching `If-None-Match` gets 304.
 async fn serve_embedded(req: Request) -> Response {
-    use super::web_assets::{acceptable, assets, compressible, packed, Coding};
+    use super::web_assets::{acceptable, assets, Coding};
     let path = req.uri().path().trim_start_matches('/');
     let all = assets(embedded::ASSETS);
     let find = |p: &str| all.iter().position(|a| a.name == p);
@@ -152,14 +153,9 @@ async fn serve_embedded(req: Request) -> Response {
         .headers()
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let forms = packed(i);
     let (coding, body): (Coding, &'static [u8]) = acceptable(accept)
         .into_iter()
-        .find_map(|c| match c {
-            Coding::Brotli => forms.and_then(|f| f.br.as_deref()).map(|b| (c, b)),
-            Coding::Gzip => forms.and_then(|f| f.gzip.as_deref()).map(|b| (c, b)),
-            Coding::Identity => Some((c, asset.bytes)),
-        })
+        .find_map(|c| asset.form(c).map(|b| (c, b)))
         .unwrap_or((Coding::Identity, asset.bytes));
     let etag = match coding.token() {
         Some(t) => format!("{}-{t}\"", asset.etag.trim_end_matches('"')),
@@ -182,7 +178,7 @@ async fn serve_embedded(req: Request) -> Response {
     };
     let h = resp.headers_mut();
     h.insert(header::ETAG, etag);
-    if compressible(asset.name) {
+    if asset.varies() {
         h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     if let Some(t) = coding.token() {

@@ -1,23 +1,34 @@
 //! The embedded web app's assets as the server sends them: each with an
-//! ETag (a hash of its bytes) and, for the compressible ones, brotli and
-//! gzip forms made once per process in the background, so no request
-//! waits for them. Until they are ready, assets go out uncompressed.
+//! ETag (a hash of its bytes) and the brotli and gzip forms tools/web-build
+//! made beside it (`NAME.br`, `NAME.gz`), so even the first request after a
+//! start gets them and the server never compresses at run time.
 
 use std::sync::OnceLock;
 
-/// One embedded asset: its bytes, and what is derived from them.
+/// One embedded asset: its bytes, its compressed forms, its validator.
 pub struct Asset {
     pub name: &'static str,
     pub bytes: &'static [u8],
     /// `"<16 hex of BLAKE3>"`: the strong validator of the plain bytes.
     pub etag: String,
+    pub br: Option<&'static [u8]>,
+    pub gzip: Option<&'static [u8]>,
 }
 
-/// The compressed forms of one asset, where compressing pays.
-#[derive(Default)]
-pub struct Packed {
-    pub br: Option<Vec<u8>>,
-    pub gzip: Option<Vec<u8>>,
+impl Asset {
+    /// The form to send for `coding`, if this asset has one.
+    pub fn form(&self, coding: Coding) -> Option<&'static [u8]> {
+        match coding {
+            Coding::Brotli => self.br,
+            Coding::Gzip => self.gzip,
+            Coding::Identity => Some(self.bytes),
+        }
+    }
+
+    /// Whether what is sent depends on `Accept-Encoding`.
+    pub fn varies(&self) -> bool {
+        self.br.is_some() || self.gzip.is_some()
+    }
 }
 
 /// A content coding the server can send.
@@ -39,74 +50,32 @@ impl Coding {
     }
 }
 
-/// Whether an asset of this name is worth compressing (images are
-/// compressed already).
-pub fn compressible(name: &str) -> bool {
-    matches!(
-        name.rsplit_once('.').map(|(_, ext)| ext),
-        Some("html" | "js" | "wasm" | "css" | "svg" | "json" | "txt" | "map")
-    )
-}
-
-/// Every embedded asset with its ETag, computed on first use.
+/// Every embedded asset with its forms and ETag, computed on first use.
 pub fn assets(embedded: &'static [(&'static str, &'static [u8])]) -> &'static [Asset] {
     static ASSETS: OnceLock<Vec<Asset>> = OnceLock::new();
-    ASSETS.get_or_init(|| {
+    ASSETS.get_or_init(|| collect(embedded))
+}
+
+/// The assets of `embedded`, each paired with its `.br` and `.gz` forms,
+/// which are not assets of their own.
+fn collect(embedded: &'static [(&'static str, &'static [u8])]) -> Vec<Asset> {
+    let form = |name: &str, suffix: &str| {
         embedded
             .iter()
-            .map(|&(name, bytes)| Asset {
-                name,
-                bytes,
-                etag: format!("\"{}\"", &blake3::hash(bytes).to_hex()[..16]),
-            })
-            .collect()
-    })
-}
-
-static PACKED: OnceLock<Vec<Packed>> = OnceLock::new();
-
-/// Starts compressing `assets` on a thread of its own, once per process.
-pub fn pack_in_background(assets: &'static [Asset]) {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        std::thread::spawn(move || {
-            let packed = assets.iter().map(pack).collect();
-            let _ = PACKED.set(packed);
-        });
-    });
-}
-
-/// The compressed forms of asset `i`, once they are ready.
-pub fn packed(i: usize) -> Option<&'static Packed> {
-    PACKED.get().and_then(|p| p.get(i))
-}
-
-/// Brotli at its best in release builds (once per process, a few seconds
-/// for the module); lighter in debug builds, where it would take minutes.
-const BROTLI_QUALITY: u32 = if cfg!(debug_assertions) { 5 } else { 11 };
-
-fn pack(a: &Asset) -> Packed {
-    use std::io::Write;
-    // The page itself is under 1 KiB and still halves; below a few hundred
-    // bytes the headers outweigh what compression saves.
-    if !compressible(a.name) || a.bytes.len() < 256 {
-        return Packed::default();
-    }
-    let mut br = Vec::new();
-    {
-        let mut w = brotli::CompressorWriter::new(&mut br, 64 * 1024, BROTLI_QUALITY, 22);
-        if w.write_all(a.bytes).is_err() {
-            return Packed::default();
-        }
-    }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let gzip = gz.write_all(a.bytes).ok().and_then(|_| gz.finish().ok());
-    // A form no smaller than the original is not worth sending.
-    let smaller = |v: Vec<u8>| (v.len() < a.bytes.len()).then_some(v);
-    Packed {
-        br: smaller(br),
-        gzip: gzip.and_then(smaller),
-    }
+            .find(|(n, _)| n.strip_suffix(suffix) == Some(name))
+            .map(|&(_, bytes)| bytes)
+    };
+    embedded
+        .iter()
+        .filter(|(name, _)| !name.ends_with(".br") && !name.ends_with(".gz"))
+        .map(|&(name, bytes)| Asset {
+            name,
+            bytes,
+            etag: format!("\"{}\"", &blake3::hash(bytes).to_hex()[..16]),
+            br: form(name, ".br"),
+            gzip: form(name, ".gz"),
+        })
+        .collect()
 }
 
 /// The codings `accept` (an `Accept-Encoding` value) allows, by the
@@ -168,35 +137,24 @@ mod tests {
     }
 
     #[test]
-    fn packed_forms_decode_to_the_asset() {
-        use std::io::Read;
-        let text: Vec<u8> = (0..100_000u32)
-            .flat_map(|i| format!("line {}\n", i % 97).into_bytes())
-            .collect();
-        let text: &'static [u8] = Box::leak(text.into_boxed_slice());
-        let a = Asset {
-            name: "app.js",
-            bytes: text,
-            etag: String::new(),
-        };
-        let p = pack(&a);
-        let br = p.br.expect("brotli pays on text");
-        let mut back = Vec::new();
-        brotli::Decompressor::new(&br[..], 4096)
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, text);
-        let gz = p.gzip.expect("gzip pays on text");
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut back)
-            .unwrap();
-        assert_eq!(back, text);
-        let png = Asset {
-            name: "logo.png",
-            bytes: text,
-            etag: String::new(),
-        };
-        assert!(pack(&png).br.is_none(), "images are not compressed again");
+    fn compressed_forms_go_with_their_asset_and_are_no_assets_themselves() {
+        static FILES: &[(&str, &[u8])] = &[
+            ("app.js", b"plain"),
+            ("app.js.br", b"B"),
+            ("app.js.gz", b"G"),
+            ("index.html", b"<html>"),
+            ("index.html.gz", b"g"),
+            ("logo.png", b"P"),
+        ];
+        let all = collect(FILES);
+        let names: Vec<&str> = all.iter().map(|a| a.name).collect();
+        assert_eq!(names, ["app.js", "index.html", "logo.png"]);
+        assert_eq!(all[0].form(Coding::Brotli), Some(&b"B"[..]));
+        assert_eq!(all[0].form(Coding::Gzip), Some(&b"G"[..]));
+        assert_eq!(all[0].form(Coding::Identity), Some(&b"plain"[..]));
+        assert_eq!(all[1].form(Coding::Brotli), None);
+        assert!(all[1].varies());
+        assert!(!all[2].varies());
+        assert_ne!(all[0].etag, all[1].etag);
     }
 }

@@ -1,13 +1,14 @@
 //! `coffer-web-build`: builds the web app (`web/`) into `dist/`, which the
 //! server embeds, with nothing to install but the wasm32 target: cargo
 //! builds the module, wasm-bindgen runs as a library (the exact version of
-//! the `wasm-bindgen` crate, as cargo-leptos does), and every asset gets a
-//! content-hashed name. Nothing changed since the last build: nothing is
+//! the `wasm-bindgen` crate, as cargo-leptos does), every asset gets a
+//! content-hashed name, and brotli and gzip forms beside it. Nothing changed since the last build: nothing is
 //! redone, and `dist/` is left untouched (so the server is not rebuilt).
 //! `trunk serve` stays the front-end development loop; both turn the same
 //! `web/index.html` into the same page.
 
 mod bundle;
+mod compress;
 mod page;
 
 use anyhow::{ensure, Context};
@@ -17,7 +18,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Changes whenever this build's output for the same input may change.
-const BUILDER: &str = "coffer-web-build 2, wasm-bindgen 0.2.130";
+const BUILDER: &str = "coffer-web-build 3, wasm-bindgen 0.2.130";
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -106,13 +107,18 @@ fn main() -> anyhow::Result<()> {
     files.push(("index.html".into(), html.into_bytes()));
     files.push((js_name, js));
     files.push((wasm_name, module));
+    let bindgen_secs = secs(bound);
+    let packing = Instant::now();
+    let forms = compress::precompressed(&files);
+    files.extend(forms);
     bundle::install(&Bundle { files }, &dist)?;
     std::fs::write(&stamp_path, stamp)?;
     println!(
-        "web app: {} built ({} KiB module; wasm-bindgen {:.1} s, {:.1} s in all)",
+        "web app: {} built ({} KiB module; wasm-bindgen {:.1} s, compressing {:.1} s, {:.1} s in all)",
         dist.display(),
         module_len / 1024,
-        secs(bound),
+        bindgen_secs,
+        secs(packing),
         secs(started)
     );
     Ok(())
