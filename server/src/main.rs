@@ -1,5 +1,5 @@
 //! The `coffer-server` binary: reads configuration (flags, environment,
-//! `.env`), binds the port and hands both to [`coffer_server::server::run`],
+//! `.env`), binds the port and hands both to [`coffer_server::server::serve`],
 //! which shuts down gracefully on SIGINT or SIGTERM; or runs an operator
 //! command ([`coffer_server::commands`]).
 
@@ -74,7 +74,7 @@ async fn serve() -> anyhow::Result<()> {
     };
     println!("coffer-server listening on {scheme}://{addr}");
     std::io::stdout().flush().ok();
-    coffer_server::server::run(cfg, nodes, listener, wait_for_signal()).await
+    coffer_server::server::serve(cfg, nodes, listener, Box::pin(wait_for_signal())).await
 }
 
 async fn wait_for_signal() {

@@ -6,11 +6,22 @@ use crate::config::{Command, Config, MetaCommand, NodeSpec};
 use crate::snapshot::restore::{self, RestoreOptions};
 use crate::snapshot::take::Target;
 use anyhow::Context;
+use std::future::Future;
+use std::pin::Pin;
 
 pub mod users;
 
-/// Runs `command` with the server's configuration.
-pub async fn run(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow::Result<()> {
+/// Runs `command` with the server's configuration; boxed, so the binary
+/// that awaits it does not compile it again (see [`crate::server::serve`]).
+pub fn run(
+    cfg: Config,
+    nodes: Vec<NodeSpec>,
+    command: Command,
+) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>> {
+    Box::pin(run_command(cfg, nodes, command))
+}
+
+async fn run_command(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> anyhow::Result<()> {
     match command {
         Command::User(c) => users::run(&cfg, c).await,
         Command::Meta(MetaCommand::Restore {
