@@ -23,14 +23,14 @@ if [ -z "${COFFER_SKIP_WEB_BUILD:-}" ]; then
     rustup target add wasm32-unknown-unknown
     step_done
   fi
-  step "building the web app into dist/ (first time about 4 min, then seconds)"
+  step "building the web app into dist/ (first time 3-4 min, then seconds)"
   cargo run -q --profile "$profile" -p coffer-web-build
   step_done
 fi
 # The server and the `coffer` command-line client in one build: they share
 # most of their dependencies (tokio, tonic, hyper, rustls...), which then
 # compile once.
-step "building the server and the coffer command-line client (first time about 7 min, then seconds)"
+step "building the server and the coffer command-line client (first time 5-7 min, then seconds)"
 cargo build --profile "$profile" -p coffer-server -p coffer-client --bin coffer-server --bin coffer
 step_done
 case "$profile" in
