@@ -5,9 +5,10 @@
 //! for long (immutable), index.html revalidated every time. The embedded
 //! assets carry ETags (a repeat visit's revalidation is a 304); embedded or
 //! not, assets go out in the brotli or gzip form tools/web-build made, as
-//! the client's `Accept-Encoding` allows (see [`super::web_assets`]). Pages carry a Content-Security-Policy
-//! that allows this origin's scripts, the wasm module, and exactly the
-//! inline loader index.html carries (by its hash).
+//! the client's `Accept-Encoding` allows (see [`super::web_assets`]).
+//! Pages carry a Content-Security-Policy that allows this origin's
+//! scripts, the wasm module, and exactly the inline loader index.html
+//! carries (by its hash).
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
