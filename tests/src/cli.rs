@@ -20,8 +20,7 @@ pub fn cli_bin() -> PathBuf {
             profile_dir = profile_dir.parent().expect("target dir");
         }
         // Cheap when up to date; makes a bare `cargo test` work too.
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        crate::server::build_binaries(release);
+        crate::server::build_binaries(&crate::server::profile_of(profile_dir));
         profile_dir.join("coffer")
     })
     .clone()

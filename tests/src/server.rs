@@ -63,9 +63,8 @@ pub fn server_bin() -> PathBuf {
             profile_dir = profile_dir.parent().expect("target dir");
         }
         let bin = profile_dir.join("coffer-server");
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
         // Cheap when up to date; makes a bare `cargo test` work too.
-        build_binaries(release);
+        build_binaries(&profile_of(profile_dir));
         bin
     })
     .clone()
@@ -79,13 +78,11 @@ pub fn server_bin() -> PathBuf {
 /// for the test itself. (Build scripts such as ring's rerun when
 /// `CARGO_MANIFEST_DIR` or `OUT_DIR` changes, and everything above them is then
 /// rebuilt, here and again by the next ordinary build.)
-pub fn build_binaries(release: bool) {
+pub fn build_binaries(profile: &str) {
     let mut cmd = std::process::Command::new(env!("CARGO"));
     cmd.args(["build", "-q", "-p", "coffer-server", "-p", "coffer-client"]);
     cmd.args(["--bin", "coffer-server", "--bin", "coffer"]);
-    if release {
-        cmd.arg("--release");
-    }
+    cmd.args(["--profile", profile]);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
         if k.starts_with("CARGO_PKG_")
@@ -110,6 +107,15 @@ pub fn build_binaries(release: bool) {
         .status()
         .expect("run cargo build");
     assert!(status.success(), "building coffer-server and coffer failed");
+}
+
+/// The Cargo profile whose output directory is `profile_dir`
+/// (`target/debug` is the `dev` profile's).
+pub fn profile_of(profile_dir: &std::path::Path) -> String {
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".into(),
+        Some(name) => name.into(),
+    }
 }
 
 /// A size line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in bytes.
@@ -764,15 +770,33 @@ pub async fn http_get_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, Vec<u8>) {
+    http_request(addr, "GET", path, headers, &[]).await
+}
+
+/// A plain HTTP/1.1 request on loopback with extra request headers and a
+/// body (sent with its length unless it is an empty GET or HEAD):
+/// (status, raw head, body).
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = addr.trim_start_matches("http://");
     let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let extra: String = headers
+    let mut extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    if !(body.is_empty() && matches!(method, "GET" | "HEAD")) {
+        extra.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
+    s.write_all(body).await.expect("send the body");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.expect("read");
     let split = raw

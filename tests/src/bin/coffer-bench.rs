@@ -34,7 +34,7 @@
 //! (default: a random one, printed), `--clients` (default 3), `--runs` soaks
 //! one after another with seeds counting up from `--seed`; it exits non-zero
 //! if any run finds a violation.
-//! Run: `cargo run --release -p coffer-tests --bin coffer-bench -- --size-mib 1024`
+//! Run: `cargo run --profile dist -p coffer-tests --bin coffer-bench -- --size-mib 1024`
 
 use anyhow::{bail, Context};
 use bytes::Bytes;

@@ -157,9 +157,14 @@ fn compose_file_wires_three_minio_nodes_to_the_server() {
     let web = docker
         .find("cargo run --release -p coffer-web-build")
         .expect("the image builds the web app");
+    // What ships is built with the `dist` profile (Cargo.toml).
     let server = docker
-        .find("cargo build --release -p coffer-server")
+        .find("cargo build --profile dist -p coffer-server")
         .expect("the image builds the server");
+    assert!(
+        docker.contains("/src/target/dist/coffer-server"),
+        "the image copies the dist build"
+    );
     assert!(web < server, "the web app must be built before the server");
 }
 
