@@ -72,9 +72,16 @@ impl fmt::Display for PathConflict {
                 f,
                 "{path:?} cannot be created: {file:?} is a file, not a folder"
             ),
+            PathConflict::IsAFolder { path, inside } if inside.is_empty() => {
+                write!(f, "{path:?} cannot be a file: it is a folder")
+            }
             PathConflict::IsAFolder { path, inside } => write!(
                 f,
                 "{path:?} cannot be a file: it is a folder holding {inside:?}"
+            ),
+            PathConflict::NoParent { path, parent } => write!(
+                f,
+                "{path:?} cannot be created: its folder {parent:?} does not exist"
             ),
             PathConflict::Taken { path } => {
                 write!(
@@ -90,6 +97,7 @@ impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Conflict::User(name) => write!(f, "user {name:?} exists"),
+            Conflict::AppPassword(name) => write!(f, "you have an app password named {name:?}"),
         }
     }
 }
@@ -134,7 +142,8 @@ fn reason_of(e: &FileError) -> Option<(&'static str, Vec<(&'static str, String)>
             let path = match p {
                 PathConflict::NotAFolder { path, .. }
                 | PathConflict::IsAFolder { path, .. }
-                | PathConflict::Taken { path } => path.clone(),
+                | PathConflict::Taken { path }
+                | PathConflict::NoParent { path, .. } => path.clone(),
             };
             (reason::NAME_TAKEN, vec![("path", path)])
         }

@@ -1481,3 +1481,251 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
     let moved_in = changes.iter().find(|c| c.path == "n").unwrap();
     assert_eq!(moved_in.modified.as_deref(), Some(t.as_str()));
 }
+
+pub async fn folders_are_made_empty_and_moved_or_deleted_with_what_is_inside(meta: Meta) {
+    let o = DEFAULT_OWNER;
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    // A folder needs its parent; the root always exists.
+    let err = meta.make_folder(o, "p/q").await.unwrap_err();
+    assert!(
+        matches!(err, MetaError::PathConflict(PathConflict::NoParent { .. })),
+        "{err:?}"
+    );
+    meta.make_folder(o, "p").await.unwrap();
+    meta.make_folder(o, "p/q").await.unwrap();
+    let err = meta.make_folder(o, "p").await.unwrap_err();
+    assert!(
+        matches!(err, MetaError::PathConflict(PathConflict::Taken { .. })),
+        "made twice: {err:?}"
+    );
+    assert!(meta.folder_exists(o, "p/q").await.unwrap());
+    assert_eq!(meta.made_folders(o, "").await.unwrap(), vec!["p"]);
+    assert_eq!(meta.made_folders(o, "p").await.unwrap(), vec!["p/q"]);
+    // A file cannot take an empty folder's name, nor a folder a file's.
+    let err = meta
+        .commit_version(&new_version("p/q", std::slice::from_ref(&a)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
+    commit(&meta, "p/q/f", std::slice::from_ref(&a)).await;
+    commit(&meta, "top", std::slice::from_ref(&a)).await;
+    let err = meta.make_folder(o, "top").await.unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
+    // Implied by a live file alone.
+    commit(&meta, "implied/x", std::slice::from_ref(&a)).await;
+    assert!(meta.folder_exists(o, "implied").await.unwrap());
+    assert!(!meta.folder_exists(o, "impl").await.unwrap());
+
+    // A move takes everything inside, files (as new versions, in the
+    // feed) and empty folders alike; onto a taken name it is refused.
+    let err = meta.move_folder(o, "p", "top", "u").await.unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
+    let err = meta.move_folder(o, "p", "p/q/in", "u").await.unwrap_err();
+    assert!(
+        matches!(err, MetaError::PathConflict(_)),
+        "into itself: {err:?}"
+    );
+    let (_, before) = meta.changes(o, 0, 0).await.unwrap();
+    assert_eq!(meta.move_folder(o, "p", "r", "u").await.unwrap(), Some(1));
+    assert!(meta
+        .version(o, "r/q/f", None)
+        .await
+        .unwrap()
+        .is_some_and(|v| !v.deleted));
+    assert!(meta
+        .version(o, "p/q/f", None)
+        .await
+        .unwrap()
+        .is_some_and(|v| v.deleted));
+    assert!(!meta.folder_exists(o, "p").await.unwrap());
+    assert_eq!(meta.made_folders(o, "r").await.unwrap(), vec!["r/q"]);
+    let (_, after) = meta.changes(o, 0, 0).await.unwrap();
+    assert_eq!(after, before + 2, "the move is a delete and a new version");
+
+    // A delete takes everything inside, restorably.
+    assert_eq!(meta.delete_folder(o, "r").await.unwrap(), Some(1));
+    assert!(!meta.folder_exists(o, "r/q").await.unwrap());
+    assert!(meta
+        .version(o, "r/q/f", None)
+        .await
+        .unwrap()
+        .is_some_and(|v| v.deleted));
+    assert_eq!(meta.delete_folder(o, "r").await.unwrap(), None);
+
+    // A copy is a new file with the same chunks; onto a live file refused.
+    let copy = meta
+        .copy_file(o, "top", "top2", "u")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.version_chunks(copy.file_id, 1).await.unwrap(), vec![a]);
+    let err = meta.copy_file(o, "top", "top2", "u").await.unwrap_err();
+    assert!(matches!(err, MetaError::PathConflict(_)), "{err:?}");
+    assert!(meta.copy_file(o, "none", "x", "u").await.unwrap().is_none());
+}
+
+fn prop(name: &str, xml: Option<&str>) -> DeadProp {
+    DeadProp {
+        ns: "urn:x".into(),
+        name: name.into(),
+        prefix: Some("x".into()),
+        xml: xml.map(str::to_string),
+    }
+}
+
+pub async fn dead_properties_follow_their_file(meta: Meta) {
+    let o = DEFAULT_OWNER;
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    commit(&meta, "d/f", std::slice::from_ref(&a)).await;
+    meta.patch_props(
+        o,
+        "d/f",
+        &[
+            prop("one", Some("<x:one>1</x:one>")),
+            prop("two", Some("2")),
+        ],
+    )
+    .await
+    .unwrap();
+    meta.patch_props(o, "d/f", &[prop("two", None)])
+        .await
+        .unwrap();
+    let got = meta.props(o, "d/f").await.unwrap();
+    assert_eq!(got, vec![prop("one", Some("<x:one>1</x:one>"))]);
+    // They move with the file, copy with it, and go when it is deleted.
+    meta.move_file(o, "d/f", "d/g", PutMode::Overwrite, "u")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(meta.props(o, "d/f").await.unwrap().is_empty());
+    assert_eq!(meta.props(o, "d/g").await.unwrap().len(), 1);
+    meta.copy_file(o, "d/g", "d/h", "u").await.unwrap().unwrap();
+    assert_eq!(meta.props(o, "d/h").await.unwrap().len(), 1);
+    meta.move_folder(o, "d", "e", "u").await.unwrap().unwrap();
+    assert_eq!(meta.props(o, "e/h").await.unwrap().len(), 1);
+    delete(&meta, "e/h").await.unwrap();
+    assert!(meta.props(o, "e/h").await.unwrap().is_empty());
+}
+
+fn new_lock(path: &str, shared: bool, deep: bool, secs: u64) -> NewLock {
+    NewLock {
+        owner: DEFAULT_OWNER,
+        path: path.into(),
+        principal: Some("ann".into()),
+        owner_xml: Some("<D:href>ann</D:href>".into()),
+        timeout: Some(Duration::from_secs(secs)),
+        shared,
+        deep,
+    }
+}
+
+pub async fn locks_exclude_each_other_and_lapse(meta: Meta) {
+    let o = DEFAULT_OWNER;
+    let deep = meta
+        .lock(&new_lock("d", false, true, 600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deep.owner_xml.as_deref(), Some("<D:href>ann</D:href>"));
+    // Inside a deep exclusive lock: no other lock, no unlocked write.
+    let held = meta.lock(&new_lock("d/f", true, false, 600)).await.unwrap();
+    assert_eq!(held.unwrap_err().token, deep.token);
+    let none: Option<String> = None;
+    let stop = meta.check_locks(o, "d/f", &none, false, &[]).await.unwrap();
+    assert_eq!(stop.map(|l| l.token), Some(deep.token.clone()));
+    let ann = Some("ann".to_string());
+    assert!(meta
+        .check_locks(o, "d/f", &ann, false, std::slice::from_ref(&deep.token))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(meta.discover_locks(o, "d/f").await.unwrap().len(), 1);
+    // Elsewhere: free.
+    assert!(meta
+        .check_locks(o, "e", &none, true, &[])
+        .await
+        .unwrap()
+        .is_none());
+    assert!(meta.unlock(o, "d/f", &deep.token).await.unwrap());
+    assert!(!meta.unlock(o, "d/f", &deep.token).await.unwrap());
+
+    // Shared locks admit each other; a deep request sees them below.
+    let s1 = meta
+        .lock(&new_lock("s/f", true, false, 600))
+        .await
+        .unwrap()
+        .unwrap();
+    meta.lock(&new_lock("s/f", true, false, 600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(meta
+        .lock(&new_lock("s", false, true, 600))
+        .await
+        .unwrap()
+        .is_err());
+    let refreshed = meta
+        .refresh_lock(o, "s/f", &s1.token, Some(Duration::from_secs(1200)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refreshed.timeout_ms, Some(1_200_000));
+    meta.drop_locks(o, "s").await.unwrap();
+    assert!(meta.discover_locks(o, "s/f").await.unwrap().is_empty());
+
+    // A lock lapses at its time-out, on the engine's clock.
+    let short = NewLock {
+        timeout: Some(Duration::from_millis(300)),
+        ..new_lock("t", false, false, 0)
+    };
+    meta.lock(&short).await.unwrap().unwrap();
+    assert!(meta
+        .lock(&new_lock("t", false, false, 600))
+        .await
+        .unwrap()
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(meta
+        .lock(&new_lock("t", false, false, 600))
+        .await
+        .unwrap()
+        .is_ok());
+}
+
+pub async fn app_passwords_are_named_once_and_end_when_revoked(meta: Meta) {
+    let u = meta.add_user("ann", "hash", Role::User).await.unwrap();
+    let a = meta
+        .add_app_password(u.id, "id1", "laptop", "h1")
+        .await
+        .unwrap();
+    assert_eq!((a.id.as_str(), a.name.as_str()), ("id1", "laptop"));
+    let err = meta
+        .add_app_password(u.id, "id2", "laptop", "h2")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MetaError::Conflict(_)), "{err:?}");
+    meta.add_app_password(u.id, "id3", "phone", "h3")
+        .await
+        .unwrap();
+    let names: Vec<String> = meta
+        .app_passwords(u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["laptop", "phone"]);
+    let (found, user) = meta.app_password("id1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.secret_hash.as_str(), user.name.as_str()),
+        ("h1", "ann")
+    );
+    assert!(meta.revoke_app_password(u.id, "laptop").await.unwrap());
+    assert!(!meta.revoke_app_password(u.id, "laptop").await.unwrap());
+    assert!(meta.app_password("id1").await.unwrap().is_none());
+    // A removed user's app passwords end with them.
+    assert!(meta.remove_user("ann").await.unwrap());
+    assert!(meta.app_password("id3").await.unwrap().is_none());
+}

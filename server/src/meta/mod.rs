@@ -184,6 +184,8 @@ pub enum MetaError {
 pub enum Conflict {
     /// A user of this name.
     User(String),
+    /// An app password of this name, of the same user.
+    AppPassword(String),
 }
 
 /// A name that is taken.
@@ -193,8 +195,11 @@ pub enum PathConflict {
     NotAFolder { path: String, file: String },
     /// `path` cannot be a file: it is a folder holding `inside`.
     IsAFolder { path: String, inside: String },
-    /// A move's target `path` is a live file.
+    /// A move's target `path` is a live file (or a folder).
     Taken { path: String },
+    /// `path` cannot be created: its folder `parent` does not exist (only
+    /// where a folder must be made first, as WebDAV asks).
+    NoParent { path: String, parent: String },
 }
 
 /// A per-user limit a write would cross.
@@ -451,6 +456,54 @@ pub struct NewShare {
     /// PHC string; `None`: no password.
     pub password_hash: Option<String>,
     pub ttl: Duration,
+}
+
+/// A WebDAV dead property of a file or folder: its namespace and name,
+/// and its XML (`None` in a patch: remove it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadProp {
+    pub ns: String,
+    pub name: String,
+    pub prefix: Option<String>,
+    pub xml: Option<String>,
+}
+
+/// A WebDAV lock as stored. Paths are file paths (`""`: the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRow {
+    pub token: String,
+    pub path: String,
+    pub principal: Option<String>,
+    /// The `<owner>` element the client gave, as XML.
+    pub owner_xml: Option<String>,
+    pub shared: bool,
+    /// The lock covers everything inside the folder too.
+    pub deep: bool,
+    pub timeout_ms: Option<u64>,
+    /// When it lapses, in milliseconds since the Unix epoch (never: `None`).
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A lock to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLock {
+    pub owner: OwnerId,
+    pub path: String,
+    pub principal: Option<String>,
+    pub owner_xml: Option<String>,
+    pub timeout: Option<Duration>,
+    pub shared: bool,
+    pub deep: bool,
+}
+
+/// An app password as stored: its secret only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPasswordRow {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: String,
+    /// RFC 3339.
+    pub created_at: String,
 }
 
 /// A share link as stored.

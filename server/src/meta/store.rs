@@ -14,12 +14,13 @@
 //! engine's clock).
 
 use super::sql::{
-    accounts, changes, chunks, files, gc, limits, ops, sessions, shares, Engine, Mode, Tx, Work,
+    accounts, changes, chunks, files, folders, gc, limits, locks, ops, props, sessions, shares,
+    Engine, Mode, Tx, Work,
 };
 use super::{
-    ChangeRow, ChunkHold, ChunkRef, ChunkSlot, HealthCounts, LeaseRow, LoginRow, MetaError,
-    MetaReport, NewSession, NewShare, NewVersion, OwnerId, ReplicaOutcome, Retention, Role,
-    SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
+    AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts, LeaseRow,
+    LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion, OwnerId,
+    ReplicaOutcome, Retention, Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
@@ -209,6 +210,54 @@ operations! {
     Write fn move_file(owner: OwnerId, from: &str, to: &str, mode: PutMode, uploader: &str)
         -> Option<VersionRow> = files::move_file;
 
+    // ---- folders ----
+    /// Whether folder `path` exists: the root, one made on its own, or one
+    /// a live file is in.
+    Read fn folder_exists(owner: OwnerId, path: &str) -> bool = folders::exists;
+    /// Makes an empty folder. [`MetaError::PathConflict`]: `Taken` if a
+    /// file or folder is at `path`, `NoParent` if its folder does not
+    /// exist, `NotAFolder` if a file is in the way.
+    Write fn make_folder(owner: OwnerId, path: &str) -> () = folders::make;
+    /// The folders made on their own directly inside `folder`.
+    Read fn made_folders(owner: OwnerId, folder: &str) -> Vec<String> = folders::children;
+    /// Deletes folder `path` and every live file inside it (each
+    /// restorable, each in the feed); returns how many files, or `None` if
+    /// there is no such folder.
+    Write fn delete_folder(owner: OwnerId, path: &str) -> Option<u64> = folders::delete;
+    /// Moves folder `from` with everything inside it to `to`, which must
+    /// be free and whose folder must exist; returns how many files moved,
+    /// or `None` if there is no such folder.
+    Write fn move_folder(owner: OwnerId, from: &str, to: &str, uploader: &str)
+        -> Option<u64> = folders::move_to;
+    /// Copies the live file `from` to the free name `to`, as a new file
+    /// with the same content (no bytes move). `None` if there is no live
+    /// file at `from`.
+    Write fn copy_file(owner: OwnerId, from: &str, to: &str, uploader: &str)
+        -> Option<VersionRow> = folders::copy_file;
+
+    // ---- WebDAV properties and locks ----
+    /// The dead properties of `path`.
+    Read fn props(owner: OwnerId, path: &str) -> Vec<DeadProp> = props::list;
+    /// Sets and removes dead properties of `path`, all in one transaction.
+    Write fn patch_props(owner: OwnerId, path: &str, set: &[DeadProp]) -> () = props::patch;
+    /// Takes a lock, or returns the lock in its way.
+    Write fn lock(l: &NewLock) -> Result<LockRow, LockRow> = locks::lock;
+    /// Releases lock `token` if it is on `path` or above it; `false` if
+    /// there is no such live lock.
+    Write fn unlock(owner: OwnerId, path: &str, token: &str) -> bool = locks::unlock;
+    /// Gives lock `token` (on `path` or above it) a new time-out.
+    Write fn refresh_lock(owner: OwnerId, path: &str, token: &str, timeout: Option<Duration>)
+        -> Option<LockRow> = locks::refresh;
+    /// The lock that stops `principal` (`None`: whoever holds the
+    /// tokens), holding `tokens`, from writing `path` (with `deep`,
+    /// anything inside it too), if any.
+    Read fn check_locks(owner: OwnerId, path: &str, principal: &Option<String>, deep: bool,
+        tokens: &[String]) -> Option<LockRow> = locks::check;
+    /// The live locks on `path`: its own and the deep ones above it.
+    Read fn discover_locks(owner: OwnerId, path: &str) -> Vec<LockRow> = locks::discover;
+    /// Drops every lock on `path` and inside it.
+    Write fn drop_locks(owner: OwnerId, path: &str) -> () = locks::drop_under;
+
     // ---- change feed ----
     /// The owner's changes numbered after `after`, oldest first, at most
     /// `limit`, and the owner's latest change number. Fails with
@@ -321,6 +370,18 @@ operations! {
     /// Sets (or with `None` lifts) a user's quota; `false` if there is no
     /// such user.
     Write fn set_quota(name: &str, quota: Option<u64>) -> bool = accounts::set_quota;
+    /// Records an app password `id` named `name` for `owner`, its secret
+    /// hashed; [`MetaError::Conflict`] if the name is taken.
+    Write fn add_app_password(owner: OwnerId, id: &str, name: &str, secret_hash: &str)
+        -> AppPasswordRow = accounts::add_app_password;
+    /// The owner's app passwords, by name.
+    Read fn app_passwords(owner: OwnerId) -> Vec<AppPasswordRow> = accounts::app_passwords;
+    /// Deletes the owner's app password `name`; `false` if there is none.
+    Write fn revoke_app_password(owner: OwnerId, name: &str) -> bool
+        = accounts::revoke_app_password;
+    /// App password `id` and its user, if both are live.
+    Lookup fn app_password(id: &str) -> Option<(AppPasswordRow, UserRow)>
+        = accounts::app_password;
 
     // ---- share links ----
     /// Creates a share link to a version of one of the owner's live files;
@@ -377,7 +438,18 @@ macro_rules! lend_copy {
         }
     )*};
 }
-lend_copy!(i64, u32, u64, usize, Option<u64>, Duration, Role, PutMode);
+lend_copy!(
+    i64,
+    u32,
+    u64,
+    usize,
+    bool,
+    Option<u64>,
+    Duration,
+    Option<Duration>,
+    Role,
+    PutMode
+);
 
 /// Values the concern functions take by reference.
 macro_rules! lend_ref {
@@ -390,4 +462,11 @@ macro_rules! lend_ref {
         }
     )*};
 }
-lend_ref!(ChunkRef, NewVersion, NewSession, SessionRow, Retention, NewShare);
+lend_ref!(ChunkRef, NewVersion, NewSession, SessionRow, Retention, NewShare, NewLock);
+
+impl Lend for Option<String> {
+    type Out<'a> = Option<&'a str>;
+    fn lend(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}

@@ -75,6 +75,10 @@ conformance!(
     a_move_deletes_the_old_name_and_versions_the_new,
     the_change_feed_numbers_every_change_and_expires_old_cursors,
     modification_times_travel_with_their_content,
+    folders_are_made_empty_and_moved_or_deleted_with_what_is_inside,
+    dead_properties_follow_their_file,
+    locks_exclude_each_other_and_lapse,
+    app_passwords_are_named_once_and_end_when_revoked,
 );
 
 #[tokio::test]

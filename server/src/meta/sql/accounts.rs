@@ -3,7 +3,9 @@
 
 use super::ms;
 use super::tx::{Row, Tx};
-use crate::meta::{Conflict, LoginRow, MetaError, OwnerId, Role, UserRow, DEFAULT_OWNER};
+use crate::meta::{
+    AppPasswordRow, Conflict, LoginRow, MetaError, OwnerId, Role, UserRow, DEFAULT_OWNER,
+};
 use std::time::Duration;
 
 const SELECT_USER: &str = "SELECT id, name, role, password_hash, created_at FROM owners";
@@ -90,6 +92,7 @@ pub fn remove(tx: &dyn Tx, name: &str) -> Result<bool, MetaError> {
         return Ok(false);
     };
     tx.execute("DELETE FROM logins WHERE owner_id = $1", &[&user.id])?;
+    tx.execute("DELETE FROM app_passwords WHERE owner_id = $1", &[&user.id])?;
     tx.execute(
         "UPDATE files SET deleted_at = now_ms() WHERE owner_id = $1 AND deleted_at IS NULL",
         &[&user.id],
@@ -154,4 +157,78 @@ pub fn set_quota(tx: &dyn Tx, name: &str, quota: Option<u64>) -> Result<bool, Me
          WHERE name = $1 AND password_hash IS NOT NULL AND removed = 0",
         &[&name, &quota],
     )? > 0)
+}
+
+const SELECT_APP_PASSWORD: &str = "SELECT a.id, a.name, a.secret_hash, a.created_at";
+
+fn app_password_row(r: &Row) -> AppPasswordRow {
+    AppPasswordRow {
+        id: r.get(0),
+        name: r.get(1),
+        secret_hash: r.get(2),
+        created_at: r.time(3),
+    }
+}
+
+/// See [`crate::meta::MetaStore::add_app_password`].
+pub fn add_app_password(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    id: &str,
+    name: &str,
+    secret_hash: &str,
+) -> Result<AppPasswordRow, MetaError> {
+    let taken = tx
+        .query_opt(
+            "SELECT 1 FROM app_passwords WHERE owner_id = $1 AND name = $2",
+            &[&owner, &name],
+        )?
+        .is_some();
+    if taken {
+        return Err(MetaError::Conflict(Conflict::AppPassword(name.to_string())));
+    }
+    tx.execute(
+        "INSERT INTO app_passwords (id, owner_id, name, secret_hash, created_at)
+         VALUES ($1, $2, $3, $4, now_ms())",
+        &[&id, &owner, &name, &secret_hash],
+    )?;
+    app_password(tx, id)?
+        .map(|(a, _)| a)
+        .ok_or_else(|| MetaError::Backend("the new app password vanished".into()))
+}
+
+/// See [`crate::meta::MetaStore::app_passwords`].
+pub fn app_passwords(tx: &dyn Tx, owner: OwnerId) -> Result<Vec<AppPasswordRow>, MetaError> {
+    Ok(tx
+        .query(
+            &format!(
+                "{SELECT_APP_PASSWORD} FROM app_passwords a WHERE a.owner_id = $1 ORDER BY a.name"
+            ),
+            &[&owner],
+        )?
+        .iter()
+        .map(app_password_row)
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::revoke_app_password`].
+pub fn revoke_app_password(tx: &dyn Tx, owner: OwnerId, name: &str) -> Result<bool, MetaError> {
+    Ok(tx.execute(
+        "DELETE FROM app_passwords WHERE owner_id = $1 AND name = $2",
+        &[&owner, &name],
+    )? > 0)
+}
+
+/// See [`crate::meta::MetaStore::app_password`].
+pub fn app_password(tx: &dyn Tx, id: &str) -> Result<Option<(AppPasswordRow, UserRow)>, MetaError> {
+    Ok(tx
+        .query_opt(
+            &format!(
+                "{SELECT_APP_PASSWORD}, o.id, o.name, o.role, o.password_hash, o.created_at
+                 FROM app_passwords a JOIN owners o ON o.id = a.owner_id
+                 WHERE a.id = $1 AND o.password_hash IS NOT NULL AND o.removed = 0"
+            ),
+            &[&id],
+        )?
+        .map(|r| (app_password_row(&r), user_at(&r, 4))))
 }

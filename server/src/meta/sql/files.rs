@@ -3,7 +3,7 @@
 
 use super::changes::{self, Change};
 use super::tx::{rows, Row, Tx};
-use super::{chunks, limits, sessions};
+use super::{chunks, limits, props, sessions};
 use crate::meta::{
     attach_health, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict, VersionRow,
 };
@@ -309,6 +309,7 @@ pub fn delete(
            AND file_id = (SELECT id FROM files WHERE owner_id = $1 AND path = $2)",
         &[&owner, &path],
     )?;
+    props::drop_under(tx, owner, path)?;
     changes::record(
         tx,
         owner,
@@ -345,6 +346,7 @@ pub fn move_file(
         }));
     }
     let chunks = version_chunks(tx, old.file_id, old.number)?;
+    props::move_under(tx, owner, from, to)?;
     delete(tx, owner, from, PutMode::Overwrite)?;
     let mut v = NewVersion::restoring(old, chunks, owner, uploader);
     v.path = to.to_string();

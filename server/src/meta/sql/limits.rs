@@ -35,7 +35,8 @@ pub fn check_open(tx: &dyn Tx, owner: OwnerId, max_open: u32) -> Result<(), Meta
 
 /// Fails with [`MetaError::PathConflict`] if a live file of `owner` is a
 /// folder of `path` (`a` for `a/b`), or `path` a folder of one (`a/b` for
-/// `a`): a name is a file or a folder, never both.
+/// `a`) or a folder made on its own: a name is a file or a folder, never
+/// both.
 pub fn check_path_free(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), MetaError> {
     let folders: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
     if !folders.is_empty() {
@@ -51,15 +52,22 @@ pub fn check_path_free(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), Me
             }));
         }
     }
+    let (lo, hi) = super::inside(path);
     let inside = tx.query_opt(
         "SELECT path FROM files WHERE owner_id = $1 AND path > $2 AND path < $3
            AND deleted_at IS NULL LIMIT 1",
-        &[&owner, &format!("{path}/"), &format!("{path}0")],
+        &[&owner, &lo, &hi],
     )?;
     if let Some(r) = inside {
         return Err(MetaError::PathConflict(PathConflict::IsAFolder {
             path: path.to_string(),
             inside: r.get(0),
+        }));
+    }
+    if super::folders::made(tx, owner, path)? {
+        return Err(MetaError::PathConflict(PathConflict::IsAFolder {
+            path: path.to_string(),
+            inside: String::new(),
         }));
     }
     Ok(())

@@ -5,15 +5,18 @@
 //!
 //! Each concern keeps its SQL beside its logic: [`chunks`], [`files`],
 //! [`sessions`], [`changes`], [`limits`], [`gc`], [`accounts`],
-//! [`shares`], [`ops`].
+//! [`shares`], [`ops`], and WebDAV's [`folders`], [`props`] and [`locks`].
 
 pub mod accounts;
 pub mod changes;
 pub mod chunks;
 pub mod files;
+pub mod folders;
 pub mod gc;
 pub mod limits;
+pub mod locks;
 pub mod ops;
+pub mod props;
 pub mod sessions;
 pub mod shares;
 pub mod tx;
@@ -25,9 +28,10 @@ use std::path::Path;
 use std::time::Duration;
 pub use tx::{Mode, Tx};
 
-/// Every time column, `(table, column, NOT NULL)`: integer milliseconds
-/// since the Unix epoch on every engine (each engine's migrations turned
-/// its old ones into these).
+/// The time columns each engine's migration to integer milliseconds since
+/// the Unix epoch turned from its old type, `(table, column, NOT NULL)`.
+/// Tables made after it (folders, WebDAV's, app passwords) have integer
+/// times from the start.
 pub const TIME_COLUMNS: &[(&str, &str, bool)] = &[
     ("files", "deleted_at", false),
     ("chunks", "created_at", true),
@@ -45,6 +49,16 @@ pub const TIME_COLUMNS: &[(&str, &str, bool)] = &[
     ("share_links", "revoked_at", false),
     ("changes", "at", true),
 ];
+
+/// What sorts inside folder `path` as `(lo, hi)`, both exclusive: `path/`
+/// and `path0` (`0` follows `/`), or everything for the root (`""`).
+pub fn inside(path: &str) -> (String, String) {
+    if path.is_empty() {
+        (String::new(), "\u{10FFFF}".to_string())
+    } else {
+        (format!("{path}/"), format!("{path}0"))
+    }
+}
 
 /// Milliseconds, as statements take durations and times.
 pub fn ms(d: Duration) -> i64 {

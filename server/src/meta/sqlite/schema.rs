@@ -210,6 +210,53 @@ UPDATE owners SET version_count =
     // Times become integer milliseconds since the Unix epoch, as on every
     // engine: see `times_to_ms`.
     "",
+    r#"
+-- Folders made on their own (WebDAV MKCOL, a new empty folder): a folder
+-- also exists, without a row, while a live file is inside it.
+CREATE TABLE folders (
+    owner_id   BIGINT NOT NULL,
+    path       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner_id, path)
+) WITHOUT ROWID;
+
+-- WebDAV dead properties (PROPPATCH) of a file or folder, by path.
+CREATE TABLE dead_props (
+    owner_id BIGINT NOT NULL,
+    path     TEXT NOT NULL,
+    ns       TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    prefix   TEXT,
+    xml      TEXT,
+    PRIMARY KEY (owner_id, path, ns, name)
+) WITHOUT ROWID;
+
+-- WebDAV locks, in the database so that every server of it honours them.
+CREATE TABLE dav_locks (
+    token      TEXT PRIMARY KEY,
+    owner_id   BIGINT NOT NULL,
+    path       TEXT NOT NULL,
+    principal  TEXT,
+    owner_xml  TEXT,
+    shared     INTEGER NOT NULL,
+    deep       INTEGER NOT NULL,
+    timeout_ms BIGINT,
+    expires_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX dav_locks_by_path ON dav_locks(owner_id, path);
+
+-- App passwords: for clients that speak only HTTP Basic (WebDAV). Each is
+-- `ID.SECRET`, stored as the secret's hash; revoked by deleting the row.
+CREATE TABLE app_passwords (
+    id          TEXT PRIMARY KEY,
+    owner_id    BIGINT NOT NULL,
+    name        TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    UNIQUE (owner_id, name)
+);
+"#,
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its
