@@ -4,6 +4,7 @@
 #     (about 6 minutes on 2 cores the first time; the binary lands in ~/.cargo/bin);
 #   - the AWS CLI (`aws`), via pip;
 #   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests;
+#   - litmus (Debian's litmus), the WebDAV conformance suite;
 #   - grpcurl, jq and curl, which README's examples use (a test runs them).
 # Set GARAGE_BIN to use a garage binary elsewhere.
 set -euo pipefail
@@ -103,6 +104,12 @@ done
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "installing postgresql (Debian package)"
     apt_install postgresql
+fi
+
+# WebDAV's conformance suite, run against /dav/ by tests/tests/e2e/webdav.rs.
+if [ ! -x /usr/bin/litmus ]; then
+    echo "installing litmus (Debian package)"
+    apt_install litmus
 fi
 
 # Browser tests: Debian's Chromium (Playwright's own browser download does

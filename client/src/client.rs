@@ -6,12 +6,14 @@ use crate::Metadata;
 use coffer_proto::paths;
 use coffer_proto::pb::{
     coffer_admin_client::CofferAdminClient, coffer_auth_client::CofferAuthClient,
-    coffer_share_client::CofferShareClient, file_storage_client::FileStorageClient,
-    ClusterStatusRequest, ClusterStatusResponse, CreateShareLinkRequest, DeleteFileRequest,
-    DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest, ListFilesRequest,
+    coffer_share_client::CofferShareClient, file_storage_client::FileStorageClient, AppPassword,
+    ClusterStatusRequest, ClusterStatusResponse, CreateAppPasswordRequest,
+    CreateAppPasswordResponse, CreateShareLinkRequest, DeleteFileRequest, DownloadLinkRequest,
+    DownloadLinkResponse, FileMetadataRequest, ListAppPasswordsRequest, ListFilesRequest,
     ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
-    MoveFileRequest, RefreshRequest, RestoreVersionRequest, RevokeShareLinkRequest,
-    RunWorkerRequest, ShareLink, WhoAmIRequest, WhoAmIResponse, WorkerStatus,
+    MoveFileRequest, RefreshRequest, RestoreVersionRequest, RevokeAppPasswordRequest,
+    RevokeShareLinkRequest, RunWorkerRequest, ShareLink, WhoAmIRequest, WhoAmIResponse,
+    WorkerStatus,
 };
 use coffer_proto::put::PutMode;
 use tonic::codegen::{Body, Bytes, StdError};
@@ -298,6 +300,44 @@ impl<T: Transport> Coffer<T> {
     pub async fn revoke_share(&self, id: &str) -> Result<(), ClientError> {
         let req = self.request(RevokeShareLinkRequest { id: id.to_string() });
         self.share.clone().revoke_share_link(req).await?;
+        Ok(())
+    }
+
+    /// A new app password named `name` (for WebDAV clients): the answer
+    /// holds the password, which the server never shows again.
+    pub async fn create_app_password(
+        &self,
+        name: &str,
+    ) -> Result<CreateAppPasswordResponse, ClientError> {
+        let req = self.request(CreateAppPasswordRequest {
+            name: name.to_string(),
+        });
+        Ok(self
+            .auth
+            .clone()
+            .create_app_password(req)
+            .await?
+            .into_inner())
+    }
+
+    /// The caller's app passwords, by name.
+    pub async fn app_passwords(&self) -> Result<Vec<AppPassword>, ClientError> {
+        let req = self.request(ListAppPasswordsRequest {});
+        Ok(self
+            .auth
+            .clone()
+            .list_app_passwords(req)
+            .await?
+            .into_inner()
+            .app_passwords)
+    }
+
+    /// Ends the app password `name` at once.
+    pub async fn revoke_app_password(&self, name: &str) -> Result<(), ClientError> {
+        let req = self.request(RevokeAppPasswordRequest {
+            name: name.to_string(),
+        });
+        self.auth.clone().revoke_app_password(req).await?;
         Ok(())
     }
 

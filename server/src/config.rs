@@ -243,6 +243,22 @@ pub struct Config {
     /// this password.
     #[arg(long, env = "COFFER_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// Take HTTP Basic (app passwords, for WebDAV clients) over plain HTTP
+    /// too. Off by default: Basic carries the password in the clear, so
+    /// it is taken only over TLS (`--tls-cert`) or from a trusted proxy
+    /// that says it served HTTPS.
+    #[arg(long, env = "COFFER_DAV_BASIC_OVER_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dav_basic_over_http: bool,
+    /// macOS's `._name` and `.DS_Store` files written over WebDAV:
+    /// `ignore` takes them and keeps nothing (they never reach the store,
+    /// other devices or the change feed); `keep` stores them like any file.
+    #[arg(
+        long,
+        env = "COFFER_DAV_MAC_FILES",
+        value_enum,
+        default_value = "ignore"
+    )]
+    pub dav_mac_files: crate::dav::MacFiles,
     /// A built web app to serve at `/` instead of the one in the binary
     /// (a built `dist/`, for front-end work).
     #[arg(long, env = "COFFER_WEB_DIR")]
@@ -353,6 +369,7 @@ impl Config {
             refresh_ttl: Duration::from_secs(self.refresh_token_secs.max(1)),
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             password_checks: (self.password_memory_mib / crate::auth::password::CHECK_MIB).max(1),
+            basic_over_http: self.dav_basic_over_http,
         }
     }
 

@@ -15,6 +15,7 @@
 //! - [`auth`]: accounts — passwords, tokens, throttled logins.
 //! - [`caller`]: who is calling, as the domain sees it.
 //! - [`api`]: gRPC / grpc-web / HTTP on one port, behind one auth layer.
+//! - [`dav`]: WebDAV at `/dav/`, over the files domain.
 //! - [`workers`]: background tasks.
 //! - [`identity`]: the cluster marker on nodes that keeps gc off a
 //!   database's strangers.
@@ -33,6 +34,7 @@ pub mod caller;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod dav;
 pub mod download;
 pub mod feed;
 pub mod files;

@@ -114,7 +114,9 @@ pub async fn serve(
         let hsts = acceptor.is_some();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
             let client = client_address(addr, req.headers(), &proxies);
+            let secure = Secure(hsts || proxied_https(addr, req.headers(), &proxies));
             req.extensions_mut().insert(ConnectInfo(client));
+            req.extensions_mut().insert(secure);
             let answer = router.clone().oneshot(req);
             async move {
                 let mut resp = answer.await?;
@@ -185,6 +187,24 @@ pub async fn serve(
 /// trusted proxy; then the nearest address in `X-Forwarded-For` that is
 /// not one (the header's left part is the client's own say, and only
 /// what trusted proxies appended can be believed).
+/// Whether a request came over TLS (to this server, or to a trusted proxy
+/// that says so with `X-Forwarded-Proto: https`): HTTP Basic is taken only
+/// then, unless the operator allows it over plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure(pub bool);
+
+fn proxied_https(
+    peer: std::net::SocketAddr,
+    headers: &hyper::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> bool {
+    trusted.iter().any(|n| n.contains(&peer.ip()))
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
 fn client_address(
     peer: std::net::SocketAddr,
     headers: &hyper::HeaderMap,

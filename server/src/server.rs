@@ -232,11 +232,15 @@ async fn serve_until(
         _ => None,
     };
     let shares = crate::shares::Shares::new(meta.clone(), files.clone(), auth.clone());
+    let dav = crate::dav::Dav::new(files.clone(), meta.clone(), cfg.dav_mac_files);
     let router = api::router(
-        files,
-        shares,
-        ops,
-        auth,
+        api::Services {
+            files,
+            shares,
+            ops,
+            auth,
+            dav,
+        },
         cfg.web_dir.as_deref(),
         Duration::from_secs(cfg.request_timeout_secs.max(1)),
         cancel.clone(),

@@ -173,6 +173,24 @@ impl CofferAuth for Evil {
     ) -> Result<Response<DownloadLinkResponse>, Status> {
         no()
     }
+    async fn create_app_password(
+        &self,
+        _: Request<CreateAppPasswordRequest>,
+    ) -> Result<Response<CreateAppPasswordResponse>, Status> {
+        no()
+    }
+    async fn list_app_passwords(
+        &self,
+        _: Request<ListAppPasswordsRequest>,
+    ) -> Result<Response<ListAppPasswordsResponse>, Status> {
+        no()
+    }
+    async fn revoke_app_password(
+        &self,
+        _: Request<RevokeAppPasswordRequest>,
+    ) -> Result<Response<RevokeAppPasswordResponse>, Status> {
+        no()
+    }
 }
 
 /// Serves [`Evil`] listing `names` on a loopback port; returns its

@@ -1,5 +1,5 @@
-//! The `CofferAuth` gRPC service: log in, refresh, log out, who am I, and
-//! short-lived download links for browsers.
+//! The `CofferAuth` gRPC service: log in, refresh, log out, who am I,
+//! short-lived download links for browsers, and app passwords.
 
 use super::guard::{caller, peer};
 use crate::auth::{tokens, Auth, Tokens};
@@ -16,6 +16,13 @@ pub struct AuthApi {
 impl AuthApi {
     pub fn new(auth: Auth, files: Files) -> Self {
         Self { auth, files }
+    }
+}
+
+fn app_password(a: crate::meta::AppPasswordRow) -> AppPassword {
+    AppPassword {
+        name: a.name,
+        created_at: a.created_at,
     }
 }
 
@@ -94,5 +101,45 @@ impl CofferAuth for AuthApi {
             url,
             expires_at: tokens::rfc3339(exp),
         }))
+    }
+
+    async fn create_app_password(
+        &self,
+        req: Request<CreateAppPasswordRequest>,
+    ) -> Result<Response<CreateAppPasswordResponse>, Status> {
+        let who = caller(&req)?;
+        let (row, password) = self
+            .auth
+            .create_app_password(&who, &req.into_inner().name)
+            .await?;
+        Ok(Response::new(CreateAppPasswordResponse {
+            app_password: Some(app_password(row)),
+            password,
+        }))
+    }
+
+    async fn list_app_passwords(
+        &self,
+        req: Request<ListAppPasswordsRequest>,
+    ) -> Result<Response<ListAppPasswordsResponse>, Status> {
+        let who = caller(&req)?;
+        let rows = self.auth.app_passwords(&who).await?;
+        Ok(Response::new(ListAppPasswordsResponse {
+            app_passwords: rows.into_iter().map(app_password).collect(),
+        }))
+    }
+
+    async fn revoke_app_password(
+        &self,
+        req: Request<RevokeAppPasswordRequest>,
+    ) -> Result<Response<RevokeAppPasswordResponse>, Status> {
+        let who = caller(&req)?;
+        let name = req.into_inner().name;
+        if !self.auth.revoke_app_password(&who, &name).await? {
+            return Err(Status::not_found(format!(
+                "you have no app password named {name:?}"
+            )));
+        }
+        Ok(Response::new(RevokeAppPasswordResponse {}))
     }
 }

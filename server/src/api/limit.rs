@@ -16,6 +16,7 @@ fn streams(path: &str) -> bool {
         "/FileStorage/UploadFile" | "/FileStorage/DownloadFile" | "/FileStorage/WatchChanges"
     ) || path.starts_with("/download/")
         || path.starts_with("/s/")
+        || path.starts_with("/dav/")
         || path.starts_with("/grpc.reflection.")
 }
 

@@ -13,6 +13,7 @@
 //!   links anyone can download.
 //! - [`web`]: the built web app at `/`; [`web_assets`]: the embedded
 //!   app's ETags and compressed forms.
+//! - `/dav/`: WebDAV (see [`crate::dav`]).
 //! - `/metrics`: Prometheus text; `/healthz`: liveness; `/readyz`:
 //!   readiness (the database answers and at least W nodes are up), which
 //!   `grpc.health.v1` reports too.
@@ -44,19 +45,32 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// Largest gRPC message accepted: a full chunk plus framing.
 pub const MAX_MESSAGE_BYTES: usize = coffer_proto::chunking::MAX_CHUNK + 1024 * 1024;
 
+/// What the routes serve.
+pub struct Services {
+    pub files: Files,
+    pub shares: Shares,
+    pub ops: Ops,
+    pub auth: Auth,
+    pub dav: crate::dav::Dav,
+}
+
 /// Builds the router for every route the server answers.
 /// `web_dir` holds a built web app (a `dist/` folder) to serve instead of
 /// the one embedded in the binary.
 /// Readiness is re-checked for `grpc.health.v1` this often, until `cancel`.
 pub async fn router(
-    files: Files,
-    shares: Shares,
-    ops: Ops,
-    auth: Auth,
+    services: Services,
     web_dir: Option<&std::path::Path>,
     request_timeout: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<axum::Router> {
+    let Services {
+        files,
+        shares,
+        ops,
+        auth,
+        dav,
+    } = services;
     let api = grpc::FileStorageApi::new(files.clone(), auth.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -124,6 +138,8 @@ pub async fn router(
             }
         }
     };
+    let web = web::routes(web_dir);
+    let dav_service = axum::handler::Handler::with_state(crate::dav::handle, dav);
     Ok(grpc
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz).with_state(ops.clone()))
@@ -133,9 +149,19 @@ pub async fn router(
             get(http::download).with_state((files, auth.clone())),
         )
         .route("/s/{token}", get(share::download).with_state(shares))
+        // Every method, WebDAV's own (PROPFIND, LOCK...) included.
+        .route_service(crate::dav::PREFIX, dav_service.clone())
+        .route_service("/dav/", dav_service.clone())
+        .route_service("/dav/{*path}", dav_service)
+        // Windows asks the root before mounting `/dav/`; browsers get the
+        // web app there.
+        .route(
+            "/",
+            axum::routing::options(crate::dav::root_options).fallback_service(web.clone()),
+        )
         // tonic's router already answers unknown gRPC paths; replace that
         // fallback with the web app.
-        .fallback_service(web::routes(web_dir))
+        .fallback_service(web)
         // Unary calls get an answer in bounded time.
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,

@@ -2,8 +2,10 @@
 //! tokens ([`tokens`]) and slowed guessing ([`throttle`]) come together in
 //! [`Auth`], which the network edge asks about every request (one layer
 //! for native gRPC, grpc-web and HTTP: `api::guard`) and which the
-//! `CofferAuth` service uses to log people in and out.
+//! `CofferAuth` service uses to log people in and out. App passwords
+//! ([`app_passwords`]) let clients that speak only HTTP Basic in.
 
+mod app_passwords;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
@@ -40,6 +42,9 @@ pub struct AuthConfig {
     /// Password checks (argon2id, [`password::CHECK_MIB`] MiB each) run at
     /// once, server-wide; more wait up to [`PASSWORD_QUEUE_WAIT`].
     pub password_checks: usize,
+    /// HTTP Basic (app passwords, for WebDAV) is taken over plain HTTP
+    /// too, not only over TLS.
+    pub basic_over_http: bool,
 }
 
 impl Default for AuthConfig {
@@ -50,6 +55,7 @@ impl Default for AuthConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             metrics_token: None,
             password_checks: 4,
+            basic_over_http: false,
         }
     }
 }

@@ -14,16 +14,19 @@
 //!
 //! By concern: `read` (metadata, and downloads read ahead within the
 //! budgets), `tree` (listings, versions, restore, delete and move),
+//! `folders` (empty folders, and deleting, moving or copying whole ones),
 //! `session` (upload sessions, the client-cut way in), `stream` (the
 //! server-cut way in) and [`error`] ([`FileError`]).
 
 pub mod error;
+mod folders;
 mod read;
 mod session;
 mod stream;
 mod tree;
 
 pub use error::FileError;
+pub use folders::folder_path;
 pub use read::{download_keys, Admitted, HeldChunk};
 pub use session::{modified_time, SessionStatus, UploadPlan};
 pub use stream::StreamUpload;

@@ -153,11 +153,34 @@ impl StreamUpload {
     /// `mode` holds, carrying the client's
     /// modification time (checked with [`modified_time`]).
     pub async fn finish(
-        mut self,
+        self,
         path: &str,
         mode: PutMode,
         modified: Option<String>,
     ) -> Result<FileVersion, FileError> {
+        Ok(self.finish_as(path, mode, modified, false).await?.0)
+    }
+
+    /// [`StreamUpload::finish`], except that when `mode` overwrites and
+    /// the file's latest version has this very content (and modification
+    /// time, if one is given), nothing is committed: that version comes
+    /// back, with `false` for "no new version".
+    pub async fn finish_if_changed(
+        self,
+        path: &str,
+        mode: PutMode,
+        modified: Option<String>,
+    ) -> Result<(FileVersion, bool), FileError> {
+        self.finish_as(path, mode, modified, true).await
+    }
+
+    async fn finish_as(
+        mut self,
+        path: &str,
+        mode: PutMode,
+        modified: Option<String>,
+        unless_same: bool,
+    ) -> Result<(FileVersion, bool), FileError> {
         let path = paths::normalize(path)?;
         let chunker = std::mem::take(&mut self.chunker);
         for chunk in chunker.finish() {
@@ -166,12 +189,29 @@ impl StreamUpload {
         while !self.inflight.is_empty() {
             self.collect_one().await?;
         }
+        let hash = content_hash(self.chunks.iter().map(|c| c.id.as_str()))
+            .map_err(|e| FileError::Internal(e.to_string()))?;
+        if unless_same && mode == PutMode::Overwrite {
+            let latest = self
+                .files
+                .meta
+                .version(self.caller.owner, &path, None)
+                .await?;
+            if let Some(row) = latest.filter(|r| {
+                !r.deleted
+                    && r.hash == hash
+                    && r.size == self.size
+                    && (modified.is_none() || modified == r.modified)
+            }) {
+                // Dropping the upload releases its references.
+                return Ok((self.files.with_health(row).await?, false));
+            }
+        }
         let v = NewVersion {
             owner: self.caller.owner,
             path,
             size: self.size,
-            hash: content_hash(self.chunks.iter().map(|c| c.id.as_str()))
-                .map_err(|e| FileError::Internal(e.to_string()))?,
+            hash,
             chunks: std::mem::take(&mut self.chunks),
             uploader: self.caller.name.clone(),
             // The commit replaces the stream's references.
@@ -195,7 +235,7 @@ impl StreamUpload {
         };
         self.stream = None;
         self.files.feed.changed(self.caller.owner);
-        self.files.with_health(row).await
+        Ok((self.files.with_health(row).await?, true))
     }
 }
 

@@ -35,11 +35,34 @@ impl Files {
     }
 
     /// A page of what is directly in `folder` (its files, and its
-    /// sub-folders as prefixes ending in `/`), in path order, and the token
-    /// of the next page (empty on the last one). Files and folders count
-    /// alike against the page size. A sub-folder holding many files costs
+    /// sub-folders as prefixes ending in `/`, empty ones made on their own
+    /// included), in path order, and the token of the next page (empty on
+    /// the last one). Files and folders count alike against the page size
+    /// (empty folders may add a few). A sub-folder holding many files costs
     /// one query to step over, not a read of its files.
     pub async fn list_folder(
+        &self,
+        caller: &Caller,
+        folder: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, Vec<String>, String), FileError> {
+        let (files, mut folders, next) = self
+            .list_with_files(caller, folder, page_token, page_size)
+            .await?;
+        let parent = super::folder_path(folder)?;
+        for made in self.meta.made_folders(caller.owner, &parent).await? {
+            let f = format!("{made}/");
+            if f.as_str() > page_token && (next.is_empty() || f <= next) && !folders.contains(&f) {
+                folders.push(f);
+            }
+        }
+        folders.sort();
+        Ok((files, folders, next))
+    }
+
+    /// [`Files::list_folder`] of the folders live files are in.
+    async fn list_with_files(
         &self,
         caller: &Caller,
         folder: &str,

@@ -30,6 +30,7 @@ mod sync;
 mod upgrade;
 mod versions;
 mod web;
+mod webdav;
 
 use std::path::Path;
 

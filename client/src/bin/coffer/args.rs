@@ -125,11 +125,31 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with = "remote")]
         revoke: Option<String>,
     },
+    /// Passwords for WebDAV clients (Finder, Explorer, rclone...), which
+    /// send your user name and one of these instead of your password.
+    #[command(name = "app-password")]
+    AppPassword {
+        #[command(subcommand)]
+        action: AppPasswordAction,
+    },
     /// Operator actions.
     Admin {
         #[command(subcommand)]
         action: Admin,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordAction {
+    /// Make one (shown once: give it to the client right away).
+    Create {
+        /// What it is for, e.g. "laptop".
+        name: String,
+    },
+    /// List yours.
+    List,
+    /// End one at once.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

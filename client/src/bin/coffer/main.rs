@@ -1,6 +1,7 @@
 //! `coffer`: the command-line client. Parses the command, runs it, and on
 //! any failure prints one line to stderr and exits non-zero.
 
+mod app_password;
 mod args;
 mod bars;
 mod get;
@@ -122,5 +123,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Admin {
             action: Admin::Run { worker, wait },
         } => status::run_worker(&ctx, worker.name(), wait).await,
+        Command::AppPassword { action } => app_password::run(&ctx, action).await,
     }
 }

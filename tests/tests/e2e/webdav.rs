@@ -1,0 +1,480 @@
+//! WebDAV at `/dav/` against the real server: Debian's litmus suite, every
+//! group, on the real store; and what WebDAV does to Coffer's files
+//! (versions, the change feed, restorable deletes, other users), its
+//! authentication (app passwords, Bearer tokens, Basic only over TLS
+//! unless allowed) and its clients' quirks.
+
+use base64::Engine;
+use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
+use coffer_proto::pb::{
+    CreateAppPasswordRequest, FileMetadataRequest, ListChangesRequest, ListFilesRequest,
+    ListVersionsRequest, RestoreVersionRequest, RevokeAppPasswordRequest,
+};
+use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::server::{http_request, Server, ServerOpts};
+
+/// litmus's groups: every one must pass in full.
+const GROUPS: &[&str] = &["basic", "copymove", "props", "locks", "http"];
+
+/// Warnings litmus may print that are not faults, each with why; any
+/// other warning fails the test.
+const EXPLAINED_WARNINGS: &[(&str, &str)] = &[(
+    // basic 9, delete_fragment: litmus sends `DELETE /dav/litmus/frag/#ment`.
+    "DELETE removed collection resource with Request-URI including fragment",
+    "a fragment is not part of a request target (RFC 9110 4.2.4 / 7.1): \
+     the HTTP parser (the http crate, under hyper) drops it before any \
+     handler sees the request, so this DELETE is the DELETE of \
+     /dav/litmus/frag/, which it deletes as asked",
+)];
+
+async fn app_password(server: &Server, token: &str, name: &str) -> String {
+    let mut auth = CofferAuthClient::new(server.channel_as(Some(token)).await);
+    auth.create_app_password(CreateAppPasswordRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .password
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// A WebDAV client with one `Authorization` header.
+struct Dav<'a> {
+    server: &'a Server,
+    auth: Option<String>,
+}
+
+impl Dav<'_> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(a) = &self.auth {
+            all.push(("Authorization", a));
+        }
+        http_request(self.server.addr(), method, path, &all, body).await
+    }
+
+    async fn put(&self, path: &str, body: &[u8]) -> u16 {
+        self.call("PUT", path, &[], body).await.0
+    }
+
+    /// PROPFIND at `depth`, the multistatus body as text.
+    async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
+        let (code, _, body) = self.call("PROPFIND", path, &[("Depth", depth)], b"").await;
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn litmus_passes_every_group_on_the_real_store() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let password = app_password(&server, &token, "litmus").await;
+    let work = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("litmus")
+        .env("TESTS", GROUPS.join(" "))
+        .arg(format!("{}/dav/", server.addr()))
+        .arg("alice")
+        .arg(&password)
+        .current_dir(work.path())
+        .output()
+        .await
+        .expect("litmus runs (Debian's litmus package; scripts/install-test-deps.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(work.path().join("debug.log")).unwrap_or_default();
+    let tail: String = log.lines().rev().take(60).collect::<Vec<_>>().join("\n");
+    for group in GROUPS {
+        let summary = text
+            .lines()
+            .find(|l| l.contains(&format!("summary for `{group}'")))
+            .unwrap_or_else(|| panic!("no summary for {group}:\n{text}"));
+        assert!(
+            summary.contains(" 0 failed") && summary.contains("100.0%"),
+            "{group}: {summary}\n{text}\n{tail}"
+        );
+    }
+    assert!(!text.contains("FAIL"), "{text}\n{tail}");
+    for line in text.lines().filter(|l| l.contains("WARNING")) {
+        assert!(
+            EXPLAINED_WARNINGS.iter().any(|(w, _)| line.contains(w)),
+            "an unexplained litmus warning: {line}\n{text}"
+        );
+    }
+    assert!(out.status.success(), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webdav_writes_are_versions_in_the_feed_and_reads_see_every_write() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let dav = Dav {
+        server: &server,
+        auth: Some(basic(
+            "alice",
+            &app_password(&server, &token, "laptop").await,
+        )),
+    };
+    let mut files = server.client_as(Some(&token)).await;
+    let latest = files
+        .list_changes(ListChangesRequest {
+            latest: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cursor;
+
+    // A folder, then two versions of a file over several chunks.
+    assert_eq!(dav.call("MKCOL", "/dav/docs", &[], b"").await.0, 201);
+    let v1 = pattern(3 * 1024 * 1024 + 5, 1);
+    let v2 = pattern(3 * 1024 * 1024 + 9, 2);
+    assert_eq!(dav.put("/dav/docs/report%20%C3%BC.bin", &v1).await, 201);
+    assert_eq!(dav.put("/dav/docs/report%20%C3%BC.bin", &v2).await, 204);
+    // The same content again makes no version.
+    assert_eq!(dav.put("/dav/docs/report%20%C3%BC.bin", &v2).await, 204);
+    let versions = files
+        .list_versions(ListVersionsRequest {
+            file_name: "docs/report ü.bin".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(download(&mut files, "docs/report ü.bin", 1).await.unwrap() == v1);
+    let changes = files
+        .list_changes(ListChangesRequest {
+            cursor: latest,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let names: Vec<(&str, u64)> = changes
+        .iter()
+        .map(|c| (c.file_name.as_str(), c.version))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("docs/report ü.bin", 1), ("docs/report ü.bin", 2)]
+    );
+
+    // What gRPC writes, WebDAV reads: whole, by range, and its ETag is
+    // the content hash.
+    let other = pattern(5 * 1024 * 1024 + 3, 3);
+    let up = upload_bytes(&mut files, "docs/from-grpc.bin", &other)
+        .await
+        .unwrap();
+    let (code, head, body) = dav.call("GET", "/dav/docs/from-grpc.bin", &[], b"").await;
+    assert_eq!(code, 200, "{head}");
+    assert!(body == other, "the bytes differ");
+    let (code, head, body) = dav
+        .call(
+            "GET",
+            "/dav/docs/from-grpc.bin",
+            &[("Range", "bytes=4194000-4194999")],
+            b"",
+        )
+        .await;
+    assert_eq!(code, 206, "{head}");
+    assert!(body == other[4_194_000..4_195_000], "the range differs");
+    let hash = files
+        .get_metadata(FileMetadataRequest {
+            file_name: "docs/from-grpc.bin".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .content_hash;
+    // The ETag is the content hash's first 128 bits.
+    let etag = &hash[..32];
+    assert!(
+        head.to_lowercase().contains(&format!("etag: \"{etag}\"")),
+        "{head}"
+    );
+    assert_eq!(up.version, 1);
+    let (code, listing) = dav.propfind("/dav/docs/", "1").await;
+    assert_eq!(code, 207, "{listing}");
+    assert!(listing.contains("from-grpc.bin"), "{listing}");
+    assert!(listing.contains(&format!("\"{etag}\"")), "{listing}");
+    assert!(
+        listing.contains("<D:getcontentlength>5242883<"),
+        "{listing}"
+    );
+    // Depth infinity is refused, as RFC 4918 lets a server.
+    let (code, _) = dav.propfind("/dav/", "infinity").await;
+    assert_eq!(code, 403);
+
+    // A WebDAV delete is restorable; a move keeps the content.
+    assert_eq!(
+        dav.call("DELETE", "/dav/docs/from-grpc.bin", &[], b"")
+            .await
+            .0,
+        204
+    );
+    files
+        .restore_version(RestoreVersionRequest {
+            file_name: "docs/from-grpc.bin".into(),
+            version: 1,
+        })
+        .await
+        .unwrap();
+    let dest = format!("{}/dav/moved/", server.addr());
+    let (code, head, _) = dav
+        .call("MOVE", "/dav/docs/", &[("Destination", &dest)], b"")
+        .await;
+    assert_eq!(code, 201, "{head}");
+    assert!(
+        download(&mut files, "moved/from-grpc.bin", 0)
+            .await
+            .unwrap()
+            == other
+    );
+    let listed = files
+        .list_files(ListFilesRequest {
+            prefix: "docs/".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .files;
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webdav_takes_app_passwords_and_tokens_and_keeps_users_apart() {
+    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    let alice = server.add_user("alice", "alice-password-1", false).await;
+    let bob = server.add_user("bob", "bob-password-12", false).await;
+    let password = app_password(&server, &alice, "phone").await;
+
+    // Over plain HTTP, Basic is refused unless the operator allows it;
+    // no credentials at all: 401 without a Basic challenge.
+    let plain = Dav {
+        server: &server,
+        auth: Some(basic("alice", &password)),
+    };
+    let (code, head, _) = plain
+        .call("PROPFIND", "/dav/", &[("Depth", "0")], b"")
+        .await;
+    assert_eq!(code, 403, "{head}");
+    let anon = Dav {
+        server: &server,
+        auth: None,
+    };
+    let (code, head, _) = anon.call("PROPFIND", "/dav/", &[("Depth", "0")], b"").await;
+    assert_eq!(code, 401, "{head}");
+    assert!(!head.to_lowercase().contains("basic"), "{head}");
+    // A Bearer token works anywhere.
+    let alice_dav = Dav {
+        server: &server,
+        auth: Some(format!("Bearer {alice}")),
+    };
+    assert_eq!(alice_dav.put("/dav/secret.txt", b"alice's").await, 201);
+    let bob_dav = Dav {
+        server: &server,
+        auth: Some(format!("Bearer {bob}")),
+    };
+    let (code, _) = bob_dav.propfind("/dav/secret.txt", "0").await;
+    assert_eq!(code, 404, "bob sees alice's file");
+    let (_, listing) = bob_dav.propfind("/dav/", "1").await;
+    assert!(!listing.contains("secret.txt"), "{listing}");
+    assert_eq!(
+        bob_dav.call("GET", "/dav/secret.txt", &[], b"").await.0,
+        404
+    );
+
+    // Where Basic is taken: app passwords only, never the account's, and
+    // a revoked one is refused at once.
+    drop(server);
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let alice = server.add_user("alice", "alice-password-1", false).await;
+    let password = app_password(&server, &alice, "phone").await;
+    let dav = |auth: Option<String>| Dav {
+        server: &server,
+        auth,
+    };
+    let (code, head, _) = dav(None)
+        .call("PROPFIND", "/dav/", &[("Depth", "0")], b"")
+        .await;
+    assert_eq!(code, 401);
+    assert!(
+        head.to_lowercase()
+            .contains("www-authenticate: basic realm=\"coffer\""),
+        "{head}"
+    );
+    for wrong in [
+        basic("alice", "alice-password-1"),
+        basic("alice", &format!("{password}x")),
+        basic("bob", &password),
+        "Basic !!!".to_string(),
+    ] {
+        let (code, head, _) = dav(Some(wrong.clone()))
+            .call("PROPFIND", "/dav/", &[("Depth", "0")], b"")
+            .await;
+        assert_eq!(code, 401, "{wrong}: {head}");
+    }
+    let ok = dav(Some(basic("Alice", &password)));
+    assert_eq!(ok.propfind("/dav/", "0").await.0, 207);
+    let mut auth = CofferAuthClient::new(server.channel_as(Some(&alice)).await);
+    auth.revoke_app_password(RevokeAppPasswordRequest {
+        name: "phone".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.propfind("/dav/", "0").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webdav_handles_finder_windows_and_rclone_quirks() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let dav = Dav {
+        server: &server,
+        auth: Some(format!("Bearer {token}")),
+    };
+    let mut files = server.client_as(Some(&token)).await;
+    // macOS's bookkeeping is taken and dropped: never stored, never listed.
+    assert_eq!(dav.put("/dav/._photo.jpg", b"apple double").await, 201);
+    assert_eq!(dav.put("/dav/.DS_Store", b"finder").await, 201);
+    assert_eq!(dav.put("/dav/photo.jpg", b"jpeg").await, 201);
+    let listed: Vec<String> = files
+        .list_files(ListFilesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .files
+        .into_iter()
+        .map(|f| f.file_name)
+        .collect();
+    assert_eq!(listed, vec!["photo.jpg"]);
+    assert_eq!(dav.propfind("/dav/._photo.jpg", "0").await.0, 404);
+    // Spotlight is told to leave the mount alone.
+    assert_eq!(dav.propfind("/dav/.metadata_never_index", "0").await.0, 207);
+    // Windows asks the server's root first.
+    let (code, head, _) = http_request(server.addr(), "OPTIONS", "/", &[], b"").await;
+    assert_eq!(code, 200, "{head}");
+    let lower = head.to_lowercase();
+    assert!(lower.contains("ms-author-via: dav"), "{head}");
+    assert!(lower.contains("dav: 1, 2"), "{head}");
+    // The web app is still at `/`.
+    assert_eq!(server.get("/").await.0, 200);
+    // rclone and ownCloud clients set the modification time.
+    let (code, head, _) = dav
+        .call(
+            "PUT",
+            "/dav/dated.txt",
+            &[("X-OC-Mtime", "1700000000")],
+            b"dated",
+        )
+        .await;
+    assert_eq!(code, 201, "{head}");
+    assert!(
+        head.to_lowercase().contains("x-oc-mtime: accepted"),
+        "{head}"
+    );
+    let meta = files
+        .get_metadata(FileMetadataRequest {
+            file_name: "dated.txt".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.modified_time, "2023-11-14T22:13:20Z");
+    let (_, listing) = dav.propfind("/dav/dated.txt", "0").await;
+    assert!(
+        listing.contains("Tue, 14 Nov 2023 22:13:20 GMT"),
+        "getlastmodified is the modification time: {listing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webdav_lock_taken_through_one_server_holds_on_the_other() {
+    let nodes = coffer_tests::garage::start_cluster(3).await.unwrap();
+    let url = coffer_tests::postgres::fresh_database().await.unwrap();
+    let a = Server::start(ServerOpts::on_garage(&nodes).with("COFFER_DATABASE_URL", &url))
+        .await
+        .unwrap();
+    let b = Server::start(ServerOpts::on_garage(&nodes).with("COFFER_DATABASE_URL", &url))
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", a.token().expect("a login"));
+    let (on_a, on_b) = (
+        Dav {
+            server: &a,
+            auth: Some(bearer.clone()),
+        },
+        Dav {
+            server: &b,
+            auth: Some(bearer),
+        },
+    );
+    assert_eq!(on_a.put("/dav/plan.txt", b"v1").await, 201);
+    let lockinfo = br#"<?xml version="1.0" encoding="utf-8"?>
+<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>
+<D:locktype><D:write/></D:locktype><D:owner>alice's laptop</D:owner></D:lockinfo>"#;
+    let (code, head, body) = on_a
+        .call(
+            "LOCK",
+            "/dav/plan.txt",
+            &[("Timeout", "Second-600")],
+            lockinfo,
+        )
+        .await;
+    assert_eq!(code, 200, "{head}");
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("lock-token:")
+                .then(|| l["lock-token:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Lock-Token: {head}"));
+    assert!(String::from_utf8_lossy(&body).contains("alice's laptop"));
+    // The other server knows the lock: a write without its token is
+    // refused, with it taken; its discovery lists it.
+    assert_eq!(on_b.put("/dav/plan.txt", b"v2").await, 423);
+    let (_, found) = on_b.propfind("/dav/plan.txt", "0").await;
+    assert!(
+        found.contains(token.trim_matches(|c| c == '<' || c == '>')),
+        "{found}"
+    );
+    let with_token = format!("({token})");
+    let (code, head, _) = on_b
+        .call("PUT", "/dav/plan.txt", &[("If", &with_token)], b"v2")
+        .await;
+    assert_eq!(code, 204, "{head}");
+    let (code, head, _) = on_b
+        .call("UNLOCK", "/dav/plan.txt", &[("Lock-Token", &token)], b"")
+        .await;
+    assert_eq!(code, 204, "{head}");
+    assert_eq!(on_a.put("/dav/plan.txt", b"v3").await, 204);
+}
