@@ -30,7 +30,7 @@ fi
 # The server and the `coffer` command-line client in one build: they share
 # most of their dependencies (tokio, tonic, hyper, rustls...), which then
 # compile once.
-step "building the server and the coffer command-line client (first time 5-7 min, then seconds)"
+step "building the server and the coffer command-line client (first time 4-5 min, then seconds)"
 cargo build --profile "$profile" -p coffer-server -p coffer-client --bin coffer-server --bin coffer
 step_done
 case "$profile" in

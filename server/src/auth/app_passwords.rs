@@ -86,7 +86,9 @@ impl Auth {
             format!("invalid:{}", &blake3::hash(user.as_bytes()).to_hex()[..16])
         });
         let keys = throttle::keys(&key, addr);
-        if let Some(wait) = self.0.throttle.wait(&keys, Instant::now()) {
+        // Counted as a failure before the check, forgiven on success, so
+        // guesses sent at once cannot all slip through.
+        if let Err(wait) = self.0.throttle.attempt(&keys, Instant::now()) {
             self.0.throttled.fetch_add(1, Ordering::Relaxed);
             return Err(AuthError::Throttled(wait));
         }
@@ -100,7 +102,6 @@ impl Auth {
             _ => None,
         };
         let Some((_, user)) = found else {
-            self.0.throttle.failed(&keys, Instant::now());
             tracing::info!(user = %key, addr = ?addr, "failed app password");
             return Err(bad());
         };

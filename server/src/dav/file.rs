@@ -10,8 +10,11 @@ use bytes::{Buf, Bytes};
 use coffer_proto::put::PutMode;
 use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture, FsResult};
 use futures::{Stream, StreamExt};
+use md5::Digest;
 use std::io::SeekFrom;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A file or folder as WebDAV sees it.
@@ -202,12 +205,20 @@ impl DavFile for Reader {
 
 /// An upload: bytes through the chunker as they come, committed as one
 /// new version by `flush` (unless the content is what the file holds
-/// already). Dropped before that, it commits nothing.
+/// already). Dropped before that, it commits nothing. Its SHA-1 and MD5
+/// are computed on the way, checked against the client's `OC-Checksum`
+/// and kept with the version, for clients that compare them.
 pub struct Writer {
     upload: std::sync::Mutex<Option<StreamUpload>>,
     path: String,
     mode: PutMode,
     modified: Option<String>,
+    sha1: sha1::Sha1,
+    md5: md5::Md5,
+    /// The client's `OC-Checksum` (`SHA1:hex`, `MD5:hex`...).
+    expected: Option<String>,
+    /// Set when the content does not match `expected`.
+    mismatch: Arc<AtomicBool>,
     done: Option<Meta>,
 }
 
@@ -217,21 +228,53 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// What a PUT names its content by: its modification time (RFC 3339) and
+/// the checksum its client computed (`OC-Checksum`).
+#[derive(Debug, Clone, Default)]
+pub struct Stamps {
+    pub modified: Option<String>,
+    pub checksum: Option<String>,
+}
+
 impl Writer {
     pub fn new(
         files: &Files,
         caller: &Caller,
         path: String,
         mode: PutMode,
-        modified: Option<String>,
+        stamps: Stamps,
+        mismatch: Arc<AtomicBool>,
     ) -> Self {
         Self {
             upload: std::sync::Mutex::new(Some(files.begin_stream(caller))),
             path,
             mode,
-            modified,
+            modified: stamps.modified,
+            sha1: sha1::Sha1::new(),
+            md5: md5::Md5::new(),
+            expected: stamps.checksum,
+            mismatch,
             done: None,
         }
+    }
+
+    /// The content's checksums, as ownCloud spells them; `Err` if the
+    /// client's `OC-Checksum` names one of them with another value.
+    fn checksums(&self) -> Result<String, ()> {
+        let sha1 = hex::encode(self.sha1.clone().finalize());
+        let md5 = hex::encode(self.md5.clone().finalize());
+        if let Some((alg, want)) = self.expected.as_deref().and_then(|e| e.split_once(':')) {
+            let ours = match alg.trim().to_ascii_uppercase().as_str() {
+                "SHA1" => Some(&sha1),
+                "MD5" => Some(&md5),
+                // Others (ADLER32...) are not computed, so not checked.
+                _ => None,
+            };
+            if ours.is_some_and(|o| !o.eq_ignore_ascii_case(want.trim())) {
+                return Err(());
+            }
+        }
+        Ok(format!("SHA1:{sha1} MD5:{md5}"))
     }
 
     fn upload(&mut self) -> FsResult<&mut StreamUpload> {
@@ -265,6 +308,8 @@ impl DavFile for Writer {
     }
 
     fn write_bytes(&mut self, buf: Bytes) -> FsFuture<'_, ()> {
+        self.sha1.update(&buf);
+        self.md5.update(&buf);
         Box::pin(async move { self.upload()?.push(&buf).await.map_err(super::fs::fs_error) })
     }
 
@@ -279,14 +324,20 @@ impl DavFile for Writer {
 
     fn flush(&mut self) -> FsFuture<'_, ()> {
         Box::pin(async move {
-            let Some(upload) = self
+            let upload = self
                 .upload
                 .get_mut()
                 .unwrap_or_else(|e| e.into_inner())
-                .take()
-            else {
+                .take();
+            let Some(mut upload) = upload else {
                 return Ok(());
             };
+            let Ok(sums) = self.checksums() else {
+                // Dropping the upload commits nothing.
+                self.mismatch.store(true, Ordering::Relaxed);
+                return Err(FsError::GeneralFailure);
+            };
+            upload.set_checksums(sums);
             let (v, _) = upload
                 .finish_if_changed(&self.path, self.mode, self.modified.clone())
                 .await

@@ -3,7 +3,7 @@
 //! metadata's dead properties. Domain errors become WebDAV's here, in
 //! [`fs_error`].
 
-use super::file::{Meta, Reader, Writer};
+use super::file::{Meta, Reader, Stamps, Writer};
 use super::MacFiles;
 use crate::caller::Caller;
 use crate::files::{download_keys, FileError, Files};
@@ -17,6 +17,11 @@ use dav_server::fs::{
     FsStream, OpenOptions, ReadDirMeta,
 };
 use futures::FutureExt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// ownCloud's namespace, where its clients look for `checksums`.
+const OC_NS: &str = "http://owncloud.org/ns";
 
 /// Most dead properties one file or folder may carry.
 const MAX_PROPS: usize = 256;
@@ -31,8 +36,10 @@ pub struct CofferFs {
     files: Files,
     meta: MetaStore,
     caller: Caller,
-    /// The modification time an upload carries (`X-OC-Mtime`), RFC 3339.
-    modified: Option<String>,
+    /// What an upload carries besides its bytes.
+    stamps: Stamps,
+    /// Set when an upload's content did not match its `OC-Checksum`.
+    mismatch: Arc<AtomicBool>,
     mac: MacFiles,
     /// Where the client is, for its place among open downloads.
     addr: Option<std::net::IpAddr>,
@@ -43,7 +50,7 @@ impl CofferFs {
         files: Files,
         meta: MetaStore,
         caller: Caller,
-        modified: Option<String>,
+        stamps: Stamps,
         mac: MacFiles,
         addr: Option<std::net::IpAddr>,
     ) -> Self {
@@ -51,10 +58,45 @@ impl CofferFs {
             files,
             meta,
             caller,
-            modified,
+            stamps,
+            mismatch: Arc::default(),
             mac,
             addr,
         }
+    }
+
+    /// Whether an upload of this request was refused for its checksum.
+    pub fn checksum_mismatch(&self) -> Arc<AtomicBool> {
+        self.mismatch.clone()
+    }
+
+    /// The dead properties of `path`, with the checksums of a file's
+    /// latest version as ownCloud's `oc:checksums`.
+    async fn props_of(&self, path: &str) -> FsResult<Vec<DeadProp>> {
+        let mut props = self
+            .meta
+            .props(self.caller.owner, path)
+            .await
+            .map_err(|e| fs_error(e.into()))?;
+        if path.is_empty() {
+            return Ok(props);
+        }
+        if let Ok(Some(sums)) = self
+            .files
+            .metadata(&self.caller, path, None)
+            .await
+            .map(|v| v.checksums)
+        {
+            props.push(DeadProp {
+                ns: OC_NS.into(),
+                name: "checksums".into(),
+                prefix: Some("oc".into()),
+                xml: Some(format!(
+                    "<oc:checksums xmlns:oc=\"{OC_NS}\"><oc:checksum>{sums}</oc:checksum></oc:checksums>"
+                )),
+            });
+        }
+        Ok(props)
     }
 
     /// Whether `path` names macOS's bookkeeping (`._name`, `.DS_Store`)
@@ -119,12 +161,17 @@ impl CofferFs {
         } else {
             PutMode::Overwrite
         };
+        let stamps = Stamps {
+            checksum: o.checksum.clone(),
+            ..self.stamps.clone()
+        };
         Ok(Box::new(Writer::new(
             &self.files,
             &self.caller,
             path,
             mode,
-            self.modified.clone(),
+            stamps,
+            self.mismatch.clone(),
         )))
     }
 }
@@ -362,10 +409,7 @@ impl DavFileSystem for CofferFs {
             let Ok(path) = file_path(path) else {
                 return false;
             };
-            self.meta
-                .props(self.caller.owner, &path)
-                .await
-                .is_ok_and(|p| !p.is_empty())
+            self.props_of(&path).await.is_ok_and(|p| !p.is_empty())
         })
     }
 
@@ -417,11 +461,7 @@ impl DavFileSystem for CofferFs {
     fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool) -> FsFuture<'a, Vec<DavProp>> {
         Box::pin(async move {
             let path = file_path(path)?;
-            let props = self
-                .meta
-                .props(self.caller.owner, &path)
-                .await
-                .map_err(|e| fs_error(e.into()))?;
+            let props = self.props_of(&path).await?;
             Ok(props.into_iter().map(|p| dav_prop(p, do_content)).collect())
         })
     }
@@ -429,12 +469,8 @@ impl DavFileSystem for CofferFs {
     fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp) -> FsFuture<'a, Vec<u8>> {
         Box::pin(async move {
             let path = file_path(path)?;
-            let props = self
-                .meta
-                .props(self.caller.owner, &path)
-                .await
-                .map_err(|e| fs_error(e.into()))?;
-            props
+            self.props_of(&path)
+                .await?
                 .into_iter()
                 .find(|p| {
                     p.ns == prop.namespace.as_deref().unwrap_or_default() && p.name == prop.name
@@ -448,8 +484,10 @@ impl DavFileSystem for CofferFs {
     fn get_quota(&self) -> FsFuture<'_, (u64, Option<u64>)> {
         async move {
             let u = self.files.usage(&self.caller).await.map_err(fs_error)?;
-            let avail = u.quota.map(|q| q.saturating_sub(u.used + u.reserved));
-            Ok((u.used, avail))
+            // Used as `coffer whoami` and the web app count it (what
+            // retained versions take), and the quota: the handler says
+            // what is left.
+            Ok((u.used, u.quota))
         }
         .boxed()
     }

@@ -118,10 +118,14 @@ pub async fn handle(State(dav): State<Dav>, req: Request) -> Response {
         dav.files.clone(),
         dav.meta.clone(),
         caller.clone(),
-        modified,
+        file::Stamps {
+            modified,
+            checksum: None,
+        },
         dav.mac,
         addr,
     );
+    let mismatch = fs.checksum_mismatch();
     let config = DavHandler::builder()
         .filesystem(Box::new(fs))
         .locksystem(Box::new(locks::DbLocks::new(
@@ -131,6 +135,13 @@ pub async fn handle(State(dav): State<Dav>, req: Request) -> Response {
         )))
         .principal(caller.name.clone());
     let resp = dav.handler.handle_with(config, req).await;
+    if mismatch.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the content does not match its OC-Checksum; nothing was stored\n",
+        )
+            .into_response();
+    }
     let (mut parts, body) = resp.into_parts();
     if stamped && parts.status.is_success() {
         // ownCloud's clients (and rclone) look for this before trusting

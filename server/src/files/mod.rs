@@ -125,6 +125,8 @@ pub struct FileVersion {
     pub replication: u32,
     /// The content's modification time as its client gave it (RFC 3339).
     pub modified: Option<String>,
+    /// See [`crate::meta::VersionRow::checksums`].
+    pub checksums: Option<String>,
 }
 
 /// The file service. Cheap to clone.
@@ -260,6 +262,7 @@ impl Files {
             health,
             replication: self.cluster.config().replication as u32,
             modified: row.modified,
+            checksums: row.checksums,
         }
     }
 

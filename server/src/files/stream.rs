@@ -18,6 +18,7 @@ impl Files {
             stream: None,
             chunker: Chunker::new(),
             room: None,
+            checksums: None,
             memory: self.uploads.room(),
             held: 0,
             size: 0,
@@ -43,6 +44,9 @@ pub struct StreamUpload {
     /// stores much. Each chunk's reference is checked against the quota as
     /// it is stored, and the commit checks again.
     room: Option<Option<(u64, u64)>>,
+    /// Checksums of the content computed as it came (see
+    /// [`crate::meta::VersionRow::checksums`]), recorded with the version.
+    checksums: Option<String>,
     /// The upload's room in the server-wide upload budget, covering
     /// `held`.
     memory: UploadRoom,
@@ -144,6 +148,12 @@ impl StreamUpload {
             .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Records `checksums` of the content with the version (given before
+    /// [`StreamUpload::finish`]).
+    pub fn set_checksums(&mut self, checksums: String) {
+        self.checksums = Some(checksums);
+    }
+
     /// Bytes received so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -219,6 +229,7 @@ impl StreamUpload {
             session: None,
             mode,
             modified,
+            checksums: self.checksums.take(),
         };
         let row = match self.files.meta.commit_version(&v).await {
             Ok(row) => row,

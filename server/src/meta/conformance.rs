@@ -66,6 +66,7 @@ fn new_version(path: &str, chunks: &[ChunkRef]) -> NewVersion {
         session: None,
         mode: PutMode::Overwrite,
         modified: None,
+        checksums: None,
     }
 }
 
@@ -1422,11 +1423,13 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
     let v = meta
         .commit_version(&NewVersion {
             modified: Some(t.clone()),
+            checksums: Some("SHA1:ab MD5:cd".into()),
             ..new_version("m", std::slice::from_ref(&a))
         })
         .await
         .unwrap();
     assert_eq!(v.modified.as_deref(), Some(t.as_str()));
+    assert_eq!(v.checksums.as_deref(), Some("SHA1:ab MD5:cd"));
     // A version without one has none, whatever came before.
     commit(&meta, "m", std::slice::from_ref(&b)).await;
     let latest = meta
@@ -1442,6 +1445,11 @@ pub async fn modification_times_travel_with_their_content(meta: Meta) {
         .unwrap()
         .unwrap();
     assert_eq!(restored.modified.as_deref(), Some(t.as_str()));
+    assert_eq!(
+        restored.checksums.as_deref(),
+        Some("SHA1:ab MD5:cd"),
+        "checksums travel with their content too"
+    );
     meta.move_file(DEFAULT_OWNER, "m", "n", PutMode::Overwrite, "u")
         .await
         .unwrap()

@@ -252,6 +252,9 @@ pub struct VersionRow {
     /// The content's modification time as the uploading client gave it
     /// (RFC 3339, UTC, up to nanoseconds), if it did.
     pub modified: Option<String>,
+    /// Checksums of the content the server computed as it arrived over
+    /// WebDAV, as ownCloud's clients spell them (`SHA1:hex MD5:hex`).
+    pub checksums: Option<String>,
 }
 
 /// Replica counts of a version's distinct chunks.
@@ -294,6 +297,8 @@ pub struct NewVersion {
     pub mode: PutMode,
     /// The content's modification time, as the client gave it.
     pub modified: Option<String>,
+    /// See [`VersionRow::checksums`].
+    pub checksums: Option<String>,
 }
 
 impl NewVersion {
@@ -310,6 +315,7 @@ impl NewVersion {
             session: Some(s.id.clone()),
             mode: PutMode::Overwrite,
             modified: s.modified.clone(),
+            checksums: None,
         }
     }
 
@@ -337,6 +343,7 @@ impl NewVersion {
             session: None,
             mode: PutMode::Overwrite,
             modified: old.modified,
+            checksums: old.checksums,
         }
     }
 }

@@ -1120,6 +1120,7 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
                 session: None,
                 mode: Default::default(),
                 modified: None,
+                checksums: None,
             })
             .await?;
     }

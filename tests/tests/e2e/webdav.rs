@@ -348,6 +348,44 @@ async fn webdav_takes_app_passwords_and_tokens_and_keeps_users_apart() {
     .await
     .unwrap();
     assert_eq!(ok.propfind("/dav/", "0").await.0, 401);
+    // Guessing is slowed like logins: a few more wrong ones, then 429.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let guess = dav(Some(basic("alice", &format!("{password}x"))));
+        codes.push(guess.propfind("/dav/", "0").await.0);
+    }
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_makes_lists_and_revokes_app_passwords() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let cli = coffer_tests::cli::Cli::with_token(server.addr(), &token);
+    let made = cli.json(&["app-password", "create", "laptop"]).await;
+    let password = made["password"].as_str().expect("the password").to_string();
+    assert_eq!(made["username"], "alice");
+    assert!(made["url"].as_str().unwrap().ends_with("/dav/"), "{made}");
+    let dav = Dav {
+        server: &server,
+        auth: Some(basic("alice", &password)),
+    };
+    assert_eq!(dav.put("/dav/from-finder.txt", b"hello").await, 201);
+    let listed = cli.json(&["app-password", "list"]).await;
+    assert_eq!(listed[0]["name"], "laptop", "{listed}");
+    assert!(
+        !listed.to_string().contains(&password),
+        "the list shows secrets"
+    );
+    // A second of the same name is refused, clearly.
+    let again = cli.run(&["app-password", "create", "laptop"]).await;
+    assert!(!again.ok, "{again:?}");
+    assert!(again.stderr.contains("laptop"), "{}", again.stderr);
+    let gone = cli.run(&["app-password", "revoke", "laptop"]).await;
+    assert!(gone.ok, "{gone:?}");
+    assert_eq!(dav.propfind("/dav/", "0").await.0, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,6 +452,62 @@ async fn webdav_handles_finder_windows_and_rclone_quirks() {
         listing.contains("Tue, 14 Nov 2023 22:13:20 GMT"),
         "getlastmodified is the modification time: {listing}"
     );
+
+    // ownCloud's checksums: checked on upload, kept, listed.
+    let (code, head, _) = dav
+        .call(
+            "PUT",
+            "/dav/abc.txt",
+            &[(
+                "OC-Checksum",
+                "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d",
+            )],
+            b"abc",
+        )
+        .await;
+    assert_eq!(code, 201, "{head}");
+    let ask = br#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:checksums/><d:getetag/></d:prop></d:propfind>"#;
+    let (code, _, body) = dav
+        .call("PROPFIND", "/dav/abc.txt", &[("Depth", "0")], ask)
+        .await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 207, "{body}");
+    assert!(
+        body.contains(
+            "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d MD5:900150983cd24fb0d6963f7d28e17f72"
+        ),
+        "{body}"
+    );
+    // A wrong one: refused, nothing stored.
+    let (code, head, _) = dav
+        .call(
+            "PUT",
+            "/dav/abc.txt",
+            &[("OC-Checksum", "MD5:00000000000000000000000000000000")],
+            b"abd",
+        )
+        .await;
+    assert_eq!(code, 400, "{head}");
+    let versions = files
+        .list_versions(ListVersionsRequest {
+            file_name: "abc.txt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert_eq!(versions.len(), 1, "a refused upload made a version");
+
+    // The quota, as WebDAV clients show it.
+    let out = server.command(&["user", "quota", "alice", "10MB"]).await;
+    assert!(out.success, "{out:?}");
+    let ask = br#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:quota-used-bytes/><d:quota-available-bytes/></d:prop></d:propfind>"#;
+    let (_, _, body) = dav.call("PROPFIND", "/dav/", &[("Depth", "0")], ask).await;
+    let body = String::from_utf8_lossy(&body);
+    // abc.txt (3 bytes), dated.txt (5) and photo.jpg (4) are kept.
+    assert!(body.contains("<D:quota-used-bytes>12<"), "{body}");
+    assert!(body.contains("<D:quota-available-bytes>9999988<"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

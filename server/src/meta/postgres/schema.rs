@@ -257,6 +257,11 @@ CREATE TABLE app_passwords (
     created_at  BIGINT NOT NULL,
     UNIQUE (owner_id, name)
 );
+
+-- Checksums of a version's content computed as it arrived over WebDAV
+-- (ownCloud's `SHA1:hex MD5:hex`), which rclone and ownCloud clients
+-- compare.
+ALTER TABLE versions ADD COLUMN checksums TEXT;
 "#,
 ];
 

@@ -13,7 +13,7 @@ const SELECT_VERSION: &str = "
     SELECT f.id, f.path, v.number, v.size, v.hash, v.created_at,
            CASE WHEN f.deleted_at IS NULL THEN 0 ELSE 1 END,
            (SELECT COUNT(*) FROM version_chunks vc WHERE vc.file_id = v.file_id AND vc.number = v.number),
-           v.modified_at
+           v.modified_at, v.checksums
     FROM files f JOIN versions v ON v.file_id = f.id";
 
 fn version_row(r: &Row) -> VersionRow {
@@ -27,6 +27,7 @@ fn version_row(r: &Row) -> VersionRow {
         deleted: r.get(6),
         chunk_count: r.get(7),
         modified: r.get(8),
+        checksums: r.get(9),
     }
 }
 
@@ -193,8 +194,9 @@ pub fn insert_version(
     let created = tx
         .query_one(
             "INSERT INTO versions
-                 (file_id, number, size, hash, created_at, uploader, restored_from, modified_at)
-             VALUES ($1, $2, $3, $4, now_ms(), $5, $6, $7) RETURNING created_at",
+                 (file_id, number, size, hash, created_at, uploader, restored_from, modified_at,
+                  checksums)
+             VALUES ($1, $2, $3, $4, now_ms(), $5, $6, $7, $8) RETURNING created_at",
             &[
                 &file_id,
                 &number,
@@ -203,6 +205,7 @@ pub fn insert_version(
                 &v.uploader,
                 &restored_from,
                 &v.modified,
+                &v.checksums,
             ],
         )?
         .time(0);
@@ -249,6 +252,7 @@ pub fn insert_version(
         deleted: false,
         chunk_count: v.chunks.len() as u32,
         modified: v.modified.clone(),
+        checksums: v.checksums.clone(),
     })
 }
 
