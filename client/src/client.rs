@@ -8,12 +8,12 @@ use coffer_proto::pb::{
     coffer_admin_client::CofferAdminClient, coffer_auth_client::CofferAuthClient,
     coffer_share_client::CofferShareClient, file_storage_client::FileStorageClient, AppPassword,
     ClusterStatusRequest, ClusterStatusResponse, CreateAppPasswordRequest,
-    CreateAppPasswordResponse, CreateShareLinkRequest, DeleteFileRequest, DownloadLinkRequest,
-    DownloadLinkResponse, FileMetadataRequest, ListAppPasswordsRequest, ListFilesRequest,
-    ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse, LogoutRequest,
-    MoveFileRequest, RefreshRequest, RestoreVersionRequest, RevokeAppPasswordRequest,
-    RevokeShareLinkRequest, RunWorkerRequest, ShareLink, WhoAmIRequest, WhoAmIResponse,
-    WorkerStatus,
+    CreateAppPasswordResponse, CreateShareLinkRequest, DeleteFileRequest, DeleteFolderRequest,
+    DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest, ListAppPasswordsRequest,
+    ListFilesRequest, ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse,
+    LogoutRequest, MakeFolderRequest, MoveFileRequest, MoveFolderRequest, RefreshRequest,
+    RestoreVersionRequest, RevokeAppPasswordRequest, RevokeShareLinkRequest, RunWorkerRequest,
+    ShareLink, WhoAmIRequest, WhoAmIResponse, WorkerStatus,
 };
 use coffer_proto::put::PutMode;
 use tonic::codegen::{Body, Bytes, StdError};
@@ -382,6 +382,46 @@ impl<T: Transport> Coffer<T> {
             base_version: mode.base(),
         });
         Ok(self.files.clone().move_file(req).await?.into_inner())
+    }
+
+    /// Makes folder `path` and any missing folders above it; returns its
+    /// name as stored. A file or folder with the name is ALREADY_EXISTS.
+    pub async fn make_folder(&self, path: &str) -> Result<String, ClientError> {
+        let req = self.request(MakeFolderRequest {
+            path: normalize(path)?,
+        });
+        Ok(self.files.clone().make_folder(req).await?.into_inner().path)
+    }
+
+    /// Deletes folder `path` with every file in it (each restorable);
+    /// returns how many files.
+    pub async fn delete_folder(&self, path: &str) -> Result<u64, ClientError> {
+        let req = self.request(DeleteFolderRequest {
+            path: normalize(path)?,
+        });
+        Ok(self
+            .files
+            .clone()
+            .delete_folder(req)
+            .await?
+            .into_inner()
+            .files)
+    }
+
+    /// Moves folder `from` with everything in it to the free name `to`;
+    /// returns how many files moved.
+    pub async fn move_folder(&self, from: &str, to: &str) -> Result<u64, ClientError> {
+        let req = self.request(MoveFolderRequest {
+            from_path: normalize(from)?,
+            to_path: normalize(to)?,
+        });
+        Ok(self
+            .files
+            .clone()
+            .move_folder(req)
+            .await?
+            .into_inner()
+            .files)
     }
 
     /// Whether the server reports itself serving (gRPC health protocol).

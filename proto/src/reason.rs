@@ -27,6 +27,9 @@ pub const TOO_MANY_VERSIONS: &str = "TOO_MANY_VERSIONS";
 /// A name is a file where a folder is needed, or the other way round, or
 /// a move's target exists.
 pub const NAME_TAKEN: &str = "NAME_TAKEN";
+/// The folder a new name needs does not exist (FAILED_PRECONDITION);
+/// `path`, `parent`.
+pub const NO_FOLDER: &str = "NO_FOLDER";
 
 #[derive(Clone, PartialEq, Message)]
 struct Any {

@@ -144,6 +144,24 @@ impl FileStorage for Evil {
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
         no()
     }
+    async fn make_folder(
+        &self,
+        _: Request<MakeFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        no()
+    }
+    async fn delete_folder(
+        &self,
+        _: Request<DeleteFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        no()
+    }
+    async fn move_folder(
+        &self,
+        _: Request<MoveFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        no()
+    }
 }
 
 #[tonic::async_trait]

@@ -356,6 +356,47 @@ impl FileStorage for FileStorageApi {
         Ok(Response::new(metadata(&v)))
     }
 
+    async fn make_folder(
+        &self,
+        req: Request<MakeFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        let who = caller(&req)?;
+        let path = self
+            .files
+            .make_folders(&who, &req.into_inner().path)
+            .await?;
+        Ok(Response::new(FolderResponse { path, files: 0 }))
+    }
+
+    async fn delete_folder(
+        &self,
+        req: Request<DeleteFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        let who = caller(&req)?;
+        let path = req.into_inner().path;
+        let files = self.files.delete_folder(&who, &path).await?;
+        Ok(Response::new(FolderResponse {
+            path: crate::files::folder_path(&path)?,
+            files,
+        }))
+    }
+
+    async fn move_folder(
+        &self,
+        req: Request<MoveFolderRequest>,
+    ) -> Result<Response<FolderResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let files = self
+            .files
+            .move_folder(&who, &r.from_path, &r.to_path)
+            .await?;
+        Ok(Response::new(FolderResponse {
+            path: crate::files::folder_path(&r.to_path)?,
+            files,
+        }))
+    }
+
     async fn list_changes(
         &self,
         req: Request<ListChangesRequest>,

@@ -138,6 +138,10 @@ fn reason_of(e: &FileError) -> Option<(&'static str, Vec<(&'static str, String)>
         FileError::Limit(Limit::Versions { max }) => {
             (reason::TOO_MANY_VERSIONS, vec![("max", max.to_string())])
         }
+        FileError::AlreadyExists(PathConflict::NoParent { path, parent }) => (
+            reason::NO_FOLDER,
+            vec![("path", path.clone()), ("parent", parent.clone())],
+        ),
         FileError::AlreadyExists(p) => {
             let path = match p {
                 PathConflict::NotAFolder { path, .. }
@@ -227,6 +231,7 @@ impl From<FileError> for Status {
         if let Some((why, about)) = reason_of(&e) {
             let code = match e {
                 FileError::Limit(_) => Code::ResourceExhausted,
+                FileError::AlreadyExists(PathConflict::NoParent { .. }) => Code::FailedPrecondition,
                 FileError::AlreadyExists(_) => Code::AlreadyExists,
                 _ => Code::FailedPrecondition,
             };

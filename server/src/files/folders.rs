@@ -27,6 +27,29 @@ impl Files {
         Ok(())
     }
 
+    /// Makes folder `path` and the missing folders above it; returns its
+    /// name as stored. [`FileError::AlreadyExists`] if a file or folder has
+    /// the name (or a file is in the way).
+    pub async fn make_folders(&self, caller: &Caller, path: &str) -> Result<String, FileError> {
+        let path = paths::normalize(path)?;
+        let ends = path.match_indices('/').map(|(i, _)| i);
+        for end in ends.chain([path.len()]) {
+            let above = &path[..end];
+            let last = end == path.len();
+            if !last && self.meta.folder_exists(caller.owner, above).await? {
+                continue;
+            }
+            match self.meta.make_folder(caller.owner, above).await {
+                Ok(()) => {}
+                // Made meanwhile by another call: what is wanted.
+                Err(MetaError::PathConflict(PathConflict::Taken { .. }))
+                    if !last && self.meta.folder_exists(caller.owner, above).await? => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(path)
+    }
+
     /// Deletes folder `path` and every file in it (each restorable);
     /// returns how many files.
     pub async fn delete_folder(&self, caller: &Caller, path: &str) -> Result<u64, FileError> {

@@ -519,3 +519,91 @@ async fn cli_failures_print_one_line_and_leave_nothing_half_written() {
         tree(&dir).keys()
     );
 }
+
+/// Runs `args` with `input` on standard input: (success, stdout, stderr).
+async fn with_stdin(cli: &Cli, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = cli.command(args);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_folders_move_remove_make_and_pipe_as_aws_and_rclone_users_expect() {
+    let (server, cli, work) = setup().await;
+    let dir = work.path().join("album");
+    std::fs::create_dir_all(dir.join("2026")).unwrap();
+    std::fs::write(dir.join("2026/a.jpg"), b"aaa").unwrap();
+    std::fs::write(dir.join("b.jpg"), b"bbb").unwrap();
+
+    // A directory into the root, by `/` and by `.`: its contents land there.
+    let put = cli.run(&["put", s(&dir), "/"]).await;
+    assert!(put.ok, "{}", put.stderr);
+    let names: Vec<String> = cli
+        .json(&["ls"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["2026/a.jpg", "b.jpg"]);
+    let put = cli.run(&["put", s(&dir), "."]).await;
+    assert!(put.ok, "{}", put.stderr);
+
+    // mkdir (parents too), mv of a file into a folder, mv of a folder.
+    let made = cli.run(&["mkdir", "trips/2025"]).await;
+    assert!(made.ok, "{}", made.stderr);
+    let again = cli.run(&["mkdir", "trips/2025"]).await;
+    assert!(!again.ok, "a second mkdir of the same folder succeeded");
+    let moved = cli.run(&["mv", "b.jpg", "trips/"]).await;
+    assert!(moved.ok, "{}", moved.stderr);
+    let moved = cli.run(&["mv", "2026", "trips/2026"]).await;
+    assert!(moved.ok, "{}", moved.stderr);
+    let names: Vec<String> = cli
+        .json(&["ls"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["trips/2026/a.jpg", "trips/b.jpg"]);
+
+    // rm of a folder says what to do; rm -r deletes it, restorably.
+    let rm = cli.run(&["rm", "trips"]).await;
+    assert!(!rm.ok);
+    assert!(rm.stderr.contains("rm -r"), "{}", rm.stderr);
+    let rm = cli.json(&["rm", "-r", "trips"]).await;
+    assert_eq!(rm["files"], 2, "{rm}");
+    assert!(cli.json(&["ls"]).await.as_array().unwrap().is_empty());
+    let back = cli.run(&["restore", "trips/b.jpg", "1"]).await;
+    assert!(back.ok, "{}", back.stderr);
+
+    // `-`: standard input up, standard output down.
+    let data = pattern(3 * MIB + 5, 9);
+    let (ok, _, err) = with_stdin(&cli, &["put", "-", "piped/data.bin"], &data).await;
+    assert!(ok, "{err}");
+    let out = cli
+        .command(&["get", "piped/data.bin", "-"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "stdout differs from what went in");
+    assert!(!Path::new("-").exists(), "a file named - was written");
+    drop(server);
+}

@@ -572,3 +572,43 @@ async fn a_webdav_lock_taken_through_one_server_holds_on_the_other() {
     assert_eq!(code, 204, "{head}");
     assert_eq!(on_a.put("/dav/plan.txt", b"v3").await, 204);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_an_app_password_works_as_file_managers_send_it() {
+    let certs = tempfile::tempdir().unwrap();
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    // Basic over plain HTTP is not allowed here: TLS alone lets it in.
+    let server = Server::start(
+        ServerOpts::embedded()
+            .with("COFFER_TLS_CERT", cert.to_str().unwrap())
+            .with("COFFER_TLS_KEY", key.to_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let password = app_password(&server, &token, "mac").await;
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("notes.txt");
+    std::fs::write(&local, b"over tls").unwrap();
+    let curl = |args: &[&str]| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .args(["-u", &format!("alice:{password}")])
+            .args(args);
+        let out = c.output().expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dav = format!("{}/dav/", server.addr());
+    assert_eq!(
+        curl(&["-T", local.to_str().unwrap(), &format!("{dav}notes.txt")]),
+        "201"
+    );
+    assert_eq!(curl(&["-X", "PROPFIND", "-H", "Depth: 1", &dav]), "207");
+    let mut files = server.client_as(Some(&token)).await;
+    assert!(download(&mut files, "notes.txt", 0).await.unwrap() == b"over tls");
+}

@@ -35,10 +35,13 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Upload a file or a whole directory (only changed chunks are sent;
-    /// an interrupted upload resumes when run again).
+    /// an interrupted upload resumes when run again). `-` reads standard
+    /// input (a remote name is then needed).
     Put {
         local: PathBuf,
-        /// Remote name (default: the local file or directory name).
+        /// Remote name (default: the local file or directory name); `/` or
+        /// `.`: a directory's contents go into the root, a file keeps its
+        /// name there; ending in `/`: a file goes into that folder.
         remote: Option<String>,
         /// Send at most this many bytes per second.
         #[arg(long, value_name = "BYTES_PER_SEC")]
@@ -69,7 +72,8 @@ pub enum Command {
     /// Download a file (or every file under a remote folder).
     Get {
         remote: String,
-        /// Where to write (default: the remote's last name segment, here).
+        /// Where to write (default: the remote's last name segment, here);
+        /// `-`: a file's bytes to standard output.
         local: Option<PathBuf>,
         /// A version number instead of the latest.
         #[arg(long)]
@@ -87,8 +91,20 @@ pub enum Command {
     Versions { remote: String },
     /// Make an old version the newest again.
     Restore { remote: String, version: u64 },
-    /// Delete a file (its versions stay restorable).
-    Rm { remote: String },
+    /// Delete a file, or with -r a folder and everything in it (every
+    /// file's versions stay restorable).
+    Rm {
+        remote: String,
+        /// A folder, with everything in it.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Move or rename a file or a folder (nothing is copied; the old names
+    /// stay restorable). Onto an existing folder, or a name ending in `/`:
+    /// into it.
+    Mv { from: String, to: String },
+    /// Make a folder (and the missing ones above it).
+    Mkdir { remote: String },
     /// Server health and the cluster: nodes, replication, workers.
     Status,
     /// Log in to the server (the password comes from COFFER_PASSWORD or a

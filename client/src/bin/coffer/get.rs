@@ -19,6 +19,9 @@ pub async fn run(
     version: Option<u64>,
 ) -> anyhow::Result<()> {
     let remote = normalize_name(remote)?;
+    if local == Some(Path::new("-")) {
+        return to_stdout(ctx, &remote, version.unwrap_or(0)).await;
+    }
     let base = remote
         .rsplit('/')
         .next()
@@ -103,6 +106,24 @@ pub async fn run(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `coffer get NAME -`: the bytes to standard output as they come,
+/// checked against the content hash at the end (a mismatch fails the
+/// command, after the bytes are out, as with any stream).
+async fn to_stdout(ctx: &Ctx, remote: &str, version: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut d = ctx.coffer.open_download(remote, version).await?;
+    let mut hasher = coffer_client::download::StreamContentHasher::new();
+    let mut out = std::io::stdout().lock();
+    while let Some(piece) = d.next().await? {
+        hasher.update(&piece);
+        out.write_all(&piece)
+            .context("writing to standard output")?;
+    }
+    out.flush().context("writing to standard output")?;
+    d.check(hasher)?;
+    Ok(())
 }
 
 async fn get_file(

@@ -14,6 +14,42 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// `coffer put - NAME`: standard input, copied to a temporary file first
+/// (an upload is planned from the whole content: bounded memory, however
+/// long the input), then put like a file.
+async fn put_stdin(ctx: &Ctx, remote: &str, limit_rate: Option<u64>) -> anyhow::Result<()> {
+    let remote = coffer_client::normalize_name(remote)?;
+    let spool = tempfile::NamedTempFile::new().context("cannot make a temporary file")?;
+    let path = spool.path().to_path_buf();
+    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut out = std::fs::File::create(&path)?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut out)
+    })
+    .await?
+    .context("reading standard input")?;
+    let latest = match ctx.coffer.stat(&remote, 0).await {
+        Ok(m) => Some(m),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e).context(format!("looking up {remote}")),
+    };
+    let bar = Bar::new(&remote, ctx.out.quiet);
+    let r = put_file(
+        ctx,
+        spool.path(),
+        &remote,
+        limit_rate,
+        latest.as_ref(),
+        &bar,
+        false,
+    )
+    .await?;
+    bar.done();
+    let stdin = Path::new("(standard input)");
+    ctx.out
+        .emit(r.json(), || format!("{} ({copied} bytes)", r.line(stdin)));
+    Ok(())
+}
+
 /// Files of a tree uploaded at once: small files are round trips, not
 /// bytes, so many in flight keep the server and the nodes busy (8 at once
 /// took 5.5 s for 1,000 files of 4 KiB, 32 took 4.3 s: BENCHMARKS.md).
@@ -92,6 +128,10 @@ pub async fn run(
     remote: Option<&str>,
     limit_rate: Option<u64>,
 ) -> anyhow::Result<()> {
+    if local == Path::new("-") {
+        let remote = remote.context("`coffer put - NAME`: standard input needs a remote name")?;
+        return put_stdin(ctx, remote, limit_rate).await;
+    }
     let meta =
         std::fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
     let base = local
@@ -101,11 +141,24 @@ pub async fn run(
         .context("the local path has no name; give a remote name")?;
     let remote = match remote {
         None => base,
+        // The root: a directory's contents go there, a file keeps its name.
+        Some("/" | ".") if meta.is_dir() => String::new(),
+        Some("/" | ".") => base,
         Some(r) if r.ends_with('/') && !meta.is_dir() => format!("{r}{base}"),
         Some(r) => r.to_string(),
     };
     // Reject a bad remote name before reading anything.
-    let remote = coffer_client::normalize_name(&remote)?;
+    let remote = if remote.is_empty() {
+        remote
+    } else {
+        coffer_client::normalize_name(&remote)?
+    };
+    // Where a directory's files go: `remote/`, or the root.
+    let under = if remote.is_empty() {
+        String::new()
+    } else {
+        format!("{remote}/")
+    };
 
     if !meta.is_dir() {
         let latest = match ctx.coffer.stat(&remote, 0).await {
@@ -147,7 +200,7 @@ pub async fn run(
         let rel = rel
             .to_str()
             .with_context(|| format!("{} is not UTF-8", f.display()))?;
-        let name = coffer_client::normalize_name(&format!("{remote}/{rel}"))?;
+        let name = coffer_client::normalize_name(&format!("{under}{rel}"))?;
         let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         total += len;
         named.push((f.clone(), name, len));
@@ -155,13 +208,13 @@ pub async fn run(
     // What is there already, in one listing rather than a call per file.
     let latest: HashMap<String, Metadata> = ctx
         .coffer
-        .list(&format!("{remote}/"))
+        .list(&under)
         .await
-        .with_context(|| format!("listing {remote}/"))?
+        .with_context(|| format!("listing /{under}"))?
         .into_iter()
         .map(|m| (m.file_name.clone(), m))
         .collect();
-    let bar = Bar::new(&format!("{remote}/ ({} files)", files.len()), ctx.out.quiet);
+    let bar = Bar::new(&format!("/{under} ({} files)", files.len()), ctx.out.quiet);
     bar.start(total);
     let large = tokio::sync::Semaphore::new(PARALLEL_LARGE);
     let results: Vec<anyhow::Result<(PathBuf, Put)>> = futures::stream::iter(&named)
@@ -225,7 +278,7 @@ pub async fn run(
     });
     ctx.out.emit(summary, || {
         format!(
-            "put {} -> {remote}/ ({} files, {unchanged} unchanged, {}; sent {} in {chunks_sent} of {chunks_total} chunks)",
+            "put {} -> /{under} ({} files, {unchanged} unchanged, {}; sent {} in {chunks_sent} of {chunks_total} chunks)",
             local.display(),
             files.len(),
             human_size(bytes_total),
