@@ -520,6 +520,17 @@ async fn cli_failures_print_one_line_and_leave_nothing_half_written() {
     );
 }
 
+/// Every remote file's name, as `coffer ls` lists them.
+async fn remote_names(cli: &Cli) -> Vec<String> {
+    cli.json(&["ls"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Runs `args` with `input` on standard input: (success, stdout, stderr).
 async fn with_stdin(cli: &Cli, args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
     use tokio::io::AsyncWriteExt;
@@ -548,14 +559,7 @@ async fn cli_folders_move_remove_make_and_pipe_as_aws_and_rclone_users_expect() 
     // A directory into the root, by `/` and by `.`: its contents land there.
     let put = cli.run(&["put", s(&dir), "/"]).await;
     assert!(put.ok, "{}", put.stderr);
-    let names: Vec<String> = cli
-        .json(&["ls"])
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = remote_names(&cli).await;
     assert_eq!(names, vec!["2026/a.jpg", "b.jpg"]);
     let put = cli.run(&["put", s(&dir), "."]).await;
     assert!(put.ok, "{}", put.stderr);
@@ -569,14 +573,7 @@ async fn cli_folders_move_remove_make_and_pipe_as_aws_and_rclone_users_expect() 
     assert!(moved.ok, "{}", moved.stderr);
     let moved = cli.run(&["mv", "2026", "trips/2026"]).await;
     assert!(moved.ok, "{}", moved.stderr);
-    let names: Vec<String> = cli
-        .json(&["ls"])
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = remote_names(&cli).await;
     assert_eq!(names, vec!["trips/2026/a.jpg", "trips/b.jpg"]);
 
     // rm of a folder says what to do; rm -r deletes it, restorably.

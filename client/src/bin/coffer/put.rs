@@ -14,6 +14,24 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Puts the one file `local` as `remote`, with its own bar.
+async fn put_one(
+    ctx: &Ctx,
+    local: &Path,
+    remote: &str,
+    limit_rate: Option<u64>,
+) -> anyhow::Result<Put> {
+    let latest = match ctx.coffer.stat(remote, 0).await {
+        Ok(m) => Some(m),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e).context(format!("looking up {remote}")),
+    };
+    let bar = Bar::new(remote, ctx.out.quiet);
+    let r = put_file(ctx, local, remote, limit_rate, latest.as_ref(), &bar, false).await?;
+    bar.done();
+    Ok(r)
+}
+
 /// `coffer put - NAME`: standard input, copied to a temporary file first
 /// (an upload is planned from the whole content: bounded memory, however
 /// long the input), then put like a file.
@@ -27,23 +45,7 @@ async fn put_stdin(ctx: &Ctx, remote: &str, limit_rate: Option<u64>) -> anyhow::
     })
     .await?
     .context("reading standard input")?;
-    let latest = match ctx.coffer.stat(&remote, 0).await {
-        Ok(m) => Some(m),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e).context(format!("looking up {remote}")),
-    };
-    let bar = Bar::new(&remote, ctx.out.quiet);
-    let r = put_file(
-        ctx,
-        spool.path(),
-        &remote,
-        limit_rate,
-        latest.as_ref(),
-        &bar,
-        false,
-    )
-    .await?;
-    bar.done();
+    let r = put_one(ctx, spool.path(), &remote, limit_rate).await?;
     let stdin = Path::new("(standard input)");
     ctx.out
         .emit(r.json(), || format!("{} ({copied} bytes)", r.line(stdin)));
@@ -161,23 +163,7 @@ pub async fn run(
     };
 
     if !meta.is_dir() {
-        let latest = match ctx.coffer.stat(&remote, 0).await {
-            Ok(m) => Some(m),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e).context(format!("looking up {remote}")),
-        };
-        let bar = Bar::new(&remote, ctx.out.quiet);
-        let r = put_file(
-            ctx,
-            local,
-            &remote,
-            limit_rate,
-            latest.as_ref(),
-            &bar,
-            false,
-        )
-        .await?;
-        bar.done();
+        let r = put_one(ctx, local, &remote, limit_rate).await?;
         ctx.out.emit(r.json(), || r.line(local));
         return Ok(());
     }

@@ -3,9 +3,8 @@
 //! a row in `folders`. Deleting or moving a folder does so to every live
 //! file inside it, each change in the feed, in one transaction.
 
-use super::inside;
 use super::tx::Tx;
-use super::{files, limits, props};
+use super::{files, inside, limits, props, ByPath};
 use crate::meta::{MetaError, OwnerId, PathConflict};
 use coffer_proto::put::PutMode;
 
@@ -112,11 +111,7 @@ pub fn delete(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<Option<u64>, Me
     for f in &inner {
         files::delete(tx, owner, f, PutMode::Overwrite)?;
     }
-    let (lo, hi) = inside(path);
-    tx.execute(
-        "DELETE FROM folders WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
-        &[&owner, &path, &lo, &hi],
-    )?;
+    ByPath::Folders.delete_under(tx, owner, path)?;
     props::drop_under(tx, owner, path)?;
     Ok(Some(inner.len() as u64))
 }
@@ -144,20 +139,8 @@ pub fn move_to(
         let dest = format!("{to}{}", &f[from.len()..]);
         files::move_file(tx, owner, f, &dest, PutMode::Overwrite, uploader)?;
     }
-    let (lo, hi) = inside(from);
     // Every folder row at or under `from` takes `to` in place of `from`.
-    tx.execute(
-        "UPDATE folders SET path = CAST($5 AS TEXT) || substr(path, CAST($6 AS INTEGER))
-         WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
-        &[
-            &owner,
-            &from,
-            &lo,
-            &hi,
-            &to,
-            &(from.chars().count() as i64 + 1),
-        ],
-    )?;
+    ByPath::Folders.move_under(tx, owner, from, to)?;
     props::move_under(tx, owner, from, to)?;
     Ok(Some(inner.len() as u64))
 }

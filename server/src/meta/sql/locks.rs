@@ -5,9 +5,9 @@
 //! [`conflict_below`]); each operation reads those locks and acts in one
 //! transaction under the owner's row lock.
 
-use super::inside;
 use super::limits;
 use super::tx::{list, Row, Tx};
+use super::{inside, ByPath};
 use crate::meta::{LockRow, MetaError, NewLock, OwnerId};
 
 /// `path` and every folder above it, the root (`""`) first.
@@ -237,12 +237,7 @@ pub fn discover(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<Vec<LockRow>,
 
 /// See [`crate::meta::MetaStore::drop_locks`].
 pub fn drop_under(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), MetaError> {
-    let (lo, hi) = inside(path);
-    tx.execute(
-        "DELETE FROM dav_locks WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
-        &[&owner, &path, &lo, &hi],
-    )?;
-    Ok(())
+    ByPath::DavLocks.delete_under(tx, owner, path)
 }
 
 #[cfg(test)]

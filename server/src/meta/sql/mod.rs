@@ -60,6 +60,66 @@ pub fn inside(path: &str) -> (String, String) {
     }
 }
 
+/// The tables keyed by `(owner_id, path)` whose rows go, or move, with a
+/// folder and everything inside it.
+#[derive(Debug, Clone, Copy)]
+pub enum ByPath {
+    Folders,
+    DeadProps,
+    DavLocks,
+}
+
+impl ByPath {
+    fn table(self) -> &'static str {
+        match self {
+            ByPath::Folders => "folders",
+            ByPath::DeadProps => "dead_props",
+            ByPath::DavLocks => "dav_locks",
+        }
+    }
+
+    /// Deletes the rows of `path` and of everything inside it.
+    pub fn delete_under(self, tx: &dyn Tx, owner: i64, path: &str) -> Result<(), MetaError> {
+        let (lo, hi) = inside(path);
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
+                self.table()
+            ),
+            &[&owner, &path, &lo, &hi],
+        )?;
+        Ok(())
+    }
+
+    /// Gives the rows of `from` and of everything inside it `to` in place
+    /// of `from`.
+    pub fn move_under(
+        self,
+        tx: &dyn Tx,
+        owner: i64,
+        from: &str,
+        to: &str,
+    ) -> Result<(), MetaError> {
+        let (lo, hi) = inside(from);
+        tx.execute(
+            &format!(
+                "UPDATE {} SET path = CAST($5 AS TEXT) || substr(path, CAST($6 AS INTEGER))
+                 WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
+                self.table()
+            ),
+            &[
+                &owner,
+                &from,
+                &lo,
+                &hi,
+                &to,
+                &(from.chars().count() as i64 + 1),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 /// Milliseconds, as statements take durations and times.
 pub fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64

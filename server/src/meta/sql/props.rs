@@ -3,8 +3,8 @@
 //! path. They move and copy with their file or folder, and go with it
 //! when it is deleted.
 
-use super::inside;
 use super::tx::Tx;
+use super::ByPath;
 use crate::meta::{DeadProp, MetaError, OwnerId};
 
 /// See [`crate::meta::MetaStore::props`].
@@ -48,31 +48,13 @@ pub fn patch(tx: &dyn Tx, owner: OwnerId, path: &str, set: &[DeadProp]) -> Resul
 
 /// Drops the properties of `path` and of everything inside it.
 pub fn drop_under(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), MetaError> {
-    let (lo, hi) = inside(path);
-    tx.execute(
-        "DELETE FROM dead_props WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
-        &[&owner, &path, &lo, &hi],
-    )?;
-    Ok(())
+    ByPath::DeadProps.delete_under(tx, owner, path)
 }
 
 /// Moves the properties of `from` and of everything inside it to `to`,
 /// a free name (whatever was deleted there took its properties along).
 pub fn move_under(tx: &dyn Tx, owner: OwnerId, from: &str, to: &str) -> Result<(), MetaError> {
-    let (lo, hi) = inside(from);
-    tx.execute(
-        "UPDATE dead_props SET path = CAST($5 AS TEXT) || substr(path, CAST($6 AS INTEGER))
-         WHERE owner_id = $1 AND (path = $2 OR (path > $3 AND path < $4))",
-        &[
-            &owner,
-            &from,
-            &lo,
-            &hi,
-            &to,
-            &(from.chars().count() as i64 + 1),
-        ],
-    )?;
-    Ok(())
+    ByPath::DeadProps.move_under(tx, owner, from, to)
 }
 
 /// Copies the properties of `from` (only) to `to`, replacing `to`'s.
