@@ -207,6 +207,36 @@ try {
   await page.waitForSelector(`${row('gamma.dat')}[data-version="2"]`);
   check(true, 'undo brought gamma.dat back as version 2');
 
+  // Folders: make one, move a file into it (a name with a folder in it),
+  // rename the folder, look inside, delete it with everything in it.
+  const folderRow = (name) => `[data-testid=folder-row][data-name="${name}"]`;
+  page.once('dialog', (d) => d.accept('Trips'));
+  await page.click('[data-testid=new-folder]');
+  await page.waitForSelector(folderRow('Trips'));
+  check(true, 'New folder makes an empty folder, listed at once');
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'postcard.txt', mimeType: 'text/plain', buffer: Buffer.from('wish you were here') });
+  await uploaded('postcard.txt');
+  await page.waitForSelector(row('postcard.txt'));
+  page.once('dialog', (d) => d.accept('Trips/postcard.txt'));
+  await page.click(`${row('postcard.txt')} [data-testid=rename]`);
+  await page.waitForSelector(row('postcard.txt'), { state: 'detached' });
+  page.once('dialog', (d) => d.accept('Journeys'));
+  await page.click(`${folderRow('Trips')} [data-testid=rename-folder]`);
+  await page.waitForSelector(folderRow('Journeys'));
+  check(!(await page.$(folderRow('Trips'))), 'a renamed folder is listed under its new name only');
+  await page.click(`${folderRow('Journeys')} >> text=Journeys/`);
+  await page.waitForSelector(row('Journeys/postcard.txt'));
+  check(true, 'the moved file is inside the renamed folder');
+  await page.screenshot({ path: path.join(shots, 'folder.png') });
+  await page.click('.crumbs >> text=All files');
+  await page.waitForSelector(folderRow('Journeys'));
+  page.once('dialog', (d) => d.accept());
+  await page.click(`${folderRow('Journeys')} [data-testid=delete-folder]`);
+  await page.waitForSelector(folderRow('Journeys'), { state: 'detached' });
+  const note = (await page.textContent('[data-testid=notice]')).trim();
+  check(note.includes('Journeys') && note.includes('restorable'), `deleting a folder says what became of its files ("${note}")`);
+
   // Keyboard only: Tab reaches the file picker and Space opens it. A
   // live refresh of the listing can take the focus between the two (seen
   // once in CI), so Tab is pressed again if the picker did not open.
@@ -253,7 +283,7 @@ try {
   await page.screenshot({ path: path.join(shots, 'error-banner.png') });
   await page.unroute('**/FileStorage/**');
 
-  await page.setViewportSize({ width: 390, height: 844 });
+  await page.setViewportSize({ width: 375, height: 812 });
   await page.screenshot({ path: path.join(shots, 'phone.png'), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 

@@ -1,8 +1,9 @@
 //! The file browser: one folder at a time (the server lists it, so a
 //! folder of a large tree costs only its own entries), sorting, paging,
 //! replica health, downloads of any version, version history with
-//! restore, delete with undo, and a Share button per file (the dialog
-//! lives in [`crate::shares`]).
+//! restore, delete with undo, new folders, renaming and moving files and
+//! folders, deleting folders (every file restorable), and a Share button
+//! per file (the dialog lives in [`crate::shares`]).
 
 use crate::api;
 use crate::shares::ShareDialog;
@@ -13,6 +14,47 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 const PAGE: usize = 50;
+
+/// Asks for a name with the browser's own dialog; `None` if cancelled or
+/// left empty.
+fn ask(message: &str, default: &str) -> Option<String> {
+    web_sys::window()?
+        .prompt_with_message_and_default(message, default)
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Asks the browser's own yes-or-no question.
+fn confirm(message: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(message).ok())
+        .unwrap_or(false)
+}
+
+/// A name typed in folder `open` (`"a/"`, or `""` at the top): `x/y` is
+/// below `open`, `/x/y` from the top.
+fn typed_path(open: &str, typed: &str) -> String {
+    match typed.strip_prefix('/') {
+        Some(top) => top.to_string(),
+        None => format!("{open}{typed}"),
+    }
+}
+
+/// "1 file", "2 files".
+fn files(n: u64) -> String {
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
+}
+
+/// The folder a path is in, as a prefix (`"a/"`, or `""` at the top).
+fn folder_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..=i])
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SortBy {
@@ -91,6 +133,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let undo = RwSignal::new(None::<(String, u64)>);
     // The file (name, version number) the share dialog is open for.
     let sharing = RwSignal::new(None::<(String, u64)>);
+    // What the last folder action did, for a status line.
+    let notice = RwSignal::new(None::<String>);
 
     // Only the open folder is fetched, again on every change the feed
     // reports; an answer for a folder no longer open is dropped.
@@ -185,6 +229,88 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         });
     };
 
+    // Folders and names: each one call, the listing follows the feed.
+    let done = move |message: String| {
+        notice.set(Some(message));
+        history.set(None);
+        refresh.update(|n| *n += 1);
+    };
+    let new_folder = move |_| {
+        let open = folder.get_untracked();
+        let Some(name) = ask("Name of the new folder", "") else {
+            return;
+        };
+        let path = typed_path(&open, &name);
+        spawn_local(async move {
+            match api::client().make_folder(&path).await {
+                Ok(made) => done(format!("Made folder {made}")),
+                Err(e) => banner
+                    .0
+                    .set(Some(format!("Cannot make folder {path}: {e}"))),
+            }
+        });
+    };
+    let rename_file = move |name: String| {
+        let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+        let Some(typed) = ask(
+            "New name (a/b moves it into folder a; /a from the top)",
+            &base,
+        ) else {
+            return;
+        };
+        let to = typed_path(folder_of(&name), &typed);
+        if to == name {
+            return;
+        }
+        spawn_local(async move {
+            match api::client()
+                .move_file(&name, &to, PutMode::Overwrite)
+                .await
+            {
+                Ok(m) => done(format!("Moved {name} to {}", m.file_name)),
+                Err(e) => banner.0.set(Some(format!("Cannot move {name}: {e}"))),
+            }
+        });
+    };
+    let rename_folder = move |prefix: String| {
+        let from = prefix.trim_end_matches('/').to_string();
+        let base = from.rsplit('/').next().unwrap_or(&from).to_string();
+        let Some(typed) = ask("New name of the folder (/a moves it to the top)", &base) else {
+            return;
+        };
+        let to = typed_path(folder_of(&from), &typed);
+        if to == from {
+            return;
+        }
+        spawn_local(async move {
+            match api::client().move_folder(&from, &to).await {
+                Ok(n) => done(format!("Moved folder {from} to {to} ({})", files(n))),
+                Err(e) => banner
+                    .0
+                    .set(Some(format!("Cannot move folder {from}: {e}"))),
+            }
+        });
+    };
+    let delete_folder = move |prefix: String| {
+        let path = prefix.trim_end_matches('/').to_string();
+        if !confirm(&format!(
+            "Delete the folder {path} and everything in it? Each file stays restorable from its versions."
+        )) {
+            return;
+        }
+        spawn_local(async move {
+            match api::client().delete_folder(&path).await {
+                Ok(n) => done(format!(
+                    "Deleted folder {path} ({}, each restorable from its versions)",
+                    files(n)
+                )),
+                Err(e) => banner
+                    .0
+                    .set(Some(format!("Cannot delete folder {path}: {e}"))),
+            }
+        });
+    };
+
     let crumbs = move || {
         let f = folder.get();
         let mut out = vec![("All files".to_string(), String::new())];
@@ -224,7 +350,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                         })
                         .collect_view()
                 }}
+                <button class="new-folder" data-testid="new-folder" on:click=new_folder>"New folder"</button>
             </nav>
+            <Show when=move || notice.get().is_some()>
+                <div class="undo" role="status" data-testid="notice">
+                    {move || notice.get().unwrap_or_default()}
+                </div>
+            </Show>
             <Show when=move || undo.get().is_some()>
                 <div class="undo" role="status" data-testid="undo-bar">
                     {move || format!("Deleted {}", undo.get().map(|u| u.0).unwrap_or_default())}
@@ -255,14 +387,23 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                             .into_iter()
                             .map(|entry| match entry {
                                 Entry::Folder(sub, target) => {
+                                    let (t1, t2) = (target.clone(), target.clone());
                                     view! {
-                                        <tr class="folder" data-testid="folder-row">
-                                            <td colspan="6">
+                                        <tr class="folder" data-testid="folder-row" data-name=sub.clone()>
+                                            <td colspan="3">
                                                 <span class="folder-icon" aria-hidden="true">"▸"</span>
                                                 <button class="link" on:click=move |_| {
                                                     folder.set(target.clone());
                                                     page.set(0);
                                                 }>{format!("{sub}/")}</button>
+                                            </td>
+                                            // Under Uploaded and Replicas, which narrow screens hide.
+                                            <td class="wide" colspan="2"></td>
+                                            <td class="actions">
+                                                <button class="link" data-testid="rename-folder"
+                                                    on:click=move |_| rename_folder(t1.clone())>"Rename"</button>
+                                                <button class="link danger" data-testid="delete-folder"
+                                                    on:click=move |_| delete_folder(t2.clone())>"Delete"</button>
                                             </td>
                                         </tr>
                                     }
@@ -272,7 +413,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                     let name = m.file_name.clone();
                                     let base = name.rsplit('/').next().unwrap_or(&name).to_string();
                                     let (label, class) = health(&m);
-                                    let (n1, n2, n3, n4) = (name.clone(), name.clone(), name.clone(), name.clone());
+                                    let (n1, n2, n3, n4, n5) = (name.clone(), name.clone(), name.clone(), name.clone(), name.clone());
                                     let number = m.version_number;
                                     view! {
                                         <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
@@ -289,6 +430,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                                     on:click=move |_| open_history(n1.clone())>"Versions"</button>
                                                 <button class="link" data-testid="share"
                                                     on:click=move |_| sharing.set(Some((n4.clone(), number)))>"Share"</button>
+                                                <button class="link" data-testid="rename"
+                                                    on:click=move |_| rename_file(n5.clone())>"Rename"</button>
                                                 <button class="link danger" data-testid="delete"
                                                     on:click=move |_| delete(n2.clone())>"Delete"</button>
                                             </td>

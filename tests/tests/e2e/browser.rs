@@ -4,7 +4,7 @@
 //! the same run. The browser steps live in `tests/browser/ui.mjs`;
 //! screenshots land in `target/browser-screenshots/`.
 
-use coffer_proto::pb::FileMetadataRequest;
+use coffer_proto::pb::{FileMetadataRequest, ListVersionsRequest};
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::garage::start_cluster;
 use coffer_tests::server::{workspace_root, Server, ServerOpts};
@@ -93,6 +93,20 @@ async fn browser_and_native_clients_share_one_port() {
         download(&mut c, "delta.bin", 0).await.unwrap()
             == std::fs::read(work.path().join("delta")).unwrap(),
         "the file picked with the keyboard differs"
+    );
+    // The folder the page deleted took its file along, restorably.
+    let postcard = c
+        .list_versions(ListVersionsRequest {
+            file_name: "Journeys/postcard.txt".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert!(
+        postcard.len() == 1 && postcard[0].deleted,
+        "the folder's file is deleted and restorable: {postcard:?}"
     );
     // Neither the cancelled upload nor the one made while the server was
     // unreachable left a version behind.
