@@ -4,7 +4,8 @@
 #     (about 6 minutes on 2 cores the first time; the binary lands in ~/.cargo/bin);
 #   - the AWS CLI (`aws`), via pip;
 #   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests;
-#   - litmus (Debian's litmus), the WebDAV conformance suite;
+#   - litmus (Debian's litmus), the WebDAV conformance suite, and rclone
+#     (Debian's), a WebDAV client the tests drive;
 #   - grpcurl, jq and curl, which README's examples use (a test runs them).
 # Set GARAGE_BIN to use a garage binary elsewhere.
 set -euo pipefail
@@ -110,6 +111,10 @@ fi
 if [ ! -x /usr/bin/litmus ]; then
     echo "installing litmus (Debian package)"
     apt_install litmus
+fi
+if ! command -v rclone >/dev/null; then
+    echo "installing rclone (Debian package)"
+    apt_install rclone
 fi
 
 # Browser tests: Debian's Chromium (Playwright's own browser download does

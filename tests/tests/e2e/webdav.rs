@@ -612,3 +612,97 @@ async fn over_tls_an_app_password_works_as_file_managers_send_it() {
     let mut files = server.client_as(Some(&token)).await;
     assert!(download(&mut files, "notes.txt", 0).await.unwrap() == b"over tls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_syncs_keeping_times_and_skips_what_is_unchanged() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_BASIC_OVER_HTTP", "true"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let password = app_password(&server, &token, "rclone").await;
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("photos");
+    std::fs::create_dir_all(local.join("2026")).unwrap();
+    // A time in the past, to the second, as a camera leaves it.
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    for (name, len) in [("a.jpg", 10_000), ("2026/b.jpg", 300_000), ("c.txt", 5)] {
+        let p = local.join(name);
+        std::fs::write(&p, pattern(len, len as u64)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    let obscured = std::process::Command::new("rclone")
+        .args(["obscure", &password])
+        .output()
+        .expect("rclone runs (Debian's rclone; scripts/install-test-deps.sh installs it)");
+    let obscured = String::from_utf8_lossy(&obscured.stdout).trim().to_string();
+    let rclone = |args: &[&str]| {
+        let out = std::process::Command::new("rclone")
+            .env("RCLONE_CONFIG", work.path().join("rclone.conf"))
+            .env("RCLONE_CONFIG_COFFER_TYPE", "webdav")
+            .env(
+                "RCLONE_CONFIG_COFFER_URL",
+                format!("{}/dav/", server.addr()),
+            )
+            .env("RCLONE_CONFIG_COFFER_VENDOR", "owncloud")
+            .env("RCLONE_CONFIG_COFFER_USER", "alice")
+            .env("RCLONE_CONFIG_COFFER_PASS", &obscured)
+            .args(args)
+            .arg("-v")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text)
+    };
+    let src = local.to_str().unwrap();
+    let (ok, log) = rclone(&["sync", src, "coffer:photos"]);
+    assert!(ok, "{log}");
+    // Again: nothing to send, nothing new on the server.
+    let (ok, log) = rclone(&["sync", src, "coffer:photos"]);
+    assert!(ok, "{log}");
+    assert!(log.contains("nothing to transfer"), "{log}");
+    let mut files = server.client_as(Some(&token)).await;
+    for name in ["photos/a.jpg", "photos/2026/b.jpg", "photos/c.txt"] {
+        let versions = files
+            .list_versions(ListVersionsRequest {
+                file_name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .versions;
+        assert_eq!(versions.len(), 1, "{name}: {versions:?}");
+        assert_eq!(versions[0].modified_time, "2023-11-14T22:13:20Z", "{name}");
+    }
+    // rclone compares content by the checksums the server lists.
+    let (ok, log) = rclone(&["check", src, "coffer:photos"]);
+    assert!(ok, "{log}");
+    assert!(log.contains("0 differences found"), "{log}");
+    assert!(
+        log.contains("Using md5 for hash comparisons")
+            || log.contains("Using sha1 for hash comparisons"),
+        "compared by content hashes: {log}"
+    );
+    assert!(log.contains("3 matching files"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macos_files_are_stored_when_the_operator_keeps_them() {
+    let server = Server::start(ServerOpts::embedded().with("COFFER_DAV_MAC_FILES", "keep"))
+        .await
+        .unwrap();
+    let token = server.add_user("alice", "alice-password-1", false).await;
+    let dav = Dav {
+        server: &server,
+        auth: Some(format!("Bearer {token}")),
+    };
+    assert_eq!(dav.put("/dav/._photo.jpg", b"apple double").await, 201);
+    assert_eq!(dav.propfind("/dav/._photo.jpg", "0").await.0, 207);
+    let mut files = server.client_as(Some(&token)).await;
+    assert!(download(&mut files, "._photo.jpg", 0).await.unwrap() == b"apple double");
+}
