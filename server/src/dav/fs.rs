@@ -17,6 +17,7 @@ use dav_server::fs::{
     FsStream, OpenOptions, ReadDirMeta,
 };
 use futures::FutureExt;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -40,6 +41,9 @@ pub struct CofferFs {
     stamps: Stamps,
     /// Set when an upload's content did not match its `OC-Checksum`.
     mismatch: Arc<AtomicBool>,
+    /// The checksums of files this request listed (`None`: it has none),
+    /// so a PROPFIND of a folder asks for them once, not once a file.
+    listed: Arc<std::sync::Mutex<HashMap<String, Option<String>>>>,
     mac: MacFiles,
     /// Where the client is, for its place among open downloads.
     addr: Option<std::net::IpAddr>,
@@ -60,6 +64,7 @@ impl CofferFs {
             caller,
             stamps,
             mismatch: Arc::default(),
+            listed: Arc::default(),
             mac,
             addr,
         }
@@ -81,12 +86,17 @@ impl CofferFs {
         if path.is_empty() {
             return Ok(props);
         }
-        if let Ok(Some(sums)) = self
-            .files
-            .metadata(&self.caller, path, None)
-            .await
-            .map(|v| v.checksums)
-        {
+        let known = self.listed.lock().ok().and_then(|l| l.get(path).cloned());
+        let sums = match known {
+            Some(sums) => sums,
+            None => self
+                .files
+                .metadata(&self.caller, path, None)
+                .await
+                .ok()
+                .and_then(|v| v.checksums),
+        };
+        if let Some(sums) = sums {
             props.push(DeadProp {
                 ns: OC_NS.into(),
                 name: "checksums".into(),
@@ -308,6 +318,9 @@ impl DavFileSystem for CofferFs {
                     name: name(&d),
                     meta: Meta::folder(),
                 }));
+            }
+            if let Ok(mut listed) = self.listed.lock() {
+                listed.extend(files.iter().map(|f| (f.path.clone(), f.checksums.clone())));
             }
             for f in files.iter().filter(|f| !self.ignored(&f.path)) {
                 entries.push(Box::new(Entry {
