@@ -65,19 +65,28 @@ fn bearing_on(
         .collect())
 }
 
-/// The lock that stops a request on `path` (or with `shared_ok`, a new
+/// Who asks, for the lock rules: the tokens they submitted and their
+/// principal (`None`: a token counts whoever submits it), and whether a
+/// shared lock in the way is fine (they ask for one themselves).
+pub struct Asking<'a> {
+    pub principal: Option<&'a str>,
+    pub tokens: &'a [String],
+    pub shared_ok: bool,
+}
+
+impl Asking<'_> {
+    /// Whether they hold lock `l`.
+    fn holds(&self, l: &LockRow) -> bool {
+        self.tokens.contains(&l.token)
+            && (self.principal.is_none() || self.principal == l.principal.as_deref())
+    }
+}
+
+/// The lock that stops a request on `path` (or, with `shared_ok`, a new
 /// shared lock on it), of the locks on it and above it: an exclusive lock
-/// whose token was not submitted by its principal, or, when the request
-/// holds none of them, a shared one. Locks above `path` bear on it only
-/// if they are deep.
-pub fn conflict_above(
-    locks: &[LockRow],
-    path: &str,
-    principal: Option<&str>,
-    ignore_principal: bool,
-    tokens: &[String],
-    shared_ok: bool,
-) -> Option<LockRow> {
+/// they do not hold, or, when they hold none of them, a shared one. Locks
+/// above `path` bear on it only if they are deep.
+pub fn conflict_above(locks: &[LockRow], path: &str, who: &Asking) -> Option<LockRow> {
     let mut holds = false;
     let mut first_shared: Option<&LockRow> = None;
     let above: Vec<&str> = path_and_above(path);
@@ -85,11 +94,11 @@ pub fn conflict_above(
         if l.path != path && !l.deep {
             continue;
         }
-        if tokens.contains(&l.token) && (ignore_principal || principal == l.principal.as_deref()) {
+        if who.holds(l) {
             holds = true;
         } else if !l.shared {
             return Some(l.clone());
-        } else if !shared_ok {
+        } else if !who.shared_ok {
             first_shared.get_or_insert(l);
         }
     }
@@ -100,25 +109,13 @@ pub fn conflict_above(
 }
 
 /// The lock on `path` or inside it that stops a request on the whole
-/// tree: any whose token was not submitted by its principal (with
-/// `shared_ok`, exclusive ones only).
-pub fn conflict_below(
-    locks: &[LockRow],
-    path: &str,
-    principal: Option<&str>,
-    ignore_principal: bool,
-    tokens: &[String],
-    shared_ok: bool,
-) -> Option<LockRow> {
+/// tree: any they do not hold (with `shared_ok`, exclusive ones only).
+pub fn conflict_below(locks: &[LockRow], path: &str, who: &Asking) -> Option<LockRow> {
     let (lo, hi) = inside(path);
     locks
         .iter()
         .filter(|l| l.path == path || (l.path > lo && l.path < hi))
-        .find(|l| {
-            (!l.shared || !shared_ok)
-                && (!tokens.contains(&l.token)
-                    || (!ignore_principal && principal != l.principal.as_deref()))
-        })
+        .find(|l| (!l.shared || !who.shared_ok) && !who.holds(l))
         .cloned()
 }
 
@@ -130,14 +127,19 @@ pub fn lock(tx: &dyn Tx, l: &NewLock) -> Result<Result<LockRow, LockRow>, MetaEr
         &[&l.owner],
     )?;
     let locks = bearing_on(tx, l.owner, &l.path, l.deep)?;
-    let none: [String; 0] = [];
-    if let Some(c) = conflict_above(&locks, &l.path, None, true, &none, l.shared) {
+    // A new lock holds none of the others.
+    let who = Asking {
+        principal: None,
+        tokens: &[],
+        shared_ok: l.shared,
+    };
+    let conflict = conflict_above(&locks, &l.path, &who).or_else(|| {
+        l.deep
+            .then(|| conflict_below(&locks, &l.path, &who))
+            .flatten()
+    });
+    if let Some(c) = conflict {
         return Ok(Err(c));
-    }
-    if l.deep {
-        if let Some(c) = conflict_below(&locks, &l.path, None, true, &none, l.shared) {
-            return Ok(Err(c));
-        }
     }
     let token = format!("urn:uuid:{}", uuid::Uuid::new_v4());
     let timeout = l.timeout.map(super::ms);
@@ -219,12 +221,13 @@ pub fn check(
     tokens: &[String],
 ) -> Result<Option<LockRow>, MetaError> {
     let locks = bearing_on(tx, owner, path, deep)?;
-    let any = principal.is_none();
-    let conflict = conflict_above(&locks, path, principal, any, tokens, false).or_else(|| {
-        deep.then(|| conflict_below(&locks, path, principal, any, tokens, false))
-            .flatten()
-    });
-    Ok(conflict)
+    let who = Asking {
+        principal,
+        tokens,
+        shared_ok: false,
+    };
+    Ok(conflict_above(&locks, path, &who)
+        .or_else(|| deep.then(|| conflict_below(&locks, path, &who)).flatten()))
 }
 
 /// See [`crate::meta::MetaStore::discover_locks`].
@@ -257,31 +260,39 @@ mod tests {
         }
     }
 
+    fn asking<'a>(principal: Option<&'a str>, tokens: &'a [String], shared_ok: bool) -> Asking<'a> {
+        Asking {
+            principal,
+            tokens,
+            shared_ok,
+        }
+    }
+
     #[test]
     fn an_exclusive_lock_stops_others_unless_its_token_is_submitted() {
         let locks = [lock("a", "t1", false, false)];
-        assert!(conflict_above(&locks, "a", Some("ann"), false, &[], false).is_some());
+        assert!(conflict_above(&locks, "a", &asking(Some("ann"), &[], false)).is_some());
         let held = ["t1".to_string()];
-        assert!(conflict_above(&locks, "a", Some("ann"), false, &held, false).is_none());
+        assert!(conflict_above(&locks, "a", &asking(Some("ann"), &held, false)).is_none());
         // Another principal's request with the token is still stopped.
-        assert!(conflict_above(&locks, "a", Some("bob"), false, &held, false).is_some());
+        assert!(conflict_above(&locks, "a", &asking(Some("bob"), &held, false)).is_some());
     }
 
     #[test]
     fn only_deep_locks_bear_on_what_is_below_them() {
         let shallow = [lock("d", "t1", false, false)];
-        assert!(conflict_above(&shallow, "d/f", None, true, &[], false).is_none());
+        assert!(conflict_above(&shallow, "d/f", &asking(None, &[], false)).is_none());
         let deep = [lock("d", "t1", false, true)];
-        assert!(conflict_above(&deep, "d/f", None, true, &[], false).is_some());
+        assert!(conflict_above(&deep, "d/f", &asking(None, &[], false)).is_some());
         let root = [lock("", "t1", false, true)];
-        assert!(conflict_above(&root, "d/f", None, true, &[], false).is_some());
+        assert!(conflict_above(&root, "d/f", &asking(None, &[], false)).is_some());
     }
 
     #[test]
     fn shared_locks_admit_more_shared_locks_but_not_writes() {
         let locks = [lock("a", "t1", true, false)];
-        assert!(conflict_above(&locks, "a", None, true, &[], true).is_none());
-        assert!(conflict_above(&locks, "a", None, true, &[], false).is_some());
+        assert!(conflict_above(&locks, "a", &asking(None, &[], true)).is_none());
+        assert!(conflict_above(&locks, "a", &asking(None, &[], false)).is_some());
     }
 
     #[test]
@@ -290,10 +301,10 @@ mod tests {
             lock("d/e/f", "t1", false, false),
             lock("dx", "t2", false, false),
         ];
-        assert!(conflict_below(&locks, "d", None, true, &[], false).is_some());
+        assert!(conflict_below(&locks, "d", &asking(None, &[], false)).is_some());
         // `dx` is not inside `d`.
-        assert!(conflict_below(&locks[1..], "d", None, true, &[], false).is_none());
-        assert!(conflict_below(&locks, "", None, true, &[], false).is_some());
+        assert!(conflict_below(&locks[1..], "d", &asking(None, &[], false)).is_none());
+        assert!(conflict_below(&locks, "", &asking(None, &[], false)).is_some());
     }
 
     #[test]
