@@ -4,7 +4,8 @@ use crate::server::Conn;
 use bytes::Bytes;
 use coffer_proto::chunking::{content_hash_of, StreamContentHasher};
 use coffer_proto::pb::{
-    file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, UploadResponse,
+    file_storage_client::FileStorageClient, FileDownloadRequest, FileRequest, ListVersionsRequest,
+    MetadataResponse, UploadResponse,
 };
 
 /// Bytes per message when streaming uploads.
@@ -116,6 +117,19 @@ pub async fn is_stored(client: &mut FileStorageClient<Conn>, name: &str) -> bool
 }
 
 /// Downloads version `version` (0 = latest) whole.
+/// The first page of `name`'s versions, newest first.
+pub async fn versions(client: &mut FileStorageClient<Conn>, name: &str) -> Vec<MetadataResponse> {
+    client
+        .list_versions(ListVersionsRequest {
+            file_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("versions of {name}: {e}"))
+        .into_inner()
+        .versions
+}
+
 pub async fn download(
     client: &mut FileStorageClient<Conn>,
     name: &str,

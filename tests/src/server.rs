@@ -204,6 +204,21 @@ impl ServerOpts {
         self
     }
 
+    /// The same server speaking HTTPS only, with a self-signed certificate
+    /// for localhost and 127.0.0.1 written into `dir`; returns the options
+    /// and the certificate's path (for clients to trust).
+    pub fn with_tls(self, dir: &Path) -> (Self, PathBuf) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("a self-signed certificate");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("write the certificate");
+        std::fs::write(&key, made.key_pair.serialize_pem()).expect("write the key");
+        let opts = self
+            .with("COFFER_TLS_CERT", cert.to_str().expect("a UTF-8 path"))
+            .with("COFFER_TLS_KEY", key.to_str().expect("a UTF-8 path"));
+        (opts, cert)
+    }
+
     /// The development switch: no authentication.
     pub fn without_auth(self) -> Self {
         self.with("COFFER_AUTH", "disabled")

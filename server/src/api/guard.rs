@@ -107,10 +107,12 @@ pub async fn enforce(State(auth): State<Auth>, mut req: Request, next: Next) -> 
     };
     let caller = match need {
         Need::Open => None,
-        Need::Dav => match dav_caller(&auth, &req, authorization.as_deref()).await {
-            Ok(c) => Some(c),
-            Err(resp) => return resp,
-        },
+        Need::Dav => {
+            match dav_caller(&auth, secure(&req), peer_of(&req), authorization.as_deref()).await {
+                Ok(c) => Some(c),
+                Err(resp) => return resp,
+            }
+        }
         Need::Metrics => match auth.may_scrape(authorization.as_deref()).await {
             Ok(()) => None,
             Err(e) => return refuse(e),
@@ -158,54 +160,59 @@ pub async fn enforce(State(auth): State<Auth>, mut req: Request, next: Next) -> 
 /// the operator takes it over plain HTTP too), or a Bearer token. A
 /// refusal challenges for Basic where Basic would be taken, so file
 /// managers ask for the password.
-fn dav_caller<'a>(
-    auth: &'a Auth,
-    req: &Request,
-    authorization: Option<&'a str>,
-) -> impl std::future::Future<Output = Result<Caller, Response>> + Send + 'a {
-    let secure = req
-        .extensions()
-        .get::<crate::listen::Secure>()
-        .is_some_and(|s| s.0);
-    let addr = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    async move {
-        if !auth.enabled() {
-            return Ok(Caller::anyone());
-        }
-        let basic_taken = secure || auth.basic_over_http();
-        let refuse = |e: AuthError| {
-            let mut resp = http_auth_error(e);
-            if basic_taken && resp.status() == axum::http::StatusCode::UNAUTHORIZED {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"Coffer\", charset=\"UTF-8\""),
-                );
-            }
-            resp
-        };
-        let basic = authorization.and_then(|h| {
-            h.get(..6)
-                .filter(|s| s.eq_ignore_ascii_case("basic "))
-                .map(|_| &h[6..])
-        });
-        match (authorization, basic) {
-            (_, Some(_)) if !basic_taken => Err(refuse(AuthError::Forbidden(
-                "HTTP Basic carries the password in the clear, so this server takes it only over \
-             HTTPS; use https://, or an admin may allow it with COFFER_DAV_BASIC_OVER_HTTP=true"
-                    .into(),
-            ))),
-            (_, Some(credentials)) => auth.basic(credentials, addr).await.map_err(refuse),
-            (Some(_), None) => auth.authenticate(authorization).await.map_err(refuse),
-            (None, None) => Err(refuse(AuthError::Unauthenticated(
-                "authentication required: your user name and an app password \
-             (`coffer app-password create NAME`)"
-                    .into(),
-            ))),
-        }
+async fn dav_caller(
+    auth: &Auth,
+    secure: bool,
+    addr: Option<std::net::IpAddr>,
+    authorization: Option<&str>,
+) -> Result<Caller, Response> {
+    if !auth.enabled() {
+        return Ok(Caller::anyone());
     }
+    let basic_taken = secure || auth.basic_over_http();
+    let refuse = |e: AuthError| {
+        let mut resp = http_auth_error(e);
+        if basic_taken && resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"Coffer\", charset=\"UTF-8\""),
+            );
+        }
+        resp
+    };
+    let basic = authorization.and_then(|h| {
+        h.get(..6)
+            .filter(|s| s.eq_ignore_ascii_case("basic "))
+            .map(|_| &h[6..])
+    });
+    match (authorization, basic) {
+        (_, Some(_)) if !basic_taken => Err(refuse(AuthError::Forbidden(
+            "HTTP Basic carries the password in the clear, so this server takes it only over \
+             HTTPS; use https://, or an admin may allow it with COFFER_DAV_BASIC_OVER_HTTP=true"
+                .into(),
+        ))),
+        (_, Some(credentials)) => auth.basic(credentials, addr).await.map_err(refuse),
+        (Some(_), None) => auth.authenticate(authorization).await.map_err(refuse),
+        (None, None) => Err(refuse(AuthError::Unauthenticated(
+            "authentication required: your user name and an app password \
+             (`coffer app-password create NAME`)"
+                .into(),
+        ))),
+    }
+}
+
+/// Whether `req` came over TLS (see [`crate::listen::Secure`]).
+fn secure(req: &Request) -> bool {
+    req.extensions()
+        .get::<crate::listen::Secure>()
+        .is_some_and(|s| s.0)
+}
+
+/// The client's address the accept loop resolved for `req`.
+fn peer_of(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// The `ticket` parameter of a query string.

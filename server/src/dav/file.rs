@@ -38,6 +38,14 @@ impl Meta {
         }
     }
 
+    /// An empty file with no times of its own.
+    pub fn empty_file() -> Self {
+        Self {
+            dir: false,
+            ..Self::folder()
+        }
+    }
+
     /// A file's latest version: its client's modification time if it gave
     /// one, else when it was stored.
     pub fn file(v: &FileVersion) -> Self {

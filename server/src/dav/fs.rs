@@ -91,7 +91,7 @@ impl CofferFs {
             Some(sums) => sums,
             None => self
                 .files
-                .metadata(&self.caller, path, None)
+                .metadata_without_health(&self.caller, path)
                 .await
                 .ok()
                 .and_then(|v| v.checksums),
@@ -115,6 +115,12 @@ impl CofferFs {
         self.mac == MacFiles::Ignore && is_mac_file(path)
     }
 
+    /// Whether `path` is the `.metadata_never_index` this server answers in
+    /// the root (when no file of that name is stored).
+    fn never_index(&self, path: &str) -> bool {
+        path == NEVER_INDEX && self.mac != MacFiles::Keep
+    }
+
     async fn stat(&self, path: &str) -> FsResult<Meta> {
         if path.is_empty() {
             return Ok(Meta::folder());
@@ -122,7 +128,7 @@ impl CofferFs {
         if self.ignored(path) {
             return Err(FsError::NotFound);
         }
-        match self.files.metadata(&self.caller, path, None).await {
+        match self.files.metadata_without_health(&self.caller, path).await {
             Ok(v) => return Ok(Meta::file(&v)),
             Err(FileError::NotFound(_)) => {}
             Err(e) => return Err(fs_error(e)),
@@ -135,13 +141,8 @@ impl CofferFs {
         {
             return Ok(Meta::folder());
         }
-        if path == NEVER_INDEX && self.mac != MacFiles::Keep {
-            return Ok(Meta {
-                len: 0,
-                modified: std::time::UNIX_EPOCH,
-                dir: false,
-                etag: Some("never-index".into()),
-            });
+        if self.never_index(path) {
+            return Ok(Meta::empty_file());
         }
         Err(FsError::NotFound)
     }
@@ -270,10 +271,6 @@ impl DavFileSystem for CofferFs {
             if options.write {
                 return self.open_write(path, &options).await;
             }
-            if path == NEVER_INDEX && self.stat(&path).await?.etag.as_deref() == Some("never-index")
-            {
-                return Ok(Box::new(super::Discard::default()) as Box<dyn DavFile>);
-            }
             let admitted = self
                 .files
                 .admit_download(&download_keys(
@@ -281,11 +278,13 @@ impl DavFileSystem for CofferFs {
                     self.addr,
                 ))
                 .map_err(fs_error)?;
-            let (v, chunks) = self
-                .files
-                .open(&self.caller, &path, None)
-                .await
-                .map_err(fs_error)?;
+            let (v, chunks) = match self.files.open(&self.caller, &path, None).await {
+                Ok(found) => found,
+                Err(FileError::NotFound(_)) if self.never_index(&path) => {
+                    return Ok(Box::new(super::Discard::default()) as Box<dyn DavFile>);
+                }
+                Err(e) => return Err(fs_error(e)),
+            };
             Ok(Box::new(Reader::new(self.files.clone(), &v, chunks, admitted)) as Box<dyn DavFile>)
         })
     }

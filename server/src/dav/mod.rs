@@ -178,9 +178,10 @@ struct Discard {
 
 impl DavFile for Discard {
     fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
-        let mut m = file::Meta::folder();
-        m.dir = false;
-        m.len = self.len;
+        let m = file::Meta {
+            len: self.len,
+            ..file::Meta::empty_file()
+        };
         Box::pin(async move { Ok(Box::new(m) as Box<dyn DavMetaData>) })
     }
 

@@ -44,6 +44,18 @@ impl Files {
         self.with_health(row).await
     }
 
+    /// Metadata of the latest live version of `path` without its
+    /// replication health (`health` left zero), which costs a query of its
+    /// own: for WebDAV, which asks several times a request and shows none.
+    pub async fn metadata_without_health(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> Result<FileVersion, FileError> {
+        let row = self.find(caller, path, None).await?;
+        Ok(self.with_health_counts(row, HealthCounts::default()))
+    }
+
     /// Opens a version for reading: its metadata and ordered chunk list.
     pub async fn open(
         &self,

@@ -921,14 +921,7 @@ async fn the_cli_logs_in_refreshes_and_logs_out() {
 #[tokio::test]
 async fn the_cli_logs_in_and_round_trips_a_file_over_tls() {
     let certs = tempfile::tempdir().unwrap();
-    let made =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
-    let opts = ServerOpts::embedded()
-        .with("COFFER_TLS_CERT", cert.to_str().unwrap())
-        .with("COFFER_TLS_KEY", key.to_str().unwrap());
+    let (opts, cert) = ServerOpts::embedded().with_tls(certs.path());
     // The fixture logs in over TLS, trusting the test certificate.
     let server = Server::start(opts).await.unwrap();
     assert!(server.addr().starts_with("https://"), "{}", server.addr());

@@ -4,8 +4,8 @@
 //! the same run. The browser steps live in `tests/browser/ui.mjs`;
 //! screenshots land in `target/browser-screenshots/`.
 
-use coffer_proto::pb::{FileMetadataRequest, ListVersionsRequest};
-use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_proto::pb::FileMetadataRequest;
+use coffer_tests::data::{download, pattern, upload_bytes, versions};
 use coffer_tests::garage::start_cluster;
 use coffer_tests::server::{workspace_root, Server, ServerOpts};
 
@@ -95,15 +95,7 @@ async fn browser_and_native_clients_share_one_port() {
         "the file picked with the keyboard differs"
     );
     // The folder the page deleted took its file along, restorably.
-    let postcard = c
-        .list_versions(ListVersionsRequest {
-            file_name: "Journeys/postcard.txt".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let postcard = versions(&mut c, "Journeys/postcard.txt").await;
     assert!(
         postcard.len() == 1 && postcard[0].deleted,
         "the folder's file is deleted and restorable: {postcard:?}"

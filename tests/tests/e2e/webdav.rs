@@ -8,9 +8,9 @@ use base64::Engine;
 use coffer_proto::pb::coffer_auth_client::CofferAuthClient;
 use coffer_proto::pb::{
     CreateAppPasswordRequest, FileMetadataRequest, ListChangesRequest, ListFilesRequest,
-    ListVersionsRequest, RestoreVersionRequest, RevokeAppPasswordRequest,
+    RestoreVersionRequest, RevokeAppPasswordRequest,
 };
-use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::data::{download, pattern, upload_bytes, versions};
 use coffer_tests::server::{http_request, Server, ServerOpts};
 
 /// litmus's groups: every one must pass in full.
@@ -151,15 +151,7 @@ async fn webdav_writes_are_versions_in_the_feed_and_reads_see_every_write() {
     assert_eq!(dav.put("/dav/docs/report%20%C3%BC.bin", &v2).await, 204);
     // The same content again makes no version.
     assert_eq!(dav.put("/dav/docs/report%20%C3%BC.bin", &v2).await, 204);
-    let versions = files
-        .list_versions(ListVersionsRequest {
-            file_name: "docs/report ü.bin".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let versions = versions(&mut files, "docs/report ü.bin").await;
     assert_eq!(versions.len(), 2, "{versions:?}");
     assert!(download(&mut files, "docs/report ü.bin", 1).await.unwrap() == v1);
     let changes = files
@@ -488,15 +480,7 @@ async fn webdav_handles_finder_windows_and_rclone_quirks() {
         )
         .await;
     assert_eq!(code, 400, "{head}");
-    let versions = files
-        .list_versions(ListVersionsRequest {
-            file_name: "abc.txt".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .versions;
+    let versions = versions(&mut files, "abc.txt").await;
     assert_eq!(versions.len(), 1, "a refused upload made a version");
 
     // The quota, as WebDAV clients show it.
@@ -576,19 +560,9 @@ async fn a_webdav_lock_taken_through_one_server_holds_on_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_an_app_password_works_as_file_managers_send_it() {
     let certs = tempfile::tempdir().unwrap();
-    let made =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
     // Basic over plain HTTP is not allowed here: TLS alone lets it in.
-    let server = Server::start(
-        ServerOpts::embedded()
-            .with("COFFER_TLS_CERT", cert.to_str().unwrap())
-            .with("COFFER_TLS_KEY", key.to_str().unwrap()),
-    )
-    .await
-    .unwrap();
+    let (opts, cert) = ServerOpts::embedded().with_tls(certs.path());
+    let server = Server::start(opts).await.unwrap();
     let token = server.add_user("alice", "alice-password-1", false).await;
     let password = app_password(&server, &token, "mac").await;
     let work = tempfile::tempdir().unwrap();
@@ -667,15 +641,7 @@ async fn rclone_syncs_keeping_times_and_skips_what_is_unchanged() {
     assert!(log.contains("nothing to transfer"), "{log}");
     let mut files = server.client_as(Some(&token)).await;
     for name in ["photos/a.jpg", "photos/2026/b.jpg", "photos/c.txt"] {
-        let versions = files
-            .list_versions(ListVersionsRequest {
-                file_name: name.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .versions;
+        let versions = versions(&mut files, name).await;
         assert_eq!(versions.len(), 1, "{name}: {versions:?}");
         assert_eq!(versions[0].modified_time, "2023-11-14T22:13:20Z", "{name}");
     }
