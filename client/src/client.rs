@@ -228,6 +228,7 @@ impl<T: Transport> Coffer<T> {
                 page_size: 1000,
                 page_token,
                 delimiter: delimiter.to_string(),
+                ..Default::default()
             });
             let page = self.files.clone().list_files(req).await?.into_inner();
             files.extend(page.files);

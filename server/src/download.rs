@@ -37,13 +37,13 @@ pub const STALL_GRACE: Duration = Duration::from_millis(500);
 /// Bytes `start..end` of the content made of `chunks`, in pieces, once
 /// there is room for the pipe in the budget (Busy if none comes within
 /// the queue wait). `admitted` is the caller's place, held until the
-/// download ends.
+/// download ends (`None`: a larger download, such as a zip, holds it).
 pub async fn pipe(
     files: &Files,
     chunks: Vec<ChunkRef>,
     start: u64,
     end: u64,
-    admitted: Admitted,
+    admitted: Option<Admitted>,
 ) -> Result<impl Stream<Item = Result<Bytes, FileError>> + Send + 'static, FileError> {
     // Room for the pipe first: at the budget, downloads wait in order.
     let wait = files.config().download_queue_wait;
@@ -66,7 +66,9 @@ pub async fn pipe(
         admitted: OnceLock::new(),
     });
     let _ = shared.room.set(room);
-    let _ = shared.admitted.set(admitted);
+    if let Some(a) = admitted {
+        let _ = shared.admitted.set(a);
+    }
     let producer = Producer {
         files: files.clone(),
         chunks,

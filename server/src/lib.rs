@@ -8,7 +8,8 @@
 //!   its SQLite and PostgreSQL adapters.
 //! - [`files`]: the domain — uploads, downloads, versions, sessions.
 //! - [`budget`]: the server-wide memory budgets for transfers;
-//!   [`download`]: one download's pipe, for gRPC and HTTP alike.
+//!   [`download`]: one download's pipe, for gRPC and HTTP alike;
+//!   [`zip`]: zip archives written as a stream.
 //! - [`feed`]: the change feed (pages after a cursor, and watches).
 //! - [`shares`]: share links.
 //! - [`status`]: what operators see (nodes, replication, workers).
@@ -49,3 +50,4 @@ pub mod status;
 pub mod store;
 pub mod tls;
 pub mod workers;
+pub mod zip;

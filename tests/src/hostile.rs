@@ -191,6 +191,12 @@ impl CofferAuth for Evil {
     ) -> Result<Response<DownloadLinkResponse>, Status> {
         no()
     }
+    async fn archive_link(
+        &self,
+        _: Request<ArchiveLinkRequest>,
+    ) -> Result<Response<DownloadLinkResponse>, Status> {
+        no()
+    }
     async fn create_app_password(
         &self,
         _: Request<CreateAppPasswordRequest>,

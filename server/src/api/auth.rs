@@ -103,6 +103,23 @@ impl CofferAuth for AuthApi {
         }))
     }
 
+    async fn archive_link(
+        &self,
+        req: Request<ArchiveLinkRequest>,
+    ) -> Result<Response<DownloadLinkResponse>, Status> {
+        let who = caller(&req)?;
+        let paths = req.into_inner().paths;
+        // Checked now, so a wrong name fails here rather than in the
+        // browser's download.
+        self.files.select(&who, &paths).await?;
+        let digest = crate::files::archive::selection_digest(&paths);
+        let (ticket, exp) = self.auth.ticket(&who, &digest, 0);
+        Ok(Response::new(DownloadLinkResponse {
+            url: format!("/zip?ticket={ticket}"),
+            expires_at: tokens::rfc3339(exp),
+        }))
+    }
+
     async fn create_app_password(
         &self,
         req: Request<CreateAppPasswordRequest>,

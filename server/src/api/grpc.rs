@@ -160,7 +160,7 @@ impl FileStorage for FileStorageApi {
             .files
             .open(&who, &r.file_name, version_arg(r.version))
             .await?;
-        let frames = crate::download::pipe(&self.files, chunks, 0, v.size, admitted)
+        let frames = crate::download::pipe(&self.files, chunks, 0, v.size, Some(admitted))
             .await?
             .map(|piece| {
                 piece
@@ -198,6 +198,19 @@ impl FileStorage for FileStorageApi {
         let who = caller(&req)?;
         let r = req.into_inner();
         let (files, folders, next) = match r.delimiter.as_str() {
+            _ if !r.name_contains.is_empty() => {
+                let (files, next) = self
+                    .files
+                    .search(
+                        &who,
+                        &r.prefix,
+                        &r.name_contains,
+                        &r.page_token,
+                        r.page_size,
+                    )
+                    .await?;
+                (files, Vec::new(), next)
+            }
             "" => {
                 let (files, next) = self
                     .files

@@ -25,7 +25,8 @@ pub enum Need {
     Admin,
     /// An admin, or the scrape token.
     Metrics,
-    /// A logged-in user, or a download ticket for that file.
+    /// A logged-in user, or a download ticket for that file (or that
+    /// archive's selection).
     Download,
     /// WebDAV: a user by HTTP Basic with an app password, or by a Bearer
     /// token.
@@ -56,7 +57,7 @@ pub fn need(path: &str) -> Need {
         Need::User
     } else if path == "/metrics" {
         Need::Metrics
-    } else if path.starts_with("/download/") {
+    } else if path.starts_with("/download/") || path == "/zip" {
         Need::Download
     } else if path == crate::dav::PREFIX || path.starts_with("/dav/") {
         Need::Dav

@@ -103,7 +103,7 @@ pub async fn serve(
     // Only the chunks the range touches are read. An error after the
     // headers are sent ends the body early; the client sees a short
     // download rather than wrong bytes.
-    let pieces = match crate::download::pipe(files, chunks, start, end, admitted).await {
+    let pieces = match crate::download::pipe(files, chunks, start, end, Some(admitted)).await {
         Ok(p) => p,
         Err(e) => return super::status::http_error(e),
     };

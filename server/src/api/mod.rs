@@ -19,6 +19,7 @@
 //!   `grpc.health.v1` reports too.
 
 pub mod admin;
+pub mod archive;
 pub mod auth;
 pub mod grpc;
 pub mod guard;
@@ -146,7 +147,15 @@ pub async fn router(
         .route("/metrics", get(metrics))
         .route(
             "/download/{*path}",
-            get(http::download).with_state((files, auth.clone())),
+            get(http::download).with_state((files.clone(), auth.clone())),
+        )
+        .route(
+            "/zip",
+            axum::routing::post(archive::download)
+                .with_state((files.clone(), auth.clone()))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    archive::MAX_FORM_BYTES,
+                )),
         )
         .route("/s/{token}", get(share::download).with_state(shares))
         // Every method, WebDAV's own (PROPFIND, LOCK...) included.

@@ -92,3 +92,10 @@ impl From<ClusterError> for FileError {
         }
     }
 }
+
+impl From<crate::zip::ZipError> for FileError {
+    fn from(e: crate::zip::ZipError) -> Self {
+        // Sizes and names come from the metadata, so a refusal is ours.
+        FileError::Internal(e.to_string())
+    }
+}

@@ -18,6 +18,7 @@
 //! `session` (upload sessions, the client-cut way in), `stream` (the
 //! server-cut way in) and [`error`] ([`FileError`]).
 
+pub mod archive;
 pub mod error;
 mod folders;
 mod read;

@@ -34,6 +34,47 @@ impl Files {
         Ok((out, next))
     }
 
+    /// A page of live files under `prefix` whose name (the last part of
+    /// the path) holds `needle`, ignoring case, in path order, and the
+    /// token of the next page (empty on the last one). The metadata store
+    /// narrows by path; each page reads only as far as it fills.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        needle: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, String), FileError> {
+        let prefix = paths::normalize_prefix(prefix)?;
+        let limit = page_limit(page_size) as usize;
+        let r = self.cluster.config().replication;
+        let pattern = crate::meta::sql::files::contains_pattern(needle);
+        let want = needle.to_lowercase();
+        let mut after = page_token.to_string();
+        let mut out = Vec::new();
+        loop {
+            let rows = self
+                .meta
+                .search_files(caller.owner, &prefix, &pattern, &after, limit as u32 + 1, r)
+                .await?;
+            let exhausted = rows.len() <= limit;
+            for (row, h) in rows {
+                if out.len() == limit {
+                    return Ok((out, after));
+                }
+                after = row.path.clone();
+                let name = row.path.rsplit('/').next().unwrap_or(&row.path);
+                if name.to_lowercase().contains(&want) {
+                    out.push(self.with_health_counts(row, h));
+                }
+            }
+            if exhausted {
+                return Ok((out, String::new()));
+            }
+        }
+    }
+
     /// A page of what is directly in `folder` (its files, and its
     /// sub-folders as prefixes ending in `/`, empty ones made on their own
     /// included), in path order, and the token of the next page (empty on

@@ -1737,3 +1737,61 @@ pub async fn app_passwords_are_named_once_and_end_when_revoked(meta: Meta) {
     assert!(meta.remove_user("ann").await.unwrap());
     assert!(meta.app_password("id3").await.unwrap().is_none());
 }
+
+pub async fn searches_match_ignoring_ascii_case_and_escape_wildcards(meta: Meta) {
+    use crate::meta::sql::files::contains_pattern;
+    let o = DEFAULT_OWNER;
+    let a = chunk('a', 1);
+    store(&meta, &a).await;
+    for p in [
+        "Docs/Report 2026.PDF",
+        "docs/report-draft.txt",
+        "music/Grüße.mp3",
+        "sale/50%_off.txt",
+        "sale/50xyoff.txt",
+        "zz/report",
+    ] {
+        commit(&meta, p, std::slice::from_ref(&a)).await;
+    }
+    delete(&meta, "zz/report").await;
+    let found = |pattern: String, prefix: &'static str, after: &'static str, limit: u32| {
+        let meta = meta.clone();
+        async move {
+            meta.search_files(o, prefix, &pattern, after, limit, 1)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(v, _)| v.path)
+                .collect::<Vec<_>>()
+        }
+    };
+    // ASCII letters match either case; deleted files never.
+    assert_eq!(
+        found(contains_pattern("REPORT"), "", "", 10).await,
+        vec!["Docs/Report 2026.PDF", "docs/report-draft.txt"]
+    );
+    // Pages, and a prefix.
+    assert_eq!(
+        found(contains_pattern("report"), "", "Docs/Report 2026.PDF", 10).await,
+        vec!["docs/report-draft.txt"]
+    );
+    assert_eq!(found(contains_pattern("report"), "", "", 1).await.len(), 1);
+    assert_eq!(
+        found(contains_pattern("report"), "docs/", "", 10).await,
+        vec!["docs/report-draft.txt"]
+    );
+    // LIKE's wildcards in a name are plain characters.
+    assert_eq!(
+        found(contains_pattern("50%_"), "", "", 10).await,
+        vec!["sale/50%_off.txt"]
+    );
+    // Beyond ASCII, the store narrows by position; both engines agree.
+    assert_eq!(
+        found(contains_pattern("GRÜSSE"), "", "", 10).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(contains_pattern("grü"), "", "", 10).await,
+        vec!["music/Grüße.mp3"]
+    );
+}

@@ -181,6 +181,11 @@ operations! {
     /// against `r` (one query for the page, not one a row).
     Read fn list_files(owner: OwnerId, prefix: &str, after: &str, limit: u32, r: usize)
         -> Vec<(VersionRow, HealthCounts)> = files::list_files;
+    /// [`MetaStore::list_files`] of the paths matching `pattern` (a `LIKE`
+    /// pattern over the lowercased path, from
+    /// [`super::sql::files::contains_pattern`]).
+    Read fn search_files(owner: OwnerId, prefix: &str, pattern: &str, after: &str, limit: u32,
+        r: usize) -> Vec<(VersionRow, HealthCounts)> = files::search;
     /// Versions of a file numbered below `before` (all when `None`),
     /// newest first, at most `limit`, with health against `r`.
     Read fn list_versions(owner: OwnerId, path: &str, before: Option<u64>, limit: u32, r: usize)
@@ -220,6 +225,8 @@ operations! {
     Write fn make_folder(owner: OwnerId, path: &str) -> () = folders::make;
     /// The folders made on their own directly inside `folder`.
     Read fn made_folders(owner: OwnerId, folder: &str) -> Vec<String> = folders::children;
+    /// The folders made on their own inside `folder`, at any depth.
+    Read fn made_folders_under(owner: OwnerId, folder: &str) -> Vec<String> = folders::under;
     /// Deletes folder `path` and every live file inside it (each
     /// restorable, each in the feed); returns how many files, or `None` if
     /// there is no such folder.

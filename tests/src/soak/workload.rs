@@ -533,6 +533,7 @@ pub async fn list_all(c: &mut Client, prefix: &str) -> Result<Vec<MetadataRespon
                 page_size: 1000,
                 page_token: token,
                 delimiter: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -362,6 +362,7 @@ async fn folder(
                 page_size: size,
                 page_token: token,
                 delimiter: "/".into(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -3,6 +3,7 @@
 //! helpers live in the `coffer-tests` library.
 
 mod accounts;
+mod archive;
 mod bad_input;
 mod browser;
 mod cli;
@@ -21,6 +22,7 @@ mod recovery;
 mod replication;
 mod revocation;
 mod scale_out;
+mod search;
 mod seed;
 mod sessions;
 mod sharing;

@@ -79,6 +79,7 @@ conformance!(
     dead_properties_follow_their_file,
     locks_exclude_each_other_and_lapse,
     app_passwords_are_named_once_and_end_when_revoked,
+    searches_match_ignoring_ascii_case_and_escape_wildcards,
 );
 
 #[tokio::test]

@@ -139,6 +139,50 @@ pub fn list_files(
     with_health(tx, rows.iter().map(version_row).collect(), r)
 }
 
+/// A `LIKE` pattern (escaped with `\\`) that every path whose lowercase
+/// holds `needle` matches: ASCII letters lowercased, any other character
+/// left to `_`, since engines lowercase beyond ASCII differently (SQLite
+/// not at all). The caller checks the exact rule on what comes back.
+pub fn contains_pattern(needle: &str) -> String {
+    let mut p = String::from("%");
+    for c in needle.chars() {
+        match c {
+            '%' | '_' | '\\' => {
+                p.push('\\');
+                p.push(c);
+            }
+            c if c.is_ascii() => p.push(c.to_ascii_lowercase()),
+            _ => p.push('_'),
+        }
+    }
+    p.push('%');
+    p
+}
+
+/// See [`crate::meta::MetaStore::search_files`].
+pub fn search(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    prefix: &str,
+    pattern: &str,
+    after: &str,
+    limit: u32,
+    r: usize,
+) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
+    let rows = tx.query(
+        &format!(
+            "{SELECT_VERSION}
+             WHERE f.owner_id = $1 AND f.deleted_at IS NULL
+               AND substr(f.path, 1, length($2)) = $2 AND f.path > $3
+               AND lower(f.path) LIKE $4 ESCAPE '\\'
+               AND v.number = (SELECT MAX(number) FROM versions WHERE file_id = f.id)
+             ORDER BY f.path LIMIT $5"
+        ),
+        &[&owner, &prefix, &after, &pattern, &limit],
+    )?;
+    with_health(tx, rows.iter().map(version_row).collect(), r)
+}
+
 /// See [`crate::meta::MetaStore::list_versions`].
 pub fn list_versions(
     tx: &dyn Tx,

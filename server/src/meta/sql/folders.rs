@@ -74,6 +74,14 @@ pub fn make(tx: &dyn Tx, owner: OwnerId, path: &str) -> Result<(), MetaError> {
 /// The folders made on their own directly inside `folder` (`""`: the
 /// root), by path.
 pub fn children(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>, MetaError> {
+    let depth = inside(folder).0.len();
+    let mut all = under(tx, owner, folder)?;
+    all.retain(|p| !p[depth..].contains('/'));
+    Ok(all)
+}
+
+/// The folders made on their own inside `folder` at any depth, by path.
+pub fn under(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>, MetaError> {
     let (lo, hi) = inside(folder);
     Ok(tx
         .query(
@@ -83,7 +91,6 @@ pub fn children(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>
         )?
         .iter()
         .map(|r| r.get::<String>(0))
-        .filter(|p| !p[lo.len()..].contains('/'))
         .collect())
 }
 
