@@ -7,7 +7,7 @@ use coffer_proto::paths;
 use coffer_proto::pb::{
     coffer_admin_client::CofferAdminClient, coffer_auth_client::CofferAuthClient,
     coffer_share_client::CofferShareClient, file_storage_client::FileStorageClient, AppPassword,
-    ClusterStatusRequest, ClusterStatusResponse, CreateAppPasswordRequest,
+    ArchiveLinkRequest, ClusterStatusRequest, ClusterStatusResponse, CreateAppPasswordRequest,
     CreateAppPasswordResponse, CreateShareLinkRequest, DeleteFileRequest, DeleteFolderRequest,
     DownloadLinkRequest, DownloadLinkResponse, FileMetadataRequest, ListAppPasswordsRequest,
     ListFilesRequest, ListShareLinksRequest, ListVersionsRequest, LoginRequest, LoginResponse,
@@ -131,8 +131,42 @@ impl<T: Transport> Coffer<T> {
         version: u64,
     ) -> Result<DownloadLinkResponse, ClientError> {
         let file_name = normalize(name)?;
-        let req = self.request(DownloadLinkRequest { file_name, version });
+        let req = self.request(DownloadLinkRequest {
+            file_name,
+            version,
+            inline: false,
+        });
         Ok(self.auth.clone().download_link(req).await?.into_inner())
+    }
+
+    /// A link (path and query on the server) that shows `name` at
+    /// `version` in a browser for about an hour: sandboxed where it could
+    /// run script, saved where it cannot be shown.
+    pub async fn view_link(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<DownloadLinkResponse, ClientError> {
+        let file_name = normalize(name)?;
+        let req = self.request(DownloadLinkRequest {
+            file_name,
+            version,
+            inline: true,
+        });
+        Ok(self.auth.clone().download_link(req).await?.into_inner())
+    }
+
+    /// A link for about a minute that downloads `paths` (files and
+    /// folders) as one zip: POST a form with the same paths, each as a
+    /// `path` field, in the same order.
+    pub async fn archive_link(
+        &self,
+        paths: &[String],
+    ) -> Result<DownloadLinkResponse, ClientError> {
+        let req = self.request(ArchiveLinkRequest {
+            paths: paths.to_vec(),
+        });
+        Ok(self.auth.clone().archive_link(req).await?.into_inner())
     }
 
     /// Wraps a message in a request carrying the token, if any.
@@ -207,6 +241,27 @@ impl<T: Transport> Coffer<T> {
         folder: &str,
     ) -> Result<(Vec<Metadata>, Vec<String>), ClientError> {
         self.list_pages(folder, "/").await
+    }
+
+    /// One page of files under `prefix` (at any depth) whose name holds
+    /// `needle`, ignoring case, and the token of the next page (empty on
+    /// the last).
+    pub async fn search(
+        &self,
+        prefix: &str,
+        needle: &str,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<Metadata>, String), ClientError> {
+        let req = self.request(ListFilesRequest {
+            prefix: prefix.to_string(),
+            page_size,
+            page_token: page_token.to_string(),
+            name_contains: needle.to_string(),
+            ..Default::default()
+        });
+        let page = self.files.clone().list_files(req).await?.into_inner();
+        Ok((page.files, page.next_page_token))
     }
 
     /// ListFiles, every page: files, and with a delimiter sub-folders.

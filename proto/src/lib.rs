@@ -6,10 +6,12 @@
 //!   fixed parameters, BLAKE3 ids). Server, CLI and web app chunk
 //!   identically, so dedup works across clients.
 //! - [`paths`]: how file names are validated and normalised.
+//! - [`media`]: what kind of media a file is, for showing it.
 //!
 //! No I/O happens here, and the crate builds for `wasm32-unknown-unknown`.
 
 pub mod chunking;
+pub mod media;
 pub mod paths;
 pub mod put;
 pub mod reason;

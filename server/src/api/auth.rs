@@ -90,8 +90,13 @@ impl CofferAuth for AuthApi {
         // Only files the caller can read get a link; the link names the
         // stored path, as `/download/` will look it up.
         let (v, _) = self.files.open(&who, &r.file_name, version).await?;
-        let (ticket, exp) = self.auth.ticket(&who, &v.path, r.version);
-        let mut url = format!("/download/{}?", super::http::path_encode(&v.path));
+        let (route, ttl) = if r.inline {
+            ("view", crate::auth::VIEW_TICKET_TTL)
+        } else {
+            ("download", crate::auth::TICKET_TTL)
+        };
+        let (ticket, exp) = self.auth.ticket(&who, &v.path, r.version, ttl);
+        let mut url = format!("/{route}/{}?", super::http::path_encode(&v.path));
         if r.version != 0 {
             url.push_str(&format!("version={}&", r.version));
         }
@@ -113,7 +118,7 @@ impl CofferAuth for AuthApi {
         // browser's download.
         self.files.select(&who, &paths).await?;
         let digest = crate::files::archive::selection_digest(&paths);
-        let (ticket, exp) = self.auth.ticket(&who, &digest, 0);
+        let (ticket, exp) = self.auth.ticket(&who, &digest, 0, crate::auth::TICKET_TTL);
         Ok(Response::new(DownloadLinkResponse {
             url: format!("/zip?ticket={ticket}"),
             expires_at: tokens::rfc3339(exp),

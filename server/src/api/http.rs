@@ -1,7 +1,9 @@
 //! Plain HTTP routes beside gRPC: `GET /download/<path>[?version=N]`
 //! streams a file version, so browsers save large files straight to disk
-//! instead of holding them in memory. [`serve`] answers any file version
-//! over HTTP, with single-range requests; share links use it too.
+//! instead of holding them in memory; `GET /view/<path>` streams it to be
+//! shown in the browser, under the rules of [`crate::api::inline`].
+//! [`serve`] answers any file version over HTTP, with single-range
+//! requests; share links use it too.
 
 use super::guard::TicketScope;
 use crate::caller::Caller;
@@ -21,9 +23,9 @@ pub struct DownloadQuery {
     version: u64,
 }
 
-/// Streams version `version` (latest if 0 or absent) of `path`, as the
-/// caller the guard let through; a download ticket reaches only the file
-/// and version it names.
+/// Streams version `version` (latest if 0 or absent) of `path` to be
+/// saved, as the caller the guard let through; a download ticket reaches
+/// only the file and version it names.
 pub async fn download(
     State((files, auth)): State<(Files, crate::auth::Auth)>,
     Path(path): Path<String>,
@@ -33,6 +35,69 @@ pub async fn download(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    let request = Asked {
+        path,
+        version: q.version,
+        caller,
+        scope,
+        addr,
+    };
+    answer(files, auth, request, &headers, Shown::Saved).await
+}
+
+/// [`download`], to be shown in the browser ([`crate::api::inline`]).
+pub async fn view(
+    State((files, auth)): State<(Files, crate::auth::Auth)>,
+    Path(path): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    caller: Option<Extension<Caller>>,
+    scope: Option<Extension<TicketScope>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let request = Asked {
+        path,
+        version: q.version,
+        caller,
+        scope,
+        addr,
+    };
+    answer(files, auth, request, &headers, Shown::Inline).await
+}
+
+/// How a response presents the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Saved under its name.
+    Saved,
+    /// Shown in the browser where that is safe, else saved.
+    Inline,
+}
+
+/// A request for one file version, as the guard let it through.
+struct Asked {
+    path: String,
+    version: u64,
+    caller: Option<Extension<Caller>>,
+    scope: Option<Extension<TicketScope>>,
+    addr: SocketAddr,
+}
+
+async fn answer(
+    files: Files,
+    auth: crate::auth::Auth,
+    asked: Asked,
+    headers: &HeaderMap,
+    shown: Shown,
+) -> Response {
+    let Asked {
+        path,
+        version,
+        caller,
+        scope,
+        addr,
+    } = asked;
+    let q = DownloadQuery { version };
     let Some(Extension(caller)) = caller else {
         return (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
     };
@@ -59,7 +124,11 @@ pub async fn download(
         Ok(found) => found,
         Err(e) => return super::status::http_error(e),
     };
-    serve(&files, &v, chunks, &headers, admitted, Some((auth, caller))).await
+    let mut resp = serve(&files, &v, chunks, headers, admitted, Some((auth, caller))).await;
+    if shown == Shown::Inline && resp.status().is_success() {
+        super::inline::present(&v.path, resp.headers_mut());
+    }
+    resp
 }
 
 /// Answers a GET of version `v` (its chunks `chunks`): the whole content,

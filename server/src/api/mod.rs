@@ -24,6 +24,7 @@ pub mod auth;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+pub mod inline;
 pub mod limit;
 pub mod revoke;
 pub mod share;
@@ -148,6 +149,10 @@ pub async fn router(
         .route(
             "/download/{*path}",
             get(http::download).with_state((files.clone(), auth.clone())),
+        )
+        .route(
+            "/view/{*path}",
+            get(http::view).with_state((files.clone(), auth.clone())),
         )
         .route(
             "/zip",

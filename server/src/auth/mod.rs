@@ -22,6 +22,9 @@ use tokens::{Keys, ACCESS, DOWNLOAD};
 
 /// How long a download ticket (a token in a URL) lives.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
+/// How long a link that shows a file in the browser (`/view/`) works: a
+/// video is read in ranges for as long as it plays.
+pub const VIEW_TICKET_TTL: Duration = Duration::from_secs(3600);
 
 /// Hex digits of a share link's id (`meta::random_id`) and of its MAC.
 pub const SHARE_ID_HEX: usize = 32;
@@ -331,14 +334,21 @@ impl Auth {
     }
 
     /// A ticket that downloads version `version` (0: the latest) of `path`
-    /// as `caller` for [`TICKET_TTL`], and when it expires (seconds since
-    /// the epoch).
-    pub fn ticket(&self, caller: &Caller, path: &str, version: u64) -> (String, u64) {
+    /// as `caller` for `ttl` ([`TICKET_TTL`] for a download, longer for
+    /// media read in ranges as it plays), and when it expires (seconds
+    /// since the epoch). It ends with the login sooner.
+    pub fn ticket(
+        &self,
+        caller: &Caller,
+        path: &str,
+        version: u64,
+        ttl: Duration,
+    ) -> (String, u64) {
         let mut claims = tokens::claims(
             caller.owner,
             caller.login.as_deref().unwrap_or(""),
             DOWNLOAD,
-            TICKET_TTL,
+            ttl,
         );
         claims.path = Some(path.to_string());
         claims.ver = Some(version);

@@ -222,6 +222,7 @@ async fn every_rpc(ch: Conn) -> Vec<(&'static str, Code)> {
             auth.download_link(DownloadLinkRequest {
                 file_name: "keep.txt".into(),
                 version: 0,
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -505,6 +506,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
             .download_link(DownloadLinkRequest {
                 file_name: "private/a.txt".into(),
                 version: 0,
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -601,6 +603,7 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
         .download_link(DownloadLinkRequest {
             file_name: "private/a.txt".into(),
             version: 1,
+            ..Default::default()
         })
         .await
         .unwrap()

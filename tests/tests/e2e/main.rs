@@ -31,6 +31,7 @@ mod strangers;
 mod sync;
 mod upgrade;
 mod versions;
+mod viewing;
 mod web;
 mod webdav;
 
