@@ -6,6 +6,7 @@
 #   - PostgreSQL's server binaries (Debian's postgresql), for the metadata tests;
 #   - litmus (Debian's litmus), the WebDAV conformance suite, and rclone
 #     (Debian's), a WebDAV client the tests drive;
+#   - unzip (Debian's), which checks the zips the server streams;
 #   - grpcurl, jq and curl, which README's examples use (a test runs them).
 # Set GARAGE_BIN to use a garage binary elsewhere.
 set -euo pipefail
@@ -116,13 +117,20 @@ if ! command -v rclone >/dev/null; then
     echo "installing rclone (Debian package)"
     apt_install rclone
 fi
+# Zip downloads are checked by Info-ZIP's unzip (and Python's zipfile).
+if ! command -v unzip >/dev/null; then
+    echo "installing unzip (Debian package)"
+    apt_install unzip
+fi
 
 # Browser tests: Debian's Chromium (Playwright's own browser download does
-# not work here) driven by playwright-core from npm.
+# not work here) driven by playwright-core from npm, and axe-core, which
+# audits every page's accessibility.
 if [ ! -x /usr/bin/chromium ]; then
     echo "installing chromium (Debian package)"
     apt_install chromium
 fi
-if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ]; then
+if [ ! -d "$(dirname "$0")/../tests/browser/node_modules/playwright-core" ] \
+    || [ ! -d "$(dirname "$0")/../tests/browser/node_modules/axe-core" ]; then
     (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
 fi

@@ -55,6 +55,76 @@ pub async fn start_download(path: &str, version: u64) -> Result<(), String> {
         .map_err(|_| "cannot start the download".to_string())
 }
 
+/// Downloads `paths` (files, and folders ending in `/`) as one zip: the
+/// server hands out a link for this selection, and a form posts the
+/// names to it, so the browser saves the streamed archive itself.
+pub async fn start_archive(paths: &[String]) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let link = client()
+        .archive_link(paths)
+        .await
+        .map_err(|e| e.to_string())?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let make = |tag: &str| {
+        document
+            .create_element(tag)
+            .map_err(|_| "cannot build the form")
+    };
+    let form: web_sys::HtmlFormElement = make("form")?.unchecked_into();
+    form.set_method("post");
+    form.set_action(&link.url);
+    for p in paths {
+        let input: web_sys::HtmlInputElement = make("input")?.unchecked_into();
+        input.set_type("hidden");
+        input.set_name("path");
+        input.set_value(p);
+        let _ = form.append_child(&input);
+    }
+    let body = document.body().ok_or("no body")?;
+    let _ = body.append_child(&form);
+    form.submit().map_err(|_| "cannot start the download")?;
+    form.remove();
+    Ok(())
+}
+
+/// The first `limit` bytes of `url` on this server (a `/view/` link), and
+/// whether the file goes on past them.
+pub async fn fetch_head(url: &str, limit: u64) -> Result<(Vec<u8>, bool), String> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let fail = |_| "cannot read the file".to_string();
+    let init = web_sys::RequestInit::new();
+    init.set_method("GET");
+    let headers = web_sys::Headers::new().map_err(fail)?;
+    headers
+        .set("Range", &format!("bytes=0-{}", limit.saturating_sub(1)))
+        .map_err(fail)?;
+    init.set_headers(&headers);
+    let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(fail)?;
+    let window = web_sys::window().ok_or("no window")?;
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_request(&req))
+        .await
+        .map_err(|_| "cannot reach the server".to_string())?
+        .unchecked_into();
+    if !resp.ok() {
+        return Err(format!("the server answered {}", resp.status()));
+    }
+    // "bytes 0-1048575/52428800": more follows if the total is larger.
+    let more = resp
+        .headers()
+        .get("content-range")
+        .ok()
+        .flatten()
+        .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse::<u64>().ok()))
+        .is_some_and(|total| total > limit);
+    let buf = JsFuture::from(resp.array_buffer().map_err(fail)?)
+        .await
+        .map_err(fail)?;
+    Ok((js_sys::Uint8Array::new(&buf).to_vec(), more))
+}
+
 /// Bytes read from a dropped file at a time, so large files never sit
 /// whole in memory.
 pub const SLICE: u64 = 4 * 1024 * 1024;

@@ -1,17 +1,24 @@
 //! The file browser: one folder at a time (the server lists it, so a
 //! folder of a large tree costs only its own entries), sorting, paging,
 //! replica health, downloads of any version, version history with
-//! restore, delete with undo, new folders, renaming and moving files and
-//! folders, deleting folders (every file restorable), and a Share button
-//! per file (the dialog lives in [`crate::shares`]).
+//! restore and comparison, delete with undo, new folders, renaming and
+//! moving files and folders, deleting folders (every file restorable),
+//! search by name, a selection (click, shift-click, ctrl-click, keys)
+//! to download as one zip, move or delete, a preview of each file
+//! ([`crate::viewer`]) and a Share button per file (the dialog lives in
+//! [`crate::shares`]).
 
 use crate::api;
+use crate::diff::Compare;
+use crate::keys::{typing, Help};
 use crate::shares::ShareDialog;
+use crate::viewer::Viewer;
 use crate::Banner;
 use coffer_client::format::human_size;
 use coffer_client::{Metadata, PutMode};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::collections::BTreeSet;
 
 const PAGE: usize = 50;
 
@@ -120,6 +127,94 @@ fn health(m: &Metadata) -> (String, &'static str) {
     }
 }
 
+impl Entry {
+    /// The name a selection holds: a file's path, or a folder's prefix
+    /// (ending in `/`, which the zip route reads as "a folder").
+    fn key(&self) -> String {
+        match self {
+            Entry::Folder(_, prefix) => prefix.clone(),
+            Entry::File(m) => m.file_name.clone(),
+        }
+    }
+}
+
+/// Search results: the query they answer, the files found so far and the
+/// token of the next page (empty when there is none).
+#[derive(Clone, Default, PartialEq)]
+struct Found {
+    query: String,
+    files: Vec<Metadata>,
+    next: String,
+}
+
+/// Results a search page brings.
+const SEARCH_PAGE: u32 = 100;
+
+/// The selection after a click on row `at` of `keys`: with Shift, the
+/// range from the anchor; with Ctrl (or ⌘) or on the checkbox, that row
+/// toggled; else only that row.
+fn clicked(
+    chosen: &BTreeSet<String>,
+    keys: &[String],
+    anchor: Option<&str>,
+    at: usize,
+    shift: bool,
+    toggle: bool,
+) -> BTreeSet<String> {
+    let key = &keys[at];
+    let from = anchor.and_then(|a| keys.iter().position(|k| k == a));
+    match (shift, from) {
+        (true, Some(from)) => {
+            let (lo, hi) = (from.min(at), from.max(at));
+            let mut out = chosen.clone();
+            out.extend(keys[lo..=hi].iter().cloned());
+            out
+        }
+        _ if toggle => {
+            let mut out = chosen.clone();
+            if !out.remove(key) {
+                out.insert(key.clone());
+            }
+            out
+        }
+        _ => BTreeSet::from([key.clone()]),
+    }
+}
+
+/// A Shift-click extends the selection, not the page's text selection.
+fn no_text_selection(ev: leptos::ev::MouseEvent) {
+    if ev.shift_key() {
+        ev.prevent_default();
+    }
+}
+
+/// Moves the keyboard focus `by` rows from the focused one.
+fn focus_row(by: i32) {
+    use wasm_bindgen::JsCast;
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(rows) = doc.query_selector_all("tr[data-row]") else {
+        return;
+    };
+    let active = doc.active_element();
+    let mut at = None;
+    for i in 0..rows.length() {
+        if let (Some(r), Some(a)) = (rows.item(i), active.as_ref()) {
+            if r.is_same_node(Some(a)) {
+                at = Some(i as i32);
+            }
+        }
+    }
+    let next = at.map_or(0, |i| (i + by).clamp(0, rows.length() as i32 - 1));
+    if let Some(el) = rows
+        .item(next as u32)
+        .and_then(|n| n.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}
+
 #[component]
 pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let banner = expect_context::<Banner>();
@@ -135,6 +230,20 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let sharing = RwSignal::new(None::<(String, u64)>);
     // What the last folder action did, for a status line.
     let notice = RwSignal::new(None::<String>);
+    // The selection (files' paths, folders' prefixes) and the row a
+    // Shift-click extends from.
+    let selected = RwSignal::new(BTreeSet::<String>::new());
+    let anchor = RwSignal::new(None::<String>);
+    // Search: what is typed, and the results for it.
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(None::<Found>);
+    let search_box = NodeRef::<leptos::html::Input>::new();
+    // The file being previewed; two versions being compared; the
+    // shortcut list.
+    let viewing = RwSignal::new(None::<String>);
+    let comparing = RwSignal::new(None::<(String, u64, u64)>);
+    let picked = RwSignal::new(BTreeSet::<u64>::new());
+    let help = RwSignal::new(false);
 
     // Only the open folder is fetched, again on every change the feed
     // reports; an answer for a folder no longer open is dropped.
@@ -143,6 +252,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         let open = folder.get();
         if listing.get_untracked().folder != open {
             loading.set(true);
+            selected.set(BTreeSet::new());
         }
         spawn_local(async move {
             match api::client().list_folder(&open).await {
@@ -160,9 +270,61 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         });
     });
 
+    // A search runs once typing pauses, and again when files change; an
+    // answer to an older query is dropped.
+    Effect::new(move |_| {
+        refresh.track();
+        let q = query.get().trim().to_string();
+        if q.is_empty() {
+            found.set(None);
+            return;
+        }
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(200).await;
+            if query.get_untracked().trim() != q {
+                return;
+            }
+            match api::client().search("", &q, "", SEARCH_PAGE).await {
+                Ok((files, next)) if query.get_untracked().trim() == q => {
+                    page.set(0);
+                    found.set(Some(Found {
+                        query: q,
+                        files,
+                        next,
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) => banner.0.set(Some(format!("Cannot search: {e}"))),
+            }
+        });
+    });
+    let more_results = move |_| {
+        let Some(f) = found.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            match api::client()
+                .search("", &f.query, &f.next, SEARCH_PAGE)
+                .await
+            {
+                Ok((files, next)) => found.update(|now| {
+                    if let Some(now) = now.as_mut().filter(|n| n.query == f.query) {
+                        now.files.extend(files);
+                        now.next = next;
+                    }
+                }),
+                Err(e) => banner.0.set(Some(format!("Cannot search: {e}"))),
+            }
+        });
+    };
+
     // Until the open folder's listing arrives, no rows (never the last
-    // folder's rows under the new folder's name).
+    // folder's rows under the new folder's name). While searching, the
+    // results.
     let rows = Memo::new(move |_| {
+        if let Some(f) = found.get() {
+            return f.files.into_iter().map(Entry::File).collect();
+        }
         let (by, desc) = sort.get();
         let listing = listing.get();
         if listing.folder == folder.get() {
@@ -171,6 +333,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             Vec::new()
         }
     });
+    let searching = move || found.with(Option::is_some);
     let pages = move || rows.get().len().div_ceil(PAGE).max(1);
     let visible = move || {
         let p = page.get().min(pages() - 1);
@@ -180,15 +343,35 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             .take(PAGE)
             .collect::<Vec<_>>()
     };
+    let visible_keys = move || visible().iter().map(Entry::key).collect::<Vec<_>>();
+    // The files shown, in order, for the viewer's previous and next.
+    let siblings = Signal::derive(move || {
+        visible()
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::File(m) => Some(m.file_name),
+                Entry::Folder(..) => None,
+            })
+            .collect::<Vec<_>>()
+    });
 
     let sort_by = move |by: SortBy| {
         sort.update(|s| *s = if s.0 == by { (by, !s.1) } else { (by, false) });
         page.set(0);
     };
+    let open_folder = move |target: String| {
+        query.set(String::new());
+        found.set(None);
+        folder.set(target);
+        page.set(0);
+    };
     let open_history = move |name: String| {
         spawn_local(async move {
             match api::client().versions(&name).await {
-                Ok(v) => history.set(Some((name, v))),
+                Ok(v) => {
+                    picked.set(BTreeSet::new());
+                    history.set(Some((name, v)));
+                }
                 Err(e) => banner
                     .0
                     .set(Some(format!("Cannot load versions of {name}: {e}"))),
@@ -213,6 +396,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         spawn_local(async move {
             if let Err(e) = api::start_download(&name, version).await {
                 banner.0.set(Some(format!("Cannot download {name}: {e}")));
+            }
+        });
+    };
+    let zip = move |paths: Vec<String>| {
+        spawn_local(async move {
+            if let Err(e) = api::start_archive(&paths).await {
+                banner.0.set(Some(format!("Cannot make the zip: {e}")));
             }
         });
     };
@@ -311,6 +501,139 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         });
     };
 
+    // The selection's own actions: each name one call, in order; the
+    // first failure stops and says which.
+    let delete_selected = move || {
+        let chosen: Vec<String> = selected.get_untracked().into_iter().collect();
+        if chosen.is_empty()
+            || !confirm(&format!(
+                "Delete {} selected? Each file stays restorable from its versions.",
+                chosen.len()
+            ))
+        {
+            return;
+        }
+        spawn_local(async move {
+            let c = api::client();
+            for key in &chosen {
+                let r = match key.strip_suffix('/') {
+                    Some(f) => c.delete_folder(f).await.map(drop),
+                    None => c.delete(key, PutMode::Overwrite).await.map(drop),
+                };
+                if let Err(e) = r {
+                    banner.0.set(Some(format!("Cannot delete {key}: {e}")));
+                    break;
+                }
+            }
+            selected.set(BTreeSet::new());
+            done(format!(
+                "Deleted {} (each file restorable from its versions)",
+                chosen.len()
+            ));
+        });
+    };
+    let move_selected = move |_| {
+        let chosen: Vec<String> = selected.get_untracked().into_iter().collect();
+        let Some(typed) = ask(
+            "Move the selection into folder (/ for the top, /a/b from the top)",
+            &folder.get_untracked(),
+        ) else {
+            return;
+        };
+        let into = typed.trim_matches('/').to_string();
+        spawn_local(async move {
+            let c = api::client();
+            for key in &chosen {
+                let name = key.trim_end_matches('/');
+                let base = name.rsplit('/').next().unwrap_or(name);
+                let to = if into.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{into}/{base}")
+                };
+                if to == name {
+                    continue;
+                }
+                let r = if key.ends_with('/') {
+                    c.move_folder(name, &to).await.map(drop)
+                } else {
+                    c.move_file(name, &to, PutMode::Overwrite).await.map(drop)
+                };
+                if let Err(e) = r {
+                    banner.0.set(Some(format!("Cannot move {name}: {e}")));
+                    break;
+                }
+            }
+            selected.set(BTreeSet::new());
+            done(format!("Moved {} into /{into}", chosen.len()));
+        });
+    };
+
+    // Clicks on a row: Shift extends from the anchor, Ctrl (or ⌘) and
+    // the checkbox toggle, a plain click on the row chooses it alone.
+    let choose = move |key: String, shift: bool, toggle: bool| {
+        let keys = visible_keys();
+        let Some(at) = keys.iter().position(|k| *k == key) else {
+            return;
+        };
+        let next = clicked(
+            &selected.get_untracked(),
+            &keys,
+            anchor.get_untracked().as_deref(),
+            at,
+            shift,
+            toggle,
+        );
+        selected.set(next);
+        if !shift {
+            anchor.set(Some(key));
+        }
+    };
+    let open_entry = move |e: Entry| match e {
+        Entry::Folder(_, target) => open_folder(target),
+        Entry::File(m) => viewing.set(Some(m.file_name)),
+    };
+
+    // Shortcuts anywhere on the page but in a field (the viewer and the
+    // dialogs take their own keys first).
+    let shortcuts = window_event_listener(leptos::ev::keydown, move |ev| {
+        if comparing.get_untracked().is_some() && ev.key() == "Escape" {
+            comparing.set(None);
+        }
+        if typing(&ev) || viewing.get_untracked().is_some() || comparing.get_untracked().is_some() {
+            return;
+        }
+        let ctrl = ev.ctrl_key() || ev.meta_key();
+        match ev.key().as_str() {
+            "?" => help.update(|h| *h = !*h),
+            "Escape" => {
+                help.set(false);
+                selected.set(BTreeSet::new());
+            }
+            "/" => {
+                ev.prevent_default();
+                if let Some(i) = search_box.get() {
+                    let _ = i.focus();
+                }
+            }
+            "ArrowDown" | "j" => {
+                ev.prevent_default();
+                focus_row(1);
+            }
+            "ArrowUp" | "k" => {
+                ev.prevent_default();
+                focus_row(-1);
+            }
+            "a" if ctrl => {
+                ev.prevent_default();
+                selected.set(rows.get_untracked().iter().map(Entry::key).collect());
+            }
+            "Delete" => delete_selected(),
+            _ => {}
+        }
+    });
+    on_cleanup(move || shortcuts.remove());
+
     let crumbs = move || {
         let f = folder.get();
         let mut out = vec![("All files".to_string(), String::new())];
@@ -332,6 +655,20 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             " ▲"
         }
     };
+    let sorted = move |by: SortBy| {
+        let (s, desc) = sort.get();
+        if s != by {
+            "none"
+        } else if desc {
+            "descending"
+        } else {
+            "ascending"
+        }
+    };
+    let all_chosen = move || {
+        let keys = visible_keys();
+        !keys.is_empty() && selected.with(|s| keys.iter().all(|k| s.contains(k)))
+    };
 
     view! {
         <section class="browser">
@@ -341,17 +678,28 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                         .into_iter()
                         .map(|(label, target)| {
                             view! {
-                                <button class="link" on:click=move |_| {
-                                    folder.set(target.clone());
-                                    page.set(0);
-                                }>{label}</button>
-                                <span class="sep">"/"</span>
+                                <button class="link" on:click=move |_| open_folder(target.clone())>{label}</button>
+                                <span class="sep" aria-hidden="true">"/"</span>
                             }
                         })
                         .collect_view()
                 }}
                 <button class="new-folder" data-testid="new-folder" on:click=new_folder>"New folder"</button>
+                <input type="search" class="search" data-testid="search" node_ref=search_box
+                    placeholder="Search by name  ( / )" aria-label="Search files by name"
+                    prop:value=move || query.get()
+                    on:input=move |ev| query.set(event_target_value(&ev))
+                    on:keydown=move |ev| if ev.key() == "Escape" { query.set(String::new()) } />
+                <button class="link" aria-label="Keyboard shortcuts" data-testid="shortcuts-button"
+                    on:click=move |_| help.set(true)>"?"</button>
             </nav>
+            <Show when=searching>
+                <p class="muted" role="status" data-testid="search-status">{move || {
+                    let f = found.get().unwrap_or_default();
+                    let more = if f.next.is_empty() { "" } else { " so far" };
+                    format!("{} found for “{}”{more}", files(f.files.len() as u64), f.query)
+                }}</p>
+            </Show>
             <Show when=move || notice.get().is_some()>
                 <div class="undo" role="status" data-testid="notice">
                     {move || notice.get().unwrap_or_default()}
@@ -367,83 +715,160 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                     }>"Undo"</button>
                 </div>
             </Show>
+            <Show when=move || !selected.with(BTreeSet::is_empty)>
+                <div class="selbar" role="toolbar" aria-label="Selection" data-testid="selection-bar">
+                    <span data-testid="selection-count">{move || format!("{} selected", selected.with(BTreeSet::len))}</span>
+                    <button data-testid="zip-selection"
+                        on:click=move |_| zip(selected.get_untracked().into_iter().collect())>"Download as zip"</button>
+                    <button data-testid="move-selection" on:click=move_selected>"Move…"</button>
+                    <button class="danger" data-testid="delete-selection" on:click=move |_| delete_selected()>"Delete"</button>
+                    <button class="link" data-testid="clear-selection" on:click=move |_| selected.set(BTreeSet::new())>"Clear"</button>
+                </div>
+            </Show>
             <table class="files" data-testid="file-table">
+                <caption class="sr-only">{move || if searching() { "Search results".to_string() } else { format!("Files in /{}", folder.get()) }}</caption>
                 <thead>
                     <tr>
-                        <th><button class="link" on:click=move |_| sort_by(SortBy::Name)>"Name" {move || arrow(SortBy::Name)}</button></th>
-                        <th class="num"><button class="link" on:click=move |_| sort_by(SortBy::Size)>"Size" {move || arrow(SortBy::Size)}</button></th>
-                        <th class="num">"Version"</th>
-                        <th><button class="link" on:click=move |_| sort_by(SortBy::Time)>"Uploaded" {move || arrow(SortBy::Time)}</button></th>
-                        <th>"Replicas"</th>
-                        <th></th>
+                        <th class="pick">
+                            <input type="checkbox" aria-label="Select everything on this page" data-testid="select-all"
+                                prop:checked=all_chosen
+                                on:change=move |_| {
+                                    let keys = visible_keys();
+                                    if all_chosen() {
+                                        selected.update(|s| keys.iter().for_each(|k| { s.remove(k); }));
+                                    } else {
+                                        selected.update(|s| s.extend(keys));
+                                    }
+                                } />
+                        </th>
+                        <th aria-sort=move || sorted(SortBy::Name)><button class="link" on:click=move |_| sort_by(SortBy::Name)>"Name" {move || arrow(SortBy::Name)}</button></th>
+                        <th class="num" aria-sort=move || sorted(SortBy::Size)><button class="link" on:click=move |_| sort_by(SortBy::Size)>"Size" {move || arrow(SortBy::Size)}</button></th>
+                        <th class="num ver">"Version"</th>
+                        <th class="wide" aria-sort=move || sorted(SortBy::Time)><button class="link" on:click=move |_| sort_by(SortBy::Time)>"Uploaded" {move || arrow(SortBy::Time)}</button></th>
+                        <th class="wide">"Replicas"</th>
+                        <th><span class="sr-only">"Actions"</span></th>
                     </tr>
                 </thead>
                 <tbody>
                     <Show when=move || !loading.get() && rows.get().is_empty()>
-                        <tr><td colspan="6" class="empty">"No files yet. Drop some above."</td></tr>
+                        <tr><td colspan="7" class="empty">{move || if searching() { "No file has that in its name." } else { "No files yet. Drop some above." }}</td></tr>
                     </Show>
                     {move || {
                         visible()
                             .into_iter()
-                            .map(|entry| match entry {
-                                Entry::Folder(sub, target) => {
-                                    let (t1, t2) = (target.clone(), target.clone());
-                                    view! {
-                                        <tr class="folder" data-testid="folder-row" data-name=sub.clone()>
-                                            <td colspan="3">
-                                                <span class="folder-icon" aria-hidden="true">"▸"</span>
-                                                <button class="link" on:click=move |_| {
-                                                    folder.set(target.clone());
-                                                    page.set(0);
-                                                }>{format!("{sub}/")}</button>
-                                            </td>
-                                            // Under Uploaded and Replicas, which narrow screens hide.
-                                            <td class="wide" colspan="2"></td>
-                                            <td class="actions">
-                                                <button class="link" data-testid="rename-folder"
-                                                    on:click=move |_| rename_folder(t1.clone())>"Rename"</button>
-                                                <button class="link danger" data-testid="delete-folder"
-                                                    on:click=move |_| delete_folder(t2.clone())>"Delete"</button>
-                                            </td>
-                                        </tr>
+                            .map(|entry| {
+                                let key = entry.key();
+                                let (k1, k2, k3) = (key.clone(), key.clone(), key.clone());
+                                let is_chosen = move || selected.with(|s| s.contains(&k1));
+                                let e1 = entry.clone();
+                                let row_keys = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+                                    " " if !typing(&ev) => {
+                                        ev.prevent_default();
+                                        choose(k2.clone(), ev.shift_key(), true);
                                     }
-                                        .into_any()
-                                }
-                                Entry::File(m) => {
-                                    let name = m.file_name.clone();
-                                    let base = name.rsplit('/').next().unwrap_or(&name).to_string();
-                                    let (label, class) = health(&m);
-                                    let (n1, n2, n3, n4, n5) = (name.clone(), name.clone(), name.clone(), name.clone(), name.clone());
-                                    let number = m.version_number;
-                                    view! {
-                                        <tr data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
-                                            data-version=m.version.clone()>
-                                            <td class="name">{base}</td>
-                                            <td class="num">{human_size(m.size)}</td>
-                                            <td class="num">{m.version.clone()}</td>
-                                            <td>{api::short_time(&m.upload_time)}</td>
-                                            <td><span class=format!("health {class}")>{label}</span></td>
-                                            <td class="actions">
-                                                <a href="#" data-testid="download"
-                                                    on:click=move |ev| { ev.prevent_default(); download(n3.clone(), number) }>"Download"</a>
-                                                <button class="link" data-testid="history"
-                                                    on:click=move |_| open_history(n1.clone())>"Versions"</button>
-                                                <button class="link" data-testid="share"
-                                                    on:click=move |_| sharing.set(Some((n4.clone(), number)))>"Share"</button>
-                                                <button class="link" data-testid="rename"
-                                                    on:click=move |_| rename_file(n5.clone())>"Rename"</button>
-                                                <button class="link danger" data-testid="delete"
-                                                    on:click=move |_| delete(n2.clone())>"Delete"</button>
-                                            </td>
-                                        </tr>
+                                    "Enter" if !typing(&ev) => open_entry(e1.clone()),
+                                    _ => {}
+                                };
+                                let row_click = move |ev: leptos::ev::MouseEvent| {
+                                    use wasm_bindgen::JsCast;
+                                    // Buttons, links and the checkbox do their own thing.
+                                    let on_control = ev
+                                        .target()
+                                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                                        .is_some_and(|el| el.closest("button, a, input").ok().flatten().is_some());
+                                    if !on_control {
+                                        choose(k3.clone(), ev.shift_key(), ev.ctrl_key() || ev.meta_key());
                                     }
-                                        .into_any()
+                                };
+                                let checkbox_key = key.clone();
+                                let label = match &entry {
+                                    Entry::Folder(sub, _) => format!("Select folder {sub}"),
+                                    Entry::File(m) => format!("Select {}", m.file_name),
+                                };
+                                let pick = view! {
+                                    <td class="pick">
+                                        <input type="checkbox" aria-label=label data-testid="pick"
+                                            prop:checked=is_chosen.clone()
+                                            on:click=move |ev: leptos::ev::MouseEvent| {
+                                                choose(checkbox_key.clone(), ev.shift_key(), true);
+                                            } />
+                                    </td>
+                                };
+                                match entry {
+                                    Entry::Folder(sub, target) => {
+                                        let (t1, t2, t3, t4) = (target.clone(), target.clone(), target.clone(), target.clone());
+                                        view! {
+                                            <tr class="folder" class:chosen=is_chosen.clone() data-testid="folder-row" data-name=sub.clone()
+                                                data-row="" tabindex="0" aria-selected=move || is_chosen().to_string()
+                                                on:keydown=row_keys on:click=row_click on:mousedown=no_text_selection>
+                                                {pick}
+                                                <td colspan="2">
+                                                    <span class="folder-icon" aria-hidden="true">"▸"</span>
+                                                    <button class="link" on:click=move |_| open_folder(t4.clone())>{format!("{sub}/")}</button>
+                                                </td>
+                                                // Under Version, Uploaded and Replicas, which narrow screens hide.
+                                                <td class="ver"></td>
+                                                <td class="wide" colspan="2"></td>
+                                                <td class="actions">
+                                                    <button class="link" data-testid="zip-folder"
+                                                        on:click=move |_| zip(vec![t3.clone()])>"Download"</button>
+                                                    <button class="link" data-testid="rename-folder"
+                                                        on:click=move |_| rename_folder(t1.clone())>"Rename"</button>
+                                                    <button class="link danger" data-testid="delete-folder"
+                                                        on:click=move |_| delete_folder(t2.clone())>"Delete"</button>
+                                                </td>
+                                            </tr>
+                                        }
+                                            .into_any()
+                                    }
+                                    Entry::File(m) => {
+                                        let name = m.file_name.clone();
+                                        let shown = if searching() {
+                                            name.clone()
+                                        } else {
+                                            name.rsplit('/').next().unwrap_or(&name).to_string()
+                                        };
+                                        let (label, class) = health(&m);
+                                        let (n1, n2, n3, n4, n5, n6) = (name.clone(), name.clone(), name.clone(), name.clone(), name.clone(), name.clone());
+                                        let number = m.version_number;
+                                        view! {
+                                            <tr class:chosen=is_chosen.clone() data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
+                                                data-version=m.version.clone() data-row="" tabindex="0" aria-selected=move || is_chosen().to_string()
+                                                on:keydown=row_keys on:click=row_click on:mousedown=no_text_selection>
+                                                {pick}
+                                                <td class="name">
+                                                    <button class="link name" data-testid="open"
+                                                        title="Preview" on:click=move |_| viewing.set(Some(n6.clone()))>{shown}</button>
+                                                </td>
+                                                <td class="num">{human_size(m.size)}</td>
+                                                <td class="num ver">{m.version.clone()}</td>
+                                                <td class="wide">{api::short_time(&m.upload_time)}</td>
+                                                <td class="wide"><span class=format!("health {class}")>{label}</span></td>
+                                                <td class="actions">
+                                                    <a href="#" data-testid="download"
+                                                        on:click=move |ev| { ev.prevent_default(); download(n3.clone(), number) }>"Download"</a>
+                                                    <button class="link" data-testid="history"
+                                                        on:click=move |_| open_history(n1.clone())>"Versions"</button>
+                                                    <button class="link" data-testid="share"
+                                                        on:click=move |_| sharing.set(Some((n4.clone(), number)))>"Share"</button>
+                                                    <button class="link" data-testid="rename"
+                                                        on:click=move |_| rename_file(n5.clone())>"Rename"</button>
+                                                    <button class="link danger" data-testid="delete"
+                                                        on:click=move |_| delete(n2.clone())>"Delete"</button>
+                                                </td>
+                                            </tr>
+                                        }
+                                            .into_any()
+                                    }
                                 }
                             })
                             .collect_view()
                     }}
                 </tbody>
             </table>
+            <Show when=move || found.with(|f| f.as_ref().is_some_and(|f| !f.next.is_empty()))>
+                <button class="more" data-testid="more-results" on:click=more_results>"More results"</button>
+            </Show>
             <div class="pager">
                 <button disabled=move || { page.get() == 0 } on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
                 <span>{move || format!("Page {} of {}", page.get().min(pages() - 1) + 1, pages())}</span>
@@ -453,6 +878,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                 <aside class="history" data-testid="history-panel" aria-label="Version history">
                     <h2>{move || format!("Versions of {}", history.get().map(|h| h.0).unwrap_or_default())}</h2>
                     <button class="link close" on:click=move |_| history.set(None) aria-label="Close">"×"</button>
+                    <p class="muted">"Tick two versions to compare them."</p>
                     <ul>
                         {move || {
                             let Some((name, versions)) = history.get() else { return Vec::new() };
@@ -462,6 +888,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                     let (n, nd, number) = (name.clone(), name.clone(), v.version_number);
                                     view! {
                                         <li data-testid="version-row" data-version=v.version.clone()>
+                                            <input type="checkbox" data-testid="compare-pick" aria-label=format!("Compare version {}", v.version)
+                                                prop:checked=move || picked.with(|p| p.contains(&number))
+                                                on:change=move |_| picked.update(|p| {
+                                                    if !p.remove(&number) {
+                                                        p.insert(number);
+                                                    }
+                                                }) />
                                             <span class="num">{format!("v{}", v.version)}</span>
                                             <span>{human_size(v.size)}</span>
                                             <span>{api::short_time(&v.upload_time)}</span>
@@ -474,9 +907,19 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                 .collect::<Vec<_>>()
                         }}
                     </ul>
+                    <button data-testid="compare" disabled=move || picked.with(|p| p.len() != 2)
+                        on:click=move |_| {
+                            let p: Vec<u64> = picked.get_untracked().into_iter().collect();
+                            if let (Some((name, _)), [a, b]) = (history.get_untracked(), p.as_slice()) {
+                                comparing.set(Some((name, *a, *b)));
+                            }
+                        }>"Compare"</button>
                 </aside>
             </Show>
             <ShareDialog target=sharing />
+            <Viewer target=viewing siblings=siblings />
+            <Compare pair=comparing />
+            <Help open=help />
         </section>
     }
 }

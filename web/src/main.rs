@@ -6,7 +6,11 @@
 //! - [`uploads`]: the upload queue: hashing, sending only missing chunks,
 //!   committing, with progress and cancel per file.
 //! - [`browser`]: the file browser: folders, sorting, paging, versions,
-//!   restore, delete with undo, downloads.
+//!   restore, delete with undo, downloads, search, a selection to zip,
+//!   move or delete.
+//! - [`viewer`]: previews of images, text, Markdown, PDF, audio, video.
+//! - [`diff`]: two versions of a text file compared line by line.
+//! - [`keys`]: keyboard shortcuts and their list.
 //! - [`shares`]: share links: the dialog that makes one, the list that
 //!   shows and revokes them.
 //! - [`live`]: follows the change feed, so changes made elsewhere show
@@ -18,11 +22,14 @@
 mod api;
 mod browser;
 mod clipboard;
+mod diff;
+mod keys;
 mod live;
 mod quota;
 mod session;
 mod shares;
 mod uploads;
+mod viewer;
 
 use leptos::prelude::*;
 

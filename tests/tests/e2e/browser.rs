@@ -122,3 +122,131 @@ async fn browser_and_native_clients_share_one_port() {
         assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
     }
 }
+
+/// Runs `tests/browser/app.mjs` against `server`: the zips it saves land in
+/// the returned folder.
+async fn run_app_steps(server: &Server, shots: &std::path::Path) -> tempfile::TempDir {
+    let root = workspace_root();
+    let work = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/app.mjs"))
+        .env("COFFER_URL", server.addr())
+        .env("COFFER_USER", "admin")
+        .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
+        .env(
+            "COFFER_TOKEN",
+            server.token().expect("authentication is on"),
+        )
+        .env("WORK_DIR", work.path())
+        .env("COFFER_CLI", coffer_tests::cli::cli_bin())
+        .env("SCREENSHOT_DIR", shots)
+        .output()
+        .await
+        .expect("run node");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser steps failed; server log:\n{}",
+        server.log_tail()
+    );
+    work
+}
+
+/// The names in `zip` and each file's bytes, as Python's `zipfile` reads
+/// them after `unzip -t` has passed it.
+fn unzipped(zip: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let t = std::process::Command::new("unzip")
+        .arg("-tq")
+        .arg(zip)
+        .output()
+        .expect("unzip");
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stdout));
+    let script = "import sys, zipfile, json, base64\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  print(json.dumps({n: base64.b64encode(z.read(n)).decode() for n in z.namelist()}))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(zip)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    use base64::Engine;
+    map.into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                base64::engine::general_purpose::STANDARD.decode(v).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_web_app_previews_compares_selects_zips_and_searches() {
+    let root = workspace_root();
+    let dist = root.join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "the web app is not built: `bash scripts/test.sh` builds it (cargo run -p coffer-web-build)"
+    );
+    let opts = ServerOpts::embedded().with("COFFER_WEB_DIR", dist.to_str().unwrap());
+    let server = Server::start(opts).await.unwrap();
+    let shots = root.join("target/browser-screenshots");
+    let work = run_app_steps(&server, &shots).await;
+    let tree = work.path().join("tree");
+
+    // The folder's zip holds the whole tree, empty folder included; the
+    // selection's holds what was chosen, relative to its folder.
+    let trip = unzipped(&work.path().join("Trip.zip"));
+    let names: Vec<&str> = trip.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Trip/",
+            "Trip/empty/",
+            "Trip/notes.md",
+            "Trip/photos/sky.png",
+            "Trip/photos/sunset.png",
+            "Trip/story.txt",
+            "Trip/tone.wav",
+        ]
+    );
+    for name in ["Trip/notes.md", "Trip/photos/sunset.png", "Trip/tone.wav"] {
+        assert!(
+            trip[name] == std::fs::read(tree.join(name)).unwrap(),
+            "{name} differs in the zip"
+        );
+    }
+    assert!(trip["Trip/story.txt"] == std::fs::read(work.path().join("story2.txt")).unwrap());
+    let chosen = unzipped(&work.path().join("selection.zip"));
+    let names: Vec<&str> = chosen.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "notes.md",
+            "photos/",
+            "photos/sky.png",
+            "photos/sunset.png",
+            "story.txt",
+            "tone.wav"
+        ]
+    );
+    for shot in [
+        "viewer-image.png",
+        "viewer-markdown.png",
+        "diff.png",
+        "selection.png",
+        "search.png",
+        "dark.png",
+        "phone-folder.png",
+    ] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot} missing");
+    }
+}

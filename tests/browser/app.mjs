@@ -1,0 +1,313 @@
+// The web app's file features in real headless Chromium: previews of each
+// kind, user content that cannot act with the app's session, comparing
+// versions, selection (mouse and keys) with zip, move and delete, search,
+// shortcuts, dark mode, and an axe-core audit of every page shown.
+//
+// Environment: COFFER_URL, COFFER_USER, COFFER_PASSWORD, COFFER_TOKEN,
+// COFFER_CLI (uploads the tree), WORK_DIR (the zips are saved here for the
+// calling test to check), SCREENSHOT_DIR, CHROMIUM. Exits non-zero on the
+// first failed check.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { createRequire } from 'node:module';
+
+const base = process.env.COFFER_URL;
+const work = process.env.WORK_DIR;
+const shots = process.env.SCREENSHOT_DIR;
+fs.mkdirSync(shots, { recursive: true });
+const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+// ---- files made here: real PNGs and a real WAV ----
+function png(width, height, pixel) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(zlib.crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const head = Buffer.alloc(13);
+  head.writeUInt32BE(width, 0); head.writeUInt32BE(height, 4);
+  head[8] = 8; head[9] = 2; // 8-bit RGB
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = pixel(x / width, y / height);
+      raw.set([r, g, b], y * (width * 3 + 1) + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', head),
+    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+function wav(seconds, hz) {
+  const rate = 8000; const n = rate * seconds;
+  const b = Buffer.alloc(44 + n * 2);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + n * 2, 4); b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(rate * 2, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('data', 36); b.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * hz * i / rate)), 44 + i * 2);
+  return b;
+}
+const tree = path.join(work, 'tree');
+const put = (name, bytes) => {
+  fs.mkdirSync(path.dirname(path.join(tree, name)), { recursive: true });
+  fs.writeFileSync(path.join(tree, name), bytes);
+};
+put('Trip/photos/sunset.png', png(640, 400, (x, y) => [255, Math.round(120 + 100 * y), Math.round(80 * x)]));
+put('Trip/photos/sky.png', png(400, 640, (x, y) => [Math.round(60 * x), Math.round(140 + 80 * y), 255]));
+put('Trip/notes.md', '# Day one\n\nWe walked **far**. [home](https://example.com) '
+  + '[bad](javascript:localStorage.setItem(\'pwned\',\'md\'))\n\n<script>localStorage.setItem(\'pwned\', \'md\')</script>\n'
+  + '<img src=x onerror="localStorage.setItem(\'pwned\',\'md\')">\n\n- sea\n- sand\n');
+put('Trip/story.txt', 'Once upon a time\nthere was a cat.\nIt slept.\nThe end.\n');
+put('Trip/tone.wav', wav(1, 440));
+put('code.rs', 'fn main() {\n    println!("hello <b>world</b>");\n}\n');
+put('evil.html', '<!doctype html><title>evil</title><script>localStorage.setItem("pwned", "html");'
+  + 'sessionStorage.setItem("pwned", "html"); document.cookie = "pwned=html; path=/"; '
+  + 'document.title = "ran"</script><p>nothing to see</p>');
+put('evil.svg', '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><script>'
+  + 'localStorage.setItem("pwned", "svg"); document.cookie = "pwned=svg; path=/"</script>'
+  + '<circle cx="50" cy="50" r="40" fill="teal"/></svg>');
+put('doc.pdf', '%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj '
+  + '3 0 obj<</Type/Page/MediaBox[0 0 200 200]/Parent 2 0 R>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n');
+const cli = (args) => execFileSync(process.env.COFFER_CLI, ['--server', base, '--quiet', ...args], {
+  env: { ...process.env, COFFER_TOKEN: process.env.COFFER_TOKEN, COFFER_STATE_DIR: path.join(work, 'cli-state') },
+});
+cli(['put', tree, '/']);
+cli(['mkdir', 'Trip/empty']);
+const story2 = path.join(work, 'story2.txt');
+fs.writeFileSync(story2, 'Once upon a time\nthere was a dog.\nIt slept.\nIt woke.\nThe end.\n');
+cli(['put', story2, 'Trip/story.txt']);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+    '--no-first-run', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.on('pageerror', (e) => console.log(`[page error] ${e}`));
+const row = (name) => `[data-testid=file-row][data-name="${name}"]`;
+const folderRow = (name) => `[data-testid=folder-row][data-name="${name}"]`;
+
+// axe-core on what is on screen: no serious or critical violation.
+async function audit(what) {
+  // Evaluated through DevTools: the app's own policy refuses inline script.
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of result) console.log(`  axe (${what}): ${v.impact} ${v.id}: ${v.help} at ${v.nodes.join(', ')}`);
+  check(bad.length === 0, `axe-core finds no serious or critical violation: ${what}`);
+}
+async function save(selector, file) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const to = path.join(work, file);
+  await dl.saveAs(to);
+  return { to, name: dl.suggestedFilename() };
+}
+const pwned = () => page.evaluate(() => ({
+  local: localStorage.getItem('pwned'), session: sessionStorage.getItem('pwned'), cookie: document.cookie,
+}));
+
+try {
+  await page.goto(base);
+  await page.waitForSelector('[data-testid=login-form]');
+  await audit('sign-in page');
+  await page.fill('[data-testid=login-user]', process.env.COFFER_USER);
+  await page.fill('[data-testid=login-password]', process.env.COFFER_PASSWORD);
+  await page.click('[data-testid=login-submit]');
+  await page.waitForSelector(folderRow('Trip'));
+  await audit('file list');
+
+  // ---- previews ----
+  await page.click(`${folderRow('Trip')} >> text=Trip/`);
+  await page.click(`${folderRow('photos')} >> text=photos/`);
+  await page.click(`${row('Trip/photos/sky.png')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer][data-kind=image] img');
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-image]')?.naturalWidth === 400);
+  check(true, 'a PNG opens in the viewer, decoded at full size (400 px wide)');
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-image]')?.naturalWidth === 640);
+  check(await page.getAttribute('[data-testid=viewer]', 'data-name') === 'Trip/photos/sunset.png',
+    'the right arrow steps to the next photo');
+  await page.screenshot({ path: path.join(shots, 'viewer-image.png') });
+  await audit('image viewer');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=viewer]', { state: 'detached' });
+
+  await page.click('.crumbs >> text=Trip');
+  await page.click(`${row('Trip/notes.md')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer-markdown] h1');
+  const md = await page.evaluate(() => {
+    const a = document.querySelector('[data-testid=viewer-markdown]');
+    return { h1: a.querySelector('h1').textContent, strong: !!a.querySelector('strong'),
+      scripts: a.querySelectorAll('script, img, iframe').length, text: a.textContent,
+      hrefs: [...a.querySelectorAll('a')].map((l) => l.getAttribute('href')) };
+  });
+  check(md.h1 === 'Day one' && md.strong, 'Markdown is rendered (a heading, bold text)');
+  check(md.scripts === 0 && md.text.includes('<script>'), 'raw HTML in Markdown is shown as text, never as elements');
+  check(md.hrefs.includes('https://example.com') && !md.hrefs.some((h) => h.startsWith('javascript')),
+    `a javascript: link in Markdown goes nowhere (${md.hrefs})`);
+  await page.screenshot({ path: path.join(shots, 'viewer-markdown.png') });
+  await page.keyboard.press('Escape');
+
+  await page.click(`${row('Trip/tone.wav')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer-audio]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-audio]').readyState >= 1, null, { timeout: 15000 });
+  const duration = await page.evaluate(() => document.querySelector('[data-testid=viewer-audio]').duration);
+  check(Math.abs(duration - 1) < 0.05, `audio plays from its /view/ link (duration ${duration} s)`);
+  await page.keyboard.press('Escape');
+
+  // ---- versions compared ----
+  await page.click(`${row('Trip/story.txt')} [data-testid=history]`);
+  await page.waitForSelector('[data-testid=version-row][data-version="2"]');
+  await page.check('[data-testid=version-row][data-version="1"] [data-testid=compare-pick]');
+  await page.check('[data-testid=version-row][data-version="2"] [data-testid=compare-pick]');
+  await page.click('[data-testid=compare]');
+  await page.waitForSelector('[data-testid=diff-hunk]');
+  const diff = await page.evaluate(() => [...document.querySelectorAll('[data-testid=diff-hunk] tr')]
+    .map((r) => `${r.dataset.sign}${r.querySelector('.code').textContent.replace(/^(removed|added): /, '')}`));
+  check(diff.includes('-there was a cat.') && diff.includes('+there was a dog.') && diff.includes('+It woke.')
+    && diff.includes(' Once upon a time'), `the diff shows the changed lines with context (${JSON.stringify(diff)})`);
+  await page.screenshot({ path: path.join(shots, 'diff.png') });
+  await audit('version comparison');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=diff]', { state: 'detached' });
+
+  // ---- selection: clicks and keys; zip of a selection ----
+  await page.click(`${row('Trip/story.txt')} td.num >> nth=0`);
+  check(await page.textContent('[data-testid=selection-count]') === '1 selected', 'a click on a row selects it');
+  await page.click(`${row('Trip/tone.wav')} td.num >> nth=0`, { modifiers: ['Control'] });
+  check(await page.textContent('[data-testid=selection-count]') === '2 selected', 'ctrl-click adds a row');
+  await page.click(`${folderRow('photos')} td.wide`, { modifiers: ['Shift'] });
+  const ranged = await page.textContent('[data-testid=selection-count]');
+  check(ranged === '4 selected', `shift-click selects the range from the last click (${ranged})`);
+  await page.screenshot({ path: path.join(shots, 'selection.png') });
+  await audit('selection');
+  const chosenZip = await save('[data-testid=zip-selection]', 'selection.zip');
+  check(chosenZip.name === 'Trip.zip', `the selection downloads as one zip named after its folder (${chosenZip.name})`);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=selection-bar]', { state: 'detached' });
+  // Keys alone: down to a row, Space selects it, Ctrl+A everything.
+  await page.locator('body').click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press('j');
+  await page.keyboard.press('j');
+  await page.keyboard.press('Space');
+  check(await page.textContent('[data-testid=selection-count]') === '1 selected', 'j moves between rows and Space selects');
+  await page.keyboard.press('Control+a');
+  const all = await page.locator('tr[data-row]').count();
+  check(await page.textContent('[data-testid=selection-count]') === `${all} selected`, `Ctrl+A selects all ${all} rows`);
+  await page.keyboard.press('Escape');
+
+  // A folder's own Download is a zip of the whole tree.
+  await page.click('.crumbs >> text=All files');
+  await page.waitForSelector(folderRow('Trip'));
+  const tripZip = await save(`${folderRow('Trip')} [data-testid=zip-folder]`, 'Trip.zip');
+  check(tripZip.name === 'Trip.zip', 'a folder downloads as a zip named after it');
+
+  // Move and delete a selection.
+  await page.click(`${row('code.rs')} td.num >> nth=0`);
+  await page.click(`${row('doc.pdf')} td.num >> nth=0`, { modifiers: ['Control'] });
+  page.once('dialog', (d) => d.accept('Trip'));
+  await page.click('[data-testid=move-selection]');
+  await page.waitForSelector(row('code.rs'), { state: 'detached' });
+  await page.click(`${folderRow('Trip')} >> text=Trip/`);
+  await page.waitForSelector(row('Trip/code.rs'));
+  await page.waitForSelector(row('Trip/doc.pdf'));
+  check(true, 'Move… puts the selection into the folder typed');
+
+  // PDF and source code in the viewer.
+  await page.click(`${row('Trip/code.rs')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer-text]');
+  check((await page.textContent('[data-testid=viewer-text]')).includes('println!("hello <b>world</b>")'),
+    'source code is shown as text, markup and all');
+  await page.keyboard.press('Escape');
+  await page.click(`${row('Trip/doc.pdf')} [data-testid=open]`);
+  const pdfSrc = await page.getAttribute('[data-testid=viewer-pdf]', 'src');
+  const pdf = await page.request.get(new URL(pdfSrc, base).href);
+  check(pdf.status() === 200 && pdf.headers()['content-type'] === 'application/pdf',
+    `a PDF is framed from its /view/ link, served as application/pdf (${pdf.headers()['content-type']})`);
+  await page.keyboard.press('Escape');
+
+  await page.click(`${row('Trip/code.rs')} td.num >> nth=0`);
+  await page.click(`${row('Trip/doc.pdf')} td.num >> nth=0`, { modifiers: ['Control'] });
+  page.once('dialog', (d) => d.accept());
+  await page.click('[data-testid=delete-selection]');
+  await page.waitForSelector(row('Trip/code.rs'), { state: 'detached' });
+  await page.waitForSelector(row('Trip/doc.pdf'), { state: 'detached' });
+  check(true, 'Delete removes the whole selection');
+
+  // ---- search ----
+  await page.keyboard.press('/');
+  check(await page.evaluate(() => document.activeElement?.dataset?.testid === 'search'), '/ puts the cursor in the search box');
+  await page.keyboard.type('SUN');
+  await page.waitForSelector(row('Trip/photos/sunset.png'));
+  check(await page.locator('[data-testid=file-row]').count() === 1, 'search finds the one name holding "sun", ignoring case');
+  check((await page.textContent('[data-testid=search-status]')).includes('1 file found'), 'search says how many it found');
+  await page.screenshot({ path: path.join(shots, 'search.png') });
+  await audit('search results');
+  await page.fill('[data-testid=search]', '');
+  await page.waitForSelector(folderRow('photos'));
+
+  // ---- shortcuts, dark mode, phone ----
+  await page.locator('body').click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press('?');
+  await page.waitForSelector('[data-testid=shortcuts]');
+  check((await page.textContent('[data-testid=shortcuts]')).includes('Select everything listed'), '? lists the shortcuts');
+  await audit('shortcuts');
+  await page.keyboard.press('Escape');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const bg = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  check(bg === 'rgb(19, 22, 28)', `dark mode follows the system setting (${bg})`);
+  await page.screenshot({ path: path.join(shots, 'dark.png') });
+  await audit('dark mode');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: path.join(shots, 'phone-folder.png'), fullPage: true });
+  await audit('phone width');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // ---- user content never acts with the app's session ----
+  await page.click('.crumbs >> text=All files');
+  await page.click(`${row('evil.html')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer-frame][sandbox=""]');
+  await page.click(`[data-testid=viewer-next]`);
+  await page.waitForSelector('[data-testid=viewer][data-name="evil.svg"] [data-testid=viewer-frame][sandbox=""]');
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Escape');
+  // Opened directly, as a link in a new tab would be: the server's own
+  // sandbox keeps its script from running on this origin.
+  for (const name of ['evil.html', 'evil.svg']) {
+    await page.click(`${row(name)} [data-testid=open]`);
+    const src = await page.getAttribute('[data-testid=viewer-frame]', 'src');
+    await page.keyboard.press('Escape');
+    const tab = await context.newPage();
+    const res = await tab.goto(new URL(src, base).href);
+    await tab.waitForTimeout(300);
+    const ran = await context.pages()[0].evaluate(() => localStorage.getItem('pwned'));
+    check(await tab.title() !== 'ran' && ran === null, `${name}'s script did not run when opened directly`);
+    check(res.headers()['content-security-policy']?.startsWith('sandbox;'), `${name} is served with a sandbox policy`);
+    await tab.close();
+  }
+  const after = await pwned();
+  check(after.local === null && after.session === null && !after.cookie.includes('pwned'),
+    `no script in a user's file reached the app's storage or cookies (${JSON.stringify(after)})`);
+} catch (e) {
+  await page.screenshot({ path: path.join(shots, 'app-failure.png'), fullPage: true }).catch(() => {});
+  console.error(String(e));
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
+console.log('app tests passed');
