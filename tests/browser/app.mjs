@@ -260,6 +260,64 @@ try {
   await page.fill('[data-testid=search]', '');
   await page.waitForSelector(folderRow('photos'));
 
+  // ---- folders uploaded: picked, and several dropped at once ----
+  // Into the folder shown (Trip), tree and all; a name the CLI would
+  // refuse is skipped and said why.
+  const album = path.join(work, 'pick', 'Album');
+  fs.mkdirSync(path.join(album, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(album, 'a.txt'), 'a');
+  fs.writeFileSync(path.join(album, 'sub', 'b.txt'), 'b');
+  fs.writeFileSync(path.join(album, 'bad\u202ename.txt'), 'hidden direction mark');
+  await page.setInputFiles('[data-testid=folder-input]', album);
+  await page.waitForSelector('[data-testid=upload-totals][data-pending="0"][data-done="2"]');
+  await page.waitForSelector('[data-testid=skipped]');
+  const skippedText = await page.textContent('[data-testid=skipped]');
+  check(skippedText.includes('1 skipped') && skippedText.includes('invisible'),
+    `a refused name is skipped with its reason (${skippedText.trim().slice(0, 120)})`);
+  await page.waitForSelector(folderRow('Album'));
+  await page.click(`${folderRow('Album')} >> text=Album/`);
+  await page.waitForSelector(row('Trip/Album/a.txt'));
+  await page.waitForSelector(folderRow('sub'));
+  check(true, 'a picked folder lands under the folder shown, sub-folders and all');
+  await page.click('.crumbs >> text=Trip');
+  await page.waitForSelector(folderRow('Album'));
+
+  // Two folders in one drop, read the way browsers hand them over:
+  // readEntries answers two at a time until an empty batch.
+  const dropped = await page.evaluate(() => {
+    const file = (fullPath, text) => ({ isFile: true, isDirectory: false, fullPath,
+      name: fullPath.split('/').pop(), file: (ok) => setTimeout(() => ok(new File([text], fullPath.split('/').pop())), 0) });
+    const dir = (fullPath, children) => ({ isFile: false, isDirectory: true, fullPath,
+      name: fullPath.split('/').pop(), createReader() {
+        let at = 0;
+        return { readEntries(ok) { const b = children.slice(at, at + 2); at += 2; setTimeout(() => ok(b), 0); } };
+      } });
+    const many = [];
+    for (let i = 0; i < 25; i++) many.push(file(`/Drop1/many/${String(i).padStart(2, '0')}.txt`, `file ${i}`));
+    const d1 = dir('/Drop1', [file('/Drop1/x.txt', 'x'), dir('/Drop1/void', []), dir('/Drop1/many', many)]);
+    const d2 = dir('/Drop2', [file('/Drop2/y.txt', 'y')]);
+    const items = [d1, d2].map((e) => ({ webkitGetAsEntry: () => e }));
+    const ev = new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: new DataTransfer() });
+    Object.defineProperty(ev, 'dataTransfer', { value: { items, files: [] } });
+    document.querySelector('[data-testid=dropzone]').dispatchEvent(ev);
+    return 27;
+  });
+  await page.waitForSelector(`[data-testid=upload-totals][data-pending="0"][data-done="${2 + dropped}"]`, { timeout: 120000 });
+  await page.waitForSelector(folderRow('Drop1'));
+  await page.waitForSelector(folderRow('Drop2'));
+  await page.click(`${folderRow('Drop1')} >> text=Drop1/`);
+  await page.waitForSelector(folderRow('void'));
+  await page.waitForSelector(folderRow('many'));
+  await page.waitForSelector(row('Trip/Drop1/x.txt'));
+  check(true, 'both dropped folders land under the folder shown, the empty one included');
+  await page.click(`${folderRow('many')} >> text=many/`);
+  await page.waitForSelector(row('Trip/Drop1/many/24.txt'));
+  check(await page.locator('[data-testid=file-row]').count() === 25, 'every file of a folder read in batches arrives');
+  await page.screenshot({ path: path.join(shots, 'upload-panel.png') });
+  await audit('upload panel');
+  await page.click('.crumbs >> text=Trip');
+  await page.waitForSelector(folderRow('photos'));
+
   // ---- shortcuts, dark mode, phone ----
   await page.locator('body').click({ position: { x: 5, y: 5 } });
   await page.keyboard.press('?');

@@ -221,7 +221,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     crate::live::follow(refresh);
     let listing = RwSignal::new(Listing::default());
     let loading = RwSignal::new(true);
-    let folder = RwSignal::new(String::new());
+    // The open folder, shared with the uploads, which land in it.
+    let folder = expect_context::<crate::uploads::OpenFolder>().0;
     let sort = RwSignal::new((SortBy::Name, false));
     let page = RwSignal::new(0usize);
     let history = RwSignal::new(None::<(String, Vec<Metadata>)>);
@@ -360,6 +361,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         page.set(0);
     };
     let open_folder = move |target: String| {
+        notice.set(None);
         query.set(String::new());
         found.set(None);
         folder.set(target);

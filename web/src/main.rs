@@ -3,8 +3,10 @@
 //!
 //! - [`api`]: the SDK client for this origin, reading dropped files in
 //!   slices, formatting.
-//! - [`uploads`]: the upload queue: hashing, sending only missing chunks,
-//!   committing, with progress and cancel per file.
+//! - [`uploads`]: the upload panel: files and folders dropped or picked,
+//!   a few at a time, hashing, sending only missing chunks, committing,
+//!   with overall and per-file progress, cancel, retry and what was
+//!   skipped.
 //! - [`browser`]: the file browser: folders, sorting, paging, versions,
 //!   restore, delete with undo, downloads, search, a selection to zip,
 //!   move or delete.
@@ -47,6 +49,7 @@ fn App() -> impl IntoView {
         checked: RwSignal::new(false),
     };
     provide_context(banner);
+    provide_context(uploads::OpenFolder(RwSignal::new(String::new())));
     provide_context(auth);
     shares::Shares::provide();
     session::start(auth);

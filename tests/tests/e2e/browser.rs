@@ -238,7 +238,18 @@ async fn the_web_app_previews_compares_selects_zips_and_searches() {
             "tone.wav"
         ]
     );
+    // Folders the page uploaded arrived whole, under the folder it showed.
+    let mut c = server.client().await;
+    assert_eq!(
+        download(&mut c, "Trip/Drop1/many/07.txt", 0).await.unwrap(),
+        b"file 7"
+    );
+    assert_eq!(
+        download(&mut c, "Trip/Album/sub/b.txt", 0).await.unwrap(),
+        b"b"
+    );
     for shot in [
+        "upload-panel.png",
         "viewer-image.png",
         "viewer-markdown.png",
         "diff.png",
