@@ -155,6 +155,14 @@ pub struct Config {
     /// each idle time-out of waiting on it; a slower reader is ended.
     #[arg(long, env = "COFFER_MIN_DOWNLOAD_RATE_KIB", default_value_t = 16)]
     pub min_download_rate_kib: u64,
+    /// Images larger than this many MiB get no thumbnail (their bytes are
+    /// held while one is made).
+    #[arg(long, env = "COFFER_THUMB_MAX_SOURCE_MIB", default_value_t = 64)]
+    pub thumb_max_source_mib: u64,
+    /// Images of more than this many million pixels get no thumbnail;
+    /// refused from their header, so a decompression bomb costs nothing.
+    #[arg(long, env = "COFFER_THUMB_MAX_MEGAPIXELS", default_value_t = 100)]
+    pub thumb_max_megapixels: u64,
     /// Open upload sessions one user may have at once.
     #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
     pub max_open_uploads: u32,

@@ -12,6 +12,7 @@
 //!   [`zip`]: zip archives written as a stream.
 //! - [`feed`]: the change feed (pages after a cursor, and watches).
 //! - [`shares`]: share links.
+//! - [`thumbs`]: thumbnails of images, kept on the nodes.
 //! - [`status`]: what operators see (nodes, replication, workers).
 //! - [`auth`]: accounts — passwords, tokens, throttled logins.
 //! - [`caller`]: who is calling, as the domain sees it.
@@ -48,6 +49,7 @@ pub mod shares;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod thumbs;
 pub mod tls;
 pub mod workers;
 pub mod zip;

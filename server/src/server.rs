@@ -182,6 +182,11 @@ async fn serve_until(
         max_downloads_per_caller: cfg.max_downloads_per_caller.max(1),
         download_queue_wait: Duration::from_secs(cfg.download_queue_secs.max(1)),
         min_download_rate: cfg.min_download_rate_kib * 1024,
+        thumbs: crate::thumbs::ThumbConfig {
+            max_source_bytes: cfg.thumb_max_source_mib * 1024 * 1024,
+            max_pixels: cfg.thumb_max_megapixels * 1_000_000,
+            ..Default::default()
+        },
         ..FilesConfig::default()
     };
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);

@@ -133,6 +133,11 @@ try {
   // ---- previews ----
   await page.click(`${folderRow('Trip')} >> text=Trip/`);
   await page.click(`${folderRow('photos')} >> text=photos/`);
+  await page.waitForFunction((sel) => document.querySelector(sel)?.naturalHeight === 256,
+    `${row('Trip/photos/sky.png')} [data-testid=thumbnail]`);
+  const thumbWidth = await page.$eval(`${row('Trip/photos/sky.png')} [data-testid=thumbnail]`, (i) => i.naturalWidth);
+  check(thumbWidth === 160, `each photo's row shows the server's 256-pixel thumbnail (400x640 -> ${thumbWidth}x256)`);
+  await page.screenshot({ path: path.join(shots, 'thumbnails.png') });
   await page.click(`${row('Trip/photos/sky.png')} [data-testid=open]`);
   await page.waitForSelector('[data-testid=viewer][data-kind=image] img');
   await page.waitForFunction(() => document.querySelector('[data-testid=viewer-image]')?.naturalWidth === 400);

@@ -125,6 +125,48 @@ pub async fn fetch_head(url: &str, limit: u64) -> Result<(Vec<u8>, bool), String
     Ok((js_sys::Uint8Array::new(&buf).to_vec(), more))
 }
 
+/// `path` for a URL: each segment percent-encoded, the slashes kept.
+pub fn path_encode(path: &str) -> String {
+    path.split('/')
+        .map(|s| String::from(js_sys::encode_uri_component(s)))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The thumbnail of `path` (its latest version), as a URL of a blob held
+/// by this page (revoke it with [`forget_url`]); `None` if the server
+/// makes none for this file.
+pub async fn thumbnail_url(path: &str) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let token = TOKEN.with(|t| t.borrow().clone());
+    let init = web_sys::RequestInit::new();
+    let headers = web_sys::Headers::new().ok()?;
+    if let Some(t) = token {
+        headers.set("Authorization", &format!("Bearer {t}")).ok()?;
+    }
+    init.set_headers(&headers);
+    let url = format!("/thumb/{}?edge=256", path_encode(path));
+    let req = web_sys::Request::new_with_str_and_init(&url, &init).ok()?;
+    let resp: web_sys::Response = JsFuture::from(web_sys::window()?.fetch_with_request(&req))
+        .await
+        .ok()?
+        .unchecked_into();
+    if resp.status() != 200 {
+        return None;
+    }
+    let blob: web_sys::Blob = JsFuture::from(resp.blob().ok()?)
+        .await
+        .ok()?
+        .unchecked_into();
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
+/// Lets the page drop a blob URL made by [`thumbnail_url`].
+pub fn forget_url(url: &str) {
+    let _ = web_sys::Url::revoke_object_url(url);
+}
+
 /// Bytes read from a dropped file at a time, so large files never sit
 /// whole in memory.
 pub const SLICE: u64 = 4 * 1024 * 1024;

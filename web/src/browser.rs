@@ -12,10 +12,11 @@ use crate::api;
 use crate::diff::Compare;
 use crate::keys::{typing, Help};
 use crate::shares::ShareDialog;
-use crate::viewer::Viewer;
+use crate::viewer::{Thumbnail, Viewer};
 use crate::Banner;
 use coffer_client::format::human_size;
 use coffer_client::{Metadata, PutMode};
+use coffer_proto::media::{media, Media};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::BTreeSet;
@@ -839,6 +840,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                                 on:keydown=row_keys on:click=row_click on:mousedown=no_text_selection>
                                                 {pick}
                                                 <td class="name">
+                                                    {matches!(media(&name), Media::Image(_)).then(|| view! { <Thumbnail name=name.clone() /> })}
                                                     <button class="link name" data-testid="open"
                                                         title="Preview" on:click=move |_| viewing.set(Some(n6.clone()))>{shown}</button>
                                                 </td>

@@ -250,3 +250,29 @@ pub fn Viewer(target: RwSignal<Option<String>>, siblings: Signal<Vec<String>>) -
         </Show>
     }
 }
+
+/// A small picture of the image `name` for its row, fetched with the
+/// page's token and dropped with the row; nothing if the server makes
+/// none.
+#[component]
+pub fn Thumbnail(name: String) -> impl IntoView {
+    let url = RwSignal::new(None::<String>);
+    spawn_local(async move {
+        if let Some(u) = api::thumbnail_url(&name).await {
+            // The row may be gone already: then so is the picture.
+            if let Some(unused) = url.try_set(Some(u)).flatten() {
+                api::forget_url(&unused);
+            }
+        }
+    });
+    on_cleanup(move || {
+        if let Some(u) = url.try_get_untracked().flatten() {
+            api::forget_url(&u);
+        }
+    });
+    view! {
+        <span class="thumb" aria-hidden="true">
+            {move || url.get().map(|u| view! { <img src=u alt="" data-testid="thumbnail" /> })}
+        </span>
+    }
+}

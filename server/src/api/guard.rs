@@ -57,7 +57,11 @@ pub fn need(path: &str) -> Need {
         Need::User
     } else if path == "/metrics" {
         Need::Metrics
-    } else if path.starts_with("/download/") || path.starts_with("/view/") || path == "/zip" {
+    } else if ["/download/", "/view/", "/thumb/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path == "/zip"
+    {
         Need::Download
     } else if path == crate::dav::PREFIX || path.starts_with("/dav/") {
         Need::Dav

@@ -29,6 +29,7 @@ pub mod limit;
 pub mod revoke;
 pub mod share;
 pub mod status;
+pub mod thumb;
 pub mod web;
 pub mod web_assets;
 
@@ -149,6 +150,10 @@ pub async fn router(
         .route(
             "/download/{*path}",
             get(http::download).with_state((files.clone(), auth.clone())),
+        )
+        .route(
+            "/thumb/{*path}",
+            get(thumb::thumbnail).with_state(files.clone()),
         )
         .route(
             "/view/{*path}",

@@ -87,7 +87,7 @@ pub fn content_security_policy(index_html: &str) -> String {
         scripts.push_str(&format!(" 'sha256-{b64}'"));
     }
     format!(
-        "default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data: blob:; \
          connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )

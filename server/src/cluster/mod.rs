@@ -249,6 +249,24 @@ impl Cluster {
         .await
     }
 
+    /// Reads object `key` (not a chunk) from one node.
+    pub async fn get_object(&self, node: &Node, key: &str) -> Result<Bytes, StoreError> {
+        self.on_node(node, self.cfg.node_timeout, node.store.get(key))
+            .await
+    }
+
+    /// Writes object `key` (not a chunk) to one node.
+    pub async fn put_object(&self, node: &Node, key: &str, data: Bytes) -> Result<(), StoreError> {
+        self.on_node(node, self.cfg.node_timeout, node.store.put(key, data))
+            .await
+    }
+
+    /// Deletes object `key` (not a chunk) from one node.
+    pub async fn delete_object(&self, node: &Node, key: &str) -> Result<(), StoreError> {
+        self.on_node(node, self.cfg.node_timeout, node.store.delete(key))
+            .await
+    }
+
     /// The ids of every chunk object on a node (other objects are ignored).
     pub async fn list_chunks(
         &self,

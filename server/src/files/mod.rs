@@ -24,6 +24,7 @@ mod folders;
 mod read;
 mod session;
 mod stream;
+mod thumbs;
 mod tree;
 
 pub use error::FileError;
@@ -31,6 +32,7 @@ pub use folders::folder_path;
 pub use read::{download_keys, Admitted, HeldChunk};
 pub use session::{modified_time, SessionStatus, UploadPlan};
 pub use stream::StreamUpload;
+pub use thumbs::Thumb;
 
 use crate::budget::{DownloadBudget, UploadBudget, UploadRoom};
 use crate::caller::Caller;
@@ -90,6 +92,8 @@ pub struct FilesConfig {
     /// averaged over each idle time-out: a slower one is ended, so a
     /// reader that takes a piece now and then cannot hold its place.
     pub min_download_rate: u64,
+    /// Caps on the thumbnails of images.
+    pub thumbs: crate::thumbs::ThumbConfig,
 }
 
 impl Default for FilesConfig {
@@ -105,6 +109,7 @@ impl Default for FilesConfig {
             download_queue_wait: Duration::from_secs(30),
             upload_memory_bytes: 256 * 1024 * 1024,
             min_download_rate: 16 * 1024,
+            thumbs: crate::thumbs::ThumbConfig::default(),
         }
     }
 }
@@ -145,10 +150,14 @@ pub struct Files {
     feed: Feed,
     /// Open downloads per caller key (see [`Files::admit_download`]).
     downloads: PerKey<String>,
+    /// Caps on thumbnails, and the slots for making them.
+    thumbs: crate::thumbs::ThumbConfig,
+    thumb_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Files {
     pub fn new(meta: Meta, cluster: Arc<Cluster>, cfg: FilesConfig) -> Self {
+        let cfg_thumbs = cfg.thumbs.clone();
         let budget = DownloadBudget::new(cfg.download_memory_bytes);
         let uploads = UploadBudget::new(cfg.upload_memory_bytes);
         Self {
@@ -160,6 +169,8 @@ impl Files {
             budget,
             uploads,
             upload_held: Arc::default(),
+            thumb_slots: Arc::new(tokio::sync::Semaphore::new(cfg_thumbs.concurrent)),
+            thumbs: cfg_thumbs,
         }
     }
 

@@ -15,7 +15,7 @@
 
 use super::sql::{
     accounts, changes, chunks, files, folders, gc, limits, locks, ops, props, sessions, shares,
-    Engine, Mode, Tx, Work,
+    thumbs, Engine, Mode, Tx, Work,
 };
 use super::{
     AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts, LeaseRow,
@@ -241,6 +241,16 @@ operations! {
     /// file at `from`.
     Write fn copy_file(owner: OwnerId, from: &str, to: &str, uploader: &str)
         -> Option<VersionRow> = folders::copy_file;
+
+    // ---- thumbnails ----
+    /// Notes that a thumbnail of `owner`'s content `hash`, `edge` pixels,
+    /// is (about to be) on the nodes.
+    Write fn record_thumbnail(owner: OwnerId, hash: &str, edge: u32) -> () = thumbs::record;
+    /// Thumbnails whose content no version of their owner has, at most
+    /// `limit`.
+    Read fn unreferenced_thumbnails(limit: u32) -> Vec<(OwnerId, String, u32)> = thumbs::unreferenced;
+    /// Forgets a thumbnail whose objects are deleted.
+    Write fn forget_thumbnail(owner: OwnerId, hash: &str, edge: u32) -> () = thumbs::forget;
 
     // ---- WebDAV properties and locks ----
     /// The dead properties of `path`.

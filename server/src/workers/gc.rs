@@ -137,6 +137,8 @@ impl Worker for Gc {
         // makes its client list everything again.
         self.meta.prune_changes(crate::meta::CHANGES_KEPT).await?;
         let (chunks, mut errors) = self.collect_chunks(cancel).await?;
+        // Thumbnails of content their owner no longer has.
+        let thumbs = crate::thumbs::sweep(&self.meta, &self.cluster).await?;
         // Objects no row names are orphans only if the nodes belong to
         // this database: checked every pass, as a node may have come back.
         let mut orphans = 0;
@@ -152,11 +154,12 @@ impl Worker for Gc {
             }
         };
         let report = format!(
-            "removed {versions} versions and {chunks} unreferenced chunks, {sweep}, {errors} errors"
+            "removed {versions} versions, {chunks} unreferenced chunks and {thumbs} thumbnails, \
+             {sweep}, {errors} errors"
         );
         Ok(if cancel.is_cancelled() {
             Pass::cancelled(report)
-        } else if versions + chunks + orphans + errors == 0 {
+        } else if versions + chunks + thumbs + orphans + errors == 0 {
             Pass::idle(report)
         } else {
             Pass::done(report)

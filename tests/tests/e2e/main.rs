@@ -29,6 +29,7 @@ mod sharing;
 mod soak;
 mod strangers;
 mod sync;
+mod thumbnails;
 mod upgrade;
 mod versions;
 mod viewing;

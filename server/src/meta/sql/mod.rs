@@ -19,6 +19,7 @@ pub mod ops;
 pub mod props;
 pub mod sessions;
 pub mod shares;
+pub mod thumbs;
 pub mod tx;
 
 use super::MetaError;

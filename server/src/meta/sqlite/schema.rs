@@ -262,6 +262,19 @@ CREATE TABLE app_passwords (
 -- compare.
 ALTER TABLE versions ADD COLUMN checksums TEXT;
 "#,
+    r#"
+-- Thumbnails of a user's images, kept on the nodes
+-- (`coffer/thumbs/<key>-<edge>.jpg`): a row each, so gc finds those
+-- whose content no version of that user holds any more.
+CREATE TABLE thumbnails (
+    owner_id   BIGINT NOT NULL,
+    hash       TEXT NOT NULL,
+    edge       INTEGER NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner_id, hash, edge)
+);
+CREATE INDEX versions_by_hash ON versions(hash);
+"#,
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its
