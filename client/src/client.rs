@@ -243,6 +243,31 @@ impl<T: Transport> Coffer<T> {
         self.list_pages(folder, "/").await
     }
 
+    /// One page of the files directly in `folder` ("" for the top, else a
+    /// path ending in `/`) ordered by `order_by` ("name", "size" or
+    /// "time"), every sub-folder on the first page, and the token of the
+    /// next page (empty on the last).
+    pub async fn folder_page(
+        &self,
+        folder: &str,
+        order_by: &str,
+        descending: bool,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<Metadata>, Vec<String>, String), ClientError> {
+        let req = self.request(ListFilesRequest {
+            prefix: folder.to_string(),
+            page_size,
+            page_token: page_token.to_string(),
+            delimiter: "/".into(),
+            order_by: order_by.to_string(),
+            descending,
+            ..Default::default()
+        });
+        let page = self.files.clone().list_files(req).await?.into_inner();
+        Ok((page.files, page.folders, page.next_page_token))
+    }
+
     /// One page of files under `prefix` (at any depth) whose name holds
     /// `needle`, ignoring case, and the token of the next page (empty on
     /// the last).

@@ -272,68 +272,56 @@ where
     E: From<ZipError> + Send + 'static,
     S: Stream<Item = Result<Source<E>, E>> + Send + Unpin + 'static,
 {
+    /// The entry being streamed: its content, the CRC so far, its bytes.
+    type Open<E> = (
+        futures::stream::BoxStream<'static, Result<Bytes, E>>,
+        crc32fast::Hasher,
+        u64,
+    );
     struct State<S, E> {
         sources: S,
         writer: Option<Writer>,
-        body: Option<(
-            futures::stream::BoxStream<'static, Result<Bytes, E>>,
-            crc32fast::Hasher,
-            u64,
-        )>,
+        body: Option<Open<E>>,
     }
     let state = State {
         sources,
         writer: Some(Writer::new()),
         body: None,
     };
+    // Each step yields one piece: content, a header, a descriptor, the
+    // directory, or the error that ends the archive.
     futures::stream::unfold(state, |mut s| async move {
-        loop {
-            let writer = s.writer.as_mut()?;
-            if let Some((body, crc, got)) = s.body.as_mut() {
-                match body.next().await {
-                    Some(Ok(piece)) => {
-                        crc.update(&piece);
-                        *got += piece.len() as u64;
-                        return Some((Ok(piece), s));
-                    }
-                    Some(Err(e)) => {
-                        s.writer = None;
-                        return Some((Err(e), s));
-                    }
-                    None => {
-                        let (_, crc, got) = s.body.take().expect("just matched");
-                        let out = writer.end(crc.finalize(), got).map_err(E::from);
-                        if out.is_err() {
-                            s.writer = None;
-                        }
-                        return Some((out, s));
-                    }
+        let writer = s.writer.as_mut()?;
+        let out = if let Some((body, crc, got)) = s.body.as_mut() {
+            match body.next().await {
+                Some(Ok(piece)) => {
+                    crc.update(&piece);
+                    *got += piece.len() as u64;
+                    Ok(piece)
+                }
+                Some(Err(e)) => Err(e),
+                None => {
+                    let (_, crc, got) = s.body.take().expect("just matched");
+                    writer.end(crc.finalize(), got).map_err(E::from)
                 }
             }
+        } else {
             match s.sources.next().await {
                 Some(Ok(source)) => {
-                    let out = writer.begin(source.entry).map_err(E::from);
-                    match out {
-                        Ok(header) => {
-                            s.body = Some((source.body, crc32fast::Hasher::new(), 0));
-                            return Some((Ok(header), s));
-                        }
-                        Err(e) => {
-                            s.writer = None;
-                            return Some((Err(e), s));
-                        }
+                    let header = writer.begin(source.entry).map_err(E::from);
+                    if header.is_ok() {
+                        s.body = Some((source.body, crc32fast::Hasher::new(), 0));
                     }
+                    header
                 }
-                Some(Err(e)) => {
-                    s.writer = None;
-                    return Some((Err(e), s));
-                }
-                None => {
-                    let end = s.writer.take().expect("checked above").finish();
-                    return Some((Ok(end), s));
-                }
+                Some(Err(e)) => Err(e),
+                None => Ok(s.writer.take().expect("checked above").finish()),
             }
+        };
+        if out.is_err() {
+            s.writer = None;
         }
+        Some((out, s))
     })
 }
 

@@ -21,8 +21,6 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::BTreeSet;
 
-const PAGE: usize = 50;
-
 /// Asks for a name with the browser's own dialog; `None` if cancelled or
 /// left empty.
 fn ask(message: &str, default: &str) -> Option<String> {
@@ -64,8 +62,9 @@ fn folder_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..=i])
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 enum SortBy {
+    #[default]
     Name,
     Size,
     Time,
@@ -79,38 +78,57 @@ enum Entry {
     File(Metadata),
 }
 
-/// The rows of one folder: its sub-folders (by name, in order), then its
-/// files in the chosen order.
-fn entries(listing: &Listing, sort: SortBy, descending: bool) -> Vec<Entry> {
-    let mut here = listing.files.clone();
-    here.sort_by(|a, b| {
-        let o = match sort {
-            SortBy::Name => a.file_name.cmp(&b.file_name),
-            SortBy::Size => a.size.cmp(&b.size),
-            SortBy::Time => a.upload_time.cmp(&b.upload_time),
-        };
-        if descending {
-            o.reverse()
-        } else {
-            o
-        }
-    });
-    let folders = listing.folders.iter().filter_map(|f| {
-        let name = f
-            .strip_prefix(listing.folder.as_str())?
-            .trim_end_matches('/');
-        (!name.is_empty()).then(|| Entry::Folder(name.to_string(), f.clone()))
-    });
-    folders.chain(here.into_iter().map(Entry::File)).collect()
+/// The rows of one folder: its sub-folders (by name, reversed with a
+/// descending sort by name), then its files in the order the server sent
+/// them.
+fn entries(listing: &Listing) -> Vec<Entry> {
+    let mut folders: Vec<Entry> = listing
+        .folders
+        .iter()
+        .filter_map(|f| {
+            let name = f
+                .strip_prefix(listing.folder.as_str())?
+                .trim_end_matches('/');
+            (!name.is_empty()).then(|| Entry::Folder(name.to_string(), f.clone()))
+        })
+        .collect();
+    if listing.order == (SortBy::Name, true) {
+        folders.reverse();
+    }
+    folders
+        .into_iter()
+        .chain(listing.files.iter().cloned().map(Entry::File))
+        .collect()
 }
+
+impl SortBy {
+    /// The server's name for the order.
+    fn wire(self) -> &'static str {
+        match self {
+            SortBy::Name => "name",
+            SortBy::Size => "size",
+            SortBy::Time => "time",
+        }
+    }
+}
+
+/// Files a listing page brings.
+const FOLDER_PAGE: u32 = 1000;
+/// Rows drawn beyond the screen's, above and below.
+const OVERSCAN: usize = 20;
+/// Rows drawn before the first measurement.
+const FIRST_WINDOW: usize = 80;
 
 /// One folder as the server listed it (ListFiles with a delimiter: the
 /// files directly in it and its sub-folders, nothing deeper).
 #[derive(Clone, Default, PartialEq)]
 struct Listing {
     folder: String,
+    order: (SortBy, bool),
     files: Vec<Metadata>,
     folders: Vec<String>,
+    /// The token of the next page of files; empty once all are here.
+    next: String,
 }
 
 fn health(m: &Metadata) -> (String, &'static str) {
@@ -182,6 +200,11 @@ fn clicked(
     }
 }
 
+/// Whether search results are shown instead of the folder.
+fn searching_untracked(found: RwSignal<Option<Found>>) -> bool {
+    found.with_untracked(Option::is_some)
+}
+
 /// A Shift-click extends the selection, not the page's text selection.
 fn no_text_selection(ev: leptos::ev::MouseEvent) {
     if ev.shift_key() {
@@ -225,7 +248,12 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     // The open folder, shared with the uploads, which land in it.
     let folder = expect_context::<crate::uploads::OpenFolder>().0;
     let sort = RwSignal::new((SortBy::Name, false));
-    let page = RwSignal::new(0usize);
+    // The rows drawn: a window over the listing, moved as the page
+    // scrolls, and the height a row takes on screen.
+    let window = RwSignal::new((0usize, FIRST_WINDOW));
+    let row_height = RwSignal::new(48.0f64);
+    let body_ref = NodeRef::<leptos::html::Tbody>::new();
+    let more_loading = RwSignal::new(false);
     let history = RwSignal::new(None::<(String, Vec<Metadata>)>);
     let undo = RwSignal::new(None::<(String, u64)>);
     // The file (name, version number) the share dialog is open for.
@@ -247,27 +275,61 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     let picked = RwSignal::new(BTreeSet::<u64>::new());
     let help = RwSignal::new(false);
 
-    // Only the open folder is fetched, again on every change the feed
-    // reports; an answer for a folder no longer open is dropped.
+    // Only the open folder is fetched, in the order chosen, a page at a
+    // time; on every change the feed reports, as many files again as
+    // were here. An answer for a folder or order no longer shown is
+    // dropped.
     Effect::new(move |_| {
         refresh.track();
         let open = folder.get();
-        if listing.get_untracked().folder != open {
+        let order = sort.get();
+        let now = listing.get_untracked();
+        let same = now.folder == open && now.order == order;
+        if !same {
             loading.set(true);
-            selected.set(BTreeSet::new());
+            if now.folder != open {
+                selected.set(BTreeSet::new());
+            }
+            window.set((0, FIRST_WINDOW));
         }
+        let want = if same {
+            now.files.len().clamp(1, 5000)
+        } else {
+            1
+        };
         spawn_local(async move {
-            match api::client().list_folder(&open).await {
-                Ok((files, folders)) if folder.get_untracked() == open => {
-                    listing.set(Listing {
-                        folder: open,
-                        files,
-                        folders,
-                    });
-                    loading.set(false);
+            let c = api::client();
+            let mut got = Listing {
+                folder: open.clone(),
+                order,
+                ..Listing::default()
+            };
+            let mut first = true;
+            loop {
+                match c
+                    .folder_page(&open, order.0.wire(), order.1, &got.next, FOLDER_PAGE)
+                    .await
+                {
+                    Ok((files, folders, next)) => {
+                        got.files.extend(files);
+                        if first {
+                            got.folders = folders;
+                            first = false;
+                        }
+                        got.next = next;
+                    }
+                    Err(e) => {
+                        banner.0.set(Some(format!("Cannot list files: {e}")));
+                        return;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => banner.0.set(Some(format!("Cannot list files: {e}"))),
+                if got.next.is_empty() || got.files.len() >= want {
+                    break;
+                }
+            }
+            if folder.get_untracked() == open && sort.get_untracked() == order {
+                listing.set(got);
+                loading.set(false);
             }
         });
     });
@@ -288,7 +350,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             }
             match api::client().search("", &q, "", SEARCH_PAGE).await {
                 Ok((files, next)) if query.get_untracked().trim() == q => {
-                    page.set(0);
+                    window.set((0, FIRST_WINDOW));
                     found.set(Some(Found {
                         query: q,
                         files,
@@ -327,46 +389,120 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         if let Some(f) = found.get() {
             return f.files.into_iter().map(Entry::File).collect();
         }
-        let (by, desc) = sort.get();
         let listing = listing.get();
-        if listing.folder == folder.get() {
-            entries(&listing, by, desc)
+        if listing.folder == folder.get() && listing.order == sort.get() {
+            entries(&listing)
         } else {
             Vec::new()
         }
     });
     let searching = move || found.with(Option::is_some);
-    let pages = move || rows.get().len().div_ceil(PAGE).max(1);
     let visible = move || {
-        let p = page.get().min(pages() - 1);
-        rows.get()
-            .into_iter()
-            .skip(p * PAGE)
-            .take(PAGE)
-            .collect::<Vec<_>>()
+        let (a, b) = window.get();
+        rows.with(|r| r[a.min(r.len())..b.min(r.len())].to_vec())
     };
-    let visible_keys = move || visible().iter().map(Entry::key).collect::<Vec<_>>();
-    // The files shown, in order, for the viewer's previous and next.
+    let all_keys = move || rows.with(|r| r.iter().map(Entry::key).collect::<Vec<_>>());
+    // The files listed, in order, for the viewer's previous and next.
     let siblings = Signal::derive(move || {
-        visible()
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::File(m) => Some(m.file_name),
-                Entry::Folder(..) => None,
-            })
-            .collect::<Vec<_>>()
+        rows.with(|r| {
+            r.iter()
+                .filter_map(|e| match e {
+                    Entry::File(m) => Some(m.file_name.clone()),
+                    Entry::Folder(..) => None,
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+
+    // The window follows the scroll: rows above the screen and below it
+    // are spacers of the height they would take.
+    let measure = move || {
+        use wasm_bindgen::JsCast;
+        let (Some(body), Some(win)) = (body_ref.get_untracked(), web_sys::window()) else {
+            return;
+        };
+        if let Some(first) = body
+            .query_selector("tr[data-row]")
+            .ok()
+            .flatten()
+            .and_then(|r| r.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let h = f64::from(first.offset_height());
+            if h > 0.0 && (h - row_height.get_untracked()).abs() > 0.5 {
+                row_height.set(h);
+            }
+        }
+        let h = row_height.get_untracked();
+        let top = body.get_bounding_client_rect().top();
+        let screen = win
+            .inner_height()
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(800.0);
+        let len = rows.with_untracked(Vec::len);
+        let first = ((-top) / h).floor().max(0.0) as usize;
+        let start = first.saturating_sub(OVERSCAN).min(len);
+        let end = (first + (screen / h).ceil() as usize + OVERSCAN)
+            .min(len)
+            .max(start);
+        if window.get_untracked() != (start, end) {
+            window.set((start, end));
+        }
+    };
+    let on_scroll = window_event_listener(leptos::ev::scroll, move |_| measure());
+    let on_resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || {
+        on_scroll.remove();
+        on_resize.remove();
+    });
+    Effect::new(move |_| {
+        rows.track();
+        request_animation_frame(measure);
+    });
+    // The next page of files, once the window nears the end of those here.
+    let load_more = move || {
+        let now = listing.get_untracked();
+        if now.next.is_empty() || more_loading.get_untracked() || searching_untracked(found) {
+            return;
+        }
+        more_loading.set(true);
+        spawn_local(async move {
+            let page = api::client()
+                .folder_page(
+                    &now.folder,
+                    now.order.0.wire(),
+                    now.order.1,
+                    &now.next,
+                    FOLDER_PAGE,
+                )
+                .await;
+            more_loading.set(false);
+            match page {
+                Ok((files, _, next)) => listing.update(|l| {
+                    if l.folder == now.folder && l.order == now.order && l.next == now.next {
+                        l.files.extend(files);
+                        l.next = next;
+                    }
+                }),
+                Err(e) => banner.0.set(Some(format!("Cannot list files: {e}"))),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        let (_, end) = window.get();
+        if end + 5 * OVERSCAN >= rows.with(Vec::len) {
+            load_more();
+        }
     });
 
     let sort_by = move |by: SortBy| {
         sort.update(|s| *s = if s.0 == by { (by, !s.1) } else { (by, false) });
-        page.set(0);
     };
     let open_folder = move |target: String| {
         notice.set(None);
         query.set(String::new());
         found.set(None);
         folder.set(target);
-        page.set(0);
     };
     let open_history = move |name: String| {
         spawn_local(async move {
@@ -575,7 +711,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
     // Clicks on a row: Shift extends from the anchor, Ctrl (or ⌘) and
     // the checkbox toggle, a plain click on the row chooses it alone.
     let choose = move |key: String, shift: bool, toggle: bool| {
-        let keys = visible_keys();
+        let keys = all_keys();
         let Some(at) = keys.iter().position(|k| *k == key) else {
             return;
         };
@@ -669,7 +805,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
         }
     };
     let all_chosen = move || {
-        let keys = visible_keys();
+        let keys = all_keys();
         !keys.is_empty() && selected.with(|s| keys.iter().all(|k| s.contains(k)))
     };
 
@@ -733,10 +869,10 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                 <thead>
                     <tr>
                         <th class="pick">
-                            <input type="checkbox" aria-label="Select everything on this page" data-testid="select-all"
+                            <input type="checkbox" aria-label="Select everything listed" data-testid="select-all"
                                 prop:checked=all_chosen
                                 on:change=move |_| {
-                                    let keys = visible_keys();
+                                    let keys = all_keys();
                                     if all_chosen() {
                                         selected.update(|s| keys.iter().for_each(|k| { s.remove(k); }));
                                     } else {
@@ -752,10 +888,12 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                         <th><span class="sr-only">"Actions"</span></th>
                     </tr>
                 </thead>
-                <tbody>
-                    <Show when=move || !loading.get() && rows.get().is_empty()>
+                <tbody node_ref=body_ref>
+                    <Show when=move || !loading.get() && rows.with(Vec::is_empty)>
                         <tr><td colspan="7" class="empty">{move || if searching() { "No file has that in its name." } else { "No files yet. Drop some above." }}</td></tr>
                     </Show>
+                    <tr class="spacer" aria-hidden="true"
+                        style:height=move || format!("{}px", window.get().0 as f64 * row_height.get())></tr>
                     {move || {
                         visible()
                             .into_iter()
@@ -868,16 +1006,24 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                             })
                             .collect_view()
                     }}
+                    <tr class="spacer" aria-hidden="true"
+                        style:height=move || {
+                            let below = rows.with(Vec::len).saturating_sub(window.get().1);
+                            format!("{}px", below as f64 * row_height.get())
+                        }></tr>
                 </tbody>
             </table>
             <Show when=move || found.with(|f| f.as_ref().is_some_and(|f| !f.next.is_empty()))>
                 <button class="more" data-testid="more-results" on:click=more_results>"More results"</button>
             </Show>
-            <div class="pager">
-                <button disabled=move || { page.get() == 0 } on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"Previous"</button>
-                <span>{move || format!("Page {} of {}", page.get().min(pages() - 1) + 1, pages())}</span>
-                <button disabled=move || { page.get() + 1 >= pages() } on:click=move |_| page.update(|p| *p += 1)>"Next"</button>
-            </div>
+            <p class="muted listing-count" role="status" data-testid="listing-count">{move || {
+                if searching() {
+                    return String::new();
+                }
+                let l = listing.get();
+                let more = if l.next.is_empty() { "" } else { ", more as you scroll" };
+                format!("{} folders, {}{more}", l.folders.len(), files(l.files.len() as u64))
+            }}</p>
             <Show when=move || history.get().is_some()>
                 <aside class="history" data-testid="history-panel" aria-label="Version history">
                     <h2>{move || format!("Versions of {}", history.get().map(|h| h.0).unwrap_or_default())}</h2>

@@ -6,6 +6,7 @@ use crate::auth::Auth;
 use crate::caller::Caller;
 use crate::files::{download_keys, FileVersion, Files, UploadPlan};
 use crate::meta::ChunkRef;
+use crate::meta::{SortKey, Sorted};
 use coffer_proto::pb::file_storage_server::FileStorage;
 use coffer_proto::pb::*;
 use coffer_proto::put::PutMode;
@@ -217,6 +218,25 @@ impl FileStorage for FileStorageApi {
                     .list(&who, &r.prefix, &r.page_token, r.page_size)
                     .await?;
                 (files, Vec::new(), next)
+            }
+            "/" if !r.order_by.is_empty() => {
+                let by = match r.order_by.as_str() {
+                    "name" => SortKey::Name,
+                    "size" => SortKey::Size,
+                    "time" => SortKey::Time,
+                    other => {
+                        return Err(Status::invalid_argument(format!(
+                            "orderBy {other:?} is not one of \"name\", \"size\", \"time\""
+                        )))
+                    }
+                };
+                let order = Sorted {
+                    by,
+                    descending: r.descending,
+                };
+                self.files
+                    .list_sorted(&who, &r.prefix, order, &r.page_token, r.page_size)
+                    .await?
             }
             "/" => {
                 self.files

@@ -2,6 +2,7 @@
 //! delete and move.
 
 use super::*;
+use crate::meta::{After, SortKey, Sorted};
 
 impl Files {
     /// A page of live files under `prefix`, and the token of the next page
@@ -32,6 +33,72 @@ impl Files {
             String::new()
         };
         Ok((out, next))
+    }
+
+    /// A page of the files directly in `folder` in `order`, every
+    /// sub-folder of it (ending in `/`) on the first page only, and the
+    /// token of the next page (empty on the last one). Pages never repeat
+    /// or skip a file that stays put, whatever the order.
+    pub async fn list_sorted(
+        &self,
+        caller: &Caller,
+        folder: &str,
+        order: Sorted,
+        page_token: &str,
+        page_size: u32,
+    ) -> Result<(Vec<FileVersion>, Vec<String>, String), FileError> {
+        let folder = super::folder_path(folder)?;
+        let limit = page_limit(page_size);
+        let (after_key, after_path) = match page_token.split_once('\n') {
+            None if page_token.is_empty() => (0, String::new()),
+            Some((k, p)) if !p.is_empty() => (
+                k.parse::<i64>().map_err(|_| {
+                    FileError::InvalidArgument("the page token is not one of ours".into())
+                })?,
+                p.to_string(),
+            ),
+            _ => {
+                return Err(FileError::InvalidArgument(
+                    "the page token is not one of ours".into(),
+                ))
+            }
+        };
+        let r = self.cluster.config().replication;
+        let rows = self
+            .meta
+            .list_sorted(
+                caller.owner,
+                &folder,
+                order,
+                &After {
+                    key: after_key,
+                    path: after_path,
+                },
+                limit + 1,
+                r,
+            )
+            .await?;
+        let more = rows.len() > limit as usize;
+        let files: Vec<FileVersion> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|(row, h)| self.with_health_counts(row, h))
+            .collect();
+        let next = match files.last() {
+            Some(last) if more => format!("{}\n{}", sort_key(order.by, last), last.path),
+            _ => String::new(),
+        };
+        let folders = if page_token.is_empty() {
+            self.meta
+                .child_folders(caller.owner, &folder)
+                .await?
+                .into_iter()
+                .map(|f| format!("{f}/"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((files, folders, next))
     }
 
     /// A page of live files under `prefix` whose name (the last part of
@@ -269,5 +336,20 @@ fn page_limit(page_size: u32) -> u32 {
     match page_size {
         0 => 100,
         n => n.min(1000),
+    }
+}
+
+/// The value a sorted listing orders `v` by (see
+/// [`crate::meta::sql::files::list_sorted`]).
+fn sort_key(by: SortKey, v: &FileVersion) -> i64 {
+    match by {
+        SortKey::Name => 0,
+        SortKey::Size => i64::try_from(v.size).unwrap_or(i64::MAX),
+        SortKey::Time => time::OffsetDateTime::parse(
+            &v.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or(0),
     }
 }

@@ -1795,3 +1795,74 @@ pub async fn searches_match_ignoring_ascii_case_and_escape_wildcards(meta: Meta)
         vec!["music/Grüße.mp3"]
     );
 }
+
+pub async fn sorted_listings_page_by_name_size_and_time_without_repeats(meta: Meta) {
+    let o = DEFAULT_OWNER;
+    let sizes = [('a', 3), ('b', 1), ('c', 2)];
+    for (ch, size) in sizes {
+        store(&meta, &chunk(ch, size)).await;
+    }
+    // Committed in this order, a tick apart: "3" first, "1" last.
+    for (path, ch, size) in [
+        ("f/3", 'c', 2),
+        ("f/zz", 'a', 3),
+        ("f/2", 'b', 1),
+        ("f/1", 'a', 3),
+    ] {
+        commit(&meta, path, &[chunk(ch, size)]).await;
+        tick().await;
+    }
+    commit(&meta, "f/sub/x", &[chunk('b', 1)]).await;
+    commit(&meta, "f/sub2/deep/y", &[chunk('b', 1)]).await;
+    commit(&meta, "f%_/odd", &[chunk('b', 1)]).await;
+    meta.make_folder(o, "f/empty").await.unwrap();
+    let list = |by: SortKey, descending: bool, key: i64, after: &'static str, limit: u32| {
+        let meta = meta.clone();
+        async move {
+            let after = After {
+                key,
+                path: after.into(),
+            };
+            meta.list_sorted(o, "f", Sorted { by, descending }, &after, limit, 1)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(v, _)| v.path)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Only what is directly inside, by name; then the page after "f/2".
+    assert_eq!(
+        list(SortKey::Name, false, 0, "", 10).await,
+        ["f/1", "f/2", "f/3", "f/zz"]
+    );
+    assert_eq!(
+        list(SortKey::Name, false, 0, "f/2", 10).await,
+        ["f/3", "f/zz"]
+    );
+    assert_eq!(list(SortKey::Name, true, 0, "", 2).await, ["f/zz", "f/3"]);
+    // By size, ties by name, both ways; a page starts after (size, name).
+    assert_eq!(
+        list(SortKey::Size, false, 0, "", 10).await,
+        ["f/2", "f/3", "f/1", "f/zz"]
+    );
+    assert_eq!(list(SortKey::Size, false, 3, "f/1", 10).await, ["f/zz"]);
+    assert_eq!(
+        list(SortKey::Size, true, 0, "", 10).await,
+        ["f/zz", "f/1", "f/3", "f/2"]
+    );
+    assert_eq!(list(SortKey::Size, true, 2, "f/3", 10).await, ["f/2"]);
+    // By upload time.
+    assert_eq!(
+        list(SortKey::Time, false, 0, "", 10).await,
+        ["f/3", "f/zz", "f/2", "f/1"]
+    );
+    assert_eq!(list(SortKey::Time, true, 0, "", 1).await, ["f/1"]);
+    // Sub-folders: implied by files and made on their own, once each; a
+    // folder whose name holds LIKE's wildcards is nobody's child here.
+    assert_eq!(
+        meta.child_folders(o, "f").await.unwrap(),
+        ["f/empty", "f/sub", "f/sub2"]
+    );
+    assert_eq!(meta.child_folders(o, "").await.unwrap(), ["f", "f%_"]);
+}

@@ -600,6 +600,31 @@ pub struct ReplicaOutcome {
     pub state: ReplicaHealth,
 }
 
+/// The order of a folder's files in a sorted listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// By path, which within a folder is by name (byte order).
+    Name,
+    Size,
+    /// By the newest version's upload time.
+    Time,
+}
+
+/// Where a sorted listing's page starts: after the row with this key and
+/// path (from the start when the path is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct After {
+    pub key: i64,
+    pub path: String,
+}
+
+/// A sorted listing's order: its key, and which way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sorted {
+    pub by: SortKey,
+    pub descending: bool,
+}
+
 /// Which versions to keep. The newest version of a live file is always
 /// kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,9 +18,10 @@ use super::sql::{
     thumbs, Engine, Mode, Tx, Work,
 };
 use super::{
-    AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts, LeaseRow,
-    LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion, OwnerId,
-    ReplicaOutcome, Retention, Role, SessionRow, ShareRow, StreamRef, Usage, UserRow, VersionRow,
+    After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts,
+    LeaseRow, LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion,
+    OwnerId, ReplicaOutcome, Retention, Role, SessionRow, ShareRow, Sorted, StreamRef, Usage,
+    UserRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
@@ -181,6 +182,11 @@ operations! {
     /// against `r` (one query for the page, not one a row).
     Read fn list_files(owner: OwnerId, prefix: &str, after: &str, limit: u32, r: usize)
         -> Vec<(VersionRow, HealthCounts)> = files::list_files;
+    /// The latest versions of the live files directly in `folder` (`""`:
+    /// the top), in `order`, after `after`, at most `limit`, with health
+    /// against `r`.
+    Read fn list_sorted(owner: OwnerId, folder: &str, order: Sorted, after: &After, limit: u32,
+        r: usize) -> Vec<(VersionRow, HealthCounts)> = files::list_sorted;
     /// [`MetaStore::list_files`] of the paths matching `pattern` (a `LIKE`
     /// pattern over the lowercased path, from
     /// [`super::sql::files::contains_pattern`]).
@@ -225,6 +231,9 @@ operations! {
     Write fn make_folder(owner: OwnerId, path: &str) -> () = folders::make;
     /// The folders made on their own directly inside `folder`.
     Read fn made_folders(owner: OwnerId, folder: &str) -> Vec<String> = folders::children;
+    /// Every folder directly in `folder`: those live files are in and
+    /// those made on their own, by path.
+    Read fn child_folders(owner: OwnerId, folder: &str) -> Vec<String> = folders::child_folders;
     /// The folders made on their own inside `folder`, at any depth.
     Read fn made_folders_under(owner: OwnerId, folder: &str) -> Vec<String> = folders::under;
     /// Deletes folder `path` and every live file inside it (each
@@ -465,7 +474,8 @@ lend_copy!(
     Duration,
     Option<Duration>,
     Role,
-    PutMode
+    PutMode,
+    Sorted
 );
 
 /// Values the concern functions take by reference.
@@ -479,7 +489,7 @@ macro_rules! lend_ref {
         }
     )*};
 }
-lend_ref!(ChunkRef, NewVersion, NewSession, SessionRow, Retention, NewShare, NewLock);
+lend_ref!(After, ChunkRef, NewVersion, NewSession, SessionRow, Retention, NewShare, NewLock);
 
 impl Lend for Option<String> {
     type Out<'a> = Option<&'a str>;

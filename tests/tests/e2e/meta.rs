@@ -80,6 +80,7 @@ conformance!(
     locks_exclude_each_other_and_lapse,
     app_passwords_are_named_once_and_end_when_revoked,
     searches_match_ignoring_ascii_case_and_escape_wildcards,
+    sorted_listings_page_by_name_size_and_time_without_repeats,
 );
 
 #[tokio::test]

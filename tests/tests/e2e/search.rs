@@ -25,6 +25,7 @@ async fn search_finds_names_in_pages_ignoring_case() {
         page_token: token.into(),
         delimiter: "/".into(),
         name_contains: needle.into(),
+        ..Default::default()
     };
     let paths = |r: &coffer_proto::pb::ListFilesResponse| -> Vec<String> {
         r.files.iter().map(|f| f.file_name.clone()).collect()

@@ -5,7 +5,8 @@ use super::changes::{self, Change};
 use super::tx::{rows, Row, Tx};
 use super::{chunks, limits, props, sessions};
 use crate::meta::{
-    attach_health, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict, VersionRow,
+    attach_health, After, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict,
+    SortKey, Sorted, VersionRow,
 };
 use coffer_proto::put::PutMode;
 
@@ -147,10 +148,7 @@ pub fn contains_pattern(needle: &str) -> String {
     let mut p = String::from("%");
     for c in needle.chars() {
         match c {
-            '%' | '_' | '\\' => {
-                p.push('\\');
-                p.push(c);
-            }
+            '%' | '_' | '\\' => p.push_str(&like_escape(&c.to_string())),
             c if c.is_ascii() => p.push(c.to_ascii_lowercase()),
             _ => p.push('_'),
         }
@@ -181,6 +179,70 @@ pub fn search(
         &[&owner, &prefix, &after, &pattern, &limit],
     )?;
     with_health(tx, rows.iter().map(version_row).collect(), r)
+}
+
+/// See [`crate::meta::MetaStore::list_sorted`]. The key and direction
+/// come from [`Sorted`], never from the caller's text, so the statement
+/// is one of six fixed ones.
+pub fn list_sorted(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    folder: &str,
+    order: Sorted,
+    after: &After,
+    limit: u32,
+    r: usize,
+) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
+    let (lo, hi) = super::inside(folder);
+    // Directly inside: nothing after the folder's prefix holds a `/`.
+    let deeper = format!("{}%/%", like_escape(&lo));
+    let (cmp, dir) = if order.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let inside = format!(
+        "{SELECT_VERSION}
+         WHERE f.owner_id = $1 AND f.deleted_at IS NULL
+           AND f.path > $2 AND f.path < $3 AND f.path NOT LIKE $4 ESCAPE '\\'
+           AND v.number = (SELECT MAX(number) FROM versions WHERE file_id = f.id)"
+    );
+    // By name the path alone orders, in the index's order; by size or
+    // time the path breaks ties.
+    let key = match order.by {
+        SortKey::Name => None,
+        SortKey::Size => Some("v.size"),
+        SortKey::Time => Some("v.created_at"),
+    };
+    let rows = match key {
+        None => tx.query(
+            &format!(
+                "{inside} AND ($5 = '' OR f.path {cmp} $5)
+                 ORDER BY f.path {dir} LIMIT $6"
+            ),
+            &[&owner, &lo, &hi, &deeper, &after.path, &limit],
+        )?,
+        Some(key) => tx.query(
+            &format!(
+                "{inside} AND ($6 = '' OR {key} {cmp} $5 OR ({key} = $5 AND f.path {cmp} $6))
+                 ORDER BY {key} {dir}, f.path {dir} LIMIT $7"
+            ),
+            &[&owner, &lo, &hi, &deeper, &after.key, &after.path, &limit],
+        )?,
+    };
+    with_health(tx, rows.iter().map(version_row).collect(), r)
+}
+
+/// `s` with `LIKE`'s wildcards (and the escape) escaped by `\`.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// See [`crate::meta::MetaStore::list_versions`].

@@ -80,6 +80,33 @@ pub fn children(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>
     Ok(all)
 }
 
+/// Every folder directly in `folder` (`""`: the top): those live files
+/// are in and those made on their own, by path. One query per folder
+/// found, each stepping over that folder's files.
+pub fn child_folders(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>, MetaError> {
+    let (lo, hi) = inside(folder);
+    let deeper = format!("{}%/%", super::like_escape(&lo));
+    let mut found = children(tx, owner, folder)?;
+    let mut after = lo.clone();
+    while let Some(row) = tx.query_opt(
+        "SELECT path FROM files WHERE owner_id = $1 AND path > $2 AND path < $3
+           AND path LIKE $4 ESCAPE '\\' AND deleted_at IS NULL ORDER BY path LIMIT 1",
+        &[&owner, &after, &hi, &deeper],
+    )? {
+        let path: String = row.get(0);
+        let Some(end) = path[lo.len()..].find('/') else {
+            break;
+        };
+        let child = path[..lo.len() + end].to_string();
+        // Past everything inside this child.
+        after = format!("{child}0");
+        found.push(child);
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
 /// The folders made on their own inside `folder` at any depth, by path.
 pub fn under(tx: &dyn Tx, owner: OwnerId, folder: &str) -> Result<Vec<String>, MetaError> {
     let (lo, hi) = inside(folder);

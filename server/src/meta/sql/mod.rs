@@ -20,6 +20,7 @@ pub mod props;
 pub mod sessions;
 pub mod shares;
 pub mod thumbs;
+pub use files::like_escape;
 pub mod tx;
 
 use super::MetaError;
