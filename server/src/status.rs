@@ -43,7 +43,29 @@ pub struct ClusterReport {
     pub snapshot: Option<crate::snapshot::SnapshotState>,
 }
 
+/// One account's storage use, for the operator view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUse {
+    pub name: String,
+    pub role: &'static str,
+    pub usage: crate::meta::Usage,
+}
+
 impl Ops {
+    /// Every account's storage use, by name.
+    pub async fn accounts(&self) -> Result<Vec<AccountUse>, MetaError> {
+        let mut out = Vec::new();
+        for u in self.meta.users().await? {
+            out.push(AccountUse {
+                usage: self.meta.usage(u.id).await?,
+                role: u.role.as_str(),
+                name: u.name,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// Whether this server can take uploads now: the database answers and
     /// at least W nodes are up. `Err` says what is missing.
     pub async fn readiness(&self) -> Result<(), String> {

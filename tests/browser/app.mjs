@@ -341,6 +341,23 @@ try {
   await audit('phone width');
   await page.setViewportSize({ width: 1280, height: 800 });
 
+  // ---- the operator view (the signed-in user is an admin) ----
+  await page.click('[data-testid=operator-toggle]');
+  await page.waitForSelector('[data-testid=op-nodes] tr[data-node]');
+  const nodes = await page.$$eval('[data-testid=op-nodes] tr[data-node]', (rs) => rs.map((r) => r.textContent));
+  check(nodes.length === 3 && nodes.every((t) => t.includes('up')), `the operator view shows each node up (${nodes.length})`);
+  const workers = await page.$$eval('[data-testid=op-workers] tr[data-worker]', (rs) => rs.map((r) => r.dataset.worker));
+  check(['repair', 'scrub', 'gc'].every((w) => workers.includes(w)), `and every worker's last run (${workers})`);
+  check(await page.locator('[data-testid=op-accounts] tr[data-account="admin"] .bar').count() === 1,
+    "and each account's use as a bar");
+  check((await page.textContent('[data-testid=op-replication]')).includes('0 short of copies'), 'and the replication debt');
+  // A second sample draws the series.
+  await page.waitForFunction(() => document.querySelector('[data-testid=operator] svg.spark polyline')
+    ?.getAttribute('points').split(' ').length >= 2, null, { timeout: 15000 });
+  await page.screenshot({ path: path.join(shots, 'operator.png'), fullPage: true });
+  await audit('operator view');
+  await page.click('[data-testid=operator-toggle]');
+
   // ---- user content never acts with the app's session ----
   await page.click('.crumbs >> text=All files');
   await page.click(`${row('evil.html')} [data-testid=open]`);

@@ -15,6 +15,7 @@
 //! - [`keys`]: keyboard shortcuts and their list.
 //! - [`shares`]: share links: the dialog that makes one, the list that
 //!   shows and revokes them.
+//! - [`operator`]: the cluster's picture for admins.
 //! - [`live`]: follows the change feed, so changes made elsewhere show
 //!   without a reload.
 //! - [`quota`]: the user's storage use against their quota.
@@ -27,6 +28,7 @@ mod clipboard;
 mod diff;
 mod keys;
 mod live;
+mod operator;
 mod quota;
 mod session;
 mod shares;
@@ -52,6 +54,7 @@ fn App() -> impl IntoView {
     provide_context(uploads::OpenFolder(RwSignal::new(String::new())));
     provide_context(auth);
     shares::Shares::provide();
+    provide_context(operator::Operator(RwSignal::new(false)));
     session::start(auth);
     let signed_in = move || auth.session.get().is_some();
     // Only a change of user (or signing out) re-keys the app below; a
@@ -63,6 +66,9 @@ fn App() -> impl IntoView {
             <span class="tagline">"your files, replicated"</span>
             <Show when=signed_in>
                 <shares::Toggle />
+            </Show>
+            <Show when=move || auth.session.with(|s| s.as_ref().is_some_and(|s| s.role == "admin"))>
+                <operator::Toggle />
             </Show>
             <session::UserMenu refresh=refresh />
         </header>
@@ -79,6 +85,7 @@ fn App() -> impl IntoView {
             // Keyed on the user: a new sign-in starts from a fresh state.
             {move || user.get().map(|u| view! {
                 <div data-user=u>
+                    <operator::OperatorView />
                     <shares::SharedLinks />
                     <uploads::Uploads refresh=refresh />
                     <browser::Browser refresh=refresh />

@@ -71,6 +71,11 @@ impl CofferAdmin for AdminApi {
             .report()
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        let accounts = self
+            .ops
+            .accounts()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ClusterStatusResponse {
             nodes: r
                 .nodes
@@ -90,6 +95,15 @@ impl CofferAdmin for AdminApi {
             under_replicated_chunks: r.under_replicated,
             workers: r.workers.iter().map(|w| worker(w, &r.leases)).collect(),
             metadata_backend: r.backend.to_string(),
+            accounts: accounts
+                .into_iter()
+                .map(|a| AccountUsage {
+                    name: a.name,
+                    role: a.role.to_string(),
+                    used_bytes: a.usage.used,
+                    quota_bytes: a.usage.quota.unwrap_or(0),
+                })
+                .collect(),
             snapshot: r.snapshot.map(|s| {
                 let last = s.last.unwrap_or_default();
                 SnapshotStatus {

@@ -250,6 +250,7 @@ async fn the_web_app_previews_compares_selects_zips_and_searches() {
     );
     for shot in [
         "upload-panel.png",
+        "operator.png",
         "viewer-image.png",
         "viewer-markdown.png",
         "diff.png",
