@@ -29,6 +29,11 @@
 //! `--only sync` syncs `--files` (default 10,000) such files against
 //! `aws s3 sync`, then a no-change pass, then times a saved file's trip
 //! between two running `coffer sync`.
+//! `--only web` measures what the web app asks of the server: a zip of a
+//! folder of `--files` (default 1,000) files of 4 KiB against `coffer get`
+//! of the same folder, and thumbnails of 12-megapixel JPEGs against the
+//! same decoding and scaling done in this process, with the server's peak
+//! memory.
 //! `soak` runs the randomized fault soak instead (see
 //! `coffer_tests::soak`): `--seconds` of faults (or `--minutes`), `--seed`
 //! (default: a random one, printed), `--clients` (default 3), `--runs` soaks
@@ -432,6 +437,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if str_arg("--only").as_deref() == Some("snapshot") {
         return snapshot_only(arg("--files", 100_000)).await;
+    }
+    if str_arg("--only").as_deref() == Some("web") {
+        return web_only(arg("--files", 1000), arg("--repeat", 3).max(1)).await;
     }
     let small_only = matches!(str_arg("--only").as_deref(), Some("small" | "sync"));
     // `--only small` needs no large file.
@@ -1194,6 +1202,196 @@ async fn snapshot_only(files: u64) -> anyhow::Result<()> {
         audit.missing_chunks == files,
         "the restored metadata names {} chunks, not {files}",
         audit.missing_chunks
+    );
+    Ok(())
+}
+
+/// `--only web`: see the module's documentation.
+async fn web_only(files: u64, repeat: u64) -> anyhow::Result<()> {
+    use coffer_tests::server::http_request;
+    let work = tempfile::tempdir()?;
+    let state = work.path().join("cli-state");
+    let mut server = Server::start(
+        ServerOpts::embedded()
+            .process()
+            .with("COFFER_ACCESS_TOKEN_SECS", "86400"),
+    )
+    .await?;
+
+    // Opening a folder of 100,000 files against one of 100: the first
+    // page the web app asks for (ListFiles, by name, 1,000 files).
+    {
+        let mut c = server.client().await;
+        for folder in ["big", "small"] {
+            upload(
+                &mut c,
+                &format!("{folder}/file000000.txt"),
+                pattern_blocks(11, 5),
+            )
+            .await?;
+        }
+        server.kill().await;
+        let db = server.data_dir().join("coffer.db");
+        coffer_tests::data::fill_folder(&db, "big", 100_000)?;
+        coffer_tests::data::fill_folder(&db, "small", 100)?;
+        server.restart().await?;
+    }
+    let c = server.client().await;
+    let open = |folder: &'static str| {
+        let mut c = c.clone();
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                let page = c
+                    .list_files(coffer_proto::pb::ListFilesRequest {
+                        prefix: format!("{folder}/"),
+                        page_size: 1000,
+                        delimiter: "/".into(),
+                        order_by: "name".into(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                times.push(t.elapsed().as_secs_f64());
+                anyhow::ensure!(!page.files.is_empty(), "no files in {folder}");
+            }
+            anyhow::Ok(median(times))
+        }
+    };
+    let big = open("big").await?;
+    let small = open("small").await?;
+    println!(
+        "opening a folder of 100,000 files (first page of 1,000): {:.1} ms; of 100 files: {:.1} ms; \
+         ratio {:.2}",
+        big * 1000.0,
+        small * 1000.0,
+        big / small
+    );
+    // What the app did before: the whole folder, every page, in path order.
+    let t = Instant::now();
+    let mut token = String::new();
+    let mut listed = 0;
+    loop {
+        let page = c
+            .clone()
+            .list_files(coffer_proto::pb::ListFilesRequest {
+                prefix: "big/".into(),
+                page_size: 1000,
+                page_token: token,
+                delimiter: "/".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        listed += page.files.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let whole = t.elapsed().as_secs_f64();
+    println!(
+        "listing all {listed} files of it, as the app did before: {:.0} ms ({:.0}x the first page)",
+        whole * 1000.0,
+        whole / big
+    );
+    let pid = server.pid().context("the server runs as a process")?;
+    let bearer = format!("Bearer {}", server.token().unwrap_or_default());
+
+    // A zip of a folder against `coffer get` of it, same server, same files.
+    let tree = work.path().join("folder");
+    small_files(&tree, files as usize, 4096, 31)?;
+    run_coffer(&server, &state, &["put", tree.to_str().unwrap(), "folder"])?;
+    let (mut zips, mut gets) = (Vec::new(), Vec::new());
+    let mut zip_bytes = 0;
+    for round in 0..repeat {
+        settle();
+        let dest = work.path().join(format!("got{round}"));
+        gets.push(run_coffer(&server, &state, &["get", "folder", dest.to_str().unwrap()])?.0);
+        settle();
+        let t = Instant::now();
+        let (code, head, body) = http_request(
+            server.addr(),
+            "POST",
+            "/zip",
+            &[
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            b"path=folder",
+        )
+        .await;
+        zips.push(t.elapsed().as_secs_f64());
+        if code != 200 {
+            bail!("zip: {code} {head}");
+        }
+        zip_bytes = body.len();
+    }
+    let (zip, get) = (median(zips), median(gets));
+    println!(
+        "zip of a folder of {files} files of 4 KiB ({zip_bytes} bytes): {zip:.3} s; coffer get of it: {get:.3} s; \
+         zip / get speed: {:.2}",
+        get / zip
+    );
+
+    // Thumbnails of 12-megapixel JPEGs: the server (fetch, decode, scale,
+    // encode, keep) against decoding and scaling here.
+    const PHOTOS: usize = 8;
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos)?;
+    let mut sources = Vec::new();
+    for i in 0..PHOTOS {
+        let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([
+                (x / 16 + i as u32 * 7) as u8,
+                (y / 12) as u8,
+                ((x ^ y) & 0xFF) as u8,
+            ])
+        });
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img).write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )?;
+        std::fs::write(photos.join(format!("p{i}.jpg")), &jpeg)?;
+        sources.push(jpeg);
+    }
+    run_coffer(
+        &server,
+        &state,
+        &["put", photos.to_str().unwrap(), "photos"],
+    )?;
+    let rss_before = peak_rss_mib(pid);
+    settle();
+    let t = Instant::now();
+    for i in 0..PHOTOS {
+        let (code, head, _) = http_request(
+            server.addr(),
+            "GET",
+            &format!("/thumb/photos/p{i}.jpg?edge=256"),
+            &[("Authorization", bearer.as_str())],
+            b"",
+        )
+        .await;
+        if code != 200 {
+            bail!("thumbnail: {code} {head}");
+        }
+    }
+    let served = t.elapsed().as_secs_f64();
+    let rss_after = peak_rss_mib(pid);
+    settle();
+    let t = Instant::now();
+    for jpeg in &sources {
+        coffer_server::thumbs::render::thumbnail(jpeg, 256, 100_000_000)?;
+    }
+    let local = t.elapsed().as_secs_f64();
+    println!(
+        "thumbnails of {PHOTOS} 12-megapixel JPEGs: server {:.2}/s, in process {:.2}/s, ratio {:.2}; \
+         server peak RSS {rss_before:.0} MiB before, {rss_after:.0} MiB after",
+        PHOTOS as f64 / served,
+        PHOTOS as f64 / local,
+        local / served
     );
     Ok(())
 }

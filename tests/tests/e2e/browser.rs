@@ -263,43 +263,6 @@ async fn the_web_app_previews_compares_selects_zips_and_searches() {
     }
 }
 
-/// Copies the one file in `folder` (`file000000.txt`) to `count` files in
-/// one SQLite transaction, so a folder of 100,000 files takes seconds to
-/// build instead of 100,000 uploads; only listings read the copies.
-fn fill_folder(db: &std::path::Path, folder: &str, count: u32) {
-    let mut db = rusqlite::Connection::open(db).unwrap();
-    let tx = db.transaction().unwrap();
-    let first = format!("{folder}/file000000.txt");
-    let id: i64 = tx
-        .query_row("SELECT id FROM files WHERE path = ?1", [&first], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    tx.execute(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?3)
-         INSERT INTO files (owner_id, path)
-         SELECT f.owner_id, printf('%s/file%06d.txt', ?2, n.i) FROM n, files f WHERE f.id = ?1",
-        rusqlite::params![id, folder, count - 1],
-    )
-    .unwrap();
-    let like = format!("{folder}/file%");
-    tx.execute(
-        "INSERT INTO versions (file_id, number, size, hash, created_at, uploader, modified_at)
-         SELECT nf.id, v.number, v.size, v.hash, v.created_at, v.uploader, v.modified_at
-         FROM files nf, versions v WHERE v.file_id = ?1 AND nf.path LIKE ?2 AND nf.id <> ?1",
-        rusqlite::params![id, like],
-    )
-    .unwrap();
-    tx.execute(
-        "INSERT INTO version_chunks (file_id, number, idx, chunk_id)
-         SELECT nf.id, vc.number, vc.idx, vc.chunk_id
-         FROM files nf, version_chunks vc WHERE vc.file_id = ?1 AND nf.path LIKE ?2 AND nf.id <> ?1",
-        rusqlite::params![id, like],
-    )
-    .unwrap();
-    tx.commit().unwrap();
-}
-
 #[tokio::test]
 async fn a_folder_of_100000_files_opens_and_scrolls_in_the_web_app() {
     const COUNT: u32 = 100_000;
@@ -313,7 +276,7 @@ async fn a_folder_of_100000_files_opens_and_scrolls_in_the_web_app() {
         .unwrap();
     upload_bytes(&mut c, "small.txt", b"beside").await.unwrap();
     server.kill().await;
-    fill_folder(&server.data_dir().join("coffer.db"), "big", COUNT);
+    coffer_tests::data::fill_folder(&server.data_dir().join("coffer.db"), "big", COUNT).unwrap();
     server.restart().await.unwrap();
 
     let shots = root.join("target/browser-screenshots");
