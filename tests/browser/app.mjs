@@ -68,6 +68,7 @@ put('Trip/notes.md', '# Day one\n\nWe walked **far**. [home](https://example.com
   + '<img src=x onerror="localStorage.setItem(\'pwned\',\'md\')">\n\n- sea\n- sand\n');
 put('Trip/story.txt', 'Once upon a time\nthere was a cat.\nIt slept.\nThe end.\n');
 put('Trip/tone.wav', wav(1, 440));
+put('<img src=x onerror=alert(1)> & <b>bold.txt', 'a name with markup in it');
 put('code.rs', 'fn main() {\n    println!("hello <b>world</b>");\n}\n');
 put('evil.html', '<!doctype html><title>evil</title><script>localStorage.setItem("pwned", "html");'
   + 'sessionStorage.setItem("pwned", "html"); document.cookie = "pwned=html; path=/"; '
@@ -360,6 +361,13 @@ try {
 
   // ---- user content never acts with the app's session ----
   await page.click('.crumbs >> text=All files');
+  const marked = '<img src=x onerror=alert(1)> & <b>bold.txt';
+  await page.waitForSelector(`[data-testid=file-row][data-name="${marked.replaceAll('"', '\\"')}"]`);
+  const shown = await page.evaluate((name) => {
+    const r = [...document.querySelectorAll('[data-testid=file-row]')].find((e) => e.dataset.name === name);
+    return { text: r.querySelector('[data-testid=open]').textContent, injected: r.querySelectorAll('img, b').length };
+  }, marked);
+  check(shown.text === marked && shown.injected === 0, `a name with markup is shown as text (${shown.text})`);
   await page.click(`${row('evil.html')} [data-testid=open]`);
   await page.waitForSelector('[data-testid=viewer-frame][sandbox=""]');
   await page.click(`[data-testid=viewer-next]`);

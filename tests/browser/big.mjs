@@ -46,6 +46,20 @@ try {
   check(status.includes(`${count.toLocaleString('en-US').replaceAll(',', '')} files`) || status.includes(`${count} files`),
     `every file is counted once (${status.trim()})`);
   await page.screenshot({ path: path.join(shots, 'big-folder.png') });
+  // A 1 GiB text file in the viewer: its first MiB only, and a note.
+  await page.click('.crumbs >> text=All files');
+  const ranges = [];
+  page.on('response', (r) => { if (r.url().includes('/view/huge.txt')) ranges.push([r.status(), r.headers()['content-length']]); });
+  await page.click('[data-testid=file-row][data-name="huge.txt"] [data-testid=open]');
+  await page.waitForSelector('[data-testid=viewer-text]');
+  const shownText = await page.textContent('[data-testid=viewer]');
+  check(shownText.includes('line 0000000 of a long text file') && shownText.includes('Showing the first 1 MiB'),
+    'a 1 GiB text file opens in the viewer at its start, saying it shows the first MiB');
+  check(ranges.length === 1 && ranges[0][0] === 206 && ranges[0][1] === String(1 << 20),
+    `the viewer read one range of 1 MiB (${JSON.stringify(ranges)})`);
+  await page.keyboard.press('Escape');
+  await page.click(`[data-testid=folder-row][data-name="${folder}"] >> text=${folder}/`);
+  await page.waitForSelector(`[data-testid=file-row][data-name="${folder}/file000000.txt"]`);
   // Sorted by the server: the name column's second click reverses.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.click('th >> text=Name');

@@ -129,7 +129,7 @@ pub fn OperatorView() -> impl IntoView {
             .unwrap_or(0);
         view! {
             <div class="op-grid">
-                <section class="op-card" aria-labelledby="op-nodes">
+                <section class="op-card" tabindex="0" aria-labelledby="op-nodes">
                     <h3 id="op-nodes">{format!("Nodes: {up} of {} up", s.nodes.len())}</h3>
                     <table class="op-table" data-testid="op-nodes">
                         <thead><tr><th>"Node"</th><th>"State"</th><th class="num">"Chunks"</th><th>"Bytes"</th><th class="num">"Latency"</th><th class="num">"Failures"</th></tr></thead>
@@ -152,7 +152,7 @@ pub fn OperatorView() -> impl IntoView {
                     <p class="muted">{format!("Stored over the last {} samples:", stored.with(VecDeque::len))}</p>
                     {move || sparkline("Bytes stored over time".into(), stored.get().into_iter().collect())}
                 </section>
-                <section class="op-card" aria-labelledby="op-repl">
+                <section class="op-card" tabindex="0" aria-labelledby="op-repl">
                     <h3 id="op-repl">"Replication"</h3>
                     <p data-testid="op-replication">{format!(
                         "{} chunks, each on {} nodes (a write waits for {}); {} short of copies",
@@ -176,7 +176,7 @@ pub fn OperatorView() -> impl IntoView {
                         }).unwrap_or_default()
                     )}</p>
                 </section>
-                <section class="op-card wide-card" aria-labelledby="op-workers">
+                <section class="op-card wide-card" tabindex="0" aria-labelledby="op-workers">
                     <h3 id="op-workers">"Workers"</h3>
                     <table class="op-table" data-testid="op-workers">
                         <thead><tr><th>"Worker"</th><th>"State"</th><th>"Last run"</th><th>"Outcome"</th><th class="num">"Runs"</th><th class="num">"Errors"</th><th>"Report"</th></tr></thead>
@@ -199,7 +199,7 @@ pub fn OperatorView() -> impl IntoView {
                         </tbody>
                     </table>
                 </section>
-                <section class="op-card wide-card" aria-labelledby="op-accounts">
+                <section class="op-card wide-card" tabindex="0" aria-labelledby="op-accounts">
                     <h3 id="op-accounts">"Use per account"</h3>
                     <table class="op-table" data-testid="op-accounts">
                         <tbody>

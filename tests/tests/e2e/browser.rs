@@ -275,8 +275,35 @@ async fn a_folder_of_100000_files_opens_and_scrolls_in_the_web_app() {
         .await
         .unwrap();
     upload_bytes(&mut c, "small.txt", b"beside").await.unwrap();
+    // 4 MiB of text, then made a 1 GiB file of the same chunks 256 times
+    // over: the viewer must read only its first MiB.
+    let text: Vec<u8> = (0..)
+        .flat_map(|i: u32| format!("line {i:07} of a long text file\n").into_bytes())
+        .take(4 << 20)
+        .collect();
+    upload_bytes(&mut c, "huge.txt", &text).await.unwrap();
     server.kill().await;
-    coffer_tests::data::fill_folder(&server.data_dir().join("coffer.db"), "big", COUNT).unwrap();
+    let db = server.data_dir().join("coffer.db");
+    coffer_tests::data::fill_folder(&db, "big", COUNT).unwrap();
+    {
+        let db = rusqlite::Connection::open(&db).unwrap();
+        let (id, chunks): (i64, i64) = db
+            .query_row(
+                "SELECT f.id, COUNT(*) FROM files f JOIN version_chunks vc ON vc.file_id = f.id
+                 WHERE f.path = 'huge.txt' GROUP BY f.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        db.execute_batch(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 255)
+             INSERT INTO version_chunks (file_id, number, idx, chunk_id)
+             SELECT vc.file_id, vc.number, vc.idx + {chunks} * n.i, vc.chunk_id
+             FROM version_chunks vc, n WHERE vc.file_id = {id};
+             UPDATE versions SET size = size * 256 WHERE file_id = {id};"
+        ))
+        .unwrap();
+    }
     server.restart().await.unwrap();
 
     let shots = root.join("target/browser-screenshots");
