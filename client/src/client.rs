@@ -130,13 +130,7 @@ impl<T: Transport> Coffer<T> {
         name: &str,
         version: u64,
     ) -> Result<DownloadLinkResponse, ClientError> {
-        let file_name = normalize(name)?;
-        let req = self.request(DownloadLinkRequest {
-            file_name,
-            version,
-            inline: false,
-        });
-        Ok(self.auth.clone().download_link(req).await?.into_inner())
+        self.link(name, version, false).await
     }
 
     /// A link (path and query on the server) that shows `name` at
@@ -147,11 +141,19 @@ impl<T: Transport> Coffer<T> {
         name: &str,
         version: u64,
     ) -> Result<DownloadLinkResponse, ClientError> {
-        let file_name = normalize(name)?;
+        self.link(name, version, true).await
+    }
+
+    async fn link(
+        &self,
+        name: &str,
+        version: u64,
+        inline: bool,
+    ) -> Result<DownloadLinkResponse, ClientError> {
         let req = self.request(DownloadLinkRequest {
-            file_name,
+            file_name: normalize(name)?,
             version,
-            inline: true,
+            inline,
         });
         Ok(self.auth.clone().download_link(req).await?.into_inner())
     }

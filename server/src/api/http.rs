@@ -23,10 +23,11 @@ pub struct DownloadQuery {
     version: u64,
 }
 
-/// Streams version `version` (latest if 0 or absent) of `path` to be
-/// saved, as the caller the guard let through; a download ticket reaches
-/// only the file and version it names.
-pub async fn download(
+/// Streams version `version` (latest if 0 or absent) of `path`, as the
+/// caller the guard let through: saved (`/download/`, `INLINE` false) or
+/// shown in the browser under [`crate::api::inline`]'s rules (`/view/`).
+/// A download ticket reaches only the file and version it names.
+pub async fn file<const INLINE: bool>(
     State((files, auth)): State<(Files, crate::auth::Auth)>,
     Path(path): Path<String>,
     Query(q): Query<DownloadQuery>,
@@ -42,27 +43,8 @@ pub async fn download(
         scope,
         addr,
     };
-    answer(files, auth, request, &headers, Shown::Saved).await
-}
-
-/// [`download`], to be shown in the browser ([`crate::api::inline`]).
-pub async fn view(
-    State((files, auth)): State<(Files, crate::auth::Auth)>,
-    Path(path): Path<String>,
-    Query(q): Query<DownloadQuery>,
-    caller: Option<Extension<Caller>>,
-    scope: Option<Extension<TicketScope>>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let request = Asked {
-        path,
-        version: q.version,
-        caller,
-        scope,
-        addr,
-    };
-    answer(files, auth, request, &headers, Shown::Inline).await
+    let shown = if INLINE { Shown::Inline } else { Shown::Saved };
+    answer(files, auth, request, &headers, shown).await
 }
 
 /// How a response presents the file.

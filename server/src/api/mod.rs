@@ -149,7 +149,7 @@ pub async fn router(
         .route("/metrics", get(metrics))
         .route(
             "/download/{*path}",
-            get(http::download).with_state((files.clone(), auth.clone())),
+            get(http::file::<false>).with_state((files.clone(), auth.clone())),
         )
         .route(
             "/thumb/{*path}",
@@ -157,7 +157,7 @@ pub async fn router(
         )
         .route(
             "/view/{*path}",
-            get(http::view).with_state((files.clone(), auth.clone())),
+            get(http::file::<true>).with_state((files.clone(), auth.clone())),
         )
         .route(
             "/zip",

@@ -35,28 +35,7 @@ async fn browser_and_native_clients_share_one_port() {
 
     let work = tempfile::tempdir().unwrap();
     let shots = root.join("target/browser-screenshots");
-    let out = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/ui.mjs"))
-        .env("COFFER_URL", server.addr())
-        .env("COFFER_USER", "admin")
-        .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
-        .env(
-            "COFFER_TOKEN",
-            server.token().expect("authentication is on"),
-        )
-        .env("WORK_DIR", work.path())
-        .env("COFFER_CLI", coffer_tests::cli::cli_bin())
-        .env("SCREENSHOT_DIR", &shots)
-        .output()
-        .await
-        .expect("run node");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "browser steps failed; server log:\n{}",
-        server.log_tail()
-    );
+    run_browser_script(&server, "ui.mjs", work.path(), &[]).await;
 
     // The native client on the same port sees what the browser did.
     let alpha = std::fs::read(work.path().join("alpha")).unwrap();
@@ -123,13 +102,18 @@ async fn browser_and_native_clients_share_one_port() {
     }
 }
 
-/// Runs `tests/browser/app.mjs` against `server`: the zips it saves land in
-/// the returned folder.
-async fn run_app_steps(server: &Server, shots: &std::path::Path) -> tempfile::TempDir {
+/// Runs the browser script `tests/browser/<script>` against `server` as
+/// the admin, with `work` as its WORK_DIR and `env` besides; fails the
+/// test (with the server's log) if the script fails.
+async fn run_browser_script(
+    server: &Server,
+    script: &str,
+    work: &std::path::Path,
+    env: &[(&str, &str)],
+) {
     let root = workspace_root();
-    let work = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/app.mjs"))
+        .arg(root.join("tests/browser").join(script))
         .env("COFFER_URL", server.addr())
         .env("COFFER_USER", "admin")
         .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
@@ -137,9 +121,10 @@ async fn run_app_steps(server: &Server, shots: &std::path::Path) -> tempfile::Te
             "COFFER_TOKEN",
             server.token().expect("authentication is on"),
         )
-        .env("WORK_DIR", work.path())
+        .env("WORK_DIR", work)
         .env("COFFER_CLI", coffer_tests::cli::cli_bin())
-        .env("SCREENSHOT_DIR", shots)
+        .env("SCREENSHOT_DIR", root.join("target/browser-screenshots"))
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("run node");
@@ -147,10 +132,9 @@ async fn run_app_steps(server: &Server, shots: &std::path::Path) -> tempfile::Te
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
-        "browser steps failed; server log:\n{}",
+        "{script} failed; server log:\n{}",
         server.log_tail()
     );
-    work
 }
 
 /// The names in `zip` and each file's bytes, as Python's `zipfile` reads
@@ -199,7 +183,8 @@ async fn the_web_app_previews_compares_selects_zips_and_searches() {
     let opts = ServerOpts::embedded().with("COFFER_WEB_DIR", dist.to_str().unwrap());
     let server = Server::start(opts).await.unwrap();
     let shots = root.join("target/browser-screenshots");
-    let work = run_app_steps(&server, &shots).await;
+    let work = tempfile::tempdir().unwrap();
+    run_browser_script(&server, "app.mjs", work.path(), &[]).await;
     let tree = work.path().join("tree");
 
     // The folder's zip holds the whole tree, empty folder included; the
@@ -306,23 +291,13 @@ async fn a_folder_of_100000_files_opens_and_scrolls_in_the_web_app() {
     }
     server.restart().await.unwrap();
 
-    let shots = root.join("target/browser-screenshots");
-    let out = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/big.mjs"))
-        .env("COFFER_URL", server.addr())
-        .env("COFFER_USER", "admin")
-        .env("COFFER_PASSWORD", coffer_tests::server::ADMIN_PASSWORD)
-        .env("SCREENSHOT_DIR", &shots)
-        .env("BIG_FOLDER", "big")
-        .env("BIG_COUNT", COUNT.to_string())
-        .output()
-        .await
-        .expect("run node");
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "browser steps failed; server log:\n{}",
-        server.log_tail()
-    );
+    let work = tempfile::tempdir().unwrap();
+    let count = COUNT.to_string();
+    run_browser_script(
+        &server,
+        "big.mjs",
+        work.path(),
+        &[("BIG_FOLDER", "big"), ("BIG_COUNT", &count)],
+    )
+    .await;
 }
