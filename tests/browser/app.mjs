@@ -9,6 +9,7 @@
 // first failed check.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -254,6 +255,28 @@ try {
   await page.waitForSelector(row('Trip/doc.pdf'), { state: 'detached' });
   check(true, 'Delete removes the whole selection');
 
+  // ---- drag and drop within the browser: onto a folder, onto a crumb ----
+  await page.dragAndDrop(row('Trip/tone.wav'), folderRow('empty'));
+  await page.waitForSelector(row('Trip/tone.wav'), { state: 'detached' });
+  await page.click(`${folderRow('empty')} >> text=empty/`);
+  await page.waitForSelector(row('Trip/empty/tone.wav'));
+  check(true, 'a row dragged onto a folder moves into it');
+  await page.dragAndDrop(row('Trip/empty/tone.wav'), '[data-testid=crumb][data-folder="Trip/"]');
+  await page.waitForSelector(row('Trip/empty/tone.wav'), { state: 'detached' });
+  await page.click('.crumbs >> text=Trip');
+  await page.waitForSelector(row('Trip/tone.wav'));
+  check(true, 'and dragged onto a breadcrumb moves back up');
+
+  // The share dialog passes the audit too.
+  await page.click(`${row('Trip/notes.md')} [data-testid=share]`);
+  await page.waitForSelector('[data-testid=share-dialog]');
+  await audit('share dialog');
+  await page.click('[data-testid=share-close]');
+  await page.click('[data-testid=shares-toggle]');
+  await page.waitForSelector('[data-testid=shares-panel]');
+  await audit('shared links');
+  await page.click('[data-testid=shares-toggle]');
+
   // ---- search ----
   await page.keyboard.press('/');
   check(await page.evaluate(() => document.activeElement?.dataset?.testid === 'search'), '/ puts the cursor in the search box');
@@ -323,6 +346,26 @@ try {
   await audit('upload panel');
   await page.click('.crumbs >> text=Trip');
   await page.waitForSelector(folderRow('photos'));
+
+  // Cancel all, then Retry failed: PutChunk is held back, so both files
+  // wait in "uploading" until cancelled; retried, both arrive.
+  await page.route('**/FileStorage/PutChunk', () => {});
+  await page.setInputFiles('[data-testid=file-input]', [
+    { name: 'r1.bin', mimeType: 'application/octet-stream', buffer: crypto.randomBytes(300 * 1024) },
+    { name: 'r2.bin', mimeType: 'application/octet-stream', buffer: crypto.randomBytes(300 * 1024) },
+  ]);
+  const item = (n) => `[data-testid=upload-item][data-name="Trip/${n}"]`;
+  await page.waitForSelector(`${item('r1.bin')}[data-stage="uploading"]`);
+  await page.click('[data-testid=cancel-all]');
+  await page.waitForSelector(`${item('r1.bin')}[data-stage="cancelled"]`);
+  await page.waitForSelector(`${item('r2.bin')}[data-stage="cancelled"]`);
+  await page.unroute('**/FileStorage/PutChunk');
+  check(!(await page.$(row('Trip/r1.bin'))), 'Cancel all stops every upload, and nothing is committed');
+  await page.click('[data-testid=retry-failed]');
+  await page.waitForSelector(`${item('r1.bin')}[data-stage="done"]`);
+  await page.waitForSelector(`${item('r2.bin')}[data-stage="done"]`);
+  await page.waitForSelector(row('Trip/r2.bin'));
+  check(true, 'Retry failed sends them again, and both arrive');
 
   // ---- shortcuts, dark mode, phone ----
   await page.locator('body').click({ position: { x: 5, y: 5 } });

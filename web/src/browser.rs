@@ -200,6 +200,15 @@ fn clicked(
     }
 }
 
+/// The drag data type of rows dragged within the browser.
+const DRAGGED: &str = "application/x-coffer-paths";
+
+/// Whether a drag carries rows of this browser (not files from outside).
+fn dragged_rows(ev: &web_sys::DragEvent) -> bool {
+    ev.data_transfer()
+        .is_some_and(|dt| dt.types().includes(&DRAGGED.into(), 0))
+}
+
 /// Whether search results are shown instead of the folder.
 fn searching_untracked(found: RwSignal<Option<Found>>) -> bool {
     found.with_untracked(Option::is_some)
@@ -671,18 +680,14 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
             ));
         });
     };
-    let move_selected = move |_| {
-        let chosen: Vec<String> = selected.get_untracked().into_iter().collect();
-        let Some(typed) = ask(
-            "Move the selection into folder (/ for the top, /a/b from the top)",
-            &folder.get_untracked(),
-        ) else {
-            return;
-        };
-        let into = typed.trim_matches('/').to_string();
+    // Moves `keys` (files' paths, folders' prefixes) into folder `into`
+    // (no slashes at the ends; "" the top), one call each; the first
+    // failure stops and says which. A folder never goes into itself.
+    let move_into = move |keys: Vec<String>, into: String| {
         spawn_local(async move {
             let c = api::client();
-            for key in &chosen {
+            let mut moved = 0;
+            for key in &keys {
                 let name = key.trim_end_matches('/');
                 let base = name.rsplit('/').next().unwrap_or(name);
                 let to = if into.is_empty() {
@@ -690,7 +695,9 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                 } else {
                     format!("{into}/{base}")
                 };
-                if to == name {
+                if to == name
+                    || (key.ends_with('/') && (into == name || into.starts_with(key.as_str())))
+                {
                     continue;
                 }
                 let r = if key.ends_with('/') {
@@ -702,10 +709,56 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                     banner.0.set(Some(format!("Cannot move {name}: {e}")));
                     break;
                 }
+                moved += 1;
             }
             selected.set(BTreeSet::new());
-            done(format!("Moved {} into /{into}", chosen.len()));
+            done(format!("Moved {moved} into /{into}"));
         });
+    };
+    let move_selected = move |_| {
+        let chosen: Vec<String> = selected.get_untracked().into_iter().collect();
+        let Some(typed) = ask(
+            "Move the selection into folder (/ for the top, /a/b from the top)",
+            &folder.get_untracked(),
+        ) else {
+            return;
+        };
+        move_into(chosen, typed.trim_matches('/').to_string());
+    };
+    // Dragging rows onto a folder or a breadcrumb moves them there: the
+    // selection if the row dragged is in it, else that row alone.
+    let drag_start = move |key: String, ev: web_sys::DragEvent| {
+        let chosen = selected.get_untracked();
+        let keys: Vec<String> = if chosen.contains(&key) {
+            chosen.into_iter().collect()
+        } else {
+            vec![key]
+        };
+        if let Some(dt) = ev.data_transfer() {
+            // Names hold no line breaks (control characters are refused).
+            let _ = dt.set_data(DRAGGED, &keys.join("\n"));
+            dt.set_effect_allowed("move");
+        }
+    };
+    let drag_over = move |ev: web_sys::DragEvent| {
+        if dragged_rows(&ev) {
+            ev.prevent_default();
+        }
+    };
+    let drop_into = move |into: String, ev: web_sys::DragEvent| {
+        if !dragged_rows(&ev) {
+            return;
+        }
+        ev.prevent_default();
+        ev.stop_propagation();
+        let keys: Vec<String> = ev
+            .data_transfer()
+            .and_then(|dt| dt.get_data(DRAGGED).ok())
+            .map(|d| d.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            move_into(keys, into.trim_matches('/').to_string());
+        }
     };
 
     // Clicks on a row: Shift extends from the anchor, Ctrl (or ⌘) and
@@ -817,7 +870,13 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                         .into_iter()
                         .map(|(label, target)| {
                             view! {
-                                <button class="link" on:click=move |_| open_folder(target.clone())>{label}</button>
+                                <button class="link" data-testid="crumb" data-folder=target.clone()
+                                    on:click={
+                                        let t = target.clone();
+                                        move |_| open_folder(t.clone())
+                                    }
+                                    on:dragover=drag_over
+                                    on:drop=move |ev| drop_into(target.clone(), ev)>{label}</button>
                                 <span class="sep" aria-hidden="true">"/"</span>
                             }
                         })
@@ -899,7 +958,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                             .into_iter()
                             .map(|entry| {
                                 let key = entry.key();
-                                let (k1, k2, k3) = (key.clone(), key.clone(), key.clone());
+                                let (k1, k2, k3, k4) = (key.clone(), key.clone(), key.clone(), key.clone());
                                 let is_chosen = move || selected.with(|s| s.contains(&k1));
                                 let e1 = entry.clone();
                                 let row_keys = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
@@ -937,10 +996,12 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                 };
                                 match entry {
                                     Entry::Folder(sub, target) => {
-                                        let (t1, t2, t3, t4) = (target.clone(), target.clone(), target.clone(), target.clone());
+                                        let (t1, t2, t3, t4, t5) = (target.clone(), target.clone(), target.clone(), target.clone(), target.clone());
                                         view! {
                                             <tr class="folder" class:chosen=is_chosen.clone() data-testid="folder-row" data-name=sub.clone()
                                                 data-row="" tabindex="0" aria-selected=move || is_chosen().to_string()
+                                                draggable="true" on:dragstart=move |ev| drag_start(k4.clone(), ev)
+                                                on:dragover=drag_over on:drop=move |ev| drop_into(t5.clone(), ev)
                                                 on:keydown=row_keys on:click=row_click on:mousedown=no_text_selection>
                                                 {pick}
                                                 <td colspan="2">
@@ -975,6 +1036,7 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                         view! {
                                             <tr class:chosen=is_chosen.clone() data-testid="file-row" data-name=name.clone() data-size=m.size.to_string()
                                                 data-version=m.version.clone() data-row="" tabindex="0" aria-selected=move || is_chosen().to_string()
+                                                draggable="true" on:dragstart=move |ev| drag_start(k4.clone(), ev)
                                                 on:keydown=row_keys on:click=row_click on:mousedown=no_text_selection>
                                                 {pick}
                                                 <td class="name">
