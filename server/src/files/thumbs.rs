@@ -50,8 +50,8 @@ impl Files {
                 v,
                 Thumb::None(format!(
                     "{} is over the {} thumbnails are made from",
-                    coffer_client_size(row.size),
-                    coffer_client_size(cfg.max_source_bytes)
+                    mib(row.size),
+                    mib(cfg.max_source_bytes)
                 )),
             ));
         }
@@ -96,8 +96,8 @@ impl Files {
     }
 }
 
-/// `bytes` for people ("64.0 MiB").
-fn coffer_client_size(bytes: u64) -> String {
+/// `bytes` in MiB, for people ("64.0 MiB").
+fn mib(bytes: u64) -> String {
     let mib = bytes as f64 / (1024.0 * 1024.0);
     format!("{mib:.1} MiB")
 }
