@@ -434,6 +434,50 @@ try {
   const after = await pwned();
   check(after.local === null && after.session === null && !after.cookie.includes('pwned'),
     `no script in a user's file reached the app's storage or cookies (${JSON.stringify(after)})`);
+
+  // ---- a real video: recorded here from a canvas (VP8 in WebM), sent
+  // through the upload panel, then played from its /view/ link by Range.
+  const clip = await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 160; canvas.height = 120;
+    const g = canvas.getContext('2d');
+    const rec = new MediaRecorder(canvas.captureStream(25), { mimeType: 'video/webm;codecs=vp8' });
+    const parts = [];
+    rec.ondataavailable = (e) => parts.push(e.data);
+    const stopped = new Promise((ok) => { rec.onstop = ok; });
+    let frame = 0;
+    const paint = setInterval(() => { g.fillStyle = `hsl(${(frame++ * 30) % 360}, 80%, 50%)`; g.fillRect(0, 0, 160, 120); }, 40);
+    rec.start(100);
+    await new Promise((ok) => setTimeout(ok, 1200));
+    rec.stop();
+    await stopped;
+    clearInterval(paint);
+    const bytes = new Uint8Array(await new Blob(parts).arrayBuffer());
+    let text = '';
+    for (const b of bytes) text += String.fromCharCode(b);
+    return btoa(text);
+  });
+  const views = [];
+  page.on('response', (r) => {
+    if (r.url().includes('/view/clip.webm')) views.push([r.status(), r.request().headers().range || '']);
+  });
+  await page.setInputFiles('[data-testid=file-input]',
+    { name: 'clip.webm', mimeType: 'video/webm', buffer: Buffer.from(clip, 'base64') });
+  await page.waitForSelector(`${row('clip.webm')} [data-testid=open]`);
+  await page.click(`${row('clip.webm')} [data-testid=open]`);
+  await page.waitForSelector('[data-testid=viewer-video]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-video]').readyState >= 2, null, { timeout: 15000 });
+  const video = await page.evaluate(() => {
+    const v = document.querySelector('[data-testid=viewer-video]');
+    return { width: v.videoWidth, height: v.videoHeight };
+  });
+  check(video.width === 160 && video.height === 120,
+    `a WebM video (${Buffer.from(clip, 'base64').length} bytes) plays in the viewer at 160x120 (${video.width}x${video.height})`);
+  check(views.some(([status, range]) => status === 206 && range.startsWith('bytes=')),
+    `the video is streamed by Range from its /view/ link (${JSON.stringify(views)})`);
+  await page.screenshot({ path: path.join(shots, 'viewer-video.png') });
+  await audit('video viewer');
+  await page.keyboard.press('Escape');
 } catch (e) {
   await page.screenshot({ path: path.join(shots, 'app-failure.png'), fullPage: true }).catch(() => {});
   console.error(String(e));

@@ -1,9 +1,12 @@
 // A folder of 100,000 files in the web app: it opens on its first page,
 // only the rows on screen (and a margin) exist in the page, scrolling
-// fetches the next pages until the last file, and the server sorts.
+// fetches the next pages until the last file, and the server sorts. Then
+// one drop of DROP_COUNT files: all arrive, with the app's memory far
+// below the bytes sent (files are read as they are sent).
 //
 // Environment: COFFER_URL, COFFER_USER, COFFER_PASSWORD, SCREENSHOT_DIR,
-// CHROMIUM, BIG_FOLDER (its name), BIG_COUNT (its files).
+// CHROMIUM, BIG_FOLDER (its name), BIG_COUNT (its files), DROP_FOLDER,
+// DROP_COUNT, DROP_SIZE (bytes per dropped file).
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
@@ -22,6 +25,9 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 const rows = () => page.locator('tr[data-row]').count();
+// The app's wasm memory, as the page's loader hands it over.
+await page.addInitScript(() => addEventListener('TrunkApplicationStarted', (e) => { window.appMemory = e.detail.wasm.memory; }));
+const wasmBytes = () => page.evaluate(() => window.appMemory.buffer.byteLength);
 try {
   await page.goto(base);
   await page.fill('[data-testid=login-user]', process.env.COFFER_USER);
@@ -65,6 +71,60 @@ try {
   await page.click('th >> text=Name');
   await page.waitForFunction((name) => document.querySelector('tr[data-testid=file-row]')?.dataset.name === name, last);
   check(true, 'the server sorts: names descending start at the last file');
+
+  // ---- one drop of DROP_COUNT files ----
+  // Each file is a header naming it and then the same pattern, made as a
+  // slice of one blob, so the test's own memory stays small; the entries
+  // are read back 100 at a time, as Chromium does.
+  // A fresh page: the memory the big folder's pages took is not counted.
+  await page.reload();
+  await page.waitForSelector('[data-testid=file-row][data-name="small.txt"]');
+  const dropFolder = process.env.DROP_FOLDER;
+  const dropCount = Number(process.env.DROP_COUNT);
+  const dropSize = Number(process.env.DROP_SIZE);
+  const memBefore = await wasmBytes();
+  const started = Date.now();
+  await page.evaluate(({ dir, n, size }) => {
+    const pattern = new Uint8Array(size);
+    for (let i = 0; i < size; i++) pattern[i] = (i * 31 + 7) & 255;
+    const blob = new Blob([pattern]);
+    const entries = [];
+    for (let i = 0; i < n; i++) {
+      const name = `f${String(i).padStart(5, '0')}.bin`;
+      const head = `file ${i}\n`;
+      entries.push({ isFile: true, isDirectory: false, fullPath: `/${dir}/${name}`, name,
+        file: (ok) => setTimeout(() => ok(new File([head, blob.slice(0, size - head.length)], name)), 0) });
+    }
+    const folder = { isFile: false, isDirectory: true, fullPath: `/${dir}`, name: dir, createReader() {
+      let at = 0;
+      return { readEntries(ok) { const b = entries.slice(at, at + 100); at += 100; setTimeout(() => ok(b), 0); } };
+    } };
+    const ev = new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: new DataTransfer() });
+    Object.defineProperty(ev, 'dataTransfer', { value: { items: [{ webkitGetAsEntry: () => folder }], files: [] } });
+    document.querySelector('[data-testid=dropzone]').dispatchEvent(ev);
+  }, { dir: dropFolder, n: dropCount, size: dropSize });
+  let peakRows = 0;
+  for (;;) {
+    const state = await page.evaluate(() => {
+      const t = document.querySelector('[data-testid=upload-totals]');
+      return t && { done: Number(t.dataset.done), failed: Number(t.dataset.failed), pending: Number(t.dataset.pending),
+        rows: document.querySelectorAll('[data-testid=upload-item]').length };
+    });
+    if (state) {
+      peakRows = Math.max(peakRows, state.rows);
+      if (state.failed > 0) throw new Error(`an upload of the drop failed: ${JSON.stringify(state)}`);
+      if (state.pending === 0 && state.done === dropCount) break;
+    }
+    await page.waitForTimeout(1000);
+  }
+  const memAfter = await wasmBytes();
+  const sent = dropCount * dropSize;
+  console.log(`  wasm memory ${memBefore} bytes before the drop, ${memAfter} after; ${sent} bytes dropped in ${Date.now() - started} ms`);
+  check(memAfter - memBefore < sent / 4,
+    `${dropCount} files (${sent >> 20} MiB) in one drop: the app's memory grew ${(memAfter - memBefore) >> 20} MiB`);
+  check(peakRows <= 110, `the panel lists at most the last hundred files, not all (${peakRows} at most)`);
+  await page.waitForSelector(`[data-testid=folder-row][data-name="${dropFolder}"]`);
+  await page.screenshot({ path: path.join(shots, 'big-drop.png') });
 } catch (e) {
   await page.screenshot({ path: path.join(shots, 'big-failure.png') }).catch(() => {});
   console.error(String(e));

@@ -242,6 +242,9 @@ try {
   // once in CI), so Tab is pressed again if the picker did not open.
   let chooser = null;
   for (let attempt = 0; attempt < 3 && !chooser; attempt++) {
+    // From the top of the page (a click on its margin), not from where
+    // the last action left the focus.
+    await page.locator('body').click({ position: { x: 5, y: 5 } });
     let reached = false;
     for (let i = 0; i < 40 && !reached; i++) {
       await page.keyboard.press('Tab');

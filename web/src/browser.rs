@@ -157,6 +157,16 @@ impl Entry {
     }
 }
 
+/// What a drawn row shows, as a key: its entry, the file's version, and
+/// whether names are shown whole (search results) or within the folder.
+fn row_identity(e: &Entry, searching: bool) -> (String, String, bool) {
+    let version = match e {
+        Entry::Folder(..) => String::new(),
+        Entry::File(m) => format!("{}/{}", m.version, health(m).0),
+    };
+    (e.key(), version, searching)
+}
+
 /// Search results: the query they answer, the files found so far and the
 /// token of the next page (empty when there is none).
 #[derive(Clone, Default, PartialEq)]
@@ -953,10 +963,12 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                     </Show>
                     <tr class="spacer" aria-hidden="true"
                         style:height=move || format!("{}px", window.get().0 as f64 * row_height.get())></tr>
-                    {move || {
-                        visible()
-                            .into_iter()
-                            .map(|entry| {
+                    // Keyed: a row that stays in the window as it moves (or
+                    // through a reload) keeps its elements and thumbnail.
+                    <For
+                        each=visible
+                        key=move |e: &Entry| row_identity(e, searching())
+                        children=move |entry: Entry| {
                                 let key = entry.key();
                                 let (k1, k2, k3, k4) = (key.clone(), key.clone(), key.clone(), key.clone());
                                 let is_chosen = move || selected.with(|s| s.contains(&k1));
@@ -1065,9 +1077,8 @@ pub fn Browser(refresh: RwSignal<u64>) -> impl IntoView {
                                             .into_any()
                                     }
                                 }
-                            })
-                            .collect_view()
-                    }}
+                        }
+                    />
                     <tr class="spacer" aria-hidden="true"
                         style:height=move || {
                             let below = rows.with(Vec::len).saturating_sub(window.get().1);

@@ -1,7 +1,8 @@
 //! Keeps the file list current without a reload: follows the user's
 //! change feed (`WatchChanges` over grpc-web) and asks the list to reload
 //! whenever something changed, here or elsewhere (the CLI, another tab,
-//! a synced folder).
+//! a synced folder). Changes that come in floods (a drop of ten thousand
+//! files) reload the list a few times a second, not once per file.
 
 use crate::api;
 use leptos::prelude::*;
@@ -12,6 +13,25 @@ use std::sync::Arc;
 /// Wait before following again after the feed broke off (the server
 /// restarted, the network dropped).
 const RETRY_MS: u32 = 3_000;
+
+/// However many changes arrive, the list reloads at most this often.
+const SOON_MS: u32 = 400;
+
+thread_local! {
+    static PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Asks for one reload within `SOON_MS`: calls meanwhile join it.
+pub fn soon(refresh: RwSignal<u64>) {
+    if PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(SOON_MS).await;
+        PENDING.with(|p| p.set(false));
+        refresh.update(|n| *n += 1);
+    });
+}
 
 /// Bumps `refresh` for every batch of changes, for as long as the calling
 /// component lives.
@@ -40,7 +60,7 @@ pub fn follow(refresh: RwSignal<u64>) {
                                 }
                                 cursor = Some(page.cursor);
                                 if !page.changes.is_empty() {
-                                    refresh.update(|n| *n += 1);
+                                    soon(refresh);
                                 }
                             }
                             Ok(None) => break,

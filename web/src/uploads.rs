@@ -8,8 +8,9 @@
 
 use crate::api::{self, BlobSource, SLICE};
 use crate::Banner;
+use bytes::Bytes;
 use coffer_client::format::human_size;
-use coffer_client::upload::Planner;
+use coffer_client::upload::{ChunkSource, Planner, UploadPlan, UploadReport};
 use coffer_client::{Observer, PutMode};
 use futures::future::{AbortHandle, Abortable};
 use leptos::prelude::*;
@@ -17,8 +18,18 @@ use leptos::task::spawn_local;
 use std::collections::VecDeque;
 use wasm_bindgen::JsCast;
 
-/// Files sent at once.
+/// Files sent at once while any of them is large.
 const PARALLEL: usize = 3;
+/// Small files sent at once: each costs three round trips and little
+/// else, so over a real network more of them overlap (on one machine the
+/// browser's CPU is the limit; BENCHMARKS.md). Browsers open six
+/// connections to a host over HTTP/1.1, and the change feed holds one.
+const PARALLEL_SMALL: usize = 5;
+/// A file this size or smaller is read once, hashed and sent from memory
+/// (at most `PARALLEL_SMALL` of them at a time); a larger one is read in
+/// slices, twice (once to hash it, once for the chunks the cluster
+/// lacks), so its bytes are never all held.
+const SMALL: u64 = 1024 * 1024;
 /// Finished files the panel keeps listed (the totals count them all).
 const SHOWN_FINISHED: usize = 100;
 
@@ -51,6 +62,45 @@ fn finished(stage: Stage) -> bool {
     matches!(stage, Stage::Done | Stage::Failed | Stage::Cancelled)
 }
 
+/// The panel's totals, kept as each file moves on, so a drop of ten
+/// thousand files costs the same per change as a drop of one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    /// Files in each stage, indexed by `Stage as usize`.
+    files: [usize; 7],
+    /// Bytes of every file listed.
+    bytes: u64,
+    /// Bytes sent: whole files done, and what the ones on the way sent.
+    sent: u64,
+}
+
+impl Tally {
+    fn of(&self, stage: Stage) -> usize {
+        self.files[stage as usize]
+    }
+    fn all(&self) -> usize {
+        self.files.iter().sum()
+    }
+    fn pending(&self) -> usize {
+        self.of(Stage::Queued)
+            + self.of(Stage::Hashing)
+            + self.of(Stage::Uploading)
+            + self.of(Stage::Committing)
+    }
+    fn finished(&self) -> usize {
+        self.all() - self.pending()
+    }
+}
+
+/// What a file in `stage`, `progress` through it, adds to the bytes sent.
+fn sent(stage: Stage, progress: (u64, u64), size: u64) -> u64 {
+    match stage {
+        Stage::Done => size,
+        Stage::Uploading | Stage::Committing => progress.0,
+        _ => 0,
+    }
+}
+
 /// The folder the browser shows, where uploads land (`""` the top, else
 /// a prefix ending in `/`).
 #[derive(Clone, Copy)]
@@ -70,55 +120,174 @@ struct Item {
     file: StoredValue<web_sys::File, LocalStorage>,
 }
 
-struct Progress(Item);
+/// The panel's state: every file of the drops so far, the queue, the ones
+/// listed, and the totals.
+#[derive(Clone, Copy)]
+struct Panel {
+    tally: RwSignal<Tally>,
+    /// Large files being sent.
+    large: StoredValue<usize>,
+    /// Every file still in the panel, queued or not (Cancel all, Retry
+    /// failed and Clear finished walk it; nothing else does).
+    all: StoredValue<Vec<Item>>,
+    /// The files listed: those started, oldest first, at most
+    /// `SHOWN_FINISHED` of them finished.
+    shown: RwSignal<Vec<Item>>,
+    queue: StoredValue<VecDeque<Item>>,
+    running: StoredValue<usize>,
+}
 
-impl Observer for Progress {
-    fn start(&self, bytes: u64) {
-        self.0.stage.set(Stage::Uploading);
-        self.0.progress.set((0, bytes));
-        if bytes == 0 {
-            self.0.stage.set(Stage::Committing);
+impl Panel {
+    fn new() -> Self {
+        Panel {
+            tally: RwSignal::new(Tally::default()),
+            all: StoredValue::new(Vec::new()),
+            shown: RwSignal::new(Vec::new()),
+            queue: StoredValue::new(VecDeque::new()),
+            running: StoredValue::new(0),
+            large: StoredValue::new(0),
         }
     }
-    fn advance(&self, bytes: u64) {
-        self.0.progress.update(|p| p.0 += bytes);
-        let (done, of) = self.0.progress.get_untracked();
-        if done >= of {
-            self.0.stage.set(Stage::Committing);
+
+    /// Moves `item` to `stage`, `progress` through it, keeping the totals.
+    fn set(&self, item: &Item, stage: Stage, progress: (u64, u64)) {
+        let (was, had) = (item.stage.get_untracked(), item.progress.get_untracked());
+        if was == stage && had == progress {
+            return;
         }
+        if was != stage {
+            item.stage.set(stage);
+        }
+        if had != progress {
+            item.progress.set(progress);
+        }
+        self.tally.update(|t| {
+            t.files[was as usize] -= 1;
+            t.files[stage as usize] += 1;
+            t.sent = t.sent - sent(was, had, item.size) + sent(stage, progress, item.size);
+        });
+    }
+
+    fn stage(&self, item: &Item, stage: Stage) {
+        self.set(item, stage, item.progress.get_untracked());
+    }
+
+    /// Adds freshly picked files, queued.
+    fn add(&self, fresh: Vec<Item>) {
+        self.tally.update(|t| {
+            t.files[Stage::Queued as usize] += fresh.len();
+            t.bytes += fresh.iter().map(|i| i.size).sum::<u64>();
+        });
+        self.queue.update_value(|q| q.extend(fresh.iter().cloned()));
+        self.all.update_value(|v| v.extend(fresh));
+    }
+
+    /// Lists `item`, which just started, dropping the oldest finished
+    /// rows beyond `SHOWN_FINISHED`.
+    fn show(&self, item: Item) {
+        self.shown.update(|v| {
+            // A file retried moves to the end.
+            v.retain(|i| i.id != item.id);
+            v.push(item);
+            let mut over = v.len().saturating_sub(SHOWN_FINISHED + PARALLEL_SMALL);
+            v.retain(|i| {
+                let gone = over > 0 && finished(i.stage.get_untracked());
+                if gone {
+                    over -= 1;
+                }
+                !gone
+            });
+        });
+    }
+
+    /// Forgets the finished files, rows and totals alike.
+    fn clear_finished(&self) {
+        let mut gone = Tally::default();
+        self.all.update_value(|v| {
+            v.retain(|i| {
+                let s = i.stage.get_untracked();
+                if finished(s) {
+                    gone.files[s as usize] += 1;
+                    gone.bytes += i.size;
+                    gone.sent += sent(s, i.progress.get_untracked(), i.size);
+                }
+                !finished(s)
+            })
+        });
+        self.shown
+            .update(|v| v.retain(|i| !finished(i.stage.get_untracked())));
+        self.tally.update(|t| {
+            for (n, g) in t.files.iter_mut().zip(gone.files) {
+                *n -= g;
+            }
+            t.bytes -= gone.bytes;
+            t.sent -= gone.sent;
+        });
     }
 }
 
-async fn upload(item: Item) -> Result<String, String> {
-    item.stage.set(Stage::Hashing);
+struct Progress(Item, Panel);
+
+impl Observer for Progress {
+    fn start(&self, bytes: u64) {
+        let stage = if bytes == 0 {
+            Stage::Committing
+        } else {
+            Stage::Uploading
+        };
+        self.1.set(&self.0, stage, (0, bytes));
+    }
+    fn advance(&self, bytes: u64) {
+        let (done, of) = self.0.progress.get_untracked();
+        let done = done + bytes;
+        let stage = if done >= of {
+            Stage::Committing
+        } else {
+            Stage::Uploading
+        };
+        self.1.set(&self.0, stage, (done, of));
+    }
+}
+
+async fn upload(item: Item, panel: Panel) -> Result<String, String> {
     let blob = gloo_file::Blob::from(item.file.get_value());
     let size = blob.size();
     let mut planner = Planner::new();
-    let mut at = 0;
-    while at < size {
-        let end = (at + SLICE).min(size);
-        planner.push(&api::read_slice(&blob, at, end).await?);
-        at = end;
-        item.progress.set((at, size));
-    }
-    let plan = planner.finish();
-    let report = api::client()
-        .upload(
-            &item.name,
-            &plan,
-            &BlobSource(blob),
-            None,
-            PutMode::Overwrite,
-            &Progress(item.clone()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let progress = Progress(item.clone(), panel);
+    let report = if size <= SMALL {
+        // One read: the bytes hashed are the bytes sent.
+        let bytes = Bytes::from(api::read_slice(&blob, 0, size).await?);
+        planner.push(&bytes);
+        panel.set(&item, Stage::Hashing, (size, size));
+        send(&item, &planner.finish(), &bytes, &progress).await?
+    } else {
+        let mut at = 0;
+        while at < size {
+            let end = (at + SLICE).min(size);
+            planner.push(&api::read_slice(&blob, at, end).await?);
+            at = end;
+            panel.set(&item, Stage::Hashing, (at, size));
+        }
+        send(&item, &planner.finish(), &BlobSource(blob), &progress).await?
+    };
     Ok(format!(
         "version {}, sent {} of {}",
         report.metadata.version,
         human_size(report.bytes_sent),
         human_size(report.bytes_total)
     ))
+}
+
+async fn send(
+    item: &Item,
+    plan: &UploadPlan,
+    source: &impl ChunkSource,
+    progress: &Progress,
+) -> Result<UploadReport, String> {
+    api::client()
+        .upload(&item.name, plan, source, None, PutMode::Overwrite, progress)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// What one drop or pick brought: files with their paths inside it, the
@@ -187,49 +356,59 @@ fn relative_path(file: &web_sys::File) -> String {
 pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
     let banner = expect_context::<Banner>();
     let open = expect_context::<OpenFolder>();
-    let items = RwSignal::new(Vec::<Item>::new());
-    let queue = StoredValue::new(VecDeque::<Item>::new());
-    let running = RwSignal::new(0usize);
+    let panel = Panel::new();
     let next_id = StoredValue::new(0u64);
     let hovering = RwSignal::new(false);
     let skipped = RwSignal::new(Vec::<(String, String)>::new());
 
     // Starts queued files while fewer than PARALLEL run.
-    fn pump(
-        queue: StoredValue<VecDeque<Item>>,
-        running: RwSignal<usize>,
-        refresh: RwSignal<u64>,
-        banner: Banner,
-    ) {
-        while running.get_untracked() < PARALLEL {
-            let Some(item) = queue.try_update_value(|q| q.pop_front()).flatten() else {
+    fn pump(panel: Panel, refresh: RwSignal<u64>, banner: Banner) {
+        loop {
+            let Some(next) = panel.queue.with_value(|q| q.front().map(|i| i.size)) else {
+                return;
+            };
+            let large = next > SMALL || panel.large.get_value() > 0;
+            let limit = if large { PARALLEL } else { PARALLEL_SMALL };
+            if panel.running.get_value() >= limit {
+                return;
+            }
+            let Some(item) = panel.queue.try_update_value(|q| q.pop_front()).flatten() else {
                 return;
             };
             if item.stage.get_untracked() != Stage::Queued {
                 continue;
             }
-            running.update(|n| *n += 1);
+            let large = item.size > SMALL;
+            panel.running.update_value(|n| *n += 1);
+            if large {
+                panel.large.update_value(|n| *n += 1);
+            }
+            panel.stage(&item, Stage::Hashing);
+            panel.show(item.clone());
             let (handle, registration) = AbortHandle::new_pair();
             item.abort.set_value(Some(handle));
             spawn_local(async move {
-                let result = Abortable::new(upload(item.clone()), registration).await;
+                let result = Abortable::new(upload(item.clone(), panel), registration).await;
                 match result {
                     Ok(Ok(note)) => {
-                        item.stage.set(Stage::Done);
+                        panel.stage(&item, Stage::Done);
                         item.note.set(note);
-                        refresh.update(|n| *n += 1);
+                        crate::live::soon(refresh);
                     }
                     Ok(Err(e)) => {
-                        item.stage.set(Stage::Failed);
+                        panel.stage(&item, Stage::Failed);
                         banner
                             .0
                             .set(Some(format!("Upload of {} failed: {e}", item.name)));
                         item.note.set(e);
                     }
-                    Err(_) => item.stage.set(Stage::Cancelled),
+                    Err(_) => panel.stage(&item, Stage::Cancelled),
                 }
-                running.update(|n| *n -= 1);
-                pump(queue, running, refresh, banner);
+                panel.running.update_value(|n| *n -= 1);
+                if large {
+                    panel.large.update_value(|n| *n -= 1);
+                }
+                pump(panel, refresh, banner);
             });
         }
     }
@@ -284,24 +463,8 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
             });
         }
         skipped.update(|s| s.extend(refused));
-        queue.update_value(|q| q.extend(fresh.iter().cloned()));
-        items.update(|v| {
-            v.extend(fresh);
-            // Only so many finished files stay listed.
-            let done = v
-                .iter()
-                .filter(|i| finished(i.stage.get_untracked()))
-                .count();
-            let mut drop = done.saturating_sub(SHOWN_FINISHED);
-            v.retain(|i| {
-                let gone = drop > 0 && finished(i.stage.get_untracked());
-                if gone {
-                    drop -= 1;
-                }
-                !gone
-            });
-        });
-        pump(queue, running, refresh, banner);
+        panel.add(fresh);
+        pump(panel, refresh, banner);
     };
 
     // A picker of whole folders (the attribute has no typed setter here).
@@ -372,30 +535,13 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
         input.set_value("");
     };
 
-    let count = move |pred: fn(Stage) -> bool| {
-        items.with(|v| v.iter().filter(|i| pred(i.stage.get())).count())
-    };
-    let totals = move || {
-        items.with(|v| {
-            let (mut done, mut all) = (0u64, 0u64);
-            for i in v {
-                all += i.size;
-                done += match i.stage.get() {
-                    Stage::Done => i.size,
-                    Stage::Uploading | Stage::Committing => i.progress.get().0,
-                    _ => 0,
-                };
-            }
-            (done, all)
-        })
-    };
-    let active = move || count(|s| !finished(s)) > 0;
+    let tally = panel.tally;
     let cancel_all = move |_| {
-        queue.update_value(VecDeque::clear);
-        items.with_untracked(|v| {
+        panel.queue.update_value(VecDeque::clear);
+        panel.all.with_value(|v| {
             for i in v {
                 match i.stage.get_untracked() {
-                    Stage::Queued => i.stage.set(Stage::Cancelled),
+                    Stage::Queued => panel.stage(i, Stage::Cancelled),
                     s if !finished(s) => {
                         if let Some(h) = i.abort.get_value() {
                             h.abort();
@@ -407,19 +553,18 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
         });
     };
     let retry_failed = move |_| {
-        let again: Vec<Item> = items.with_untracked(|v| {
+        let again: Vec<Item> = panel.all.with_value(|v| {
             v.iter()
                 .filter(|i| matches!(i.stage.get_untracked(), Stage::Failed | Stage::Cancelled))
                 .cloned()
                 .collect()
         });
         for i in &again {
-            i.stage.set(Stage::Queued);
+            panel.set(i, Stage::Queued, (0, i.size));
             i.note.set(String::new());
-            i.progress.set((0, i.size));
         }
-        queue.update_value(|q| q.extend(again));
-        pump(queue, running, refresh, banner);
+        panel.queue.update_value(|q| q.extend(again));
+        pump(panel, refresh, banner);
     };
 
     view! {
@@ -447,33 +592,35 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                 <input type="file" multiple data-testid="folder-input" node_ref=folder_input on:change=on_pick />
                 <span class="button">"Upload a folder…"</span>
             </label>
-            <Show when=move || items.with(|v| !v.is_empty()) || skipped.with(|s| !s.is_empty())>
+            <Show when=move || tally.with(|t| t.all() > 0) || skipped.with(|s| !s.is_empty())>
                 <div class="upload-panel" data-testid="upload-panel">
                     <div class="upload-totals" role="status" data-testid="upload-totals"
-                        data-done=move || count(|s| s == Stage::Done).to_string()
-                        data-failed=move || count(|s| s == Stage::Failed).to_string()
-                        data-pending=move || count(|s| !finished(s)).to_string()>
+                        data-done=move || tally.with(|t| t.of(Stage::Done)).to_string()
+                        data-failed=move || tally.with(|t| t.of(Stage::Failed)).to_string()
+                        data-pending=move || tally.with(Tally::pending).to_string()>
                         {move || {
-                            let (done, all) = totals();
+                            let t = tally.get();
+                            let also = |n: usize, what: &str| match n { 0 => String::new(), n => format!(", {n} {what}") };
                             format!(
-                                "{} of {} files uploaded, {} of {}{}",
-                                count(|s| s == Stage::Done),
-                                items.with(Vec::len),
-                                human_size(done),
-                                human_size(all),
-                                match count(|s| s == Stage::Failed) { 0 => String::new(), n => format!(", {n} failed") },
+                                "{} of {} files uploaded, {} of {}{}{}",
+                                t.of(Stage::Done),
+                                t.all(),
+                                human_size(t.sent),
+                                human_size(t.bytes),
+                                also(t.of(Stage::Failed), "failed"),
+                                also(t.of(Stage::Cancelled), "cancelled"),
                             )
                         }}
                         <progress aria-label="Overall upload progress"
-                            max=move || totals().1.max(1).to_string() value=move || totals().0.to_string()></progress>
-                        <Show when=active>
+                            max=move || tally.with(|t| t.bytes.max(1)).to_string() value=move || tally.with(|t| t.sent).to_string()></progress>
+                        <Show when=move || tally.with(|t| t.pending() > 0)>
                             <button class="link" data-testid="cancel-all" on:click=cancel_all>"Cancel all"</button>
                         </Show>
-                        <Show when=move || { count(|s| matches!(s, Stage::Failed | Stage::Cancelled)) > 0 }>
+                        <Show when=move || tally.with(|t| t.of(Stage::Failed) + t.of(Stage::Cancelled) > 0)>
                             <button class="link" data-testid="retry-failed" on:click=retry_failed>"Retry failed"</button>
                         </Show>
-                        <Show when=move || items.with(|v| v.iter().any(|i| finished(i.stage.get())))>
-                            <button class="link" on:click=move |_| items.update(|v| v.retain(|i| !finished(i.stage.get_untracked())))>
+                        <Show when=move || tally.with(|t| t.finished() > 0)>
+                            <button class="link" on:click=move |_| panel.clear_finished()>
                                 "Clear finished"
                             </button>
                         </Show>
@@ -490,12 +637,10 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                         </details>
                     </Show>
                     <ul class="queue" data-testid="upload-queue" tabindex="0" aria-label="Files being uploaded">
+                        // The queued ones wait out of sight; the ones
+                        // started are listed, the oldest finished leaving.
                         <For
-                            each=move || {
-                                // The queued ones wait out of sight; the
-                                // rest are listed.
-                                items.get().into_iter().filter(|i| i.stage.get() != Stage::Queued).collect::<Vec<_>>()
-                            }
+                            each=move || panel.shown.get()
                             key=|i| i.id
                             children=move |item: Item| {
                                 let Item { name, size, stage, progress, note, abort, .. } = item;

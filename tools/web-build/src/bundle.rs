@@ -25,8 +25,9 @@ pub fn bindgen(wasm: &Path, scratch: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)
         .typescript(false)
         .omit_default_module_path(false)
         // Function names for stack traces: a quarter of the module. A
-        // panic still reports its message and source location.
-        .remove_name_section(true)
+        // panic still reports its message and source location. Kept with
+        // COFFER_WEB_NAMES=1, for a profile that names the app's code.
+        .remove_name_section(std::env::var_os("COFFER_WEB_NAMES").is_none())
         .remove_producers_section(true)
         .out_name(OUT_NAME)
         .generate(scratch)
