@@ -13,6 +13,7 @@
 //! - [`feed`]: the change feed (pages after a cursor, and watches).
 //! - [`shares`]: share links.
 //! - [`thumbs`]: thumbnails of images, kept on the nodes.
+//! - [`packs`]: the pack format that keeps small chunks together.
 //! - [`status`]: what operators see (nodes, replication, workers).
 //! - [`auth`]: accounts — passwords, tokens, throttled logins.
 //! - [`caller`]: who is calling, as the domain sees it.
@@ -43,6 +44,7 @@ pub mod files;
 pub mod identity;
 pub mod listen;
 pub mod meta;
+pub mod packs;
 pub mod per_key;
 pub mod server;
 pub mod shares;
