@@ -13,7 +13,7 @@
 //! to its id. The index at the end lets the chunk → pack table be rebuilt
 //! from the nodes alone (two ranged GETs per pack: the footer, then the
 //! index), and a pack is named by the BLAKE3 of all its bytes, so one
-//! hash verifies a whole replica.
+//! hash verifies a whole replica, as it does any chunk.
 
 use std::collections::HashSet;
 use std::ops::Range;

@@ -5,12 +5,16 @@
 //!   read back and verified.
 //! - [`ranges`]: which ranged GETs fetch a set of packed chunks.
 //!
-//! A pack is named by the BLAKE3 of its bytes and kept under
-//! [`pack_key`] on the nodes its name places it on, like a chunk. The
-//! rules the rest of the server keeps (docs/decisions.md, "Packs"): an
-//! index row names only a pack durable on W nodes; a pack's trailing
-//! index alone can rebuild its rows; a chunk of at least [`PACK_BELOW`]
-//! bytes stays an object of its own.
+//! A pack is named by the BLAKE3 of its bytes, so to the cluster it is
+//! one more content-addressed chunk: it lives under `chunk_key` on the
+//! nodes its name places it on, and replication, repair, scrub,
+//! anti-entropy and recovery treat it like any chunk, verifying it by
+//! its name. What is new is above them: a packed chunk's row names its
+//! pack and offset, a pack stays while a live chunk names it, and reads
+//! of a packed chunk are ranged. The rules (docs/decisions.md, "Packs"):
+//! a chunk row names only a pack already durable on W nodes; a pack's
+//! trailing index alone can rebuild its chunks' rows; a chunk of at
+//! least [`PACK_BELOW`] bytes stays an object of its own.
 
 pub mod format;
 pub mod ranges;
@@ -21,35 +25,3 @@ pub const PACK_BELOW: usize = coffer_proto::chunking::MIN_CHUNK;
 
 /// A pack is sealed once its chunks reach this many bytes.
 pub const TARGET_PACK: u64 = 16 * 1024 * 1024;
-
-/// The object key of pack `id` (outside `chunks/`, so a listing of
-/// chunks never meets one).
-pub fn pack_key(id: &str) -> String {
-    format!("coffer/packs/{}/{}", &id[..2.min(id.len())], id)
-}
-
-/// The pack id in a key made by [`pack_key`], if it is one.
-pub fn pack_id_of_key(key: &str) -> Option<&str> {
-    let (prefix, id) = key.strip_prefix("coffer/packs/")?.split_once('/')?;
-    (coffer_proto::chunking::is_chunk_id(id) && id.starts_with(prefix) && prefix.len() == 2)
-        .then_some(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pack_keys_round_trip_and_nothing_else_parses() {
-        let id = format::Builder::new().seal().id;
-        assert_eq!(pack_id_of_key(&pack_key(&id)), Some(id.as_str()));
-        for bad in [
-            "coffer/packs/ab".to_string(),
-            format!("coffer/packs/zz/{id}"),
-            format!("chunks/{}/{id}", &id[..2]),
-            format!("coffer/packs/{}/{}x", &id[..2], &id[..63]),
-        ] {
-            assert_eq!(pack_id_of_key(&bad), None, "{bad}");
-        }
-    }
-}

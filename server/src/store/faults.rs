@@ -109,6 +109,17 @@ impl BlobStore for FaultyStore {
         Ok(data)
     }
 
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        self.check()?;
+        let data = self.inner.get_range(key, range).await?;
+        if self.corrupt_reads.load(Ordering::SeqCst) && !data.is_empty() {
+            let mut v = data.to_vec();
+            v[0] ^= 0xff;
+            return Ok(Bytes::from(v));
+        }
+        Ok(data)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.check()?;
         self.inner.delete(key).await

@@ -163,6 +163,39 @@ impl BlobStore for LocalStore {
         .await
     }
 
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path_of(key)?;
+        let key = key.to_string();
+        self.blocking(move |s| {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound {
+                        store: s.name.clone(),
+                        key,
+                    })
+                }
+                Err(e) => return Err(s.other(e)),
+            };
+            let want = range.end.saturating_sub(range.start);
+            let mut data = Vec::with_capacity(want as usize);
+            file.seek(SeekFrom::Start(range.start))
+                .and_then(|_| file.take(want).read_to_end(&mut data))
+                .map_err(|e| s.other(e))?;
+            if data.len() as u64 != want {
+                return Err(super::short_object(
+                    &s.name,
+                    &key,
+                    &range,
+                    data.len() as u64,
+                ));
+            }
+            Ok(Bytes::from(data))
+        })
+        .await
+    }
+
     async fn get_into(
         &self,
         key: &str,

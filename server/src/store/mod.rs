@@ -14,6 +14,7 @@ pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::ops::Range;
 use thiserror::Error;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
@@ -77,10 +78,27 @@ pub trait BlobStore: Send + Sync + 'static {
         })?;
         Ok(data.len() as u64)
     }
+    /// Bytes `range` of an object, exactly: an object that ends before
+    /// `range.end` is an error ([`StoreError::Other`]), like one whose
+    /// bytes are wrong, since callers read ranges an index names.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError>;
     /// Deletes an object; deleting an absent object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every object whose key starts with `prefix`, in no set order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+}
+
+/// The error for an object shorter than the range asked of it.
+pub fn short_object(store: &str, key: &str, range: &Range<u64>, got: u64) -> StoreError {
+    StoreError::Other {
+        store: store.to_string(),
+        source: format!(
+            "object {key} has {got} of the {} bytes asked from offset {}",
+            range.end - range.start,
+            range.start
+        )
+        .into(),
+    }
 }
 
 /// Where the chunk with id `id` lives on every node: `chunks/ab/abcdef…`.

@@ -218,6 +218,48 @@ impl BlobStore for S3Store {
         Ok(body.into_bytes())
     }
 
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        let want = range.end.saturating_sub(range.start);
+        if want == 0 {
+            // HTTP has no empty range; the object must still exist.
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| self.classify(key, e))?;
+            return Ok(Bytes::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                store: self.name.clone(),
+                source: Box::new(e),
+            })?
+            .into_bytes();
+        if data.len() as u64 != want {
+            return Err(super::short_object(
+                &self.name,
+                key,
+                &range,
+                data.len() as u64,
+            ));
+        }
+        Ok(data)
+    }
+
     async fn get_into(
         &self,
         key: &str,

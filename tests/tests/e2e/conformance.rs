@@ -42,6 +42,33 @@ async fn conformance(store: &dyn BlobStore) {
         store.put(key, data.clone()).await.unwrap();
         assert_eq!(store.get(key).await.unwrap(), *data, "{key}");
     }
+    // Ranges: exactly the bytes asked, an empty one included; an object
+    // shorter than the range is an error, an absent one not found.
+    let (key, data) = &objects[3];
+    let len = data.len() as u64;
+    for r in [0..1, 100..5000, len - 48..len, 7..7, 0..len] {
+        let got = store.get_range(key, r.clone()).await.unwrap();
+        assert!(
+            got == data.slice(r.start as usize..r.end as usize),
+            "range {r:?}"
+        );
+    }
+    for r in [len - 10..len + 10, len + 5..len + 10] {
+        let err = store.get_range(key, r.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Other { .. }),
+            "range {r:?} past the end: {err}"
+        );
+    }
+    assert!(matches!(
+        store.get_range("chunks/00/absent", 0..5).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_range("chunks/00/absent", 0..0).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
     // Overwriting is allowed and the last write wins.
     store
         .put(&objects[1].0, Bytes::from_static(b"new"))
