@@ -4,6 +4,7 @@
 //! a real PostgreSQL. Built with the `conformance` feature.
 
 use super::*;
+use std::collections::HashMap;
 use std::time::Duration;
 
 fn chunk(ch: char, size: u32) -> ChunkRef {
@@ -1865,4 +1866,96 @@ pub async fn sorted_listings_page_by_name_size_and_time_without_repeats(meta: Me
         ["f/empty", "f/sub", "f/sub2"]
     );
     assert_eq!(meta.child_folders(o, "").await.unwrap(), ["f", "f%_"]);
+}
+
+pub async fn packed_chunks_name_their_pack_which_lives_while_they_do(meta: Meta) {
+    let (a, b, c) = (chunk('a', 10), chunk('b', 20), chunk('c', 5));
+    let pack = chunk('p', 100);
+    let mut holds = Vec::new();
+    for ch in [&a, &b, &c] {
+        match meta.hold_chunk(ch, None).await.unwrap() {
+            ChunkHold::Write(h) => holds.push(h),
+            other => panic!("a new chunk must be written: {other:?}"),
+        }
+    }
+    // `c` is stored on its own meanwhile: it stays where it is.
+    meta.record_chunk(&c, &holds[2], &["n1".into()])
+        .await
+        .unwrap();
+    let packed = [
+        (&a, holds[0].clone(), 0),
+        (&b, "not-the-hold".to_string(), 10),
+        (&c, holds[2].clone(), 30),
+    ]
+    .map(|(ch, hold, offset)| Packed {
+        chunk: ch.clone(),
+        hold,
+        offset,
+    });
+    let refused = meta
+        .record_pack(&pack, &["n1".into(), "n2".into()], &packed)
+        .await
+        .unwrap();
+    assert_eq!(refused, vec![b.id.clone()], "only the lost hold is refused");
+    let ids = [a.id.clone(), b.id.clone(), c.id.clone()];
+    let at = meta.pack_locations(&ids).await.unwrap();
+    assert_eq!(
+        at,
+        HashMap::from([(
+            a.id.clone(),
+            PackedAt {
+                pack: pack.id.clone(),
+                offset: 0
+            }
+        )])
+    );
+    assert_eq!(
+        meta.hold_chunk(&a, None).await.unwrap(),
+        ChunkHold::Stored,
+        "a packed chunk is stored"
+    );
+
+    // Workers walk objects: the pack and `c`, never a chunk inside a pack.
+    let page: Vec<String> = meta
+        .chunks_page("", 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(page, vec![c.id.clone(), pack.id.clone()]);
+    let short = meta.short_of_copies(2).await.unwrap();
+    assert!(
+        short.contains_key(&c.id) && !short.contains_key(&a.id) && !short.contains_key(&pack.id),
+        "{short:?}"
+    );
+    // A version of packed chunks is as healthy as their pack.
+    let f = commit(&meta, "f", std::slice::from_ref(&a)).await;
+    let h = meta.version_health(f.file_id, f.number, 2).await.unwrap();
+    assert_eq!((h.chunks, h.fully_replicated), (1, 1), "{h:?}");
+    let h = meta.version_health(f.file_id, f.number, 3).await.unwrap();
+    assert_eq!(h.under_replicated, 1, "{h:?}");
+
+    // gc: the pack stays while a chunk names it, even one being deleted.
+    tick().await;
+    let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(claimed, vec![c.id.clone()], "nothing references `c`");
+    meta.forget_chunk(&c.id).await.unwrap();
+    delete(&meta, "f").await;
+    let purge = Retention {
+        purge_deleted_after: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    meta.apply_retention(&purge).await.unwrap();
+    tick().await;
+    let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(
+        claimed,
+        vec![a.id.clone()],
+        "the pack outlives its chunk's claim"
+    );
+    meta.forget_chunk(&a.id).await.unwrap();
+    tick().await;
+    let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(claimed, vec![pack.id.clone()], "then the pack goes");
 }

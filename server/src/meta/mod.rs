@@ -230,6 +230,23 @@ pub struct CursorGone {
     pub head: u64,
 }
 
+/// A chunk written into a pack: where its bytes start there, and the hold
+/// its writer took ([`MetaStore::hold_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    pub chunk: ChunkRef,
+    pub hold: String,
+    pub offset: u64,
+}
+
+/// Where a packed chunk's bytes are: in pack `pack` (a chunk id) from
+/// `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedAt {
+    pub pack: String,
+    pub offset: u64,
+}
+
 /// A chunk in a file's ordered chunk list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRef {

@@ -20,8 +20,8 @@ use super::sql::{
 use super::{
     After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts,
     LeaseRow, LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion,
-    OwnerId, ReplicaOutcome, Retention, Role, SessionRow, ShareRow, Sorted, StreamRef, Usage,
-    UserRow, VersionRow,
+    OwnerId, Packed, PackedAt, ReplicaOutcome, Retention, Role, SessionRow, ShareRow, Sorted,
+    StreamRef, Usage, UserRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
@@ -147,6 +147,15 @@ operations! {
     /// [`MetaError::ChunkDeleting`] if the hold was lost to gc, in which
     /// case the objects may be gone: hold and write again.
     Unsynced fn record_chunk(chunk: &ChunkRef, hold: &str, nodes: &[String]) -> () = chunks::record;
+    /// Records a written pack, itself a chunk stored on `nodes`, and the
+    /// chunks in it, each under the hold its writer took, in one
+    /// transaction. Returns the ids of those not recorded because gc
+    /// took their hold (their writers hold and write again); a chunk
+    /// stored meanwhile some other way keeps where it is.
+    Unsynced fn record_pack(pack: &ChunkRef, nodes: &[String], packed: &[Packed])
+        -> Vec<String> = chunks::record_pack;
+    /// Where the packed ones among chunks `ids` are.
+    Read fn pack_locations(ids: &[String]) -> HashMap<String, PackedAt> = chunks::pack_locations;
     /// Records replica outcomes. Without an fsync of its own where the
     /// backend allows: a lost outcome is found again by anti-entropy.
     Unsynced fn record_replicas(outcomes: &[ReplicaOutcome]) -> () = chunks::record_replicas;
@@ -156,7 +165,9 @@ operations! {
     /// Fails with [`MetaError::ChunkSize`] if one of the owner's chunks has
     /// another size than the one given.
     Read fn unknown_chunks(owner: OwnerId, chunks: &[ChunkRef]) -> Vec<String> = chunks::unknown;
-    /// Stored chunks with ids after `after`, in id order, at most `limit`.
+    /// Stored chunks with ids after `after`, in id order, at most `limit`:
+    /// those that are objects of their own (packs included), not the
+    /// chunks inside packs.
     Read fn chunks_page(after: &str, limit: u32) -> Vec<ChunkRef> = chunks::page;
     /// Replicas recorded missing or corrupt, of stored chunks.
     Read fn replicas_needing_repair(limit: u32) -> Vec<(String, String)> = chunks::needing_repair;

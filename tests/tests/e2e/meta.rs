@@ -81,6 +81,7 @@ conformance!(
     app_passwords_are_named_once_and_end_when_revoked,
     searches_match_ignoring_ascii_case_and_escape_wildcards,
     sorted_listings_page_by_name_size_and_time_without_repeats,
+    packed_chunks_name_their_pack_which_lives_while_they_do,
 );
 
 #[tokio::test]

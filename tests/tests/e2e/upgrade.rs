@@ -115,8 +115,10 @@ where
 /// Takes the last two migrations back (thumbnails; folders, WebDAV's
 /// tables, app passwords, version checksums), the same on both engines:
 /// the upgrade then makes them again.
-const UNDO_THUMBNAILS_FOLDERS_AND_WEBDAV: &str =
-    "DROP TABLE thumbnails; DROP INDEX versions_by_hash;
+const UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV: &str =
+    "DROP INDEX chunks_by_pack; ALTER TABLE chunks DROP COLUMN pack_offset;
+     ALTER TABLE chunks DROP COLUMN pack_id;
+     DROP TABLE thumbnails; DROP INDEX versions_by_hash;
      DROP TABLE folders; DROP TABLE dead_props;
      DROP TABLE dav_locks; DROP TABLE app_passwords;
      ALTER TABLE versions DROP COLUMN checksums;";
@@ -129,8 +131,8 @@ async fn sqlite_times_in_text_migrate_and_every_file_is_served_unchanged() {
         let version: i64 = db
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 11, "the schema this test turns back");
-        db.execute_batch(UNDO_THUMBNAILS_FOLDERS_AND_WEBDAV)
+        assert_eq!(version, 12, "the schema this test turns back");
+        db.execute_batch(UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV)
             .unwrap();
         db.execute_batch(
             "DROP INDEX files_deleted; DROP INDEX upload_sessions_by_owner;
@@ -184,8 +186,8 @@ async fn postgres_timestamps_and_booleans_migrate_and_every_file_is_served_uncha
             .await
             .unwrap()
             .get(0);
-        assert_eq!(version, 8, "the schema this test turns back");
-        db.batch_execute(UNDO_THUMBNAILS_FOLDERS_AND_WEBDAV)
+        assert_eq!(version, 9, "the schema this test turns back");
+        db.batch_execute(UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV)
             .await
             .unwrap();
         for &(table, column, _) in TIME_COLUMNS {

@@ -276,6 +276,14 @@ CREATE TABLE thumbnails (
 );
 CREATE INDEX versions_by_hash ON versions(hash);
 "#,
+    r#"
+-- Packs: a chunk stored inside a pack names it (the pack's own row is a
+-- chunk like any other, named by the BLAKE3 of its bytes) and where in
+-- it its bytes start. NULL: the chunk is an object of its own.
+ALTER TABLE chunks ADD COLUMN pack_id TEXT;
+ALTER TABLE chunks ADD COLUMN pack_offset BIGINT;
+CREATE INDEX chunks_by_pack ON chunks(pack_id) WHERE pack_id IS NOT NULL;
+"#,
 ];
 
 /// Turns every time column into integer milliseconds since the Unix

@@ -75,8 +75,10 @@ pub fn version_health(
     r: usize,
 ) -> Result<HealthCounts, MetaError> {
     let rows = tx.query(
-        "SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = vc.chunk_id AND r.state = 'ok')
-         FROM (SELECT DISTINCT chunk_id FROM version_chunks WHERE file_id = $1 AND number = $2) vc",
+        "SELECT (SELECT COUNT(*) FROM replicas r
+                 WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = 'ok')
+         FROM (SELECT DISTINCT chunk_id FROM version_chunks WHERE file_id = $1 AND number = $2) vc
+         JOIN chunks c ON c.id = vc.chunk_id",
         &[&file_id, &number],
     )?;
     let mut h = HealthCounts::default();
@@ -108,8 +110,9 @@ fn with_health(
              SELECT DISTINCT vc.file_id, vc.number, vc.chunk_id
              FROM page p JOIN version_chunks vc ON vc.file_id = p.file_id AND vc.number = p.number)
          SELECT d.file_id, d.number,
-                (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = d.chunk_id AND r.state = 'ok')
-         FROM distinct_chunks d",
+                (SELECT COUNT(*) FROM replicas r
+                 WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = 'ok')
+         FROM distinct_chunks d JOIN chunks c ON c.id = d.chunk_id",
         &[&page],
     )?;
     let found = found

@@ -96,6 +96,7 @@ pub fn claim_unreferenced(
                      OR (c.state = {PENDING} AND c.created_at < now_ms() - $2))
                    AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
                    AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
+                   AND NOT EXISTS (SELECT 1 FROM chunks p WHERE p.pack_id = c.id)
                  LIMIT $3)"
         ),
         &[&ms(grace), &ms(pending), &limit],
