@@ -163,6 +163,13 @@ pub struct Config {
     /// refused from their header, so a decompression bomb costs nothing.
     #[arg(long, env = "COFFER_THUMB_MAX_MEGAPIXELS", default_value_t = 100)]
     pub thumb_max_megapixels: u64,
+    /// Keep chunks under 256 KiB (small files, and the tails of larger
+    /// ones) together in shared pack objects of up to 16 MiB, so many
+    /// small files are a few objects per node. Off by default while packs
+    /// are being built: repacking and the migration of existing small
+    /// chunks are not there yet.
+    #[arg(long, env = "COFFER_PACKS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub packs: bool,
     /// Open upload sessions one user may have at once.
     #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
     pub max_open_uploads: u32,

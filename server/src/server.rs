@@ -187,6 +187,7 @@ async fn serve_until(
             max_pixels: cfg.thumb_max_megapixels * 1_000_000,
             ..Default::default()
         },
+        packs: cfg.packs.then(crate::packs::filler::FillerConfig::default),
         ..FilesConfig::default()
     };
     let files = Files::new(meta.clone(), Arc::new(cluster), files_cfg);

@@ -42,6 +42,7 @@ use crate::meta::{
     ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion,
     SessionRow, StreamRef, VersionRow,
 };
+use crate::packs::filler::Stored;
 use crate::per_key::PerKey;
 use bytes::Bytes;
 use coffer_proto::chunking::{
@@ -94,6 +95,9 @@ pub struct FilesConfig {
     pub min_download_rate: u64,
     /// Caps on the thumbnails of images.
     pub thumbs: crate::thumbs::ThumbConfig,
+    /// Small chunks go into shared packs, sealed as this says; `None`:
+    /// every chunk is an object of its own.
+    pub packs: Option<crate::packs::filler::FillerConfig>,
 }
 
 impl Default for FilesConfig {
@@ -110,6 +114,7 @@ impl Default for FilesConfig {
             upload_memory_bytes: 256 * 1024 * 1024,
             min_download_rate: 16 * 1024,
             thumbs: crate::thumbs::ThumbConfig::default(),
+            packs: None,
         }
     }
 }
@@ -153,6 +158,8 @@ pub struct Files {
     /// Caps on thumbnails, and the slots for making them.
     thumbs: crate::thumbs::ThumbConfig,
     thumb_slots: Arc<tokio::sync::Semaphore>,
+    /// Where small chunks go, when packs are on.
+    filler: Option<crate::packs::filler::Filler>,
 }
 
 impl Files {
@@ -160,7 +167,11 @@ impl Files {
         let cfg_thumbs = cfg.thumbs.clone();
         let budget = DownloadBudget::new(cfg.download_memory_bytes);
         let uploads = UploadBudget::new(cfg.upload_memory_bytes);
+        let filler = cfg
+            .packs
+            .map(|p| crate::packs::filler::Filler::start(cluster.clone(), meta.clone(), p));
         Self {
+            filler,
             downloads: PerKey::new(cfg.max_downloads_per_caller),
             feed: Feed::new(meta.clone()),
             meta,
@@ -243,13 +254,25 @@ impl Files {
                 ChunkHold::Stored => return Ok(chunk),
                 ChunkHold::Deleting => {}
                 ChunkHold::Write(hold) => {
-                    let acked = self.cluster.write_chunk(&chunk.id, data.clone()).await?;
-                    match self.meta.record_chunk(&chunk, &hold, &acked).await {
-                        Ok(()) => return Ok(chunk),
-                        // Gc took the hold (the write outlasted its
-                        // patience): the objects may be gone; write again.
-                        Err(MetaError::ChunkDeleting(_)) => {}
-                        Err(e) => return Err(e.into()),
+                    // Gc may take the hold (the write outlasting its
+                    // patience): the objects may be gone; write again.
+                    let filler = self
+                        .filler
+                        .as_ref()
+                        .filter(|_| data.len() < crate::packs::PACK_BELOW);
+                    if let Some(filler) = filler {
+                        match filler.store(chunk.clone(), hold, data.clone()).await {
+                            Ok(Stored::Recorded) => return Ok(chunk),
+                            Ok(Stored::HoldLost) => {}
+                            Err(e) => return Err(FileError::Unavailable(e)),
+                        }
+                    } else {
+                        let acked = self.cluster.write_chunk(&chunk.id, data.clone()).await?;
+                        match self.meta.record_chunk(&chunk, &hold, &acked).await {
+                            Ok(()) => return Ok(chunk),
+                            Err(MetaError::ChunkDeleting(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 }
             }

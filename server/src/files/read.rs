@@ -2,6 +2,8 @@
 //! few ahead within the stream's and the server's download budgets.
 
 use super::*;
+use crate::meta::PackedAt;
+use std::collections::HashMap;
 
 /// Most chunks of one download in flight at once, however small.
 const MAX_READ_AHEAD_CHUNKS: usize = 64;
@@ -86,6 +88,17 @@ impl Files {
         chunks: Vec<ChunkRef>,
     ) -> impl Stream<Item = Result<HeldChunk, FileError>> + Send + 'static {
         let cluster = self.cluster.clone();
+        let meta = self.meta.clone();
+        // Where the small chunks are, if packed: asked once, by the
+        // first read that needs it.
+        let small: Arc<Vec<String>> = Arc::new(
+            chunks
+                .iter()
+                .filter(|c| (c.size as usize) < crate::packs::PACK_BELOW)
+                .map(|c| c.id.clone())
+                .collect(),
+        );
+        let located = Arc::new(tokio::sync::OnceCell::new());
         let global = self.budget.read_ahead().clone();
         // Budget in KiB: semaphore permits are u32, chunks up to MAX_CHUNK.
         let budget_kib = (self.cfg.read_ahead_bytes / 1024).max(MAX_CHUNK / 1024);
@@ -103,6 +116,7 @@ impl Files {
                 let budget = budget.clone();
                 let global = global.clone();
                 let cluster = cluster.clone();
+                let (meta, small, located) = (meta.clone(), small.clone(), located.clone());
                 // Yields the read's handle on purpose: `buffered` below
                 // awaits it, so reads overlap.
                 #[allow(clippy::async_yields_async)]
@@ -118,14 +132,19 @@ impl Files {
                     // every core, not on the response's task. The task owns
                     // the room, so a read that outlives a dropped download
                     // still counts until it ends.
-                    tokio::spawn(async move { (cluster.read_chunk(&c.id).await, room) })
+                    tokio::spawn(async move {
+                        let data = if small.contains(&c.id) {
+                            read_small(&cluster, &meta, &small, &located, &c).await
+                        } else {
+                            cluster.read_chunk(&c.id).await.map_err(FileError::from)
+                        };
+                        (data, room)
+                    })
                 }
             })
             .map(|read| async move {
                 match read.await {
-                    Ok((r, room)) => r
-                        .map_err(FileError::from)
-                        .map(|data| HeldChunk { data, _room: room }),
+                    Ok((r, room)) => r.map(|data| HeldChunk { data, _room: room }),
                     Err(e) => Err(FileError::Internal(e.to_string())),
                 }
             })
@@ -142,4 +161,29 @@ impl Files {
                 chunk
             })
     }
+}
+
+/// Where a download's packed chunks are, by chunk id.
+type Located = tokio::sync::OnceCell<Result<HashMap<String, PackedAt>, String>>;
+
+/// A small chunk: a ranged read of its pack, or the chunk's own object.
+async fn read_small(
+    cluster: &Cluster,
+    meta: &Meta,
+    small: &[String],
+    located: &Located,
+    c: &ChunkRef,
+) -> Result<Bytes, FileError> {
+    let at = located
+        .get_or_init(|| async { meta.pack_locations(small).await.map_err(|e| e.to_string()) })
+        .await
+        .as_ref()
+        .map_err(|e| FileError::Unavailable(e.clone()))?;
+    Ok(match at.get(&c.id) {
+        Some(p) => {
+            let range = p.offset..p.offset + u64::from(c.size);
+            cluster.read_packed(&c.id, &p.pack, range).await?
+        }
+        None => cluster.read_chunk(&c.id).await?,
+    })
 }

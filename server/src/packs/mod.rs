@@ -4,6 +4,8 @@
 //! - [`format`]: a pack's bytes (chunks, their index, a footer), built,
 //!   read back and verified.
 //! - [`ranges`]: which ranged GETs fetch a set of packed chunks.
+//! - [`filler`]: the server's open pack, which uploads' small chunks
+//!   fill, sealed, written and recorded.
 //!
 //! A pack is named by the BLAKE3 of its bytes, so to the cluster it is
 //! one more content-addressed chunk: it lives under `chunk_key` on the
@@ -16,6 +18,7 @@
 //! trailing index alone can rebuild its chunks' rows; a chunk of at
 //! least [`PACK_BELOW`] bytes stays an object of its own.
 
+pub mod filler;
 pub mod format;
 pub mod ranges;
 

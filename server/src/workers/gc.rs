@@ -62,13 +62,21 @@ impl Gc {
                 .claim_unreferenced(self.cfg.grace, CLAIM_BATCH)
                 .await?;
             let full = claimed.len() as u32 >= CLAIM_BATCH;
+            // A chunk inside a pack has no object of its own: its row
+            // goes, and the pack once no chunk names it.
+            let packed = self.meta.pack_locations(&claimed).await?;
             for id in claimed {
                 if cancel.is_cancelled() {
                     // Still claimed: the next pass, here or on another
                     // server, finishes the deletion.
                     return Ok((chunks, errors));
                 }
-                for node in self.cluster.nodes() {
+                for node in self
+                    .cluster
+                    .nodes()
+                    .iter()
+                    .filter(|_| !packed.contains_key(&id))
+                {
                     // A copy that cannot be deleted now is an orphan; the
                     // sweep deletes it later.
                     self.pace.spend(1).await;

@@ -17,6 +17,7 @@ mod harness;
 mod hostile_soak;
 mod limits;
 mod meta;
+mod packs;
 mod readme;
 mod recovery;
 mod replication;

@@ -1,0 +1,121 @@
+//! Packs on three real Garage nodes: small files land in a few shared
+//! objects (counted on the nodes, not by Coffer), read back
+//! byte-identical, a large file's big chunks stay objects of their own,
+//! and a pack's copy that goes bad is read past and reported like any
+//! chunk's.
+
+use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
+use coffer_tests::cli::Cli;
+use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::garage::start_cluster;
+use coffer_tests::server::{Server, ServerOpts};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every file under `dir`, relative path -> content.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    go(dir, dir, &mut out);
+    out
+}
+
+#[tokio::test]
+async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
+    const FILES: usize = 1_000;
+    let nodes = start_cluster(3).await.unwrap();
+    let opts = ServerOpts::on_garage(&nodes)
+        .with("COFFER_PACKS", "true")
+        .with("COFFER_GC_GRACE_SECS", "0")
+        .with("COFFER_DELETED_RETENTION_SECS", "0");
+    let server = Server::start(opts).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("small");
+    for i in 0..FILES {
+        let p = src.join(format!("d{}/f{i:04}.bin", i % 10));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, pattern(4096, i as u64)).unwrap();
+    }
+    let cli = Cli::for_server(&server);
+    let t = std::time::Instant::now();
+    let put = cli.json(&["put", src.to_str().unwrap(), "small"]).await;
+    assert_eq!(put["files"].as_array().unwrap().len(), FILES);
+    println!("put {FILES} files in {:?}", t.elapsed());
+
+    // Counted on the nodes: with three nodes, each holds every object.
+    let mut counts = Vec::new();
+    for n in &nodes {
+        counts.push(n.list_keys("chunks/").await.unwrap().len());
+    }
+    println!("objects per node for {FILES} files of 4 KiB: {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c > 0 && c <= FILES / 10),
+        "{FILES} small files should be a few packs per node, not {counts:?}"
+    );
+
+    // Every file reads back as it was.
+    let back = work.path().join("back");
+    let t = std::time::Instant::now();
+    let get = cli.json(&["get", "small", back.to_str().unwrap()]).await;
+    assert_eq!(get["files"].as_array().unwrap().len(), FILES);
+    println!("got {FILES} files in {:?}", t.elapsed());
+    assert!(tree(&back) == tree(&src), "a packed file differs");
+
+    // A large file: its big chunks are objects of their own; only its
+    // tail, under FastCDC's minimum, goes into a pack.
+    let mut c = server.client().await;
+    let big = pattern(3 * 1024 * 1024 + 5, 99);
+    upload_bytes(&mut c, "big.bin", &big).await.unwrap();
+    let keys = nodes[0].list_keys("chunks/").await.unwrap();
+    for &(o, l) in chunk_spans(&big).iter() {
+        let id = chunk_id(&big[o..o + l]);
+        let own = keys.contains(&format!("chunks/{}/{id}", &id[..2]));
+        assert_eq!(
+            own,
+            l >= MIN_CHUNK,
+            "a chunk of {l} bytes: own object {own}"
+        );
+    }
+    assert!(download(&mut c, "big.bin", 0).await.unwrap() == big);
+
+    // The small files deleted and purged: gc takes their chunks' rows,
+    // then the packs no chunk names any more, from every node. What is
+    // left is the large file: its own chunks and the pack with its tail.
+    let rm = cli.run(&["rm", "-r", "small"]).await;
+    assert!(rm.ok, "{}", rm.stderr);
+    // Finished sessions are kept a day (a retried FinishUpload gets the
+    // same answer) and keep their chunks; here they end now.
+    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
+        .unwrap();
+    // One pass: the chunks' rows first, then the packs they named.
+    let gc = server.run_worker("gc").await;
+    let packs = counts[0];
+    assert!(
+        gc.contains(&format!(
+            "removed {FILES} versions, {} unreferenced chunks",
+            FILES + packs
+        )),
+        "{gc}"
+    );
+    let spans = chunk_spans(&big);
+    let own = spans.iter().filter(|&&(_, l)| l >= MIN_CHUNK).count();
+    for n in &nodes {
+        let left = n.list_keys("chunks/").await.unwrap().len();
+        assert_eq!(left, own + 1, "the small files' packs are gone");
+    }
+    assert!(download(&mut c, "big.bin", 0).await.unwrap() == big);
+}
