@@ -170,6 +170,11 @@ pub struct Config {
     /// chunks are not there yet.
     #[arg(long, env = "COFFER_PACKS", default_value_t = false, action = clap::ArgAction::Set)]
     pub packs: bool,
+    /// Packs whose live chunks fill less than this percentage of them
+    /// are repacked by gc: their live chunks copied into new packs, the
+    /// old ones deleted a grace period later (0: never).
+    #[arg(long, env = "COFFER_REPACK_BELOW_PERCENT", default_value_t = 60)]
+    pub repack_below_percent: u32,
     /// Open upload sessions one user may have at once.
     #[arg(long, env = "COFFER_MAX_OPEN_UPLOADS", default_value_t = 64)]
     pub max_open_uploads: u32,

@@ -502,6 +502,16 @@ api_bind_addr = "127.0.0.1:{admin}"
 
     /// All object keys in the bucket that start with `prefix` (follows ListObjectsV2 pagination).
     pub async fn list_keys(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .list_sized(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Every object under `prefix`, with its size in bytes.
+    pub async fn list_sized(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
         let client = self.client();
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
@@ -514,11 +524,10 @@ api_bind_addr = "127.0.0.1:{admin}"
                 .send()
                 .await
                 .with_context(|| format!("ListObjectsV2 prefix={prefix:?}"))?;
-            keys.extend(
-                resp.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(resp.contents().iter().filter_map(|o| {
+                o.key()
+                    .map(|k| (k.to_owned(), o.size().unwrap_or(0).max(0) as u64))
+            }));
             match resp.next_continuation_token() {
                 Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_owned()),
                 _ => return Ok(keys),

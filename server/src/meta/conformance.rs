@@ -1941,6 +1941,43 @@ pub async fn packed_chunks_name_their_pack_which_lives_while_they_do(meta: Meta)
     let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
     assert_eq!(claimed, vec![c.id.clone()], "nothing references `c`");
     meta.forget_chunk(&c.id).await.unwrap();
+    // Mostly dead (10 of 100 bytes live): repacked into a new pack, the
+    // old one then named by nothing.
+    assert_eq!(meta.sparse_packs(5, 10).await.unwrap(), vec![]);
+    assert_eq!(meta.sparse_packs(60, 10).await.unwrap(), vec![pack.clone()]);
+    assert_eq!(
+        meta.pack_members(&pack.id).await.unwrap(),
+        vec![(a.clone(), 0)]
+    );
+    let fresh = chunk('q', 60);
+    let moved = meta
+        .repack(
+            &pack.id,
+            &fresh,
+            &["n1".into(), "n2".into()],
+            &[(a.id.clone(), 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert_eq!(
+        meta.pack_locations(std::slice::from_ref(&a.id))
+            .await
+            .unwrap()[&a.id],
+        PackedAt {
+            pack: fresh.id.clone(),
+            offset: 4
+        }
+    );
+    assert!(meta.pack_members(&pack.id).await.unwrap().is_empty());
+    let h = meta.version_health(f.file_id, f.number, 2).await.unwrap();
+    assert_eq!(h.fully_replicated, 1, "the new pack's copies count: {h:?}");
+    tick().await;
+    let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(claimed, vec![pack.id.clone()], "the emptied pack goes");
+    meta.forget_chunk(&pack.id).await.unwrap();
+    let pack = fresh;
+
     delete(&meta, "f").await;
     let purge = Retention {
         purge_deleted_after: Some(Duration::ZERO),

@@ -14,8 +14,8 @@
 //! engine's clock).
 
 use super::sql::{
-    accounts, changes, chunks, files, folders, gc, limits, locks, ops, props, sessions, shares,
-    thumbs, Engine, Mode, Tx, Work,
+    accounts, changes, chunks, files, folders, gc, limits, locks, ops, packs, props, sessions,
+    shares, thumbs, Engine, Mode, Tx, Work,
 };
 use super::{
     After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts,
@@ -153,9 +153,20 @@ operations! {
     /// took their hold (their writers hold and write again); a chunk
     /// stored meanwhile some other way keeps where it is.
     Unsynced fn record_pack(pack: &ChunkRef, nodes: &[String], packed: &[Packed])
-        -> Vec<String> = chunks::record_pack;
+        -> Vec<String> = packs::record_pack;
     /// Where the packed ones among chunks `ids` are.
-    Read fn pack_locations(ids: &[String]) -> HashMap<String, PackedAt> = chunks::pack_locations;
+    Read fn pack_locations(ids: &[String]) -> HashMap<String, PackedAt> = packs::pack_locations;
+    /// Packs whose live chunks fill less than `live_percent` of them.
+    Read fn sparse_packs(live_percent: u32, limit: u32) -> Vec<ChunkRef> = packs::sparse_packs;
+    /// The stored chunks that name pack `pack`, with their offsets, in
+    /// offset order.
+    Read fn pack_members(pack: &str) -> Vec<(ChunkRef, u64)> = packs::pack_members;
+    /// Moves the chunks `moved` (id, offset in `new`) that still name
+    /// pack `old` into pack `new`, written on `nodes`, in one
+    /// transaction; `old` stays a grace period more for reads under way.
+    /// Returns how many moved.
+    Unsynced fn repack(old: &str, new: &ChunkRef, nodes: &[String], moved: &[(String, u64)])
+        -> u64 = packs::repack;
     /// Records replica outcomes. Without an fsync of its own where the
     /// backend allows: a lost outcome is found again by anti-entropy.
     Unsynced fn record_replicas(outcomes: &[ReplicaOutcome]) -> () = chunks::record_replicas;

@@ -127,7 +127,7 @@ async fn run(mut rx: mpsc::Receiver<Add>, cluster: Arc<Cluster>, meta: Meta, cfg
             last: now,
         });
         o.last = now;
-        let id = match hex_id(&add.chunk.id) {
+        let id = match super::format::id_bytes(&add.chunk.id) {
             Some(id) => id,
             None => {
                 let _ = add
@@ -155,12 +155,6 @@ async fn run(mut rx: mpsc::Receiver<Add>, cluster: Arc<Cluster>, meta: Meta, cfg
             seal(open.take(), &cluster, &meta);
         }
     }
-}
-
-fn hex_id(id: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(id, &mut out).ok()?;
-    Some(out)
 }
 
 /// Writes and records `open` in a task of its own, so the next pack fills

@@ -63,6 +63,13 @@ impl Entry {
     }
 }
 
+/// A chunk id (64 hex digits) as the index stores it.
+pub fn id_bytes(id: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(id, &mut out).ok()?;
+    Some(out)
+}
+
 /// Why bytes are not a well-formed pack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PackError {

@@ -6,6 +6,7 @@
 //! - [`ranges`]: which ranged GETs fetch a set of packed chunks.
 //! - [`filler`]: the server's open pack, which uploads' small chunks
 //!   fill, sealed, written and recorded.
+//! - [`repack`]: packs mostly emptied by deletions, merged into new ones.
 //!
 //! A pack is named by the BLAKE3 of its bytes, so to the cluster it is
 //! one more content-addressed chunk: it lives under `chunk_key` on the
@@ -21,6 +22,7 @@
 pub mod filler;
 pub mod format;
 pub mod ranges;
+pub mod repack;
 
 /// Chunks smaller than this go into packs: every chunk of a file below
 /// FastCDC's minimum, and the small tail of a larger one.

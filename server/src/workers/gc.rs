@@ -29,6 +29,9 @@ pub struct GcConfig {
     pub keep_younger_than: Option<Duration>,
     /// Deleted files are purged after this long (`None`: never).
     pub deleted_retention: Option<Duration>,
+    /// Packs whose live chunks fill less than this percentage of them
+    /// are repacked (0: never).
+    pub repack_below_percent: u32,
 }
 
 impl Default for GcConfig {
@@ -38,6 +41,7 @@ impl Default for GcConfig {
             keep_versions: None,
             keep_younger_than: None,
             deleted_retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            repack_below_percent: 60,
         }
     }
 }
@@ -145,6 +149,21 @@ impl Worker for Gc {
         // makes its client list everything again.
         self.meta.prune_changes(crate::meta::CHANGES_KEPT).await?;
         let (chunks, mut errors) = self.collect_chunks(cancel).await?;
+        // Packs emptied by those deletions: their live chunks move to new
+        // packs, and the old ones go on a later pass.
+        let repacked = if self.cfg.repack_below_percent > 0 {
+            crate::packs::repack::repack(
+                &self.meta,
+                &self.cluster,
+                self.cfg.repack_below_percent,
+                crate::packs::TARGET_PACK,
+                cancel,
+            )
+            .await?
+        } else {
+            Default::default()
+        };
+        errors += repacked.errors;
         // Thumbnails of content their owner no longer has.
         let thumbs = crate::thumbs::sweep(&self.meta, &self.cluster).await?;
         // Objects no row names are orphans only if the nodes belong to
@@ -163,11 +182,12 @@ impl Worker for Gc {
         };
         let report = format!(
             "removed {versions} versions, {chunks} unreferenced chunks and {thumbs} thumbnails, \
-             {sweep}, {errors} errors"
+             repacked {} packs ({} chunks), {sweep}, {errors} errors",
+            repacked.packs, repacked.chunks
         );
         Ok(if cancel.is_cancelled() {
             Pass::cancelled(report)
-        } else if versions + chunks + thumbs + orphans + errors == 0 {
+        } else if versions + chunks + thumbs + orphans + errors + repacked.packs == 0 {
             Pass::idle(report)
         } else {
             Pass::done(report)

@@ -1,10 +1,11 @@
 //! Packs on three real Garage nodes: small files land in a few shared
-//! objects (counted on the nodes, not by Coffer), read back
+//! objects (counted on the nodes, not by Coffer) and read back
 //! byte-identical, a large file's big chunks stay objects of their own,
-//! and a pack's copy that goes bad is read past and reported like any
-//! chunk's.
+//! packs emptied by deletions are repacked to near their live bytes, and
+//! packs nothing names are collected.
 
 use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
+use coffer_proto::pb::DeleteFileRequest;
 use coffer_tests::cli::Cli;
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::garage::start_cluster;
@@ -90,27 +91,67 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     }
     assert!(download(&mut c, "big.bin", 0).await.unwrap() == big);
 
-    // The small files deleted and purged: gc takes their chunks' rows,
-    // then the packs no chunk names any more, from every node. What is
-    // left is the large file: its own chunks and the pack with its tail.
-    let rm = cli.run(&["rm", "-r", "small"]).await;
-    assert!(rm.ok, "{}", rm.stderr);
     // Finished sessions are kept a day (a retried FinishUpload gets the
     // same answer) and keep their chunks; here they end now.
     let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     db.execute("UPDATE upload_sessions SET expires_at = 0", [])
         .unwrap();
-    // One pass: the chunks' rows first, then the packs they named.
-    let gc = server.run_worker("gc").await;
-    let packs = counts[0];
+
+    // Nine files in ten deleted, all but every tenth in upload order, so
+    // every pack is left mostly empty: gc forgets their chunks, repacks
+    // the rest, and a pass later deletes the old packs. Then each node
+    // stores at most 1.3 times the live bytes.
+    let names: Vec<PathBuf> = tree(&src).into_keys().collect();
+    let kept: BTreeMap<PathBuf, Vec<u8>> = names
+        .iter()
+        .step_by(10)
+        .map(|p| (p.clone(), std::fs::read(src.join(p)).unwrap()))
+        .collect();
+    for (i, p) in names.iter().enumerate().filter(|(i, _)| i % 10 != 0) {
+        let name = format!("small/{}", p.to_str().unwrap());
+        c.delete_file(DeleteFileRequest {
+            file_name: name.clone(),
+            base_version: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("delete {i} {name}: {e}"));
+    }
+    let first = server.run_worker("gc").await;
     assert!(
-        gc.contains(&format!(
-            "removed {FILES} versions, {} unreferenced chunks",
-            FILES + packs
-        )),
-        "{gc}"
+        first.contains(&format!("removed {} versions", FILES / 10 * 9))
+            && !first.contains("repacked 0 packs"),
+        "{first}"
     );
+    let second = server.run_worker("gc").await;
+    println!("gc: {first}; then {second}");
+    let live: u64 = (FILES / 10) as u64 * 4096 + big.len() as u64;
+    for n in &nodes {
+        let stored: u64 = n
+            .list_sized("chunks/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s)
+            .sum();
+        assert!(
+            stored as f64 <= 1.3 * live as f64,
+            "{stored} bytes stored for {live} live"
+        );
+    }
+    let back = work.path().join("kept");
+    let get = cli.json(&["get", "small", back.to_str().unwrap()]).await;
+    assert_eq!(get["files"].as_array().unwrap().len(), FILES / 10);
+    assert!(tree(&back) == kept, "a repacked file differs");
+
+    // The rest deleted and purged: gc takes their chunks' rows, then the
+    // packs no chunk names any more, from every node. What is left is
+    // the large file: its own chunks and the pack with its tail.
+    let rm = cli.run(&["rm", "-r", "small"]).await;
+    assert!(rm.ok, "{}", rm.stderr);
+    for _ in 0..2 {
+        server.run_worker("gc").await;
+    }
     let spans = chunk_spans(&big);
     let own = spans.iter().filter(|&&(_, l)| l >= MIN_CHUNK).count();
     for n in &nodes {

@@ -10,8 +10,7 @@
 
 use super::tx::{list, rows, Row, Tx};
 use crate::meta::{
-    random_id, ChunkHold, ChunkRef, MetaError, MetaReport, OwnerId, Packed, PackedAt,
-    ReplicaOutcome, StreamRef,
+    random_id, ChunkHold, ChunkRef, MetaError, MetaReport, OwnerId, ReplicaOutcome, StreamRef,
 };
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -227,96 +226,6 @@ pub fn record(
         )?;
     }
     Ok(())
-}
-
-/// See [`crate::meta::MetaStore::record_pack`].
-pub fn record_pack(
-    tx: &dyn Tx,
-    pack: &ChunkRef,
-    nodes: &[String],
-    packed: &[Packed],
-) -> Result<Vec<String>, MetaError> {
-    let refused = || packed.iter().map(|p| p.chunk.id.clone()).collect();
-    // The pack is a chunk: new, or (the same bytes packed again) touched.
-    let row = tx.query_opt(
-        &format!(
-            "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, $2, now_ms(), {OK})
-             ON CONFLICT (id) DO UPDATE SET created_at = now_ms() WHERE chunks.state <> {DELETING}
-             RETURNING id"
-        ),
-        &[&pack.id, &pack.size],
-    )?;
-    if row.is_none() {
-        // Being deleted: its objects may go at any moment.
-        return Ok(refused());
-    }
-    if !nodes.is_empty() {
-        tx.execute(
-            "INSERT INTO replicas (chunk_id, node, state, checked_at)
-             SELECT CAST($1 AS TEXT), t.value, 'ok', now_ms() FROM list_of($2) AS t WHERE true
-             ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
-            &[&pack.id, &list(nodes)],
-        )?;
-    }
-    if packed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batch = rows(packed.iter().map(|p| {
-        vec![
-            p.chunk.id.as_str().into(),
-            p.hold.as_str().into(),
-            p.offset.into(),
-        ]
-    }));
-    let ids: Vec<&str> = packed.iter().map(|p| p.chunk.id.as_str()).collect();
-    tx.execute(
-        &format!(
-            "UPDATE chunks SET state = {OK}, hold = NULL, created_at = now_ms(),
-                    pack_id = $1, pack_offset = CAST(t.value ->> 2 AS BIGINT)
-             FROM rows_of($2) AS t
-             WHERE chunks.id = t.value ->> 0 AND chunks.state = {PENDING}
-               AND chunks.hold = t.value ->> 1"
-        ),
-        &[&pack.id, &batch],
-    )?;
-    // Recorded now, or stored already: every other one lost its hold.
-    let stored: HashSet<String> = tx
-        .query(
-            &format!("SELECT id FROM chunks WHERE id IN (SELECT value FROM list_of($1)) AND state = {OK}"),
-            &[&list(&ids)],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    Ok(ids
-        .into_iter()
-        .filter(|id| !stored.contains(*id))
-        .map(str::to_string)
-        .collect())
-}
-
-/// See [`crate::meta::MetaStore::pack_locations`].
-pub fn pack_locations(tx: &dyn Tx, ids: &[String]) -> Result<HashMap<String, PackedAt>, MetaError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(tx
-        .query(
-            "SELECT id, pack_id, pack_offset FROM chunks
-             WHERE id IN (SELECT value FROM list_of($1)) AND pack_id IS NOT NULL",
-            &[&list(ids)],
-        )?
-        .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                PackedAt {
-                    pack: r.get(1),
-                    offset: r.get(2),
-                },
-            )
-        })
-        .collect())
 }
 
 /// See [`crate::meta::MetaStore::record_replicas`].

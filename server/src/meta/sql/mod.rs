@@ -16,6 +16,7 @@ pub mod gc;
 pub mod limits;
 pub mod locks;
 pub mod ops;
+pub mod packs;
 pub mod props;
 pub mod sessions;
 pub mod shares;

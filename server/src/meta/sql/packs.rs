@@ -1,0 +1,181 @@
+//! Packs in the metadata: a pack is a chunk row like any other (its
+//! objects are replicated, repaired and scrubbed as chunks are); a chunk
+//! inside one names it and its offset. Recording a sealed pack with its
+//! chunks, finding where packed chunks are, and repacking the sparse.
+
+use super::chunks::ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
+use super::tx::{list, rows, Tx};
+use crate::meta::{ChunkRef, MetaError, Packed, PackedAt};
+use std::collections::{HashMap, HashSet};
+
+/// Makes the row of pack `pack`: new, or (the same bytes packed again)
+/// touched. False if it is being deleted, so its objects may go at any
+/// moment.
+fn new_pack(tx: &dyn Tx, pack: &ChunkRef) -> Result<bool, MetaError> {
+    Ok(tx
+        .query_opt(
+            &format!(
+                "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, $2, now_ms(), {OK})
+                 ON CONFLICT (id) DO UPDATE SET created_at = now_ms() WHERE chunks.state <> {DELETING}
+                 RETURNING id"
+            ),
+            &[&pack.id, &pack.size],
+        )?
+        .is_some())
+}
+
+/// Records `nodes` as holding good copies of `object`.
+fn replicas_ok(tx: &dyn Tx, object: &str, nodes: &[String]) -> Result<(), MetaError> {
+    if !nodes.is_empty() {
+        tx.execute(
+            "INSERT INTO replicas (chunk_id, node, state, checked_at)
+             SELECT CAST($1 AS TEXT), t.value, 'ok', now_ms() FROM list_of($2) AS t WHERE true
+             ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
+            &[&object, &list(nodes)],
+        )?;
+    }
+    Ok(())
+}
+
+/// See [`crate::meta::MetaStore::record_pack`].
+pub fn record_pack(
+    tx: &dyn Tx,
+    pack: &ChunkRef,
+    nodes: &[String],
+    packed: &[Packed],
+) -> Result<Vec<String>, MetaError> {
+    let refused = || packed.iter().map(|p| p.chunk.id.clone()).collect();
+    if !new_pack(tx, pack)? {
+        return Ok(refused());
+    }
+    replicas_ok(tx, &pack.id, nodes)?;
+    if packed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = rows(packed.iter().map(|p| {
+        vec![
+            p.chunk.id.as_str().into(),
+            p.hold.as_str().into(),
+            p.offset.into(),
+        ]
+    }));
+    let ids: Vec<&str> = packed.iter().map(|p| p.chunk.id.as_str()).collect();
+    tx.execute(
+        &format!(
+            "UPDATE chunks SET state = {OK}, hold = NULL, created_at = now_ms(),
+                    pack_id = $1, pack_offset = CAST(t.value ->> 2 AS BIGINT)
+             FROM rows_of($2) AS t
+             WHERE chunks.id = t.value ->> 0 AND chunks.state = {PENDING}
+               AND chunks.hold = t.value ->> 1"
+        ),
+        &[&pack.id, &batch],
+    )?;
+    // Recorded now, or stored already: every other one lost its hold.
+    let stored: HashSet<String> = tx
+        .query(
+            &format!("SELECT id FROM chunks WHERE id IN (SELECT value FROM list_of($1)) AND state = {OK}"),
+            &[&list(&ids)],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(ids
+        .into_iter()
+        .filter(|id| !stored.contains(*id))
+        .map(str::to_string)
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::pack_locations`].
+pub fn pack_locations(tx: &dyn Tx, ids: &[String]) -> Result<HashMap<String, PackedAt>, MetaError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(tx
+        .query(
+            "SELECT id, pack_id, pack_offset FROM chunks
+             WHERE id IN (SELECT value FROM list_of($1)) AND pack_id IS NOT NULL",
+            &[&list(ids)],
+        )?
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                PackedAt {
+                    pack: r.get(1),
+                    offset: r.get(2),
+                },
+            )
+        })
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::sparse_packs`].
+pub fn sparse_packs(
+    tx: &dyn Tx,
+    live_percent: u32,
+    limit: u32,
+) -> Result<Vec<ChunkRef>, MetaError> {
+    Ok(tx
+        .query(
+            &format!(
+                "SELECT p.id, p.size FROM chunks p JOIN chunks c ON c.pack_id = p.id
+                 WHERE p.state = {OK} AND c.state = {OK}
+                 GROUP BY p.id, p.size HAVING SUM(c.size) * 100 < p.size * $1
+                 ORDER BY p.id LIMIT $2"
+            ),
+            &[&live_percent, &limit],
+        )?
+        .iter()
+        .map(super::chunks::chunk_ref)
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::pack_members`].
+pub fn pack_members(tx: &dyn Tx, pack: &str) -> Result<Vec<(ChunkRef, u64)>, MetaError> {
+    Ok(tx
+        .query(
+            &format!(
+                "SELECT id, size, pack_offset FROM chunks WHERE pack_id = $1 AND state = {OK}
+                 ORDER BY pack_offset"
+            ),
+            &[&pack],
+        )?
+        .iter()
+        .map(|r| (super::chunks::chunk_ref(r), r.get(2)))
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::repack`].
+pub fn repack(
+    tx: &dyn Tx,
+    old: &str,
+    new: &ChunkRef,
+    nodes: &[String],
+    moved: &[(String, u64)],
+) -> Result<u64, MetaError> {
+    if !new_pack(tx, new)? {
+        return Ok(0);
+    }
+    replicas_ok(tx, &new.id, nodes)?;
+    let batch = rows(
+        moved
+            .iter()
+            .map(|(id, offset)| vec![id.as_str().into(), (*offset).into()]),
+    );
+    let n = tx.execute(
+        &format!(
+            "UPDATE chunks SET pack_id = $1, pack_offset = CAST(t.value ->> 1 AS BIGINT)
+             FROM rows_of($2) AS t
+             WHERE chunks.id = t.value ->> 0 AND chunks.pack_id = $3 AND chunks.state = {OK}"
+        ),
+        &[&new.id, &batch, &old],
+    )?;
+    // Reads that found the old place just now may still come: it stays
+    // a whole grace period from now.
+    tx.execute(
+        &format!("UPDATE chunks SET created_at = now_ms() WHERE id = $1 AND state = {OK}"),
+        &[&old],
+    )?;
+    Ok(n)
+}
