@@ -160,3 +160,62 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     }
     assert!(download(&mut c, "big.bin", 0).await.unwrap() == big);
 }
+
+/// A server killed (SIGKILL) while small uploads fill its open packs:
+/// every upload it acknowledged reads back whole after a restart, and
+/// none it did not is half there.
+#[tokio::test]
+async fn a_sigkill_with_packs_open_loses_no_acknowledged_upload() {
+    let opts = ServerOpts::embedded()
+        .process()
+        .with("COFFER_PACKS", "true");
+    let mut server = Server::start(opts).await.unwrap();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for w in 0..16u64 {
+        let mut c = server.client().await;
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0u64.. {
+                let name = format!("w{w}/f{i}.bin");
+                let data = pattern(1000 + (i as usize * 37) % 9000, w * 100_000 + i);
+                if upload_bytes(&mut c, &name, &data).await.is_err() {
+                    return i;
+                }
+                acked.lock().unwrap().push((name, data));
+            }
+            unreachable!()
+        }));
+    }
+    while acked.lock().unwrap().len() < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.kill().await;
+    let mut tried = 0;
+    for w in writers {
+        tried += w.await.unwrap() + 1;
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    println!("{} uploads acknowledged of {tried} tried", acked.len());
+
+    server.restart().await.unwrap();
+    let mut c = server.client().await;
+    for (name, data) in &acked {
+        let got = download(&mut c, name, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{name} was acknowledged: {e}"));
+        assert!(got == *data, "{name} differs");
+    }
+    // The uploads cut off: absent, never partial.
+    for w in 0..16u64 {
+        let i = acked
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("w{w}/")))
+            .count() as u64;
+        let name = format!("w{w}/f{i}.bin");
+        if let Ok(got) = download(&mut c, &name, 0).await {
+            let want = pattern(1000 + (i as usize * 37) % 9000, w * 100_000 + i);
+            assert!(got == want, "{name}, cut off, is partial");
+        }
+    }
+}
