@@ -477,3 +477,59 @@ async fn postgres_takes_no_snapshots_and_says_which_tools_do() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn packed_files_come_back_from_a_snapshot_after_the_disk_is_lost() {
+    let root = tempfile::tempdir().unwrap();
+    let (opts, dirs) = dir_nodes(root.path());
+    let mut server = Server::start(opts.with("COFFER_PACKS", "true"))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..200).map(|i| format!("small/f{i:03}.txt")).collect();
+    let files: BTreeMap<&str, Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), pattern(100 + i * 13, i as u64)))
+        .collect();
+    // Many at once, as `coffer put` of a tree sends them: they share packs.
+    use futures::StreamExt;
+    let c = server.client().await;
+    futures::stream::iter(files.iter())
+        .for_each_concurrent(32, |(name, data)| {
+            let mut c = c.clone();
+            async move {
+                upload_bytes(&mut c, name, data).await.unwrap();
+            }
+        })
+        .await;
+    snapshot(&server).await;
+    // Packed: far fewer objects on each node than files.
+    let objects = walkdir(&dirs[0].join("chunks"));
+    assert!(
+        objects > 0 && objects < 50,
+        "{objects} objects for 200 files"
+    );
+
+    server.kill().await;
+    server.wipe_data_dir();
+    let out = server.command(&["meta", "restore"]).await;
+    assert!(out.success, "{out:?}");
+    server.restart().await.unwrap();
+    assert_serves(&server, &files).await;
+}
+
+/// Files under `dir`, however deep.
+fn walkdir(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                walkdir(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
