@@ -386,6 +386,7 @@ fn start_workers(
         keep_younger_than: cfg.keep_days.map(|d| secs(d * 24 * 3600)),
         deleted_retention: Some(secs(cfg.deleted_retention_secs)),
         repack_below_percent: cfg.repack_below_percent,
+        pack_existing: cfg.packs,
     };
     add(runner::spawn(
         Leased::new(

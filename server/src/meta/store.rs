@@ -161,9 +161,15 @@ operations! {
     /// The stored chunks that name pack `pack`, with their offsets, in
     /// offset order.
     Read fn pack_members(pack: &str) -> Vec<(ChunkRef, u64)> = packs::pack_members;
+    /// Stored chunks under `below` bytes that a version holds and that are
+    /// objects of their own (written before packs were on), at most
+    /// `limit`.
+    Read fn unpacked_small(below: u32, limit: u32) -> Vec<ChunkRef> = packs::unpacked_small;
     /// Moves the chunks `moved` (id, offset in `new`) that still name
-    /// pack `old` into pack `new`, written on `nodes`, in one
-    /// transaction; `old` stays a grace period more for reads under way.
+    /// pack `old` (`""`: that are still objects of their own) into pack
+    /// `new`, written on `nodes`, in one transaction; `old` stays a grace
+    /// period more for reads under way (an object of its own becomes an
+    /// orphan, which gc deletes a grace period after noticing it).
     /// Returns how many moved.
     Unsynced fn repack(old: &str, new: &ChunkRef, nodes: &[String], moved: &[(String, u64)])
         -> u64 = packs::repack;

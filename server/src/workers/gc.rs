@@ -32,6 +32,9 @@ pub struct GcConfig {
     /// Packs whose live chunks fill less than this percentage of them
     /// are repacked (0: never).
     pub repack_below_percent: u32,
+    /// Packs are on: small chunks stored as objects of their own are
+    /// packed too.
+    pub pack_existing: bool,
 }
 
 impl Default for GcConfig {
@@ -42,6 +45,7 @@ impl Default for GcConfig {
             keep_younger_than: None,
             deleted_retention: Some(Duration::from_secs(30 * 24 * 3600)),
             repack_below_percent: 60,
+            pack_existing: false,
         }
     }
 }
@@ -119,6 +123,15 @@ impl Gc {
                 // The listing is old by now: an upload may have claimed
                 // the id since. The claim makes uploads of it wait.
                 if !self.meta.claim_orphan(&id).await? {
+                    // Or its chunk moved into a pack: the row stays, the
+                    // object of its own goes.
+                    let packed = self.meta.pack_locations(std::slice::from_ref(&id)).await?;
+                    if packed.contains_key(&id) {
+                        match self.cluster.delete_from(node, &id).await {
+                            Ok(()) => orphans += 1,
+                            Err(_) => errors += 1,
+                        }
+                    }
                     continue;
                 }
                 match self.cluster.delete_from(node, &id).await {
@@ -164,6 +177,18 @@ impl Worker for Gc {
             Default::default()
         };
         errors += repacked.errors;
+        let migrated = if self.cfg.pack_existing {
+            crate::packs::repack::pack_small(
+                &self.meta,
+                &self.cluster,
+                crate::packs::TARGET_PACK,
+                cancel,
+            )
+            .await?
+        } else {
+            Default::default()
+        };
+        errors += migrated.errors;
         // Thumbnails of content their owner no longer has.
         let thumbs = crate::thumbs::sweep(&self.meta, &self.cluster).await?;
         // Objects no row names are orphans only if the nodes belong to
@@ -182,12 +207,14 @@ impl Worker for Gc {
         };
         let report = format!(
             "removed {versions} versions, {chunks} unreferenced chunks and {thumbs} thumbnails, \
-             repacked {} packs ({} chunks), {sweep}, {errors} errors",
-            repacked.packs, repacked.chunks
+             repacked {} packs ({} chunks), packed {} small chunks, {sweep}, {errors} errors",
+            repacked.packs, repacked.chunks, migrated.chunks
         );
         Ok(if cancel.is_cancelled() {
             Pass::cancelled(report)
-        } else if versions + chunks + thumbs + orphans + errors + repacked.packs == 0 {
+        } else if versions + chunks + thumbs + orphans + errors + repacked.packs + migrated.chunks
+            == 0
+        {
             Pass::idle(report)
         } else {
             Pass::done(report)

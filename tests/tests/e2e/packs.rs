@@ -294,3 +294,55 @@ async fn rotten_and_lost_packs_are_read_past_found_and_repaired() {
         );
     }
 }
+
+/// A store written before packs were on: once they are, gc packs its
+/// small chunks, a pass later deletes their old objects, and every file
+/// reads back unchanged.
+#[tokio::test]
+async fn small_chunks_stored_before_packs_are_packed_by_gc() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = (1..=3)
+        .map(|i| root.path().join(format!("node{i}")))
+        .collect();
+    let spec: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("dir:{}", d.display()))
+        .collect();
+    let opts = ServerOpts::embedded()
+        .with("COFFER_NODES", &spec.join(","))
+        .with("COFFER_GC_GRACE_SECS", "0");
+    let mut server = Server::start(opts).await.unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|i| {
+            (
+                format!("old/f{i:03}"),
+                pattern(300 + i * 41, 9_000 + i as u64),
+            )
+        })
+        .collect();
+    let mut c = server.client().await;
+    for (name, data) in &files {
+        upload_bytes(&mut c, name, data).await.unwrap();
+    }
+    assert_eq!(objects(&dirs[0].join("chunks")).len(), files.len());
+
+    let packed = server.opts().clone().with("COFFER_PACKS", "true");
+    server.restart_with(packed).await.unwrap();
+    let first = server.run_worker("gc").await;
+    assert!(first.contains("packed 150 small chunks"), "{first}");
+    let second = server.run_worker("gc").await;
+    println!("gc: {first}\nthen: {second}");
+    for d in &dirs {
+        let n = objects(&d.join("chunks")).len();
+        assert_eq!(
+            n,
+            1,
+            "{}: the old objects are gone, one pack left",
+            d.display()
+        );
+    }
+    let mut c = server.client().await;
+    for (name, data) in &files {
+        assert!(download(&mut c, name, 0).await.unwrap() == *data, "{name}");
+    }
+}

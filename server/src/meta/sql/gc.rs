@@ -134,18 +134,20 @@ pub fn note_orphans(
     grace: Duration,
 ) -> Result<Vec<String>, MetaError> {
     let found = list(found);
+    // A chunk moved into a pack leaves its own object behind: an orphan,
+    // like one no row names.
     // Forget notes about objects that are gone or are named now: should
     // one appear again, its grace period starts afresh.
     tx.execute(
         "DELETE FROM gc_orphans WHERE node = $1
            AND (chunk_id NOT IN (SELECT value FROM list_of($2))
-                OR chunk_id IN (SELECT id FROM chunks))",
+                OR chunk_id IN (SELECT id FROM chunks WHERE pack_id IS NULL))",
         &[&node, &found],
     )?;
     tx.execute(
         "INSERT INTO gc_orphans (node, chunk_id, first_seen)
          SELECT CAST($1 AS TEXT), f.value, now_ms() FROM list_of($2) AS f
-         WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = f.value)
+         WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = f.value AND c.pack_id IS NULL)
          ON CONFLICT (node, chunk_id) DO NOTHING",
         &[&node, &found],
     )?;

@@ -146,6 +146,26 @@ pub fn pack_members(tx: &dyn Tx, pack: &str) -> Result<Vec<(ChunkRef, u64)>, Met
         .collect())
 }
 
+/// See [`crate::meta::MetaStore::unpacked_small`]. Only chunks a version
+/// holds: a pack whose chunks all went looks like a small chunk of its
+/// own, and is gc's to delete, not to pack.
+pub fn unpacked_small(tx: &dyn Tx, below: u32, limit: u32) -> Result<Vec<ChunkRef>, MetaError> {
+    Ok(tx
+        .query(
+            &format!(
+                "SELECT id, size FROM chunks c
+                 WHERE c.state = {OK} AND c.pack_id IS NULL AND c.size < $1
+                   AND NOT EXISTS (SELECT 1 FROM chunks p WHERE p.pack_id = c.id)
+                   AND EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
+                 ORDER BY c.id LIMIT $2"
+            ),
+            &[&below, &limit],
+        )?
+        .iter()
+        .map(super::chunks::chunk_ref)
+        .collect())
+}
+
 /// See [`crate::meta::MetaStore::repack`].
 pub fn repack(
     tx: &dyn Tx,
@@ -163,11 +183,13 @@ pub fn repack(
             .iter()
             .map(|(id, offset)| vec![id.as_str().into(), (*offset).into()]),
     );
+    // `old` empty: chunks that are objects of their own.
     let n = tx.execute(
         &format!(
             "UPDATE chunks SET pack_id = $1, pack_offset = CAST(t.value ->> 1 AS BIGINT)
              FROM rows_of($2) AS t
-             WHERE chunks.id = t.value ->> 0 AND chunks.pack_id = $3 AND chunks.state = {OK}"
+             WHERE chunks.id = t.value ->> 0 AND COALESCE(chunks.pack_id, '') = $3
+               AND chunks.state = {OK}"
         ),
         &[&new.id, &batch, &old],
     )?;
