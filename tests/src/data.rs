@@ -219,3 +219,48 @@ pub fn fill_folder(db: &std::path::Path, folder: &str, count: u32) -> anyhow::Re
     tx.commit()?;
     Ok(())
 }
+
+/// Every file under `dir`, relative path -> content (empty if `dir` is
+/// not there).
+pub fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    fn go(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    ) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    go(dir, dir, &mut out);
+    out
+}
+
+/// Uploads every `(name, data)` of `files`, `at_once` at a time, as a
+/// client sending a tree does; panics on the first failure.
+pub async fn upload_at_once<'a>(
+    client: &FileStorageClient<Conn>,
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    at_once: usize,
+) {
+    use futures::StreamExt;
+    futures::stream::iter(files)
+        .for_each_concurrent(at_once, |(name, data)| {
+            let mut c = client.clone();
+            async move {
+                upload_bytes(&mut c, name, data)
+                    .await
+                    .unwrap_or_else(|e| panic!("upload {name}: {e}"));
+            }
+        })
+        .await;
+}

@@ -179,6 +179,17 @@ impl ServerOpts {
         }
     }
 
+    /// A server on three directory nodes under `root` (outside its data
+    /// dir, so they outlive it); returns the node directories too.
+    pub fn on_dirs(root: &Path) -> (Self, Vec<PathBuf>) {
+        let dirs: Vec<PathBuf> = (1..=3).map(|i| root.join(format!("node{i}"))).collect();
+        let spec: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("dir:{}", d.display()))
+            .collect();
+        (Self::embedded().with("COFFER_NODES", &spec.join(",")), dirs)
+    }
+
     /// The real binary in a process of its own.
     pub fn process(mut self) -> Self {
         self.process = true;

@@ -14,14 +14,19 @@ use tokio_util::sync::CancellationToken;
 /// Sparse packs looked at per pass.
 const BATCH: u32 = 100;
 
+/// Small chunks that are objects of their own, at most this many per pass.
+const SMALL_BATCH: u32 = 10_000;
+
 /// What one repacking pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Repacked {
-    /// Packs emptied into new ones.
+    /// Old places emptied into new packs (packs, or for small chunks of
+    /// their own, each new pack's batch).
     pub packs: u64,
     /// Chunks moved.
     pub chunks: u64,
-    /// Packs left as they were (unreadable now, or a copy that failed).
+    /// Packs or chunks left as they were (unreadable now, or a copy that
+    /// failed).
     pub errors: u64,
 }
 
@@ -34,13 +39,8 @@ pub async fn repack(
     target: u64,
     cancel: &CancellationToken,
 ) -> Result<Repacked, MetaError> {
-    let mut done = Repacked::default();
-    let sparse = meta.sparse_packs(live_percent, BATCH).await?;
-    let mut builder = Builder::new();
-    // The old packs whose live chunks the builder holds, each with its
-    // moves (chunk id, offset in the new pack).
-    let mut from: Vec<(String, Vec<(String, u64)>)> = Vec::new();
-    for old in sparse {
+    let mut filling = Filling::new(meta, cluster, target);
+    for old in meta.sparse_packs(live_percent, BATCH).await? {
         if cancel.is_cancelled() {
             break;
         }
@@ -49,126 +49,125 @@ pub async fn repack(
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(pack = %old.id, error = %e, "repack: cannot read the pack");
-                done.errors += 1;
+                filling.done.errors += 1;
                 continue;
             }
         };
-        let mut moves = Vec::new();
+        // Every row checked against the verified pack before any moves.
+        let mut chunks = Vec::with_capacity(members.len());
         for (c, offset) in members {
             let start = offset as usize;
             let data = bytes.get(start..start + c.size as usize);
-            let id = id_bytes(&c.id);
-            match (data, id) {
+            match (data, id_bytes(&c.id)) {
                 (Some(data), Some(id)) if blake3::hash(data).as_bytes() == &id => {
-                    // A chunk is far below a pack's limit: `push` cannot
-                    // refuse it.
-                    if let Ok(entry) = builder.push(id, data) {
-                        moves.push((c.id, entry.offset));
-                    }
+                    chunks.push((c.id, id, data));
                 }
                 _ => {
-                    // The row and the verified pack disagree: leave this
-                    // pack alone for an operator to look at.
                     tracing::error!(pack = %old.id, chunk = %c.id, "repack: a row names bytes the pack does not hold");
-                    done.errors += 1;
-                    moves.clear();
+                    chunks.clear();
+                    filling.done.errors += 1;
                     break;
                 }
             }
         }
-        if !moves.is_empty() {
-            from.push((old.id, moves));
+        for (chunk, id, data) in chunks {
+            filling.add(&old.id, chunk, id, data);
         }
-        if builder.data_len() >= target {
-            write(
-                meta,
-                cluster,
-                std::mem::take(&mut builder),
-                &mut from,
-                &mut done,
-            )
-            .await?;
-        }
+        filling.flush(false).await?;
     }
-    if !builder.is_empty() {
-        write(meta, cluster, builder, &mut from, &mut done).await?;
-    }
-    Ok(done)
+    filling.flush(true).await?;
+    Ok(filling.done)
 }
 
-/// Small chunks that are objects of their own, at most this many per pass.
-const SMALL_BATCH: u32 = 10_000;
-
 /// Packs small chunks stored as objects of their own into new packs of up
-/// to `target` bytes; `packs` counts the new packs.
+/// to `target` bytes.
 pub async fn pack_small(
     meta: &Meta,
     cluster: &Cluster,
     target: u64,
     cancel: &CancellationToken,
 ) -> Result<Repacked, MetaError> {
-    let mut done = Repacked::default();
+    let mut filling = Filling::new(meta, cluster, target);
     let small = meta
         .unpacked_small(super::PACK_BELOW as u32, SMALL_BATCH)
         .await?;
-    let mut builder = Builder::new();
-    let mut moves = Vec::new();
     for c in small {
         if cancel.is_cancelled() {
             break;
         }
         let (Ok(data), Some(id)) = (cluster.read_chunk(&c.id).await, id_bytes(&c.id)) else {
             // Unreadable now: repair's business; packed on a later pass.
-            done.errors += 1;
+            filling.done.errors += 1;
             continue;
         };
-        if let Ok(entry) = builder.push(id, &data) {
-            moves.push((c.id, entry.offset));
-        }
-        if builder.data_len() >= target {
-            let mut from = vec![(String::new(), std::mem::take(&mut moves))];
-            write(
-                meta,
-                cluster,
-                std::mem::take(&mut builder),
-                &mut from,
-                &mut done,
-            )
-            .await?;
-        }
+        filling.add("", c.id, id, &data);
+        filling.flush(false).await?;
     }
-    if !builder.is_empty() {
-        let mut from = vec![(String::new(), moves)];
-        write(meta, cluster, builder, &mut from, &mut done).await?;
-    }
-    Ok(done)
+    filling.flush(true).await?;
+    Ok(filling.done)
 }
 
-/// Writes the new pack, then switches each old pack's chunks over.
-async fn write(
-    meta: &Meta,
-    cluster: &Cluster,
+/// A new pack being filled from old places (a pack's id, or `""` for
+/// chunks of their own), written once full.
+struct Filling<'a> {
+    meta: &'a Meta,
+    cluster: &'a Cluster,
+    target: u64,
     builder: Builder,
-    from: &mut Vec<(String, Vec<(String, u64)>)>,
-    done: &mut Repacked,
-) -> Result<(), MetaError> {
-    let sealed = builder.seal();
-    let new = ChunkRef {
-        id: sealed.id.clone(),
-        size: sealed.bytes.len() as u32,
-    };
-    let acked = match cluster.write_chunk(&new.id, sealed.bytes).await {
-        Ok(acked) => acked,
-        Err(e) => {
-            tracing::warn!(error = %e, "repack: cannot write the new pack");
-            done.errors += from.len() as u64;
-            from.clear();
+    /// Each old place with its moves (chunk id, offset in the new pack).
+    from: Vec<(String, Vec<(String, u64)>)>,
+    done: Repacked,
+}
+
+impl<'a> Filling<'a> {
+    fn new(meta: &'a Meta, cluster: &'a Cluster, target: u64) -> Self {
+        Filling {
+            meta,
+            cluster,
+            target,
+            builder: Builder::new(),
+            from: Vec::new(),
+            done: Repacked::default(),
+        }
+    }
+
+    fn add(&mut self, old: &str, chunk: String, id: [u8; 32], data: &[u8]) {
+        // A chunk is far below a pack's limit: `push` cannot refuse it.
+        let Ok(entry) = self.builder.push(id, data) else {
+            return;
+        };
+        match self.from.last_mut() {
+            Some((place, moves)) if place == old => moves.push((chunk, entry.offset)),
+            _ => self
+                .from
+                .push((old.to_string(), vec![(chunk, entry.offset)])),
+        }
+    }
+
+    /// Writes the new pack (once full, or now with `force`), then
+    /// switches each old place's chunks over.
+    async fn flush(&mut self, force: bool) -> Result<(), MetaError> {
+        if self.builder.is_empty() || (!force && self.builder.data_len() < self.target) {
             return Ok(());
         }
-    };
-    for (old, moves) in from.drain(..) {
-        done.chunks += meta.repack(&old, &new, &acked, &moves).await?;
-        done.packs += 1;
+        let sealed = std::mem::take(&mut self.builder).seal();
+        let new = ChunkRef {
+            id: sealed.id.clone(),
+            size: sealed.bytes.len() as u32,
+        };
+        let acked = match self.cluster.write_chunk(&new.id, sealed.bytes).await {
+            Ok(acked) => acked,
+            Err(e) => {
+                tracing::warn!(error = %e, "repack: cannot write the new pack");
+                self.done.errors += self.from.len() as u64;
+                self.from.clear();
+                return Ok(());
+            }
+        };
+        for (old, moves) in self.from.drain(..) {
+            self.done.chunks += self.meta.repack(&old, &new, &acked, &moves).await?;
+            self.done.packs += 1;
+        }
+        Ok(())
     }
-    Ok(())
 }

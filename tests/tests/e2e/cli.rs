@@ -28,22 +28,7 @@ fn s(p: &Path) -> &str {
 
 /// Every file under `dir`, relative path -> content.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                go(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    go(dir, dir, &mut out);
-    out
+    coffer_tests::data::read_tree(dir)
 }
 
 /// Distinct chunk ids on the embedded nodes, with their sizes.

@@ -7,31 +7,11 @@
 use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
 use coffer_proto::pb::DeleteFileRequest;
 use coffer_tests::cli::Cli;
-use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::data::{download, pattern, read_tree, upload_at_once, upload_bytes};
 use coffer_tests::garage::start_cluster;
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// Every file under `dir`, relative path -> content.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn go(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                go(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    go(dir, dir, &mut out);
-    out
-}
+use std::path::PathBuf;
 
 #[tokio::test]
 async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
@@ -72,7 +52,7 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     let get = cli.json(&["get", "small", back.to_str().unwrap()]).await;
     assert_eq!(get["files"].as_array().unwrap().len(), FILES);
     println!("got {FILES} files in {:?}", t.elapsed());
-    assert!(tree(&back) == tree(&src), "a packed file differs");
+    assert!(read_tree(&back) == read_tree(&src), "a packed file differs");
 
     // A large file: its big chunks are objects of their own; only its
     // tail, under FastCDC's minimum, goes into a pack.
@@ -102,7 +82,7 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     // every pack is left mostly empty: gc forgets their chunks, repacks
     // the rest, and a pass later deletes the old packs. Then each node
     // stores at most 1.3 times the live bytes.
-    let names: Vec<PathBuf> = tree(&src).into_keys().collect();
+    let names: Vec<PathBuf> = read_tree(&src).into_keys().collect();
     let kept: BTreeMap<PathBuf, Vec<u8>> = names
         .iter()
         .step_by(10)
@@ -142,7 +122,7 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     let back = work.path().join("kept");
     let get = cli.json(&["get", "small", back.to_str().unwrap()]).await;
     assert_eq!(get["files"].as_array().unwrap().len(), FILES / 10);
-    assert!(tree(&back) == kept, "a repacked file differs");
+    assert!(read_tree(&back) == kept, "a repacked file differs");
 
     // The rest deleted and purged: gc takes their chunks' rows, then the
     // packs no chunk names any more, from every node. What is left is
@@ -220,30 +200,14 @@ async fn a_sigkill_with_packs_open_loses_no_acknowledged_upload() {
     }
 }
 
-/// Every object file under `dir`, relative path -> bytes.
-fn objects(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    if dir.is_dir() {
-        tree(dir)
-    } else {
-        BTreeMap::new()
-    }
-}
-
 /// Packs on three directory nodes: one node's copies rotted, another
 /// node wiped. Reads go on from the good copies; scrub finds the rotten
 /// ones and repair makes every node whole again, byte for byte.
 #[tokio::test]
 async fn rotten_and_lost_packs_are_read_past_found_and_repaired() {
     let root = tempfile::tempdir().unwrap();
-    let dirs: Vec<PathBuf> = (1..=3)
-        .map(|i| root.path().join(format!("node{i}")))
-        .collect();
-    let spec: Vec<String> = dirs
-        .iter()
-        .map(|d| format!("dir:{}", d.display()))
-        .collect();
-    let opts = ServerOpts::embedded()
-        .with("COFFER_NODES", &spec.join(","))
+    let (opts, dirs) = ServerOpts::on_dirs(root.path());
+    let opts = opts
         .with("COFFER_PACKS", "true")
         .with("COFFER_SCRUB_RATE_MIB", "0");
     let server = Server::start(opts).await.unwrap();
@@ -255,19 +219,14 @@ async fn rotten_and_lost_packs_are_read_past_found_and_repaired() {
             )
         })
         .collect();
-    {
-        use futures::StreamExt;
-        let c = server.client().await;
-        futures::stream::iter(files.iter())
-            .for_each_concurrent(32, |(name, data)| {
-                let mut c = c.clone();
-                async move {
-                    upload_bytes(&mut c, name, data).await.unwrap();
-                }
-            })
-            .await;
-    }
-    let good = objects(&dirs[2].join("chunks"));
+    let c = server.client().await;
+    upload_at_once(
+        &c,
+        files.iter().map(|(n, d)| (n.as_str(), d.as_slice())),
+        32,
+    )
+    .await;
+    let good = read_tree(&dirs[2].join("chunks"));
     assert!(!good.is_empty() && good.len() < 50, "{} packs", good.len());
 
     // Node 1: every pack rots (one byte flipped); node 2: wiped.
@@ -288,7 +247,7 @@ async fn rotten_and_lost_packs_are_read_past_found_and_repaired() {
     println!("scrub: {scrub}\nrepair: {repair}");
     for d in &dirs[..2] {
         assert!(
-            objects(&d.join("chunks")) == good,
+            read_tree(&d.join("chunks")) == good,
             "{} is not whole again",
             d.display()
         );
@@ -301,16 +260,8 @@ async fn rotten_and_lost_packs_are_read_past_found_and_repaired() {
 #[tokio::test]
 async fn small_chunks_stored_before_packs_are_packed_by_gc() {
     let root = tempfile::tempdir().unwrap();
-    let dirs: Vec<PathBuf> = (1..=3)
-        .map(|i| root.path().join(format!("node{i}")))
-        .collect();
-    let spec: Vec<String> = dirs
-        .iter()
-        .map(|d| format!("dir:{}", d.display()))
-        .collect();
-    let opts = ServerOpts::embedded()
-        .with("COFFER_NODES", &spec.join(","))
-        .with("COFFER_GC_GRACE_SECS", "0");
+    let (opts, dirs) = ServerOpts::on_dirs(root.path());
+    let opts = opts.with("COFFER_GC_GRACE_SECS", "0");
     let mut server = Server::start(opts).await.unwrap();
     let files: Vec<(String, Vec<u8>)> = (0..150)
         .map(|i| {
@@ -324,7 +275,7 @@ async fn small_chunks_stored_before_packs_are_packed_by_gc() {
     for (name, data) in &files {
         upload_bytes(&mut c, name, data).await.unwrap();
     }
-    assert_eq!(objects(&dirs[0].join("chunks")).len(), files.len());
+    assert_eq!(read_tree(&dirs[0].join("chunks")).len(), files.len());
 
     let packed = server.opts().clone().with("COFFER_PACKS", "true");
     server.restart_with(packed).await.unwrap();
@@ -333,7 +284,7 @@ async fn small_chunks_stored_before_packs_are_packed_by_gc() {
     let second = server.run_worker("gc").await;
     println!("gc: {first}\nthen: {second}");
     for d in &dirs {
-        let n = objects(&d.join("chunks")).len();
+        let n = read_tree(&d.join("chunks")).len();
         assert_eq!(
             n,
             1,

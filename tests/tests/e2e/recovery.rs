@@ -4,7 +4,7 @@
 //! outside the data dir (which a lost disk does not take with it).
 
 use coffer_proto::pb::{ClusterStatusRequest, ListVersionsRequest, SnapshotStatus};
-use coffer_tests::data::{download, pattern, upload_bytes};
+use coffer_tests::data::{download, pattern, read_tree, upload_at_once, upload_bytes};
 use coffer_tests::garage::start_cluster;
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::BTreeMap;
@@ -28,15 +28,8 @@ fn quiet(opts: ServerOpts) -> ServerOpts {
 
 /// Three directory nodes that outlive the data dir.
 fn dir_nodes(root: &Path) -> (ServerOpts, Vec<PathBuf>) {
-    let dirs: Vec<PathBuf> = (1..=3).map(|i| root.join(format!("node{i}"))).collect();
-    let spec: Vec<String> = dirs
-        .iter()
-        .map(|d| format!("dir:{}", d.display()))
-        .collect();
-    (
-        quiet(ServerOpts::embedded().with("COFFER_NODES", &spec.join(","))),
-        dirs,
-    )
+    let (opts, dirs) = ServerOpts::on_dirs(root);
+    (quiet(opts), dirs)
 }
 
 async fn snapshot_status(server: &Server) -> SnapshotStatus {
@@ -492,19 +485,11 @@ async fn packed_files_come_back_from_a_snapshot_after_the_disk_is_lost() {
         .map(|(i, n)| (n.as_str(), pattern(100 + i * 13, i as u64)))
         .collect();
     // Many at once, as `coffer put` of a tree sends them: they share packs.
-    use futures::StreamExt;
     let c = server.client().await;
-    futures::stream::iter(files.iter())
-        .for_each_concurrent(32, |(name, data)| {
-            let mut c = c.clone();
-            async move {
-                upload_bytes(&mut c, name, data).await.unwrap();
-            }
-        })
-        .await;
+    upload_at_once(&c, files.iter().map(|(n, d)| (*n, d.as_slice())), 32).await;
     snapshot(&server).await;
     // Packed: far fewer objects on each node than files.
-    let objects = walkdir(&dirs[0].join("chunks"));
+    let objects = read_tree(&dirs[0].join("chunks")).len();
     assert!(
         objects > 0 && objects < 50,
         "{objects} objects for 200 files"
@@ -516,20 +501,4 @@ async fn packed_files_come_back_from_a_snapshot_after_the_disk_is_lost() {
     assert!(out.success, "{out:?}");
     server.restart().await.unwrap();
     assert_serves(&server, &files).await;
-}
-
-/// Files under `dir`, however deep.
-fn walkdir(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                walkdir(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }
