@@ -1979,11 +1979,13 @@ pub async fn packed_chunks_name_their_pack_which_lives_while_they_do(meta: Meta)
     let pack = fresh;
 
     delete(&meta, "f").await;
+    // Past the deletion's millisecond, so a retention of zero purges it.
+    tick().await;
     let purge = Retention {
         purge_deleted_after: Some(Duration::ZERO),
         ..Default::default()
     };
-    meta.apply_retention(&purge).await.unwrap();
+    assert_eq!(meta.apply_retention(&purge).await.unwrap(), 1);
     tick().await;
     let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
     assert_eq!(
