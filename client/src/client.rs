@@ -2,6 +2,7 @@
 //! the simple calls (listing, metadata, versions, restore, delete, admin).
 
 use crate::error::ClientError;
+use crate::upload::Batches;
 use crate::Metadata;
 use coffer_proto::paths;
 use coffer_proto::pb::{
@@ -16,6 +17,7 @@ use coffer_proto::pb::{
     ShareLink, WhoAmIRequest, WhoAmIResponse, WorkerStatus,
 };
 use coffer_proto::put::PutMode;
+use std::sync::Arc;
 use tonic::codegen::{Body, Bytes, StdError};
 use tonic::metadata::MetadataValue;
 use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
@@ -53,6 +55,9 @@ pub struct Coffer<T> {
     share: CofferShareClient<T>,
     health: HealthClient<T>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// Upload calls coalesced across this login's uploads; a new login
+    /// starts its own, so no batch mixes two logins' calls.
+    pub(crate) batches: Arc<Batches>,
 }
 
 impl<T: Transport> Coffer<T> {
@@ -68,6 +73,7 @@ impl<T: Transport> Coffer<T> {
             share: CofferShareClient::new(transport.clone()),
             health: HealthClient::new(transport),
             token: None,
+            batches: Default::default(),
         }
     }
 
@@ -78,12 +84,14 @@ impl<T: Transport> Coffer<T> {
             .parse()
             .map_err(|_| ClientError::Protocol("the token is not valid header text".into()))?;
         self.token = Some(value);
+        self.batches = Default::default();
         Ok(())
     }
 
     /// Forgets the bearer token.
     pub fn logout(&mut self) {
         self.token = None;
+        self.batches = Default::default();
     }
 
     /// Logs `username` in with `password`: the tokens, which

@@ -21,6 +21,7 @@
 //!
 //! Errors are [`ClientError`]; progress is reported through [`Observer`].
 
+mod batch;
 mod client;
 pub mod download;
 mod error;

@@ -6,6 +6,7 @@
 //! [`ChunkSource`] gives the bytes of one chunk back when it has to be sent,
 //! so a file is never held whole.
 
+use crate::batch::{Coalescer, Limits};
 use crate::client::{normalize, Coffer, Transport};
 use crate::error::ClientError;
 use crate::observer::Observer;
@@ -14,15 +15,58 @@ use crate::Metadata;
 use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, Chunker, ContentHasher};
 use coffer_proto::pb::{
-    AbortUploadRequest, ChunkRef, FinishUploadRequest, PutChunkRequest, StartUploadRequest,
+    finish_upload_result, start_upload_result, AbortUploadRequest, ChunkRef, FinishUploadRequest,
+    FinishUploadsRequest, PutChunkRequest, PutChunksRequest, StartUploadRequest,
+    StartUploadResponse, StartUploadsRequest,
 };
 use coffer_proto::put::PutMode;
+use coffer_proto::reason;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashSet;
 use std::future::Future;
+use tonic::Status;
 
 /// Chunks sent at the same time.
 pub const PARALLEL_CHUNKS: usize = 4;
+
+/// Chunks smaller than this (FastCDC's minimum: the last chunk of a file,
+/// or a small file whole) go up in `PutChunks` batches; the server packs
+/// them into shared objects.
+pub const SMALL_CHUNK: u32 = coffer_proto::chunking::MIN_CHUNK as u32;
+
+/// Files (and small chunks) in one batch call; the server takes at most
+/// 1,000.
+const BATCH_ITEMS: usize = 1000;
+/// Chunk references in one `StartUploads`, so its message stays well
+/// under the 5 MiB limit (a larger plan goes alone).
+const BATCH_PLANNED: usize = 20_000;
+/// Batch calls of one kind on their way at once.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The upload calls of one login, coalesced across its uploads in flight
+/// (see [`crate::batch`]): a tree of small files goes up in a few
+/// `StartUploads`, `PutChunks` and `FinishUploads` calls.
+#[derive(Debug)]
+pub(crate) struct Batches {
+    start: Coalescer<StartUploadRequest, StartUploadResponse>,
+    put: Coalescer<PutChunkRequest, u32>,
+    finish: Coalescer<FinishUploadRequest, Metadata>,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        let limits = |weight| Limits {
+            items: BATCH_ITEMS,
+            weight,
+            in_flight: BATCHES_IN_FLIGHT,
+        };
+        Batches {
+            start: Coalescer::new(limits(BATCH_PLANNED)),
+            put: Coalescer::new(limits(coffer_proto::chunking::MAX_CHUNK)),
+            finish: Coalescer::new(limits(BATCH_ITEMS)),
+        }
+    }
+}
 
 /// One chunk of a planned upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +226,13 @@ impl<T: Transport> Coffer<T> {
                     upload_id: String::new(),
                     modified_time: plan.modified.clone().unwrap_or_default(),
                 };
-                (self.start(req).await?, false)
+                let planned = req.chunks.len();
+                let r = self
+                    .batches
+                    .start
+                    .call(req, planned, |batch| self.start_many(batch))
+                    .await?;
+                (r, false)
             }
         };
         let upload_id = start.upload_id;
@@ -211,11 +261,15 @@ impl<T: Transport> Coffer<T> {
             })
             .await?;
 
-        let req = self.request(FinishUploadRequest {
+        let req = FinishUploadRequest {
             upload_id: upload_id.clone(),
             base_version: mode.base(),
-        });
-        let metadata = self.files.clone().finish_upload(req).await?.into_inner();
+        };
+        let metadata = self
+            .batches
+            .finish
+            .call(req, 1, |batch| self.finish_many(batch))
+            .await?;
         if metadata.content_hash != plan.content_hash {
             return Err(ClientError::Protocol(format!(
                 "the server committed content {}, not this file's {}",
@@ -273,12 +327,80 @@ impl<T: Transport> Coffer<T> {
             chunk_id: chunk.id.clone(),
             data,
         };
-        with_backoff(|| {
+        if chunk.size < SMALL_CHUNK {
+            let size = chunk.size as usize;
+            self.batches
+                .put
+                .call(req, size, |batch| self.put_many(batch))
+                .await?;
+        } else {
+            with_backoff(|| {
+                let (mut files, req) = (self.files.clone(), self.request(req.clone()));
+                async move { files.put_chunk(req).await }
+            })
+            .await?;
+        }
+        Ok(chunk.size)
+    }
+
+    /// Opens a batch of sessions (see [`Batches`]).
+    async fn start_many(
+        &self,
+        files: Vec<StartUploadRequest>,
+    ) -> Result<Vec<Result<StartUploadResponse, Status>>, Status> {
+        use start_upload_result::Result as Answer;
+        let req = StartUploadsRequest { files };
+        let r = with_backoff(|| {
             let (mut files, req) = (self.files.clone(), self.request(req.clone()));
-            async move { files.put_chunk(req).await }
+            async move { files.start_uploads(req).await }
         })
         .await?;
-        Ok(chunk.size)
+        Ok(r.into_inner()
+            .files
+            .into_iter()
+            .map(|f| match f.result {
+                Some(Answer::Session(s)) => Ok(s),
+                Some(Answer::Refused(r)) => Err(reason::refused(&r)),
+                None => Err(Status::internal("the server answered a file with nothing")),
+            })
+            .collect())
+    }
+
+    /// Puts a batch of small chunks (see [`Batches`]).
+    async fn put_many(
+        &self,
+        chunks: Vec<PutChunkRequest>,
+    ) -> Result<Vec<Result<u32, Status>>, Status> {
+        let req = PutChunksRequest { chunks };
+        let r = with_backoff(|| {
+            let (mut files, req) = (self.files.clone(), self.request(req.clone()));
+            async move { files.put_chunks(req).await }
+        })
+        .await?;
+        Ok(r.into_inner().remaining.into_iter().map(Ok).collect())
+    }
+
+    /// Commits a batch of sessions (see [`Batches`]).
+    async fn finish_many(
+        &self,
+        files: Vec<FinishUploadRequest>,
+    ) -> Result<Vec<Result<Metadata, Status>>, Status> {
+        use finish_upload_result::Result as Answer;
+        let req = FinishUploadsRequest { files };
+        let r = with_backoff(|| {
+            let (mut files, req) = (self.files.clone(), self.request(req.clone()));
+            async move { files.finish_uploads(req).await }
+        })
+        .await?;
+        Ok(r.into_inner()
+            .files
+            .into_iter()
+            .map(|f| match f.result {
+                Some(Answer::Metadata(m)) => Ok(m),
+                Some(Answer::Refused(r)) => Err(reason::refused(&r)),
+                None => Err(Status::internal("the server answered a file with nothing")),
+            })
+            .collect())
     }
 }
 

@@ -98,6 +98,31 @@ pub fn of(status: &tonic::Status) -> Option<(String, HashMap<String, String>)> {
         .map(|i| (i.reason, i.metadata))
 }
 
+/// One file's refusal in a batch answer, carrying what its status would.
+pub fn refusal(status: &tonic::Status) -> crate::pb::FileRefusal {
+    let (reason, about) = of(status).unwrap_or_default();
+    crate::pb::FileRefusal {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+        reason,
+        about,
+    }
+}
+
+/// The status a single-file call would have answered for `r`.
+pub fn refused(r: &crate::pb::FileRefusal) -> tonic::Status {
+    let code = tonic::Code::from_i32(r.code);
+    if r.reason.is_empty() {
+        return tonic::Status::new(code, r.message.clone());
+    }
+    let about: Vec<(&str, String)> = r
+        .about
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    status(code, r.message.clone(), &r.reason, &about)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +140,22 @@ mod tests {
         assert_eq!(meta["latest"], "3");
         assert_eq!(s.message(), "changed");
         assert!(of(&tonic::Status::failed_precondition("changed")).is_none());
+    }
+
+    #[test]
+    fn a_refusal_in_a_batch_answer_carries_its_status_there_and_back() {
+        let s = status(
+            tonic::Code::FailedPrecondition,
+            "changed",
+            STALE,
+            &[("latest", "3".into())],
+        );
+        let back = refused(&refusal(&s));
+        assert_eq!(back.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(back.message(), "changed");
+        assert_eq!(of(&back).unwrap().1["latest"], "3");
+        let plain = refused(&refusal(&tonic::Status::not_found("gone")));
+        assert_eq!(plain.code(), tonic::Code::NotFound);
+        assert!(of(&plain).is_none());
     }
 }

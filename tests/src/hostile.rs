@@ -119,6 +119,24 @@ impl FileStorage for Evil {
     ) -> Result<Response<AbortUploadResponse>, Status> {
         no()
     }
+    async fn start_uploads(
+        &self,
+        _: Request<StartUploadsRequest>,
+    ) -> Result<Response<StartUploadsResponse>, Status> {
+        no()
+    }
+    async fn put_chunks(
+        &self,
+        _: Request<PutChunksRequest>,
+    ) -> Result<Response<PutChunksResponse>, Status> {
+        no()
+    }
+    async fn finish_uploads(
+        &self,
+        _: Request<FinishUploadsRequest>,
+    ) -> Result<Response<FinishUploadsResponse>, Status> {
+        no()
+    }
     async fn move_file(
         &self,
         _: Request<MoveFileRequest>,

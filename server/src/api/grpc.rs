@@ -2,6 +2,7 @@
 //! encodes answers. No logic of its own beyond framing.
 
 use super::guard::{caller, peer};
+use super::status::refusal;
 use crate::auth::Auth;
 use crate::caller::Caller;
 use crate::files::{download_keys, FileVersion, Files, UploadPlan};
@@ -359,6 +360,94 @@ impl FileStorage for FileStorageApi {
             .finish_upload(&who, &r.upload_id, PutMode::from_base(r.base_version))
             .await?;
         Ok(Response::new(metadata(&v)))
+    }
+
+    async fn start_uploads(
+        &self,
+        req: Request<StartUploadsRequest>,
+    ) -> Result<Response<StartUploadsResponse>, Status> {
+        use start_upload_result::Result as Answer;
+        let who = caller(&req)?;
+        let mut plans = Vec::new();
+        for r in req.into_inner().files {
+            if !r.upload_id.is_empty() {
+                return Err(Status::invalid_argument(
+                    "StartUploads opens new sessions; resume one with StartUpload",
+                ));
+            }
+            plans.push(UploadPlan {
+                path: r.file_name,
+                size: r.size,
+                chunks: r
+                    .chunks
+                    .into_iter()
+                    .map(|c| ChunkRef {
+                        id: c.id,
+                        size: c.size,
+                    })
+                    .collect(),
+                hash: r.content_hash,
+                modified: crate::files::modified_time(&r.modified_time)?,
+            });
+        }
+        let answers = self.files.start_uploads(&who, plans).await?;
+        let files = answers
+            .into_iter()
+            .map(|a| StartUploadResult {
+                result: Some(match a {
+                    Ok(s) => Answer::Session(StartUploadResponse {
+                        upload_id: s.id,
+                        missing_chunks: s.missing,
+                        expires_at: s.expires_at,
+                        content_hash: s.hash,
+                    }),
+                    Err(e) => Answer::Refused(refusal(e)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(StartUploadsResponse { files }))
+    }
+
+    async fn put_chunks(
+        &self,
+        req: Request<PutChunksRequest>,
+    ) -> Result<Response<PutChunksResponse>, Status> {
+        let who = caller(&req)?;
+        let chunks = req
+            .into_inner()
+            .chunks
+            .into_iter()
+            .map(|c| (c.upload_id, c.chunk_id, c.data))
+            .collect();
+        let left = self.files.put_chunks(&who, chunks).await?;
+        Ok(Response::new(PutChunksResponse {
+            remaining: left.into_iter().map(|n| n as u32).collect(),
+        }))
+    }
+
+    async fn finish_uploads(
+        &self,
+        req: Request<FinishUploadsRequest>,
+    ) -> Result<Response<FinishUploadsResponse>, Status> {
+        use finish_upload_result::Result as Answer;
+        let who = caller(&req)?;
+        let batch = req
+            .into_inner()
+            .files
+            .into_iter()
+            .map(|f| (f.upload_id, PutMode::from_base(f.base_version)))
+            .collect();
+        let answers = self.files.finish_uploads(&who, batch).await?;
+        let files = answers
+            .into_iter()
+            .map(|a| FinishUploadResult {
+                result: Some(match a {
+                    Ok(v) => Answer::Metadata(metadata(&v)),
+                    Err(e) => Answer::Refused(refusal(e)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(FinishUploadsResponse { files }))
     }
 
     async fn abort_upload(

@@ -155,6 +155,12 @@ fn reason_of(e: &FileError) -> Option<(&'static str, Vec<(&'static str, String)>
     })
 }
 
+/// One file's refusal in a batch answer: what its own call would have
+/// answered.
+pub fn refusal(e: FileError) -> coffer_proto::pb::FileRefusal {
+    reason::refusal(&Status::from(e))
+}
+
 /// A domain error as an HTTP response: the gRPC code's HTTP equivalent and
 /// the message as text.
 pub fn http_error(e: FileError) -> Response {

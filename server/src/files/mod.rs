@@ -30,7 +30,7 @@ mod tree;
 pub use error::FileError;
 pub use folders::folder_path;
 pub use read::{download_keys, Admitted, HeldChunk};
-pub use session::{modified_time, SessionStatus, UploadPlan};
+pub use session::{modified_time, Answer, SessionStatus, UploadPlan, MAX_BATCH};
 pub use stream::StreamUpload;
 pub use thumbs::Thumb;
 

@@ -110,26 +110,7 @@ impl Files {
         data: Bytes,
     ) -> Result<usize, FileError> {
         let slot = self.meta.chunk_slot(id, caller.owner, chunk).await?;
-        let declared = match slot {
-            ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
-            ChunkSlot::NotListed => {
-                return Err(FileError::InvalidArgument(format!(
-                    "chunk {chunk:?} is not part of upload {id}"
-                )))
-            }
-            ChunkSlot::Declared(size) => size,
-        };
-        if data.len() != declared as usize {
-            return Err(FileError::InvalidArgument(format!(
-                "chunk {chunk} has {} bytes; the upload declared {declared}",
-                data.len(),
-            )));
-        }
-        if chunk_id(&data) != chunk {
-            return Err(FileError::InvalidArgument(format!(
-                "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
-            )));
-        }
+        check_chunk(id, chunk, &data, slot)?;
         // The session references the chunk already. Stored before or not,
         // the caller has shown they have it.
         let mut memory = self.uploads.room();
@@ -161,6 +142,188 @@ impl Files {
         self.feed.changed(caller.owner);
         self.with_health(row).await
     }
+}
+
+/// The most files one batch call (StartUploads, FinishUploads) takes, and
+/// the most chunks one PutChunks does.
+pub const MAX_BATCH: usize = 1000;
+
+/// One file's answer in a batch: what it made, or its own refusal.
+pub type Answer<T> = Result<T, FileError>;
+
+impl Files {
+    /// Opens a session for each plan, in one transaction, counting as one
+    /// open upload. A plan refused (a bad name or plan, a name that is a
+    /// folder, the quota) gets its own error; the others open.
+    pub async fn start_uploads(
+        &self,
+        caller: &Caller,
+        plans: Vec<UploadPlan>,
+    ) -> Result<Vec<Answer<SessionStatus>>, FileError> {
+        check_batch("StartUploads", "files", plans.len())?;
+        let mut answers: Vec<Option<Answer<SessionStatus>>> = Vec::with_capacity(plans.len());
+        let mut batch = Vec::new();
+        for plan in plans {
+            let checked = paths::normalize(&plan.path)
+                .map_err(FileError::from)
+                .and_then(|path| validate_plan(&plan).map(|()| path));
+            match checked {
+                Ok(path) => {
+                    answers.push(None);
+                    batch.push(NewSession {
+                        owner: caller.owner,
+                        path,
+                        size: plan.size,
+                        hash: plan.hash,
+                        chunks: plan.chunks,
+                        ttl: self.cfg.session_ttl,
+                        max_open: self.cfg.max_open_sessions,
+                        modified: plan.modified,
+                    });
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let opened = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.meta.open_sessions(&batch).await?
+        };
+        let mut opened = opened.into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    let (session, missing) = opened.next().expect("one answer per session")?;
+                    Ok(SessionStatus {
+                        id: session.id,
+                        missing,
+                        expires_at: session.expires_at,
+                        hash: session.hash,
+                    })
+                })
+            })
+            .collect())
+    }
+
+    /// Stores chunks of the caller's sessions (any number of them), at
+    /// most [`MAX_CHUNK`] bytes in all, each checked as
+    /// [`Files::put_chunk`] checks one; any bad chunk refuses the call.
+    /// They are stored at once, so small ones share a pack. Returns, per
+    /// chunk, how many chunks its session still lacks.
+    pub async fn put_chunks(
+        &self,
+        caller: &Caller,
+        chunks: Vec<(String, String, Bytes)>,
+    ) -> Result<Vec<usize>, FileError> {
+        check_batch("PutChunks", "chunks", chunks.len())?;
+        let total: usize = chunks.iter().map(|c| c.2.len()).sum();
+        if total > MAX_CHUNK {
+            return Err(FileError::InvalidArgument(format!(
+                "PutChunks carries {total} bytes; at most {MAX_CHUNK} in one call"
+            )));
+        }
+        let keys: Vec<(String, String)> = chunks
+            .iter()
+            .map(|(id, chunk, _)| (id.clone(), chunk.clone()))
+            .collect();
+        let slots = self.meta.chunk_slots(caller.owner, &keys).await?;
+        for ((id, chunk, data), slot) in chunks.iter().zip(&slots) {
+            check_chunk(id, chunk, data, *slot)?;
+        }
+        let mut memory = self.uploads.room();
+        self.cover(&mut memory, total as u64).await?;
+        futures::future::try_join_all(
+            chunks
+                .into_iter()
+                .map(|(_, _, data)| self.store_chunk(data, None)),
+        )
+        .await?;
+        drop(memory);
+        let left = self.meta.chunks_sent(caller.owner, &keys).await?;
+        Ok(left.into_iter().map(|n| n as usize).collect())
+    }
+
+    /// Commits each of the caller's sessions whose chunks are all stored
+    /// as a new version if its mode holds, all in one transaction; each is
+    /// a version and a change of its own, and a file refused (stale,
+    /// chunks missing, no such session, a name taken, a limit) gets its
+    /// own error while the others commit. Finishing a committed session
+    /// again answers its version, as [`Files::finish_upload`] does.
+    pub async fn finish_uploads(
+        &self,
+        caller: &Caller,
+        batch: Vec<(String, PutMode)>,
+    ) -> Result<Vec<Answer<FileVersion>>, FileError> {
+        check_batch("FinishUploads", "files", batch.len())?;
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let found = self.meta.sessions(&ids, caller.owner).await?;
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut open = Vec::new();
+        for ((id, mode), session) in batch.into_iter().zip(found) {
+            match session {
+                Some(s) => {
+                    answers.push(None);
+                    open.push((s, mode));
+                }
+                None => answers.push(Some(Err(FileError::SessionNotFound(id)))),
+            }
+        }
+        let r = self.cluster.config().replication;
+        let done = if open.is_empty() {
+            Vec::new()
+        } else {
+            self.meta.finish_sessions(&open, &caller.name, r).await?
+        };
+        if done.iter().any(Result::is_ok) {
+            self.feed.changed(caller.owner);
+        }
+        let mut done = done.into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    let (row, health) = done.next().expect("one answer per session")?;
+                    Ok(self.with_health_counts(row, health))
+                })
+            })
+            .collect())
+    }
+}
+
+/// Refuses an empty batch or one of more than [`MAX_BATCH`].
+fn check_batch(call: &str, what: &str, n: usize) -> Result<(), FileError> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(FileError::InvalidArgument(format!(
+            "{call} takes 1 to {MAX_BATCH} {what}, not {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks one chunk sent for session `id` against the session's plan.
+fn check_chunk(id: &str, chunk: &str, data: &Bytes, slot: ChunkSlot) -> Result<(), FileError> {
+    let declared = match slot {
+        ChunkSlot::NoSession => return Err(FileError::SessionNotFound(id.to_string())),
+        ChunkSlot::NotListed => {
+            return Err(FileError::InvalidArgument(format!(
+                "chunk {chunk:?} is not part of upload {id}"
+            )))
+        }
+        ChunkSlot::Declared(size) => size,
+    };
+    if data.len() != declared as usize {
+        return Err(FileError::InvalidArgument(format!(
+            "chunk {chunk} has {} bytes; the upload declared {declared}",
+            data.len(),
+        )));
+    }
+    if chunk_id(data) != chunk {
+        return Err(FileError::InvalidArgument(format!(
+            "chunk data does not match its id {chunk} (BLAKE3 mismatch)"
+        )));
+    }
+    Ok(())
 }
 
 fn validate_plan(plan: &UploadPlan) -> Result<(), FileError> {

@@ -175,6 +175,9 @@ pub enum MetaError {
     Backend(String),
 }
 
+/// One file's answer in a batch: what it made, or its own refusal.
+pub type PerFile<T> = Result<T, MetaError>;
+
 // What a refusal is about, as data; `api::status` words each for people
 // (their `Display`) and names it for programs (a reason in the status
 // details).

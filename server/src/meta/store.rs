@@ -20,8 +20,8 @@ use super::sql::{
 use super::{
     After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts,
     LeaseRow, LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion,
-    OwnerId, Packed, PackedAt, ReplicaOutcome, Retention, Role, SessionRow, ShareRow, Sorted,
-    StreamRef, Usage, UserRow, VersionRow,
+    OwnerId, Packed, PackedAt, PerFile, ReplicaOutcome, Retention, Role, SessionRow, ShareRow,
+    Sorted, StreamRef, Usage, UserRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
@@ -329,8 +329,15 @@ operations! {
     /// stored. The session references every chunk it lists, so gc spares
     /// them until it expires.
     Unsynced fn open_session(s: &NewSession) -> (SessionRow, Vec<String>) = sessions::open;
+    /// Opens the sessions of a batch (one owner) in one transaction; they
+    /// count as one open upload against the owner's `max_open`. A file
+    /// whose name or size is refused gets its own error; the others open.
+    Unsynced fn open_sessions(batch: &[NewSession])
+        -> Vec<PerFile<(SessionRow, Vec<String>)>> = sessions::open_many;
     /// The open session `id` of `owner`.
     Read fn session(id: &str, owner: OwnerId) -> Option<SessionRow> = sessions::get;
+    /// [`MetaStore::session`] of each of `ids`, in one read.
+    Read fn sessions(ids: &[String], owner: OwnerId) -> Vec<Option<SessionRow>> = sessions::get_many;
     /// Whether `chunk` belongs to the open session `id` of `owner`, and its
     /// declared size. Index lookups, whatever the session's length.
     Read fn chunk_slot(id: &str, owner: OwnerId, chunk: &str) -> ChunkSlot = sessions::chunk_slot;
@@ -338,6 +345,20 @@ operations! {
     /// were checked and stored), and returns how many distinct chunks of
     /// the session they still must send.
     Unsynced fn chunk_sent(id: &str, owner: OwnerId, chunk: &str) -> u64 = sessions::chunk_sent;
+    /// [`MetaStore::chunk_slot`] of each (session, chunk) in one read.
+    Read fn chunk_slots(owner: OwnerId, wanted: &[(String, String)])
+        -> Vec<ChunkSlot> = sessions::chunk_slots;
+    /// [`MetaStore::chunk_sent`] of each (session, chunk) in one
+    /// transaction.
+    Unsynced fn chunks_sent(owner: OwnerId, sent: &[(String, String)])
+        -> Vec<u64> = sessions::chunks_sent;
+    /// [`MetaStore::finish_session`] of each session in one transaction:
+    /// each is its own version and change, conditional on its own mode,
+    /// and a file refused (stale, missing chunks, a name taken, a limit)
+    /// gets its own error while the others commit.
+    /// Each committed version comes with its health against `r`.
+    Write fn finish_sessions(batch: &[(SessionRow, PutMode)], uploader: &str, r: usize)
+        -> Vec<PerFile<(VersionRow, HealthCounts)>> = sessions::finish_many;
     /// Commits the session as a new version and marks it committed. Fails
     /// with [`MetaError::MissingChunks`] if a chunk is not stored or was
     /// never sent by the session's owner, and [`MetaError::Stale`] if

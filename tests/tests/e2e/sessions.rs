@@ -5,8 +5,11 @@ use bytes::Bytes;
 use coffer_proto::chunking::{chunk_id, chunk_spans};
 use coffer_proto::pb::file_storage_client::FileStorageClient;
 use coffer_proto::pb::{
-    ChunkRef, FinishUploadRequest, ListFilesRequest, PutChunkRequest, StartUploadRequest,
+    finish_upload_result, start_upload_result, ChunkRef, FinishUploadRequest, FinishUploadsRequest,
+    ListChangesRequest, ListFilesRequest, PutChunkRequest, PutChunksRequest, StartUploadRequest,
+    StartUploadsRequest,
 };
+use coffer_proto::reason;
 use coffer_tests::data::{download, pattern, upload_bytes};
 use coffer_tests::server::Conn;
 use coffer_tests::server::{Server, ServerOpts};
@@ -276,6 +279,237 @@ async fn malformed_session_plans_are_refused_with(opts: ServerOpts) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+/// A batch: many files' sessions opened, filled and committed in three
+/// calls, each file answered on its own, as a version and a change of
+/// its own; a batch counts as one open upload; bad batches change
+/// nothing.
+async fn batches_answer_each_file_on_its_own_with(opts: ServerOpts) {
+    use finish_upload_result::Result as Finished;
+    use start_upload_result::Result as Started;
+    let server = Server::start(opts.with("COFFER_MAX_OPEN_UPLOADS", "2"))
+        .await
+        .unwrap();
+    let mut c = server.client().await;
+    upload_bytes(&mut c, "b/taken.bin", b"first").await.unwrap();
+    upload_bytes(&mut c, "f", b"a file, not a folder")
+        .await
+        .unwrap();
+    let cursor = c
+        .list_changes(ListChangesRequest {
+            latest: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cursor;
+
+    let names = [
+        "b/1.bin",
+        "../escape",
+        "b/2.bin",
+        "f/x.bin",
+        "b/3.bin",
+        "b/taken.bin",
+    ];
+    let plans: Vec<Plan> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| plan(n, &pattern(4096, i as u64)))
+        .collect();
+    let started = c
+        .start_uploads(StartUploadsRequest {
+            files: plans.iter().map(|p| p.request.clone()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .files;
+    assert_eq!(started.len(), names.len());
+    let mut sessions = HashMap::new();
+    for (name, r) in names.iter().zip(started) {
+        match (r.result.unwrap(), *name) {
+            (Started::Session(s), "../escape" | "f/x.bin") => panic!("{name} opened: {s:?}"),
+            (Started::Session(s), _) => {
+                assert_eq!(s.missing_chunks.len(), 1, "{name}");
+                sessions.insert(*name, s.upload_id);
+            }
+            (Started::Refused(r), "../escape") => {
+                assert_eq!(r.code, Code::InvalidArgument as i32, "{r:?}")
+            }
+            (Started::Refused(r), "f/x.bin") => assert_eq!(r.reason, reason::NAME_TAKEN, "{r:?}"),
+            (Started::Refused(r), _) => panic!("{name} refused: {r:?}"),
+        }
+    }
+
+    // The batch is one open upload of the two allowed: a second batch
+    // opens, then a third upload does not.
+    let other = plan("b/other.bin", &pattern(10, 9)).request;
+    let second = c
+        .start_uploads(StartUploadsRequest {
+            files: vec![other.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(second.files[0].result, Some(Started::Session(_))));
+    let err = c.start_upload(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    // A chunk whose bytes do not match its id refuses the whole call,
+    // and the good chunk beside it is not counted as sent.
+    let chunk = |i: usize| {
+        let (id, data) = plans[i].chunks.iter().next().unwrap();
+        (id.clone(), data.clone())
+    };
+    let put = |name: &str, (id, data): (String, Bytes)| PutChunkRequest {
+        upload_id: sessions[name].clone(),
+        chunk_id: id,
+        data,
+    };
+    let (bad_id, _) = chunk(2);
+    let err = c
+        .put_chunks(PutChunksRequest {
+            chunks: vec![
+                put("b/1.bin", chunk(0)),
+                put("b/2.bin", (bad_id, Bytes::from(pattern(4096, 77)))),
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let resumed = c
+        .start_upload(StartUploadRequest {
+            upload_id: sessions["b/1.bin"].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resumed.missing_chunks.len(),
+        1,
+        "the refused call counted a chunk"
+    );
+    // More than 4 MiB in one call is refused before anything is read.
+    let big = Bytes::from(vec![0u8; 2200 * 1024]);
+    let err = c
+        .put_chunks(PutChunksRequest {
+            chunks: vec![
+                put("b/1.bin", (chunk_id(&big), big.clone())),
+                put("b/2.bin", (chunk_id(&big), big)),
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // All four files' chunks in one call.
+    let sent = c
+        .put_chunks(PutChunksRequest {
+            chunks: vec![
+                put("b/1.bin", chunk(0)),
+                put("b/2.bin", chunk(2)),
+                put("b/3.bin", chunk(4)),
+                put("b/taken.bin", chunk(5)),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.remaining, vec![0, 0, 0, 0]);
+
+    // One commit: each file on its own base; the stale one and the
+    // unknown session are refused, the others commit.
+    let finish = |name: &str, base: Option<u64>| FinishUploadRequest {
+        upload_id: sessions.get(name).cloned().unwrap_or_else(|| "nope".into()),
+        base_version: base,
+    };
+    let batch = FinishUploadsRequest {
+        files: vec![
+            finish("b/1.bin", None),
+            finish("b/2.bin", Some(0)),
+            finish("b/taken.bin", Some(0)),
+            finish("b/3.bin", Some(0)),
+            finish("unknown", None),
+        ],
+    };
+    let done = c
+        .finish_uploads(batch.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .files;
+    let mut versions = Vec::new();
+    for (i, r) in done.into_iter().enumerate() {
+        match (i, r.result.unwrap()) {
+            (0 | 1 | 3, Finished::Metadata(m)) => {
+                assert_eq!(m.version_number, 1);
+                assert_eq!(m.size, 4096);
+                versions.push(m);
+            }
+            (2, Finished::Refused(r)) => {
+                assert_eq!(r.reason, reason::STALE, "{r:?}");
+                assert_eq!(r.about["latest"], "1");
+            }
+            (4, Finished::Refused(r)) => assert_eq!(r.code, Code::NotFound as i32, "{r:?}"),
+            (i, r) => panic!("file {i}: {r:?}"),
+        }
+    }
+    // A retry (the answer lost) answers the same versions and makes none.
+    let again = c.finish_uploads(batch).await.unwrap().into_inner().files;
+    for (i, v) in [(0, &versions[0]), (1, &versions[1]), (3, &versions[2])] {
+        match again[i].result.as_ref().unwrap() {
+            Finished::Metadata(m) => assert_eq!(
+                (m.version_number, &m.file_name, &m.content_hash),
+                (v.version_number, &v.file_name, &v.content_hash)
+            ),
+            r => panic!("file {i} again: {r:?}"),
+        }
+    }
+    let feed = c
+        .list_changes(ListChangesRequest {
+            cursor,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let changed: Vec<&str> = feed.iter().map(|c| c.file_name.as_str()).collect();
+    assert_eq!(changed, ["b/1.bin", "b/2.bin", "b/3.bin"], "{feed:?}");
+    assert!(feed.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    for (i, name) in [(0, "b/1.bin"), (2, "b/2.bin"), (4, "b/3.bin")] {
+        assert!(download(&mut c, name, 0).await.unwrap() == pattern(4096, i));
+    }
+    assert!(download(&mut c, "b/taken.bin", 0).await.unwrap() == b"first");
+
+    // Empty batches and batches over 1,000 files are refused.
+    let err = c
+        .finish_uploads(FinishUploadsRequest { files: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let many = plan("b/many.bin", b"x").request;
+    let err = c
+        .start_uploads(StartUploadsRequest {
+            files: vec![many; 1001],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+}
+
+#[tokio::test]
+async fn batches_answer_each_file_on_its_own() {
+    batches_answer_each_file_on_its_own_with(ServerOpts::embedded()).await
+}
+
+#[tokio::test]
+async fn batches_answer_each_file_on_its_own_on_postgres() {
+    batches_answer_each_file_on_its_own_with(ServerOpts::embedded().on_postgres().await).await
 }
 
 #[tokio::test]

@@ -112,11 +112,12 @@ where
     assert!(shared == again && shared == pattern(5 << 20, 7));
 }
 
-/// Takes the last two migrations back (thumbnails; folders, WebDAV's
-/// tables, app passwords, version checksums), the same on both engines:
-/// the upgrade then makes them again.
-const UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV: &str =
-    "DROP INDEX chunks_by_pack; ALTER TABLE chunks DROP COLUMN pack_offset;
+/// Takes back the migrations since times were text (batches, packs,
+/// thumbnails; folders, WebDAV's tables, app passwords, version
+/// checksums), the same on both engines: the upgrade then makes them
+/// again.
+const UNDO_SINCE_TEXT_TIMES: &str = "ALTER TABLE upload_sessions DROP COLUMN batch_id;
+     DROP INDEX chunks_by_pack; ALTER TABLE chunks DROP COLUMN pack_offset;
      ALTER TABLE chunks DROP COLUMN pack_id;
      DROP TABLE thumbnails; DROP INDEX versions_by_hash;
      DROP TABLE folders; DROP TABLE dead_props;
@@ -131,9 +132,8 @@ async fn sqlite_times_in_text_migrate_and_every_file_is_served_unchanged() {
         let version: i64 = db
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 12, "the schema this test turns back");
-        db.execute_batch(UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV)
-            .unwrap();
+        assert_eq!(version, 13, "the schema this test turns back");
+        db.execute_batch(UNDO_SINCE_TEXT_TIMES).unwrap();
         db.execute_batch(
             "DROP INDEX files_deleted; DROP INDEX upload_sessions_by_owner;
              DROP INDEX share_links_by_owner; DROP INDEX changes_by_time;",
@@ -186,10 +186,8 @@ async fn postgres_timestamps_and_booleans_migrate_and_every_file_is_served_uncha
             .await
             .unwrap()
             .get(0);
-        assert_eq!(version, 9, "the schema this test turns back");
-        db.batch_execute(UNDO_PACKS_THUMBNAILS_FOLDERS_AND_WEBDAV)
-            .await
-            .unwrap();
+        assert_eq!(version, 10, "the schema this test turns back");
+        db.batch_execute(UNDO_SINCE_TEXT_TIMES).await.unwrap();
         for &(table, column, _) in TIME_COLUMNS {
             db.batch_execute(&format!(
                 "ALTER TABLE {table} ALTER COLUMN {column} TYPE TIMESTAMPTZ

@@ -54,11 +54,18 @@ async fn put_stdin(ctx: &Ctx, remote: &str, limit_rate: Option<u64>) -> anyhow::
 
 /// Files of a tree uploaded at once: small files are round trips, not
 /// bytes, so many in flight keep the server and the nodes busy (8 at once
-/// took 5.5 s for 1,000 files of 4 KiB, 32 took 4.3 s: BENCHMARKS.md).
-const PARALLEL_FILES: usize = 32;
+/// took 5.5 s for 1,000 files of 4 KiB, 32 took 4.3 s: BENCHMARKS.md),
+/// and their calls share batches (`StartUploads`, `PutChunks`,
+/// `FinishUploads`) that fill the server's packs.
+const PARALLEL_FILES: usize = 256;
 
-/// Of those, files of more than [`LARGE`] bytes at once: each already
-/// sends several chunks in parallel, and holds them in memory.
+/// Of those, files of more than [`MEDIUM`] bytes at once: each may hold a
+/// few chunks in memory.
+const PARALLEL_MEDIUM: usize = 16;
+const MEDIUM: u64 = coffer_client::upload::SMALL_CHUNK as u64;
+
+/// And files of more than [`LARGE`] bytes: each already sends several
+/// chunks in parallel.
 const PARALLEL_LARGE: usize = 2;
 const LARGE: u64 = 8 * 1024 * 1024;
 
@@ -203,14 +210,18 @@ pub async fn run(
     let bar = Bar::new(&format!("/{under} ({} files)", files.len()), ctx.out.quiet);
     bar.start(total);
     let large = tokio::sync::Semaphore::new(PARALLEL_LARGE);
+    let medium = tokio::sync::Semaphore::new(PARALLEL_MEDIUM);
     let results: Vec<anyhow::Result<(PathBuf, Put)>> = futures::stream::iter(&named)
         .map(|(f, name, len)| {
-            let (bar, latest, large) = (&bar, latest.get(name), &large);
+            let (bar, latest, large, medium) = (&bar, latest.get(name), &large, &medium);
             async move {
-                let _turn = if *len > LARGE {
-                    Some(large.acquire().await?)
-                } else {
-                    None
+                let _medium = match *len > MEDIUM {
+                    true => Some(medium.acquire().await?),
+                    false => None,
+                };
+                let _large = match *len > LARGE {
+                    true => Some(large.acquire().await?),
+                    false => None,
                 };
                 let put = put_file(ctx, f, name, limit_rate, latest, bar, true).await?;
                 if !ctx.out.json && !ctx.out.quiet {

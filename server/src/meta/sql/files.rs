@@ -89,7 +89,7 @@ pub fn version_health(
 }
 
 /// `rows` with their health against `r`, in one query for all of them.
-fn with_health(
+pub fn with_health(
     tx: &dyn Tx,
     versions: Vec<VersionRow>,
     r: usize,

@@ -22,7 +22,7 @@ pub fn lock_owner(tx: &dyn Tx, owner: OwnerId) -> Result<Option<u64>, MetaError>
 pub fn check_open(tx: &dyn Tx, owner: OwnerId, max_open: u32) -> Result<(), MetaError> {
     let open: i64 = tx
         .query_one(
-            "SELECT COUNT(*) FROM upload_sessions
+            "SELECT COUNT(DISTINCT COALESCE(batch_id, id)) FROM upload_sessions
              WHERE owner_id = $1 AND expires_at > now_ms() AND committed_version IS NULL",
             &[&owner],
         )?

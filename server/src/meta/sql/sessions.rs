@@ -4,16 +4,71 @@
 use super::tx::{list, rows, Tx};
 use super::{chunks, files, limits, ms};
 use crate::meta::{
-    finished_again, random_id, ChunkSlot, MetaError, NewSession, NewVersion, OwnerId, SessionRow,
-    VersionRow,
+    finished_again, random_id, ChunkSlot, HealthCounts, MetaError, NewSession, NewVersion, OwnerId,
+    PerFile, SessionRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::time::Duration;
+
+/// Whether `e` refuses one file of a batch (the others go on), rather
+/// than failing the whole transaction.
+fn refuses_one(e: &MetaError) -> bool {
+    matches!(
+        e,
+        MetaError::Stale(_)
+            | MetaError::PathConflict(_)
+            | MetaError::Limit(_)
+            | MetaError::MissingChunks(_)
+            | MetaError::ChunkSize { .. }
+            | MetaError::CommittedVersionGone { .. }
+    )
+}
+
+/// `r`, unless it fails the whole batch.
+fn one<T>(r: Result<T, MetaError>) -> Result<PerFile<T>, MetaError> {
+    match r {
+        Err(e) if !refuses_one(&e) => Err(e),
+        r => Ok(r),
+    }
+}
 
 /// See [`crate::meta::MetaStore::open_session`].
 pub fn open(tx: &dyn Tx, s: &NewSession) -> Result<(SessionRow, Vec<String>), MetaError> {
     let quota = limits::lock_owner(tx, s.owner)?;
     limits::check_open(tx, s.owner, s.max_open)?;
+    open_checked(tx, s, quota, None)
+}
+
+/// See [`crate::meta::MetaStore::open_sessions`].
+pub fn open_many(
+    tx: &dyn Tx,
+    batch: &[NewSession],
+) -> Result<Vec<PerFile<(SessionRow, Vec<String>)>>, MetaError> {
+    let Some(first) = batch.first() else {
+        return Ok(Vec::new());
+    };
+    if batch.iter().any(|s| s.owner != first.owner) {
+        return Err(MetaError::Backend(
+            "a batch of uploads has one owner".into(),
+        ));
+    }
+    let quota = limits::lock_owner(tx, first.owner)?;
+    limits::check_open(tx, first.owner, first.max_open)?;
+    let tag = random_id();
+    batch
+        .iter()
+        .map(|s| one(open_checked(tx, s, quota, Some(&tag))))
+        .collect()
+}
+
+/// Opens one session once the owner is locked and may open one; those
+/// of one `batch` count as one open upload.
+fn open_checked(
+    tx: &dyn Tx,
+    s: &NewSession,
+    quota: Option<u64>,
+    batch: Option<&str>,
+) -> Result<(SessionRow, Vec<String>), MetaError> {
     limits::check_path_free(tx, s.owner, &s.path)?;
     limits::check_quota(tx, s.owner, quota, s.size, None)?;
     let missing = chunks::owner_unknown(tx, s.owner, &s.chunks, true)?;
@@ -21,8 +76,9 @@ pub fn open(tx: &dyn Tx, s: &NewSession) -> Result<(SessionRow, Vec<String>), Me
     let expires = tx
         .query_one(
             "INSERT INTO upload_sessions
-                 (id, owner_id, path, size, hash, created_at, expires_at, missing, modified_at)
-             VALUES ($1, $2, $3, $4, $5, now_ms(), now_ms() + $6, $7, $8)
+                 (id, owner_id, path, size, hash, created_at, expires_at, missing, modified_at,
+                  batch_id)
+             VALUES ($1, $2, $3, $4, $5, now_ms(), now_ms() + $6, $7, $8, $9)
              RETURNING expires_at",
             &[
                 &id,
@@ -33,6 +89,7 @@ pub fn open(tx: &dyn Tx, s: &NewSession) -> Result<(SessionRow, Vec<String>), Me
                 &ms(s.ttl),
                 &missing.len(),
                 &s.modified,
+                &batch,
             ],
         )?
         .time(0);
@@ -128,6 +185,29 @@ pub fn chunk_slot(
     Ok(size.map_or(ChunkSlot::NotListed, ChunkSlot::Declared))
 }
 
+/// See [`crate::meta::MetaStore::chunk_slots`].
+pub fn chunk_slots(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    wanted: &[(String, String)],
+) -> Result<Vec<ChunkSlot>, MetaError> {
+    wanted
+        .iter()
+        .map(|(id, chunk)| chunk_slot(tx, id, owner, chunk))
+        .collect()
+}
+
+/// See [`crate::meta::MetaStore::chunks_sent`].
+pub fn chunks_sent(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    sent: &[(String, String)],
+) -> Result<Vec<u64>, MetaError> {
+    sent.iter()
+        .map(|(id, chunk)| chunk_sent(tx, id, owner, chunk))
+        .collect()
+}
+
 /// See [`crate::meta::MetaStore::chunk_sent`].
 pub fn chunk_sent(tx: &dyn Tx, id: &str, owner: OwnerId, chunk: &str) -> Result<u64, MetaError> {
     chunks::grant(tx, owner, &[chunk])?;
@@ -172,6 +252,38 @@ pub fn finish(
         &[&s.id, &row.number],
     )?;
     Ok(row)
+}
+
+/// See [`crate::meta::MetaStore::sessions`].
+pub fn get_many(
+    tx: &dyn Tx,
+    ids: &[String],
+    owner: OwnerId,
+) -> Result<Vec<Option<SessionRow>>, MetaError> {
+    ids.iter().map(|id| get(tx, id, owner)).collect()
+}
+
+/// See [`crate::meta::MetaStore::finish_sessions`].
+pub fn finish_many(
+    tx: &dyn Tx,
+    batch: &[(SessionRow, PutMode)],
+    uploader: &str,
+    r: usize,
+) -> Result<Vec<PerFile<(VersionRow, HealthCounts)>>, MetaError> {
+    let done = batch
+        .iter()
+        .map(|(s, mode)| one(finish(tx, s, uploader, *mode)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let committed: Vec<VersionRow> = done
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .cloned()
+        .collect();
+    let mut healthy = files::with_health(tx, committed, r)?.into_iter();
+    Ok(done
+        .into_iter()
+        .map(|d| d.map(|_| healthy.next().expect("one health per commit")))
+        .collect())
 }
 
 /// See [`crate::meta::MetaStore::open_stream`].

@@ -283,6 +283,11 @@ ALTER TABLE chunks ADD COLUMN pack_id TEXT;
 ALTER TABLE chunks ADD COLUMN pack_offset BIGINT;
 CREATE INDEX chunks_by_pack ON chunks(pack_id) WHERE pack_id IS NOT NULL;
 "#,
+    r#"
+-- Batches: the sessions one StartUploads opened share a tag and count as
+-- one open upload. NULL: a session opened on its own.
+ALTER TABLE upload_sessions ADD COLUMN batch_id TEXT;
+"#,
 ];
 
 /// Steps in Rust, run after the SQL migration of the same index, in its

@@ -4,7 +4,7 @@
 
 use super::scan::{absent, stat};
 use super::state::Synced;
-use super::{apart, Snapshot, Sync, PARALLEL_STEPS, SAVE_EVERY};
+use super::{apart, Snapshot, Sync, PARALLEL_LARGER, PARALLEL_STEPS, SAVE_EVERY, SMALL};
 use crate::resume::ResumeRecord;
 use anyhow::{bail, Context};
 use apart::{folders_of, Rename};
@@ -108,12 +108,18 @@ impl Sync<'_> {
         // (unreadable, or a file where the other side has a folder) must
         // not hold up the rest.
         let mut failed = Vec::new();
+        let larger = tokio::sync::Semaphore::new(PARALLEL_LARGER);
         for phase in phases(&actions) {
-            let mut steps = futures::stream::iter(
-                phase
-                    .into_iter()
-                    .map(|a| async move { (a.path(), self.step(a, snap).await) }),
-            )
+            let mut steps = futures::stream::iter(phase.into_iter().map(|a| {
+                let larger = &larger;
+                async move {
+                    let _turn = match snap.bytes(a) > SMALL {
+                        true => Some(larger.acquire().await),
+                        false => None,
+                    };
+                    (a.path(), self.step(a, snap).await)
+                }
+            }))
             .buffer_unordered(PARALLEL_STEPS);
             while let Some((path, r)) = steps.next().await {
                 if let Err(e) = r {
