@@ -351,6 +351,11 @@ pub enum MetaCommand {
     },
     /// Lists the snapshots on the reachable nodes, newest first.
     Snapshots,
+    /// Rebuilds where packed chunks are from the packs' own indexes on
+    /// the nodes: each chunk a version holds whose recorded pack (or own
+    /// object) is gone is pointed at a pack that holds it. `meta restore`
+    /// does this too. Safe while the server runs.
+    ReindexPacks,
 }
 
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {

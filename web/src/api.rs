@@ -31,13 +31,30 @@ pub fn absolute(path: &str) -> String {
     }
 }
 
+thread_local! {
+    /// The client of the current token, kept so that clones share its
+    /// upload batches (uploads in flight coalesce into a few calls).
+    static CLIENT: std::cell::RefCell<Option<(Option<String>, Coffer<WebTransport>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A client of the server that served this page, as the signed-in user.
 pub fn client() -> Coffer<WebTransport> {
-    let mut c = coffer_client::web::connect(&origin());
-    if let Some(t) = TOKEN.with(|t| t.borrow().clone()) {
-        let _ = c.login(&t);
-    }
-    c
+    let token = TOKEN.with(|t| t.borrow().clone());
+    CLIENT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        match kept.as_ref() {
+            Some((t, c)) if *t == token => c.clone(),
+            _ => {
+                let mut c = coffer_client::web::connect(&origin());
+                if let Some(t) = &token {
+                    let _ = c.login(t);
+                }
+                *kept = Some((token, c.clone()));
+                c
+            }
+        }
+    })
 }
 
 /// Downloads version `version` (0: the latest) of `path` to the browser's

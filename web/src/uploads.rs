@@ -25,8 +25,15 @@ const PARALLEL: usize = 3;
 /// browser's CPU is the limit; BENCHMARKS.md). Browsers open six
 /// connections to a host over HTTP/1.1, and the change feed holds one.
 const PARALLEL_SMALL: usize = 5;
+/// Files of at most [`TINY`] bytes sent at once: the client coalesces
+/// their calls into `StartUploads`, `PutChunks` and `FinishUploads`
+/// batches, so many in flight cost a few requests, not three each, and
+/// the server packs their chunks together.
+const PARALLEL_TINY: usize = 64;
+const TINY: u64 = coffer_client::upload::SMALL_CHUNK as u64;
 /// A file this size or smaller is read once, hashed and sent from memory
-/// (at most `PARALLEL_SMALL` of them at a time); a larger one is read in
+/// (at most `PARALLEL_SMALL` of them at a time, or `PARALLEL_TINY` if
+/// tiny); a larger one is read in
 /// slices, twice (once to hash it, once for the chunks the cluster
 /// lacks), so its bytes are never all held.
 const SMALL: u64 = 1024 * 1024;
@@ -189,7 +196,7 @@ impl Panel {
             // A file retried moves to the end.
             v.retain(|i| i.id != item.id);
             v.push(item);
-            let mut over = v.len().saturating_sub(SHOWN_FINISHED + PARALLEL_SMALL);
+            let mut over = v.len().saturating_sub(SHOWN_FINISHED + PARALLEL_TINY);
             v.retain(|i| {
                 let gone = over > 0 && finished(i.stage.get_untracked());
                 if gone {
@@ -368,7 +375,11 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                 return;
             };
             let large = next > SMALL || panel.large.get_value() > 0;
-            let limit = if large { PARALLEL } else { PARALLEL_SMALL };
+            let limit = match (large, next <= TINY) {
+                (true, _) => PARALLEL,
+                (false, true) => PARALLEL_TINY,
+                (false, false) => PARALLEL_SMALL,
+            };
             if panel.running.get_value() >= limit {
                 return;
             }

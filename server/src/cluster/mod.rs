@@ -393,7 +393,8 @@ impl Cluster {
     /// which may hold a copy placed by a sloppy write. A home copy found
     /// missing or corrupt on the way is reported for repair.
     pub async fn read_chunk(&self, id: &str) -> Result<Bytes, ClusterError> {
-        self.read_verified(id, id, None).await
+        self.read_verified(id, id, None, |data| verify(id, data))
+            .await
     }
 
     /// Reads chunk `id`, stored as bytes `range` of pack `pack`: a ranged
@@ -406,16 +407,43 @@ impl Cluster {
         pack: &str,
         range: std::ops::Range<u64>,
     ) -> Result<Bytes, ClusterError> {
-        self.read_verified(pack, id, Some(range)).await
+        self.read_verified(pack, id, Some(range), |data| verify(id, data))
+            .await
     }
 
-    /// Chunk `id` from object `object` (the chunk itself, or its pack),
-    /// whole or one range of it.
+    /// Several chunks of pack `pack` in one ranged read of bytes `span`:
+    /// `parts` are the chunks' ids and their ranges within the pack, each
+    /// inside `span`. A replica is taken only if every part hashes to its
+    /// id (else it is reported as a corrupt copy of the pack and the next
+    /// is read); the parts come back in the order given.
+    pub async fn read_pack_span(
+        &self,
+        pack: &str,
+        span: std::ops::Range<u64>,
+        parts: &[(String, std::ops::Range<u64>)],
+    ) -> Result<Vec<Bytes>, ClusterError> {
+        let slice = |r: &std::ops::Range<u64>| {
+            (r.start - span.start) as usize..(r.end - span.start) as usize
+        };
+        let whole = self
+            .read_verified(pack, pack, Some(span.clone()), |data| {
+                parts
+                    .iter()
+                    .all(|(id, r)| data.get(slice(r)).is_some_and(|bytes| verify(id, bytes)))
+            })
+            .await?;
+        Ok(parts.iter().map(|(_, r)| whole.slice(slice(r))).collect())
+    }
+
+    /// Chunk `id` (for messages) from object `object` (the chunk itself,
+    /// or its pack), whole or one range of it, from the first replica
+    /// whose bytes pass `check`.
     async fn read_verified(
         &self,
         object: &str,
         id: &str,
         range: Option<std::ops::Range<u64>>,
+        check: impl Fn(&[u8]) -> bool,
     ) -> Result<Bytes, ClusterError> {
         let key = chunk_key(object);
         let r = self.cfg.replication;
@@ -443,7 +471,7 @@ impl Cluster {
             match result {
                 Ok(data) => {
                     node.health.record_success();
-                    if verify(id, &data) {
+                    if check(&data) {
                         return Ok(data);
                     }
                     tracing::warn!(node = %node.id, chunk = %id, object = %object, "replica is corrupt");

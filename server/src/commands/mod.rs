@@ -53,6 +53,15 @@ async fn run_command(cfg: Config, nodes: Vec<NodeSpec>, command: Command) -> any
             let done = restore::restore(&targets, &opts).await?;
             report_restore(&cfg, &targets, &done).await
         }
+        Command::Meta(MetaCommand::ReindexPacks) => {
+            let meta = crate::meta::open(cfg.database_url.as_deref(), &cfg.sqlite_path())
+                .await
+                .context("cannot open the metadata database")?;
+            let targets = targets(&cfg, nodes).await?;
+            let done = crate::packs::reindex::reindex(&meta, &targets).await?;
+            report_reindex(&done);
+            Ok(())
+        }
         Command::Meta(MetaCommand::Snapshots) => {
             let targets = targets(&cfg, nodes).await?;
             let (found, unreachable) = restore::catalog(&targets).await;
@@ -111,6 +120,12 @@ async fn report_restore(
     let meta = crate::meta::open(None, &cfg.sqlite_path())
         .await
         .context("cannot open the restored database")?;
+    // A snapshot taken before a repack names packs deleted since: the
+    // packs on the nodes say where their chunks are now.
+    match crate::packs::reindex::reindex(&meta, targets).await {
+        Ok(done) => report_reindex(&done),
+        Err(e) => println!("warning: cannot read the packs' indexes: {e}"),
+    }
     match restore::audit(&meta, targets).await {
         Ok(a) => {
             if a.orphan_chunks > 0 {
@@ -137,4 +152,15 @@ async fn report_restore(
     }
     println!("start the server to serve the restored files");
     Ok(())
+}
+
+fn report_reindex(done: &crate::packs::reindex::Reindexed) {
+    for p in &done.problems {
+        println!("warning: {p}");
+    }
+    println!(
+        "read the indexes of {} pack(s) on the nodes; {} chunk(s) whose recorded place was gone \
+         now point at a pack that holds them",
+        done.packs, done.pointed
+    );
 }

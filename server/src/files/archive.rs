@@ -1,8 +1,11 @@
 //! A selection of files and folders as one zip, streamed: what is chosen
 //! is checked up front (so a wrong name is a clear 404, not a broken
 //! archive), then folders are listed a page at a time and each file's
-//! chunks read only when its turn comes. Memory is a page of listing,
-//! one file's read-ahead and the zip's central directory.
+//! chunks read only when its turn comes, but for small files, whose
+//! packed chunks are read a group at a time with as few ranged GETs as
+//! their places in the packs allow. Memory is a page of listing, one
+//! group of small files (8 MiB) or one file's read-ahead, and the zip's
+//! central directory.
 
 use super::*;
 use crate::download;
@@ -16,6 +19,11 @@ pub const MAX_CHOSEN: usize = 100_000;
 
 /// Listing page while walking a folder.
 const PAGE: u32 = 1000;
+
+/// Small files read together, as a group: their bytes at most, and how
+/// many (see [`Files::prefetch_packed`]).
+const PREFETCH_BYTES: u64 = 8 * 1024 * 1024;
+const PREFETCH_FILES: usize = 1000;
 
 /// One chosen name, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,14 +211,30 @@ impl Files {
                             .list_files(caller.owner, &prefix, &after, PAGE, r)
                             .await?;
                         let last = rows.len() < PAGE as usize;
-                        for (row, _) in rows {
+                        if let Some((row, _)) = rows.last() {
                             after = row.path.clone();
-                            if tx
-                                .send(Ok(self.source(inner(&row.path), row)))
-                                .await
-                                .is_err()
-                            {
-                                return Ok(());
+                        }
+                        // Small files a group at a time, their packed
+                        // chunks read together; the rest on their turn.
+                        let mut rows = rows.into_iter().map(|(row, _)| row).peekable();
+                        while rows.peek().is_some() {
+                            let mut group = Vec::new();
+                            let mut bytes = 0;
+                            while let Some(row) = rows.next_if(|row| {
+                                bytes + row.size <= PREFETCH_BYTES && group.len() < PREFETCH_FILES
+                            }) {
+                                bytes += row.size;
+                                group.push(row);
+                            }
+                            let sources = match rows.next_if(|_| group.is_empty()) {
+                                // Larger than a group: read on its turn.
+                                Some(row) => vec![self.source(inner(&row.path), row)],
+                                None => self.prefetched(group, &inner).await?,
+                            };
+                            for source in sources {
+                                if tx.send(Ok(source)).await.is_err() {
+                                    return Ok(());
+                                }
                             }
                         }
                         if last {
@@ -223,15 +247,47 @@ impl Files {
         Ok(())
     }
 
+    /// The entries of `rows` (small files): their packed chunks read up
+    /// front, neighbours in a pack with one ranged GET
+    /// ([`Files::prefetch_packed`]); a file not wholly read so is read on
+    /// its turn, as [`Files::source`] reads one.
+    async fn prefetched(
+        &self,
+        rows: Vec<VersionRow>,
+        inner: &impl Fn(&str) -> String,
+    ) -> Result<Vec<Source<FileError>>, FileError> {
+        let mut lists = Vec::with_capacity(rows.len());
+        for row in &rows {
+            lists.push(self.meta.version_chunks(row.file_id, row.number).await?);
+        }
+        let all: Vec<ChunkRef> = lists.iter().flatten().cloned().collect();
+        let got = self.prefetch_packed(&all).await;
+        Ok(rows
+            .into_iter()
+            .zip(lists)
+            .map(|(row, chunks)| {
+                let name = inner(&row.path);
+                let read: Option<Vec<Bytes>> =
+                    chunks.iter().map(|c| got.get(&c.id).cloned()).collect();
+                match read {
+                    Some(bytes)
+                        if bytes.iter().map(|b| b.len() as u64).sum::<u64>() == row.size =>
+                    {
+                        Source {
+                            entry: entry_of(name, &row),
+                            body: futures::stream::iter(bytes.into_iter().map(Ok)).boxed(),
+                        }
+                    }
+                    _ => self.source(name, row),
+                }
+            })
+            .collect())
+    }
+
     /// The entry of version `row`, its chunks read only once the archive
     /// reaches it.
     fn source(&self, name: String, row: VersionRow) -> Source<FileError> {
-        let mtime = unix_seconds(row.modified.as_deref().unwrap_or(&row.created_at));
-        let entry = Entry {
-            name,
-            size: row.size,
-            mtime,
-        };
+        let entry = entry_of(name, &row);
         let files = self.clone();
         let body = futures::stream::once(async move {
             let chunks = files
@@ -244,6 +300,15 @@ impl Files {
         .try_flatten()
         .boxed();
         Source { entry, body }
+    }
+}
+
+/// The archive entry `name` of version `row`.
+fn entry_of(name: String, row: &VersionRow) -> Entry {
+    Entry {
+        name,
+        size: row.size,
+        mtime: unix_seconds(row.modified.as_deref().unwrap_or(&row.created_at)),
     }
 }
 

@@ -163,6 +163,69 @@ impl Files {
     }
 }
 
+/// Pack ranges at most this far apart are read together: reading the gap
+/// costs less than another request (a small GET is a round trip).
+const COALESCE_GAP: u64 = 1024 * 1024;
+/// The longest coalesced read.
+const COALESCE_MAX: u64 = 8 * 1024 * 1024;
+/// Coalesced reads of one prefetch in flight at once.
+const COALESCED_AT_ONCE: usize = 4;
+
+impl Files {
+    /// The packed ones of `chunks` (small chunks of many files, say),
+    /// read with as few ranged GETs as their places allow: neighbours in a
+    /// pack share one read, each chunk checked against its id. What is not
+    /// packed, or whose read failed, is left out; the caller reads it the
+    /// usual way, which reports and repairs what is wrong.
+    pub async fn prefetch_packed(&self, chunks: &[ChunkRef]) -> HashMap<String, Bytes> {
+        let ids: Vec<String> = chunks
+            .iter()
+            .filter(|c| (c.size as usize) < crate::packs::PACK_BELOW)
+            .map(|c| c.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let Ok(at) = self.meta.pack_locations(&ids).await else {
+            return HashMap::new();
+        };
+        let mut by_pack: HashMap<&str, Vec<(String, std::ops::Range<u64>)>> = HashMap::new();
+        let sizes: HashMap<&str, u32> = chunks.iter().map(|c| (c.id.as_str(), c.size)).collect();
+        for (id, p) in &at {
+            let size = u64::from(sizes[id.as_str()]);
+            let list = by_pack.entry(p.pack.as_str()).or_default();
+            if !list.iter().any(|(seen, _)| seen == id) {
+                list.push((id.clone(), p.offset..p.offset + size));
+            }
+        }
+        let mut reads = Vec::new();
+        for (pack, parts) in by_pack {
+            let ranges: Vec<_> = parts.iter().map(|(_, r)| r.clone()).collect();
+            for read in crate::packs::ranges::coalesce(&ranges, COALESCE_GAP, COALESCE_MAX) {
+                let of: Vec<_> = read.parts.iter().map(|&i| parts[i].clone()).collect();
+                reads.push((pack.to_string(), read.range, of));
+            }
+        }
+        let cluster = &self.cluster;
+        futures::stream::iter(reads)
+            .map(|(pack, span, parts)| async move {
+                let got = cluster.read_pack_span(&pack, span, &parts).await;
+                got.map(|bytes| {
+                    parts
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .zip(bytes)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+            })
+            .buffer_unordered(COALESCED_AT_ONCE)
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await
+    }
+}
+
 /// Where a download's packed chunks are, by chunk id.
 type Located = tokio::sync::OnceCell<Result<HashMap<String, PackedAt>, String>>;
 

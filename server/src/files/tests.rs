@@ -123,3 +123,61 @@ async fn uploads_wait_for_room_in_the_server_wide_budget_then_give_up() {
     c.push(&big(3, 9 * 1024 * 1024)).await.unwrap();
     c.finish("c", PutMode::Overwrite, None).await.unwrap();
 }
+
+/// Small chunks stored through the pack filler on two nodes, then read
+/// back together: neighbours in a pack share one ranged GET, every chunk
+/// is checked, a rotten copy is read past, and what cannot be read
+/// whole is left to the usual read.
+#[tokio::test]
+async fn packed_neighbours_are_read_with_one_ranged_get_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut faulty = Vec::new();
+    let mut nodes: Vec<(String, Arc<dyn BlobStore>)> = Vec::new();
+    for i in 0..2 {
+        let local = Arc::new(LocalStore::new(
+            format!("n{i}"),
+            dir.path().join(format!("n{i}")),
+        ));
+        local.ensure_ready().await.unwrap();
+        let node = Arc::new(FaultyStore::new(local));
+        faulty.push(node.clone());
+        nodes.push((format!("n{i}"), node));
+    }
+    let (cluster, _events) = Cluster::new(nodes, ClusterConfig::for_nodes(2)).unwrap();
+    let cfg = FilesConfig {
+        packs: Some(crate::packs::filler::FillerConfig::default()),
+        ..FilesConfig::default()
+    };
+    let meta: Meta = Arc::new(crate::meta::sqlite::open_in_memory().unwrap());
+    let files = Files::new(meta, Arc::new(cluster), cfg);
+    let chunks: Vec<Bytes> = (0..300u32)
+        .map(|i| Bytes::from(i.to_le_bytes().repeat(1000 + i as usize)))
+        .collect();
+    // Stored at once, so they share a pack.
+    let refs =
+        futures::future::try_join_all(chunks.iter().map(|c| files.store_chunk(c.clone(), None)))
+            .await
+            .unwrap();
+    let ranged = || faulty.iter().map(|n| n.ranged_reads()).sum::<usize>();
+
+    let got = files.prefetch_packed(&refs).await;
+    assert_eq!(got.len(), chunks.len());
+    for (r, c) in refs.iter().zip(&chunks) {
+        assert_eq!(&got[&r.id], c);
+    }
+    let reads = ranged();
+    assert!(
+        reads <= 2,
+        "{reads} ranged reads for 300 neighbours in one pack"
+    );
+
+    // One node's copy rots: its read fails the check, the other's serves.
+    faulty[0].set_corrupt_reads(true);
+    let got = files.prefetch_packed(&refs).await;
+    assert_eq!(got.len(), chunks.len());
+    assert!(refs.iter().zip(&chunks).all(|(r, c)| got[&r.id] == c));
+    // Both rot: nothing is answered from the pack (each chunk's own read
+    // then reports the loss).
+    faulty[1].set_corrupt_reads(true);
+    assert!(files.prefetch_packed(&refs).await.is_empty());
+}

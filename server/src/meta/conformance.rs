@@ -4,7 +4,7 @@
 //! a real PostgreSQL. Built with the `conformance` feature.
 
 use super::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 fn chunk(ch: char, size: u32) -> ChunkRef {
@@ -1997,4 +1997,76 @@ pub async fn packed_chunks_name_their_pack_which_lives_while_they_do(meta: Meta)
     tick().await;
     let claimed = meta.claim_unreferenced(Duration::ZERO, 10).await.unwrap();
     assert_eq!(claimed, vec![pack.id.clone()], "then the pack goes");
+}
+
+/// Rebuilding where packed chunks are from packs found on the nodes: a
+/// chunk a version holds whose pack is gone is pointed at the found pack (recorded with its copies); one whose pack
+/// was found, or whose own object is there, stays; one no version holds
+/// gets no row.
+pub async fn packs_found_on_the_nodes_rebuild_where_chunks_are(meta: Meta) {
+    let (a, b, c) = (chunk('a', 10), chunk('b', 20), chunk('c', 5));
+    let (gone, kept) = (chunk('p', 100), chunk('k', 50));
+    let mut holds = Vec::new();
+    for ch in [&a, &b] {
+        match meta.hold_chunk(ch, None).await.unwrap() {
+            ChunkHold::Write(h) => holds.push(h),
+            other => panic!("a new chunk must be written: {other:?}"),
+        }
+    }
+    // `a` and `b` in pack `gone`; `c` an object of its own.
+    let packed: Vec<Packed> = [(&a, 0), (&b, 10)]
+        .iter()
+        .zip(&holds)
+        .map(|((ch, offset), hold)| Packed {
+            chunk: (*ch).clone(),
+            hold: hold.clone(),
+            offset: *offset,
+        })
+        .collect();
+    meta.record_pack(&gone, &["n1".into()], &packed)
+        .await
+        .unwrap();
+    store(&meta, &c).await;
+    commit(&meta, "f", &[a.clone(), b.clone(), c.clone()]).await;
+    let e = chunk('e', 3);
+    let found = [FoundPack {
+        pack: kept.clone(),
+        nodes: vec!["n1".into(), "n2".into()],
+        // `a` and `b` moved here; `c` too, but its own object is there;
+        // `e` is held by no version.
+        entries: vec![
+            (a.id.clone(), 0, 10, false),
+            (b.id.clone(), 10, 20, false),
+            (c.id.clone(), 30, 5, true),
+            (e.id.clone(), 35, 3, false),
+        ],
+    }];
+    assert_eq!(meta.reindex_packs(&found).await.unwrap(), 2);
+    let at = meta
+        .pack_locations(&[a.id.clone(), b.id.clone(), c.id.clone(), e.id.clone()])
+        .await
+        .unwrap();
+    let place = |offset| PackedAt {
+        pack: kept.id.clone(),
+        offset,
+    };
+    assert_eq!(
+        at,
+        HashMap::from([(a.id.clone(), place(0)), (b.id.clone(), place(10))])
+    );
+    // The found pack is recorded with its copies; the standalone `c` is
+    // still one of the objects workers walk.
+    let standalone = meta
+        .standalone_chunks(&[c.id.clone(), kept.id.clone(), a.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(standalone, HashSet::from([c.id.clone()]));
+    assert!(meta
+        .short_of_copies(2)
+        .await
+        .unwrap()
+        .get(&kept.id)
+        .is_none());
+    // Found again (a second run): nothing left to point.
+    assert_eq!(meta.reindex_packs(&found).await.unwrap(), 0);
 }

@@ -178,6 +178,9 @@ pub enum MetaError {
 /// One file's answer in a batch: what it made, or its own refusal.
 pub type PerFile<T> = Result<T, MetaError>;
 
+/// A session opened, and the chunks it still lacks.
+pub type Opened = (SessionRow, Vec<String>);
+
 // What a refusal is about, as data; `api::status` words each for people
 // (their `Display`) and names it for programs (a reason in the status
 // details).
@@ -248,6 +251,16 @@ pub struct Packed {
 pub struct PackedAt {
     pub pack: String,
     pub offset: u64,
+}
+
+/// A pack read back from the nodes: its size, the nodes holding it, and
+/// from its own index each chunk in it (id, offset, length, and whether
+/// the chunk is also an object of its own on some node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPack {
+    pub pack: ChunkRef,
+    pub nodes: Vec<String>,
+    pub entries: Vec<(String, u64, u32, bool)>,
 }
 
 /// A chunk in a file's ordered chunk list.

@@ -18,10 +18,10 @@ use super::sql::{
     shares, thumbs, Engine, Mode, Tx, Work,
 };
 use super::{
-    After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, HealthCounts,
-    LeaseRow, LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession, NewShare, NewVersion,
-    OwnerId, Packed, PackedAt, PerFile, ReplicaOutcome, Retention, Role, SessionRow, ShareRow,
-    Sorted, StreamRef, Usage, UserRow, VersionRow,
+    After, AppPasswordRow, ChangeRow, ChunkHold, ChunkRef, ChunkSlot, DeadProp, FoundPack,
+    HealthCounts, LeaseRow, LockRow, LoginRow, MetaError, MetaReport, NewLock, NewSession,
+    NewShare, NewVersion, Opened, OwnerId, Packed, PackedAt, PerFile, ReplicaOutcome, Retention,
+    Role, SessionRow, ShareRow, Sorted, StreamRef, Usage, UserRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::any::Any;
@@ -154,6 +154,15 @@ operations! {
     /// stored meanwhile some other way keeps where it is.
     Unsynced fn record_pack(pack: &ChunkRef, nodes: &[String], packed: &[Packed])
         -> Vec<String> = packs::record_pack;
+    /// Those of `ids` that are chunks stored as objects of their own (a
+    /// row not in a pack, and no pack by any row's account).
+    Read fn standalone_chunks(ids: &[String]) -> HashSet<String> = packs::standalone;
+    /// Points each chunk of `found` packs that a version holds, and whose
+    /// recorded place is gone (its pack is none of `found`, or its own
+    /// object is on no node, or it has no row), at the pack that holds
+    /// it, recording the pack and its copies. Returns how many chunks were
+    /// pointed.
+    Write fn reindex_packs(found: &[FoundPack]) -> u64 = packs::reindex;
     /// Where the packed ones among chunks `ids` are.
     Read fn pack_locations(ids: &[String]) -> HashMap<String, PackedAt> = packs::pack_locations;
     /// Packs whose live chunks fill less than `live_percent` of them.
@@ -333,7 +342,7 @@ operations! {
     /// count as one open upload against the owner's `max_open`. A file
     /// whose name or size is refused gets its own error; the others open.
     Unsynced fn open_sessions(batch: &[NewSession])
-        -> Vec<PerFile<(SessionRow, Vec<String>)>> = sessions::open_many;
+        -> Vec<PerFile<Opened>> = sessions::open_many;
     /// The open session `id` of `owner`.
     Read fn session(id: &str, owner: OwnerId) -> Option<SessionRow> = sessions::get;
     /// [`MetaStore::session`] of each of `ids`, in one read.

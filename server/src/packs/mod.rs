@@ -7,6 +7,8 @@
 //! - [`filler`]: the server's open pack, which uploads' small chunks
 //!   fill, sealed, written and recorded.
 //! - [`repack`]: packs mostly emptied by deletions, merged into new ones.
+//! - [`reindex`]: where packed chunks are, rebuilt from the packs' own
+//!   indexes on the nodes.
 //!
 //! A pack is named by the BLAKE3 of its bytes, so to the cluster it is
 //! one more content-addressed chunk: it lives under `chunk_key` on the
@@ -22,6 +24,7 @@
 pub mod filler;
 pub mod format;
 pub mod ranges;
+pub mod reindex;
 pub mod repack;
 
 /// Chunks smaller than this go into packs: every chunk of a file below

@@ -21,6 +21,7 @@ pub struct FaultyStore {
     pub write_delay_ms: AtomicU64,
     reads_in_flight: AtomicUsize,
     max_reads_in_flight: AtomicUsize,
+    ranged_reads: AtomicUsize,
 }
 
 impl FaultyStore {
@@ -33,6 +34,7 @@ impl FaultyStore {
             write_delay_ms: AtomicU64::new(0),
             reads_in_flight: AtomicUsize::new(0),
             max_reads_in_flight: AtomicUsize::new(0),
+            ranged_reads: AtomicUsize::new(0),
         }
     }
 
@@ -47,6 +49,11 @@ impl FaultyStore {
     }
 
     /// The most reads that were in progress at the same time so far.
+    /// Ranged reads asked of this store so far.
+    pub fn ranged_reads(&self) -> usize {
+        self.ranged_reads.load(Ordering::SeqCst)
+    }
+
     pub fn max_reads_in_flight(&self) -> usize {
         self.max_reads_in_flight.load(Ordering::SeqCst)
     }
@@ -111,6 +118,7 @@ impl BlobStore for FaultyStore {
 
     async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
         self.check()?;
+        self.ranged_reads.fetch_add(1, Ordering::SeqCst);
         let data = self.inner.get_range(key, range).await?;
         if self.corrupt_reads.load(Ordering::SeqCst) && !data.is_empty() {
             let mut v = data.to_vec();

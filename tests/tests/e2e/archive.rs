@@ -32,7 +32,7 @@ fn form(paths: &[&str]) -> Vec<u8> {
 }
 
 /// POSTs the selection to `url` (with a bearer token if given).
-async fn post_zip(
+pub(crate) async fn post_zip(
     server: &Server,
     url: &str,
     token: Option<&str>,
@@ -49,7 +49,7 @@ async fn post_zip(
 /// `unzip -t` passes on `zip`, and Python's `zipfile` reads every entry
 /// (checking each CRC) and unpacks it: the names it lists, and the files
 /// it unpacked (name to bytes).
-fn check_zip(zip: &Path) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
+pub(crate) fn check_zip(zip: &Path) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
     let out = std::process::Command::new("unzip")
         .arg("-tq")
         .arg(zip)

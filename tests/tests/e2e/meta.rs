@@ -82,6 +82,7 @@ conformance!(
     searches_match_ignoring_ascii_case_and_escape_wildcards,
     sorted_listings_page_by_name_size_and_time_without_repeats,
     packed_chunks_name_their_pack_which_lives_while_they_do,
+    packs_found_on_the_nodes_rebuild_where_chunks_are,
 );
 
 #[tokio::test]

@@ -5,13 +5,71 @@
 //! packs nothing names are collected.
 
 use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
-use coffer_proto::pb::DeleteFileRequest;
+use coffer_proto::pb::{DeleteFileRequest, ListFilesRequest};
 use coffer_tests::cli::Cli;
 use coffer_tests::data::{download, pattern, read_tree, upload_at_once, upload_bytes};
 use coffer_tests::garage::start_cluster;
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// The first `coffer sync` of 10,000 small files: their uploads share
+/// batch calls and fill a few packs, at most 60 objects per node.
+#[tokio::test]
+async fn a_first_sync_of_ten_thousand_small_files_is_a_few_dozen_objects_per_node() {
+    const FILES: usize = 10_000;
+    let nodes = start_cluster(3).await.unwrap();
+    let opts = ServerOpts::on_garage(&nodes).with("COFFER_PACKS", "true");
+    let server = Server::start(opts).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("tree");
+    for i in 0..FILES {
+        let p = src.join(format!("d{}/f{i:05}.txt", i % 100));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, pattern(4096, i as u64)).unwrap();
+    }
+    let cli = Cli::for_server(&server);
+    let t = std::time::Instant::now();
+    let sync = cli
+        .run(&["sync", src.to_str().unwrap(), "tree", "--once"])
+        .await;
+    assert!(sync.ok, "{}", sync.stderr);
+    println!("synced {FILES} files in {:?}", t.elapsed());
+    let mut c = server.client().await;
+    let (mut listed, mut token) = (0, String::new());
+    loop {
+        let page = c
+            .list_files(ListFilesRequest {
+                prefix: "tree/".into(),
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        listed += page.files.iter().filter(|f| f.size == 4096).count();
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(listed, FILES, "every file is on the server");
+    let mut counts = Vec::new();
+    for n in &nodes {
+        counts.push(n.list_keys("chunks/").await.unwrap().len());
+    }
+    println!("objects per node for {FILES} files of 4 KiB: {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c > 0 && c <= 60),
+        "{FILES} small files should be at most 60 objects per node, not {counts:?}"
+    );
+    // A sample reads back as written.
+    for i in (0..FILES).step_by(997) {
+        let name = format!("tree/d{}/f{i:05}.txt", i % 100);
+        assert!(download(&mut c, &name, 0).await.unwrap() == pattern(4096, i as u64));
+    }
+}
 
 #[tokio::test]
 async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
@@ -53,6 +111,23 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     assert_eq!(get["files"].as_array().unwrap().len(), FILES);
     println!("got {FILES} files in {:?}", t.elapsed());
     assert!(read_tree(&back) == read_tree(&src), "a packed file differs");
+
+    // As one zip: the small files' packed chunks are read a group at a
+    // time, neighbours in a pack with one ranged GET.
+    let token = server.token().expect("a signed-in server");
+    let t = std::time::Instant::now();
+    let (code, head, body) =
+        crate::archive::post_zip(&server, "/zip", Some(token), &["small"]).await;
+    assert_eq!(code, 200, "{head}");
+    println!("zip of {FILES} files in {:?}", t.elapsed());
+    let zip = work.path().join("small.zip");
+    std::fs::write(&zip, &body).unwrap();
+    let (_, unpacked) = crate::archive::check_zip(&zip);
+    let want: BTreeMap<String, Vec<u8>> = read_tree(&src)
+        .into_iter()
+        .map(|(p, b)| (format!("small/{}", p.to_str().unwrap()), b))
+        .collect();
+    assert!(unpacked == want, "the zip of packed files differs");
 
     // A large file: its big chunks are objects of their own; only its
     // tail, under FastCDC's minimum, goes into a pack.

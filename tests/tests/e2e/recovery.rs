@@ -502,3 +502,73 @@ async fn packed_files_come_back_from_a_snapshot_after_the_disk_is_lost() {
     server.restart().await.unwrap();
     assert_serves(&server, &files).await;
 }
+
+/// A snapshot taken before a repack names packs that gc has deleted
+/// since: `meta restore` reads the packs' own indexes on the nodes and
+/// points the files' chunks at the packs that hold them now.
+#[tokio::test]
+async fn a_restore_from_before_a_repack_finds_chunks_in_their_new_packs() {
+    let root = tempfile::tempdir().unwrap();
+    let (opts, dirs) = dir_nodes(root.path());
+    let opts = opts
+        .with("COFFER_PACKS", "true")
+        .with("COFFER_GC_GRACE_SECS", "0")
+        .with("COFFER_DELETED_RETENTION_SECS", "0");
+    let mut server = Server::start(opts).await.unwrap();
+    let names: Vec<String> = (0..100).map(|i| format!("small/f{i:03}.txt")).collect();
+    let files: BTreeMap<&str, Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), pattern(2000 + i * 7, i as u64)))
+        .collect();
+    let c = server.client().await;
+    upload_at_once(&c, files.iter().map(|(n, d)| (*n, d.as_slice())), 32).await;
+    snapshot(&server).await;
+    let before = read_tree(&dirs[0].join("chunks"));
+
+    // Nine in ten deleted: gc repacks the tenth into new packs, then
+    // deletes the old ones (finished sessions, which keep their chunks a
+    // day, end now).
+    let kept: BTreeMap<&str, Vec<u8>> = files
+        .iter()
+        .step_by(10)
+        .map(|(n, d)| (*n, d.clone()))
+        .collect();
+    let mut c = server.client().await;
+    for n in files.keys().filter(|n| !kept.contains_key(*n)) {
+        c.delete_file(coffer_proto::pb::DeleteFileRequest {
+            file_name: n.to_string(),
+            base_version: None,
+        })
+        .await
+        .unwrap();
+    }
+    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
+        .unwrap();
+    drop(db);
+    let first = server.run_worker("gc").await;
+    assert!(!first.contains("repacked 0 packs"), "{first}");
+    server.run_worker("gc").await;
+    let after = read_tree(&dirs[0].join("chunks"));
+    assert!(
+        before.keys().all(|k| !after.contains_key(k)),
+        "the packs the snapshot names are all gone"
+    );
+
+    server.kill().await;
+    server.wipe_data_dir();
+    let out = server.command(&["meta", "restore"]).await;
+    assert!(out.success, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "{} chunk(s) whose recorded place was gone",
+            kept.len()
+        )),
+        "{}",
+        out.stdout
+    );
+    server.restart().await.unwrap();
+    assert_serves(&server, &kept).await;
+}

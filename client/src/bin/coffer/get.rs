@@ -2,13 +2,15 @@
 //! Each file appears only once complete and verified.
 
 use crate::bars::Bar;
+use crate::flight::{self, Flight};
 use crate::output::meta_json;
 use crate::Ctx;
 use anyhow::{bail, Context};
 use coffer_client::format::human_size;
 use coffer_client::local_path::local_path;
 use coffer_client::native::files::{create_folders_below, download_file};
-use coffer_client::{normalize_name, ClientError};
+use coffer_client::{normalize_name, ClientError, Observer};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -72,17 +74,44 @@ pub async fn run(
                 std::fs::create_dir_all(&root)
                     .with_context(|| format!("cannot create {}", root.display()))?;
             }
-            let mut docs = Vec::new();
-            let mut total = 0;
+            let mut todo = Vec::with_capacity(plan.len());
             for (f, rel) in plan {
                 if let Some(dir) = rel.parent() {
                     create_folders_below(&root, dir)
                         .with_context(|| format!("cannot make the folders of {}", f.file_name))?;
                 }
-                let dest = root.join(rel);
-                let m = get_file(ctx, &f.file_name, f.version_number, &dest).await?;
+                todo.push((f, root.join(rel)));
+            }
+            // Several files at once (see `flight`): a small file is a
+            // round trip, not bytes. One bar for the tree.
+            let bar = Bar::new(&format!("/{remote}/ ({} files)", todo.len()), ctx.out.quiet);
+            bar.start(todo.iter().map(|(f, _)| f.size).sum());
+            let flight = Flight::new();
+            let got: Vec<coffer_client::Metadata> = futures::stream::iter(&todo)
+                .map(|(f, dest)| {
+                    let (bar, flight) = (&bar, &flight);
+                    async move {
+                        let _turn = flight.download(f.size).await;
+                        download_file(
+                            &ctx.coffer,
+                            &f.file_name,
+                            f.version_number,
+                            dest,
+                            &Whole(bar),
+                        )
+                        .await
+                        .with_context(|| format!("downloading {}", f.file_name))
+                    }
+                })
+                .buffered(flight::FILES)
+                .try_collect()
+                .await?;
+            bar.done();
+            let mut docs = Vec::new();
+            let mut total = 0;
+            for (m, (_, dest)) in got.iter().zip(&todo) {
                 total += m.size;
-                let mut doc = meta_json(&m);
+                let mut doc = meta_json(m);
                 doc["local"] = json!(dest.to_string_lossy());
                 docs.push(doc);
             }
@@ -124,6 +153,16 @@ async fn to_stdout(ctx: &Ctx, remote: &str, version: u64) -> anyhow::Result<()> 
     out.flush().context("writing to standard output")?;
     d.check(hasher)?;
     Ok(())
+}
+
+/// Moves a tree's bar as one file's bytes come (its length is the
+/// tree's, set once).
+struct Whole<'a>(&'a Bar);
+
+impl Observer for Whole<'_> {
+    fn advance(&self, bytes: u64) {
+        self.0.advance(bytes);
+    }
 }
 
 async fn get_file(

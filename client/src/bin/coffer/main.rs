@@ -4,6 +4,7 @@
 mod app_password;
 mod args;
 mod bars;
+mod flight;
 mod get;
 mod info;
 mod output;

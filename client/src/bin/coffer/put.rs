@@ -3,6 +3,7 @@
 //! version), and a tree's files go up several at once.
 
 use crate::bars::Bar;
+use crate::flight::{self, Flight};
 use crate::resume::ResumeRecord;
 use crate::Ctx;
 use anyhow::{bail, Context};
@@ -51,23 +52,6 @@ async fn put_stdin(ctx: &Ctx, remote: &str, limit_rate: Option<u64>) -> anyhow::
         .emit(r.json(), || format!("{} ({copied} bytes)", r.line(stdin)));
     Ok(())
 }
-
-/// Files of a tree uploaded at once: small files are round trips, not
-/// bytes, so many in flight keep the server and the nodes busy (8 at once
-/// took 5.5 s for 1,000 files of 4 KiB, 32 took 4.3 s: BENCHMARKS.md),
-/// and their calls share batches (`StartUploads`, `PutChunks`,
-/// `FinishUploads`) that fill the server's packs.
-const PARALLEL_FILES: usize = 256;
-
-/// Of those, files of more than [`MEDIUM`] bytes at once: each may hold a
-/// few chunks in memory.
-const PARALLEL_MEDIUM: usize = 16;
-const MEDIUM: u64 = coffer_client::upload::SMALL_CHUNK as u64;
-
-/// And files of more than [`LARGE`] bytes: each already sends several
-/// chunks in parallel.
-const PARALLEL_LARGE: usize = 2;
-const LARGE: u64 = 8 * 1024 * 1024;
 
 /// Saves the session id as soon as it exists, and drives the bar: the
 /// file's own, or the whole tree's (`whole`: its length is set once).
@@ -209,20 +193,15 @@ pub async fn run(
         .collect();
     let bar = Bar::new(&format!("/{under} ({} files)", files.len()), ctx.out.quiet);
     bar.start(total);
-    let large = tokio::sync::Semaphore::new(PARALLEL_LARGE);
-    let medium = tokio::sync::Semaphore::new(PARALLEL_MEDIUM);
+    // Small files are round trips, not bytes: many in flight keep the
+    // server and the nodes busy (8 at once took 5.5 s for 1,000 files of
+    // 4 KiB, 32 took 4.3 s: BENCHMARKS.md), and share batch calls.
+    let flight = Flight::new();
     let results: Vec<anyhow::Result<(PathBuf, Put)>> = futures::stream::iter(&named)
         .map(|(f, name, len)| {
-            let (bar, latest, large, medium) = (&bar, latest.get(name), &large, &medium);
+            let (bar, latest, flight) = (&bar, latest.get(name), &flight);
             async move {
-                let _medium = match *len > MEDIUM {
-                    true => Some(medium.acquire().await?),
-                    false => None,
-                };
-                let _large = match *len > LARGE {
-                    true => Some(large.acquire().await?),
-                    false => None,
-                };
+                let _turn = flight.admit(*len).await;
                 let put = put_file(ctx, f, name, limit_rate, latest, bar, true).await?;
                 if !ctx.out.json && !ctx.out.quiet {
                     bar.println(&put.line(f));
@@ -230,7 +209,7 @@ pub async fn run(
                 Ok((f.clone(), put))
             }
         })
-        .buffer_unordered(PARALLEL_FILES)
+        .buffer_unordered(flight::FILES)
         .collect()
         .await;
     bar.done();

@@ -5,7 +5,7 @@
 
 use super::chunks::ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
 use super::tx::{list, rows, Tx};
-use crate::meta::{ChunkRef, MetaError, Packed, PackedAt};
+use crate::meta::{ChunkRef, FoundPack, MetaError, Packed, PackedAt};
 use std::collections::{HashMap, HashSet};
 
 /// Makes the row of pack `pack`: new, or (the same bytes packed again)
@@ -200,4 +200,87 @@ pub fn repack(
         &[&old],
     )?;
     Ok(n)
+}
+
+/// See [`crate::meta::MetaStore::standalone_chunks`].
+pub fn standalone(tx: &dyn Tx, ids: &[String]) -> Result<HashSet<String>, MetaError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(tx
+        .query(
+            "SELECT id FROM chunks c WHERE id IN (SELECT value FROM list_of($1))
+               AND c.pack_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM chunks p WHERE p.pack_id = c.id)",
+            &[&list(ids)],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// See [`crate::meta::MetaStore::reindex_packs`].
+pub fn reindex(tx: &dyn Tx, found: &[FoundPack]) -> Result<u64, MetaError> {
+    let packs: HashSet<&str> = found.iter().map(|f| f.pack.id.as_str()).collect();
+    let mut pointed = 0;
+    for f in found {
+        let ids: Vec<&str> = f.entries.iter().map(|e| e.0.as_str()).collect();
+        // Each chunk's row (if any), and whether a version holds it.
+        let known: HashMap<String, (Option<String>, String)> = tx
+            .query(
+                "SELECT id, pack_id, state FROM chunks WHERE id IN (SELECT value FROM list_of($1))",
+                &[&list(&ids)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        let held: HashSet<String> = tx
+            .query(
+                "SELECT DISTINCT chunk_id FROM version_chunks
+                 WHERE chunk_id IN (SELECT value FROM list_of($1))",
+                &[&list(&ids)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut lost = Vec::new();
+        for (id, offset, len, own) in &f.entries {
+            if !held.contains(id) {
+                continue;
+            }
+            let gone = match known.get(id) {
+                None => true,
+                Some((_, state)) if state == DELETING.as_str() => false,
+                Some((Some(pack), _)) => !packs.contains(pack.as_str()),
+                Some((None, _)) => !own,
+            };
+            if gone {
+                lost.push((id.as_str(), *offset, *len));
+            }
+        }
+        if lost.is_empty() {
+            continue;
+        }
+        if !new_pack(tx, &f.pack)? {
+            continue;
+        }
+        replicas_ok(tx, &f.pack.id, &f.nodes)?;
+        let batch = rows(
+            lost.iter()
+                .map(|(id, offset, len)| vec![(*id).into(), (*offset).into(), (*len).into()]),
+        );
+        tx.execute(
+            &format!(
+                "INSERT INTO chunks (id, size, created_at, state, pack_id, pack_offset)
+                 SELECT t.value ->> 0, CAST(t.value ->> 2 AS INTEGER), now_ms(), {OK}, $1,
+                        CAST(t.value ->> 1 AS BIGINT)
+                 FROM rows_of($2) AS t WHERE true
+                 ON CONFLICT (id) DO UPDATE SET pack_id = excluded.pack_id,
+                     pack_offset = excluded.pack_offset, state = {OK}, hold = NULL"
+            ),
+            &[&f.pack.id, &batch],
+        )?;
+        pointed += lost.len() as u64;
+    }
+    Ok(pointed)
 }

@@ -4,8 +4,8 @@
 use super::tx::{list, rows, Tx};
 use super::{chunks, files, limits, ms};
 use crate::meta::{
-    finished_again, random_id, ChunkSlot, HealthCounts, MetaError, NewSession, NewVersion, OwnerId,
-    PerFile, SessionRow, VersionRow,
+    finished_again, random_id, ChunkSlot, HealthCounts, MetaError, NewSession, NewVersion, Opened,
+    OwnerId, PerFile, SessionRow, VersionRow,
 };
 use coffer_proto::put::PutMode;
 use std::time::Duration;
@@ -40,10 +40,7 @@ pub fn open(tx: &dyn Tx, s: &NewSession) -> Result<(SessionRow, Vec<String>), Me
 }
 
 /// See [`crate::meta::MetaStore::open_sessions`].
-pub fn open_many(
-    tx: &dyn Tx,
-    batch: &[NewSession],
-) -> Result<Vec<PerFile<(SessionRow, Vec<String>)>>, MetaError> {
+pub fn open_many(tx: &dyn Tx, batch: &[NewSession]) -> Result<Vec<PerFile<Opened>>, MetaError> {
     let Some(first) = batch.first() else {
         return Ok(Vec::new());
     };

@@ -43,18 +43,6 @@ const MAX_PASSES: usize = 4;
 /// The state is saved after this many steps (and at the end of a pass).
 const SAVE_EVERY: usize = 64;
 
-/// Steps of a pass run at once (uploads, downloads, deletes of different
-/// files): small files are round trips, not bytes, and the uploads of
-/// many in flight share batch calls (`StartUploads`, `PutChunks`,
-/// `FinishUploads`) and fill the server's packs.
-const PARALLEL_STEPS: usize = 256;
-
-/// Of those, steps moving more than [`SMALL`] bytes at once: each may hold
-/// a few chunks in memory, and 32 measured no faster than 16
-/// (BENCHMARKS.md).
-const PARALLEL_LARGER: usize = 16;
-const SMALL: u64 = coffer_client::upload::SMALL_CHUNK as u64;
-
 /// Files hashed at once while scanning: enough to keep both the disk and
 /// the cores busy on small files.
 const PARALLEL_HASHES: usize = 8;

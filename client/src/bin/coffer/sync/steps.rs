@@ -4,7 +4,8 @@
 
 use super::scan::{absent, stat};
 use super::state::Synced;
-use super::{apart, Snapshot, Sync, PARALLEL_LARGER, PARALLEL_STEPS, SAVE_EVERY, SMALL};
+use super::{apart, Snapshot, Sync, SAVE_EVERY};
+use crate::flight::{self, Flight};
 use crate::resume::ResumeRecord;
 use anyhow::{bail, Context};
 use apart::{folders_of, Rename};
@@ -92,7 +93,7 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Runs the steps, [`PARALLEL_STEPS`] at a time, in three phases (see
+    /// Runs the steps, several at a time (see [`Flight`]), in three phases (see
     /// [`phases`]). The state is saved as steps finish; on an error, what
     /// finished is saved and the rest waits for the next pass.
     pub(super) async fn execute(
@@ -108,19 +109,23 @@ impl Sync<'_> {
         // (unreadable, or a file where the other side has a folder) must
         // not hold up the rest.
         let mut failed = Vec::new();
-        let larger = tokio::sync::Semaphore::new(PARALLEL_LARGER);
+        // Steps of different files run at once, as many as the files'
+        // sizes allow (see `flight`): small uploads share batch calls.
+        let flight = Flight::new();
         for phase in phases(&actions) {
             let mut steps = futures::stream::iter(phase.into_iter().map(|a| {
-                let larger = &larger;
+                let flight = &flight;
                 async move {
-                    let _turn = match snap.bytes(a) > SMALL {
-                        true => Some(larger.acquire().await),
-                        false => None,
+                    let _turn = match a {
+                        Action::Download { .. } | Action::Conflict { .. } => {
+                            flight.download(snap.bytes(a)).await
+                        }
+                        _ => flight.admit(snap.bytes(a)).await,
                     };
                     (a.path(), self.step(a, snap).await)
                 }
             }))
-            .buffer_unordered(PARALLEL_STEPS);
+            .buffer_unordered(flight::FILES);
             while let Some((path, r)) = steps.next().await {
                 if let Err(e) = r {
                     self.say(format!("coffer: sync: {path}: {e:#}"));
