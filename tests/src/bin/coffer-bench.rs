@@ -28,7 +28,9 @@
 //! `aws s3 cp --recursive`, then puts the unchanged tree again.
 //! `--only sync` syncs `--files` (default 10,000) such files against
 //! `aws s3 sync`, then a no-change pass, then times a saved file's trip
-//! between two running `coffer sync`.
+//! between two running `coffer sync`. With `--packs` the server keeps small
+//! chunks in packs (`COFFER_PACKS`); both print the objects each node
+//! holds and the server's CPU per file.
 //! `--only web` measures what the web app asks of the server: a zip of a
 //! folder of `--files` (default 1,000) files of 4 KiB against `coffer get`
 //! of the same folder, and thumbnails of 12-megapixel JPEGs against the
@@ -231,6 +233,25 @@ impl CpuUse {
 /// the nodes' work for three copies, spread over every core.
 fn print_upload_cpu(s3_secs: f64, s3: CpuUse, put: CpuUse) {
     print_cpu(("aws s3 cp upload", "coffer put"), s3_secs, s3, put);
+}
+
+/// The objects under `chunks/` on each node (counted on the nodes) and
+/// the server's CPU per file, after an upload of `n` small files.
+async fn print_per_file(
+    nodes: &[coffer_tests::garage::GarageNode],
+    n: usize,
+    cpu: &CpuUse,
+) -> anyhow::Result<()> {
+    let mut counts = Vec::new();
+    for node in nodes {
+        counts.push(node.list_keys("chunks/").await?.len());
+    }
+    println!("objects per node for {n} files: {counts:?}");
+    println!(
+        "server CPU per file: {:.3} ms",
+        cpu.server * 1000.0 / n as f64
+    );
+    Ok(())
 }
 
 /// [`print_upload_cpu`] for other commands: `names` are the baseline's
@@ -476,6 +497,9 @@ async fn main() -> anyhow::Result<()> {
         .with("COFFER_WEB_DIR", web_dir.to_str().unwrap());
     if let Some(mib) = str_arg("--read-ahead-mib") {
         opts = opts.with("COFFER_READ_AHEAD_MIB", &mib);
+    }
+    if std::env::args().any(|a| a == "--packs") {
+        opts = opts.with("COFFER_PACKS", "true");
     }
     let server = Server::start(opts).await?;
     let pid = server.pid().context("server pid")?;
@@ -867,6 +891,7 @@ async fn small_only_bench(
     );
     println!("small-file put ratio (aws / coffer) {:.2}", s3 / put);
     print_upload_cpu(s3, s3_cpu, put_cpu);
+    print_per_file(nodes, n, &put_cpu).await?;
     println!(
         "unchanged: coffer put again {reput:.2} s, aws s3 sync {s3_sync:.2} s; no version made"
     );
@@ -913,6 +938,7 @@ async fn sync_only_bench(
     );
     println!("first-sync ratio (aws / coffer) {:.2}", s3 / first);
     print_cpu(("aws s3 sync", "coffer sync"), s3, s3_cpu, first_cpu);
+    print_per_file(nodes, n, &first_cpu).await?;
     println!("no change: coffer sync {again:.2} s, aws s3 sync {s3_again:.2} s; no version made");
     println!("no-change pass / first {:.3}", again / first);
 
