@@ -42,6 +42,24 @@ fn version_arg(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
+/// The plan a new session's request declares.
+fn plan_of(r: StartUploadRequest) -> Result<UploadPlan, Status> {
+    Ok(UploadPlan {
+        path: r.file_name,
+        size: r.size,
+        chunks: r
+            .chunks
+            .into_iter()
+            .map(|c| ChunkRef {
+                id: c.id,
+                size: c.size,
+            })
+            .collect(),
+        hash: r.content_hash,
+        modified: crate::files::modified_time(&r.modified_time)?,
+    })
+}
+
 fn metadata(v: &FileVersion) -> MetadataResponse {
     MetadataResponse {
         file_name: v.path.clone(),
@@ -308,21 +326,7 @@ impl FileStorage for FileStorageApi {
         let who = caller(&req)?;
         let r = req.into_inner();
         let status = if r.upload_id.is_empty() {
-            let plan = UploadPlan {
-                path: r.file_name,
-                size: r.size,
-                chunks: r
-                    .chunks
-                    .into_iter()
-                    .map(|c| ChunkRef {
-                        id: c.id,
-                        size: c.size,
-                    })
-                    .collect(),
-                hash: r.content_hash,
-                modified: crate::files::modified_time(&r.modified_time)?,
-            };
-            self.files.start_upload(&who, plan).await?
+            self.files.start_upload(&who, plan_of(r)?).await?
         } else {
             self.files.resume_upload(&who, &r.upload_id).await?
         };
@@ -375,20 +379,7 @@ impl FileStorage for FileStorageApi {
                     "StartUploads opens new sessions; resume one with StartUpload",
                 ));
             }
-            plans.push(UploadPlan {
-                path: r.file_name,
-                size: r.size,
-                chunks: r
-                    .chunks
-                    .into_iter()
-                    .map(|c| ChunkRef {
-                        id: c.id,
-                        size: c.size,
-                    })
-                    .collect(),
-                hash: r.content_hash,
-                modified: crate::files::modified_time(&r.modified_time)?,
-            });
+            plans.push(plan_of(r)?);
         }
         let answers = self.files.start_uploads(&who, plans).await?;
         let files = answers

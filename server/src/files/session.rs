@@ -46,6 +46,17 @@ pub struct SessionStatus {
     pub hash: String,
 }
 
+impl SessionStatus {
+    fn of((session, missing): crate::meta::Opened) -> Self {
+        SessionStatus {
+            id: session.id,
+            missing,
+            expires_at: session.expires_at,
+            hash: session.hash,
+        }
+    }
+}
+
 impl Files {
     /// Opens an upload session for `plan` and says which chunks to send.
     pub async fn start_upload(
@@ -53,26 +64,26 @@ impl Files {
         caller: &Caller,
         plan: UploadPlan,
     ) -> Result<SessionStatus, FileError> {
+        let opened = self
+            .meta
+            .open_session(&self.new_session(caller, plan)?)
+            .await?;
+        Ok(SessionStatus::of(opened))
+    }
+
+    /// The session `plan` asks for, once its name and plan are checked.
+    fn new_session(&self, caller: &Caller, plan: UploadPlan) -> Result<NewSession, FileError> {
         let path = paths::normalize(&plan.path)?;
         validate_plan(&plan)?;
-        let (session, missing) = self
-            .meta
-            .open_session(&NewSession {
-                owner: caller.owner,
-                path,
-                size: plan.size,
-                hash: plan.hash,
-                chunks: plan.chunks,
-                ttl: self.cfg.session_ttl,
-                max_open: self.cfg.max_open_sessions,
-                modified: plan.modified,
-            })
-            .await?;
-        Ok(SessionStatus {
-            id: session.id,
-            missing,
-            expires_at: session.expires_at,
-            hash: session.hash,
+        Ok(NewSession {
+            owner: caller.owner,
+            path,
+            size: plan.size,
+            hash: plan.hash,
+            chunks: plan.chunks,
+            ttl: self.cfg.session_ttl,
+            max_open: self.cfg.max_open_sessions,
+            modified: plan.modified,
         })
     }
 
@@ -164,22 +175,10 @@ impl Files {
         let mut answers: Vec<Option<Answer<SessionStatus>>> = Vec::with_capacity(plans.len());
         let mut batch = Vec::new();
         for plan in plans {
-            let checked = paths::normalize(&plan.path)
-                .map_err(FileError::from)
-                .and_then(|path| validate_plan(&plan).map(|()| path));
-            match checked {
-                Ok(path) => {
+            match self.new_session(caller, plan) {
+                Ok(s) => {
                     answers.push(None);
-                    batch.push(NewSession {
-                        owner: caller.owner,
-                        path,
-                        size: plan.size,
-                        hash: plan.hash,
-                        chunks: plan.chunks,
-                        ttl: self.cfg.session_ttl,
-                        max_open: self.cfg.max_open_sessions,
-                        modified: plan.modified,
-                    });
+                    batch.push(s);
                 }
                 Err(e) => answers.push(Some(Err(e))),
             }
@@ -194,13 +193,8 @@ impl Files {
             .into_iter()
             .map(|a| {
                 a.unwrap_or_else(|| {
-                    let (session, missing) = opened.next().expect("one answer per session")?;
-                    Ok(SessionStatus {
-                        id: session.id,
-                        missing,
-                        expires_at: session.expires_at,
-                        hash: session.hash,
-                    })
+                    let opened = opened.next().expect("one answer per session")?;
+                    Ok(SessionStatus::of(opened))
                 })
             })
             .collect())
