@@ -553,6 +553,33 @@ api_bind_addr = "127.0.0.1:{admin}"
         Ok(body.into_bytes().to_vec())
     }
 
+    /// Bytes `range` of object `key`.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .client()
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .range(format!(
+                "bytes={}-{}",
+                range.start,
+                range.end.saturating_sub(1)
+            ))
+            .send()
+            .await
+            .with_context(|| format!("GetObject {key:?} {range:?}"))?;
+        let body = resp
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading GetObject {key:?} body"))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
     /// Writes object `key` (creating or overwriting it, e.g. to corrupt a chunk).
     pub async fn put(&self, key: &str, data: Vec<u8>) -> anyhow::Result<()> {
         self.client()

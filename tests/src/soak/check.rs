@@ -39,6 +39,8 @@ pub struct Verdict {
     pub acked_checked: u64,
     pub bytes_verified: u64,
     pub chunks_checked: u64,
+    /// Of those, chunks found inside a pack on the nodes.
+    pub chunks_packed: u64,
     /// Last edits of a side of the sync pair found kept.
     pub sync_edits_checked: u64,
 }
@@ -371,7 +373,10 @@ async fn replication(
         for (off, len) in coffer_proto::chunking::chunk_spans(&data) {
             let id = coffer_proto::chunking::chunk_id(&data[off..off + len]);
             v.chunks_checked += 1;
-            let n = copies.get(&id).copied().unwrap_or(0);
+            if copies.packed.contains(&id) {
+                v.chunks_packed += 1;
+            }
+            let n = copies.count.get(&id).copied().unwrap_or(0);
             if n < REPLICATION {
                 v.violations.push(format!(
                     "op {}: chunk {} of {} is on {n} nodes, not {REPLICATION}",

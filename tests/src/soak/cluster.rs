@@ -61,6 +61,8 @@ impl SoakCluster {
             .with("COFFER_WRITE_QUORUM", &WRITE_QUORUM.to_string())
             // Gc collects at once: what protects uploads is the holds.
             .with("COFFER_GC_GRACE_SECS", "0")
+            // Small chunks in packs: the faults meet packed data.
+            .with("COFFER_PACKS", "true")
             .with("COFFER_KEEP_VERSIONS", &keep_versions.to_string())
             .with("COFFER_SCRUB_RATE_MIB", "0")
             // A killed server's worker leases pass on within seconds.
@@ -147,23 +149,39 @@ impl SoakCluster {
         Ok(())
     }
 
-    /// The copies of `chunks/<id>` on every node, by chunk id.
-    pub async fn copies(&self) -> anyhow::Result<std::collections::HashMap<String, usize>> {
-        let mut copies = std::collections::HashMap::new();
+    /// The copies of every chunk on the nodes, by chunk id: an object
+    /// `chunks/<id>` is a copy of chunk `id`, and a pack (read by its own
+    /// trailing index, as a restore would) a copy of each chunk in it.
+    /// Counted from the nodes alone, not from Coffer's metadata. Also
+    /// returns the chunks found inside packs.
+    pub async fn copies(&self) -> anyhow::Result<Copies> {
+        let mut copies = Copies::default();
         for n in &self.nodes {
-            for key in n.list_keys("chunks/").await? {
-                let id = key.rsplit('/').next().unwrap_or_default().to_string();
-                *copies.entry(id).or_insert(0) += 1;
+            // A chunk both alone and in a pack on one node is one copy.
+            let mut here = std::collections::HashSet::new();
+            for (id, inside) in objects(n).await? {
+                copies.packed.extend(inside.iter().cloned());
+                here.extend(inside);
+                here.insert(id);
+            }
+            for id in here {
+                *copies.count.entry(id).or_insert(0) += 1;
             }
         }
         Ok(copies)
     }
 
-    /// Deletes every copy of chunk `id` from every node: the fault a
-    /// broken store would make, for showing that the checker sees it.
+    /// Deletes every copy of chunk `id` from every node, and every pack
+    /// that holds it: the fault a broken store would make, for showing
+    /// that the checker sees it.
     pub async fn drop_chunk(&self, id: &str) -> anyhow::Result<()> {
         for n in &self.nodes {
-            n.delete(&format!("chunks/{}/{id}", &id[..2])).await?;
+            for (object, inside) in objects(n).await? {
+                if object == id || inside.iter().any(|c| c == id) {
+                    n.delete(&format!("chunks/{}/{object}", &object[..2]))
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -178,4 +196,37 @@ impl SoakCluster {
         }
         std::fs::write(dir.join("postgres.log"), self.pg.log_tail()).ok();
     }
+}
+
+/// Copies of each chunk on the nodes, by chunk id, and the chunks seen
+/// inside a pack.
+#[derive(Debug, Default)]
+pub struct Copies {
+    pub count: std::collections::HashMap<String, usize>,
+    pub packed: std::collections::HashSet<String>,
+}
+
+/// Every object under `chunks/` on node `n`: its id, and if it is a pack
+/// whose footer and index read back sound, the ids of the chunks its
+/// index lists (else none).
+async fn objects(n: &GarageNode) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    use coffer_server::packs::format::{parse_footer, parse_index, FOOTER_LEN};
+    let mut out = Vec::new();
+    for (key, size) in n.list_sized("chunks/").await? {
+        let id = key.rsplit('/').next().unwrap_or_default().to_string();
+        let mut inside = Vec::new();
+        if size >= FOOTER_LEN as u64 {
+            let tail = n.get_range(&key, size - FOOTER_LEN as u64..size).await?;
+            if let Ok(footer) = parse_footer(&tail) {
+                if let Ok(range) = footer.index_range(size) {
+                    let index = n.get_range(&key, range).await?;
+                    if let Ok(entries) = parse_index(&footer, &index, size) {
+                        inside = entries.iter().map(|e| e.id_hex()).collect();
+                    }
+                }
+            }
+        }
+        out.push((id, inside));
+    }
+    Ok(out)
 }

@@ -119,10 +119,10 @@ impl Report {
         }
         let v = &self.verdict;
         out += &format!(
-            "checked: {} acknowledged writes of {} (the rest were removed by retention), {} versions read back ({} bytes), {} chunks' copies, \
-             {} last edits of the sync pair\n",
+            "checked: {} acknowledged writes of {} (the rest were removed by retention), {} versions read back ({} bytes), {} chunks' copies \
+             ({} of them in packs), {} last edits of the sync pair\n",
             v.acked_checked, self.acked, v.versions_checked, v.bytes_verified, v.chunks_checked,
-            v.sync_edits_checked
+            v.chunks_packed, v.sync_edits_checked
         );
         out += &format!(
             "healed (every chunk on 3 nodes) in {:.1} s\n",

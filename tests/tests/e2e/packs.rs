@@ -5,7 +5,7 @@
 //! packs nothing names are collected.
 
 use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
-use coffer_proto::pb::{DeleteFileRequest, ListFilesRequest};
+use coffer_proto::pb::{DeleteFileRequest, DeleteFolderRequest, ListFilesRequest};
 use coffer_tests::cli::Cli;
 use coffer_tests::data::{download, pattern, read_tree, upload_at_once, upload_bytes};
 use coffer_tests::garage::start_cluster;
@@ -14,12 +14,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The first `coffer sync` of 10,000 small files: their uploads share
-/// batch calls and fill a few packs, at most 60 objects per node.
+/// batch calls and fill a few packs, at most 60 objects per node. Then
+/// nine in ten are deleted: gc repacks the rest, and each node stores at
+/// most 1.3 times the live bytes, every live file read back whole.
 #[tokio::test]
-async fn a_first_sync_of_ten_thousand_small_files_is_a_few_dozen_objects_per_node() {
+async fn ten_thousand_small_files_sync_into_a_few_objects_and_repack_when_most_go() {
     const FILES: usize = 10_000;
     let nodes = start_cluster(3).await.unwrap();
-    let opts = ServerOpts::on_garage(&nodes).with("COFFER_PACKS", "true");
+    let opts = ServerOpts::on_garage(&nodes)
+        .with("COFFER_PACKS", "true")
+        .with("COFFER_GC_GRACE_SECS", "0")
+        .with("COFFER_DELETED_RETENTION_SECS", "0");
     let server = Server::start(opts).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("tree");
@@ -69,6 +74,50 @@ async fn a_first_sync_of_ten_thousand_small_files_is_a_few_dozen_objects_per_nod
         let name = format!("tree/d{}/f{i:05}.txt", i % 100);
         assert!(download(&mut c, &name, 0).await.unwrap() == pattern(4096, i as u64));
     }
+
+    // Ninety of the hundred folders deleted (their files were synced in
+    // no particular order, so every pack loses most of its chunks), and
+    // the finished sessions, which keep their chunks a day, ended now.
+    for d in 10..100 {
+        c.delete_folder(DeleteFolderRequest {
+            path: format!("tree/d{d}"),
+        })
+        .await
+        .unwrap();
+    }
+    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
+        .unwrap();
+    let first = server.run_worker("gc").await;
+    let second = server.run_worker("gc").await;
+    println!("gc: {first}; then {second}");
+    let live = (FILES / 10) as u64 * 4096;
+    for n in &nodes {
+        let stored: u64 = n
+            .list_sized("chunks/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s)
+            .sum();
+        println!("{stored} bytes stored for {live} live");
+        assert!(
+            stored as f64 <= 1.3 * live as f64,
+            "{stored} bytes stored for {live} live"
+        );
+    }
+    let back = work.path().join("kept");
+    let get = cli.json(&["get", "tree", back.to_str().unwrap()]).await;
+    assert_eq!(get["files"].as_array().unwrap().len(), FILES / 10);
+    let kept: BTreeMap<PathBuf, Vec<u8>> = read_tree(&src)
+        .into_iter()
+        .filter(|(p, _)| {
+            let d = p.components().next().unwrap().as_os_str().to_str().unwrap();
+            d[1..].parse::<usize>().unwrap() < 10
+        })
+        .collect();
+    assert!(read_tree(&back) == kept, "a repacked file differs");
 }
 
 #[tokio::test]

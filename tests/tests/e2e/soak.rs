@@ -2,7 +2,9 @@
 //! with a random seed (printed; `COFFER_SOAK_SEED` sets it), each about a
 //! minute of faults and checks on a cluster of its own; and the checker
 //! shown to fail, with a clear message, when a broken store drops an
-//! acknowledged chunk. The long soak is `coffer-bench soak` (README).
+//! acknowledged chunk. The servers keep small chunks in packs, so the
+//! faults (bitrot, lost nodes, killed servers, gc on two servers) meet
+//! packed data. The long soak is `coffer-bench soak` (README).
 
 use coffer_tests::soak::{run, Config};
 use std::time::Duration;
@@ -22,6 +24,11 @@ async fn soak_passes(cfg: Config) {
     assert!(
         report.verdict.acked_checked > 20 && report.faults.len() > 3,
         "the soak did too little to prove anything:\n{}",
+        report.summary()
+    );
+    assert!(
+        report.verdict.chunks_packed > 0,
+        "no checked chunk was in a pack:\n{}",
         report.summary()
     );
 }
