@@ -646,12 +646,33 @@ async fn users_cannot_reach_each_others_files_by_path_or_id() {
 
 #[tokio::test]
 async fn dedup_never_answers_for_content_only_someone_else_stored() {
-    let server = Server::start(ServerOpts::embedded()).await.unwrap();
+    dedup_never_answers_for_content_only_someone_else_stored_with(
+        ServerOpts::embedded(),
+        6 * 1024 * 1024 + 1,
+    )
+    .await
+}
+
+/// The same with packs on and a small file: its one chunk is packed.
+#[tokio::test]
+async fn dedup_never_answers_for_packed_content_only_someone_else_stored() {
+    dedup_never_answers_for_content_only_someone_else_stored_with(
+        ServerOpts::embedded().with("COFFER_PACKS", "true"),
+        100_000,
+    )
+    .await
+}
+
+async fn dedup_never_answers_for_content_only_someone_else_stored_with(
+    opts: ServerOpts,
+    len: usize,
+) {
+    let server = Server::start(opts).await.unwrap();
     let alice_token = server.add_user("alice", "alice-password", false).await;
     let bob_token = server.add_user("bob", "bob-password", false).await;
     let mut alice = server.client_as(Some(&alice_token)).await;
     let mut bob = server.client_as(Some(&bob_token)).await;
-    let data = pattern(6 * 1024 * 1024 + 1, 5);
+    let data = pattern(len, 5);
     upload_bytes(&mut alice, "secret.bin", &data).await.unwrap();
 
     let (req, chunks) = session_plan("mine.bin", &data);

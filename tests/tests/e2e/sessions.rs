@@ -525,6 +525,16 @@ async fn session_reports_missing_chunks_checks_hashes_and_resumes_on_postgres() 
     .await
 }
 
+/// Missing chunks, resume and dedup with packs on: the file's small
+/// tail is packed.
+#[tokio::test]
+async fn session_reports_missing_chunks_checks_hashes_and_resumes_with_packs() {
+    session_reports_missing_chunks_checks_hashes_and_resumes_with(
+        ServerOpts::embedded().with("COFFER_PACKS", "true"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn malformed_session_plans_are_refused() {
     malformed_session_plans_are_refused_with(ServerOpts::embedded()).await

@@ -197,6 +197,13 @@ async fn versions_restore_delete_and_dedup() {
     versions_restore_delete_and_dedup_with(ServerOpts::embedded()).await
 }
 
+/// With packs on: each version's small tail is packed.
+#[tokio::test]
+async fn versions_restore_delete_and_dedup_with_packs() {
+    versions_restore_delete_and_dedup_with(ServerOpts::embedded().with("COFFER_PACKS", "true"))
+        .await
+}
+
 #[tokio::test]
 async fn versions_restore_delete_and_dedup_on_postgres() {
     versions_restore_delete_and_dedup_with(ServerOpts::embedded().on_postgres().await).await
