@@ -1,5 +1,6 @@
 //! Upload sessions: the client cuts and hashes, the server checks the
-//! plan, takes only the chunks the cluster lacks, and commits once.
+//! plan, takes only the chunks the cluster lacks, and commits once; one
+//! at a time, or many files in one call and one transaction (batches).
 
 use super::*;
 
