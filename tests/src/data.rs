@@ -245,6 +245,17 @@ pub fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path:
     out
 }
 
+/// Writes `n` different files of 4 KiB under `dir`, spread over
+/// `folders` folders (`d{i % folders}/f{i}.txt`), as a tree of small
+/// files to upload.
+pub fn small_tree(dir: &std::path::Path, n: usize, folders: usize) {
+    for i in 0..n {
+        let p = dir.join(format!("d{}/f{i:05}.txt", i % folders));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, pattern(4096, i as u64)).unwrap();
+    }
+}
+
 /// Uploads every `(name, data)` of `files`, `at_once` at a time, as a
 /// client sending a tree does; panics on the first failure.
 pub async fn upload_at_once<'a>(

@@ -7,11 +7,19 @@
 use coffer_proto::chunking::{chunk_id, chunk_spans, MIN_CHUNK};
 use coffer_proto::pb::{DeleteFileRequest, DeleteFolderRequest, ListFilesRequest};
 use coffer_tests::cli::Cli;
-use coffer_tests::data::{download, pattern, read_tree, upload_at_once, upload_bytes};
-use coffer_tests::garage::start_cluster;
+use coffer_tests::data::{download, pattern, read_tree, small_tree, upload_at_once, upload_bytes};
+use coffer_tests::garage::{start_cluster, GarageNode};
 use coffer_tests::server::{Server, ServerOpts};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// Packs on, and gc collecting at once (no grace, no retention).
+fn packed_and_collected(nodes: &[GarageNode]) -> ServerOpts {
+    ServerOpts::on_garage(nodes)
+        .with("COFFER_PACKS", "true")
+        .with("COFFER_GC_GRACE_SECS", "0")
+        .with("COFFER_DELETED_RETENTION_SECS", "0")
+}
 
 /// The first `coffer sync` of 10,000 small files: their uploads share
 /// batch calls and fill a few packs, at most 60 objects per node. Then
@@ -21,18 +29,10 @@ use std::path::PathBuf;
 async fn ten_thousand_small_files_sync_into_a_few_objects_and_repack_when_most_go() {
     const FILES: usize = 10_000;
     let nodes = start_cluster(3).await.unwrap();
-    let opts = ServerOpts::on_garage(&nodes)
-        .with("COFFER_PACKS", "true")
-        .with("COFFER_GC_GRACE_SECS", "0")
-        .with("COFFER_DELETED_RETENTION_SECS", "0");
-    let server = Server::start(opts).await.unwrap();
+    let server = Server::start(packed_and_collected(&nodes)).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("tree");
-    for i in 0..FILES {
-        let p = src.join(format!("d{}/f{i:05}.txt", i % 100));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, pattern(4096, i as u64)).unwrap();
-    }
+    small_tree(&src, FILES, 100);
     let cli = Cli::for_server(&server);
     let t = std::time::Instant::now();
     let sync = cli
@@ -85,10 +85,7 @@ async fn ten_thousand_small_files_sync_into_a_few_objects_and_repack_when_most_g
         .await
         .unwrap();
     }
-    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
-        .unwrap();
+    server.end_upload_sessions();
     let first = server.run_worker("gc").await;
     let second = server.run_worker("gc").await;
     println!("gc: {first}; then {second}");
@@ -124,18 +121,10 @@ async fn ten_thousand_small_files_sync_into_a_few_objects_and_repack_when_most_g
 async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     const FILES: usize = 1_000;
     let nodes = start_cluster(3).await.unwrap();
-    let opts = ServerOpts::on_garage(&nodes)
-        .with("COFFER_PACKS", "true")
-        .with("COFFER_GC_GRACE_SECS", "0")
-        .with("COFFER_DELETED_RETENTION_SECS", "0");
-    let server = Server::start(opts).await.unwrap();
+    let server = Server::start(packed_and_collected(&nodes)).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("small");
-    for i in 0..FILES {
-        let p = src.join(format!("d{}/f{i:04}.bin", i % 10));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, pattern(4096, i as u64)).unwrap();
-    }
+    small_tree(&src, FILES, 10);
     let cli = Cli::for_server(&server);
     let t = std::time::Instant::now();
     let put = cli.json(&["put", src.to_str().unwrap(), "small"]).await;
@@ -197,10 +186,7 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
 
     // Finished sessions are kept a day (a retried FinishUpload gets the
     // same answer) and keep their chunks; here they end now.
-    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
-        .unwrap();
+    server.end_upload_sessions();
 
     // Nine files in ten deleted, all but every tenth in upload order, so
     // every pack is left mostly empty: gc forgets their chunks, repacks

@@ -543,11 +543,7 @@ async fn a_restore_from_before_a_repack_finds_chunks_in_their_new_packs() {
         .await
         .unwrap();
     }
-    let db = rusqlite::Connection::open(server.data_dir().join("coffer.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute("UPDATE upload_sessions SET expires_at = 0", [])
-        .unwrap();
-    drop(db);
+    server.end_upload_sessions();
     let first = server.run_worker("gc").await;
     assert!(!first.contains("repacked 0 packs"), "{first}");
     server.run_worker("gc").await;
