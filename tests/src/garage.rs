@@ -537,20 +537,7 @@ api_bind_addr = "127.0.0.1:{admin}"
 
     /// The content of object `key`.
     pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
-        let resp = self
-            .client()
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .with_context(|| format!("GetObject {key:?}"))?;
-        let body = resp
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("reading GetObject {key:?} body"))?;
-        Ok(body.into_bytes().to_vec())
+        self.fetch(key, None).await
     }
 
     /// Bytes `range` of object `key`.
@@ -559,16 +546,24 @@ api_bind_addr = "127.0.0.1:{admin}"
         key: &str,
         range: std::ops::Range<u64>,
     ) -> anyhow::Result<Vec<u8>> {
+        self.fetch(key, Some(range)).await
+    }
+
+    /// Object `key`, whole or bytes `range` of it.
+    async fn fetch(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let header = range
+            .as_ref()
+            .map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
         let resp = self
             .client()
             .get_object()
             .bucket(BUCKET)
             .key(key)
-            .range(format!(
-                "bytes={}-{}",
-                range.start,
-                range.end.saturating_sub(1)
-            ))
+            .set_range(header)
             .send()
             .await
             .with_context(|| format!("GetObject {key:?} {range:?}"))?;
