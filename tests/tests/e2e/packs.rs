@@ -172,7 +172,12 @@ async fn small_files_fill_a_few_shared_objects_and_read_back_whole() {
     let mut c = server.client().await;
     let big = pattern(3 * 1024 * 1024 + 5, 99);
     upload_bytes(&mut c, "big.bin", &big).await.unwrap();
-    let keys = nodes[0].list_keys("chunks/").await.unwrap();
+    // On any node: the upload is answered once W of the copies are
+    // written, and the last may land a moment later.
+    let mut keys = std::collections::BTreeSet::new();
+    for n in &nodes {
+        keys.extend(n.list_keys("chunks/").await.unwrap());
+    }
     for &(o, l) in chunk_spans(&big).iter() {
         let id = chunk_id(&big[o..o + l]);
         let own = keys.contains(&format!("chunks/{}/{id}", &id[..2]));
