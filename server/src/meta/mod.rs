@@ -625,6 +625,14 @@ impl ReplicaHealth {
     }
 }
 
+/// As SQL names it: a quoted literal, so the partial index on bad
+/// replicas serves every plan.
+impl std::fmt::Display for ReplicaHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "'{}'", self.as_str())
+    }
+}
+
 /// A replica outcome to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaOutcome {

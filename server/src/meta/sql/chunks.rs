@@ -23,8 +23,12 @@ use std::fmt;
 ///   references it and it is older than the grace period), then no row
 ///   once gc has deleted its objects.
 ///
-/// Holding an `Ok` row touches it (gc's claim then fails and retries);
-/// holding a `Deleting` row is refused until gc is done. Only `Ok` chunks
+/// Every change of state is a [`ChunkEvent`], and which rows an event
+/// applies to and what it leaves them in is the pure function
+/// [`ChunkEvent::next`]. Each event is one conditional statement whose
+/// condition and result are read from that function ([`ChunkEvent::guard`],
+/// [`ChunkEvent::to`]), so the race safety stays in the database while the
+/// rules are written once, here, and tested as a table. Only `Ok` chunks
 /// are stored for anyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkState {
@@ -34,6 +38,8 @@ pub enum ChunkState {
 }
 
 impl ChunkState {
+    pub const ALL: [ChunkState; 3] = [ChunkState::Pending, ChunkState::Ok, ChunkState::Deleting];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChunkState::Pending => "pending",
@@ -43,13 +49,11 @@ impl ChunkState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [ChunkState::Pending, ChunkState::Ok, ChunkState::Deleting]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// What a writer's hold learns from the row it left: stored (touched),
-    /// write it under the row's hold, or (no row: it met `Deleting`) wait.
+    /// write it under the row's hold, or (it met `Deleting`) wait.
     pub fn hold_answer(row: Option<(ChunkState, Option<String>)>) -> ChunkHold {
         match row {
             Some((ChunkState::Ok, _)) => ChunkHold::Stored,
@@ -67,7 +71,114 @@ impl fmt::Display for ChunkState {
     }
 }
 
-use ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
+/// What is done to a chunk's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkEvent {
+    /// A writer holds the chunk before writing it: a new row is `Pending`
+    /// under the writer's hold; an existing one is touched (its age
+    /// restarts, so a claim that read it fails) and answers who writes.
+    Hold,
+    /// The writer holding a `Pending` row records it stored on W nodes,
+    /// alone or in a pack; an `Ok` row stays stored.
+    Record,
+    /// gc claims an unreferenced row older than its grace period.
+    Claim,
+    /// gc deleted a claimed row's objects: the row goes.
+    Forget,
+    /// gc claims an object on a node that no row names, to delete it.
+    ClaimOrphan,
+    /// A pack on the nodes holds the chunk (a sealed pack's own row, or a
+    /// chunk found again by a rebuild of the pack index).
+    Found,
+}
+
+/// Where a [`ChunkEvent`] leaves a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The event does not apply: the statement changes nothing.
+    Refused,
+    /// The row is (or stays) in this state.
+    To(ChunkState),
+    /// The row is deleted.
+    Gone,
+}
+
+impl ChunkEvent {
+    pub const ALL: [ChunkEvent; 6] = [
+        ChunkEvent::Hold,
+        ChunkEvent::Record,
+        ChunkEvent::Claim,
+        ChunkEvent::Forget,
+        ChunkEvent::ClaimOrphan,
+        ChunkEvent::Found,
+    ];
+
+    /// The life cycle itself: where this event leaves a row in `from`
+    /// (`None`: there is no row).
+    pub const fn next(self, from: Option<ChunkState>) -> Next {
+        use ChunkEvent as E;
+        use ChunkState::{Deleting, Ok, Pending};
+        match (self, from) {
+            (E::Hold, None | Some(Pending)) => Next::To(Pending),
+            (E::Hold | E::Record | E::Found, Some(Ok)) => Next::To(Ok),
+            (E::Record | E::Found, Some(Pending)) => Next::To(Ok),
+            (E::Found, None) => Next::To(Ok),
+            (E::Claim, Some(Pending | Ok)) => Next::To(Deleting),
+            (E::ClaimOrphan, None) => Next::To(Deleting),
+            (E::Forget, Some(Deleting)) => Next::Gone,
+            _ => Next::Refused,
+        }
+    }
+
+    /// The condition on an existing row (of table or alias `table`) under
+    /// which this event applies: its state is one of those
+    /// [`ChunkEvent::next`] does not refuse.
+    pub fn guard(self, table: &str) -> String {
+        let from: Vec<String> = ChunkState::ALL
+            .into_iter()
+            .filter(|s| self.next(Some(*s)) != Next::Refused)
+            .map(|s| s.to_string())
+            .collect();
+        if from.is_empty() {
+            "false".into()
+        } else {
+            format!("{table}.state IN ({})", from.join(", "))
+        }
+    }
+
+    /// The state a new row is made in by this event; panics for an event
+    /// that makes no row.
+    #[track_caller]
+    pub fn new_row(self) -> ChunkState {
+        match self.next(None) {
+            Next::To(s) => s,
+            _ => panic!("{self:?} makes no row"),
+        }
+    }
+
+    /// The state every row this event applies to is left in; panics for
+    /// an event that deletes, or leaves rows in different states (those
+    /// statements keep the state as it is and say so).
+    #[track_caller]
+    pub fn to(self) -> ChunkState {
+        let mut to = [None::<ChunkState>]
+            .into_iter()
+            .chain(ChunkState::ALL.map(Some))
+            .filter_map(|s| match self.next(s) {
+                Next::To(t) => Some(Some(t)),
+                Next::Gone => Some(None),
+                Next::Refused => None,
+            });
+        let first = to.next().flatten();
+        match first {
+            Some(t) if to.all(|o| o == Some(t)) => t,
+            _ => panic!("{self:?} leaves no single state"),
+        }
+    }
+}
+
+use crate::meta::ReplicaHealth::Ok as GOOD;
+use ChunkState::{Ok as OK, Pending as PENDING};
 
 /// A `(chunk id, size)` row.
 pub fn chunk_ref(r: &Row) -> ChunkRef {
@@ -178,10 +289,11 @@ pub fn hold(
     let row = tx.query_opt(
         &format!(
             "INSERT INTO chunks (id, size, created_at, state, hold)
-             VALUES ($1, $2, now_ms(), {PENDING}, $3)
-             ON CONFLICT (id) DO UPDATE SET created_at = now_ms()
-               WHERE chunks.state <> {DELETING}
-             RETURNING state, hold"
+             VALUES ($1, $2, now_ms(), {}, $3)
+             ON CONFLICT (id) DO UPDATE SET created_at = now_ms() WHERE {}
+             RETURNING state, hold",
+            ChunkEvent::Hold.new_row(),
+            ChunkEvent::Hold.guard("chunks"),
         ),
         &[&chunk.id, &chunk.size, &random_id()],
     )?;
@@ -209,20 +321,29 @@ pub fn record(
 ) -> Result<(), MetaError> {
     let n = tx.execute(
         &format!(
-            "UPDATE chunks SET state = {OK}, hold = NULL, created_at = now_ms()
-             WHERE id = $1 AND (state = {OK} OR (state = {PENDING} AND hold = $2))"
+            "UPDATE chunks SET state = {}, hold = NULL, created_at = now_ms()
+             WHERE id = $1 AND {} AND (state <> {PENDING} OR hold = $2)",
+            ChunkEvent::Record.to(),
+            ChunkEvent::Record.guard("chunks"),
         ),
         &[&chunk.id, &hold],
     )?;
     if n == 0 {
         return Err(MetaError::ChunkDeleting(chunk.id.clone()));
     }
+    replicas_ok(tx, &chunk.id, nodes)
+}
+
+/// Records `nodes` as holding good copies of `object`.
+pub fn replicas_ok(tx: &dyn Tx, object: &str, nodes: &[String]) -> Result<(), MetaError> {
     if !nodes.is_empty() {
         tx.execute(
-            "INSERT INTO replicas (chunk_id, node, state, checked_at)
-             SELECT CAST($1 AS TEXT), t.value, 'ok', now_ms() FROM list_of($2) AS t WHERE true
-             ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
-            &[&chunk.id, &list(nodes)],
+            &format!(
+                "INSERT INTO replicas (chunk_id, node, state, checked_at)
+                 SELECT CAST($1 AS TEXT), t.value, {GOOD}, now_ms() FROM list_of($2) AS t WHERE true
+                 ON CONFLICT (chunk_id, node) DO UPDATE SET state = {GOOD}, checked_at = excluded.checked_at"
+            ),
+            &[&object, &list(nodes)],
         )?;
     }
     Ok(())
@@ -275,7 +396,7 @@ pub fn needing_repair(tx: &dyn Tx, limit: u32) -> Result<Vec<(String, String)>, 
         .query(
             &format!(
                 "SELECT r.chunk_id, r.node FROM replicas r JOIN chunks c ON c.id = r.chunk_id
-                 WHERE r.state <> 'ok' AND c.state = {OK} LIMIT $1"
+                 WHERE r.state <> {GOOD} AND c.state = {OK} LIMIT $1"
             ),
             &[&limit],
         )?
@@ -294,7 +415,7 @@ pub fn short_of_copies(
         &format!(
             "SELECT c.id, r.node FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id
              WHERE c.state = {OK} AND c.pack_id IS NULL AND (SELECT COUNT(*) FROM replicas g
-                                       WHERE g.chunk_id = c.id AND g.state = 'ok') < $1"
+                                       WHERE g.chunk_id = c.id AND g.state = {GOOD}) < $1"
         ),
         &[&r],
     )?;
@@ -323,7 +444,7 @@ pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
             &format!(
                 "SELECT r.node, COUNT(*), CAST(COALESCE(SUM(c.size), 0) AS BIGINT)
                  FROM replicas r JOIN chunks c ON c.id = r.chunk_id
-                 WHERE r.state = 'ok' AND c.state = {OK} GROUP BY r.node ORDER BY r.node"
+                 WHERE r.state = {GOOD} AND c.state = {OK} GROUP BY r.node ORDER BY r.node"
             ),
             &[],
         )?
@@ -333,7 +454,7 @@ pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
     let counts = tx.query_one(
         &format!(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE good < $1) FROM (
-                 SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') AS good
+                 SELECT (SELECT COUNT(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = {GOOD}) AS good
                  FROM chunks c WHERE c.state = {OK} AND c.pack_id IS NULL) g"
         ),
         &[&r],
@@ -348,10 +469,77 @@ pub fn report(tx: &dyn Tx, r: usize) -> Result<MetaReport, MetaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ChunkState::Deleting as DELETING;
+
+    const FROM: [Option<ChunkState>; 4] = [None, Some(PENDING), Some(OK), Some(DELETING)];
+
+    #[test]
+    fn the_life_cycle_is_one_table_of_pure_transitions() {
+        use ChunkEvent as E;
+        use Next::{Gone, Refused, To};
+        // From: no row, pending, ok, deleting.
+        let table = [
+            (E::Hold, [To(PENDING), To(PENDING), To(OK), Refused]),
+            (E::Record, [Refused, To(OK), To(OK), Refused]),
+            (E::Claim, [Refused, To(DELETING), To(DELETING), Refused]),
+            (E::Forget, [Refused, Refused, Refused, Gone]),
+            (E::ClaimOrphan, [To(DELETING), Refused, Refused, Refused]),
+            (E::Found, [To(OK), To(OK), To(OK), Refused]),
+        ];
+        assert_eq!(table.map(|(e, _)| e), ChunkEvent::ALL);
+        for (event, row) in table {
+            for (from, want) in FROM.into_iter().zip(row) {
+                assert_eq!(event.next(from), want, "{event:?} from {from:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_event_revives_a_claimed_chunk_or_stores_one_unwritten() {
+        for event in ChunkEvent::ALL {
+            for from in FROM {
+                let next = event.next(from);
+                // Once gc claimed a row, only the end of its deletion
+                // changes it: nobody writes under it or reads it as stored.
+                if from == Some(DELETING) {
+                    assert!(matches!(next, Next::Refused | Next::Gone), "{event:?}");
+                }
+                // Stored only by the writer's record, or a pack found
+                // holding the bytes.
+                if next == Next::To(OK) && from != Some(OK) {
+                    assert!(matches!(event, ChunkEvent::Record | ChunkEvent::Found));
+                }
+                // Rows go only once claimed.
+                if next == Next::Gone {
+                    assert_eq!((event, from), (ChunkEvent::Forget, Some(DELETING)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn statements_take_their_condition_and_result_from_the_table() {
+        assert_eq!(
+            ChunkEvent::Hold.guard("chunks"),
+            "chunks.state IN ('pending', 'ok')"
+        );
+        assert_eq!(ChunkEvent::Claim.guard("c"), "c.state IN ('pending', 'ok')");
+        assert_eq!(ChunkEvent::Forget.guard("c"), "c.state IN ('deleting')");
+        assert_eq!(ChunkEvent::ClaimOrphan.guard("c"), "false");
+        assert_eq!(ChunkEvent::Record.to(), OK);
+        assert_eq!(ChunkEvent::Found.to(), OK);
+        assert_eq!(ChunkEvent::Claim.to(), DELETING);
+        assert_eq!(ChunkEvent::Hold.new_row(), PENDING);
+        assert_eq!(ChunkEvent::ClaimOrphan.new_row(), DELETING);
+        // A hold leaves rows as they were: no single result to set.
+        assert!(std::panic::catch_unwind(|| ChunkEvent::Hold.to()).is_err());
+        assert!(std::panic::catch_unwind(|| ChunkEvent::Forget.to()).is_err());
+        assert!(std::panic::catch_unwind(|| ChunkEvent::Record.new_row()).is_err());
+    }
 
     #[test]
     fn states_round_trip_and_a_hold_answers_by_the_row_it_left() {
-        for s in [PENDING, OK, DELETING] {
+        for s in ChunkState::ALL {
             assert_eq!(ChunkState::parse(s.as_str()), Some(s));
             assert_eq!(s.to_string(), format!("'{}'", s.as_str()));
         }

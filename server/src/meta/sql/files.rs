@@ -4,6 +4,7 @@
 use super::changes::{self, Change};
 use super::tx::{rows, Row, Tx};
 use super::{chunks, limits, props, sessions};
+use crate::meta::ReplicaHealth::Ok as GOOD;
 use crate::meta::{
     attach_health, After, ChunkRef, HealthCounts, MetaError, NewVersion, OwnerId, PathConflict,
     SortKey, Sorted, VersionRow,
@@ -75,10 +76,12 @@ pub fn version_health(
     r: usize,
 ) -> Result<HealthCounts, MetaError> {
     let rows = tx.query(
-        "SELECT (SELECT COUNT(*) FROM replicas r
-                 WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = 'ok')
-         FROM (SELECT DISTINCT chunk_id FROM version_chunks WHERE file_id = $1 AND number = $2) vc
-         JOIN chunks c ON c.id = vc.chunk_id",
+        &format!(
+            "SELECT (SELECT COUNT(*) FROM replicas r
+                     WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = {GOOD})
+             FROM (SELECT DISTINCT chunk_id FROM version_chunks WHERE file_id = $1 AND number = $2) vc
+             JOIN chunks c ON c.id = vc.chunk_id"
+        ),
         &[&file_id, &number],
     )?;
     let mut h = HealthCounts::default();
@@ -103,16 +106,18 @@ pub fn with_health(
             .map(|v| vec![v.file_id.into(), v.number.into()]),
     );
     let found = tx.query(
-        "WITH page AS (
-             SELECT CAST(p.value ->> 0 AS BIGINT) AS file_id, CAST(p.value ->> 1 AS BIGINT) AS number
-             FROM rows_of($1) AS p),
-         distinct_chunks AS (
-             SELECT DISTINCT vc.file_id, vc.number, vc.chunk_id
-             FROM page p JOIN version_chunks vc ON vc.file_id = p.file_id AND vc.number = p.number)
-         SELECT d.file_id, d.number,
-                (SELECT COUNT(*) FROM replicas r
-                 WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = 'ok')
-         FROM distinct_chunks d JOIN chunks c ON c.id = d.chunk_id",
+        &format!(
+            "WITH page AS (
+                 SELECT CAST(p.value ->> 0 AS BIGINT) AS file_id, CAST(p.value ->> 1 AS BIGINT) AS number
+                 FROM rows_of($1) AS p),
+             distinct_chunks AS (
+                 SELECT DISTINCT vc.file_id, vc.number, vc.chunk_id
+                 FROM page p JOIN version_chunks vc ON vc.file_id = p.file_id AND vc.number = p.number)
+             SELECT d.file_id, d.number,
+                    (SELECT COUNT(*) FROM replicas r
+                     WHERE r.chunk_id = COALESCE(c.pack_id, c.id) AND r.state = {GOOD})
+             FROM distinct_chunks d JOIN chunks c ON c.id = d.chunk_id"
+        ),
         &[&page],
     )?;
     let found = found
@@ -130,15 +135,34 @@ pub fn list_files(
     limit: u32,
     r: usize,
 ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
+    latest_under(tx, owner, prefix, None, after, limit, r)
+}
+
+/// The latest versions of the live files under `prefix` after `after`, by
+/// path; with `pattern`, only those whose lowercased path is `LIKE` it.
+fn latest_under(
+    tx: &dyn Tx,
+    owner: OwnerId,
+    prefix: &str,
+    pattern: Option<&str>,
+    after: &str,
+    limit: u32,
+    r: usize,
+) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
+    let like = match pattern {
+        Some(_) => "AND lower(f.path) LIKE $5 ESCAPE '\\'",
+        None => "",
+    };
+    let params: [&dyn super::tx::ToValue; 5] = [&owner, &prefix, &after, &limit, &pattern];
     let rows = tx.query(
         &format!(
             "{SELECT_VERSION}
              WHERE f.owner_id = $1 AND f.deleted_at IS NULL
-               AND substr(f.path, 1, length($2)) = $2 AND f.path > $3
+               AND substr(f.path, 1, length($2)) = $2 AND f.path > $3 {like}
                AND v.number = (SELECT MAX(number) FROM versions WHERE file_id = f.id)
              ORDER BY f.path LIMIT $4"
         ),
-        &[&owner, &prefix, &after, &limit],
+        &params[..4 + usize::from(pattern.is_some())],
     )?;
     with_health(tx, rows.iter().map(version_row).collect(), r)
 }
@@ -170,18 +194,7 @@ pub fn search(
     limit: u32,
     r: usize,
 ) -> Result<Vec<(VersionRow, HealthCounts)>, MetaError> {
-    let rows = tx.query(
-        &format!(
-            "{SELECT_VERSION}
-             WHERE f.owner_id = $1 AND f.deleted_at IS NULL
-               AND substr(f.path, 1, length($2)) = $2 AND f.path > $3
-               AND lower(f.path) LIKE $4 ESCAPE '\\'
-               AND v.number = (SELECT MAX(number) FROM versions WHERE file_id = f.id)
-             ORDER BY f.path LIMIT $5"
-        ),
-        &[&owner, &prefix, &after, &pattern, &limit],
-    )?;
-    with_health(tx, rows.iter().map(version_row).collect(), r)
+    latest_under(tx, owner, prefix, Some(pattern), after, limit, r)
 }
 
 /// See [`crate::meta::MetaStore::list_sorted`]. The key and direction

@@ -1,7 +1,8 @@
 //! Garbage collection's metadata: version retention and purges, claims on
 //! chunks nothing references, and the notes on orphan objects.
 
-use super::chunks::ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
+use super::chunks::ChunkEvent;
+use super::chunks::ChunkState::{Deleting as DELETING, Pending as PENDING};
 use super::tx::{list, Tx};
 use super::{ms, ops};
 use crate::meta::{MetaError, Retention, PENDING_FLOOR};
@@ -90,14 +91,16 @@ pub fn claim_unreferenced(
     let pending = grace.max(PENDING_FLOOR);
     tx.execute(
         &format!(
-            "UPDATE chunks SET state = {DELETING}, hold = NULL WHERE id IN (
+            "UPDATE chunks SET state = {}, hold = NULL WHERE id IN (
                  SELECT id FROM chunks c
-                 WHERE ((c.state = {OK} AND c.created_at < now_ms() - $1)
-                     OR (c.state = {PENDING} AND c.created_at < now_ms() - $2))
+                 WHERE {} AND c.created_at < now_ms()
+                     - CASE WHEN c.state = {PENDING} THEN CAST($2 AS BIGINT) ELSE CAST($1 AS BIGINT) END
                    AND NOT EXISTS (SELECT 1 FROM version_chunks vc WHERE vc.chunk_id = c.id)
                    AND NOT EXISTS (SELECT 1 FROM session_chunks sc WHERE sc.chunk_id = c.id)
                    AND NOT EXISTS (SELECT 1 FROM chunks p WHERE p.pack_id = c.id)
-                 LIMIT $3)"
+                 LIMIT $3)",
+            ChunkEvent::Claim.to(),
+            ChunkEvent::Claim.guard("c"),
         ),
         &[&ms(grace), &ms(pending), &limit],
     )?;
@@ -114,7 +117,10 @@ pub fn claim_unreferenced(
 /// See [`crate::meta::MetaStore::forget_chunk`].
 pub fn forget_chunk(tx: &dyn Tx, id: &str) -> Result<(), MetaError> {
     let n = tx.execute(
-        &format!("DELETE FROM chunks WHERE id = $1 AND state = {DELETING}"),
+        &format!(
+            "DELETE FROM chunks WHERE id = $1 AND {}",
+            ChunkEvent::Forget.guard("chunks")
+        ),
         &[&id],
     )?;
     if n > 0 {
@@ -172,8 +178,9 @@ pub fn note_orphans(
 pub fn claim_orphan(tx: &dyn Tx, id: &str) -> Result<bool, MetaError> {
     Ok(tx.execute(
         &format!(
-            "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, 0, now_ms(), {DELETING})
-             ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, 0, now_ms(), {})
+             ON CONFLICT (id) DO NOTHING",
+            ChunkEvent::ClaimOrphan.new_row()
         ),
         &[&id],
     )? > 0)

@@ -3,7 +3,9 @@
 //! inside one names it and its offset. Recording a sealed pack with its
 //! chunks, finding where packed chunks are, and repacking the sparse.
 
-use super::chunks::ChunkState::{Deleting as DELETING, Ok as OK, Pending as PENDING};
+use super::chunks::replicas_ok;
+use super::chunks::ChunkState::{self, Ok as OK};
+use super::chunks::{ChunkEvent, Next};
 use super::tx::{list, rows, Tx};
 use crate::meta::{ChunkRef, FoundPack, MetaError, Packed, PackedAt};
 use std::collections::{HashMap, HashSet};
@@ -15,26 +17,15 @@ fn new_pack(tx: &dyn Tx, pack: &ChunkRef) -> Result<bool, MetaError> {
     Ok(tx
         .query_opt(
             &format!(
-                "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, $2, now_ms(), {OK})
-                 ON CONFLICT (id) DO UPDATE SET created_at = now_ms() WHERE chunks.state <> {DELETING}
-                 RETURNING id"
+                "INSERT INTO chunks (id, size, created_at, state) VALUES ($1, $2, now_ms(), {})
+                 ON CONFLICT (id) DO UPDATE SET created_at = now_ms() WHERE {}
+                 RETURNING id",
+                ChunkEvent::Found.new_row(),
+                ChunkEvent::Found.guard("chunks"),
             ),
             &[&pack.id, &pack.size],
         )?
         .is_some())
-}
-
-/// Records `nodes` as holding good copies of `object`.
-fn replicas_ok(tx: &dyn Tx, object: &str, nodes: &[String]) -> Result<(), MetaError> {
-    if !nodes.is_empty() {
-        tx.execute(
-            "INSERT INTO replicas (chunk_id, node, state, checked_at)
-             SELECT CAST($1 AS TEXT), t.value, 'ok', now_ms() FROM list_of($2) AS t WHERE true
-             ON CONFLICT (chunk_id, node) DO UPDATE SET state = 'ok', checked_at = excluded.checked_at",
-            &[&object, &list(nodes)],
-        )?;
-    }
-    Ok(())
 }
 
 /// See [`crate::meta::MetaStore::record_pack`].
@@ -62,11 +53,12 @@ pub fn record_pack(
     let ids: Vec<&str> = packed.iter().map(|p| p.chunk.id.as_str()).collect();
     tx.execute(
         &format!(
-            "UPDATE chunks SET state = {OK}, hold = NULL, created_at = now_ms(),
+            "UPDATE chunks SET state = {}, hold = NULL, created_at = now_ms(),
                     pack_id = $1, pack_offset = CAST(t.value ->> 2 AS BIGINT)
              FROM rows_of($2) AS t
-             WHERE chunks.id = t.value ->> 0 AND chunks.state = {PENDING}
-               AND chunks.hold = t.value ->> 1"
+             WHERE chunks.id = t.value ->> 0 AND {} AND chunks.hold = t.value ->> 1",
+            ChunkEvent::Record.to(),
+            ChunkEvent::Record.guard("chunks"),
         ),
         &[&pack.id, &batch],
     )?;
@@ -250,7 +242,12 @@ pub fn reindex(tx: &dyn Tx, found: &[FoundPack]) -> Result<u64, MetaError> {
             }
             let gone = match known.get(id) {
                 None => true,
-                Some((_, state)) if state == DELETING.as_str() => false,
+                Some((_, state))
+                    if ChunkState::parse(state)
+                        .is_none_or(|s| ChunkEvent::Found.next(Some(s)) == Next::Refused) =>
+                {
+                    false
+                }
                 Some((Some(pack), _)) => !packs.contains(pack.as_str()),
                 Some((None, _)) => !own,
             };
@@ -272,11 +269,14 @@ pub fn reindex(tx: &dyn Tx, found: &[FoundPack]) -> Result<u64, MetaError> {
         tx.execute(
             &format!(
                 "INSERT INTO chunks (id, size, created_at, state, pack_id, pack_offset)
-                 SELECT t.value ->> 0, CAST(t.value ->> 2 AS INTEGER), now_ms(), {OK}, $1,
+                 SELECT t.value ->> 0, CAST(t.value ->> 2 AS INTEGER), now_ms(), {to}, $1,
                         CAST(t.value ->> 1 AS BIGINT)
                  FROM rows_of($2) AS t WHERE true
                  ON CONFLICT (id) DO UPDATE SET pack_id = excluded.pack_id,
-                     pack_offset = excluded.pack_offset, state = {OK}, hold = NULL"
+                     pack_offset = excluded.pack_offset, state = {to}, hold = NULL
+                   WHERE {guard}",
+                to = ChunkEvent::Found.to(),
+                guard = ChunkEvent::Found.guard("chunks"),
             ),
             &[&f.pack.id, &batch],
         )?;
