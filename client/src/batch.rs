@@ -60,9 +60,14 @@ impl<Q, R> Drop for Slot<'_, Q, R> {
     fn drop(&mut self) {
         let mut s = self.0.state.lock().unwrap();
         s.in_flight -= 1;
-        // Someone must send what is queued: wake the first waiter (its
-        // answer channel closes), which then sends it.
-        s.queue.pop_front();
+        // Someone must send what is queued: wake the first waiter still
+        // waiting (its answer channel closes), which then sends it. Those
+        // that gave up go on the way: dropping theirs would wake no one.
+        while let Some(w) = s.queue.pop_front() {
+            if !w.reply.is_canceled() {
+                break;
+            }
+        }
     }
 }
 
@@ -140,6 +145,8 @@ impl<Q: Clone, R> Coalescer<Q, R> {
 
     /// The queue's head, up to the limits, if a slot is free.
     fn take(&self, s: &mut State<Q, R>) -> Option<Vec<Waiting<Q, R>>> {
+        // Items whose callers gave up are not sent.
+        s.queue.retain(|w| !w.reply.is_canceled());
         if s.in_flight >= self.limits.in_flight || s.queue.is_empty() {
             return None;
         }
@@ -159,7 +166,7 @@ impl<Q: Clone, R> Coalescer<Q, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn limits(items: usize, weight: usize, in_flight: usize) -> Limits {
@@ -286,5 +293,40 @@ mod tests {
         };
         let got: Vec<u32> = got.into_iter().map(Result::unwrap).collect();
         assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// A caller that gives up while queued is not sent, and does not
+    /// strand those queued behind it when the batch ahead ends.
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_is_skipped_and_strands_no_one() {
+        let c = Coalescer::new(limits(100, usize::MAX, 1));
+        let (open, gate) = futures::channel::oneshot::channel::<()>();
+        let gate = gate.shared();
+        let sent = Mutex::new(Vec::new());
+        let send = |items: Vec<u32>| {
+            sent.lock().unwrap().push(items.clone());
+            let gate = gate.clone();
+            async move {
+                let _ = gate.await;
+                Ok(items.into_iter().map(Ok).collect())
+            }
+        };
+        let mut first = Box::pin(c.call(7, 1, send));
+        let mut quitter = Box::pin(c.call(8, 1, send));
+        let mut behind = Box::pin(c.call(9, 1, send));
+        // The first call takes the slot and waits at the gate; the other
+        // two queue, the quitter at the head.
+        assert!(futures::poll!(first.as_mut()).is_pending());
+        assert!(futures::poll!(quitter.as_mut()).is_pending());
+        assert!(futures::poll!(behind.as_mut()).is_pending());
+        drop(quitter);
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), 7);
+        // The one behind the quitter is woken and sends for itself.
+        let futures::task::Poll::Ready(got) = futures::poll!(behind.as_mut()) else {
+            panic!("the waiter behind one that gave up was stranded");
+        };
+        assert_eq!(got.unwrap(), 9);
+        assert_eq!(*sent.lock().unwrap(), vec![vec![7], vec![9]]);
     }
 }

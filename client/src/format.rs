@@ -16,6 +16,19 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// `10000` -> `10,000`: counts people read at a glance.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +40,15 @@ mod tests {
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(64 * 1024 * 1024), "64.0 MiB");
         assert_eq!(human_size(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(10000), "10,000");
+        assert_eq!(count(123456789), "123,456,789");
+        assert_eq!(count(u64::MAX), "18,446,744,073,709,551,615");
     }
 }

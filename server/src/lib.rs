@@ -6,11 +6,11 @@
 //! - [`cluster`]: placement, quorum writes, verified reads, node health.
 //! - [`meta`]: the metadata layer, written once over an engine seam, and
 //!   its SQLite and PostgreSQL adapters.
-//! - [`files`]: the domain — uploads, downloads, versions, sessions.
+//! - [`files`]: the domain — uploads, downloads, versions, sessions, and
+//!   the change feed (pages after a cursor, and watches).
 //! - [`budget`]: the server-wide memory budgets for transfers;
 //!   [`download`]: one download's pipe, for gRPC and HTTP alike;
 //!   [`zip`]: zip archives written as a stream.
-//! - [`feed`]: the change feed (pages after a cursor, and watches).
 //! - [`shares`]: share links.
 //! - [`thumbs`]: thumbnails of images, kept on the nodes.
 //! - [`packs`]: the pack format that keeps small chunks together.
@@ -39,7 +39,6 @@ pub mod commands;
 pub mod config;
 pub mod dav;
 pub mod download;
-pub mod feed;
 pub mod files;
 pub mod identity;
 pub mod listen;

@@ -117,6 +117,9 @@ try {
     }
     await page.waitForTimeout(1000);
   }
+  const totals = await page.textContent('[data-testid=upload-totals]');
+  const grouped = dropCount.toLocaleString('en-US');
+  check(totals.includes(`${grouped} of ${grouped} files uploaded`), `the panel counts with separators: ${totals}`);
   const memAfter = await wasmBytes();
   const sent = dropCount * dropSize;
   console.log(`  wasm memory ${memBefore} bytes before the drop, ${memAfter} after; ${sent} bytes dropped in ${Date.now() - started} ms`);

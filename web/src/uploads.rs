@@ -9,7 +9,7 @@
 use crate::api::{self, BlobSource, SLICE};
 use crate::Banner;
 use bytes::Bytes;
-use coffer_client::format::human_size;
+use coffer_client::format::{count, human_size};
 use coffer_client::upload::{ChunkSource, Planner, UploadPlan, UploadReport};
 use coffer_client::{Observer, PutMode};
 use futures::future::{AbortHandle, Abortable};
@@ -611,11 +611,11 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                         data-pending=move || tally.with(Tally::pending).to_string()>
                         {move || {
                             let t = tally.get();
-                            let also = |n: usize, what: &str| match n { 0 => String::new(), n => format!(", {n} {what}") };
+                            let also = |n: usize, what: &str| match n { 0 => String::new(), n => format!(", {} {what}", count(n as u64)) };
                             format!(
                                 "{} of {} files uploaded, {} of {}{}{}",
-                                t.of(Stage::Done),
-                                t.all(),
+                                count(t.of(Stage::Done) as u64),
+                                count(t.all() as u64),
                                 human_size(t.sent),
                                 human_size(t.bytes),
                                 also(t.of(Stage::Failed), "failed"),
@@ -638,7 +638,7 @@ pub fn Uploads(refresh: RwSignal<u64>) -> impl IntoView {
                     </div>
                     <Show when=move || skipped.with(|s| !s.is_empty())>
                         <details class="skipped" data-testid="skipped">
-                            <summary>{move || format!("{} skipped", skipped.with(Vec::len))}</summary>
+                            <summary>{move || format!("{} skipped", count(skipped.with(Vec::len) as u64))}</summary>
                             <ul>
                                 {move || skipped.get().into_iter().map(|(n, why)| view! {
                                     <li data-name=n.clone()><code>{n.clone()}</code>": "{why}</li>

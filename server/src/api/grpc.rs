@@ -42,9 +42,9 @@ fn version_arg(v: u64) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
-/// The plan a new session's request declares.
-fn plan_of(r: StartUploadRequest) -> Result<UploadPlan, Status> {
-    Ok(UploadPlan {
+/// The plan a new session's request declares, checked by the session.
+fn plan_of(r: StartUploadRequest) -> UploadPlan {
+    UploadPlan {
         path: r.file_name,
         size: r.size,
         chunks: r
@@ -56,8 +56,8 @@ fn plan_of(r: StartUploadRequest) -> Result<UploadPlan, Status> {
             })
             .collect(),
         hash: r.content_hash,
-        modified: crate::files::modified_time(&r.modified_time)?,
-    })
+        modified: Some(r.modified_time).filter(|t| !t.is_empty()),
+    }
 }
 
 fn metadata(v: &FileVersion) -> MetadataResponse {
@@ -326,7 +326,7 @@ impl FileStorage for FileStorageApi {
         let who = caller(&req)?;
         let r = req.into_inner();
         let status = if r.upload_id.is_empty() {
-            self.files.start_upload(&who, plan_of(r)?).await?
+            self.files.start_upload(&who, plan_of(r)).await?
         } else {
             self.files.resume_upload(&who, &r.upload_id).await?
         };
@@ -379,7 +379,7 @@ impl FileStorage for FileStorageApi {
                     "StartUploads opens new sessions; resume one with StartUpload",
                 ));
             }
-            plans.push(plan_of(r)?);
+            plans.push(plan_of(r));
         }
         let answers = self.files.start_uploads(&who, plans).await?;
         let files = answers
@@ -542,7 +542,7 @@ impl FileStorage for FileStorageApi {
     }
 }
 
-fn changes_page(p: crate::feed::Page) -> ListChangesResponse {
+fn changes_page(p: crate::files::feed::Page) -> ListChangesResponse {
     ListChangesResponse {
         changes: p
             .changes

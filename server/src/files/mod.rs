@@ -20,6 +20,7 @@
 
 pub mod archive;
 pub mod error;
+pub mod feed;
 mod folders;
 mod read;
 mod session;
@@ -37,7 +38,6 @@ pub use thumbs::Thumb;
 use crate::budget::{DownloadBudget, UploadBudget, UploadRoom};
 use crate::caller::Caller;
 use crate::cluster::Cluster;
-use crate::feed::Feed;
 use crate::meta::{
     ChunkHold, ChunkRef, ChunkSlot, HealthCounts, Meta, MetaError, NewSession, NewVersion,
     SessionRow, StreamRef, VersionRow,
@@ -50,6 +50,7 @@ use coffer_proto::chunking::{
 };
 use coffer_proto::paths;
 use coffer_proto::put::PutMode;
+use feed::Feed;
 use futures::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -11,8 +11,9 @@ pub struct UploadPlan {
     pub size: u64,
     pub chunks: Vec<ChunkRef>,
     pub hash: String,
-    /// The content's modification time (RFC 3339), if the client gives
-    /// one; see [`modified_time`].
+    /// The content's modification time as the client gave it, if it
+    /// did; checked (RFC 3339) with the rest of the plan, see
+    /// [`modified_time`].
     pub modified: Option<String>,
 }
 
@@ -76,6 +77,10 @@ impl Files {
     fn new_session(&self, caller: &Caller, plan: UploadPlan) -> Result<NewSession, FileError> {
         let path = paths::normalize(&plan.path)?;
         validate_plan(&plan)?;
+        let modified = match &plan.modified {
+            Some(t) => modified_time(t)?,
+            None => None,
+        };
         Ok(NewSession {
             owner: caller.owner,
             path,
@@ -84,7 +89,7 @@ impl Files {
             chunks: plan.chunks,
             ttl: self.cfg.session_ttl,
             max_open: self.cfg.max_open_sessions,
-            modified: plan.modified,
+            modified,
         })
     }
 

@@ -313,12 +313,14 @@ async fn batches_answer_each_file_on_its_own_with(opts: ServerOpts) {
         "f/x.bin",
         "b/3.bin",
         "b/taken.bin",
+        "b/late.bin",
     ];
-    let plans: Vec<Plan> = names
+    let mut plans: Vec<Plan> = names
         .iter()
         .enumerate()
         .map(|(i, n)| plan(n, &pattern(4096, i as u64)))
         .collect();
+    plans[6].request.modified_time = "yesterday".into();
     let started = c
         .start_uploads(StartUploadsRequest {
             files: plans.iter().map(|p| p.request.clone()).collect(),
@@ -331,13 +333,19 @@ async fn batches_answer_each_file_on_its_own_with(opts: ServerOpts) {
     let mut sessions = HashMap::new();
     for (name, r) in names.iter().zip(started) {
         match (r.result.unwrap(), *name) {
-            (Started::Session(s), "../escape" | "f/x.bin") => panic!("{name} opened: {s:?}"),
+            (Started::Session(s), "../escape" | "f/x.bin" | "b/late.bin") => {
+                panic!("{name} opened: {s:?}")
+            }
             (Started::Session(s), _) => {
                 assert_eq!(s.missing_chunks.len(), 1, "{name}");
                 sessions.insert(*name, s.upload_id);
             }
             (Started::Refused(r), "../escape") => {
                 assert_eq!(r.code, Code::InvalidArgument as i32, "{r:?}")
+            }
+            (Started::Refused(r), "b/late.bin") => {
+                assert_eq!(r.code, Code::InvalidArgument as i32, "{r:?}");
+                assert!(r.message.contains("RFC 3339"), "{r:?}");
             }
             (Started::Refused(r), "f/x.bin") => assert_eq!(r.reason, reason::NAME_TAKEN, "{r:?}"),
             (Started::Refused(r), _) => panic!("{name} refused: {r:?}"),

@@ -3,7 +3,7 @@
 //! owner (only: one user's uploads never make another's watches query)
 //! and polls for those made through other servers sharing the database.
 
-use crate::files::error::FileError;
+use super::error::FileError;
 use crate::meta::{ChangeRow, Meta, OwnerId};
 use futures::Stream;
 use std::collections::HashMap;
